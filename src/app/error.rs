@@ -1,0 +1,27 @@
+//! What can go wrong in an operation, in domain terms. `rpc::error` maps each to a code.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad credentials, no credentials, or a role that may not do this (code 2).
+    #[error("access denied")]
+    AccessDenied,
+    /// Unknown or expired session id (code 5).
+    #[error("session expired")]
+    SessionExpired,
+    /// The data given is invalid; the text says exactly what (code 101).
+    #[error("invalid data: {0}")]
+    InvalidData(String),
+    /// The webhook cannot be created for a reason other than its data (code 106).
+    #[error("webhook not created: {0}")]
+    NotCreated(String),
+    /// Nothing matched, or a bad status (code 100).
+    #[error("status not changed: {0}")]
+    StatusNotChanged(String),
+    /// No such webhook for this caller (code 103).
+    #[error("webhook does not exist")]
+    WebhookNotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,99 @@
+//! The webhook resource: list, create, change status, delete (CONTRACT.md §3).
+
+use serde_json::Value;
+
+use super::{App, AppError, Caller};
+use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
+use crate::store::StatusTarget;
+
+impl App {
+    pub async fn webhook_list(&self, caller: &Caller) -> Result<Vec<Webhook>, AppError> {
+        Ok(self.store.webhook_list(caller.scope()).await?)
+    }
+
+    /// `webhook.create(data)`: validates the seed's webhook object and stores it.
+    pub async fn webhook_create(&self, caller: &Caller, data: &Value) -> Result<WebhookId, AppError> {
+        let hook = NewWebhook::from_json(data, &self.catalog, self.settings.allow_private_targets)
+            .map_err(|e| AppError::InvalidData(e.to_string()))?;
+        let merchant = self.target_merchant(caller, hook.merchant_code.as_ref().map(|c| c.as_str())).await?;
+        let limit = self.settings.max_webhooks_per_merchant;
+        if self.store.webhook_count(merchant).await? >= limit {
+            return Err(AppError::NotCreated(format!(
+                "the merchant already has {limit} webhooks, the configured limit"
+            )));
+        }
+        Ok(self.store.webhook_create(merchant, &hook).await?)
+    }
+
+    /// The merchant a new webhook belongs to: the caller's own, or for an admin the one
+    /// named by `merchant_code` (or the only merchant there is).
+    async fn target_merchant(&self, caller: &Caller, code: Option<&str>) -> Result<MerchantId, AppError> {
+        if !caller.is_admin() {
+            let own = caller.merchant().ok_or(AppError::AccessDenied)?;
+            return match code {
+                Some(c) if Some(c) != caller.user.merchant_code.as_deref() => Err(AppError::InvalidData(
+                    "merchant_code: only an admin may create webhooks for another merchant".into(),
+                )),
+                _ => Ok(own),
+            };
+        }
+        self.resolve_merchant(code).await
+    }
+
+    /// For admin operations: the named merchant, or the only one when none is named.
+    pub async fn resolve_merchant(&self, code: Option<&str>) -> Result<MerchantId, AppError> {
+        if let Some(code) = code {
+            return self
+                .store
+                .merchant_by_code(code)
+                .await?
+                .ok_or_else(|| AppError::InvalidData(format!("merchant_code: no merchant '{code}'")));
+        }
+        let merchants = self.store.merchant_list().await?;
+        match merchants.as_slice() {
+            [(only, _)] => Ok(*only),
+            [] => Err(AppError::NotCreated("no merchant exists yet (create a merchant user first)".into())),
+            _ => Err(AppError::InvalidData("merchant_code is required when more than one merchant exists".into())),
+        }
+    }
+
+    /// `webhook.update_status`: `target` None means every webhook of the caller.
+    pub async fn webhook_update_status(
+        &self,
+        caller: &Caller,
+        target: Option<StatusTarget>,
+        active: bool,
+    ) -> Result<(), AppError> {
+        let matched = match &target {
+            Some(t) => self.store.webhook_set_active(caller.scope(), t, active).await?,
+            None => {
+                let mut n = 0;
+                for hook in self.store.webhook_list(caller.scope()).await? {
+                    n += self.store.webhook_set_active(caller.scope(), &StatusTarget::Id(hook.id), active).await?;
+                }
+                n
+            }
+        };
+        if matched == 0 {
+            let what = match target {
+                Some(StatusTarget::Id(id)) => format!("no webhook with id {id}"),
+                Some(StatusTarget::Topic(t)) => format!("no webhook subscribed to topic '{t}'"),
+                None => "there are no webhooks".to_string(),
+            };
+            return Err(AppError::StatusNotChanged(what));
+        }
+        Ok(())
+    }
+
+    pub async fn webhook_delete(&self, caller: &Caller, id: WebhookId) -> Result<(), AppError> {
+        if self.store.webhook_delete(caller.scope(), id).await? {
+            Ok(())
+        } else {
+            Err(AppError::WebhookNotFound)
+        }
+    }
+
+    pub fn topic_list(&self) -> Vec<String> {
+        self.catalog.iter().map(str::to_string).collect()
+    }
+}

@@ -1,0 +1,151 @@
+//! Layered, typed configuration: built-in defaults, then an optional TOML file, then
+//! `HOOKD_*` environment variables, then command-line flags (each layer wins over the one
+//! before). clap reads flags and environment together; the file fills what both left unset.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::builder::BoolishValueParser;
+use serde::Deserialize;
+
+use crate::app::AppSettings;
+use crate::domain::Catalog;
+
+/// Settings shared by every subcommand. Each is a flag, an environment variable and a key
+/// of the config file (same name, snake_case).
+#[derive(clap::Args, Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the API listens on [default: 127.0.0.1:8080; port 0 picks a free port]
+    #[arg(long, env = "HOOKD_LISTEN", global = true)]
+    pub listen: Option<String>,
+
+    /// Database: sqlite://PATH (embedded, the default: sqlite://hookd.db) or postgres://…
+    #[arg(long, env = "HOOKD_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    /// Topic catalog file, one resource:event a line [default: the built-in catalog]
+    #[arg(long, env = "HOOKD_TOPICS_FILE", global = true)]
+    pub topics_file: Option<PathBuf>,
+
+    /// Largest JSON-RPC request body accepted, in bytes [default: 1048576]
+    #[arg(long, env = "HOOKD_MAX_BODY_BYTES", global = true)]
+    pub max_body_bytes: Option<usize>,
+
+    /// Allow webhook URLs on loopback/private/link-local addresses (for local testing)
+    #[arg(long, env = "HOOKD_ALLOW_PRIVATE_TARGETS", global = true, num_args = 0..=1,
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub allow_private_targets: Option<bool>,
+
+    /// Most webhooks one merchant may register (error 106 beyond it) [default: 1000]
+    #[arg(long, env = "HOOKD_MAX_WEBHOOKS_PER_MERCHANT", global = true)]
+    pub max_webhooks_per_merchant: Option<i64>,
+}
+
+impl Settings {
+    /// Fills every unset field from `lower`.
+    fn or(self, lower: Settings) -> Settings {
+        Settings {
+            listen: self.listen.or(lower.listen),
+            database_url: self.database_url.or(lower.database_url),
+            topics_file: self.topics_file.or(lower.topics_file),
+            max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
+            allow_private_targets: self.allow_private_targets.or(lower.allow_private_targets),
+            max_webhooks_per_merchant: self.max_webhooks_per_merchant.or(lower.max_webhooks_per_merchant),
+        }
+    }
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: String,
+    pub database_url: String,
+    pub topics_file: Option<PathBuf>,
+    pub max_body_bytes: usize,
+    pub app: AppSettings,
+}
+
+impl Config {
+    /// Resolves flags+environment over the file (if any) over defaults, then validates.
+    pub fn resolve(flags_and_env: Settings, file: Option<&Path>) -> anyhow::Result<Self> {
+        let from_file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => Settings::default(),
+        };
+        let s = flags_and_env.or(from_file);
+        let defaults = AppSettings::default();
+        let config = Config {
+            listen: s.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
+            database_url: s.database_url.unwrap_or_else(|| "sqlite://hookd.db".into()),
+            topics_file: s.topics_file,
+            max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
+            app: AppSettings {
+                allow_private_targets: s.allow_private_targets.unwrap_or(defaults.allow_private_targets),
+                max_webhooks_per_merchant: s.max_webhooks_per_merchant.unwrap_or(defaults.max_webhooks_per_merchant),
+                ..defaults
+            },
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        anyhow::ensure!(self.app.max_webhooks_per_merchant >= 1, "max_webhooks_per_merchant must be at least 1");
+        Ok(())
+    }
+
+    /// Defaults only (for tests and embedding).
+    pub fn defaults() -> Self {
+        Self::resolve(Settings::default(), None).expect("defaults are valid")
+    }
+
+    /// The topic catalog: the configured file, or the one built into the binary.
+    pub fn load_catalog(&self) -> anyhow::Result<Catalog> {
+        match &self.topics_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading topic catalog {}", path.display()))?;
+                Catalog::parse(&text).with_context(|| format!("topic catalog {}", path.display()))
+            }
+            None => Ok(Catalog::default_catalog()),
+        }
+    }
+}
+
+/// Parses a duration such as `250ms`, `5s` or `30d` (humantime syntax).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("'{s}' is not a duration: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_env_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hookd.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\nmax_body_bytes = 4096\n").unwrap();
+        let higher = Settings { listen: Some("127.0.0.1:1".into()), ..Default::default() };
+        let c = Config::resolve(higher, Some(&file)).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:1");
+        assert_eq!(c.max_body_bytes, 4096);
+        assert_eq!(c.database_url, "sqlite://hookd.db");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hookd.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = Config::resolve(Settings::default(), Some(&file)).unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+}

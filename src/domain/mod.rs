@@ -1,0 +1,21 @@
+//! Validated domain types. Each type can only be built through a fallible constructor,
+//! so a value that exists past the API boundary is known to be valid ("parse, don't validate").
+
+pub mod flag;
+pub mod headers;
+pub mod ids;
+pub mod secret;
+pub mod target;
+pub mod topic;
+pub mod user;
+pub mod webhook;
+pub mod webhook_url;
+
+pub use flag::parse_flag;
+pub use headers::ExtraHeaders;
+pub use ids::{DeliveryId, EventId, MerchantId, UserId, WebhookId};
+pub use secret::SecretKey;
+pub use topic::{Catalog, Topic, TopicList, TopicPattern};
+pub use user::{ApiKey, MerchantCode, Role, UserName};
+pub use webhook::{NewWebhook, Webhook};
+pub use webhook_url::WebhookUrl;

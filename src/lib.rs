@@ -1,0 +1,16 @@
+//! hookd: a webhook delivery service with a JSON-RPC management API.
+//!
+//! The layers, outermost first: `cli` and `startup` wire things together, `rpc` speaks
+//! JSON-RPC and maps errors to codes, `app` holds the operations, `domain` holds validated
+//! types, `store` persists them (SQLite or PostgreSQL), `dispatch` delivers payloads.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod domain;
+pub mod rpc;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod time;

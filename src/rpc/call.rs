@@ -1,0 +1,93 @@
+//! The two top-level methods: `login(username, api_key)` and
+//! `call(session_id | null, "resource.method", args)`. A null session id means the
+//! caller authenticates with HTTP Basic instead.
+
+use serde_json::Value;
+
+use super::error::{from_app, Operation, RpcError};
+use super::methods;
+use super::params::Args;
+use crate::app::{App, Caller};
+
+/// Credentials that came with the HTTP request itself.
+#[derive(Default)]
+pub struct Credentials {
+    pub basic: Option<(String, String)>,
+}
+
+pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
+    match method {
+        "login" => login(app, params).await,
+        "call" => call(app, creds, params).await,
+        other => Err(RpcError::method_not_found(other)),
+    }
+}
+
+/// Reads `params` given by position or by name into a fixed list of slots.
+fn slots(params: Option<Value>, names: &[&str]) -> Result<Vec<Option<Value>>, RpcError> {
+    match params {
+        None => Ok(vec![None; names.len()]),
+        Some(Value::Array(items)) => {
+            if items.len() > names.len() {
+                return Err(RpcError::invalid_params(format!(
+                    "expected at most {} parameters ({}), got {}",
+                    names.len(),
+                    names.join(", "),
+                    items.len()
+                )));
+            }
+            let mut out: Vec<Option<Value>> = items.into_iter().map(Some).collect();
+            out.resize(names.len(), None);
+            Ok(out)
+        }
+        Some(Value::Object(mut obj)) => {
+            let out = names.iter().map(|n| obj.remove(*n)).collect();
+            match obj.keys().next() {
+                Some(unknown) => Err(RpcError::invalid_params(format!("unknown parameter '{unknown}'"))),
+                None => Ok(out),
+            }
+        }
+        Some(_) => Err(RpcError::invalid_params("params must be an array or an object")),
+    }
+}
+
+fn required_string(value: Option<Value>, name: &str) -> Result<String, RpcError> {
+    match value {
+        None | Some(Value::Null) => Err(RpcError::missing(name)),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(RpcError::invalid_params(format!("{name} must be a string"))),
+    }
+}
+
+async fn login(app: &App, params: Option<Value>) -> Result<Value, RpcError> {
+    let mut p = slots(params, &["username", "api_key"])?.into_iter();
+    let username = required_string(p.next().flatten(), "username")?;
+    let api_key = required_string(p.next().flatten(), "api_key")?;
+    let session = app.login(&username, &api_key).await.map_err(|e| from_app(e, Operation::Other))?;
+    Ok(Value::String(session))
+}
+
+async fn call(app: &App, creds: &Credentials, params: Option<Value>) -> Result<Value, RpcError> {
+    let mut p = slots(params, &["session_id", "path", "args"])?.into_iter();
+    let session = p.next().flatten();
+    let path = required_string(p.next().flatten(), "resource path")?;
+    let args = p.next().flatten();
+    let caller = authenticate(app, creds, session).await?;
+    let args = Args::new(&path, args);
+    methods::invoke(app, &caller, &path, args).await
+}
+
+async fn authenticate(app: &App, creds: &Credentials, session: Option<Value>) -> Result<Caller, RpcError> {
+    let result = match session {
+        Some(Value::String(id)) => app.caller_from_session(&id).await,
+        None | Some(Value::Null) => match &creds.basic {
+            Some((name, key)) => app.caller_from_basic(name, key).await,
+            None => {
+                return Err(RpcError::access_denied("Give a session id from login, or HTTP Basic credentials."));
+            }
+        },
+        Some(_) => return Err(RpcError::invalid_params("session_id must be a string or null")),
+    };
+    result.map_err(|e| from_app(e, Operation::Other))
+}
+

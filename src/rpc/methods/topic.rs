@@ -1,0 +1,12 @@
+//! `topic.list()`: the catalog of topics webhooks can subscribe to.
+
+use serde_json::Value;
+
+use crate::app::App;
+use crate::rpc::error::RpcError;
+use crate::rpc::params::Args;
+
+pub fn list(app: &App, args: Args) -> Result<Value, RpcError> {
+    args.at_most(0)?;
+    Ok(Value::from(app.topic_list()))
+}

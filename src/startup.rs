@@ -1,0 +1,114 @@
+//! Building and running a hookd server: `Application::build(config)` opens the store,
+//! applies migrations and binds the listener; `run_until_stopped` serves until SIGTERM or
+//! SIGINT, then drains in-flight requests and stops the background tasks.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::store;
+use crate::time::now_millis;
+
+pub struct Application {
+    listener: TcpListener,
+    app: App,
+    config: Config,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let catalog = config.load_catalog()?;
+        let store = store::connect(&config.database_url)
+            .await
+            .with_context(|| format!("opening database {}", config.database_url))?;
+        store.migrate().await.context("applying migrations")?;
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let app = App::new(store, catalog, config.app.clone());
+        Ok(Self { listener, app, config })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `stop` completes (tests pass their own trigger).
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let background = tokio::spawn(purge_sessions(self.app.clone(), stop_rx.clone()));
+        let router = crate::rpc::router(self.app.clone(), self.config.max_body_bytes);
+        tracing::info!(%addr, database = %redact(&self.config.database_url), "listening on {addr}");
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                stop.await;
+                tracing::info!("shutting down");
+            })
+            .await
+            .context("serving HTTP")?;
+        let _ = stop_tx.send(true);
+        let _ = background.await;
+        Ok(())
+    }
+}
+
+/// Drops expired sessions once an hour.
+async fn purge_sessions(app: App, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = app.store.session_purge_expired(now_millis()).await {
+            tracing::warn!(error = ?e, "purging expired sessions failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The database URL without a password, for logs.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,120 @@
+//! The embedded SQLite store (WAL, synchronous=FULL: a commit is on disk when it returns).
+//!
+//! One idea to know: all writes go through a single-connection pool, so hookd's own writers
+//! never contend for SQLite's write lock; reads use a separate pool and run concurrently.
+
+mod users;
+mod webhooks;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{Scope, StatusTarget, Store, StoreResult, UserRecord};
+use crate::domain::{MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId};
+use crate::time::Millis;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn merchant_ensure(&self, code: &MerchantCode) -> StoreResult<MerchantId> {
+        users::merchant_ensure(&self.writer, code).await
+    }
+
+    async fn merchant_by_code(&self, code: &str) -> StoreResult<Option<MerchantId>> {
+        users::merchant_by_code(&self.reader, code).await
+    }
+
+    async fn merchant_list(&self) -> StoreResult<Vec<(MerchantId, String)>> {
+        users::merchant_list(&self.reader).await
+    }
+
+    async fn user_create(
+        &self,
+        name: &UserName,
+        role: Role,
+        merchant: Option<MerchantId>,
+        key_hash: &str,
+    ) -> StoreResult<UserRecord> {
+        users::user_create(&self.writer, name, role, merchant, key_hash).await
+    }
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRecord>> {
+        users::user_by_name(&self.reader, name).await
+    }
+
+    async fn user_list(&self) -> StoreResult<Vec<UserRecord>> {
+        users::user_list(&self.reader).await
+    }
+
+    async fn user_remove(&self, name: &str) -> StoreResult<bool> {
+        users::user_remove(&self.writer, name).await
+    }
+
+    async fn session_create(&self, id_hash: &str, user: &UserRecord, expires_at: Millis) -> StoreResult<()> {
+        users::session_create(&self.writer, id_hash, user, expires_at).await
+    }
+
+    async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
+        users::session_user(&self.reader, id_hash, now).await
+    }
+
+    async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64> {
+        users::session_purge_expired(&self.writer, now).await
+    }
+
+    async fn webhook_create(&self, merchant: MerchantId, hook: &NewWebhook) -> StoreResult<WebhookId> {
+        webhooks::create(&self.writer, merchant, hook).await
+    }
+
+    async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64> {
+        webhooks::count(&self.reader, merchant).await
+    }
+
+    async fn webhook_list(&self, scope: Scope) -> StoreResult<Vec<Webhook>> {
+        webhooks::list(&self.reader, scope).await
+    }
+
+    async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
+        webhooks::get(&self.reader, scope, id).await
+    }
+
+    async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
+        webhooks::set_active(&self.writer, scope, target, active).await
+    }
+
+    async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool> {
+        webhooks::delete(&self.writer, scope, id).await
+    }
+}
