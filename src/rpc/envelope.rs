@@ -23,9 +23,19 @@ pub async fn handle_body(app: &App, creds: &Credentials, body: &[u8]) -> Option<
     if body.iter().all(u8::is_ascii_whitespace) {
         return Some(error_response(Value::Null, &RpcError::invalid_request("the request body is empty")));
     }
-    let parsed: Value = match serde_json::from_slice(body) {
+    let text = match std::str::from_utf8(body) {
+        Ok(t) => t,
+        Err(e) => {
+            let detail = format!("the body is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to());
+            return Some(error_response(Value::Null, &RpcError::parse_error(detail)));
+        }
+    };
+    let parsed: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => return Some(error_response(Value::Null, &RpcError::parse_error(parse_detail(&e)))),
+        Err(e) => {
+            let detail = format!("the body is not valid JSON ({e})");
+            return Some(error_response(Value::Null, &RpcError::parse_error(detail)));
+        }
     };
     match parsed {
         Value::Array(items) if items.is_empty() => {
@@ -45,15 +55,6 @@ pub async fn handle_body(app: &App, creds: &Credentials, body: &[u8]) -> Option<
             (!out.is_empty()).then_some(Value::Array(out))
         }
         single => handle_one(app, creds, single).await,
-    }
-}
-
-fn parse_detail(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    if text.contains("invalid unicode") || text.contains("UTF-8") {
-        format!("the body is not valid UTF-8 JSON ({text})")
-    } else {
-        format!("the body is not valid JSON ({text})")
     }
 }
 
