@@ -10,6 +10,7 @@ use clap::builder::BoolishValueParser;
 use serde::Deserialize;
 
 use crate::app::AppSettings;
+use crate::dispatch::DeliverySettings;
 use crate::domain::Catalog;
 
 /// Settings shared by every subcommand. Each is a flag, an environment variable and a key
@@ -41,6 +42,42 @@ pub struct Settings {
     /// Most webhooks one merchant may register (error 106 beyond it) [default: 1000]
     #[arg(long, env = "HOOKD_MAX_WEBHOOKS_PER_MERCHANT", global = true)]
     pub max_webhooks_per_merchant: Option<i64>,
+
+    /// Largest event message accepted by event.publish, in bytes [default: 262144]
+    #[arg(long, env = "HOOKD_MAX_MESSAGE_BYTES", global = true)]
+    pub max_message_bytes: Option<usize>,
+
+    /// Delays before each retry, e.g. "1m,2m,4m" or "100ms,250ms,1s" [default: 1m,2m,4m,8m,15m,30m,1h,2h,4h,8h,16h,24h,24h,24h]
+    #[arg(long, env = "HOOKD_RETRY_SCHEDULE", global = true)]
+    pub retry_schedule: Option<String>,
+
+    /// Time allowed to connect to a receiver [default: 3s]
+    #[arg(long, env = "HOOKD_CONNECT_TIMEOUT", global = true)]
+    pub connect_timeout: Option<String>,
+
+    /// Time allowed for a whole delivery attempt [default: 5s]
+    #[arg(long, env = "HOOKD_REQUEST_TIMEOUT", global = true)]
+    pub request_timeout: Option<String>,
+
+    /// Delivery attempts in flight at once, over all webhooks [default: 512]
+    #[arg(long, env = "HOOKD_MAX_IN_FLIGHT", global = true)]
+    pub max_in_flight: Option<usize>,
+
+    /// Delivery attempts in flight at once for one webhook [default: 16]
+    #[arg(long, env = "HOOKD_PER_WEBHOOK_CONCURRENCY", global = true)]
+    pub per_webhook_concurrency: Option<usize>,
+
+    /// How often the queue is scanned for work not announced in-process [default: 1s]
+    #[arg(long, env = "HOOKD_POLL_INTERVAL", global = true)]
+    pub poll_interval: Option<String>,
+
+    /// How long a claimed payload stays reserved for the node that claimed it [default: 60s]
+    #[arg(long, env = "HOOKD_LEASE", global = true)]
+    pub lease: Option<String>,
+
+    /// How long delivered, failed and canceled payloads are kept [default: 30days]
+    #[arg(long, env = "HOOKD_RETENTION", global = true)]
+    pub retention: Option<String>,
 }
 
 impl Settings {
@@ -53,6 +90,15 @@ impl Settings {
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             allow_private_targets: self.allow_private_targets.or(lower.allow_private_targets),
             max_webhooks_per_merchant: self.max_webhooks_per_merchant.or(lower.max_webhooks_per_merchant),
+            max_message_bytes: self.max_message_bytes.or(lower.max_message_bytes),
+            retry_schedule: self.retry_schedule.or(lower.retry_schedule),
+            connect_timeout: self.connect_timeout.or(lower.connect_timeout),
+            request_timeout: self.request_timeout.or(lower.request_timeout),
+            max_in_flight: self.max_in_flight.or(lower.max_in_flight),
+            per_webhook_concurrency: self.per_webhook_concurrency.or(lower.per_webhook_concurrency),
+            poll_interval: self.poll_interval.or(lower.poll_interval),
+            lease: self.lease.or(lower.lease),
+            retention: self.retention.or(lower.retention),
         }
     }
 }
@@ -80,6 +126,7 @@ impl Config {
         };
         let s = flags_and_env.or(from_file);
         let defaults = AppSettings::default();
+        let delivery = delivery_settings(&s, defaults.delivery.clone())?;
         let config = Config {
             listen: s.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             database_url: s.database_url.unwrap_or_else(|| "sqlite://hookd.db".into()),
@@ -88,6 +135,8 @@ impl Config {
             app: AppSettings {
                 allow_private_targets: s.allow_private_targets.unwrap_or(defaults.allow_private_targets),
                 max_webhooks_per_merchant: s.max_webhooks_per_merchant.unwrap_or(defaults.max_webhooks_per_merchant),
+                max_message_bytes: s.max_message_bytes.unwrap_or(defaults.max_message_bytes),
+                delivery,
                 ..defaults
             },
         };
@@ -98,6 +147,13 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
         anyhow::ensure!(self.app.max_webhooks_per_merchant >= 1, "max_webhooks_per_merchant must be at least 1");
+        let d = &self.app.delivery;
+        anyhow::ensure!(d.max_in_flight >= 1, "max_in_flight must be at least 1");
+        anyhow::ensure!(d.per_webhook >= 1, "per_webhook_concurrency must be at least 1");
+        anyhow::ensure!(
+            d.lease > d.client.request_timeout,
+            "lease must be longer than request_timeout, or an attempt could outlive its lease"
+        );
         Ok(())
     }
 
@@ -117,6 +173,26 @@ impl Config {
             None => Ok(Catalog::default_catalog()),
         }
     }
+}
+
+fn delivery_settings(s: &Settings, mut d: DeliverySettings) -> anyhow::Result<DeliverySettings> {
+    let duration = |name: &str, value: &Option<String>, default: Duration| -> anyhow::Result<Duration> {
+        match value {
+            Some(v) => parse_duration(v).map_err(|e| anyhow::anyhow!("{name}: {e}")),
+            None => Ok(default),
+        }
+    };
+    if let Some(schedule) = &s.retry_schedule {
+        d.schedule = schedule.parse().map_err(|e| anyhow::anyhow!("retry_schedule: {e}"))?;
+    }
+    d.client.connect_timeout = duration("connect_timeout", &s.connect_timeout, d.client.connect_timeout)?;
+    d.client.request_timeout = duration("request_timeout", &s.request_timeout, d.client.request_timeout)?;
+    d.poll_interval = duration("poll_interval", &s.poll_interval, d.poll_interval)?;
+    d.lease = duration("lease", &s.lease, d.lease)?;
+    d.retention = duration("retention", &s.retention, d.retention)?;
+    d.max_in_flight = s.max_in_flight.unwrap_or(d.max_in_flight);
+    d.per_webhook = s.per_webhook_concurrency.unwrap_or(d.per_webhook);
+    Ok(d)
 }
 
 /// Parses a duration such as `250ms`, `5s` or `30d` (humantime syntax).

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::dispatch;
 use crate::store;
 use crate::time::now_millis;
 
@@ -31,7 +32,7 @@ impl Application {
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        let app = App::new(store, catalog, config.app.clone());
+        let app = App::new(store, catalog, config.app.clone()).context("building the delivery client")?;
         Ok(Self { listener, app, config })
     }
 
@@ -52,7 +53,18 @@ impl Application {
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let background = tokio::spawn(purge_sessions(self.app.clone(), stop_rx.clone()));
+        if self.config.database_url.starts_with("sqlite:") {
+            // One server per SQLite file: leases left by a killed process are ours to drop.
+            let released = self.app.store.lease_release_all().await.context("releasing stale leases")?;
+            if released > 0 {
+                tracing::info!(released, "released leases left by the previous run");
+            }
+        }
+        let background = [
+            tokio::spawn(purge_sessions(self.app.clone(), stop_rx.clone())),
+            tokio::spawn(dispatch::retention::run(self.app.clone(), stop_rx.clone())),
+            tokio::spawn(dispatch::worker::run(self.app.clone(), node_name(), stop_rx.clone())),
+        ];
         let router = crate::rpc::router(self.app.clone(), self.config.max_body_bytes);
         tracing::info!(%addr, database = %redact(&self.config.database_url), "listening on {addr}");
         axum::serve(self.listener, router)
@@ -63,7 +75,9 @@ impl Application {
             .await
             .context("serving HTTP")?;
         let _ = stop_tx.send(true);
-        let _ = background.await;
+        for task in background {
+            let _ = task.await;
+        }
         Ok(())
     }
 }
@@ -79,6 +93,13 @@ async fn purge_sessions(app: App, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
     }
+}
+
+/// This process's name on the leases it takes: host, pid and a random suffix.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host = if host.is_empty() { "node".to_string() } else { host };
+    format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }
 
 /// The database URL without a password, for logs.

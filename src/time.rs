@@ -20,10 +20,22 @@ pub fn format_timestamp(ms: Millis) -> String {
         .unwrap_or_default()
 }
 
+/// RFC 3339 with milliseconds, for the delivery log: `2021-12-07T16:08:15.123+00:00`.
+pub fn format_timestamp_millis(ms: Millis) -> String {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+00:00"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn timestamps_look_like_the_platform_s() {
         assert_eq!(super::format_timestamp(1_638_893_295_123), "2021-12-07T16:08:15+00:00");
+        assert_eq!(super::format_timestamp_millis(1_638_893_295_123), "2021-12-07T16:08:15.123+00:00");
     }
 }

@@ -46,3 +46,55 @@ CREATE TABLE webhook_topics (
     PRIMARY KEY (merchant_id, pattern, webhook_id)
 ) WITHOUT ROWID;
 CREATE INDEX webhook_topics_webhook ON webhook_topics (webhook_id);
+
+-- Published events. The message itself lives in each payload's body.
+CREATE TABLE events (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    merchant_id     INTEGER NOT NULL REFERENCES merchants(id),
+    topic           TEXT NOT NULL,
+    idempotency_key TEXT,
+    payloads        INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX events_idempotency ON events (merchant_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE INDEX events_created ON events (created_at);
+
+-- One payload per (event, matching webhook): what webhook.deliveries lists. The body is
+-- rendered once, at publish, and every attempt sends exactly those bytes. No foreign key to
+-- webhooks: a deleted webhook's payloads stay, canceled, in the log.
+CREATE TABLE deliveries (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id       INTEGER NOT NULL,
+    merchant_id      INTEGER NOT NULL,
+    event_id         INTEGER,
+    increment_id     INTEGER NOT NULL,
+    topic            TEXT NOT NULL,
+    body             BLOB NOT NULL,
+    status           TEXT NOT NULL CHECK (status IN ('pending', 'retrying', 'success', 'failed', 'canceled')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    lease_owner      TEXT,
+    lease_until      INTEGER,
+    last_http_status INTEGER,
+    last_error       TEXT,
+    created_at       INTEGER NOT NULL,
+    finished_at      INTEGER
+);
+-- The work queue: only payloads still to be sent are in it.
+CREATE INDEX deliveries_queue ON deliveries (webhook_id, next_attempt_at)
+    WHERE status IN ('pending', 'retrying');
+CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, id);
+CREATE INDEX deliveries_finished ON deliveries (finished_at) WHERE finished_at IS NOT NULL;
+
+-- Every attempt, kept (never overwritten).
+CREATE TABLE delivery_attempts (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id     INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+    attempted_at    INTEGER NOT NULL,
+    http_status     INTEGER,
+    duration_ms     INTEGER NOT NULL,
+    response_prefix TEXT NOT NULL,
+    error           TEXT
+);
+CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, id);

@@ -22,6 +22,12 @@ pub enum AppError {
     /// No such webhook for this caller (code 103).
     #[error("webhook does not exist")]
     WebhookNotFound,
+    /// No such delivery for this caller (code 107).
+    #[error("delivery does not exist")]
+    DeliveryNotFound,
+    /// The delivery cannot be retried in its state (code 108).
+    #[error("delivery not retried: {0}")]
+    NotRetried(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

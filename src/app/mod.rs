@@ -1,9 +1,11 @@
 //! The operations behind the API, independent of JSON-RPC: who the caller is (`auth`),
-//! and what each method does (`webhooks`, …). The rpc layer unpacks parameters, calls one
-//! function here and maps the `AppError` it may return to a JSON-RPC error code.
+//! and what each method does (`webhooks`, `events`, `deliveries`). The rpc layer unpacks
+//! parameters, calls one function here and maps the `AppError` it may return to a code.
 
 pub mod auth;
+pub mod deliveries;
 mod error;
+pub mod events;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -11,6 +13,9 @@ use std::sync::Arc;
 pub use auth::Caller;
 pub use error::AppError;
 
+use crate::dispatch::client::{ClientBuildError, DeliveryClient};
+use crate::dispatch::wake::Wake;
+use crate::dispatch::DeliverySettings;
 use crate::domain::Catalog;
 use crate::store::Store;
 
@@ -20,6 +25,9 @@ pub struct AppSettings {
     pub allow_private_targets: bool,
     pub max_webhooks_per_merchant: i64,
     pub session_ttl: std::time::Duration,
+    /// Largest `message` `event.publish` accepts, serialized.
+    pub max_message_bytes: usize,
+    pub delivery: DeliverySettings,
 }
 
 impl Default for AppSettings {
@@ -28,6 +36,8 @@ impl Default for AppSettings {
             allow_private_targets: false,
             max_webhooks_per_merchant: 1000,
             session_ttl: std::time::Duration::from_secs(24 * 3600),
+            max_message_bytes: 256 * 1024,
+            delivery: DeliverySettings::default(),
         }
     }
 }
@@ -38,11 +48,24 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub catalog: Catalog,
     pub settings: Arc<AppSettings>,
+    /// Sends delivery attempts (shared by the dispatcher and `webhook.test`).
+    pub client: Arc<DeliveryClient>,
+    /// Tells the dispatcher about new payloads.
+    pub wake: Arc<Wake>,
     auth_cache: Arc<auth::VerifiedKeys>,
 }
 
 impl App {
-    pub fn new(store: Arc<dyn Store>, catalog: Catalog, settings: AppSettings) -> Self {
-        Self { store, catalog, settings: Arc::new(settings), auth_cache: Default::default() }
+    pub fn new(store: Arc<dyn Store>, catalog: Catalog, settings: AppSettings) -> Result<Self, ClientBuildError> {
+        let mut client_config = settings.delivery.client.clone();
+        client_config.allow_private_targets = settings.allow_private_targets;
+        Ok(Self {
+            store,
+            catalog,
+            client: Arc::new(DeliveryClient::new(client_config)?),
+            settings: Arc::new(settings),
+            wake: Default::default(),
+            auth_cache: Default::default(),
+        })
     }
 }

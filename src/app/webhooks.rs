@@ -37,22 +37,21 @@ impl App {
                 _ => Ok(own),
             };
         }
-        self.resolve_merchant(code).await
+        Ok(self.resolve_merchant(code).await?.0)
     }
 
     /// For admin operations: the named merchant, or the only one when none is named.
-    pub async fn resolve_merchant(&self, code: Option<&str>) -> Result<MerchantId, AppError> {
+    pub async fn resolve_merchant(&self, code: Option<&str>) -> Result<(MerchantId, String), AppError> {
         if let Some(code) = code {
-            return self
-                .store
-                .merchant_by_code(code)
-                .await?
-                .ok_or_else(|| AppError::InvalidData(format!("merchant_code: no merchant '{code}'")));
+            return match self.store.merchant_by_code(code).await? {
+                Some(id) => Ok((id, code.to_string())),
+                None => Err(AppError::InvalidData(format!("merchant_code: no merchant '{code}'"))),
+            };
         }
         let merchants = self.store.merchant_list().await?;
         match merchants.as_slice() {
-            [(only, _)] => Ok(*only),
-            [] => Err(AppError::NotCreated("no merchant exists yet (create a merchant user first)".into())),
+            [(only, code)] => Ok((*only, code.clone())),
+            [] => Err(AppError::InvalidData("no merchant exists yet (create a merchant user first)".into())),
             _ => Err(AppError::InvalidData("merchant_code is required when more than one merchant exists".into())),
         }
     }
@@ -74,6 +73,9 @@ impl App {
                 n
             }
         };
+        if active && matched > 0 {
+            self.wake.rescan();
+        }
         if matched == 0 {
             let what = match target {
                 Some(StatusTarget::Id(id)) => format!("no webhook with id {id}"),

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::app::events::PublishOptions;
+use crate::app::App;
 use crate::config::{Config, Settings};
 use crate::startup::Application;
 use crate::store::{self, Store};
@@ -36,6 +38,22 @@ pub enum Command {
     /// Manage API users (merchant users and admins)
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Publish an event from a script: hookd publish order:created '{"id":1}'
+    ///
+    /// Writes straight to the database; a running server picks the payloads up within its
+    /// poll interval.
+    Publish {
+        /// A catalog topic, e.g. order:created
+        topic: String,
+        /// The message, a JSON object
+        message: String,
+        /// The merchant (required when more than one exists)
+        #[arg(long)]
+        merchant: Option<String>,
+        /// A repeat with the same key within 24 h returns the first answer and makes nothing
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
 }
 
 impl Cli {
@@ -54,6 +72,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user::run(cmd, open_store(&config).await?).await,
+        Command::Publish { topic, message, merchant, idempotency_key } => {
+            let message: serde_json::Value =
+                serde_json::from_str(&message).context("the message is not valid JSON")?;
+            let app = App::new(open_store(&config).await?, config.load_catalog()?, config.app.clone())?;
+            let options = PublishOptions { merchant_code: merchant, idempotency_key };
+            let published = app.publish(&topic, &message, &options).await.context("publishing the event")?;
+            println!("{}", serde_json::json!({"event_id": published.event_id.0, "payloads": published.payloads}));
+            Ok(())
+        }
     }
 }
 

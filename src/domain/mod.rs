@@ -4,6 +4,7 @@
 pub mod flag;
 pub mod headers;
 pub mod ids;
+pub mod payload;
 pub mod secret;
 pub mod target;
 pub mod topic;
@@ -13,6 +14,7 @@ pub mod webhook_url;
 
 pub use flag::parse_flag;
 pub use headers::ExtraHeaders;
+pub use payload::{BodyTemplate, DeliveryStatus};
 pub use ids::{DeliveryId, EventId, MerchantId, UserId, WebhookId};
 pub use secret::SecretKey;
 pub use topic::{Catalog, Topic, TopicList, TopicPattern};

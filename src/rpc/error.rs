@@ -24,6 +24,10 @@ pub mod app_code {
     pub const WEBHOOK_NOT_FOUND: i64 = 103;
     pub const DELETE_FAILED: i64 = 104;
     pub const NOT_CREATED: i64 = 106;
+    /// Extension: `delivery.info` / `delivery.retry` of an unknown delivery.
+    pub const DELIVERY_NOT_FOUND: i64 = 107;
+    /// Extension: `delivery.retry` of a delivery that has not failed.
+    pub const NOT_RETRIED: i64 = 108;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +116,8 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
             RpcError::app(STATUS_NOT_CHANGED, with_detail("Error changing status for specified webhook.", &d))
         }
         AppError::WebhookNotFound => RpcError::app(WEBHOOK_NOT_FOUND, "Webhook not exists."),
+        AppError::DeliveryNotFound => RpcError::app(DELIVERY_NOT_FOUND, "Delivery not exists."),
+        AppError::NotRetried(d) => RpcError::app(NOT_RETRIED, with_detail("Delivery not retried.", &d)),
         AppError::Store(e) => {
             tracing::error!(error = ?e, "store failure");
             match op {

@@ -8,10 +8,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::{MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId};
+use crate::domain::{BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId};
 use crate::time::Millis;
 
-pub use records::{Scope, StatusTarget, UserRecord};
+pub use records::{
+    AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest,
+    Published, Requeue, Scope, StatusTarget, UserRecord,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -68,6 +71,46 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64>;
     /// Deletes the webhook and cancels its queued deliveries; false when it did not exist.
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool>;
+
+    // --- events and deliveries ---
+    /// Stores the event and one payload per matching active webhook, each taking that
+    /// webhook's next increment id, in one transaction; returns after the commit is durable.
+    async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published>;
+    /// Makes one payload for one webhook (webhook.test) and claims it for `owner` at once.
+    /// None when the webhook does not exist in the scope.
+    async fn delivery_create_claimed(
+        &self,
+        scope: Scope,
+        webhook: WebhookId,
+        topic: &str,
+        body: &BodyTemplate,
+        owner: &str,
+        lease_until: Millis,
+    ) -> StoreResult<Option<ClaimedDelivery>>;
+    /// Active webhooks with unleased payloads to send, each with its earliest due time.
+    async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>>;
+    /// Leases up to `limit` due payloads of one active webhook to `owner`, oldest first.
+    async fn delivery_claim(
+        &self,
+        webhook: WebhookId,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Logs the attempts and moves each payload to its new state, in one transaction.
+    /// A payload whose lease `owner` lost, or that was canceled meanwhile, keeps its state.
+    async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()>;
+    /// Drops every lease (single-node start-up: no other process can hold one).
+    async fn lease_release_all(&self) -> StoreResult<u64>;
+    async fn delivery_list(&self, scope: Scope, webhook: WebhookId, filter: &DeliveryFilter)
+        -> StoreResult<Vec<DeliveryRecord>>;
+    async fn delivery_get(&self, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>>;
+    /// Puts a failed payload back in the queue, due at `now`.
+    async fn delivery_requeue(&self, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue>;
+    /// Deletes finished (success, failed, canceled) payloads finished before `before`, and
+    /// events older than it; returns how many payloads went.
+    async fn purge_finished(&self, before: Millis) -> StoreResult<u64>;
 }
 
 /// Opens the store a database URL names (`sqlite://path` or `postgres://…`).

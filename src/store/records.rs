@@ -39,3 +39,94 @@ pub enum StatusTarget {
     /// Every webhook whose topic list contains this exact entry.
     Topic(String),
 }
+
+/// What `event.publish` asks the store to do, in one transaction.
+pub struct PublishRequest<'a> {
+    pub merchant: crate::domain::MerchantId,
+    pub topic: &'a crate::domain::Topic,
+    pub body: &'a crate::domain::BodyTemplate,
+    pub idempotency_key: Option<&'a str>,
+    pub now: Millis,
+}
+
+/// The answer to a publish. `replayed` is true when an earlier publish with the same
+/// idempotency key is being returned (and nothing new was made).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub event_id: crate::domain::EventId,
+    pub payloads: i64,
+    pub webhooks: Vec<WebhookId>,
+    pub replayed: bool,
+}
+
+/// A payload claimed for one attempt (the caller holds its lease).
+#[derive(Clone, Debug)]
+pub struct ClaimedDelivery {
+    pub id: crate::domain::DeliveryId,
+    pub webhook_id: WebhookId,
+    pub increment_id: i64,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    pub body: Vec<u8>,
+}
+
+/// One attempt as logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptLog {
+    pub attempted_at: Millis,
+    pub http_status: Option<i64>,
+    pub duration_ms: i64,
+    pub response_prefix: String,
+    pub error: Option<String>,
+}
+
+/// The outcome of an attempt to write back: the attempt row and the payload's new state.
+#[derive(Clone, Debug)]
+pub struct DeliveryUpdate {
+    pub delivery_id: crate::domain::DeliveryId,
+    pub lease_owner: String,
+    pub attempt: AttemptLog,
+    pub status: crate::domain::DeliveryStatus,
+    pub next_attempt_at: Millis,
+}
+
+/// A payload as `webhook.deliveries` lists it.
+#[derive(Clone, Debug)]
+pub struct DeliveryRecord {
+    pub id: crate::domain::DeliveryId,
+    pub webhook_id: WebhookId,
+    pub event_id: Option<i64>,
+    pub increment_id: i64,
+    pub topic: String,
+    pub status: crate::domain::DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    pub last_http_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: Millis,
+}
+
+/// `delivery.info`: the record, the body as sent, and every attempt, oldest first.
+#[derive(Clone, Debug)]
+pub struct DeliveryDetail {
+    pub record: DeliveryRecord,
+    pub body: Vec<u8>,
+    pub attempts: Vec<AttemptLog>,
+}
+
+/// Which payloads `webhook.deliveries` returns, newest first.
+#[derive(Clone, Debug)]
+pub struct DeliveryFilter {
+    pub status: Option<crate::domain::DeliveryStatus>,
+    /// Only payloads with a smaller id (paging backwards).
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+/// What `delivery.retry` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requeue {
+    Requeued(WebhookId),
+    NotFound,
+    NotFailed(crate::domain::DeliveryStatus),
+}

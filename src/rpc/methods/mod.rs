@@ -2,6 +2,8 @@
 //! `App` operation and converts the result; unknown resources answer 3, unknown methods of
 //! a known resource answer 4.
 
+mod delivery;
+mod event;
 mod topic;
 mod webhook;
 
@@ -11,7 +13,7 @@ use super::error::{app_code, RpcError};
 use super::params::Args;
 use crate::app::{App, Caller};
 
-const RESOURCES: &[&str] = &["webhook", "topic"];
+const RESOURCES: &[&str] = &["webhook", "topic", "event", "delivery"];
 
 pub async fn invoke(app: &App, caller: &Caller, path: &str, args: Args) -> Result<Value, RpcError> {
     let (resource, method) = path.split_once('.').unwrap_or((path, ""));
@@ -20,6 +22,11 @@ pub async fn invoke(app: &App, caller: &Caller, path: &str, args: Args) -> Resul
         ("webhook", "create") => webhook::create(app, caller, args).await,
         ("webhook", "update_status") => webhook::update_status(app, caller, args).await,
         ("webhook", "delete") => webhook::delete(app, caller, args).await,
+        ("webhook", "deliveries") => delivery::deliveries(app, caller, args).await,
+        ("webhook", "test") => delivery::test(app, caller, args).await,
+        ("delivery", "info") => delivery::info(app, caller, args).await,
+        ("delivery", "retry") => delivery::retry(app, caller, args).await,
+        ("event", "publish") => event::publish(app, caller, args).await,
         ("topic", "list") => topic::list(app, args),
         (r, _) if RESOURCES.contains(&r) => Err(RpcError::app(
             app_code::NOT_CALLABLE,

@@ -3,6 +3,7 @@
 //! One idea to know: all writes go through a single-connection pool, so hookd's own writers
 //! never contend for SQLite's write lock; reads use a separate pool and run concurrently.
 
+mod deliveries;
 mod users;
 mod webhooks;
 
@@ -12,8 +13,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{Scope, StatusTarget, Store, StoreResult, UserRecord};
-use crate::domain::{MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId};
+use super::{
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest, Published, Requeue,
+    Scope, StatusTarget, Store, StoreResult, UserRecord,
+};
+use crate::domain::{BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId};
 use crate::time::Millis;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -116,5 +120,65 @@ impl Store for SqliteStore {
 
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool> {
         webhooks::delete(&self.writer, scope, id).await
+    }
+
+    async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {
+        deliveries::publish(&self.writer, req).await
+    }
+
+    async fn delivery_create_claimed(
+        &self,
+        scope: Scope,
+        webhook: WebhookId,
+        topic: &str,
+        body: &BodyTemplate,
+        owner: &str,
+        lease_until: Millis,
+    ) -> StoreResult<Option<ClaimedDelivery>> {
+        deliveries::create_claimed(&self.writer, scope, webhook, topic, body, owner, lease_until).await
+    }
+
+    async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
+        deliveries::queue_scan(&self.reader, now).await
+    }
+
+    async fn delivery_claim(
+        &self,
+        webhook: WebhookId,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        deliveries::claim(&self.writer, webhook, owner, now, lease_until, limit).await
+    }
+
+    async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()> {
+        deliveries::record(&self.writer, updates).await
+    }
+
+    async fn lease_release_all(&self) -> StoreResult<u64> {
+        deliveries::release_all(&self.writer).await
+    }
+
+    async fn delivery_list(
+        &self,
+        scope: Scope,
+        webhook: WebhookId,
+        filter: &DeliveryFilter,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        deliveries::list(&self.reader, scope, webhook, filter).await
+    }
+
+    async fn delivery_get(&self, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {
+        deliveries::get(&self.reader, scope, id).await
+    }
+
+    async fn delivery_requeue(&self, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue> {
+        deliveries::requeue(&self.writer, scope, id, now).await
+    }
+
+    async fn purge_finished(&self, before: Millis) -> StoreResult<u64> {
+        deliveries::purge(&self.writer, before).await
     }
 }

@@ -95,10 +95,23 @@ pub async fn set_active(pool: &SqlitePool, scope: Scope, target: &StatusTarget, 
 }
 
 pub async fn delete(pool: &SqlitePool, scope: Scope, id: WebhookId) -> StoreResult<bool> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let done = sqlx::query("DELETE FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)")
         .bind(id.0)
         .bind(scope.merchant_filter())
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
-    Ok(done.rows_affected() > 0)
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE deliveries SET status = 'canceled', finished_at = ?, lease_owner = NULL, lease_until = NULL \
+         WHERE webhook_id = ? AND status IN ('pending', 'retrying')",
+    )
+    .bind(now_millis())
+    .bind(id.0)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
 }

@@ -1,0 +1,84 @@
+//! The delivery log and its controls: `webhook.deliveries`, `delivery.info`,
+//! `delivery.retry`, and `webhook.test` (a `test:ping` payload sent at once).
+
+use serde_json::Map;
+
+use super::{App, AppError, Caller};
+use crate::dispatch::client::AttemptOutcome;
+use crate::dispatch::deliver::{attempt, Target};
+use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, WebhookId};
+use crate::store::{DeliveryDetail, DeliveryFilter, DeliveryRecord, Requeue};
+use crate::time::now_millis;
+
+pub const TEST_TOPIC: &str = "test:ping";
+
+/// What `webhook.test` reports: the payload made and its first attempt.
+pub struct TestResult {
+    pub delivery_id: DeliveryId,
+    pub increment_id: i64,
+    pub status: DeliveryStatus,
+    pub outcome: AttemptOutcome,
+}
+
+impl App {
+    pub async fn deliveries(
+        &self,
+        caller: &Caller,
+        webhook: WebhookId,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryRecord>, AppError> {
+        if self.store.webhook_get(caller.scope(), webhook).await?.is_none() {
+            return Err(AppError::WebhookNotFound);
+        }
+        Ok(self.store.delivery_list(caller.scope(), webhook, filter).await?)
+    }
+
+    pub async fn delivery_info(&self, caller: &Caller, id: DeliveryId) -> Result<DeliveryDetail, AppError> {
+        self.store.delivery_get(caller.scope(), id).await?.ok_or(AppError::DeliveryNotFound)
+    }
+
+    pub async fn delivery_retry(&self, caller: &Caller, id: DeliveryId) -> Result<(), AppError> {
+        match self.store.delivery_requeue(caller.scope(), id, now_millis()).await? {
+            Requeue::Requeued(webhook) => {
+                self.wake.webhooks([webhook]);
+                Ok(())
+            }
+            Requeue::NotFound => Err(AppError::DeliveryNotFound),
+            Requeue::NotFailed(status) => Err(AppError::NotRetried(format!(
+                "only a failed delivery can be retried; this one is {}",
+                status.as_str()
+            ))),
+        }
+    }
+
+    /// Makes a `test:ping` payload (it takes the next increment id) and sends it now; a
+    /// failed first attempt is retried on the schedule like any other.
+    pub async fn webhook_test(&self, caller: &Caller, webhook: WebhookId) -> Result<TestResult, AppError> {
+        let hook = self.store.webhook_get(caller.scope(), webhook).await?.ok_or(AppError::WebhookNotFound)?;
+        let code = self
+            .store
+            .merchant_list()
+            .await?
+            .into_iter()
+            .find(|(id, _)| *id == hook.merchant_id)
+            .map(|(_, code)| code)
+            .unwrap_or_default();
+        let now = now_millis();
+        let body = BodyTemplate::new(TEST_TOPIC, &code, &Map::new(), now);
+        let owner = format!("test-{}", caller.user.name);
+        let lease_until = now + self.settings.delivery.lease.as_millis() as i64;
+        let claimed = self
+            .store
+            .delivery_create_claimed(caller.scope(), webhook, TEST_TOPIC, &body, &owner, lease_until)
+            .await?
+            .ok_or(AppError::WebhookNotFound)?;
+        let (delivery_id, increment_id) = (claimed.id, claimed.increment_id);
+        let (update, outcome) =
+            attempt(&self.client, &self.settings.delivery.schedule, &Target::of(&hook), claimed, &owner).await;
+        self.store.delivery_record(std::slice::from_ref(&update)).await?;
+        if update.status == DeliveryStatus::Retrying {
+            self.wake.rescan();
+        }
+        Ok(TestResult { delivery_id, increment_id, status: update.status, outcome })
+    }
+}

@@ -1,0 +1,56 @@
+//! `event.publish`: validate, then store the event and its payloads in one durable
+//! transaction, then wake the dispatcher for the webhooks that got payloads.
+
+use serde_json::Value;
+
+use super::{App, AppError};
+use crate::domain::{BodyTemplate, Topic};
+use crate::store::{PublishRequest, Published};
+use crate::time::now_millis;
+
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+#[derive(Clone, Debug, Default)]
+pub struct PublishOptions {
+    pub merchant_code: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+impl App {
+    /// Publishes an event. Only admins may (the rpc layer checks; the CLI is trusted).
+    pub async fn publish(&self, topic: &str, message: &Value, options: &PublishOptions) -> Result<Published, AppError> {
+        let topic = Topic::parse(topic, &self.catalog).map_err(|e| AppError::InvalidData(format!("topic: {e}")))?;
+        let Value::Object(fields) = message else {
+            return Err(AppError::InvalidData("message must be a JSON object".into()));
+        };
+        let size = message.to_string().len();
+        if size > self.settings.max_message_bytes {
+            return Err(AppError::InvalidData(format!(
+                "message is {size} bytes, more than the limit of {}",
+                self.settings.max_message_bytes
+            )));
+        }
+        if let Some(key) = &options.idempotency_key {
+            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+                return Err(AppError::InvalidData(format!(
+                    "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters"
+                )));
+            }
+        }
+        let (merchant, code) = self.resolve_merchant(options.merchant_code.as_deref()).await?;
+        let now = now_millis();
+        let body = BodyTemplate::new(topic.as_str(), &code, fields, now);
+        let published = self
+            .store
+            .event_publish(&PublishRequest {
+                merchant,
+                topic: &topic,
+                body: &body,
+                idempotency_key: options.idempotency_key.as_deref(),
+                now,
+            })
+            .await?;
+        self.wake.webhooks(published.webhooks.iter().copied());
+        Ok(published)
+    }
+}

@@ -1,0 +1,103 @@
+//! One delivery attempt of a claimed payload, and what it means for the payload: success,
+//! a retry at the next step of the schedule, or `failed` when the schedule is used up.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::client::{AttemptOutcome, AttemptRequest, DeliveryClient};
+use super::retry::RetrySchedule;
+use crate::domain::{DeliveryStatus, ExtraHeaders, Webhook};
+use crate::store::{AttemptLog, ClaimedDelivery, DeliveryUpdate};
+use crate::time::{now_millis, Millis};
+
+/// Where and how a webhook's payloads are sent.
+pub struct Target {
+    pub url: String,
+    pub secret: Vec<u8>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Target {
+    pub fn of(hook: &Webhook) -> Arc<Self> {
+        // Stored headers were validated when the webhook was created.
+        let headers = ExtraHeaders::parse(&hook.extra_headers).map(|h| h.pairs().to_vec()).unwrap_or_default();
+        Arc::new(Self { url: hook.url.clone(), secret: hook.secret_key.as_bytes().to_vec(), headers })
+    }
+}
+
+/// The `webhook-id` header: stable across the attempts of one payload.
+pub fn message_id(claimed: &ClaimedDelivery) -> String {
+    format!("msg_{}", claimed.id.0)
+}
+
+/// Sends the payload once and decides its next state.
+pub async fn attempt(
+    client: &DeliveryClient,
+    schedule: &RetrySchedule,
+    target: &Target,
+    claimed: ClaimedDelivery,
+    owner: &str,
+) -> (DeliveryUpdate, AttemptOutcome) {
+    let started_at = now_millis();
+    let msg_id = message_id(&claimed);
+    let outcome = client
+        .attempt(&AttemptRequest {
+            url: &target.url,
+            body: Bytes::from(claimed.body),
+            secret: &target.secret,
+            msg_id: &msg_id,
+            extra_headers: &target.headers,
+        })
+        .await;
+    let (status, next_attempt_at) = next_state(schedule, &outcome, claimed.attempts + 1, now_millis());
+    let update = DeliveryUpdate {
+        delivery_id: claimed.id,
+        lease_owner: owner.to_string(),
+        attempt: AttemptLog {
+            attempted_at: started_at,
+            http_status: outcome.http_status.map(i64::from),
+            duration_ms: outcome.duration.as_millis() as i64,
+            response_prefix: outcome.response_prefix.clone(),
+            error: outcome.error.clone(),
+        },
+        status,
+        next_attempt_at,
+    };
+    (update, outcome)
+}
+
+fn next_state(schedule: &RetrySchedule, outcome: &AttemptOutcome, attempts_made: i64, now: Millis) -> (DeliveryStatus, Millis) {
+    if outcome.success {
+        return (DeliveryStatus::Success, now);
+    }
+    match schedule.delay_after(attempts_made as u32) {
+        Some(delay) => (DeliveryStatus::Retrying, now + delay.as_millis() as i64),
+        None => (DeliveryStatus::Failed, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn outcome(success: bool) -> AttemptOutcome {
+        AttemptOutcome {
+            success,
+            http_status: Some(if success { 200 } else { 500 }),
+            duration: Duration::ZERO,
+            response_prefix: String::new(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn failures_follow_the_schedule_then_fail() {
+        let s = RetrySchedule::standard();
+        assert_eq!(next_state(&s, &outcome(false), 1, 0), (DeliveryStatus::Retrying, 60_000));
+        assert_eq!(next_state(&s, &outcome(false), 14, 0), (DeliveryStatus::Retrying, 24 * 3600 * 1000));
+        assert_eq!(next_state(&s, &outcome(false), 15, 5), (DeliveryStatus::Failed, 5));
+        assert_eq!(next_state(&s, &outcome(true), 3, 7), (DeliveryStatus::Success, 7));
+    }
+}

@@ -1,0 +1,243 @@
+//! The dispatcher: claims due payloads and runs their attempts.
+//!
+//! The one idea to know: delivery is at-least-once by leases. A payload is claimed by
+//! writing this node's name and a lease expiry onto it; the attempt's outcome clears the
+//! lease in the same write that logs the attempt. If the process dies in between, the lease
+//! expires (or, on SQLite, is dropped at the next start) and the payload is sent again.
+//!
+//! Work is organised in lanes, one per webhook with payloads due, each with at most
+//! `per_webhook` attempts in flight (and `max_in_flight` over all lanes), so a receiver that
+//! hangs only holds its own lane. New payloads of this process wake the loop at once; a
+//! queue scan every `poll_interval` finds the rest (retries come due, other processes'
+//! payloads, expired leases). Outcomes are written back by a recorder task in batches.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::deliver::{attempt, Target};
+use crate::app::App;
+use crate::domain::WebhookId;
+use crate::store::{DeliveryUpdate, Scope};
+use crate::time::{now_millis, Millis};
+
+/// Most outcomes written back in one transaction.
+const RECORD_BATCH: usize = 512;
+
+#[derive(Default)]
+struct Lane {
+    in_flight: usize,
+    /// When this lane next has a payload due; None when it has none we know of.
+    next_due: Option<Millis>,
+    target: Option<Arc<Target>>,
+}
+
+impl Lane {
+    fn due(&mut self, at: Millis) {
+        self.next_due = Some(self.next_due.map_or(at, |d| d.min(at)));
+    }
+}
+
+/// An outcome written back: the lane gets its slot back, and learns when to look again.
+struct Done {
+    webhook: WebhookId,
+    retry_at: Option<Millis>,
+}
+
+struct Dispatcher {
+    app: App,
+    owner: String,
+    lanes: HashMap<WebhookId, Lane>,
+    in_flight: usize,
+    record_tx: mpsc::UnboundedSender<(WebhookId, DeliveryUpdate)>,
+}
+
+/// Runs until `stop` turns true, then lets attempts in flight finish (bounded by the
+/// request timeout) and writes their outcomes.
+pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
+    let (record_tx, record_rx) = mpsc::unbounded_channel();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(recorder(app.clone(), record_rx, done_tx));
+    let settings = app.settings.delivery.clone();
+    let mut d = Dispatcher { app: app.clone(), owner, lanes: HashMap::new(), in_flight: 0, record_tx };
+    let mut next_scan = Instant::now();
+    loop {
+        let (woken, rescan) = app.wake.take();
+        let now = now_millis();
+        for id in woken {
+            d.lanes.entry(id).or_default().due(now);
+        }
+        if rescan || Instant::now() >= next_scan {
+            d.scan().await;
+            next_scan = Instant::now() + settings.poll_interval;
+        }
+        d.claim_due().await;
+        let wake_at = d.next_timer().map_or(next_scan, |t| t.min(next_scan));
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = app.wake.notified() => {}
+            Some(done) = done_rx.recv() => {
+                d.finish(done);
+                while let Ok(done) = done_rx.try_recv() {
+                    d.finish(done);
+                }
+            }
+            _ = tokio::time::sleep_until(wake_at) => {}
+        }
+    }
+    // Let attempts in flight finish and be recorded; their leases protect them otherwise.
+    let Dispatcher { mut in_flight, record_tx, .. } = d;
+    drop(record_tx);
+    let grace = Instant::now() + settings.client.request_timeout + Duration::from_secs(2);
+    while in_flight > 0 {
+        match tokio::time::timeout_at(grace, done_rx.recv()).await {
+            Ok(Some(_)) => in_flight -= 1,
+            _ => break,
+        }
+    }
+    let _ = tokio::time::timeout_at(grace, recorder).await;
+}
+
+impl Dispatcher {
+    async fn scan(&mut self) {
+        match self.app.store.queue_scan(now_millis()).await {
+            Ok(found) => {
+                for (webhook, due) in found {
+                    self.lanes.entry(webhook).or_default().due(due);
+                }
+            }
+            Err(e) => tracing::warn!(error = ?e, "scanning the delivery queue failed"),
+        }
+    }
+
+    /// Claims payloads for every lane that is due and has room.
+    async fn claim_due(&mut self) {
+        let s = &self.app.settings.delivery;
+        let (per_webhook, max_in_flight) = (s.per_webhook, s.max_in_flight);
+        let lease = s.lease.as_millis() as i64;
+        let now = now_millis();
+        let mut due: Vec<(Millis, WebhookId)> = self
+            .lanes
+            .iter()
+            .filter(|(_, l)| l.in_flight < per_webhook && l.next_due.is_some_and(|t| t <= now))
+            .map(|(id, l)| (l.next_due.unwrap_or(now), *id))
+            .collect();
+        due.sort_unstable();
+        for (_, webhook) in due {
+            if self.in_flight >= max_in_flight {
+                break;
+            }
+            let Some(target) = self.target(webhook).await else {
+                self.lanes.remove(&webhook);
+                continue;
+            };
+            let lane = self.lanes.get_mut(&webhook).expect("lane exists");
+            let want = (per_webhook - lane.in_flight).min(max_in_flight - self.in_flight);
+            match self.app.store.delivery_claim(webhook, &self.owner, now, now + lease, want as i64).await {
+                Ok(claimed) => {
+                    if claimed.len() < want {
+                        lane.next_due = None;
+                    }
+                    lane.in_flight += claimed.len();
+                    self.in_flight += claimed.len();
+                    for c in claimed {
+                        self.spawn_attempt(target.clone(), c);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, %webhook, "claiming payloads failed");
+                    lane.next_due = Some(now + 1000);
+                }
+            }
+        }
+        self.lanes.retain(|_, l| l.in_flight > 0 || l.next_due.is_some());
+    }
+
+    /// The webhook's target, loaded once per lane; None when the webhook is gone.
+    async fn target(&mut self, webhook: WebhookId) -> Option<Arc<Target>> {
+        if let Some(t) = self.lanes.get(&webhook).and_then(|l| l.target.clone()) {
+            return Some(t);
+        }
+        match self.app.store.webhook_get(Scope::All, webhook).await {
+            Ok(Some(hook)) => {
+                let t = Target::of(&hook);
+                self.lanes.entry(webhook).or_default().target = Some(t.clone());
+                Some(t)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = ?e, %webhook, "loading webhook failed");
+                None
+            }
+        }
+    }
+
+    fn spawn_attempt(&self, target: Arc<Target>, claimed: crate::store::ClaimedDelivery) {
+        let app = self.app.clone();
+        let owner = self.owner.clone();
+        let tx = self.record_tx.clone();
+        tokio::spawn(async move {
+            let webhook = claimed.webhook_id;
+            let (update, _) =
+                attempt(&app.client, &app.settings.delivery.schedule, &target, claimed, &owner).await;
+            let _ = tx.send((webhook, update));
+        });
+    }
+
+    fn finish(&mut self, done: Done) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let lane = self.lanes.entry(done.webhook).or_default();
+        lane.in_flight = lane.in_flight.saturating_sub(1);
+        if let Some(at) = done.retry_at {
+            lane.due(at);
+        }
+    }
+
+    /// The earliest due time among lanes that have room for more.
+    fn next_timer(&self) -> Option<Instant> {
+        let per_webhook = self.app.settings.delivery.per_webhook;
+        let earliest = self
+            .lanes
+            .values()
+            .filter(|l| l.in_flight < per_webhook)
+            .filter_map(|l| l.next_due)
+            .min()?;
+        let wait = (earliest - now_millis()).max(0) as u64;
+        Some(Instant::now() + Duration::from_millis(wait))
+    }
+}
+
+/// Writes outcomes back in batches and tells the dispatcher each lane's slot is free.
+async fn recorder(
+    app: App,
+    mut rx: mpsc::UnboundedReceiver<(WebhookId, DeliveryUpdate)>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let updates: Vec<DeliveryUpdate> = batch.iter().map(|(_, u)| u.clone()).collect();
+        let mut tries = 0;
+        while let Err(e) = app.store.delivery_record(&updates).await {
+            tries += 1;
+            tracing::error!(error = ?e, tries, "recording delivery outcomes failed");
+            if tries >= 30 {
+                // The leases will expire and the payloads be sent again: at-least-once.
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        for (webhook, u) in batch {
+            let retry_at = (u.status == crate::domain::DeliveryStatus::Retrying).then_some(u.next_attempt_at);
+            let _ = done.send(Done { webhook, retry_at });
+        }
+    }
+}

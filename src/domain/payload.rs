@@ -1,0 +1,119 @@
+//! Payloads: the body a receiver gets, rendered once when the event is published, and the
+//! states a delivery moves through.
+//!
+//! Body: `{"topic":T,"merchant_code":M,"message":{…,"webhook_increment_id":N,
+//! "event_timestamp":"2021-12-07T16:08:15+00:00"}}`. The message is serialized once per
+//! event (`BodyTemplate`); each payload only appends its own increment id.
+
+use serde_json::{Map, Value};
+
+use crate::time::{format_timestamp, Millis};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Retrying,
+    Success,
+    Failed,
+    Canceled,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Retrying,
+        DeliveryStatus::Success,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Retrying => "retrying",
+            DeliveryStatus::Success => "success",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// An event's body with the per-payload part left open.
+#[derive(Clone, Debug)]
+pub struct BodyTemplate {
+    /// Everything up to the message's own fields, e.g. `{"topic":…,"message":{"a":1`.
+    head: String,
+    /// Whether the message had fields (so a comma is needed before ours).
+    has_fields: bool,
+    /// `"event_timestamp":"…"}}`
+    tail: String,
+}
+
+impl BodyTemplate {
+    /// `message` keeps its field order; fields named like ours are replaced by ours.
+    pub fn new(topic: &str, merchant_code: &str, message: &Map<String, Value>, published_at: Millis) -> Self {
+        let mut message = message.clone();
+        message.remove("webhook_increment_id");
+        message.remove("event_timestamp");
+        let message_json = Value::Object(message.clone()).to_string();
+        let mut head = format!(
+            "{{\"topic\":{},\"merchant_code\":{},\"message\":",
+            Value::from(topic),
+            Value::from(merchant_code)
+        );
+        head.push_str(&message_json[..message_json.len() - 1]);
+        let tail = format!(",\"event_timestamp\":\"{}\"}}}}", format_timestamp(published_at));
+        Self { head, has_fields: !message.is_empty(), tail }
+    }
+
+    pub fn render(&self, increment_id: i64) -> Vec<u8> {
+        let mut out = String::with_capacity(self.head.len() + self.tail.len() + 48);
+        out.push_str(&self.head);
+        if self.has_fields {
+            out.push(',');
+        }
+        out.push_str("\"webhook_increment_id\":");
+        out.push_str(&increment_id.to_string());
+        out.push_str(&self.tail);
+        out.into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_the_documented_envelope() {
+        let msg = json!({"order_id": 7, "items": [1, 2], "webhook_increment_id": 99});
+        let t = BodyTemplate::new("order:created", "shop1", msg.as_object().unwrap(), 1_638_893_295_000);
+        let body: Value = serde_json::from_slice(&t.render(3)).unwrap();
+        assert_eq!(
+            body,
+            json!({"topic": "order:created", "merchant_code": "shop1", "message": {
+                "order_id": 7, "items": [1, 2], "webhook_increment_id": 3,
+                "event_timestamp": "2021-12-07T16:08:15+00:00"}})
+        );
+        let raw = String::from_utf8(t.render(3)).unwrap();
+        assert!(raw.starts_with("{\"topic\":\"order:created\",\"merchant_code\":\"shop1\",\"message\":{\"order_id\":7"));
+    }
+
+    #[test]
+    fn an_empty_message_still_renders_valid_json() {
+        let t = BodyTemplate::new("test:ping", "m", &Map::new(), 0);
+        let body: Value = serde_json::from_slice(&t.render(1)).unwrap();
+        assert_eq!(body["message"]["webhook_increment_id"], 1);
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in DeliveryStatus::ALL {
+            assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The `hookd user add|list|remove` commands (CONTRACT.md §5), run as the real binary
+//! against the database of a running test server.
+
+use std::process::Output;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Runs `hookd ARGS` with `HOOKD_DATABASE_URL` set to the test server's database.
+async fn hookd(app: &TestApp, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("HOOKD_") {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.args(args)
+        .env("HOOKD_DATABASE_URL", &app.config.database_url)
+        .current_dir(app.dir())
+        .kill_on_drop(true);
+    cmd.output().await.expect("running hookd")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `hookd user add ARGS`; asserts success and returns the key from stdout's last line.
+async fn user_add(app: &TestApp, args: &[&str]) -> String {
+    let mut all = vec!["user", "add"];
+    all.extend_from_slice(args);
+    let out = hookd(app, &all).await;
+    assert!(out.status.success(), "user add {args:?} failed: {}", stderr(&out));
+    let text = stdout(&out);
+    let last = text.lines().last().expect("a line on stdout");
+    assert_eq!(last, last.trim(), "the key is alone on its line");
+    last.to_string()
+}
+
+fn is_api_key(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[tokio::test]
+async fn user_add_with_a_merchant_prints_a_key_that_logs_in() {
+    let app = TestApp::spawn().await;
+    let key = user_add(&app, &["alice", "--merchant", "shop1"]).await;
+    assert!(is_api_key(&key), "40 hex characters: {key}");
+
+    let session = app.login("alice", &key).await;
+    assert_ok(&app.create_webhook(&session, json!({"topics": "*", "url": "https://example.com/"})).await);
+    assert_eq!(app.list_webhooks(&session).await.len(), 1);
+    assert_ok(&app.call_basic("alice", &key, "webhook.list", json!([])).await);
+}
+
+#[tokio::test]
+async fn user_add_admin_prints_a_key_for_a_user_who_sees_every_merchant() {
+    let app = TestApp::spawn().await;
+    let alice = app.merchant_session("shop1").await;
+    assert_ok(&app.create_webhook(&alice, json!({"topics": "*", "url": "https://example.com/"})).await);
+
+    let key = user_add(&app, &["root", "--admin"]).await;
+    assert!(is_api_key(&key), "{key}");
+    let session = app.login("root", &key).await;
+    assert_eq!(app.list_webhooks(&session).await.len(), 1);
+}
+
+#[tokio::test]
+async fn two_users_of_one_merchant_share_its_webhooks() {
+    let app = TestApp::spawn().await;
+    let first = user_add(&app, &["ann", "--merchant", "shop1"]).await;
+    let second = user_add(&app, &["ben", "--merchant", "shop1"]).await;
+    assert_ne!(first, second);
+    let ann = app.login("ann", &first).await;
+    let ben = app.login("ben", &second).await;
+    assert_ok(&app.create_webhook(&ann, json!({"topics": "*", "url": "https://example.com/"})).await);
+    assert_eq!(app.list_webhooks(&ben).await, app.list_webhooks(&ann).await);
+}
+
+#[tokio::test]
+async fn adding_a_user_whose_name_is_taken_fails_clearly() {
+    let app = TestApp::spawn().await;
+    let key = user_add(&app, &["alice", "--merchant", "shop1"]).await;
+    let out = hookd(&app, &["user", "add", "alice", "--admin"]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("alice") && err.contains("already exists"), "{err}");
+    assert!(!stdout(&out).lines().any(is_api_key), "no key is printed");
+    // The first alice is untouched.
+    app.login("alice", &key).await;
+}
+
+#[tokio::test]
+async fn user_add_needs_a_merchant_or_admin_and_a_valid_name() {
+    let app = TestApp::spawn().await;
+    for args in [
+        &["user", "add", "alice"][..],
+        &["user", "add", "alice", "--merchant", "shop1", "--admin"],
+        &["user", "add", "bad name", "--admin"],
+        &["user", "add", "alice", "--merchant", "bad code"],
+    ] {
+        let out = hookd(&app, args).await;
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!stdout(&out).lines().any(is_api_key), "{args:?} printed a key");
+    }
+    let out = hookd(&app, &["user", "list"]).await;
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).trim(), "", "no user was made");
+}
+
+#[tokio::test]
+async fn user_list_shows_every_user_with_its_role_and_merchant() {
+    let app = TestApp::spawn().await;
+    user_add(&app, &["alice", "--merchant", "shop1"]).await;
+    user_add(&app, &["root", "--admin"]).await;
+    let out = hookd(&app, &["user", "list"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} is listed: {text}"))
+            .to_string()
+    };
+    let alice = line("alice");
+    assert!(alice.contains("merchant") && alice.contains("shop1"), "{alice}");
+    assert!(line("root").contains("admin"), "{text}");
+    assert!(!text.contains("argon2"), "no key hashes in the listing: {text}");
+}
+
+#[tokio::test]
+async fn user_remove_ends_access_and_an_unknown_name_fails() {
+    let app = TestApp::spawn().await;
+    let key = user_add(&app, &["alice", "--merchant", "shop1"]).await;
+    let session = app.login("alice", &key).await;
+
+    let out = hookd(&app, &["user", "remove", "alice"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = hookd(&app, &["user", "list"]).await;
+    assert!(!stdout(&listed).contains("alice"));
+    assert_app_error(&app.try_login("alice", &key).await, 2);
+    assert_app_error(&app.call(&session, "webhook.list", json!([])).await, 5);
+    assert_app_error(&app.call_basic("alice", &key, "webhook.list", json!([])).await, 2);
+
+    let out = hookd(&app, &["user", "remove", "nobody"]).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nobody"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn the_key_printed_by_user_add_is_stored_only_as_a_hash() {
+    let app = TestApp::spawn().await;
+    let key = user_add(&app, &["alice", "--merchant", "shop1"]).await;
+    app.login("alice", &key).await;
+    for (path, bytes) in app.database_bytes() {
+        for form in [key.clone(), key.to_uppercase()] {
+            assert!(
+                !bytes.windows(form.len()).any(|w| w == form.as_bytes()),
+                "{} holds the API key",
+                path.display()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn help_exits_zero_and_mentions_the_database_url_variable() {
+    let app = TestApp::spawn().await;
+    let out = hookd(&app, &["--help"]).await;
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("HOOKD_DATABASE_URL"), "{}", stdout(&out));
+}

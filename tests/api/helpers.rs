@@ -1,0 +1,353 @@
+//! Shared test harness: a real hookd server on 127.0.0.1:0 with its own SQLite database in a
+//! temporary directory, plus small JSON-RPC client helpers and assertions.
+//!
+//! The one idea to know: the server runs on a tokio task with a stop trigger, and the
+//! database outlives it, so a test can stop the server and start a new one on the same
+//! file (`TestApp::restart`) to check what survives.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine;
+use hookd::app::App;
+use hookd::config::Config;
+use hookd::domain::{ApiKey, MerchantCode, Role, UserName};
+use hookd::startup::Application;
+use hookd::store::UserRecord;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running hookd server and the database it uses.
+pub struct TestApp {
+    /// Where the server listens (changes on restart).
+    pub addr: SocketAddr,
+    /// `http://<addr>/api/jsonrpc`
+    pub endpoint: String,
+    /// The server's shared state; `app.store` gives direct access to the database.
+    pub app: App,
+    /// The configuration the server was built with (`database_url` included).
+    pub config: Config,
+    pub client: reqwest::Client,
+    db_path: PathBuf,
+    server: Option<RunningServer>,
+    // Dropped last: the database files live here.
+    dir: TempDir,
+}
+
+struct RunningServer {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// A unique suffix for user names and merchant codes within this test process.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// SHA-256 as lowercase hex (how session ids are stored).
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+impl TestApp {
+    /// A server with the test defaults: port 0, a fresh SQLite file, private targets allowed.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like `spawn`, with `tweak` applied to the configuration before the server is built.
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        let db_path = dir.path().join("hookd.db");
+        let mut config = Config::defaults();
+        config.listen = "127.0.0.1:0".into();
+        config.database_url = format!("sqlite://{}", db_path.display());
+        config.app.allow_private_targets = true;
+        tweak(&mut config);
+        let (addr, app, server) = start(config.clone()).await;
+        TestApp {
+            addr,
+            endpoint: format!("http://{addr}/api/jsonrpc"),
+            app,
+            config,
+            client: reqwest::Client::new(),
+            db_path,
+            server: Some(server),
+            dir,
+        }
+    }
+
+    /// The SQLite database file.
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// The temporary directory holding the database (and anything else a test puts there).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the server and waits until it has shut down. The database stays.
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            let _ = server.stop.send(());
+            server
+                .task
+                .await
+                .expect("the server task panicked")
+                .expect("the server failed");
+        }
+    }
+
+    /// Stops the server and starts a new one on the same database (and a new port).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let (addr, app, server) = start(self.config.clone()).await;
+        self.addr = addr;
+        self.endpoint = format!("http://{addr}/api/jsonrpc");
+        self.app = app;
+        self.client = reqwest::Client::new();
+        self.server = Some(server);
+    }
+
+    // --- users, straight through the store (the CLI is tested on its own) ---
+
+    /// A new merchant user of merchant `code` (created if missing): (name, API key).
+    pub async fn create_merchant_user(&self, code: &str) -> (String, String) {
+        let code = MerchantCode::parse(code).expect("a valid merchant code");
+        let merchant = self.app.store.merchant_ensure(&code).await.expect("creating the merchant");
+        self.create_user(Role::Merchant, Some(merchant)).await
+    }
+
+    /// A new admin user: (name, API key).
+    pub async fn create_admin(&self) -> (String, String) {
+        self.create_user(Role::Admin, None).await
+    }
+
+    async fn create_user(&self, role: Role, merchant: Option<hookd::domain::MerchantId>) -> (String, String) {
+        let name = unique(&format!("{}-", role.as_str()));
+        let key = ApiKey::generate();
+        let plain = key.expose().to_string();
+        let hash = tokio::task::spawn_blocking(move || key.hash()).await.unwrap();
+        let user_name = UserName::parse(&name).unwrap();
+        self.app
+            .store
+            .user_create(&user_name, role, merchant, &hash)
+            .await
+            .expect("creating the user");
+        (name, plain)
+    }
+
+    /// The stored record of user `name`.
+    pub async fn user_record(&self, name: &str) -> UserRecord {
+        self.app.store.user_by_name(name).await.unwrap().expect("the user exists")
+    }
+
+    /// A new merchant user of `code`, logged in: its session id.
+    pub async fn merchant_session(&self, code: &str) -> String {
+        let (name, key) = self.create_merchant_user(code).await;
+        self.login(&name, &key).await
+    }
+
+    /// A new admin, logged in: its session id.
+    pub async fn admin_session(&self) -> String {
+        let (name, key) = self.create_admin().await;
+        self.login(&name, &key).await
+    }
+
+    // --- raw JSON-RPC ---
+
+    /// Posts `body` as JSON; the HTTP status and the decoded body (Null when empty).
+    pub async fn rpc(&self, body: Value) -> (StatusCode, Value) {
+        self.rpc_raw(serde_json::to_vec(&body).unwrap()).await
+    }
+
+    /// Posts `body` as JSON with HTTP Basic credentials.
+    pub async fn rpc_basic(&self, name: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        let request = self.post(&self.endpoint, serde_json::to_vec(&body).unwrap()).header(
+            AUTHORIZATION,
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{name}:{key}"))),
+        );
+        send(request).await
+    }
+
+    /// Posts exactly these bytes (Content-Type: application/json).
+    pub async fn rpc_raw(&self, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        self.rpc_raw_to(&self.endpoint, body).await
+    }
+
+    /// Posts exactly these bytes to `url`.
+    pub async fn rpc_raw_to(&self, url: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+        send(self.post(url, body)).await
+    }
+
+    fn post(&self, url: &str, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+        self.client.post(url).header(CONTENT_TYPE, "application/json").body(body)
+    }
+
+    // --- login and call ---
+
+    /// The full response to `login(name, key)`.
+    pub async fn try_login(&self, name: &str, key: &str) -> Value {
+        self.request("login", json!([name, key])).await
+    }
+
+    /// Logs in and returns the session id; panics unless login succeeds.
+    pub async fn login(&self, name: &str, key: &str) -> String {
+        let resp = self.try_login(name, key).await;
+        assert_ok(&resp).as_str().expect("a session id string").to_string()
+    }
+
+    /// The full response to `call(session, path, args)`.
+    pub async fn call(&self, session: &str, path: &str, args: Value) -> Value {
+        self.request("call", json!([session, path, args])).await
+    }
+
+    /// The full response to `call(null, path, args)` with HTTP Basic credentials.
+    pub async fn call_basic(&self, name: &str, key: &str, path: &str, args: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [null, path, args]});
+        let (status, resp) = self.rpc_basic(name, key, body).await;
+        assert_eq!(status, StatusCode::OK, "{resp}");
+        resp
+    }
+
+    /// The full response to a single request `{method, params}` with id 1 (HTTP 200 asserted).
+    pub async fn request(&self, method: &str, params: Value) -> Value {
+        let (status, resp) = self.rpc(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).await;
+        assert_eq!(status, StatusCode::OK, "{resp}");
+        resp
+    }
+
+    /// `webhook.create(data)` through `session`: the full response.
+    pub async fn create_webhook(&self, session: &str, data: Value) -> Value {
+        self.call(session, "webhook.create", json!([data])).await
+    }
+
+    /// `webhook.list()` through `session`; panics unless it succeeds.
+    pub async fn list_webhooks(&self, session: &str) -> Vec<Value> {
+        let resp = self.call(session, "webhook.list", json!([])).await;
+        assert_ok(&resp).as_array().expect("webhook.list returns an array").clone()
+    }
+
+    /// A good request still gets a good answer (after a bad one).
+    pub async fn assert_still_serving(&self, session: &str) {
+        let resp = self.call(session, "topic.list", json!([])).await;
+        assert!(assert_ok(&resp).is_array(), "{resp}");
+    }
+
+    /// Opens the database file directly (to inspect it, or break it on purpose).
+    pub async fn open_db(&self) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&self.db_path);
+        sqlx::SqliteConnection::connect_with(&options).await.expect("opening the database file")
+    }
+
+    /// Runs SQL statements directly on the database file, under the server's feet.
+    pub async fn execute_sql(&self, sql: &str) {
+        use sqlx::{Connection, Executor};
+        let mut conn = self.open_db().await;
+        conn.execute(sql).await.unwrap_or_else(|e| panic!("executing {sql}: {e}"));
+        conn.close().await.unwrap();
+    }
+
+    /// Every file of the database (main file, WAL, shared memory) as bytes.
+    pub fn database_bytes(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        std::fs::read_dir(self.dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("hookd.db"))
+            .map(|p| {
+                let bytes = std::fs::read(&p).unwrap();
+                (p, bytes)
+            })
+            .collect()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            let _ = server.stop.send(());
+        }
+    }
+}
+
+async fn start(config: Config) -> (SocketAddr, App, RunningServer) {
+    let application = Application::build(config).await.expect("building the application");
+    let addr = application.local_addr();
+    let app = application.app().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    (addr, app, RunningServer { stop, task })
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("").to_string());
+    let bytes = response.bytes().await.expect("reading the response body");
+    if bytes.is_empty() {
+        return (status, Value::Null);
+    }
+    assert!(
+        content_type.as_deref().is_some_and(|t| t.starts_with("application/json")),
+        "a JSON body is labelled application/json, got {content_type:?}"
+    );
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("the response is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+    (status, body)
+}
+
+// --- assertions ---
+
+/// Checks the success shape (`jsonrpc` "2.0", `"error": null`, `result`) and returns `result`.
+#[track_caller]
+pub fn assert_ok(resp: &Value) -> &Value {
+    assert_eq!(resp["jsonrpc"], "2.0", "{resp}");
+    assert!(
+        resp.get("error").is_some_and(Value::is_null),
+        "expected success with \"error\": null, got {resp}"
+    );
+    resp.get("result").unwrap_or_else(|| panic!("a success carries result: {resp}"))
+}
+
+/// Checks an error response with exactly `code` and returns its message.
+#[track_caller]
+pub fn assert_error(resp: &Value, code: i64) -> String {
+    assert_eq!(resp["jsonrpc"], "2.0", "{resp}");
+    assert_eq!(resp["error"]["code"], code, "expected error {code}, got {resp}");
+    assert!(
+        resp.get("result").is_none_or(Value::is_null),
+        "an error carries no result: {resp}"
+    );
+    resp["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an error has a message: {resp}"))
+        .to_string()
+}
+
+/// Checks application error `n` (sent as `-(32000 + n)`) and returns its message.
+#[track_caller]
+pub fn assert_app_error(resp: &Value, n: i64) -> String {
+    assert_error(resp, -(32000 + n))
+}
+
+/// Checks application error 101 and that its message names `what`.
+#[track_caller]
+pub fn assert_invalid_data(resp: &Value, what: &str) {
+    let message = assert_app_error(resp, 101);
+    assert!(message.starts_with("Invalid data given. "), "{message}");
+    assert!(message.contains(what), "expected the message to name '{what}': {message}");
+}
