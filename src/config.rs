@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::app::AppSettings;
 use crate::dispatch::DeliverySettings;
+use crate::store::PoolSettings;
 use crate::domain::Catalog;
 
 /// Settings shared by every subcommand. Each is a flag, an environment variable and a key
@@ -75,6 +76,14 @@ pub struct Settings {
     #[arg(long, env = "HOOKD_LEASE", global = true)]
     pub lease: Option<String>,
 
+    /// Most database connections per node (PostgreSQL) [default: 16]
+    #[arg(long, env = "HOOKD_DB_MAX_CONNECTIONS", global = true)]
+    pub db_max_connections: Option<u32>,
+
+    /// How long a query waits for a database connection before failing [default: 5s]
+    #[arg(long, env = "HOOKD_DB_ACQUIRE_TIMEOUT", global = true)]
+    pub db_acquire_timeout: Option<String>,
+
     /// How long delivered, failed and canceled payloads are kept [default: 30days]
     #[arg(long, env = "HOOKD_RETENTION", global = true)]
     pub retention: Option<String>,
@@ -99,6 +108,8 @@ impl Settings {
             poll_interval: self.poll_interval.or(lower.poll_interval),
             lease: self.lease.or(lower.lease),
             retention: self.retention.or(lower.retention),
+            db_max_connections: self.db_max_connections.or(lower.db_max_connections),
+            db_acquire_timeout: self.db_acquire_timeout.or(lower.db_acquire_timeout),
         }
     }
 }
@@ -110,6 +121,7 @@ pub struct Config {
     pub database_url: String,
     pub topics_file: Option<PathBuf>,
     pub max_body_bytes: usize,
+    pub pool: PoolSettings,
     pub app: AppSettings,
 }
 
@@ -127,11 +139,19 @@ impl Config {
         let s = flags_and_env.or(from_file);
         let defaults = AppSettings::default();
         let delivery = delivery_settings(&s, defaults.delivery.clone())?;
+        let pool_defaults = PoolSettings::default();
         let config = Config {
             listen: s.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             database_url: s.database_url.unwrap_or_else(|| "sqlite://hookd.db".into()),
             topics_file: s.topics_file,
             max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
+            pool: PoolSettings {
+                max_connections: s.db_max_connections.unwrap_or(pool_defaults.max_connections),
+                acquire_timeout: match &s.db_acquire_timeout {
+                    Some(v) => parse_duration(v).map_err(|e| anyhow::anyhow!("db_acquire_timeout: {e}"))?,
+                    None => pool_defaults.acquire_timeout,
+                },
+            },
             app: AppSettings {
                 allow_private_targets: s.allow_private_targets.unwrap_or(defaults.allow_private_targets),
                 max_webhooks_per_merchant: s.max_webhooks_per_merchant.unwrap_or(defaults.max_webhooks_per_merchant),
@@ -148,6 +168,7 @@ impl Config {
         anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
         anyhow::ensure!(self.app.max_webhooks_per_merchant >= 1, "max_webhooks_per_merchant must be at least 1");
         let d = &self.app.delivery;
+        anyhow::ensure!(self.pool.max_connections >= 2, "db_max_connections must be at least 2");
         anyhow::ensure!(d.max_in_flight >= 1, "max_in_flight must be at least 1");
         anyhow::ensure!(d.per_webhook >= 1, "per_webhook_concurrency must be at least 1");
         anyhow::ensure!(

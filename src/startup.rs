@@ -25,7 +25,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let catalog = config.load_catalog()?;
-        let store = store::connect(&config.database_url)
+        let store = store::connect(&config.database_url, &config.pool)
             .await
             .with_context(|| format!("opening database {}", config.database_url))?;
         store.migrate().await.context("applying migrations")?;
@@ -64,6 +64,10 @@ impl Application {
             tokio::spawn(purge_sessions(self.app.clone(), stop_rx.clone())),
             tokio::spawn(dispatch::retention::run(self.app.clone(), stop_rx.clone())),
             tokio::spawn(dispatch::worker::run(self.app.clone(), node_name(), stop_rx.clone())),
+            tokio::spawn({
+                let (store, wake, stop) = (self.app.store.clone(), self.app.wake.clone(), stop_rx.clone());
+                async move { store.listen_wakeups(wake, stop).await }
+            }),
         ];
         let router = crate::rpc::router(self.app.clone(), self.config.max_body_bytes);
         tracing::info!(%addr, database = %redact(&self.config.database_url), "listening on {addr}");

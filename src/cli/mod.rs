@@ -86,7 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Opens the configured database and brings its schema up to date.
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = store::connect(&config.database_url)
+    let store = store::connect(&config.database_url, &config.pool)
         .await
         .with_context(|| format!("opening database {}", config.database_url))?;
     store.migrate().await.context("applying migrations")?;

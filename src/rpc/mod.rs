@@ -1,6 +1,7 @@
 //! The HTTP face of the management API: `POST /api/jsonrpc` (and `/api/jsonrpc/`), plus
-//! `GET /healthz`. Every JSON-RPC answer is HTTP 200 with a JSON body, except an oversized
-//! body, which is 413 with a JSON-RPC error body (CONTRACT.md §1).
+//! `GET /healthz` (the process is up) and `GET /readyz` (and its database answers).
+//! Every JSON-RPC answer is HTTP 200 with a JSON body, except an oversized body, which is
+//! 413 with a JSON-RPC error body (CONTRACT.md §1).
 
 mod call;
 mod envelope;
@@ -34,6 +35,7 @@ pub fn router(app: App, max_body_bytes: usize) -> Router {
         .route("/api/jsonrpc", post(jsonrpc))
         .route("/api/jsonrpc/", post(jsonrpc))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -57,6 +59,17 @@ async fn jsonrpc(State(state): State<RpcState>, headers: HeaderMap, body: Result
     match envelope::handle_body(&state.app, &creds, &body).await {
         Some(answer) => Json(answer).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+/// Ready when the database answers; 503 otherwise (the node keeps running and recovers).
+async fn readyz(State(state): State<RpcState>) -> Response {
+    match state.app.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = ?e, "readiness check: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
     }
 }
 

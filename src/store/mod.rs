@@ -6,8 +6,12 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
+use std::time::Duration;
 
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::dispatch::wake::Wake;
 use crate::domain::{BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId};
 use crate::time::Millis;
 
@@ -30,11 +34,32 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Connection pool settings (PostgreSQL; SQLite uses one writer and a few readers).
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    /// How long a query waits for a free connection (or for the server) before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
 /// Everything hookd keeps. Implementations must make each method atomic.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
+
+    /// Succeeds when the database answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Forwards wake-ups published by other nodes to `wake` until `stop` turns true.
+    /// Databases without cross-process notifications return at once (the poll covers it).
+    async fn listen_wakeups(&self, _wake: Arc<Wake>, _stop: watch::Receiver<bool>) {}
 
     // --- merchants and users ---
     /// The merchant with this code, created if missing.
@@ -114,7 +139,7 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store a database URL names (`sqlite://path` or `postgres://…`).
-pub async fn connect(database_url: &str) -> StoreResult<Arc<dyn Store>> {
+pub async fn connect(database_url: &str, _pool: &PoolSettings) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(database_url).await?))
     } else {

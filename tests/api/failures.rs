@@ -18,7 +18,14 @@ async fn app_with_one_webhook() -> (TestApp, String, Vec<Value>) {
 #[track_caller]
 fn assert_no_internals(resp: &Value) {
     let text = resp.to_string().to_lowercase();
-    for leak in ["boom", "sqlite", "no such table", "webhooks_hidden", "trigger", "constraint"] {
+    for leak in [
+        "boom",
+        "sqlite",
+        "no such table",
+        "webhooks_hidden",
+        "trigger",
+        "constraint",
+    ] {
         assert!(!text.contains(leak), "the response leaks '{leak}': {resp}");
     }
 }
@@ -34,11 +41,21 @@ async fn a_failing_insert_answers_102_and_writes_nothing() {
     let data = json!({"topics": "order:created", "url": "https://example.com/b"});
     let resp = app.create_webhook(&session, data.clone()).await;
     let message = assert_app_error(&resp, 102);
-    assert_eq!(message, "An unexpected error occurred while creating the webhook.");
+    assert_eq!(
+        message,
+        "An unexpected error occurred while creating the webhook."
+    );
     assert_no_internals(&resp);
-    assert_eq!(app.list_webhooks(&session).await, before, "no half-written webhook");
+    assert_eq!(
+        app.list_webhooks(&session).await,
+        before,
+        "no half-written webhook"
+    );
     let mut db = app.open_db().await;
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks").fetch_one(&mut db).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
     assert_eq!(rows, 1);
 
     // Once the database is healthy again, so is create.
@@ -56,11 +73,17 @@ async fn a_failing_delete_answers_104_and_keeps_the_webhook() {
     let id = before[0]["webhook_id"].clone();
     let resp = app.call(&session, "webhook.delete", json!([id])).await;
     let message = assert_app_error(&resp, 104);
-    assert_eq!(message, "An unexpected error occurred while deleting the webhook.");
+    assert_eq!(
+        message,
+        "An unexpected error occurred while deleting the webhook."
+    );
     assert_no_internals(&resp);
     assert_eq!(app.list_webhooks(&session).await, before);
     // update_status by topic still finds it: its subscription index is intact.
-    assert_ok(&app.call(&session, "webhook.update_status", json!(["product:*", 1])).await);
+    assert_ok(
+        &app.call(&session, "webhook.update_status", json!(["product:*", 1]))
+            .await,
+    );
 
     app.execute_sql("DROP TRIGGER delete_boom").await;
     assert_ok(&app.call(&session, "webhook.delete", json!([id])).await);
@@ -70,7 +93,8 @@ async fn a_failing_delete_answers_104_and_keeps_the_webhook() {
 #[tokio::test]
 async fn a_failing_read_or_update_answers_internal_error_without_details() {
     let (app, session, before) = app_with_one_webhook().await;
-    app.execute_sql("ALTER TABLE webhooks RENAME TO webhooks_hidden").await;
+    app.execute_sql("ALTER TABLE webhooks RENAME TO webhooks_hidden")
+        .await;
 
     let id = before[0]["webhook_id"].clone();
     for (path, args) in [
@@ -80,23 +104,30 @@ async fn a_failing_read_or_update_answers_internal_error_without_details() {
         ("webhook.update_status", json!([{"status": 0}])),
     ] {
         let resp = app.call(&session, path, args.clone()).await;
-        assert_eq!(assert_error(&resp, -32603), "Internal error", "{path} {args}");
+        assert_eq!(
+            assert_error(&resp, -32603),
+            "Internal error",
+            "{path} {args}"
+        );
         assert_no_internals(&resp);
     }
     // What does not need the broken table still works.
     app.assert_still_serving(&session).await;
 
-    app.execute_sql("ALTER TABLE webhooks_hidden RENAME TO webhooks").await;
+    app.execute_sql("ALTER TABLE webhooks_hidden RENAME TO webhooks")
+        .await;
     assert_eq!(app.list_webhooks(&session).await, before);
 }
 
 #[tokio::test]
 async fn a_failing_session_lookup_answers_internal_error_not_access_granted() {
     let (app, session, _) = app_with_one_webhook().await;
-    app.execute_sql("ALTER TABLE sessions RENAME TO sessions_hidden").await;
+    app.execute_sql("ALTER TABLE sessions RENAME TO sessions_hidden")
+        .await;
     let resp = app.call(&session, "webhook.list", json!([])).await;
     assert_eq!(assert_error(&resp, -32603), "Internal error");
     assert_no_internals(&resp);
-    app.execute_sql("ALTER TABLE sessions_hidden RENAME TO sessions").await;
+    app.execute_sql("ALTER TABLE sessions_hidden RENAME TO sessions")
+        .await;
     assert_eq!(app.list_webhooks(&session).await.len(), 1);
 }

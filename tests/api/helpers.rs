@@ -122,7 +122,12 @@ impl TestApp {
     /// A new merchant user of merchant `code` (created if missing): (name, API key).
     pub async fn create_merchant_user(&self, code: &str) -> (String, String) {
         let code = MerchantCode::parse(code).expect("a valid merchant code");
-        let merchant = self.app.store.merchant_ensure(&code).await.expect("creating the merchant");
+        let merchant = self
+            .app
+            .store
+            .merchant_ensure(&code)
+            .await
+            .expect("creating the merchant");
         self.create_user(Role::Merchant, Some(merchant)).await
     }
 
@@ -131,11 +136,17 @@ impl TestApp {
         self.create_user(Role::Admin, None).await
     }
 
-    async fn create_user(&self, role: Role, merchant: Option<hookd::domain::MerchantId>) -> (String, String) {
+    async fn create_user(
+        &self,
+        role: Role,
+        merchant: Option<hookd::domain::MerchantId>,
+    ) -> (String, String) {
         let name = unique(&format!("{}-", role.as_str()));
         let key = ApiKey::generate();
         let plain = key.expose().to_string();
-        let hash = tokio::task::spawn_blocking(move || key.hash()).await.unwrap();
+        let hash = tokio::task::spawn_blocking(move || key.hash())
+            .await
+            .unwrap();
         let user_name = UserName::parse(&name).unwrap();
         self.app
             .store
@@ -147,7 +158,12 @@ impl TestApp {
 
     /// The stored record of user `name`.
     pub async fn user_record(&self, name: &str) -> UserRecord {
-        self.app.store.user_by_name(name).await.unwrap().expect("the user exists")
+        self.app
+            .store
+            .user_by_name(name)
+            .await
+            .unwrap()
+            .expect("the user exists")
     }
 
     /// A new merchant user of `code`, logged in: its session id.
@@ -171,10 +187,15 @@ impl TestApp {
 
     /// Posts `body` as JSON with HTTP Basic credentials.
     pub async fn rpc_basic(&self, name: &str, key: &str, body: Value) -> (StatusCode, Value) {
-        let request = self.post(&self.endpoint, serde_json::to_vec(&body).unwrap()).header(
-            AUTHORIZATION,
-            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{name}:{key}"))),
-        );
+        let request = self
+            .post(&self.endpoint, serde_json::to_vec(&body).unwrap())
+            .header(
+                AUTHORIZATION,
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{name}:{key}"))
+                ),
+            );
         send(request).await
     }
 
@@ -184,12 +205,19 @@ impl TestApp {
     }
 
     /// Posts exactly these bytes to `url`.
-    pub async fn rpc_raw_to(&self, url: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
+    pub async fn rpc_raw_to(
+        &self,
+        url: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (StatusCode, Value) {
         send(self.post(url, body)).await
     }
 
     fn post(&self, url: &str, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
-        self.client.post(url).header(CONTENT_TYPE, "application/json").body(body)
+        self.client
+            .post(url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
     }
 
     // --- login and call ---
@@ -202,7 +230,10 @@ impl TestApp {
     /// Logs in and returns the session id; panics unless login succeeds.
     pub async fn login(&self, name: &str, key: &str) -> String {
         let resp = self.try_login(name, key).await;
-        assert_ok(&resp).as_str().expect("a session id string").to_string()
+        assert_ok(&resp)
+            .as_str()
+            .expect("a session id string")
+            .to_string()
     }
 
     /// The full response to `call(session, path, args)`.
@@ -212,7 +243,8 @@ impl TestApp {
 
     /// The full response to `call(null, path, args)` with HTTP Basic credentials.
     pub async fn call_basic(&self, name: &str, key: &str, path: &str, args: Value) -> Value {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [null, path, args]});
+        let body =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [null, path, args]});
         let (status, resp) = self.rpc_basic(name, key, body).await;
         assert_eq!(status, StatusCode::OK, "{resp}");
         resp
@@ -220,7 +252,9 @@ impl TestApp {
 
     /// The full response to a single request `{method, params}` with id 1 (HTTP 200 asserted).
     pub async fn request(&self, method: &str, params: Value) -> Value {
-        let (status, resp) = self.rpc(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).await;
+        let (status, resp) = self
+            .rpc(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .await;
         assert_eq!(status, StatusCode::OK, "{resp}");
         resp
     }
@@ -233,7 +267,10 @@ impl TestApp {
     /// `webhook.list()` through `session`; panics unless it succeeds.
     pub async fn list_webhooks(&self, session: &str) -> Vec<Value> {
         let resp = self.call(session, "webhook.list", json!([])).await;
-        assert_ok(&resp).as_array().expect("webhook.list returns an array").clone()
+        assert_ok(&resp)
+            .as_array()
+            .expect("webhook.list returns an array")
+            .clone()
     }
 
     /// A good request still gets a good answer (after a bad one).
@@ -246,14 +283,18 @@ impl TestApp {
     pub async fn open_db(&self) -> sqlx::SqliteConnection {
         use sqlx::Connection;
         let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&self.db_path);
-        sqlx::SqliteConnection::connect_with(&options).await.expect("opening the database file")
+        sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .expect("opening the database file")
     }
 
     /// Runs SQL statements directly on the database file, under the server's feet.
     pub async fn execute_sql(&self, sql: &str) {
         use sqlx::{Connection, Executor};
         let mut conn = self.open_db().await;
-        conn.execute(sql).await.unwrap_or_else(|e| panic!("executing {sql}: {e}"));
+        conn.execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("executing {sql}: {e}"));
         conn.close().await.unwrap();
     }
 
@@ -262,7 +303,12 @@ impl TestApp {
         std::fs::read_dir(self.dir())
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("hookd.db"))
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("hookd.db")
+            })
             .map(|p| {
                 let bytes = std::fs::read(&p).unwrap();
                 (p, bytes)
@@ -280,7 +326,9 @@ impl Drop for TestApp {
 }
 
 async fn start(config: Config) -> (SocketAddr, App, RunningServer) {
-    let application = Application::build(config).await.expect("building the application");
+    let application = Application::build(config)
+        .await
+        .expect("building the application");
     let addr = application.local_addr();
     let app = application.app().clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -302,11 +350,17 @@ async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
         return (status, Value::Null);
     }
     assert!(
-        content_type.as_deref().is_some_and(|t| t.starts_with("application/json")),
+        content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("application/json")),
         "a JSON body is labelled application/json, got {content_type:?}"
     );
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|e| panic!("the response is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "the response is not JSON ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
     (status, body)
 }
 
@@ -320,14 +374,18 @@ pub fn assert_ok(resp: &Value) -> &Value {
         resp.get("error").is_some_and(Value::is_null),
         "expected success with \"error\": null, got {resp}"
     );
-    resp.get("result").unwrap_or_else(|| panic!("a success carries result: {resp}"))
+    resp.get("result")
+        .unwrap_or_else(|| panic!("a success carries result: {resp}"))
 }
 
 /// Checks an error response with exactly `code` and returns its message.
 #[track_caller]
 pub fn assert_error(resp: &Value, code: i64) -> String {
     assert_eq!(resp["jsonrpc"], "2.0", "{resp}");
-    assert_eq!(resp["error"]["code"], code, "expected error {code}, got {resp}");
+    assert_eq!(
+        resp["error"]["code"], code,
+        "expected error {code}, got {resp}"
+    );
     assert!(
         resp.get("result").is_none_or(Value::is_null),
         "an error carries no result: {resp}"
@@ -349,5 +407,8 @@ pub fn assert_app_error(resp: &Value, n: i64) -> String {
 pub fn assert_invalid_data(resp: &Value, what: &str) {
     let message = assert_app_error(resp, 101);
     assert!(message.starts_with("Invalid data given. "), "{message}");
-    assert!(message.contains(what), "expected the message to name '{what}': {message}");
+    assert!(
+        message.contains(what),
+        "expected the message to name '{what}': {message}"
+    );
 }

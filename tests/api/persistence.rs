@@ -9,7 +9,11 @@ fn files_containing(app: &TestApp, needle: &str) -> Vec<String> {
     let forms = [needle.to_string(), needle.to_uppercase()];
     app.database_bytes()
         .into_iter()
-        .filter(|(_, bytes)| forms.iter().any(|f| bytes.windows(f.len()).any(|w| w == f.as_bytes())))
+        .filter(|(_, bytes)| {
+            forms
+                .iter()
+                .any(|f| bytes.windows(f.len()).any(|w| w == f.as_bytes()))
+        })
         .map(|(path, _)| path.display().to_string())
         .collect()
 }
@@ -39,7 +43,13 @@ async fn webhooks_survive_a_restart_on_the_same_database() {
     assert_eq!(app.list_webhooks(&again).await, before);
 
     // And what is made after the restart continues the ids.
-    assert_ok(&app.create_webhook(&session, json!({"topics": "*", "url": "https://example.com/3"})).await);
+    assert_ok(
+        &app.create_webhook(
+            &session,
+            json!({"topics": "*", "url": "https://example.com/3"}),
+        )
+        .await,
+    );
     let after = app.list_webhooks(&session).await;
     assert_eq!(after.len(), 3);
     assert!(after[2]["webhook_id"].as_i64() > before[1]["webhook_id"].as_i64());
@@ -51,12 +61,29 @@ async fn api_keys_and_session_ids_are_never_stored_in_plain_text() {
     let (name, key) = app.create_merchant_user(&unique("shop")).await;
     let session = app.login(&name, &key).await;
     assert_ok(&app.call_basic(&name, &key, "webhook.list", json!([])).await);
-    assert_ok(&app.create_webhook(&session, json!({"topics": "*", "url": "https://example.com/"})).await);
+    assert_ok(
+        &app.create_webhook(
+            &session,
+            json!({"topics": "*", "url": "https://example.com/"}),
+        )
+        .await,
+    );
 
     // While running (recent writes sit in the WAL) …
-    assert!(app.database_bytes().len() >= 2, "the database and its WAL are there");
-    assert_eq!(files_containing(&app, &key), Vec::<String>::new(), "the API key is on disk");
-    assert_eq!(files_containing(&app, &session), Vec::<String>::new(), "the session id is on disk");
+    assert!(
+        app.database_bytes().len() >= 2,
+        "the database and its WAL are there"
+    );
+    assert_eq!(
+        files_containing(&app, &key),
+        Vec::<String>::new(),
+        "the API key is on disk"
+    );
+    assert_eq!(
+        files_containing(&app, &session),
+        Vec::<String>::new(),
+        "the session id is on disk"
+    );
     // … and what is stored instead is really there (so the search itself works).
     assert!(!files_containing(&app, &sha256_hex(&session)).is_empty());
 

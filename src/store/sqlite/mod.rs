@@ -52,6 +52,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
     async fn merchant_ensure(&self, code: &MerchantCode) -> StoreResult<MerchantId> {
         users::merchant_ensure(&self.writer, code).await
     }
