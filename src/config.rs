@@ -76,6 +76,11 @@ pub struct Settings {
     #[arg(long, env = "HOOKD_LEASE", global = true)]
     pub lease: Option<String>,
 
+    /// Run the delivery workers in `serve` (false: an API-only node) [default: true]
+    #[arg(long, env = "HOOKD_DISPATCH", global = true, num_args = 0..=1,
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub dispatch: Option<bool>,
+
     /// Most database connections per node (PostgreSQL) [default: 16]
     #[arg(long, env = "HOOKD_DB_MAX_CONNECTIONS", global = true)]
     pub db_max_connections: Option<u32>,
@@ -108,6 +113,7 @@ impl Settings {
             poll_interval: self.poll_interval.or(lower.poll_interval),
             lease: self.lease.or(lower.lease),
             retention: self.retention.or(lower.retention),
+            dispatch: self.dispatch.or(lower.dispatch),
             db_max_connections: self.db_max_connections.or(lower.db_max_connections),
             db_acquire_timeout: self.db_acquire_timeout.or(lower.db_acquire_timeout),
         }
@@ -122,6 +128,8 @@ pub struct Config {
     pub topics_file: Option<PathBuf>,
     pub max_body_bytes: usize,
     pub pool: PoolSettings,
+    /// Whether `serve` runs the delivery workers.
+    pub dispatch: bool,
     pub app: AppSettings,
 }
 
@@ -145,6 +153,7 @@ impl Config {
             database_url: s.database_url.unwrap_or_else(|| "sqlite://hookd.db".into()),
             topics_file: s.topics_file,
             max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
+            dispatch: s.dispatch.unwrap_or(true),
             pool: PoolSettings {
                 max_connections: s.db_max_connections.unwrap_or(pool_defaults.max_connections),
                 acquire_timeout: match &s.db_acquire_timeout {

@@ -60,15 +60,17 @@ impl Application {
                 tracing::info!(released, "released leases left by the previous run");
             }
         }
-        let background = [
+        let mut background = vec![
             tokio::spawn(purge_sessions(self.app.clone(), stop_rx.clone())),
             tokio::spawn(dispatch::retention::run(self.app.clone(), stop_rx.clone())),
-            tokio::spawn(dispatch::worker::run(self.app.clone(), node_name(), stop_rx.clone())),
-            tokio::spawn({
+        ];
+        if self.config.dispatch {
+            background.push(tokio::spawn(dispatch::worker::run(self.app.clone(), node_name(), stop_rx.clone())));
+            background.push(tokio::spawn({
                 let (store, wake, stop) = (self.app.store.clone(), self.app.wake.clone(), stop_rx.clone());
                 async move { store.listen_wakeups(wake, stop).await }
-            }),
-        ];
+            }));
+        }
         let router = crate::rpc::router(self.app.clone(), self.config.max_body_bytes);
         tracing::info!(%addr, database = %redact(&self.config.database_url), "listening on {addr}");
         axum::serve(self.listener, router)
@@ -100,7 +102,7 @@ async fn purge_sessions(app: App, mut stop: watch::Receiver<bool>) {
 }
 
 /// This process's name on the leases it takes: host, pid and a random suffix.
-fn node_name() -> String {
+pub fn node_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
     let host = if host.is_empty() { "node".to_string() } else { host };
     format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
