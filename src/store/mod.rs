@@ -1,6 +1,7 @@
 //! Persistence. `Store` is the boundary the rest of hookd talks to; `sqlite` (the embedded
 //! default) and `postgres` implement it. Nothing above this module writes SQL.
 
+pub mod postgres;
 mod records;
 pub mod sqlite;
 
@@ -28,6 +29,12 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database writer has stopped")]
+    WriterGone,
+    #[error("the write batch could not be committed")]
+    CommitFailed(#[source] Arc<rusqlite::Error>),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -139,9 +146,11 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store a database URL names (`sqlite://path` or `postgres://…`).
-pub async fn connect(database_url: &str, _pool: &PoolSettings) -> StoreResult<Arc<dyn Store>> {
+pub async fn connect(database_url: &str, pool: &PoolSettings) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(database_url).await?))
+    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PostgresStore::connect(database_url, pool).await?))
     } else {
         Err(StoreError::UnsupportedUrl(database_url.to_string()))
     }

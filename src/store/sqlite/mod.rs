@@ -1,11 +1,15 @@
 //! The embedded SQLite store (WAL, synchronous=FULL: a commit is on disk when it returns).
 //!
-//! One idea to know: all writes go through a single-connection pool, so hookd's own writers
-//! never contend for SQLite's write lock; reads use a separate pool and run concurrently.
+//! One idea to know: the hot writes (publish, claim, record) go to one writer thread that
+//! commits them in batches (`writer`, group commit, through rusqlite); the occasional writes
+//! (users, webhooks, sessions) use a one-connection sqlx pool, and reads a separate pool.
+//! Every writer starts with BEGIN IMMEDIATE, so they queue on SQLite's lock, never deadlock.
 
 mod deliveries;
 mod users;
 mod webhooks;
+mod writer;
+mod writes;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,7 +18,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{
-    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest, Published, Requeue,
+    StoreError, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest, Published, Requeue,
     Scope, StatusTarget, Store, StoreResult, UserRecord,
 };
 use crate::domain::{BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId};
@@ -25,6 +29,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    hot: writer::Writer,
 }
 
 impl SqliteStore {
@@ -40,8 +45,13 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(options.clone())
             .await?;
+        let path = options.get_filename().to_string_lossy().into_owned();
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        Ok(Self { writer, reader })
+        if path.is_empty() || path == ":memory:" {
+            return Err(StoreError::UnsupportedUrl(format!("{url} (an in-memory SQLite database cannot be shared)")));
+        }
+        let hot = writer::Writer::start(&path)?;
+        Ok(Self { writer, reader, hot })
     }
 }
 
@@ -128,7 +138,16 @@ impl Store for SqliteStore {
     }
 
     async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {
-        deliveries::publish(&self.writer, req).await
+        self.hot
+            .publish(writes::PublishJob {
+                merchant: req.merchant.0,
+                topic: req.topic.as_str().to_string(),
+                match_keys: req.topic.match_keys(),
+                body: req.body.clone(),
+                idempotency_key: req.idempotency_key.map(str::to_string),
+                now: req.now,
+            })
+            .await
     }
 
     async fn delivery_create_claimed(
@@ -140,7 +159,16 @@ impl Store for SqliteStore {
         owner: &str,
         lease_until: Millis,
     ) -> StoreResult<Option<ClaimedDelivery>> {
-        deliveries::create_claimed(&self.writer, scope, webhook, topic, body, owner, lease_until).await
+        self.hot
+            .create_claimed(writes::CreateClaimedJob {
+                merchant_filter: scope.merchant_filter(),
+                webhook,
+                topic: topic.to_string(),
+                body: body.clone(),
+                owner: owner.to_string(),
+                lease_until,
+            })
+            .await
     }
 
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
@@ -155,11 +183,11 @@ impl Store for SqliteStore {
         lease_until: Millis,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        deliveries::claim(&self.writer, webhook, owner, now, lease_until, limit).await
+        self.hot.claim(writes::ClaimJob { webhook, owner: owner.to_string(), now, lease_until, limit }).await
     }
 
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()> {
-        deliveries::record(&self.writer, updates).await
+        self.hot.record(updates.to_vec()).await
     }
 
     async fn lease_release_all(&self) -> StoreResult<u64> {
