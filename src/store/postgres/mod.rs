@@ -1,0 +1,240 @@
+//! The PostgreSQL store: several hookd nodes share one database.
+//!
+//! One idea to know: every guarantee that SQLite gets from its single writer is made here by
+//! row locks taken in a fixed order. Publishers serialise per webhook on the webhook row (its
+//! `increment_id` bump), always locking webhooks by ascending id so they cannot deadlock;
+//! claimers never wait (`FOR UPDATE SKIP LOCKED`); outcomes only apply while their lease is
+//! held. Wake-ups cross nodes by `NOTIFY hookd_wake` inside the writing transaction, so they
+//! are delivered exactly when the rows they announce become visible (see `wakeups`).
+
+mod deliveries;
+mod users;
+mod wakeups;
+mod webhooks;
+
+#[cfg(test)]
+mod tests;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use tokio::sync::watch;
+
+use super::{
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PoolSettings,
+    PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord,
+};
+use crate::dispatch::wake::Wake;
+use crate::domain::{
+    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook,
+    WebhookId,
+};
+use crate::time::Millis;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PostgresStore {
+    pool: PgPool,
+    /// Kept to open the wake-up listener's own connection.
+    options: PgConnectOptions,
+    settings: PoolSettings,
+}
+
+impl PostgresStore {
+    /// Connects a pool (failing at once when the server cannot be reached). Later connection
+    /// losses are not fatal: a query fails with `StoreError::Database` and the pool opens a
+    /// fresh connection for the next one.
+    pub async fn connect(url: &str, settings: &PoolSettings) -> StoreResult<Self> {
+        let mut options = PgConnectOptions::from_str(url)?;
+        if options.get_application_name().is_none() {
+            options = options.application_name("hookd");
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            // A connection the server dropped (restart, failover) is found and replaced
+            // before a query runs on it, not reported as that query's failure.
+            .test_before_acquire(true)
+            .connect_with(options.clone())
+            .await?;
+        Ok(Self {
+            pool,
+            options,
+            settings: settings.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        // sqlx holds an advisory lock while migrating, so nodes starting together take turns.
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn listen_wakeups(&self, wake: Arc<Wake>, stop: watch::Receiver<bool>) {
+        wakeups::listen(&self.options, &self.settings, wake, stop).await
+    }
+
+    async fn merchant_ensure(&self, code: &MerchantCode) -> StoreResult<MerchantId> {
+        users::merchant_ensure(&self.pool, code).await
+    }
+
+    async fn merchant_by_code(&self, code: &str) -> StoreResult<Option<MerchantId>> {
+        users::merchant_by_code(&self.pool, code).await
+    }
+
+    async fn merchant_list(&self) -> StoreResult<Vec<(MerchantId, String)>> {
+        users::merchant_list(&self.pool).await
+    }
+
+    async fn user_create(
+        &self,
+        name: &UserName,
+        role: Role,
+        merchant: Option<MerchantId>,
+        key_hash: &str,
+    ) -> StoreResult<UserRecord> {
+        users::user_create(&self.pool, name, role, merchant, key_hash).await
+    }
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRecord>> {
+        users::user_by_name(&self.pool, name).await
+    }
+
+    async fn user_list(&self) -> StoreResult<Vec<UserRecord>> {
+        users::user_list(&self.pool).await
+    }
+
+    async fn user_remove(&self, name: &str) -> StoreResult<bool> {
+        users::user_remove(&self.pool, name).await
+    }
+
+    async fn session_create(
+        &self,
+        id_hash: &str,
+        user: &UserRecord,
+        expires_at: Millis,
+    ) -> StoreResult<()> {
+        users::session_create(&self.pool, id_hash, user, expires_at).await
+    }
+
+    async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
+        users::session_user(&self.pool, id_hash, now).await
+    }
+
+    async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64> {
+        users::session_purge_expired(&self.pool, now).await
+    }
+
+    async fn webhook_create(
+        &self,
+        merchant: MerchantId,
+        hook: &NewWebhook,
+    ) -> StoreResult<WebhookId> {
+        webhooks::create(&self.pool, merchant, hook).await
+    }
+
+    async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64> {
+        webhooks::count(&self.pool, merchant).await
+    }
+
+    async fn webhook_list(&self, scope: Scope) -> StoreResult<Vec<Webhook>> {
+        webhooks::list(&self.pool, scope).await
+    }
+
+    async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
+        webhooks::get(&self.pool, scope, id).await
+    }
+
+    async fn webhook_set_active(
+        &self,
+        scope: Scope,
+        target: &StatusTarget,
+        active: bool,
+    ) -> StoreResult<u64> {
+        webhooks::set_active(&self.pool, scope, target, active).await
+    }
+
+    async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool> {
+        webhooks::delete(&self.pool, scope, id).await
+    }
+
+    async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {
+        deliveries::publish(&self.pool, req).await
+    }
+
+    async fn delivery_create_claimed(
+        &self,
+        scope: Scope,
+        webhook: WebhookId,
+        topic: &str,
+        body: &BodyTemplate,
+        owner: &str,
+        lease_until: Millis,
+    ) -> StoreResult<Option<ClaimedDelivery>> {
+        deliveries::create_claimed(&self.pool, scope, webhook, topic, body, owner, lease_until)
+            .await
+    }
+
+    async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
+        deliveries::queue_scan(&self.pool, now).await
+    }
+
+    async fn delivery_claim(
+        &self,
+        webhook: WebhookId,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        deliveries::claim(&self.pool, webhook, owner, now, lease_until, limit).await
+    }
+
+    async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()> {
+        deliveries::record(&self.pool, updates).await
+    }
+
+    async fn lease_release_all(&self) -> StoreResult<u64> {
+        deliveries::release_all(&self.pool).await
+    }
+
+    async fn delivery_list(
+        &self,
+        scope: Scope,
+        webhook: WebhookId,
+        filter: &DeliveryFilter,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        deliveries::list(&self.pool, scope, webhook, filter).await
+    }
+
+    async fn delivery_get(
+        &self,
+        scope: Scope,
+        id: DeliveryId,
+    ) -> StoreResult<Option<DeliveryDetail>> {
+        deliveries::get(&self.pool, scope, id).await
+    }
+
+    async fn delivery_requeue(
+        &self,
+        scope: Scope,
+        id: DeliveryId,
+        now: Millis,
+    ) -> StoreResult<Requeue> {
+        deliveries::requeue(&self.pool, scope, id, now).await
+    }
+
+    async fn purge_finished(&self, before: Millis) -> StoreResult<u64> {
+        deliveries::purge(&self.pool, before).await
+    }
+}

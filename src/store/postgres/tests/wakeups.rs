@@ -1,0 +1,97 @@
+//! Wake-ups from one node's writes to another node's listener.
+
+use super::*;
+
+/// Waits until `wake` has announced all of `ids` (and a rescan, if `rescan`).
+async fn wait_for(wake: &Wake, ids: &[WebhookId], rescan: bool) {
+    let mut want: HashSet<WebhookId> = ids.iter().copied().collect();
+    let mut rescan_wanted = rescan;
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (got, scan) = wake.take();
+            for id in got {
+                want.remove(&id);
+            }
+            rescan_wanted &= !scan;
+            if want.is_empty() && !rescan_wanted {
+                return;
+            }
+            wake.notified().await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "no wake-up for {want:?} (rescan still wanted: {rescan_wanted})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_ups_cross_from_one_node_to_another_and_survive_a_reconnect() {
+    let (db, publisher) = setup!();
+    let listener = Arc::new(db.store().await);
+    let m = merchant(&publisher, "shop").await;
+    let hook = publisher
+        .webhook_create(m, &new_hook("order:created", true))
+        .await
+        .unwrap();
+    let sleeper = publisher
+        .webhook_create(m, &new_hook("order:*", false))
+        .await
+        .unwrap();
+
+    let wake = Arc::new(Wake::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn({
+        let (listener, wake) = (listener.clone(), wake.clone());
+        async move { listener.listen_wakeups(wake, stop_rx).await }
+    });
+    wait_for(&wake, &[], true).await; // listening (it asks for a scan once LISTEN is active)
+
+    publish(&publisher, m, "order:created").await;
+    wait_for(&wake, &[hook], false).await;
+    publisher
+        .webhook_set_active(Scope::All, &StatusTarget::Id(sleeper), true)
+        .await
+        .unwrap();
+    wait_for(&wake, &[sleeper], false).await;
+    let now = now_millis();
+    let c = publisher
+        .delivery_claim(hook, "n", now, now + HOUR, 1)
+        .await
+        .unwrap();
+    publisher
+        .delivery_record(&[outcome(&c[0], "n", DeliveryStatus::Failed, Some(500), now)])
+        .await
+        .unwrap();
+    let _ = wake.take();
+    publisher
+        .delivery_requeue(Scope::All, c[0].id, now)
+        .await
+        .unwrap();
+    wait_for(&wake, &[hook], false).await;
+
+    // Cut the listener's connection: it reconnects, asks for a rescan, and hears again.
+    let mut admin = PgConnection::connect(&db.admin_url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND application_name = 'hookd-listener'",
+    )
+    .bind(&db.name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, vec![true]);
+    wait_for(&wake, &[], true).await;
+    publish(&publisher, m, "order:created").await;
+    wait_for(&wake, &[hook, sleeper], false).await;
+
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the listener stops")
+        .unwrap();
+    admin.close().await.ok();
+    drop((publisher, listener));
+    db.drop_database().await;
+}

@@ -1,0 +1,154 @@
+//! Merchants, users and sessions in PostgreSQL.
+
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+
+use crate::domain::{MerchantCode, MerchantId, Role, UserId, UserName};
+use crate::store::{StoreError, StoreResult, UserRecord};
+use crate::time::{now_millis, Millis};
+
+const USER_COLUMNS: &str = "u.id, u.name, u.role, u.merchant_id, m.code, u.key_hash, u.created_at";
+
+fn user_from_row(row: &PgRow) -> UserRecord {
+    UserRecord {
+        id: UserId(row.get(0)),
+        name: row.get(1),
+        role: Role::parse(row.get::<&str, _>(2)).unwrap_or(Role::Merchant),
+        merchant_id: row.get::<Option<i64>, _>(3).map(MerchantId),
+        merchant_code: row.get(4),
+        key_hash: row.get(5),
+        created_at: row.get(6),
+    }
+}
+
+pub async fn merchant_ensure(pool: &PgPool, code: &MerchantCode) -> StoreResult<MerchantId> {
+    // A concurrent insert of the same code makes ours wait for it, then do nothing; the
+    // SELECT (a new snapshot) then sees the committed row.
+    sqlx::query(
+        "INSERT INTO merchants (code, created_at) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING",
+    )
+    .bind(code.as_str())
+    .bind(now_millis())
+    .execute(pool)
+    .await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM merchants WHERE code = $1")
+        .bind(code.as_str())
+        .fetch_one(pool)
+        .await?;
+    Ok(MerchantId(id))
+}
+
+pub async fn merchant_by_code(pool: &PgPool, code: &str) -> StoreResult<Option<MerchantId>> {
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM merchants WHERE code = $1")
+        .bind(code)
+        .fetch_optional(pool)
+        .await?;
+    Ok(id.map(MerchantId))
+}
+
+pub async fn merchant_list(pool: &PgPool) -> StoreResult<Vec<(MerchantId, String)>> {
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, code FROM merchants ORDER BY id")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, code)| (MerchantId(id), code))
+        .collect())
+}
+
+pub async fn user_create(
+    pool: &PgPool,
+    name: &UserName,
+    role: Role,
+    merchant: Option<MerchantId>,
+    key_hash: &str,
+) -> StoreResult<UserRecord> {
+    let result = sqlx::query(&format!(
+        "WITH u AS (INSERT INTO users (name, role, merchant_id, key_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING *) \
+         SELECT {USER_COLUMNS} FROM u LEFT JOIN merchants m ON m.id = u.merchant_id"
+    ))
+    .bind(name.as_str())
+    .bind(role.as_str())
+    .bind(merchant.map(|m| m.0))
+    .bind(key_hash)
+    .bind(now_millis())
+    .fetch_one(pool)
+    .await;
+    match result {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(StoreError::Conflict("user"))
+        }
+        Err(e) => Err(e.into()),
+        Ok(row) => Ok(user_from_row(&row)),
+    }
+}
+
+pub async fn user_by_name(pool: &PgPool, name: &str) -> StoreResult<Option<UserRecord>> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users u LEFT JOIN merchants m ON m.id = u.merchant_id \
+         WHERE u.name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.as_ref().map(user_from_row))
+}
+
+pub async fn user_list(pool: &PgPool) -> StoreResult<Vec<UserRecord>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users u LEFT JOIN merchants m ON m.id = u.merchant_id \
+         ORDER BY u.id"
+    ))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(user_from_row).collect())
+}
+
+pub async fn user_remove(pool: &PgPool, name: &str) -> StoreResult<bool> {
+    // Sessions go with the user (ON DELETE CASCADE).
+    let done = sqlx::query("DELETE FROM users WHERE name = $1")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+pub async fn session_create(
+    pool: &PgPool,
+    id_hash: &str,
+    user: &UserRecord,
+    expires_at: Millis,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO sessions (id_hash, user_id, expires_at) VALUES ($1, $2, $3)")
+        .bind(id_hash)
+        .bind(user.id.0)
+        .bind(expires_at)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn session_user(
+    pool: &PgPool,
+    id_hash: &str,
+    now: Millis,
+) -> StoreResult<Option<UserRecord>> {
+    let row = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users u LEFT JOIN merchants m ON m.id = u.merchant_id \
+         JOIN sessions s ON s.user_id = u.id WHERE s.id_hash = $1 AND s.expires_at > $2"
+    ))
+    .bind(id_hash)
+    .bind(now)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.as_ref().map(user_from_row))
+}
+
+pub async fn session_purge_expired(pool: &PgPool, now: Millis) -> StoreResult<u64> {
+    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(now)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,159 @@
+//! Webhooks and their subscription index in PostgreSQL.
+//!
+//! Statements that lock several webhook rows take the locks in ascending id order (a
+//! `SELECT … ORDER BY id FOR UPDATE` sub-select), the order publishers use, so a status change
+//! and a publish touching the same webhooks cannot deadlock.
+
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Row};
+
+use super::wakeups;
+use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
+use crate::store::{Scope, StatusTarget, StoreResult};
+use crate::time::now_millis;
+
+const COLUMNS: &str =
+    "id, merchant_id, increment_id, is_active, topics, url, extra_headers, secret_key";
+
+fn webhook_from_row(row: &PgRow) -> Webhook {
+    Webhook {
+        id: WebhookId(row.get(0)),
+        merchant_id: MerchantId(row.get(1)),
+        increment_id: row.get(2),
+        is_active: row.get(3),
+        topics: row.get(4),
+        url: row.get(5),
+        extra_headers: row.get(6),
+        secret_key: row.get(7),
+    }
+}
+
+pub async fn create(
+    pool: &PgPool,
+    merchant: MerchantId,
+    hook: &NewWebhook,
+) -> StoreResult<WebhookId> {
+    let patterns: Vec<String> = hook.topics.patterns().iter().map(|p| p.key()).collect();
+    let mut tx = pool.begin().await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    )
+    .bind(merchant.0)
+    .bind(hook.is_active)
+    .bind(hook.topics.joined())
+    .bind(hook.url.as_str())
+    .bind(hook.extra_headers.raw())
+    .bind(hook.secret_key.as_str())
+    .bind(now_millis())
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) \
+         SELECT $1, pattern, $3 FROM UNNEST($2::text[]) AS p(pattern)",
+    )
+    .bind(merchant.0)
+    .bind(&patterns)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(WebhookId(id))
+}
+
+pub async fn count(pool: &PgPool, merchant: MerchantId) -> StoreResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE merchant_id = $1")
+            .bind(merchant.0)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+pub async fn list(pool: &PgPool, scope: Scope) -> StoreResult<Vec<Webhook>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE ($1::BIGINT IS NULL OR merchant_id = $1) ORDER BY id"
+    ))
+    .bind(scope.merchant_filter())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(webhook_from_row).collect())
+}
+
+pub async fn get(pool: &PgPool, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)"
+    ))
+    .bind(id.0)
+    .bind(scope.merchant_filter())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.as_ref().map(webhook_from_row))
+}
+
+/// Activating also tells the other nodes (by NOTIFY, at commit) which webhooks may now
+/// have payloads to send; until then their queue scans skip inactive webhooks.
+pub async fn set_active(
+    pool: &PgPool,
+    scope: Scope,
+    target: &StatusTarget,
+    active: bool,
+) -> StoreResult<u64> {
+    let matching = match target {
+        StatusTarget::Id(_) => "id = $2",
+        StatusTarget::Topic(_) => {
+            "id IN (SELECT webhook_id FROM webhook_topics WHERE pattern = $2 \
+             AND ($3::BIGINT IS NULL OR merchant_id = $3))"
+        }
+    };
+    let sql = format!(
+        "UPDATE webhooks SET is_active = $1 WHERE id IN ( \
+           SELECT id FROM webhooks WHERE {matching} AND ($3::BIGINT IS NULL OR merchant_id = $3) \
+           ORDER BY id FOR UPDATE) \
+         RETURNING id"
+    );
+    let query = sqlx::query_scalar(&sql).bind(active);
+    let query = match target {
+        StatusTarget::Id(id) => query.bind(id.0),
+        StatusTarget::Topic(pattern) => query.bind(pattern.as_str()),
+    };
+    let mut tx = pool.begin().await?;
+    let ids: Vec<i64> = query
+        .bind(scope.merchant_filter())
+        .fetch_all(&mut *tx)
+        .await?;
+    if active && !ids.is_empty() {
+        wakeups::notify(&mut tx, &ids).await?;
+    }
+    tx.commit().await?;
+    Ok(ids.len() as u64)
+}
+
+pub async fn delete(pool: &PgPool, scope: Scope, id: WebhookId) -> StoreResult<bool> {
+    let mut tx = pool.begin().await?;
+    // Waits for a publish holding the row, so that publish's payloads are committed (and
+    // canceled below) before the webhook goes; later publishes no longer find it.
+    let done = sqlx::query(
+        "DELETE FROM webhooks WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)",
+    )
+    .bind(id.0)
+    .bind(scope.merchant_filter())
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    // Rows in id order, like the delivery recorder's batches, to keep lock orders alike.
+    sqlx::query(
+        "UPDATE deliveries SET status = 'canceled', finished_at = $1, lease_owner = NULL, \
+           lease_until = NULL \
+         WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = $2 \
+                        AND status IN ('pending', 'retrying') ORDER BY id FOR UPDATE)",
+    )
+    .bind(now_millis())
+    .bind(id.0)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
