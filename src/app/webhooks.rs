@@ -63,24 +63,16 @@ impl App {
         target: Option<StatusTarget>,
         active: bool,
     ) -> Result<(), AppError> {
-        let matched = match &target {
-            Some(t) => self.store.webhook_set_active(caller.scope(), t, active).await?,
-            None => {
-                let mut n = 0;
-                for hook in self.store.webhook_list(caller.scope()).await? {
-                    n += self.store.webhook_set_active(caller.scope(), &StatusTarget::Id(hook.id), active).await?;
-                }
-                n
-            }
-        };
+        let target = target.unwrap_or(StatusTarget::All);
+        let matched = self.store.webhook_set_active(caller.scope(), &target, active).await?;
         if active && matched > 0 {
             self.wake.rescan();
         }
         if matched == 0 {
             let what = match target {
-                Some(StatusTarget::Id(id)) => format!("no webhook with id {id}"),
-                Some(StatusTarget::Topic(t)) => format!("no webhook subscribed to topic '{t}'"),
-                None => "there are no webhooks".to_string(),
+                StatusTarget::Id(id) => format!("no webhook with id {id}"),
+                StatusTarget::Topic(t) => format!("no webhook subscribed to topic '{t}'"),
+                StatusTarget::All => "there are no webhooks".to_string(),
             };
             return Err(AppError::StatusNotChanged(what));
         }

@@ -1,5 +1,5 @@
 //! Retention: finished payloads (delivered, failed or canceled) and their attempts are
-//! deleted once older than the configured period (default 30 days), hourly.
+//! deleted once older than the configured period (default 30 days).
 
 use std::time::Duration;
 
@@ -8,10 +8,15 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::time::now_millis;
 
-const EVERY: Duration = Duration::from_secs(3600);
+/// How often to purge: hourly, or more often for a short retention (a quarter of it, at
+/// least every second).
+fn period(retention: Duration) -> Duration {
+    (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600))
+}
 
 pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
-    let keep = app.settings.delivery.retention.as_millis() as i64;
+    let retention = app.settings.delivery.retention;
+    let keep = retention.as_millis() as i64;
     loop {
         match app.store.purge_finished(now_millis() - keep).await {
             Ok(0) => {}
@@ -19,7 +24,7 @@ pub async fn run(app: App, mut stop: watch::Receiver<bool>) {
             Err(e) => tracing::warn!(error = ?e, "purging finished payloads failed"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(EVERY) => {}
+            _ = tokio::time::sleep(period(retention)) => {}
             _ = stop.changed() => return,
         }
     }

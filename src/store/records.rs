@@ -38,6 +38,8 @@ pub enum StatusTarget {
     Id(WebhookId),
     /// Every webhook whose topic list contains this exact entry.
     Topic(String),
+    /// Every webhook of the scope (the seed's `{"status": 1}` with no target).
+    All,
 }
 
 /// What `event.publish` asks the store to do, in one transaction.

@@ -105,6 +105,8 @@ pub async fn set_active(
             "id IN (SELECT webhook_id FROM webhook_topics WHERE pattern = $2 \
              AND ($3::BIGINT IS NULL OR merchant_id = $3))"
         }
+        // $2 is bound to NULL so every variant takes the same three parameters.
+        StatusTarget::All => "$2::TEXT IS NULL",
     };
     let sql = format!(
         "UPDATE webhooks SET is_active = $1 WHERE id IN ( \
@@ -116,6 +118,7 @@ pub async fn set_active(
     let query = match target {
         StatusTarget::Id(id) => query.bind(id.0),
         StatusTarget::Topic(pattern) => query.bind(pattern.as_str()),
+        StatusTarget::All => query.bind(None::<&str>),
     };
     let mut tx = pool.begin().await?;
     let ids: Vec<i64> = query

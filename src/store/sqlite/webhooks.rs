@@ -89,6 +89,11 @@ pub async fn set_active(pool: &SqlitePool, scope: Scope, target: &StatusTarget, 
         )
         .bind(active as i64)
         .bind(pattern.as_str()),
+        StatusTarget::All => sqlx::query(
+            "UPDATE webhooks SET is_active = ?1 WHERE ?2 IS NULL AND (?3 IS NULL OR merchant_id = ?3)",
+        )
+        .bind(active as i64)
+        .bind(None::<&str>),
     };
     let done = query.bind(scope.merchant_filter()).execute(pool).await?;
     Ok(done.rows_affected())
