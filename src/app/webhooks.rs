@@ -17,12 +17,9 @@ impl App {
             .map_err(|e| AppError::InvalidData(e.to_string()))?;
         let merchant = self.target_merchant(caller, hook.merchant_code.as_ref().map(|c| c.as_str())).await?;
         let limit = self.settings.max_webhooks_per_merchant;
-        if self.store.webhook_count(merchant).await? >= limit {
-            return Err(AppError::NotCreated(format!(
-                "the merchant already has {limit} webhooks, the configured limit"
-            )));
-        }
-        Ok(self.store.webhook_create(merchant, &hook).await?)
+        self.store.webhook_create(merchant, &hook, limit).await?.ok_or_else(|| {
+            AppError::NotCreated(format!("the merchant already has {limit} webhooks, the configured limit"))
+        })
     }
 
     /// The merchant a new webhook belongs to: the caller's own, or for an admin the one

@@ -69,7 +69,7 @@ impl NewWebhook {
         };
         let url = WebhookUrl::parse(required_str(obj, "url")?, allow_private_targets)?;
         let is_active = match obj.get("is_active") {
-            None => true,
+            None | Some(Value::Null) => true,
             Some(v) => parse_flag(v).ok_or(WebhookDataError::WrongType {
                 field: "is_active",
                 expected: "0, 1, \"0\", \"1\", true or false",

@@ -94,7 +94,10 @@ pub trait Store: Send + Sync + 'static {
     async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64>;
 
     // --- webhooks ---
-    async fn webhook_create(&self, merchant: MerchantId, hook: &NewWebhook) -> StoreResult<WebhookId>;
+    /// Creates the webhook unless the merchant already has `limit` webhooks (then None);
+    /// the count and the insert are one transaction, so concurrent creates respect it.
+    async fn webhook_create(&self, merchant: MerchantId, hook: &NewWebhook, limit: i64)
+        -> StoreResult<Option<WebhookId>>;
     async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64>;
     /// The scope's webhooks ordered by id.
     async fn webhook_list(&self, scope: Scope) -> StoreResult<Vec<Webhook>>;

@@ -139,8 +139,9 @@ impl Store for PostgresStore {
         &self,
         merchant: MerchantId,
         hook: &NewWebhook,
-    ) -> StoreResult<WebhookId> {
-        webhooks::create(&self.pool, merchant, hook).await
+        limit: i64,
+    ) -> StoreResult<Option<WebhookId>> {
+        webhooks::create(&self.pool, merchant, hook, limit).await
     }
 
     async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64> {

@@ -32,9 +32,22 @@ pub async fn create(
     pool: &PgPool,
     merchant: MerchantId,
     hook: &NewWebhook,
-) -> StoreResult<WebhookId> {
+    limit: i64,
+) -> StoreResult<Option<WebhookId>> {
     let patterns: Vec<String> = hook.topics.patterns().iter().map(|p| p.key()).collect();
     let mut tx = pool.begin().await?;
+    // The merchant row lock serialises creates for one merchant, so the count cannot go stale.
+    sqlx::query("SELECT id FROM merchants WHERE id = $1 FOR UPDATE")
+        .bind(merchant.0)
+        .execute(&mut *tx)
+        .await?;
+    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE merchant_id = $1")
+        .bind(merchant.0)
+        .fetch_one(&mut *tx)
+        .await?;
+    if existing >= limit {
+        return Ok(None);
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
@@ -58,7 +71,7 @@ pub async fn create(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(WebhookId(id))
+    Ok(Some(WebhookId(id)))
 }
 
 pub async fn count(pool: &PgPool, merchant: MerchantId) -> StoreResult<i64> {

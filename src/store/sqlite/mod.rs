@@ -113,8 +113,13 @@ impl Store for SqliteStore {
         users::session_purge_expired(&self.writer, now).await
     }
 
-    async fn webhook_create(&self, merchant: MerchantId, hook: &NewWebhook) -> StoreResult<WebhookId> {
-        webhooks::create(&self.writer, merchant, hook).await
+    async fn webhook_create(
+        &self,
+        merchant: MerchantId,
+        hook: &NewWebhook,
+        limit: i64,
+    ) -> StoreResult<Option<WebhookId>> {
+        webhooks::create(&self.writer, merchant, hook, limit).await
     }
 
     async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64> {

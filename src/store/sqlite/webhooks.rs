@@ -21,8 +21,21 @@ fn webhook_from_row(row: &sqlx::sqlite::SqliteRow) -> Webhook {
     }
 }
 
-pub async fn create(pool: &SqlitePool, merchant: MerchantId, hook: &NewWebhook) -> StoreResult<WebhookId> {
+pub async fn create(
+    pool: &SqlitePool,
+    merchant: MerchantId,
+    hook: &NewWebhook,
+    limit: i64,
+) -> StoreResult<Option<WebhookId>> {
+    // BEGIN IMMEDIATE takes the write lock first, so the count cannot go stale.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE merchant_id = ?")
+        .bind(merchant.0)
+        .fetch_one(&mut *tx)
+        .await?;
+    if existing >= limit {
+        return Ok(None);
+    }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -45,7 +58,7 @@ pub async fn create(pool: &SqlitePool, merchant: MerchantId, hook: &NewWebhook) 
             .await?;
     }
     tx.commit().await?;
-    Ok(WebhookId(id))
+    Ok(Some(WebhookId(id)))
 }
 
 pub async fn count(pool: &SqlitePool, merchant: MerchantId) -> StoreResult<i64> {

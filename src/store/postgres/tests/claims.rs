@@ -9,9 +9,9 @@ async fn two_owners_claiming_at_once_never_share_a_payload() {
     let second = Arc::new(db.store().await);
     let m = merchant(&store, "shop").await;
     let hook = store
-        .webhook_create(m, &new_hook("order:created", true))
+        .webhook_create(m, &new_hook("order:created", true), i64::MAX)
         .await
-        .unwrap();
+        .unwrap().expect("no webhook limit");
     let total = 300;
     for _ in 0..total {
         publish(&store, m, "order:created").await;
@@ -75,13 +75,13 @@ async fn claims_respect_due_times_and_inactive_webhooks() {
     let m = merchant(&store, "shop").await;
     let (a, b) = (
         store
-            .webhook_create(m, &new_hook("order:created", true))
+            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
             .await
-            .unwrap(),
+            .unwrap().expect("no webhook limit"),
         store
-            .webhook_create(m, &new_hook("order:*", true))
+            .webhook_create(m, &new_hook("order:*", true), i64::MAX)
             .await
-            .unwrap(),
+            .unwrap().expect("no webhook limit"),
     );
     let now = now_millis();
     publish_at(&store, m, "order:created", None, now).await;

@@ -7,9 +7,9 @@ async fn recording_moves_payloads_and_ignores_lost_leases() {
     let (db, store) = setup!();
     let m = merchant(&store, "shop").await;
     let hook = store
-        .webhook_create(m, &new_hook("order:created", true))
+        .webhook_create(m, &new_hook("order:created", true), i64::MAX)
         .await
-        .unwrap();
+        .unwrap().expect("no webhook limit");
     for _ in 0..5 {
         publish(&store, m, "order:created").await;
     }
@@ -135,9 +135,9 @@ async fn deliveries_are_listed_requeued_and_purged() {
         merchant(&store, "other").await,
     );
     let hook = store
-        .webhook_create(m, &new_hook("order:created", true))
+        .webhook_create(m, &new_hook("order:created", true), i64::MAX)
         .await
-        .unwrap();
+        .unwrap().expect("no webhook limit");
     for _ in 0..4 {
         publish(&store, m, "order:created").await;
     }

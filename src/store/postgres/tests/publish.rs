@@ -10,30 +10,30 @@ async fn publishing_fans_out_by_exact_prefix_and_wildcard_topics() {
         merchant(&store, "other").await,
     );
     let exact = store
-        .webhook_create(m, &new_hook("order:created", true))
+        .webhook_create(m, &new_hook("order:created", true), i64::MAX)
         .await
-        .unwrap();
+        .unwrap().expect("no webhook limit");
     let prefix = store
-        .webhook_create(m, &new_hook("order:*", true))
+        .webhook_create(m, &new_hook("order:*", true), i64::MAX)
         .await
-        .unwrap();
-    let all = store.webhook_create(m, &new_hook("*", true)).await.unwrap();
+        .unwrap().expect("no webhook limit");
+    let all = store.webhook_create(m, &new_hook("*", true), i64::MAX).await.unwrap().expect("no webhook limit");
     let product = store
-        .webhook_create(m, &new_hook("product:created", true))
+        .webhook_create(m, &new_hook("product:created", true), i64::MAX)
         .await
-        .unwrap();
+        .unwrap().expect("no webhook limit");
     let both = store
-        .webhook_create(m, &new_hook("order:created,order:*,*", true))
+        .webhook_create(m, &new_hook("order:created,order:*,*", true), i64::MAX)
         .await
-        .unwrap();
+        .unwrap().expect("no webhook limit");
     let inactive = store
-        .webhook_create(m, &new_hook("*", false))
+        .webhook_create(m, &new_hook("*", false), i64::MAX)
         .await
-        .unwrap();
+        .unwrap().expect("no webhook limit");
     let foreign = store
-        .webhook_create(other, &new_hook("*", true))
+        .webhook_create(other, &new_hook("*", true), i64::MAX)
         .await
-        .unwrap();
+        .unwrap().expect("no webhook limit");
 
     for round in 1..=3 {
         let p = publish(&store, m, "order:created").await;
@@ -105,18 +105,18 @@ async fn concurrent_publishers_on_two_nodes_take_gap_free_increment_ids() {
     // Overlapping subscriptions, so every publisher locks several shared webhook rows.
     let hooks = [
         store
-            .webhook_create(m, &new_hook("order:created", true))
+            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
             .await
-            .unwrap(),
+            .unwrap().expect("no webhook limit"),
         store
-            .webhook_create(m, &new_hook("order:*", true))
+            .webhook_create(m, &new_hook("order:*", true), i64::MAX)
             .await
-            .unwrap(),
-        store.webhook_create(m, &new_hook("*", true)).await.unwrap(),
+            .unwrap().expect("no webhook limit"),
+        store.webhook_create(m, &new_hook("*", true), i64::MAX).await.unwrap().expect("no webhook limit"),
         store
-            .webhook_create(m, &new_hook("product:created,order:created", true))
+            .webhook_create(m, &new_hook("product:created,order:created", true), i64::MAX)
             .await
-            .unwrap(),
+            .unwrap().expect("no webhook limit"),
     ];
     let (tasks, per_task) = (8, 50);
     let mut handles = Vec::new();
@@ -170,7 +170,7 @@ async fn an_idempotency_key_makes_one_event_even_when_raced() {
     let second = Arc::new(db.store().await);
     let m = merchant(&store, "shop").await;
     let other = merchant(&store, "other").await;
-    let hook = store.webhook_create(m, &new_hook("*", true)).await.unwrap();
+    let hook = store.webhook_create(m, &new_hook("*", true), i64::MAX).await.unwrap().expect("no webhook limit");
     let now = now_millis();
 
     let first = publish_at(&store, m, "order:created", Some("k1"), now).await;

@@ -13,15 +13,15 @@ async fn webhooks_are_scoped_listed_switched_and_deleted() {
         false,
     )
     .unwrap();
-    let a1 = store.webhook_create(a, &hook).await.unwrap();
+    let a1 = store.webhook_create(a, &hook, i64::MAX).await.unwrap().expect("no webhook limit");
     let a2 = store
-        .webhook_create(a, &new_hook("product:created", false))
+        .webhook_create(a, &new_hook("product:created", false), i64::MAX)
         .await
-        .unwrap();
+        .unwrap().expect("no webhook limit");
     let b1 = store
-        .webhook_create(b, &new_hook("order:created", true))
+        .webhook_create(b, &new_hook("order:created", true), i64::MAX)
         .await
-        .unwrap();
+        .unwrap().expect("no webhook limit");
 
     let got = store
         .webhook_get(Scope::Merchant(a), a1)
