@@ -23,6 +23,27 @@ async fn login_with_a_good_key_returns_a_32_hex_session_id() {
 }
 
 #[tokio::test]
+async fn a_session_is_valid_for_24_hours() {
+    let app = TestApp::spawn().await;
+    let (name, key) = app.create_merchant_user(&unique("shop")).await;
+    let before = hookd::time::now_millis();
+    let session = app.login(&name, &key).await;
+    let after = hookd::time::now_millis();
+    let day = 24 * 3600 * 1000;
+    let minute = 60 * 1000;
+    let id_hash = sha256_hex(&session);
+    let user_at = |t| app.app.store.session_user(&id_hash, t);
+    assert!(
+        user_at(before + day - minute).await.unwrap().is_some(),
+        "valid just before 24 hours"
+    );
+    assert!(
+        user_at(after + day + minute).await.unwrap().is_none(),
+        "expired just after 24 hours"
+    );
+}
+
+#[tokio::test]
 async fn login_accepts_named_parameters() {
     let app = TestApp::spawn().await;
     let (name, key) = app.create_merchant_user(&unique("shop")).await;
@@ -294,4 +315,17 @@ async fn a_user_made_again_under_a_removed_name_does_not_inherit_the_old_key() {
         &app.call_basic(&name, &plain, "webhook.list", json!([]))
             .await,
     );
+}
+
+#[tokio::test]
+async fn only_an_admin_may_publish_events() {
+    let app = TestApp::spawn().await;
+    let merchant = app.merchant_session(&unique("shop")).await;
+    let admin = app.admin_session().await;
+    let args = json!(["order:created", {"order_id": 1}]);
+    let resp = app.call(&merchant, "event.publish", args.clone()).await;
+    let message = assert_app_error(&resp, 2);
+    assert!(message.starts_with("Access denied."), "{message}");
+    let resp = app.call(&admin, "event.publish", args).await;
+    assert_eq!(assert_ok(&resp)["payloads"], 0, "no webhooks, no payloads");
 }

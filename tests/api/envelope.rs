@@ -96,8 +96,10 @@ async fn malformed_json_is_a_parse_error() {
         "{not json}",
         r#"[{"jsonrpc": "2.0", "id": 1, "method": "login"},"#,
         "nul",
+        &"[".repeat(100_000),
+        &format!("{}{}", "{\"a\":".repeat(50_000), "}".repeat(50_000)),
     ] {
-        let (status, resp) = app.rpc_raw(body).await;
+        let (status, resp) = app.rpc_raw(body.to_string()).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(assert_error(&resp, -32700), "Parse error", "{body}");
         assert!(resp["id"].is_null(), "{resp}");

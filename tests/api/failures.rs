@@ -33,10 +33,7 @@ fn assert_no_internals(resp: &Value) {
 #[tokio::test]
 async fn a_failing_insert_answers_102_and_writes_nothing() {
     let (app, session, before) = app_with_one_webhook().await;
-    app.execute_sql(
-        "CREATE TRIGGER topics_boom BEFORE INSERT ON webhook_topics BEGIN SELECT RAISE(ABORT, 'boom'); END",
-    )
-    .await;
+    app.fail_on("INSERT", "webhook_topics").await;
 
     let data = json!({"topics": "order:created", "url": "https://example.com/b"});
     let resp = app.create_webhook(&session, data.clone()).await;
@@ -51,15 +48,10 @@ async fn a_failing_insert_answers_102_and_writes_nothing() {
         before,
         "no half-written webhook"
     );
-    let mut db = app.open_db().await;
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-    assert_eq!(rows, 1);
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM webhooks").await, 1);
 
     // Once the database is healthy again, so is create.
-    app.execute_sql("DROP TRIGGER topics_boom").await;
+    app.stop_failing("INSERT", "webhook_topics").await;
     assert_ok(&app.create_webhook(&session, data).await);
     assert_eq!(app.list_webhooks(&session).await.len(), 2);
 }
@@ -67,8 +59,7 @@ async fn a_failing_insert_answers_102_and_writes_nothing() {
 #[tokio::test]
 async fn a_failing_delete_answers_104_and_keeps_the_webhook() {
     let (app, session, before) = app_with_one_webhook().await;
-    app.execute_sql("CREATE TRIGGER delete_boom BEFORE DELETE ON webhooks BEGIN SELECT RAISE(ABORT, 'boom'); END")
-        .await;
+    app.fail_on("DELETE", "webhooks").await;
 
     let id = before[0]["webhook_id"].clone();
     let resp = app.call(&session, "webhook.delete", json!([id])).await;
@@ -85,7 +76,7 @@ async fn a_failing_delete_answers_104_and_keeps_the_webhook() {
             .await,
     );
 
-    app.execute_sql("DROP TRIGGER delete_boom").await;
+    app.stop_failing("DELETE", "webhooks").await;
     assert_ok(&app.call(&session, "webhook.delete", json!([id])).await);
     assert!(app.list_webhooks(&session).await.is_empty());
 }

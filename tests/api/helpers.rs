@@ -1,9 +1,16 @@
-//! Shared test harness: a real hookd server on 127.0.0.1:0 with its own SQLite database in a
-//! temporary directory, plus small JSON-RPC client helpers and assertions.
+//! Shared test harness: a real hookd server on 127.0.0.1:0 with a database of its own, plus
+//! small JSON-RPC client helpers and assertions.
 //!
 //! The one idea to know: the server runs on a tokio task with a stop trigger, and the
 //! database outlives it, so a test can stop the server and start a new one on the same
-//! file (`TestApp::restart`) to check what survives.
+//! database (`TestApp::restart`) to check what survives.
+//!
+//! The backend is SQLite (a file in a temporary directory) unless `HOOKD_TEST_BACKEND=postgres`,
+//! which gives each test a fresh database on the server `HOOKD_TEST_POSTGRES_URL` names
+//! (dropped when the test passes, kept for a look when it fails).
+
+// Shared by every test module, and by tests still to come: not each uses everything.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +26,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use sqlx::{Connection, Executor};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -34,10 +42,65 @@ pub struct TestApp {
     /// The configuration the server was built with (`database_url` included).
     pub config: Config,
     pub client: reqwest::Client,
-    db_path: PathBuf,
+    db: TestDatabase,
     server: Option<RunningServer>,
-    // Dropped last: the database files live here.
+    // Dropped last: an SQLite database lives here.
     dir: TempDir,
+}
+
+/// The storage backend the suite runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `HOOKD_TEST_BACKEND`: `sqlite` (the default) or `postgres`.
+    pub fn from_env() -> Self {
+        match std::env::var("HOOKD_TEST_BACKEND").as_deref() {
+            Err(_) | Ok("") | Ok("sqlite") => Backend::Sqlite,
+            Ok("postgres") => Backend::Postgres,
+            Ok(other) => panic!("HOOKD_TEST_BACKEND must be sqlite or postgres, not '{other}'"),
+        }
+    }
+}
+
+/// Where a test's data lives.
+enum TestDatabase {
+    Sqlite { path: PathBuf },
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    async fn create(dir: &Path) -> (Self, String) {
+        match Backend::from_env() {
+            Backend::Sqlite => {
+                let path = dir.join("hookd.db");
+                let url = format!("sqlite://{}", path.display());
+                (TestDatabase::Sqlite { path }, url)
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var("HOOKD_TEST_POSTGRES_URL").expect(
+                    "HOOKD_TEST_BACKEND=postgres needs HOOKD_TEST_POSTGRES_URL \
+                     (a server where this user may create databases)",
+                );
+                let name = format!("hookd_api_{:016x}", rand::random::<u64>());
+                let mut admin = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .expect("connecting to HOOKD_TEST_POSTGRES_URL");
+                admin
+                    .execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("creating a test database");
+                admin.close().await.ok();
+                let mut url =
+                    url::Url::parse(&admin_url).expect("HOOKD_TEST_POSTGRES_URL is a URL");
+                url.set_path(&name);
+                (TestDatabase::Postgres { admin_url, name }, url.to_string())
+            }
+        }
+    }
 }
 
 struct RunningServer {
@@ -57,7 +120,7 @@ pub fn sha256_hex(s: &str) -> String {
 }
 
 impl TestApp {
-    /// A server with the test defaults: port 0, a fresh SQLite file, private targets allowed.
+    /// A server with the test defaults: port 0, a fresh database, private targets allowed.
     pub async fn spawn() -> TestApp {
         Self::spawn_with(|_| {}).await
     }
@@ -65,10 +128,10 @@ impl TestApp {
     /// Like `spawn`, with `tweak` applied to the configuration before the server is built.
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().expect("creating a temporary directory");
-        let db_path = dir.path().join("hookd.db");
+        let (db, database_url) = TestDatabase::create(dir.path()).await;
         let mut config = Config::defaults();
         config.listen = "127.0.0.1:0".into();
-        config.database_url = format!("sqlite://{}", db_path.display());
+        config.database_url = database_url;
         config.app.allow_private_targets = true;
         tweak(&mut config);
         let (addr, app, server) = start(config.clone()).await;
@@ -78,18 +141,29 @@ impl TestApp {
             app,
             config,
             client: reqwest::Client::new(),
-            db_path,
+            db,
             server: Some(server),
             dir,
         }
     }
 
-    /// The SQLite database file.
-    pub fn db_path(&self) -> &Path {
-        &self.db_path
+    /// The backend this server stores its data in.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            TestDatabase::Sqlite { .. } => Backend::Sqlite,
+            TestDatabase::Postgres { .. } => Backend::Postgres,
+        }
     }
 
-    /// The temporary directory holding the database (and anything else a test puts there).
+    /// The SQLite database file (None on PostgreSQL).
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.db {
+            TestDatabase::Sqlite { path } => Some(path),
+            TestDatabase::Postgres { .. } => None,
+        }
+    }
+
+    /// A temporary directory for the test's own files (on SQLite, the database is here too).
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -199,6 +273,28 @@ impl TestApp {
         send(request).await
     }
 
+    /// Posts every body at once, each on its own connection and task; the answers in order
+    /// (HTTP 200 asserted).
+    pub async fn rpc_concurrently(&self, bodies: Vec<Value>) -> Vec<Value> {
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|body| {
+                let request = reqwest::Client::new()
+                    .post(&self.endpoint)
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(serde_json::to_vec(&body).unwrap());
+                tokio::spawn(send(request))
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            let (status, resp) = task.await.expect("a request task panicked");
+            assert_eq!(status, StatusCode::OK, "{resp}");
+            answers.push(resp);
+        }
+        answers
+    }
+
     /// Posts exactly these bytes (Content-Type: application/json).
     pub async fn rpc_raw(&self, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
         self.rpc_raw_to(&self.endpoint, body).await
@@ -279,40 +375,132 @@ impl TestApp {
         assert!(assert_ok(&resp).is_array(), "{resp}");
     }
 
-    /// Opens the database file directly (to inspect it, or break it on purpose).
-    pub async fn open_db(&self) -> sqlx::SqliteConnection {
-        use sqlx::Connection;
-        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&self.db_path);
-        sqlx::SqliteConnection::connect_with(&options)
-            .await
-            .expect("opening the database file")
-    }
+    // --- the database itself, under the server's feet ---
 
-    /// Runs SQL statements directly on the database file, under the server's feet.
+    /// Runs SQL statements (several, separated by `;`) directly on the test's database.
     pub async fn execute_sql(&self, sql: &str) {
-        use sqlx::{Connection, Executor};
-        let mut conn = self.open_db().await;
-        conn.execute(sql)
-            .await
-            .unwrap_or_else(|e| panic!("executing {sql}: {e}"));
-        conn.close().await.unwrap();
+        let result = match &self.db {
+            TestDatabase::Sqlite { path } => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .unwrap();
+                let done = conn.execute(sql).await.map(drop);
+                conn.close().await.unwrap();
+                done
+            }
+            TestDatabase::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&self.config.database_url)
+                    .await
+                    .unwrap();
+                let done = conn.execute(sql).await.map(drop);
+                conn.close().await.unwrap();
+                done
+            }
+        };
+        result.unwrap_or_else(|e| panic!("executing {sql}: {e}"));
     }
 
-    /// Every file of the database (main file, WAL, shared memory) as bytes.
-    pub fn database_bytes(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        std::fs::read_dir(self.dir())
+    /// The integer a query returns (first column of its one row).
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        match &self.db {
+            TestDatabase::Sqlite { path } => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+                let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+            TestDatabase::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&self.config.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+            }
+        }
+    }
+
+    /// Makes every `event` ("INSERT", "UPDATE" or "DELETE") on `table` fail with the
+    /// error text "boom" until `stop_failing` is called, to see how the API copes.
+    pub async fn fail_on(&self, event: &str, table: &str) {
+        let trigger = format!("boom_{}_{table}", event.to_lowercase());
+        let sql = match self.backend() {
+            Backend::Sqlite => format!(
+                "CREATE TRIGGER {trigger} BEFORE {event} ON {table} BEGIN SELECT RAISE(ABORT, 'boom'); END"
+            ),
+            Backend::Postgres => format!(
+                "CREATE OR REPLACE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'boom'; END $$; \
+                 CREATE TRIGGER {trigger} BEFORE {event} ON {table} FOR EACH ROW EXECUTE FUNCTION boom()"
+            ),
+        };
+        self.execute_sql(&sql).await;
+    }
+
+    /// Undoes `fail_on(event, table)`.
+    pub async fn stop_failing(&self, event: &str, table: &str) {
+        let trigger = format!("boom_{}_{table}", event.to_lowercase());
+        let sql = match self.backend() {
+            Backend::Sqlite => format!("DROP TRIGGER {trigger}"),
+            Backend::Postgres => format!("DROP TRIGGER {trigger} ON {table}"),
+        };
+        self.execute_sql(&sql).await;
+    }
+
+    /// Where `needle` (exactly, or upper-cased) is stored: on SQLite the database files
+    /// (main file, WAL, shared memory) searched as raw bytes, so deleted or not yet
+    /// checkpointed data counts too; on PostgreSQL every row of every table, as text.
+    pub async fn where_stored(&self, needle: &str) -> Vec<String> {
+        let forms = [needle.to_string(), needle.to_uppercase()];
+        let holds = |bytes: &[u8]| {
+            forms
+                .iter()
+                .any(|f| bytes.windows(f.len()).any(|w| w == f.as_bytes()))
+        };
+        match &self.db {
+            TestDatabase::Sqlite { .. } => self
+                .sqlite_files()
+                .into_iter()
+                .filter(|p| holds(&std::fs::read(p).unwrap()))
+                .map(|p| p.display().to_string())
+                .collect(),
+            TestDatabase::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&self.config.database_url)
+                    .await
+                    .unwrap();
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                let mut found = Vec::new();
+                for table in tables {
+                    let rows: String = sqlx::query_scalar(&format!(
+                        "SELECT COALESCE(string_agg(t::text, E'\\n'), '') FROM \"{table}\" t"
+                    ))
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+                    if holds(rows.as_bytes()) {
+                        found.push(table);
+                    }
+                }
+                found
+            }
+        }
+    }
+
+    /// SQLite only: every file of the database (main, WAL, shared memory).
+    pub fn sqlite_files(&self) -> Vec<PathBuf> {
+        let Some(path) = self.sqlite_path() else {
+            return Vec::new();
+        };
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("hookd.db")
-            })
-            .map(|p| {
-                let bytes = std::fs::read(&p).unwrap();
-                (p, bytes)
-            })
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&name))
             .collect()
     }
 }
@@ -321,6 +509,32 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(server) = self.server.take() {
             let _ = server.stop.send(());
+        }
+        // A failed test's database stays, to be looked at.
+        if let TestDatabase::Postgres { admin_url, name } = &self.db {
+            if !std::thread::panicking() {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop cannot await; a thread of its own with its own runtime can.
+                let dropped = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    runtime.block_on(async {
+                        let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
+                        admin
+                            .execute(
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            )
+                            .await?;
+                        admin.close().await
+                    })
+                })
+                .join();
+                if let Ok(Err(e)) = dropped {
+                    eprintln!("note: could not drop test database: {e}");
+                }
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests of the management API. Each test runs its own hookd server on port 0
-//! with its own SQLite database in a temporary directory (see `helpers`).
+//! with a database of its own: SQLite in a temporary directory, or a fresh PostgreSQL
+//! database with `HOOKD_TEST_BACKEND=postgres` (see `helpers`).
 
 mod helpers;
 
@@ -11,3 +12,13 @@ mod persistence;
 mod seed;
 mod tenancy;
 mod webhooks;
+mod receiver;
+mod process;
+mod crash;
+mod multinode;
+mod delivery_support;
+mod delivery;
+mod delivery_retry;
+mod delivery_log;
+mod delivery_faults;
+mod delivery_publish;

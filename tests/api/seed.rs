@@ -132,8 +132,11 @@ async fn the_seed_delete_example_deletes_webhook_123_when_it_exists() {
     let session = app.merchant_session(&unique("shop")).await;
     assert_ok(&send_seed(&app, CREATE, &session).await);
     // Move the id sequence on, so the next webhook is number 123.
-    app.execute_sql("UPDATE sqlite_sequence SET seq = 122 WHERE name = 'webhooks'")
-        .await;
+    app.execute_sql(match app.backend() {
+        Backend::Sqlite => "UPDATE sqlite_sequence SET seq = 122 WHERE name = 'webhooks'",
+        Backend::Postgres => "ALTER TABLE webhooks ALTER COLUMN id RESTART WITH 123",
+    })
+    .await;
     assert_ok(&send_seed(&app, CREATE, &session).await);
     let ids: Vec<Value> = app
         .list_webhooks(&session)

@@ -366,6 +366,12 @@ async fn local_and_private_targets_are_refused_unless_allowed() {
         "http://0.0.0.0/",
         "http://[::1]/",
         "http://[::ffff:127.0.0.1]/",
+        "http://[fe80::1]/",
+        "http://localhost./",
+        "http://2130706433/",
+        "http://0x7f000001/",
+        "http://100.64.0.1/",
+        "http://224.0.0.1/",
     ] {
         let resp = app
             .create_webhook(&session, json!({"topics": "*", "url": url}))
@@ -796,4 +802,26 @@ async fn topic_list_returns_the_catalog() {
     assert!(topics.iter().all(|t| t
         .split_once(':')
         .is_some_and(|(r, e)| !r.is_empty() && !e.is_empty())));
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_exceed_the_per_merchant_limit() {
+    let app = TestApp::spawn_with(|c| c.app.max_webhooks_per_merchant = 2).await;
+    let session = app.merchant_session(&unique("shop")).await;
+    let bodies = (0..12)
+        .map(|i| {
+            let data = json!({"topics": "*", "url": format!("https://example.com/{i}")});
+            json!({"jsonrpc": "2.0", "id": i, "method": "call", "params": [session, "webhook.create", [data]]})
+        })
+        .collect();
+    let answers = app.rpc_concurrently(bodies).await;
+    let created = answers
+        .iter()
+        .filter(|r| r["result"] == json!(true))
+        .count();
+    for resp in answers.iter().filter(|r| r["result"] != json!(true)) {
+        assert_app_error(resp, 106);
+    }
+    assert_eq!(created, 2, "{answers:?}");
+    assert_eq!(app.list_webhooks(&session).await.len(), 2);
 }
