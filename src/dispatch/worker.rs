@@ -113,7 +113,8 @@ impl Dispatcher {
         }
     }
 
-    /// Claims payloads for every lane that is due and has room.
+    /// Claims payloads for every lane that is due and has room. The claims run
+    /// concurrently, so on SQLite they share one commit.
     async fn claim_due(&mut self) {
         let s = &self.app.settings.delivery;
         let (per_webhook, max_in_flight) = (s.per_webhook, s.max_in_flight);
@@ -126,8 +127,10 @@ impl Dispatcher {
             .map(|(id, l)| (l.next_due.unwrap_or(now), *id))
             .collect();
         due.sort_unstable();
+        let mut claims = tokio::task::JoinSet::new();
+        let mut room = max_in_flight.saturating_sub(self.in_flight);
         for (_, webhook) in due {
-            if self.in_flight >= max_in_flight {
+            if room == 0 {
                 break;
             }
             let Some(target) = self.target(webhook).await else {
@@ -135,8 +138,18 @@ impl Dispatcher {
                 continue;
             };
             let lane = self.lanes.get_mut(&webhook).expect("lane exists");
-            let want = (per_webhook - lane.in_flight).min(max_in_flight - self.in_flight);
-            match self.app.store.delivery_claim(webhook, &self.owner, now, now + lease, want as i64).await {
+            let want = (per_webhook - lane.in_flight).min(room);
+            room -= want;
+            let (store, owner) = (self.app.store.clone(), self.owner.clone());
+            claims.spawn(async move {
+                let claimed = store.delivery_claim(webhook, &owner, now, now + lease, want as i64).await;
+                (webhook, target, want, claimed)
+            });
+        }
+        while let Some(joined) = claims.join_next().await {
+            let Ok((webhook, target, want, claimed)) = joined else { continue };
+            let lane = self.lanes.entry(webhook).or_default();
+            match claimed {
                 Ok(claimed) => {
                     if claimed.len() < want {
                         lane.next_due = None;

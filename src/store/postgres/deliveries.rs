@@ -375,13 +375,16 @@ pub async fn get(
     scope: Scope,
     id: DeliveryId,
 ) -> StoreResult<Option<DeliveryDetail>> {
+    // One snapshot for the row and its attempts, so they agree while outcomes are recorded.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
     let Some(row) = sqlx::query(&format!(
         "SELECT {RECORD_COLUMNS}, body FROM deliveries \
          WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)"
     ))
     .bind(id.0)
     .bind(scope.merchant_filter())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?
     else {
         return Ok(None);
@@ -391,8 +394,9 @@ pub async fn get(
          FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
     )
     .bind(id.0)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(Some(DeliveryDetail {
         record: record_from_row(&row),
         body: row.get(11),

@@ -77,12 +77,14 @@ pub async fn list(
 }
 
 pub async fn get(pool: &SqlitePool, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {
+    // One snapshot for the row and its attempts, so they agree while outcomes are recorded.
+    let mut tx = pool.begin().await?;
     let Some(row) = sqlx::query(&format!(
         "SELECT {RECORD_COLUMNS}, body FROM deliveries WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)"
     ))
     .bind(id.0)
     .bind(scope.merchant_filter())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?
     else {
         return Ok(None);
@@ -92,8 +94,9 @@ pub async fn get(pool: &SqlitePool, scope: Scope, id: DeliveryId) -> StoreResult
          WHERE delivery_id = ? ORDER BY id",
     )
     .bind(id.0)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(Some(DeliveryDetail {
         record: record_from_row(&row),
         body: row.get(11),
