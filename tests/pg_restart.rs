@@ -7,6 +7,8 @@
 //! beside the PostgreSQL tests of `tests/api`. Runs only when `HOOKD_TEST_POSTGRES_URL` is
 //! set and `pg_ctlcluster` exists.
 
+#[path = "api/ledger.rs"]
+mod ledger;
 #[path = "api/process.rs"]
 mod process;
 #[path = "api/receiver.rs"]
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use ledger::*;
 use process::*;
 use receiver::TestReceiver;
 

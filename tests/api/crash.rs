@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use sqlx::Connection;
 
+use crate::ledger::*;
 use crate::process::*;
 use crate::receiver::{Behaviour, TestReceiver};
 

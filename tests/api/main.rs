@@ -14,6 +14,7 @@ mod tenancy;
 mod webhooks;
 mod receiver;
 mod process;
+mod ledger;
 mod crash;
 mod multinode;
 mod delivery_support;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::ledger::*;
 use crate::process::*;
 use crate::receiver::{Behaviour, TestReceiver};
 
