@@ -1,0 +1,310 @@
+//! The steps every scenario shares: start a receiver and a fresh hookd, register webhooks
+//! pointing at the receiver, publish, wait until the receiver has every payload, and turn
+//! the counters into a `ScenarioResult`.
+//!
+//! The one idea to know: completion is observed, never assumed. The bench waits by polling
+//! the receiver's counters against the number of payloads hookd said it made, and gives up
+//! only when nothing new has arrived for `IDLE_LIMIT` (longer than the whole retry schedule);
+//! whatever is missing then is reported as lost.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hookd::config::Config;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde_json::{json, Map, Value};
+use tokio::runtime::Handle;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::load::{Amount, PublishRun, Publisher, Rpc};
+use crate::metrics::{now_us, Usage};
+use crate::receiver::{secret_for, Receiver, Stall};
+use crate::report::{Curve, ScenarioResult};
+use crate::server::BenchServer;
+
+/// How long the bench waits without a single new delivery before calling the rest lost.
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// The topic every measured event is published on.
+pub const TOPIC: &str = "order:created";
+/// A topic nothing measured is published on, for webhooks that must not match.
+pub const OTHER_TOPIC: &str = "product:updated";
+
+/// What every scenario gets from the command line.
+pub struct Ctx {
+    pub hookd: Handle,
+    pub smoke: bool,
+    pub events: Option<u64>,
+    pub db_root: PathBuf,
+    pub multi: MultiProgress,
+}
+
+impl Ctx {
+    /// The scenario's event count: `--events`, or its smoke or full default.
+    pub fn size(&self, full: u64, smoke: u64) -> u64 {
+        self.events.unwrap_or(if self.smoke { smoke } else { full })
+    }
+
+    /// A closed loop's amount: `--events`, the smoke count, or `full` of publishing time.
+    pub fn amount(&self, full: Duration, smoke: u64) -> Amount {
+        match (self.events, self.smoke) {
+            (Some(n), _) => Amount::Events(n),
+            (None, true) => Amount::Events(smoke),
+            (None, false) => Amount::For(full),
+        }
+    }
+
+    /// A progress bar; without a length (`None`) it only counts.
+    pub fn bar(&self, scenario: &str, phase: &str, len: Option<u64>) -> ProgressBar {
+        let template = match len {
+            Some(_) => "{prefix:>14} {msg:<16} [{bar:32}] {human_pos:>9}/{human_len:<9} {per_sec:>12} {elapsed:>4}",
+            None => "{prefix:>14} {msg:<16} {spinner:^34} {human_pos:>9} {per_sec:>22} {elapsed:>4}",
+        };
+        let style = ProgressStyle::with_template(template)
+            .expect("a valid progress template")
+            .progress_chars("=> ");
+        let bar = self
+            .multi
+            .add(ProgressBar::new(len.unwrap_or(0)).with_style(style));
+        bar.set_prefix(scenario.to_string());
+        bar.set_message(phase.to_string());
+        bar
+    }
+}
+
+/// A receiver and a hookd server with the bench's users, ready for webhooks.
+pub struct Setup {
+    pub server: BenchServer,
+    pub receiver: Arc<Receiver>,
+    pub admin: Rpc,
+    pub shop: Rpc,
+}
+
+impl Setup {
+    pub async fn start(
+        ctx: &Ctx,
+        slots: usize,
+        stall: Option<Stall>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
+        let receiver = Arc::new(
+            Receiver::start(slots, stall)
+                .await
+                .context("starting the receiver")?,
+        );
+        let server = BenchServer::start(&ctx.hookd, &ctx.db_root, tweak).await?;
+        let admin = Rpc::new(&server.endpoint, &server.admin)?;
+        let shop = Rpc::new(&server.endpoint, &server.merchant_user)?;
+        // The first Basic-auth call of a key pays for argon2; hookd remembers it afterwards.
+        admin
+            .call("topic.list", json!([]))
+            .await
+            .context("first call as the admin")?;
+        shop.call("topic.list", json!([]))
+            .await
+            .context("first call as the merchant user")?;
+        Ok(Self {
+            server,
+            receiver,
+            admin,
+            shop,
+        })
+    }
+
+    /// Registers webhooks for receiver slots `slots` through `webhook.create`, 8 at a time.
+    pub async fn create_webhooks(&self, slots: Range<usize>, topic: &str) -> anyhow::Result<()> {
+        let datas: Vec<Value> = slots
+            .map(|slot| json!({"topics": topic, "url": self.receiver.url(slot), "secret_key": secret_for(slot)}))
+            .collect();
+        self.create_from(datas).await
+    }
+
+    /// Registers `n` webhooks on `topic` whose URLs no payload should reach.
+    pub async fn create_unused_webhooks(&self, n: usize, topic: &str) -> anyhow::Result<()> {
+        let datas = (0..n)
+            .map(|i| json!({"topics": topic, "url": self.receiver.unused_url(i)}))
+            .collect();
+        self.create_from(datas).await
+    }
+
+    async fn create_from(&self, datas: Vec<Value>) -> anyhow::Result<()> {
+        for chunk in datas.chunks(8) {
+            let mut calls = JoinSet::new();
+            for data in chunk {
+                let (shop, args) = (self.shop.clone(), json!([data]));
+                calls.spawn(async move { shop.call("webhook.create", args).await });
+            }
+            while let Some(done) = calls.join_next().await {
+                done?.context("creating a webhook")?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn publisher(&self, bar: ProgressBar) -> Arc<Publisher> {
+        Publisher::new(self.admin.clone(), TOPIC, bar)
+    }
+
+    /// Waits until `count(receiver)` reaches `target`; false if deliveries stopped coming.
+    pub async fn wait_for(&self, target: u64, count: impl Fn(&Receiver) -> u64) -> bool {
+        let mut last = count(&self.receiver);
+        let mut last_change = tokio::time::Instant::now();
+        loop {
+            let now = count(&self.receiver);
+            if now >= target {
+                return true;
+            }
+            if now != last {
+                (last, last_change) = (now, tokio::time::Instant::now());
+            } else if last_change.elapsed() > IDLE_LIMIT {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until every payload the publisher was told about has arrived.
+    pub async fn wait_all(&self, publisher: &Publisher) -> bool {
+        self.wait_for(publisher.payloads(), |r| r.counts().unique)
+            .await
+    }
+
+    /// The figures every scenario reports, for a single measured publishing phase; the
+    /// scenario names it and adds its checks and anything particular to it.
+    pub fn result(
+        &self,
+        run: PublishRun,
+        publisher: &Publisher,
+        usage: Usage,
+        expected_payloads: u64,
+    ) -> ScenarioResult {
+        let counts = self.receiver.counts();
+        let made = publisher.payloads();
+        let deliver_s = seconds_between(run.started_us, self.receiver.last_receipt_us());
+        let latency = self.receiver.latency();
+        let mut problems = Vec::new();
+        let lost = made.saturating_sub(counts.unique);
+        if lost > 0 {
+            problems.push(format!(
+                "{lost} of {made} payloads never arrived at the receiver"
+            ));
+        }
+        if made != expected_payloads {
+            problems.push(format!(
+                "hookd made {made} payloads; the scenario expected {expected_payloads}"
+            ));
+        }
+        let (errors, first) = publisher.errors();
+        if errors > 0 {
+            problems.push(format!(
+                "{errors} events were not accepted; first: {}",
+                first.unwrap_or_default()
+            ));
+        }
+        for (n, what) in [
+            (
+                counts.unexpected,
+                "requests reached URLs no payload was meant for",
+            ),
+            (
+                counts.malformed,
+                "deliveries had a body the bench could not read",
+            ),
+            (
+                counts.signatures_bad,
+                "sampled deliveries had a wrong signature",
+            ),
+        ] {
+            if n > 0 {
+                problems.push(format!("{n} {what}"));
+            }
+        }
+        if counts.signatures_checked == 0 && counts.unique > 0 {
+            problems.push("no signature was checked".into());
+        }
+        ScenarioResult {
+            scenario: String::new(),
+            title: String::new(),
+            smoke: false,
+            started_at: String::new(),
+            params: Value::Null,
+            events: run.events,
+            publish_s: run.seconds(),
+            events_per_s: run.events_per_s(),
+            deliveries: counts.unique,
+            expected_deliveries: made,
+            lost,
+            duplicates: counts.duplicates,
+            deliver_s,
+            deliveries_per_s: counts.unique as f64 / deliver_s,
+            latency_ms: latency.summary(),
+            publish_request_ms: publisher.rpc_latency.snapshot().summary(),
+            usage,
+            checks: Vec::new(),
+            extra: Map::new(),
+            signatures_checked: counts.signatures_checked,
+            ok: problems.is_empty(),
+            problems,
+            latency_curves: vec![Curve {
+                label: "publish→receipt".into(),
+                points: latency.curve(),
+            }],
+        }
+    }
+}
+
+/// Keeps a "delivered" progress bar in step with the receiver, and records the delivered
+/// count over time (for the steady-state rate).
+pub struct DeliveryWatch {
+    on: Arc<AtomicBool>,
+    task: JoinHandle<Vec<(u64, u64)>>,
+}
+
+impl DeliveryWatch {
+    pub fn start(setup: &Setup, publisher: &Arc<Publisher>, bar: ProgressBar) -> Self {
+        let (receiver, publisher) = (setup.receiver.clone(), publisher.clone());
+        let on = Arc::new(AtomicBool::new(true));
+        let running = on.clone();
+        let task = tokio::spawn(async move {
+            let mut series = Vec::new();
+            while running.load(Ordering::Relaxed) {
+                let unique = receiver.counts().unique;
+                series.push((now_us(), unique));
+                bar.set_length(publisher.payloads().max(unique));
+                bar.set_position(unique);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            bar.finish();
+            series
+        });
+        Self { on, task }
+    }
+
+    /// Stops watching; the delivered count over time.
+    pub async fn stop(self) -> Vec<(u64, u64)> {
+        self.on.store(false, Ordering::Relaxed);
+        self.task.await.unwrap_or_default()
+    }
+}
+
+/// Seconds between two bench-clock readings (never zero, so rates stay finite).
+pub fn seconds_between(from_us: u64, to_us: u64) -> f64 {
+    (to_us.saturating_sub(from_us) as f64 / 1e6).max(1e-6)
+}
+
+/// Deliveries per second between 10 % and 90 % of the final count (ramp-up and tail left
+/// out); None when the run was too short to tell.
+pub fn steady_rate(series: &[(u64, u64)]) -> Option<f64> {
+    let total = series.last()?.1;
+    let at = |fraction: f64| {
+        series
+            .iter()
+            .find(|(_, n)| *n as f64 >= total as f64 * fraction)
+            .copied()
+    };
+    let ((t0, n0), (t1, n1)) = (at(0.1)?, at(0.9)?);
+    (t1 > t0 + 200_000).then(|| (n1 - n0) as f64 / ((t1 - t0) as f64 / 1e6))
+}

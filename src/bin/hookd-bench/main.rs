@@ -1,0 +1,225 @@
+//! hookd-bench: the benchmark harness (issue 5).
+//!
+//! `cargo run --release --bin hookd-bench -- [SCENARIO...] [--smoke] [--events N] [--out DIR]`
+//!
+//! It starts hookd in this process (the library, the same code paths as `hookd serve`) on a
+//! fresh SQLite database per scenario, runs its own HTTP receiver, drives load through the
+//! public JSON-RPC API, and prints a table plus one JSON line per scenario; results go to
+//! `DIR/<scenario>-<time>.json`, `DIR/latest.json` and a latency chart `DIR/<scenario>.svg`.
+//!
+//! The exit status says whether the harness worked (every published event delivered, every
+//! sampled signature right), never whether a target was met: 0 ok, 1 something was lost or
+//! wrong, 2 the bench itself failed.
+
+mod chart;
+mod harness;
+mod load;
+mod metrics;
+mod receiver;
+mod report;
+mod scenarios;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use indicatif::MultiProgress;
+use serde_json::{json, Value};
+
+use harness::Ctx;
+use report::ScenarioResult;
+use scenarios::Scenario;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hookd-bench",
+    about = "Benchmarks hookd in-process: throughput, latency, fan-out, backlog, isolation"
+)]
+struct Cli {
+    /// Scenarios to run [default: all]
+    #[arg(value_enum)]
+    scenarios: Vec<Scenario>,
+
+    /// Tiny sizes, seconds in all: proves the harness works (timings mean nothing)
+    #[arg(long)]
+    smoke: bool,
+
+    /// Events per publishing phase, instead of each scenario's default (backlog: payloads)
+    #[arg(long)]
+    events: Option<u64>,
+
+    /// Where results are written [default: results, or results/tmp/smoke with --smoke]
+    #[arg(long)]
+    out: Option<PathBuf>,
+
+    /// Where the temporary databases live [default: the system temporary directory]
+    #[arg(long)]
+    db_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("hookd-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// hookd's warnings (failed claims, failed writes) go to stderr; `RUST_LOG` changes that.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the chosen scenarios; true when every one of them worked.
+fn run(cli: Cli) -> anyhow::Result<bool> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; run with --release for meaningful numbers");
+    }
+    let mut chosen: Vec<Scenario> = Vec::new();
+    for s in &cli.scenarios {
+        let add: &[Scenario] = if *s == Scenario::All {
+            &Scenario::EACH
+        } else {
+            std::slice::from_ref(s)
+        };
+        chosen.extend(
+            add.iter()
+                .filter(|a| !chosen.contains(a))
+                .collect::<Vec<_>>(),
+        );
+    }
+    if chosen.is_empty() {
+        chosen = Scenario::EACH.to_vec();
+    }
+    let out = cli.out.clone().unwrap_or_else(|| {
+        if cli.smoke {
+            PathBuf::from("results/tmp/smoke")
+        } else {
+            PathBuf::from("results")
+        }
+    });
+    let db_root = cli.db_dir.clone().unwrap_or_else(std::env::temp_dir);
+    // hookd gets a runtime of its own, so its CPU time can be told from the bench's.
+    let hookd_rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("hookd-rt")
+        .enable_all()
+        .build()
+        .context("starting hookd's runtime")?;
+    let bench_rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("bench-rt")
+        .enable_all()
+        .build()
+        .context("starting the bench runtime")?;
+    let ctx = Ctx {
+        hookd: hookd_rt.handle().clone(),
+        smoke: cli.smoke,
+        events: cli.events,
+        db_root: db_root.clone(),
+        multi: MultiProgress::new(),
+    };
+    let run_info = describe_run(&cli, &db_root);
+    let stamp = utc_stamp(true);
+    let results = bench_rt.block_on(async {
+        let mut results = Vec::new();
+        for scenario in chosen {
+            let started_at = utc_stamp(false);
+            let mut r = match scenario.run(&ctx).await {
+                Ok(r) => r,
+                Err(e) => ScenarioResult::failed(format!("the scenario could not run: {e:#}")),
+            };
+            r.scenario = scenario.name();
+            r.title = scenario.title();
+            r.smoke = cli.smoke;
+            r.started_at = started_at;
+            ctx.multi.suspend(|| {
+                println!("{}", report::json_line(&r));
+                for p in &r.problems {
+                    eprintln!("{}: PROBLEM: {p}", r.scenario);
+                }
+            });
+            if let Err(e) = report::save_scenario(&out, &run_info, &r, &stamp) {
+                eprintln!("warning: {e:#}");
+            }
+            results.push(r);
+        }
+        results
+    });
+    hookd_rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    println!();
+    println!("{}", report::summary_table(&results));
+    println!("{}", report::targets_table(&results));
+    let problems = report::problems(&results);
+    if !problems.is_empty() {
+        println!("PROBLEMS (the harness did not see everything delivered):\n{problems}");
+    }
+    report::save_latest(&out, &run_info, &results)?;
+    println!(
+        "results: {}/latest.json and one .json and .svg per scenario",
+        out.display()
+    );
+    Ok(results.iter().all(|r| r.ok))
+}
+
+/// Now in UTC, for file names (`20260101T120000Z`) or records (`2026-01-01T12:00:00Z`).
+fn utc_stamp(compact: bool) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let formatted = if compact {
+        now.format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+    } else {
+        now.format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+        ))
+    };
+    formatted.unwrap_or_default()
+}
+
+/// What the numbers depend on: machine, build, sizes.
+fn describe_run(cli: &Cli, db_root: &std::path::Path) -> Value {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .ok()
+    };
+    let cpu_model = read("/proc/cpuinfo").and_then(|info| {
+        info.lines()
+            .find(|l| l.starts_with("model name"))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|m| m.trim().to_string())
+    });
+    let git = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    json!({
+        "started_at": utc_stamp(false),
+        "args": std::env::args().skip(1).collect::<Vec<_>>(),
+        "smoke": cli.smoke,
+        "events_override": cli.events,
+        "hookd_version": env!("CARGO_PKG_VERSION"),
+        "git": git,
+        "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "os": std::env::consts::OS,
+        "kernel": read("/proc/sys/kernel/osrelease"),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "cpu_model": cpu_model,
+        "memory_total_kb": read("/proc/meminfo").and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok())),
+        "db_dir": db_root.display().to_string(),
+        "database": "sqlite (embedded)",
+    })
+}

@@ -1,0 +1,186 @@
+//! The scenarios. Each starts its own hookd on a fresh database and its own receiver,
+//! drives load through JSON-RPC, waits until every payload arrived, and reports the figures
+//! beside the targets of issue 5 (2 cores, embedded SQLite).
+//!
+//! Sizes: a full run publishes for 15 s per throughput phase (so a faster hookd does not
+//! make the run too short to mean anything), 10,000 events at 500/s for latency, 1,500
+//! events × 100 webhooks for fan-out and a million payloads for backlog; `--smoke` uses a
+//! few hundred events everywhere; `--events N` fixes the event count of every phase (for
+//! `backlog`, the payload count).
+
+mod backlog;
+mod isolation;
+mod many_webhooks;
+
+use std::time::Duration;
+
+use clap::ValueEnum;
+use serde_json::json;
+
+use crate::harness::{steady_rate, Ctx, DeliveryWatch, Setup, TOPIC};
+use crate::load::{closed_loop, open_loop, Amount};
+use crate::metrics::UsageMeter;
+use crate::report::{Check, ScenarioResult};
+
+/// How long a throughput phase publishes in a full run.
+const PHASE: Duration = Duration::from_secs(15);
+
+fn phase_seconds(amount: Amount) -> Option<f64> {
+    match amount {
+        Amount::For(d) => Some(d.as_secs_f64()),
+        Amount::Events(_) => None,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// 32 concurrent single-event publishes
+    Publish,
+    /// JSON-RPC batches of 100 events, 4 in flight
+    PublishBatch,
+    /// Publish→delivery throughput to one webhook
+    E2e,
+    /// Publish→receipt latency at a fixed 500 events/s
+    Latency,
+    /// One event to 100 webhooks
+    Fanout,
+    /// Publish cost with 100,000 webhooks registered, one matching, against 10
+    ManyWebhooks,
+    /// 1,000,000 payloads queued while no dispatcher runs, then drained
+    Backlog,
+    /// One webhook stalls 5 s on 10% of its deliveries; the others' throughput
+    Isolation,
+    /// Every scenario above, in this order
+    All,
+}
+
+impl Scenario {
+    pub const EACH: [Scenario; 8] = [
+        Scenario::Publish,
+        Scenario::PublishBatch,
+        Scenario::E2e,
+        Scenario::Latency,
+        Scenario::Fanout,
+        Scenario::ManyWebhooks,
+        Scenario::Backlog,
+        Scenario::Isolation,
+    ];
+
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The one-line description (the variant's doc comment, as `--help` shows it).
+    pub fn title(self) -> String {
+        self.to_possible_value()
+            .and_then(|v| v.get_help().map(|h| h.to_string()))
+            .unwrap_or_default()
+    }
+
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ScenarioResult> {
+        let name = self.name();
+        let full = ctx.amount(PHASE, 500);
+        let mut r = match self {
+            Scenario::Publish => closed(ctx, &name, 1, ctx.amount(PHASE, 300), 32, 1).await?,
+            Scenario::PublishBatch | Scenario::E2e => closed(ctx, &name, 1, full, 4, 100).await?,
+            Scenario::Fanout => {
+                closed(ctx, &name, 100, Amount::Events(ctx.size(1_500, 5)), 4, 1).await?
+            }
+            Scenario::Latency => return latency(ctx, &name).await,
+            Scenario::ManyWebhooks => return many_webhooks::run(ctx, &name).await,
+            Scenario::Backlog => return backlog::run(ctx, &name).await,
+            Scenario::Isolation => return isolation::run(ctx, &name).await,
+            Scenario::All => anyhow::bail!("'all' is not a scenario of its own"),
+        };
+        let (events, deliveries) = (r.events_per_s, r.deliveries_per_s);
+        r.checks.push(match self {
+            Scenario::Publish => Check::at_least(
+                "events/s, 32 concurrent single-event publishes",
+                events,
+                10_000.0,
+                "/s",
+            ),
+            Scenario::PublishBatch => Check::at_least(
+                "events/s, batches of 100 (4 in flight)",
+                events,
+                30_000.0,
+                "/s",
+            ),
+            Scenario::E2e => Check::at_least(
+                "deliveries/s, one webhook, first publish→last receipt",
+                deliveries,
+                10_000.0,
+                "/s",
+            ),
+            Scenario::Fanout => Check::at_least(
+                "deliveries/s, each event to 100 webhooks",
+                deliveries,
+                10_000.0,
+                "/s",
+            ),
+            _ => unreachable!("the other scenarios return above"),
+        });
+        Ok(r)
+    }
+}
+
+/// One closed-loop publishing phase (`batch` events a request, `concurrency` requests in
+/// flight) to `webhooks` webhooks all subscribed to the topic.
+async fn closed(
+    ctx: &Ctx,
+    name: &str,
+    webhooks: usize,
+    amount: Amount,
+    concurrency: usize,
+    batch: u64,
+) -> anyhow::Result<ScenarioResult> {
+    let setup = Setup::start(ctx, webhooks, None, |_| {}).await?;
+    setup.create_webhooks(0..webhooks, TOPIC).await?;
+    let publisher = setup.publisher(ctx.bar(name, "published", amount.events()));
+    let watch = DeliveryWatch::start(&setup, &publisher, ctx.bar(name, "delivered", Some(0)));
+    let meter = UsageMeter::start();
+    let run = closed_loop(&publisher, amount, concurrency, batch).await;
+    setup.wait_all(&publisher).await;
+    let usage = meter.finish();
+    let series = watch.stop().await;
+    let mut r = setup.result(run, &publisher, usage, run.events * webhooks as u64);
+    r.params = json!({"webhooks": webhooks, "events": run.events, "concurrency": concurrency, "batch": batch,
+        "publish_for_s": phase_seconds(amount)});
+    r.note("deliveries_per_s_steady_10_90", steady_rate(&series));
+    setup.server.stop().await;
+    Ok(r)
+}
+
+/// Open loop: single events at a fixed rate, whatever the answers' latency.
+async fn latency(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
+    const RATE: f64 = 500.0;
+    let events = ctx.size(10_000, 250);
+    let setup = Setup::start(ctx, 1, None, |_| {}).await?;
+    setup.create_webhooks(0..1, TOPIC).await?;
+    let publisher = setup.publisher(ctx.bar(name, "published", Some(events)));
+    let watch = DeliveryWatch::start(&setup, &publisher, ctx.bar(name, "delivered", Some(0)));
+    let meter = UsageMeter::start();
+    let run = open_loop(&publisher, events, RATE).await;
+    setup.wait_all(&publisher).await;
+    let usage = meter.finish();
+    watch.stop().await;
+    let mut r = setup.result(run, &publisher, usage, events);
+    r.params = json!({"webhooks": 1, "events": events, "rate": RATE});
+    let (p50, p99) = (r.latency_ms.p50, r.latency_ms.p99);
+    r.checks.push(Check::at_most(
+        "publish→receipt p50 at 500 events/s",
+        p50,
+        2.0,
+        "ms",
+    ));
+    r.checks.push(Check::at_most(
+        "publish→receipt p99 at 500 events/s",
+        p99,
+        8.0,
+        "ms",
+    ));
+    setup.server.stop().await;
+    Ok(r)
+}
