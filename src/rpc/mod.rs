@@ -62,13 +62,21 @@ async fn jsonrpc(State(state): State<RpcState>, headers: HeaderMap, body: Result
     }
 }
 
-/// Ready when the database answers; 503 otherwise (the node keeps running and recovers).
+/// How long `/readyz` waits for the database before calling the node unready.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Ready when the database answers within a second; 503 otherwise (the node keeps running
+/// and recovers by itself).
 async fn readyz(State(state): State<RpcState>) -> Response {
-    match state.app.store.ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(e) => {
+    match tokio::time::timeout(READY_TIMEOUT, state.app.store.ping()).await {
+        Ok(Ok(())) => "ready".into_response(),
+        Ok(Err(e)) => {
             tracing::warn!(error = ?e, "readiness check: database unavailable");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+        Err(_) => {
+            tracing::warn!("readiness check: database did not answer within {READY_TIMEOUT:?}");
+            (StatusCode::SERVICE_UNAVAILABLE, "database not answering").into_response()
         }
     }
 }
