@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use crate::app::AppSettings;
 use crate::dispatch::DeliverySettings;
-use crate::store::PoolSettings;
 use crate::domain::Catalog;
+use crate::store::PoolSettings;
 
 /// Settings shared by every subcommand. Each is a flag, an environment variable and a key
 /// of the config file (same name, snake_case).
@@ -138,8 +138,8 @@ impl Config {
     pub fn resolve(flags_and_env: Settings, file: Option<&Path>) -> anyhow::Result<Self> {
         let from_file = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading config file {}", path.display()))?;
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?
             }
             None => Settings::default(),
@@ -163,7 +163,9 @@ impl Config {
             },
             app: AppSettings {
                 allow_private_targets: s.allow_private_targets.unwrap_or(defaults.allow_private_targets),
-                max_webhooks_per_merchant: s.max_webhooks_per_merchant.unwrap_or(defaults.max_webhooks_per_merchant),
+                max_webhooks_per_merchant: s
+                    .max_webhooks_per_merchant
+                    .unwrap_or(defaults.max_webhooks_per_merchant),
                 max_message_bytes: s.max_message_bytes.unwrap_or(defaults.max_message_bytes),
                 delivery,
                 ..defaults
@@ -175,7 +177,10 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
-        anyhow::ensure!(self.app.max_webhooks_per_merchant >= 1, "max_webhooks_per_merchant must be at least 1");
+        anyhow::ensure!(
+            self.app.max_webhooks_per_merchant >= 1,
+            "max_webhooks_per_merchant must be at least 1"
+        );
         let d = &self.app.delivery;
         anyhow::ensure!(self.pool.max_connections >= 2, "db_max_connections must be at least 2");
         anyhow::ensure!(d.max_in_flight >= 1, "max_in_flight must be at least 1");
@@ -239,7 +244,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("hookd.toml");
         std::fs::write(&file, "listen = \"0.0.0.0:9000\"\nmax_body_bytes = 4096\n").unwrap();
-        let higher = Settings { listen: Some("127.0.0.1:1".into()), ..Default::default() };
+        let higher = Settings {
+            listen: Some("127.0.0.1:1".into()),
+            ..Default::default()
+        };
         let c = Config::resolve(higher, Some(&file)).unwrap();
         assert_eq!(c.listen, "127.0.0.1:1");
         assert_eq!(c.max_body_bytes, 4096);

@@ -55,7 +55,12 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         if self.config.database_url.starts_with("sqlite:") {
             // One server per SQLite file: leases left by a killed process are ours to drop.
-            let released = self.app.store.lease_release_all().await.context("releasing stale leases")?;
+            let released = self
+                .app
+                .store
+                .lease_release_all()
+                .await
+                .context("releasing stale leases")?;
             if released > 0 {
                 tracing::info!(released, "released leases left by the previous run");
             }
@@ -65,7 +70,11 @@ impl Application {
             tokio::spawn(dispatch::retention::run(self.app.clone(), stop_rx.clone())),
         ];
         if self.config.dispatch {
-            background.push(tokio::spawn(dispatch::worker::run(self.app.clone(), node_name(), stop_rx.clone())));
+            background.push(tokio::spawn(dispatch::worker::run(
+                self.app.clone(),
+                node_name(),
+                stop_rx.clone(),
+            )));
             background.push(tokio::spawn({
                 let (store, wake, stop) = (self.app.store.clone(), self.app.wake.clone(), stop_rx.clone());
                 async move { store.listen_wakeups(wake, stop).await }
@@ -103,7 +112,9 @@ async fn purge_sessions(app: App, mut stop: watch::Receiver<bool>) {
 
 /// This process's name on the leases it takes: host, pid and a random suffix.
 pub fn node_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
     let host = if host.is_empty() { "node".to_string() } else { host };
     format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
 }

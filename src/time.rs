@@ -6,14 +6,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub type Millis = i64;
 
 pub fn now_millis() -> Millis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// RFC 3339 with a numeric offset, as in the payloads: `2021-12-07T16:08:15+00:00`.
 pub fn format_timestamp(ms: Millis) -> String {
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]+00:00"
-    );
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .ok()
         .and_then(|t| t.format(&fmt).ok())
@@ -22,9 +23,8 @@ pub fn format_timestamp(ms: Millis) -> String {
 
 /// RFC 3339 with milliseconds, for the delivery log: `2021-12-07T16:08:15.123+00:00`.
 pub fn format_timestamp_millis(ms: Millis) -> String {
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+00:00"
-    );
+    let fmt =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]+00:00");
     time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .ok()
         .and_then(|t| t.format(&fmt).ok())
@@ -36,6 +36,9 @@ mod tests {
     #[test]
     fn timestamps_look_like_the_platform_s() {
         assert_eq!(super::format_timestamp(1_638_893_295_123), "2021-12-07T16:08:15+00:00");
-        assert_eq!(super::format_timestamp_millis(1_638_893_295_123), "2021-12-07T16:08:15.123+00:00");
+        assert_eq!(
+            super::format_timestamp_millis(1_638_893_295_123),
+            "2021-12-07T16:08:15.123+00:00"
+        );
     }
 }

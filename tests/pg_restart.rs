@@ -35,10 +35,7 @@ fn cluster_version() -> Option<String> {
         .ok()?
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
-    let found = Command::new("pg_ctlcluster")
-        .arg("--version")
-        .output()
-        .is_ok();
+    let found = Command::new("pg_ctlcluster").arg("--version").output().is_ok();
     match (versions.as_slice(), found) {
         ([version], true) => Some(version.clone()),
         _ => None,
@@ -82,10 +79,7 @@ fn node_env(database_url: &str) -> Vec<(&'static str, String)> {
     vec![
         ("HOOKD_DATABASE_URL", database_url.to_string()),
         ("HOOKD_ALLOW_PRIVATE_TARGETS", "1".into()),
-        (
-            "HOOKD_RETRY_SCHEDULE",
-            "100ms,200ms,400ms,800ms,1s,1s,1s,1s".into(),
-        ),
+        ("HOOKD_RETRY_SCHEDULE", "100ms,200ms,400ms,800ms,1s,1s,1s,1s".into()),
         ("HOOKD_LEASE", "6s".into()),
         ("HOOKD_REQUEST_TIMEOUT", "2s".into()),
         ("HOOKD_POLL_INTERVAL", "200ms".into()),
@@ -97,9 +91,7 @@ fn node_env(database_url: &str) -> Vec<(&'static str, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hookd_rides_out_a_postgresql_restart_and_delivers_every_acknowledged_event() {
     let Some(version) = cluster_version() else {
-        eprintln!(
-            "note: pg_restart skipped: no pg_ctlcluster or no single /etc/postgresql/<version>"
-        );
+        eprintln!("note: pg_restart skipped: no pg_ctlcluster or no single /etc/postgresql/<version>");
         return;
     };
     let Some(db) = TestDatabase::create("pg_restart").await else {
@@ -113,10 +105,7 @@ async fn hookd_rides_out_a_postgresql_restart_and_delivers_every_acknowledged_ev
     let shop_key = user_add(dir.path(), &db.url, "shop", &["--merchant", "shop1"]).await;
     let env = node_env(&db.url);
     let receiver = TestReceiver::start().await;
-    let (mut a, mut b) = tokio::join!(
-        Node::serve("A", dir.path(), &env),
-        Node::serve("B", dir.path(), &env)
-    );
+    let (mut a, mut b) = tokio::join!(Node::serve("A", dir.path(), &env), Node::serve("B", dir.path(), &env));
     let shop = a.rpc("shop", &shop_key);
     let paths = ["/one/", "/two/"];
     for path in paths {
@@ -192,10 +181,7 @@ async fn hookd_rides_out_a_postgresql_restart_and_delivers_every_acknowledged_ev
     let mut ready_at = Instant::now();
     for admin in &admins {
         while admin.get_status("/readyz").await.ok() != Some(200) {
-            assert!(
-                Instant::now() < deadline,
-                "/readyz not 200 within 30 s of the restart"
-            );
+            assert!(Instant::now() < deadline, "/readyz not 200 within 30 s of the restart");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         ready_at = Instant::now();
@@ -203,10 +189,7 @@ async fn hookd_rides_out_a_postgresql_restart_and_delivers_every_acknowledged_ev
     let acked_at_ready = acks.acked_count();
     let deadline = Instant::now() + Duration::from_secs(20);
     while acks.acked_count() < acked_at_ready + STEADY {
-        assert!(
-            Instant::now() < deadline,
-            "publishing did not resume after the restart"
-        );
+        assert!(Instant::now() < deadline, "publishing did not resume after the restart");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::SeqCst);
@@ -216,14 +199,8 @@ async fn hookd_rides_out_a_postgresql_restart_and_delivers_every_acknowledged_ev
 
     // Every request was answered; errors only around the outage.
     let failed = acks.failed();
-    let unanswered: Vec<_> = failed
-        .iter()
-        .filter(|f| matches!(f.2, Failure::Transport(_)))
-        .collect();
-    assert!(
-        unanswered.is_empty(),
-        "publishes without an answer: {unanswered:?}"
-    );
+    let unanswered: Vec<_> = failed.iter().filter(|f| matches!(f.2, Failure::Transport(_))).collect();
+    assert!(unanswered.is_empty(), "publishes without an answer: {unanswered:?}");
     let late: Vec<_> = failed.iter().filter(|f| f.1 > ready_at).collect();
     assert!(
         late.is_empty(),

@@ -110,6 +110,8 @@ impl App {
     }
 
     pub async fn caller_from_basic(&self, name: &str, key: &str) -> Result<Caller, AppError> {
-        Ok(Caller { user: self.verify_credentials(name, key).await? })
+        Ok(Caller {
+            user: self.verify_credentials(name, key).await?,
+        })
     }
 }

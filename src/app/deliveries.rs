@@ -34,7 +34,10 @@ impl App {
     }
 
     pub async fn delivery_info(&self, caller: &Caller, id: DeliveryId) -> Result<DeliveryDetail, AppError> {
-        self.store.delivery_get(caller.scope(), id).await?.ok_or(AppError::DeliveryNotFound)
+        self.store
+            .delivery_get(caller.scope(), id)
+            .await?
+            .ok_or(AppError::DeliveryNotFound)
     }
 
     pub async fn delivery_retry(&self, caller: &Caller, id: DeliveryId) -> Result<(), AppError> {
@@ -54,7 +57,11 @@ impl App {
     /// Makes a `test:ping` payload (it takes the next increment id) and sends it now; a
     /// failed first attempt is retried on the schedule like any other.
     pub async fn webhook_test(&self, caller: &Caller, webhook: WebhookId) -> Result<TestResult, AppError> {
-        let hook = self.store.webhook_get(caller.scope(), webhook).await?.ok_or(AppError::WebhookNotFound)?;
+        let hook = self
+            .store
+            .webhook_get(caller.scope(), webhook)
+            .await?
+            .ok_or(AppError::WebhookNotFound)?;
         let code = self
             .store
             .merchant_list()
@@ -73,12 +80,23 @@ impl App {
             .await?
             .ok_or(AppError::WebhookNotFound)?;
         let (delivery_id, increment_id) = (claimed.id, claimed.increment_id);
-        let (update, outcome) =
-            attempt(&self.client, &self.settings.delivery.schedule, &Target::of(&hook), claimed, &owner).await;
+        let (update, outcome) = attempt(
+            &self.client,
+            &self.settings.delivery.schedule,
+            &Target::of(&hook),
+            claimed,
+            &owner,
+        )
+        .await;
         self.store.delivery_record(std::slice::from_ref(&update)).await?;
         if update.status == DeliveryStatus::Retrying {
             self.wake.rescan();
         }
-        Ok(TestResult { delivery_id, increment_id, status: update.status, outcome })
+        Ok(TestResult {
+            delivery_id,
+            increment_id,
+            status: update.status,
+            outcome,
+        })
     }
 }

@@ -15,10 +15,14 @@ impl App {
     pub async fn webhook_create(&self, caller: &Caller, data: &Value) -> Result<WebhookId, AppError> {
         let hook = NewWebhook::from_json(data, &self.catalog, self.settings.allow_private_targets)
             .map_err(|e| AppError::InvalidData(e.to_string()))?;
-        let merchant = self.target_merchant(caller, hook.merchant_code.as_ref().map(|c| c.as_str())).await?;
+        let merchant = self
+            .target_merchant(caller, hook.merchant_code.as_ref().map(|c| c.as_str()))
+            .await?;
         let limit = self.settings.max_webhooks_per_merchant;
         self.store.webhook_create(merchant, &hook, limit).await?.ok_or_else(|| {
-            AppError::NotCreated(format!("the merchant already has {limit} webhooks, the configured limit"))
+            AppError::NotCreated(format!(
+                "the merchant already has {limit} webhooks, the configured limit"
+            ))
         })
     }
 
@@ -48,8 +52,12 @@ impl App {
         let merchants = self.store.merchant_list().await?;
         match merchants.as_slice() {
             [(only, code)] => Ok((*only, code.clone())),
-            [] => Err(AppError::InvalidData("no merchant exists yet (create a merchant user first)".into())),
-            _ => Err(AppError::InvalidData("merchant_code is required when more than one merchant exists".into())),
+            [] => Err(AppError::InvalidData(
+                "no merchant exists yet (create a merchant user first)".into(),
+            )),
+            _ => Err(AppError::InvalidData(
+                "merchant_code is required when more than one merchant exists".into(),
+            )),
         }
     }
 

@@ -16,7 +16,11 @@ use crate::startup::Application;
 use crate::store::{self, Store};
 
 #[derive(Parser, Debug)]
-#[command(name = "hookd", version, about = "Webhook delivery service with a JSON-RPC management API")]
+#[command(
+    name = "hookd",
+    version,
+    about = "Webhook delivery service with a JSON-RPC management API"
+)]
 pub struct Cli {
     /// Optional TOML config file (keys as the long flags, snake_case); environment and flags win over it
     #[arg(long, short = 'c', env = "HOOKD_CONFIG", global = true)]
@@ -72,13 +76,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user::run(cmd, open_store(&config).await?).await,
-        Command::Publish { topic, message, merchant, idempotency_key } => {
-            let message: serde_json::Value =
-                serde_json::from_str(&message).context("the message is not valid JSON")?;
+        Command::Publish {
+            topic,
+            message,
+            merchant,
+            idempotency_key,
+        } => {
+            let message: serde_json::Value = serde_json::from_str(&message).context("the message is not valid JSON")?;
             let app = App::new(open_store(&config).await?, config.load_catalog()?, config.app.clone())?;
-            let options = PublishOptions { merchant_code: merchant, idempotency_key };
-            let published = app.publish(&topic, &message, &options).await.context("publishing the event")?;
-            println!("{}", serde_json::json!({"event_id": published.event_id.0, "payloads": published.payloads}));
+            let options = PublishOptions {
+                merchant_code: merchant,
+                idempotency_key,
+            };
+            let published = app
+                .publish(&topic, &message, &options)
+                .await
+                .context("publishing the event")?;
+            println!(
+                "{}",
+                serde_json::json!({"event_id": published.event_id.0, "payloads": published.payloads})
+            );
             Ok(())
         }
     }

@@ -36,7 +36,10 @@ pub async fn run(cmd: UserCommand, store: Arc<dyn Store>) -> anyhow::Result<()> 
                 (true, _) => (Role::Admin, None),
                 (false, Some(code)) => {
                     let code = MerchantCode::parse(&code)?;
-                    (Role::Merchant, Some(store.merchant_ensure(&code).await.context("creating merchant")?))
+                    (
+                        Role::Merchant,
+                        Some(store.merchant_ensure(&code).await.context("creating merchant")?),
+                    )
                 }
                 (false, None) => bail!("give --merchant CODE or --admin"),
             };
@@ -50,12 +53,21 @@ pub async fn run(cmd: UserCommand, store: Arc<dyn Store>) -> anyhow::Result<()> 
                 Err(StoreError::Conflict(_)) => bail!("a user named '{}' already exists", name.as_str()),
                 other => other.context("creating user")?,
             };
-            eprintln!("created {} user '{}'; its API key is shown once:", role.as_str(), name.as_str());
+            eprintln!(
+                "created {} user '{}'; its API key is shown once:",
+                role.as_str(),
+                name.as_str()
+            );
             println!("{}", key.expose());
         }
         UserCommand::List => {
             for u in store.user_list().await? {
-                println!("{}\t{}\t{}", u.name, u.role.as_str(), u.merchant_code.as_deref().unwrap_or("-"));
+                println!(
+                    "{}\t{}\t{}",
+                    u.name,
+                    u.role.as_str(),
+                    u.merchant_code.as_deref().unwrap_or("-")
+                );
             }
         }
         UserCommand::Remove { name } => {

@@ -91,11 +91,9 @@ pub struct DeliveryClient {
 
 impl DeliveryClient {
     pub fn new(config: ClientConfig) -> Result<Self, ClientBuildError> {
-        let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|source| {
-            ClientBuildError::UserAgent {
-                value: config.user_agent.clone(),
-                source,
-            }
+        let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|source| ClientBuildError::UserAgent {
+            value: config.user_agent.clone(),
+            source,
         })?;
         let mut builder = reqwest::Client::builder()
             .user_agent(user_agent)
@@ -156,13 +154,7 @@ impl DeliveryClient {
         Ok((url, build_headers(req)?))
     }
 
-    async fn send(
-        &self,
-        url: Url,
-        headers: HeaderMap,
-        body: Bytes,
-        deadline: tokio::time::Instant,
-    ) -> Sent {
+    async fn send(&self, url: Url, headers: HeaderMap, body: Bytes, deadline: tokio::time::Instant) -> Sent {
         let is_https = url.scheme() == "https";
         let request = self.http.post(url).headers(headers).body(body).send();
         let mut response = match timeout_at(deadline, request).await {
@@ -213,9 +205,7 @@ impl DeliveryClient {
                 io::ErrorKind::ConnectionRefused => return "connection refused".into(),
                 io::ErrorKind::ConnectionReset => return "connection reset by peer".into(),
                 io::ErrorKind::ConnectionAborted => return "connection aborted".into(),
-                io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof => {
-                    return "connection closed by peer".into()
-                }
+                io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof => return "connection closed by peer".into(),
                 // rustls reports handshake and certificate failures as InvalidData.
                 io::ErrorKind::InvalidData if is_https && err.is_connect() => {
                     return format!("TLS error: {}", chain_text(err));
@@ -269,23 +259,18 @@ fn build_headers(req: &AttemptRequest<'_>) -> Result<HeaderMap, String> {
 
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(
-        "x-plugin-hmac-sha256",
-        signed(plugin_signature(req.secret, &req.body)),
-    );
+    headers.insert("x-plugin-hmac-sha256", signed(plugin_signature(req.secret, &req.body)));
     headers.insert("webhook-id", msg_id);
     headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
     headers.insert(
         "webhook-signature",
-        signed(standard_signature(
-            req.secret, req.msg_id, timestamp, &req.body,
-        )),
+        signed(standard_signature(req.secret, req.msg_id, timestamp, &req.body)),
     );
     for (name, value) in req.extra_headers {
-        let header_name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("extra header name {name:?} is not valid"))?;
-        let header_value = HeaderValue::from_str(value)
-            .map_err(|_| format!("extra header {name:?} has an invalid value"))?;
+        let header_name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("extra header name {name:?} is not valid"))?;
+        let header_value =
+            HeaderValue::from_str(value).map_err(|_| format!("extra header {name:?} has an invalid value"))?;
         headers.append(header_name, header_value);
     }
     Ok(headers)
@@ -320,9 +305,7 @@ async fn read_prefix(response: &mut reqwest::Response, deadline: tokio::time::In
 fn lossy_utf8(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(text) => text.to_string(),
-        Err(e) if e.error_len().is_none() => {
-            String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned()
-        }
+        Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(),
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
 }
@@ -336,9 +319,7 @@ fn innermost_io(mut io: &io::Error) -> &io::Error {
     io
 }
 
-fn find_in_chain<'a, E: std::error::Error + 'static>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a E> {
+fn find_in_chain<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
     let mut current = Some(err);
     while let Some(e) = current {
         if let Some(found) = e.downcast_ref::<E>() {
@@ -377,8 +358,7 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let allowed = keep_allowed(host, resolved.into_iter())?;
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -545,18 +525,12 @@ mod tests {
 
     async fn assert_never_connected(listener: TcpListener) {
         let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
-        assert!(
-            accepted.is_err(),
-            "the client connected to a forbidden target"
-        );
+        assert!(accepted.is_err(), "the client connected to a forbidden target");
     }
 
     fn error_of(outcome: &AttemptOutcome) -> &str {
         assert!(!outcome.success, "{outcome:?}");
-        outcome
-            .error
-            .as_deref()
-            .expect("a failed attempt has an error")
+        outcome.error.as_deref().expect("a failed attempt has an error")
     }
 
     #[tokio::test]
@@ -817,8 +791,7 @@ mod tests {
             let outcome = attempt(&client(false), &format!("http://{host}:{port}/")).await;
             let error = error_of(&outcome);
             assert!(
-                error
-                    .contains("resolves only to forbidden addresses: 127.0.0.1 (loopback address)"),
+                error.contains("resolves only to forbidden addresses: 127.0.0.1 (loopback address)"),
                 "{error}"
             );
         }
@@ -843,11 +816,7 @@ mod tests {
         let allowed = keep_allowed("mixed.example".into(), resolved.into_iter()).unwrap();
         assert_eq!(allowed, [addr("93.184.216.34")]);
 
-        let resolved = [
-            addr("169.254.169.254"),
-            addr("fd00::1"),
-            addr("169.254.169.254"),
-        ];
+        let resolved = [addr("169.254.169.254"), addr("fd00::1"), addr("169.254.169.254")];
         let refused = keep_allowed("rebind.example".into(), resolved.into_iter()).unwrap_err();
         assert_eq!(
             refused.to_string(),
@@ -901,9 +870,6 @@ mod tests {
         assert_eq!(config.connect_timeout, Duration::from_secs(3));
         assert_eq!(config.request_timeout, Duration::from_secs(5));
         assert!(!config.allow_private_targets);
-        assert_eq!(
-            config.user_agent,
-            format!("hookd/{}", env!("CARGO_PKG_VERSION"))
-        );
+        assert_eq!(config.user_agent, format!("hookd/{}", env!("CARGO_PKG_VERSION")));
     }
 }

@@ -21,8 +21,14 @@ pub struct Target {
 impl Target {
     pub fn of(hook: &Webhook) -> Arc<Self> {
         // Stored headers were validated when the webhook was created.
-        let headers = ExtraHeaders::parse(&hook.extra_headers).map(|h| h.pairs().to_vec()).unwrap_or_default();
-        Arc::new(Self { url: hook.url.clone(), secret: hook.secret_key.as_bytes().to_vec(), headers })
+        let headers = ExtraHeaders::parse(&hook.extra_headers)
+            .map(|h| h.pairs().to_vec())
+            .unwrap_or_default();
+        Arc::new(Self {
+            url: hook.url.clone(),
+            secret: hook.secret_key.as_bytes().to_vec(),
+            headers,
+        })
     }
 }
 
@@ -67,7 +73,12 @@ pub async fn attempt(
     (update, outcome)
 }
 
-fn next_state(schedule: &RetrySchedule, outcome: &AttemptOutcome, attempts_made: i64, now: Millis) -> (DeliveryStatus, Millis) {
+fn next_state(
+    schedule: &RetrySchedule,
+    outcome: &AttemptOutcome,
+    attempts_made: i64,
+    now: Millis,
+) -> (DeliveryStatus, Millis) {
     if outcome.success {
         return (DeliveryStatus::Success, now);
     }
@@ -95,8 +106,14 @@ mod tests {
     #[test]
     fn failures_follow_the_schedule_then_fail() {
         let s = RetrySchedule::standard();
-        assert_eq!(next_state(&s, &outcome(false), 1, 0), (DeliveryStatus::Retrying, 60_000));
-        assert_eq!(next_state(&s, &outcome(false), 14, 0), (DeliveryStatus::Retrying, 24 * 3600 * 1000));
+        assert_eq!(
+            next_state(&s, &outcome(false), 1, 0),
+            (DeliveryStatus::Retrying, 60_000)
+        );
+        assert_eq!(
+            next_state(&s, &outcome(false), 14, 0),
+            (DeliveryStatus::Retrying, 24 * 3600 * 1000)
+        );
         assert_eq!(next_state(&s, &outcome(false), 15, 5), (DeliveryStatus::Failed, 5));
         assert_eq!(next_state(&s, &outcome(true), 3, 7), (DeliveryStatus::Success, 7));
     }

@@ -94,11 +94,10 @@ fn parse_entry(position: usize, entry: &str) -> Result<Duration, RetryScheduleEr
     if entry.is_empty() {
         return Err(RetryScheduleError::EmptyEntry { position });
     }
-    let delay =
-        humantime::parse_duration(entry).map_err(|source| RetryScheduleError::NotADuration {
-            entry: entry.to_string(),
-            source,
-        })?;
+    let delay = humantime::parse_duration(entry).map_err(|source| RetryScheduleError::NotADuration {
+        entry: entry.to_string(),
+        source,
+    })?;
     if delay.is_zero() {
         return Err(RetryScheduleError::Zero {
             entry: entry.to_string(),
@@ -181,10 +180,7 @@ mod tests {
 
     #[test]
     fn nothing_failed_yet_means_no_delay() {
-        assert_eq!(
-            RetrySchedule::standard().delay_after(0),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(RetrySchedule::standard().delay_after(0), Some(Duration::ZERO));
     }
 
     #[test]
@@ -200,10 +196,7 @@ mod tests {
     #[test]
     fn whitespace_around_entries_is_ignored() {
         let schedule = RetrySchedule::parse("  1s , 2m,\t1h 30m ").unwrap();
-        assert_eq!(
-            schedule.delay_after(3),
-            Some(Duration::from_secs(HOUR + 30 * MIN))
-        );
+        assert_eq!(schedule.delay_after(3), Some(Duration::from_secs(HOUR + 30 * MIN)));
     }
 
     #[test]
@@ -216,9 +209,7 @@ mod tests {
             assert_eq!(RetrySchedule::parse(&text).unwrap(), schedule, "{text}");
         }
         assert_eq!(
-            RetrySchedule::parse("100ms, 250ms, 1s")
-                .unwrap()
-                .to_string(),
+            RetrySchedule::parse("100ms, 250ms, 1s").unwrap().to_string(),
             "100ms,250ms,1s"
         );
     }
@@ -226,10 +217,7 @@ mod tests {
     #[test]
     fn empty_schedule_is_refused() {
         for input in ["", "   "] {
-            assert!(matches!(
-                RetrySchedule::parse(input),
-                Err(RetryScheduleError::Empty)
-            ));
+            assert!(matches!(RetrySchedule::parse(input), Err(RetryScheduleError::Empty)));
         }
     }
 
@@ -244,16 +232,10 @@ mod tests {
         assert!(err.to_string().contains("\"0s\""), "{err}");
 
         let err = RetrySchedule::parse("1s,,5s").unwrap_err();
-        assert!(matches!(
-            err,
-            RetryScheduleError::EmptyEntry { position: 2 }
-        ));
+        assert!(matches!(err, RetryScheduleError::EmptyEntry { position: 2 }));
 
         let err = RetrySchedule::parse("1s,").unwrap_err();
-        assert!(matches!(
-            err,
-            RetryScheduleError::EmptyEntry { position: 2 }
-        ));
+        assert!(matches!(err, RetryScheduleError::EmptyEntry { position: 2 }));
 
         let err = RetrySchedule::parse("100").unwrap_err();
         assert!(err.to_string().contains("\"100\""), "{err}");

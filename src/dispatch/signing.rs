@@ -69,12 +69,7 @@ mod tests {
     #[test]
     fn standard_signature_matches_known_vectors() {
         assert_eq!(
-            standard_signature(
-                b"s3cr3t-key",
-                "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
-                1674087231,
-                BODY
-            ),
+            standard_signature(b"s3cr3t-key", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", 1674087231, BODY),
             "v1,0AHPWzZ9zor8fASK8gsRwOrIJJEJ5xLPRFFUgQU9ePo="
         );
     }
@@ -101,9 +96,7 @@ mod tests {
         let secret_key = b"s3cr3t-key";
         let whsec = format!("whsec_{}", BASE64.encode(secret_key));
         assert_eq!(whsec, "whsec_czNjcjN0LWtleQ==");
-        let decoded = BASE64
-            .decode(whsec.strip_prefix("whsec_").unwrap())
-            .unwrap();
+        let decoded = BASE64.decode(whsec.strip_prefix("whsec_").unwrap()).unwrap();
         assert_eq!(decoded, secret_key);
         assert_eq!(
             standard_signature(&decoded, "msg_1", 1, BODY),
@@ -118,9 +111,6 @@ mod tests {
         assert_ne!(base, standard_signature(b"k", "id2", 10, b"body"));
         assert_ne!(base, standard_signature(b"k", "id", 11, b"body"));
         assert_ne!(base, standard_signature(b"k", "id", 10, b"body2"));
-        assert_ne!(
-            plugin_signature(b"k", b"body"),
-            plugin_signature(b"k", b"body ")
-        );
+        assert_ne!(plugin_signature(b"k", b"body"), plugin_signature(b"k", b"body "));
     }
 }

@@ -62,7 +62,13 @@ pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(recorder(app.clone(), record_rx, done_tx));
     let settings = app.settings.delivery.clone();
-    let mut d = Dispatcher { app: app.clone(), owner, lanes: HashMap::new(), in_flight: 0, record_tx };
+    let mut d = Dispatcher {
+        app: app.clone(),
+        owner,
+        lanes: HashMap::new(),
+        in_flight: 0,
+        record_tx,
+    };
     let mut next_scan = Instant::now();
     loop {
         let (woken, rescan) = app.wake.take();
@@ -89,7 +95,11 @@ pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
         }
     }
     // Let attempts in flight finish and be recorded; their leases protect them otherwise.
-    let Dispatcher { mut in_flight, record_tx, .. } = d;
+    let Dispatcher {
+        mut in_flight,
+        record_tx,
+        ..
+    } = d;
     drop(record_tx);
     let grace = Instant::now() + settings.client.request_timeout + Duration::from_secs(2);
     while in_flight > 0 {
@@ -142,12 +152,16 @@ impl Dispatcher {
             room -= want;
             let (store, owner) = (self.app.store.clone(), self.owner.clone());
             claims.spawn(async move {
-                let claimed = store.delivery_claim(webhook, &owner, now, now + lease, want as i64).await;
+                let claimed = store
+                    .delivery_claim(webhook, &owner, now, now + lease, want as i64)
+                    .await;
                 (webhook, target, want, claimed)
             });
         }
         while let Some(joined) = claims.join_next().await {
-            let Ok((webhook, target, want, claimed)) = joined else { continue };
+            let Ok((webhook, target, want, claimed)) = joined else {
+                continue;
+            };
             let lane = self.lanes.entry(webhook).or_default();
             match claimed {
                 Ok(claimed) => {
@@ -194,8 +208,7 @@ impl Dispatcher {
         let tx = self.record_tx.clone();
         tokio::spawn(async move {
             let webhook = claimed.webhook_id;
-            let (update, _) =
-                attempt(&app.client, &app.settings.delivery.schedule, &target, claimed, &owner).await;
+            let (update, _) = attempt(&app.client, &app.settings.delivery.schedule, &target, claimed, &owner).await;
             let _ = tx.send((webhook, update));
         });
     }

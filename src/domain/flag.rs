@@ -7,11 +7,8 @@ use serde_json::Value;
 pub fn parse_flag(value: &Value) -> Option<bool> {
     match value {
         Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_f64() {
-            Some(x) if x == 0.0 => Some(false),
-            Some(x) if x == 1.0 => Some(true),
-            _ => None,
-        },
+        Value::Number(n) if n.as_f64() == Some(0.0) => Some(false),
+        Value::Number(n) if n.as_f64() == Some(1.0) => Some(true),
         Value::String(s) => match s.trim() {
             "0" => Some(false),
             "1" => Some(true),

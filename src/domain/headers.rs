@@ -82,7 +82,10 @@ impl ExtraHeaders {
                 return Err(HeadersError::TooMany);
             }
         }
-        Ok(Self { raw: raw.to_string(), pairs })
+        Ok(Self {
+            raw: raw.to_string(),
+            pairs,
+        })
     }
 
     /// The text exactly as the client gave it.
@@ -98,7 +101,8 @@ impl ExtraHeaders {
 /// RFC 9110 `token`: the characters allowed in a header name.
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -123,11 +127,23 @@ mod tests {
 
     #[test]
     fn refuses_injection_and_reserved_names() {
-        assert_eq!(ExtraHeaders::parse("X-A: 1\rX-B: 2"), Err(HeadersError::LoneCarriageReturn(1)));
+        assert_eq!(
+            ExtraHeaders::parse("X-A: 1\rX-B: 2"),
+            Err(HeadersError::LoneCarriageReturn(1))
+        );
         assert_eq!(ExtraHeaders::parse("no colon here"), Err(HeadersError::MissingColon(1)));
-        assert_eq!(ExtraHeaders::parse("Bad Name: x"), Err(HeadersError::BadName(1, "Bad Name".into())));
-        assert_eq!(ExtraHeaders::parse("X-A: a\u{0}b"), Err(HeadersError::BadValue(1, "X-A".into())));
-        assert_eq!(ExtraHeaders::parse("X-A: 1\nhost: evil"), Err(HeadersError::Reserved(2, "host".into())));
+        assert_eq!(
+            ExtraHeaders::parse("Bad Name: x"),
+            Err(HeadersError::BadName(1, "Bad Name".into()))
+        );
+        assert_eq!(
+            ExtraHeaders::parse("X-A: a\u{0}b"),
+            Err(HeadersError::BadValue(1, "X-A".into()))
+        );
+        assert_eq!(
+            ExtraHeaders::parse("X-A: 1\nhost: evil"),
+            Err(HeadersError::Reserved(2, "host".into()))
+        );
         assert_eq!(
             ExtraHeaders::parse("X-Plugin-Hmac-Sha256: forged"),
             Err(HeadersError::Reserved(1, "X-Plugin-Hmac-Sha256".into()))

@@ -14,8 +14,8 @@ pub mod webhook_url;
 
 pub use flag::parse_flag;
 pub use headers::ExtraHeaders;
-pub use payload::{BodyTemplate, DeliveryStatus};
 pub use ids::{DeliveryId, EventId, MerchantId, UserId, WebhookId};
+pub use payload::{BodyTemplate, DeliveryStatus};
 pub use secret::SecretKey;
 pub use topic::{Catalog, Topic, TopicList, TopicPattern};
 pub use user::{ApiKey, MerchantCode, Role, UserName};

@@ -67,7 +67,11 @@ impl BodyTemplate {
         );
         head.push_str(&message_json[..message_json.len() - 1]);
         let tail = format!(",\"event_timestamp\":\"{}\"}}}}", format_timestamp(published_at));
-        Self { head, has_fields: !message.is_empty(), tail }
+        Self {
+            head,
+            has_fields: !message.is_empty(),
+            tail,
+        }
     }
 
     pub fn render(&self, increment_id: i64) -> Vec<u8> {

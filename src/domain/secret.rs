@@ -35,7 +35,11 @@ impl SecretKey {
 
     /// 32 alphanumeric characters from the OS-seeded CSPRNG (~190 bits).
     pub fn generate() -> Self {
-        let s: String = rand::thread_rng().sample_iter(&Alphanumeric).take(GENERATED_LEN).map(char::from).collect();
+        let s: String = rand::thread_rng()
+            .sample_iter(&Alphanumeric)
+            .take(GENERATED_LEN)
+            .map(char::from)
+            .collect();
         Self(s)
     }
 

@@ -296,9 +296,7 @@ mod tests {
         );
         assert_eq!(
             host_check("http://[::ffff:169.254.169.254]/"),
-            Err(TargetError::LinkLocal(
-                "::ffff:169.254.169.254".parse().unwrap()
-            ))
+            Err(TargetError::LinkLocal("::ffff:169.254.169.254".parse().unwrap()))
         );
         // The URL parser normalises odd IPv4 spellings, so they are caught too.
         assert_eq!(
@@ -358,10 +356,7 @@ mod tests {
 
     #[test]
     fn forbidden_reason_labels_the_range() {
-        assert_eq!(
-            forbidden_reason("127.0.0.1".parse().unwrap()),
-            Some("loopback address")
-        );
+        assert_eq!(forbidden_reason("127.0.0.1".parse().unwrap()), Some("loopback address"));
         assert_eq!(forbidden_reason("8.8.8.8".parse().unwrap()), None);
     }
 }

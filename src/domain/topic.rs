@@ -64,9 +64,14 @@ impl Catalog {
             topics.insert(line.to_string());
         }
         if topics.is_empty() {
-            return Err(CatalogError { line: 0, reason: "the catalog has no topics".into() });
+            return Err(CatalogError {
+                line: 0,
+                reason: "the catalog has no topics".into(),
+            });
         }
-        Ok(Self { topics: Arc::new(topics) })
+        Ok(Self {
+            topics: Arc::new(topics),
+        })
     }
 
     pub fn default_catalog() -> Self {
@@ -82,13 +87,16 @@ impl Catalog {
     }
 
     fn has_resource(&self, resource: &str) -> bool {
-        self.topics.iter().any(|t| t.split_once(':').map(|(r, _)| r) == Some(resource))
+        self.topics
+            .iter()
+            .any(|t| t.split_once(':').map(|(r, _)| r) == Some(resource))
     }
 }
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-' || b == b'.')
 }
 
 fn is_topic_syntax(s: &str) -> bool {
@@ -251,10 +259,22 @@ mod tests {
     #[test]
     fn bad_patterns_say_why() {
         let c = cat();
-        assert_eq!(TopicPattern::parse("order:nosuch", &c), Err(TopicError::Unknown("order:nosuch".into())));
-        assert_eq!(TopicPattern::parse("nosuch:*", &c), Err(TopicError::PatternMatchesNothing("nosuch:*".into())));
-        assert_eq!(TopicPattern::parse("order", &c), Err(TopicError::Malformed("order".into())));
-        assert_eq!(TopicPattern::parse("or*der:x", &c), Err(TopicError::Malformed("or*der:x".into())));
+        assert_eq!(
+            TopicPattern::parse("order:nosuch", &c),
+            Err(TopicError::Unknown("order:nosuch".into()))
+        );
+        assert_eq!(
+            TopicPattern::parse("nosuch:*", &c),
+            Err(TopicError::PatternMatchesNothing("nosuch:*".into()))
+        );
+        assert_eq!(
+            TopicPattern::parse("order", &c),
+            Err(TopicError::Malformed("order".into()))
+        );
+        assert_eq!(
+            TopicPattern::parse("or*der:x", &c),
+            Err(TopicError::Malformed("or*der:x".into()))
+        );
         assert_eq!(TopicPattern::parse(&"a".repeat(101), &c), Err(TopicError::TooLong));
         assert_eq!(TopicPattern::parse("", &c), Err(TopicError::Empty));
     }
@@ -264,15 +284,24 @@ mod tests {
         let l = TopicList::parse_joined("order:created, order:*,order:created", &cat()).unwrap();
         assert_eq!(l.joined(), "order:created,order:*");
         assert_eq!(TopicList::parse(Vec::<&str>::new(), &cat()), Err(TopicError::Empty));
-        assert_eq!(TopicList::parse_joined("order:created,", &cat()), Err(TopicError::EmptyEntry));
+        assert_eq!(
+            TopicList::parse_joined("order:created,", &cat()),
+            Err(TopicError::EmptyEntry)
+        );
     }
 
     #[test]
     fn published_topics_must_be_concrete() {
         assert!(Topic::parse("order:created", &cat()).is_ok());
-        assert_eq!(Topic::parse("order:*", &cat()), Err(TopicError::PatternNotAllowed("order:*".into())));
+        assert_eq!(
+            Topic::parse("order:*", &cat()),
+            Err(TopicError::PatternNotAllowed("order:*".into()))
+        );
         let t = Topic::parse("order:created", &cat()).unwrap();
-        assert_eq!(t.match_keys(), ["order:created".to_string(), "order:*".into(), "*".into()]);
+        assert_eq!(
+            t.match_keys(),
+            ["order:created".to_string(), "order:*".into(), "*".into()]
+        );
     }
 
     #[test]

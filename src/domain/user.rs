@@ -34,8 +34,7 @@ pub struct NameError {
 }
 
 fn check_name(s: &str, what: &'static str) -> Result<String, NameError> {
-    let ok = (1..=64).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
     ok.then(|| s.to_string()).ok_or(NameError { what })
 }
 

@@ -19,7 +19,10 @@ pub enum WebhookDataError {
     #[error("field '{0}' is required")]
     Missing(&'static str),
     #[error("field '{field}' must be {expected}")]
-    WrongType { field: &'static str, expected: &'static str },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
     #[error("topics: {0}")]
     Topics(#[from] TopicError),
     #[error("{0}")]
@@ -44,7 +47,14 @@ pub struct NewWebhook {
     pub merchant_code: Option<MerchantCode>,
 }
 
-const FIELDS: &[&str] = &["topics", "url", "is_active", "extra_headers", "secret_key", "merchant_code"];
+const FIELDS: &[&str] = &[
+    "topics",
+    "url",
+    "is_active",
+    "extra_headers",
+    "secret_key",
+    "merchant_code",
+];
 
 impl NewWebhook {
     pub fn from_json(value: &Value, catalog: &Catalog, allow_private_targets: bool) -> Result<Self, WebhookDataError> {
@@ -56,15 +66,19 @@ impl NewWebhook {
             None | Some(Value::Null) => return Err(WebhookDataError::Missing("topics")),
             Some(Value::String(s)) => TopicList::parse_joined(s, catalog)?,
             Some(Value::Array(items)) => {
-                let entries = items
-                    .iter()
-                    .map(|v| v.as_str())
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or(WebhookDataError::WrongType { field: "topics", expected: "a string or an array of strings" })?;
+                let entries = items.iter().map(|v| v.as_str()).collect::<Option<Vec<_>>>().ok_or(
+                    WebhookDataError::WrongType {
+                        field: "topics",
+                        expected: "a string or an array of strings",
+                    },
+                )?;
                 TopicList::parse(entries, catalog)?
             }
             Some(_) => {
-                return Err(WebhookDataError::WrongType { field: "topics", expected: "a string or an array of strings" })
+                return Err(WebhookDataError::WrongType {
+                    field: "topics",
+                    expected: "a string or an array of strings",
+                })
             }
         };
         let url = WebhookUrl::parse(required_str(obj, "url")?, allow_private_targets)?;
@@ -86,7 +100,14 @@ impl NewWebhook {
         let merchant_code = optional_str(obj, "merchant_code")?
             .map(|s| MerchantCode::parse(s).map_err(|e| WebhookDataError::MerchantCode(e.to_string())))
             .transpose()?;
-        Ok(Self { topics, url, is_active, extra_headers, secret_key, merchant_code })
+        Ok(Self {
+            topics,
+            url,
+            is_active,
+            extra_headers,
+            secret_key,
+            merchant_code,
+        })
     }
 }
 
@@ -99,7 +120,10 @@ fn optional_str<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(WebhookDataError::WrongType { field, expected: "a string" }),
+        Some(_) => Err(WebhookDataError::WrongType {
+            field,
+            expected: "a string",
+        }),
     }
 }
 
@@ -152,8 +176,14 @@ mod tests {
             parse(json!({"topics": "order:*", "url": "http://example.com", "color": 1})).unwrap_err(),
             WebhookDataError::UnknownField("color".into())
         );
-        assert_eq!(parse(json!({"url": "http://example.com"})).unwrap_err(), WebhookDataError::Missing("topics"));
-        assert_eq!(parse(json!({"topics": "order:*"})).unwrap_err(), WebhookDataError::Missing("url"));
+        assert_eq!(
+            parse(json!({"url": "http://example.com"})).unwrap_err(),
+            WebhookDataError::Missing("topics")
+        );
+        assert_eq!(
+            parse(json!({"topics": "order:*"})).unwrap_err(),
+            WebhookDataError::Missing("url")
+        );
         assert!(matches!(
             parse(json!({"topics": 5, "url": "http://example.com"})).unwrap_err(),
             WebhookDataError::WrongType { field: "topics", .. }

@@ -67,18 +67,36 @@ mod tests {
     #[test]
     fn refuses_bad_urls_with_a_reason() {
         assert_eq!(WebhookUrl::parse("", false), Err(UrlError::Empty));
-        assert_eq!(WebhookUrl::parse("ftp://example.com/", false), Err(UrlError::Scheme("ftp".into())));
-        assert!(matches!(WebhookUrl::parse("example.com/hook", false), Err(UrlError::Invalid(_))));
-        assert_eq!(WebhookUrl::parse(" http://example.com", false), Err(UrlError::Whitespace));
-        assert_eq!(WebhookUrl::parse("http://exa\nmple.com", false), Err(UrlError::Whitespace));
+        assert_eq!(
+            WebhookUrl::parse("ftp://example.com/", false),
+            Err(UrlError::Scheme("ftp".into()))
+        );
+        assert!(matches!(
+            WebhookUrl::parse("example.com/hook", false),
+            Err(UrlError::Invalid(_))
+        ));
+        assert_eq!(
+            WebhookUrl::parse(" http://example.com", false),
+            Err(UrlError::Whitespace)
+        );
+        assert_eq!(
+            WebhookUrl::parse("http://exa\nmple.com", false),
+            Err(UrlError::Whitespace)
+        );
         let long = format!("https://example.com/{}", "a".repeat(3000));
         assert_eq!(WebhookUrl::parse(&long, false), Err(UrlError::TooLong));
     }
 
     #[test]
     fn local_targets_need_permission() {
-        assert!(matches!(WebhookUrl::parse("http://127.0.0.1:8080/", false), Err(UrlError::Forbidden(_))));
-        assert!(matches!(WebhookUrl::parse("http://localhost/", false), Err(UrlError::Forbidden(_))));
+        assert!(matches!(
+            WebhookUrl::parse("http://127.0.0.1:8080/", false),
+            Err(UrlError::Forbidden(_))
+        ));
+        assert!(matches!(
+            WebhookUrl::parse("http://localhost/", false),
+            Err(UrlError::Forbidden(_))
+        ));
         assert!(WebhookUrl::parse("http://127.0.0.1:8080/", true).is_ok());
     }
 }

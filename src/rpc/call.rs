@@ -63,7 +63,10 @@ async fn login(app: &App, params: Option<Value>) -> Result<Value, RpcError> {
     let mut p = slots(params, &["username", "api_key"])?.into_iter();
     let username = required_string(p.next().flatten(), "username")?;
     let api_key = required_string(p.next().flatten(), "api_key")?;
-    let session = app.login(&username, &api_key).await.map_err(|e| from_app(e, Operation::Other))?;
+    let session = app
+        .login(&username, &api_key)
+        .await
+        .map_err(|e| from_app(e, Operation::Other))?;
     Ok(Value::String(session))
 }
 
@@ -83,11 +86,12 @@ async fn authenticate(app: &App, creds: &Credentials, session: Option<Value>) ->
         None | Some(Value::Null) => match &creds.basic {
             Some((name, key)) => app.caller_from_basic(name, key).await,
             None => {
-                return Err(RpcError::access_denied("Give a session id from login, or HTTP Basic credentials."));
+                return Err(RpcError::access_denied(
+                    "Give a session id from login, or HTTP Basic credentials.",
+                ));
             }
         },
         Some(_) => return Err(RpcError::invalid_params("session_id must be a string or null")),
     };
     result.map_err(|e| from_app(e, Operation::Other))
 }
-

@@ -21,12 +21,18 @@ struct Request {
 /// Handles a whole HTTP body; `None` when nothing is to be sent back (only notifications).
 pub async fn handle_body(app: &App, creds: &Credentials, body: &[u8]) -> Option<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Some(error_response(Value::Null, &RpcError::invalid_request("the request body is empty")));
+        return Some(error_response(
+            Value::Null,
+            &RpcError::invalid_request("the request body is empty"),
+        ));
     }
     let text = match std::str::from_utf8(body) {
         Ok(t) => t,
         Err(e) => {
-            let detail = format!("the body is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to());
+            let detail = format!(
+                "the body is not valid UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            );
             return Some(error_response(Value::Null, &RpcError::parse_error(detail)));
         }
     };
@@ -38,9 +44,10 @@ pub async fn handle_body(app: &App, creds: &Credentials, body: &[u8]) -> Option<
         }
     };
     match parsed {
-        Value::Array(items) if items.is_empty() => {
-            Some(error_response(Value::Null, &RpcError::invalid_request("the batch is empty")))
-        }
+        Value::Array(items) if items.is_empty() => Some(error_response(
+            Value::Null,
+            &RpcError::invalid_request("the batch is empty"),
+        )),
         Value::Array(items) if items.len() > MAX_BATCH => Some(error_response(
             Value::Null,
             &RpcError::invalid_request(format!("a batch may hold at most {MAX_BATCH} requests")),
@@ -61,7 +68,10 @@ pub async fn handle_body(app: &App, creds: &Credentials, body: &[u8]) -> Option<
 async fn handle_one(app: &App, creds: &Credentials, raw: Value) -> Option<Value> {
     let request = match validate(raw) {
         Ok(r) => r,
-        Err((id, err)) => return Some(error_response(id, &err)),
+        Err(rejected) => {
+            let (id, err) = *rejected;
+            return Some(error_response(id, &err));
+        }
     };
     let outcome = call::dispatch(app, creds, &request.method, request.params).await;
     let id = request.id?;
@@ -77,19 +87,33 @@ fn error_response(id: Value, err: &RpcError) -> Value {
 
 /// Checks the request object's members. On failure, the id to answer with (the request's
 /// own when it was readable, null otherwise) and the error.
-fn validate(raw: Value) -> Result<Request, (Value, RpcError)> {
+fn validate(raw: Value) -> Result<Request, Box<(Value, RpcError)>> {
     let Value::Object(mut obj) = raw else {
-        return Err((Value::Null, RpcError::invalid_request("a request must be a JSON object")));
+        return Err(Box::new((
+            Value::Null,
+            RpcError::invalid_request("a request must be a JSON object"),
+        )));
     };
     let id = match obj.remove("id") {
         None => None,
         Some(v @ (Value::Null | Value::String(_) | Value::Number(_))) => Some(v),
         Some(_) => {
-            return Err((Value::Null, RpcError::invalid_request("id must be a string, a number or null")));
+            return Err(Box::new((
+                Value::Null,
+                RpcError::invalid_request("id must be a string, a number or null"),
+            )));
         }
     };
-    let fail = |detail: String| Err((id.clone().unwrap_or(Value::Null), RpcError::invalid_request(detail)));
-    if let Some(unknown) = obj.keys().find(|k| !["jsonrpc", "method", "params"].contains(&k.as_str())) {
+    let fail = |detail: String| {
+        Err(Box::new((
+            id.clone().unwrap_or(Value::Null),
+            RpcError::invalid_request(detail),
+        )))
+    };
+    if let Some(unknown) = obj
+        .keys()
+        .find(|k| !["jsonrpc", "method", "params"].contains(&k.as_str()))
+    {
         return fail(format!("unknown member '{unknown}'"));
     }
     if !is_version_2(&obj) {

@@ -40,7 +40,11 @@ pub struct RpcError {
 
 impl RpcError {
     fn standard(code: i64, message: &str, detail: impl Into<String>) -> Self {
-        Self { code, message: message.to_string(), data: Some(detail.into()) }
+        Self {
+            code,
+            message: message.to_string(),
+            data: Some(detail.into()),
+        }
     }
 
     pub fn parse_error(detail: impl Into<String>) -> Self {
@@ -64,12 +68,20 @@ impl RpcError {
     }
 
     pub fn internal() -> Self {
-        Self { code: INTERNAL_ERROR, message: "Internal error".into(), data: None }
+        Self {
+            code: INTERNAL_ERROR,
+            message: "Internal error".into(),
+            data: None,
+        }
     }
 
     /// Application error `n` with its message.
     pub fn app(n: i64, message: impl Into<String>) -> Self {
-        Self { code: -(32000 + n), message: message.into(), data: None }
+        Self {
+            code: -(32000 + n),
+            message: message.into(),
+            data: None,
+        }
     }
 
     pub fn access_denied(detail: &str) -> Self {
@@ -77,7 +89,10 @@ impl RpcError {
     }
 
     pub fn missing(param: &str) -> Self {
-        Self::app(app_code::PARAM_MISSING, format!("Required parameter is missing. Missing: {param}"))
+        Self::app(
+            app_code::PARAM_MISSING,
+            format!("Required parameter is missing. Missing: {param}"),
+        )
     }
 
     pub fn to_json(&self) -> Value {
@@ -112,21 +127,24 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
         AppError::SessionExpired => RpcError::app(SESSION_EXPIRED, "Session expired. Try to relogin."),
         AppError::InvalidData(d) => RpcError::app(INVALID_DATA, with_detail("Invalid data given.", &d)),
         AppError::NotCreated(d) => RpcError::app(NOT_CREATED, with_detail("Webhook not created.", &d)),
-        AppError::StatusNotChanged(d) => {
-            RpcError::app(STATUS_NOT_CHANGED, with_detail("Error changing status for specified webhook.", &d))
-        }
+        AppError::StatusNotChanged(d) => RpcError::app(
+            STATUS_NOT_CHANGED,
+            with_detail("Error changing status for specified webhook.", &d),
+        ),
         AppError::WebhookNotFound => RpcError::app(WEBHOOK_NOT_FOUND, "Webhook not exists."),
         AppError::DeliveryNotFound => RpcError::app(DELIVERY_NOT_FOUND, "Delivery not exists."),
         AppError::NotRetried(d) => RpcError::app(NOT_RETRIED, with_detail("Delivery not retried.", &d)),
         AppError::Store(e) => {
             tracing::error!(error = ?e, "store failure");
             match op {
-                Operation::Create => {
-                    RpcError::app(CREATE_FAILED, "An unexpected error occurred while creating the webhook.")
-                }
-                Operation::Delete => {
-                    RpcError::app(DELETE_FAILED, "An unexpected error occurred while deleting the webhook.")
-                }
+                Operation::Create => RpcError::app(
+                    CREATE_FAILED,
+                    "An unexpected error occurred while creating the webhook.",
+                ),
+                Operation::Delete => RpcError::app(
+                    DELETE_FAILED,
+                    "An unexpected error occurred while deleting the webhook.",
+                ),
                 Operation::Other => RpcError::internal(),
             }
         }

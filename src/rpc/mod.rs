@@ -55,7 +55,9 @@ async fn jsonrpc(State(state): State<RpcState>, headers: HeaderMap, body: Result
             return Json(error_body(&err)).into_response();
         }
     };
-    let creds = Credentials { basic: basic_auth(&headers) };
+    let creds = Credentials {
+        basic: basic_auth(&headers),
+    };
     match envelope::handle_body(&state.app, &creds, &body).await {
         Some(answer) => Json(answer).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),

@@ -17,7 +17,10 @@ impl Args {
             Some(Value::Array(items)) => items,
             Some(single) => vec![single],
         };
-        Self { path: path.to_string(), items }
+        Self {
+            path: path.to_string(),
+            items,
+        }
     }
 
     /// Fails with -32602 when more than `n` arguments were given.

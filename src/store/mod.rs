@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::dispatch::wake::Wake;
-use crate::domain::{BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId};
+use crate::domain::{
+    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
+};
 use crate::time::Millis;
 
 pub use records::{
@@ -51,7 +53,10 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -96,8 +101,12 @@ pub trait Store: Send + Sync + 'static {
     // --- webhooks ---
     /// Creates the webhook unless the merchant already has `limit` webhooks (then None);
     /// the count and the insert are one transaction, so concurrent creates respect it.
-    async fn webhook_create(&self, merchant: MerchantId, hook: &NewWebhook, limit: i64)
-        -> StoreResult<Option<WebhookId>>;
+    async fn webhook_create(
+        &self,
+        merchant: MerchantId,
+        hook: &NewWebhook,
+        limit: i64,
+    ) -> StoreResult<Option<WebhookId>>;
     async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64>;
     /// The scope's webhooks ordered by id.
     async fn webhook_list(&self, scope: Scope) -> StoreResult<Vec<Webhook>>;
@@ -138,8 +147,12 @@ pub trait Store: Send + Sync + 'static {
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()>;
     /// Drops every lease (single-node start-up: no other process can hold one).
     async fn lease_release_all(&self) -> StoreResult<u64>;
-    async fn delivery_list(&self, scope: Scope, webhook: WebhookId, filter: &DeliveryFilter)
-        -> StoreResult<Vec<DeliveryRecord>>;
+    async fn delivery_list(
+        &self,
+        scope: Scope,
+        webhook: WebhookId,
+        filter: &DeliveryFilter,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
     async fn delivery_get(&self, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>>;
     /// Puts a failed payload back in the queue, due at `now`.
     async fn delivery_requeue(&self, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue>;

@@ -6,9 +6,7 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 fn is_session_id(s: &str) -> bool {
-    s.len() == 32
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[tokio::test]
@@ -47,9 +45,7 @@ async fn a_session_is_valid_for_24_hours() {
 async fn login_accepts_named_parameters() {
     let app = TestApp::spawn().await;
     let (name, key) = app.create_merchant_user(&unique("shop")).await;
-    let resp = app
-        .request("login", json!({"username": name, "api_key": key}))
-        .await;
+    let resp = app.request("login", json!({"username": name, "api_key": key})).await;
     assert!(is_session_id(assert_ok(&resp).as_str().unwrap()));
 }
 
@@ -147,13 +143,9 @@ async fn a_null_session_without_basic_credentials_is_access_denied() {
 async fn wrong_basic_credentials_are_access_denied() {
     let app = TestApp::spawn().await;
     let (name, key) = app.create_merchant_user(&unique("shop")).await;
-    let wrong_key = app
-        .call_basic(&name, &"f".repeat(40), "webhook.list", json!([]))
-        .await;
+    let wrong_key = app.call_basic(&name, &"f".repeat(40), "webhook.list", json!([])).await;
     assert_app_error(&wrong_key, 2);
-    let unknown_user = app
-        .call_basic("nobody", &key, "webhook.list", json!([]))
-        .await;
+    let unknown_user = app.call_basic("nobody", &key, "webhook.list", json!([])).await;
     assert_app_error(&unknown_user, 2);
 
     for header in ["Basic not-base64!", "Bearer abc", "Basic"] {
@@ -180,10 +172,7 @@ async fn an_unknown_resource_is_an_invalid_api_path() {
     for path in ["nosuch.list", "nosuch", "", "webhooks.list", ".list"] {
         let resp = app.call(&session, path, json!([])).await;
         let message = assert_app_error(&resp, 3);
-        assert!(
-            message.starts_with("Invalid api path."),
-            "{path}: {message}"
-        );
+        assert!(message.starts_with("Invalid api path."), "{path}: {message}");
     }
 }
 
@@ -191,13 +180,7 @@ async fn an_unknown_resource_is_an_invalid_api_path() {
 async fn an_unknown_method_of_a_known_resource_is_not_callable() {
     let app = TestApp::spawn().await;
     let session = app.merchant_session(&unique("shop")).await;
-    for path in [
-        "webhook.nosuch",
-        "webhook",
-        "webhook.",
-        "topic.create",
-        "webhook.List",
-    ] {
+    for path in ["webhook.nosuch", "webhook", "webhook.", "topic.create", "webhook.List"] {
         let resp = app.call(&session, path, json!([])).await;
         let message = assert_app_error(&resp, 4);
         assert!(
@@ -233,9 +216,7 @@ async fn a_missing_required_parameter_answers_6() {
         );
     }
     // A request with no params at all.
-    let (_, resp) = app
-        .rpc(json!({"jsonrpc": "2.0", "id": 1, "method": "login"}))
-        .await;
+    let (_, resp) = app.rpc(json!({"jsonrpc": "2.0", "id": 1, "method": "login"})).await;
     assert_app_error(&resp, 6);
 }
 
@@ -244,11 +225,8 @@ async fn sessions_survive_a_server_restart() {
     let mut app = TestApp::spawn().await;
     let session = app.merchant_session(&unique("shop")).await;
     assert_ok(
-        &app.create_webhook(
-            &session,
-            json!({"topics": "*", "url": "https://example.com/"}),
-        )
-        .await,
+        &app.create_webhook(&session, json!({"topics": "*", "url": "https://example.com/"}))
+            .await,
     );
     app.restart().await;
     assert_eq!(app.list_webhooks(&session).await.len(), 1);
@@ -264,10 +242,7 @@ async fn a_removed_user_loses_its_sessions_and_its_key() {
     assert!(app.app.store.user_remove(&name).await.unwrap());
 
     assert_app_error(&app.call(&session, "webhook.list", json!([])).await, 5);
-    assert_app_error(
-        &app.call_basic(&name, &key, "webhook.list", json!([])).await,
-        2,
-    );
+    assert_app_error(&app.call_basic(&name, &key, "webhook.list", json!([])).await, 2);
     assert_app_error(&app.try_login(&name, &key).await, 2);
 }
 
@@ -276,45 +251,22 @@ async fn a_user_made_again_under_a_removed_name_does_not_inherit_the_old_key() {
     let app = TestApp::spawn().await;
     let code = unique("shop");
     let (name, old_key) = app.create_merchant_user(&code).await;
-    assert_ok(
-        &app.call_basic(&name, &old_key, "webhook.list", json!([]))
-            .await,
-    );
+    assert_ok(&app.call_basic(&name, &old_key, "webhook.list", json!([])).await);
     assert!(app.app.store.user_remove(&name).await.unwrap());
 
-    let merchant = app
-        .app
-        .store
-        .merchant_by_code(&code)
-        .await
-        .unwrap()
-        .unwrap();
+    let merchant = app.app.store.merchant_by_code(&code).await.unwrap().unwrap();
     let new_key = hookd::domain::ApiKey::generate();
     let plain = new_key.expose().to_string();
-    let hash = tokio::task::spawn_blocking(move || new_key.hash())
-        .await
-        .unwrap();
+    let hash = tokio::task::spawn_blocking(move || new_key.hash()).await.unwrap();
     let user_name = hookd::domain::UserName::parse(&name).unwrap();
     app.app
         .store
-        .user_create(
-            &user_name,
-            hookd::domain::Role::Merchant,
-            Some(merchant),
-            &hash,
-        )
+        .user_create(&user_name, hookd::domain::Role::Merchant, Some(merchant), &hash)
         .await
         .unwrap();
 
-    assert_app_error(
-        &app.call_basic(&name, &old_key, "webhook.list", json!([]))
-            .await,
-        2,
-    );
-    assert_ok(
-        &app.call_basic(&name, &plain, "webhook.list", json!([]))
-            .await,
-    );
+    assert_app_error(&app.call_basic(&name, &old_key, "webhook.list", json!([])).await, 2);
+    assert_ok(&app.call_basic(&name, &plain, "webhook.list", json!([])).await);
 }
 
 #[tokio::test]

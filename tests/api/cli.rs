@@ -39,11 +39,7 @@ async fn user_add(app: &TestApp, args: &[&str]) -> String {
     let mut all = vec!["user", "add"];
     all.extend_from_slice(args);
     let out = hookd(app, &all).await;
-    assert!(
-        out.status.success(),
-        "user add {args:?} failed: {}",
-        stderr(&out)
-    );
+    assert!(out.status.success(), "user add {args:?} failed: {}", stderr(&out));
     let text = stdout(&out);
     let last = text.lines().last().expect("a line on stdout");
     assert_eq!(last, last.trim(), "the key is alone on its line");
@@ -62,17 +58,11 @@ async fn user_add_with_a_merchant_prints_a_key_that_logs_in() {
 
     let session = app.login("alice", &key).await;
     assert_ok(
-        &app.create_webhook(
-            &session,
-            json!({"topics": "*", "url": "https://example.com/"}),
-        )
-        .await,
-    );
-    assert_eq!(app.list_webhooks(&session).await.len(), 1);
-    assert_ok(
-        &app.call_basic("alice", &key, "webhook.list", json!([]))
+        &app.create_webhook(&session, json!({"topics": "*", "url": "https://example.com/"}))
             .await,
     );
+    assert_eq!(app.list_webhooks(&session).await.len(), 1);
+    assert_ok(&app.call_basic("alice", &key, "webhook.list", json!([])).await);
 }
 
 #[tokio::test]
@@ -80,11 +70,8 @@ async fn user_add_admin_prints_a_key_for_a_user_who_sees_every_merchant() {
     let app = TestApp::spawn().await;
     let alice = app.merchant_session("shop1").await;
     assert_ok(
-        &app.create_webhook(
-            &alice,
-            json!({"topics": "*", "url": "https://example.com/"}),
-        )
-        .await,
+        &app.create_webhook(&alice, json!({"topics": "*", "url": "https://example.com/"}))
+            .await,
     );
 
     let key = user_add(&app, &["root", "--admin"]).await;
@@ -115,10 +102,7 @@ async fn adding_a_user_whose_name_is_taken_fails_clearly() {
     let out = hookd(&app, &["user", "add", "alice", "--admin"]).await;
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(
-        err.contains("alice") && err.contains("already exists"),
-        "{err}"
-    );
+    assert!(err.contains("alice") && err.contains("already exists"), "{err}");
     assert!(!stdout(&out).lines().any(is_api_key), "no key is printed");
     // The first alice is untouched.
     app.login("alice", &key).await;
@@ -135,10 +119,7 @@ async fn user_add_needs_a_merchant_or_admin_and_a_valid_name() {
     ] {
         let out = hookd(&app, args).await;
         assert!(!out.status.success(), "{args:?} should fail");
-        assert!(
-            !stdout(&out).lines().any(is_api_key),
-            "{args:?} printed a key"
-        );
+        assert!(!stdout(&out).lines().any(is_api_key), "{args:?} printed a key");
     }
     let out = hookd(&app, &["user", "list"]).await;
     assert!(out.status.success());
@@ -160,15 +141,9 @@ async fn user_list_shows_every_user_with_its_role_and_merchant() {
             .to_string()
     };
     let alice = line("alice");
-    assert!(
-        alice.contains("merchant") && alice.contains("shop1"),
-        "{alice}"
-    );
+    assert!(alice.contains("merchant") && alice.contains("shop1"), "{alice}");
     assert!(line("root").contains("admin"), "{text}");
-    assert!(
-        !text.contains("argon2"),
-        "no key hashes in the listing: {text}"
-    );
+    assert!(!text.contains("argon2"), "no key hashes in the listing: {text}");
 }
 
 #[tokio::test]
@@ -183,11 +158,7 @@ async fn user_remove_ends_access_and_an_unknown_name_fails() {
     assert!(!stdout(&listed).contains("alice"));
     assert_app_error(&app.try_login("alice", &key).await, 2);
     assert_app_error(&app.call(&session, "webhook.list", json!([])).await, 5);
-    assert_app_error(
-        &app.call_basic("alice", &key, "webhook.list", json!([]))
-            .await,
-        2,
-    );
+    assert_app_error(&app.call_basic("alice", &key, "webhook.list", json!([])).await, 2);
 
     let out = hookd(&app, &["user", "remove", "nobody"]).await;
     assert!(!out.status.success());
@@ -207,11 +178,7 @@ async fn help_exits_zero_and_mentions_the_database_url_variable() {
     let app = TestApp::spawn().await;
     let out = hookd(&app, &["--help"]).await;
     assert!(out.status.success());
-    assert!(
-        stdout(&out).contains("HOOKD_DATABASE_URL"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(stdout(&out).contains("HOOKD_DATABASE_URL"), "{}", stdout(&out));
 }
 
 #[tokio::test]

@@ -64,18 +64,14 @@ async fn a_kill_9_while_publishing_loses_no_acknowledged_event_and_redelivers_in
         .find(|h| h["url"] == receiver.url("/gone/"))
         .expect("the webhook to delete")["webhook_id"]
         .clone();
-    assert_eq!(
-        shop.call_ok("webhook.delete", json!([gone])).await,
-        json!(true)
-    );
+    assert_eq!(shop.call_ok("webhook.delete", json!([gone])).await, json!(true));
 
     // Eight publishers, without pause, until the kill.
     let next = Arc::new(AtomicU64::new(BEFORE_DELETE));
     let stop = Arc::new(AtomicBool::new(false));
     let publishers: Vec<_> = (0..PUBLISHERS)
         .map(|_| {
-            let (admin, next, stop, acks) =
-                (admin.clone(), next.clone(), stop.clone(), acks.clone());
+            let (admin, next, stop, acks) = (admin.clone(), next.clone(), stop.clone(), acks.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::SeqCst) {
                     let seq = next.fetch_add(1, Ordering::SeqCst);
@@ -145,16 +141,11 @@ async fn a_kill_9_while_publishing_loses_no_acknowledged_event_and_redelivers_in
         );
         eprintln!("crash: {path} {tally:?}");
     }
-    assert!(
-        ns.iter().all(|n| *n == ns[0]),
-        "every webhook got every event: {ns:?}"
-    );
+    assert!(ns.iter().all(|n| *n == ns[0]), "every webhook got every event: {ns:?}");
 
     // The deleted webhook's payloads stayed cancelled across the restart: none is queued in
     // the file, and none reached the receiver from the new process.
-    let mut db = sqlx::SqliteConnection::connect(&database_url)
-        .await
-        .unwrap();
+    let mut db = sqlx::SqliteConnection::connect(&database_url).await.unwrap();
     let queued: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM deliveries WHERE webhook_id = ? AND status IN ('pending', 'retrying')",
     )

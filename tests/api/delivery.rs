@@ -30,11 +30,7 @@ async fn an_event_reaches_exactly_the_webhooks_whose_topics_match_it() {
         let got = w.receiver.wait_for(path, 1, WAIT).await;
         assert_eq!(got[0].json()["topic"], "order:created", "{path}");
     }
-    assert_eq!(
-        w.increment_id(product).await,
-        0,
-        "no payload for product:created"
-    );
+    assert_eq!(w.increment_id(product).await, 0, "no payload for product:created");
 
     let published = w.publish_ok("product:created", json!({"id": 2})).await;
     assert_eq!(published["payloads"], 2, "{published}");
@@ -68,15 +64,11 @@ async fn a_delivery_carries_the_documented_body_signatures_and_extra_headers() {
     }))
     .await;
 
-    let message =
-        json!({"order_id": 42, "note": "ünïcode \"quoted\"", "lines": [{"sku": "A", "qty": 2}]});
+    let message = json!({"order_id": 42, "note": "ünïcode \"quoted\"", "lines": [{"sku": "A", "qty": 2}]});
     w.publish_ok("order:created", message.clone()).await;
     let r = w.receiver.wait_for("/hook/", 1, WAIT).await.remove(0);
 
-    assert_eq!(
-        r.path, "/hook/1?plugin=X",
-        "the URL is used exactly as registered"
-    );
+    assert_eq!(r.path, "/hook/1?plugin=X", "the URL is used exactly as registered");
     assert_eq!(r.header("content-type"), Some("application/json"));
     let agent = r.header("user-agent").unwrap_or_default();
     assert!(agent.starts_with("hookd/"), "user agent {agent:?}");
@@ -88,10 +80,7 @@ async fn a_delivery_carries_the_documented_body_signatures_and_extra_headers() {
         .to_string();
     let seconds = payload_timestamp(&timestamp)
         .unwrap_or_else(|| panic!("event_timestamp {timestamp:?} is YYYY-MM-DDTHH:MM:SS+00:00"));
-    assert!(
-        (unix_now() - seconds).abs() < 60,
-        "event_timestamp {timestamp} is now"
-    );
+    assert!((unix_now() - seconds).abs() < 60, "event_timestamp {timestamp} is now");
     let mut expected_message = message.clone();
     expected_message["webhook_increment_id"] = json!(1);
     expected_message["event_timestamp"] = json!(timestamp);
@@ -112,10 +101,7 @@ async fn a_delivery_carries_the_documented_body_signatures_and_extra_headers() {
         r.headers
     );
     let sent_at: i64 = r.header("webhook-timestamp").unwrap().parse().unwrap();
-    assert!(
-        (unix_now() - sent_at).abs() < 60,
-        "webhook-timestamp {sent_at}"
-    );
+    assert!((unix_now() - sent_at).abs() < 60, "webhook-timestamp {sent_at}");
     assert!(!r.header("webhook-id").unwrap_or_default().is_empty());
     assert_eq!(r.header("x-api-key"), Some("abc"));
     assert_eq!(r.header("x-other"), Some("1"));
@@ -188,16 +174,9 @@ async fn message_fields_named_like_hookd_s_own_are_replaced_not_repeated() {
 
     for r in &got {
         let text = std::str::from_utf8(&r.body).unwrap();
-        assert_eq!(
-            text.matches("\"webhook_increment_id\"").count(),
-            1,
-            "{text}"
-        );
+        assert_eq!(text.matches("\"webhook_increment_id\"").count(), 1, "{text}");
         assert_eq!(text.matches("\"event_timestamp\"").count(), 1, "{text}");
-        let timestamp = r.json()["message"]["event_timestamp"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let timestamp = r.json()["message"]["event_timestamp"].as_str().unwrap().to_string();
         assert!(payload_timestamp(&timestamp).is_some(), "{text}");
     }
     let mut messages: Vec<_> = got.iter().map(|r| r.json()["message"].clone()).collect();
@@ -210,11 +189,7 @@ async fn message_fields_named_like_hookd_s_own_are_replaced_not_repeated() {
 
 #[tokio::test]
 async fn both_signatures_verify_with_an_independent_python_implementation() {
-    if std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if std::process::Command::new("python3").arg("--version").output().is_err() {
         println!("note: python3 is not installed; skipping the independent signature check");
         return;
     }
@@ -284,10 +259,7 @@ async fn increment_ids_are_gap_free_under_concurrent_publishing() {
 
     let expected: BTreeSet<i64> = (1..=EVENTS as i64).collect();
     for path in ["/inc/a", "/inc/b"] {
-        let got = w
-            .receiver
-            .wait_for(path, EVENTS, Duration::from_secs(30))
-            .await;
+        let got = w.receiver.wait_for(path, EVENTS, Duration::from_secs(30)).await;
         let ids: BTreeSet<i64> = got.iter().map(|r| r.increment_id()).collect();
         assert_eq!(ids, expected, "{path} got increment ids 1..={EVENTS}");
     }

@@ -40,10 +40,7 @@ async fn private_targets_are_refused_at_registration_and_again_at_connect_time()
         .unwrap()
         .expect("the merchant exists");
     let port = w.receiver.addr.port();
-    for url in [
-        w.receiver.url("/direct"),
-        format!("http://localhost:{port}/by-name"),
-    ] {
+    for url in [w.receiver.url("/direct"), format!("http://localhost:{port}/by-name")] {
         let data = json!({"topics": "order:created", "url": url});
         let hook = NewWebhook::from_json(&data, &w.app.app.catalog, true).unwrap();
         w.app
@@ -54,13 +51,7 @@ async fn private_targets_are_refused_at_registration_and_again_at_connect_time()
             .unwrap()
             .expect("no webhook limit");
     }
-    let hooks: Vec<i64> = w
-        .app
-        .list_webhooks(&w.shop)
-        .await
-        .iter()
-        .map(id_of)
-        .collect();
+    let hooks: Vec<i64> = w.app.list_webhooks(&w.shop).await.iter().map(id_of).collect();
     assert_eq!(hooks.len(), 2);
 
     let published = w.publish_ok("order:created", json!({"id": 1})).await;
@@ -77,10 +68,7 @@ async fn private_targets_are_refused_at_registration_and_again_at_connect_time()
         );
         assert_eq!(info["status"], "retrying", "{info:#}");
     }
-    assert!(
-        w.receiver.received("/").is_empty(),
-        "the receiver got nothing"
-    );
+    assert!(w.receiver.received("/").is_empty(), "the receiver got nothing");
 }
 
 #[tokio::test]
@@ -115,10 +103,8 @@ async fn receivers_that_break_the_connection_do_not_hold_up_other_webhooks() {
     let mut ids: Vec<i64> = got.iter().map(|r| r.increment_id()).collect();
     ids.sort_unstable();
     assert_eq!(ids, [1, 2, 3, 4, 5]);
-    w.wait_deliveries(good, "all delivered", WAIT, |l| {
-        statuses(l) == ["success"; 5]
-    })
-    .await;
+    w.wait_deliveries(good, "all delivered", WAIT, |l| statuses(l) == ["success"; 5])
+        .await;
 
     for (hook, words) in faulty {
         let list = w
@@ -144,8 +130,7 @@ async fn receivers_that_break_the_connection_do_not_hold_up_other_webhooks() {
 #[tokio::test]
 async fn a_stalled_receiver_does_not_delay_other_webhooks() {
     let w = World::start_with(|c| schedule(c, "1m")).await;
-    w.receiver
-        .set("/stall", Behaviour::Stall(Duration::from_secs(3)));
+    w.receiver.set("/stall", Behaviour::Stall(Duration::from_secs(3)));
     let stalled = id_of(&w.hook_at("order:created", "/stall").await);
     w.hook_at("order:created", "/quick").await;
 
@@ -153,16 +138,12 @@ async fn a_stalled_receiver_does_not_delay_other_webhooks() {
         w.publish_ok("order:created", json!({"n": n})).await;
     }
     // Well within the 3 s the stalled receiver holds its requests.
-    w.receiver
-        .wait_for("/quick", 3, Duration::from_millis(2500))
-        .await;
+    w.receiver.wait_for("/quick", 3, Duration::from_millis(2500)).await;
     let list = w.deliveries(stalled).await;
     assert!(
         list.iter().all(|d| d["attempts"] == 0),
         "the stalled webhook's attempts are still in flight: {list:#?}"
     );
-    w.wait_deliveries(stalled, "delivered late", WAIT, |l| {
-        statuses(l) == ["success"; 3]
-    })
-    .await;
+    w.wait_deliveries(stalled, "delivered late", WAIT, |l| statuses(l) == ["success"; 3])
+        .await;
 }

@@ -16,10 +16,7 @@ async fn other_merchant(w: &World) -> (String, i64) {
     let session = w.app.merchant_session(&unique("other")).await;
     let resp = w
         .app
-        .create_webhook(
-            &session,
-            json!({"topics": "*", "url": w.receiver.url("/other")}),
-        )
+        .create_webhook(&session, json!({"topics": "*", "url": w.receiver.url("/other")}))
         .await;
     assert_eq!(assert_ok(&resp), &json!(true));
     let id = id_of(&w.app.list_webhooks(&session).await[0]);
@@ -75,10 +72,7 @@ async fn webhook_test_against_a_failing_receiver_reports_failure_and_queues_a_re
     assert_eq!(result["success"], false, "{result}");
     assert_eq!(result["status"], "retrying", "{result}");
     assert_eq!(result["http_status"], 500, "{result}");
-    assert!(
-        result["error"].as_str().unwrap_or_default().contains("500"),
-        "{result}"
-    );
+    assert!(result["error"].as_str().unwrap_or_default().contains("500"), "{result}");
     let info = w.info(result["delivery_id"].as_i64().unwrap()).await;
     assert_eq!(info["status"], "retrying", "{info:#}");
     assert!(info["next_attempt_at"].is_string(), "{info:#}");
@@ -105,10 +99,8 @@ async fn webhook_deliveries_lists_payloads_newest_first_with_a_status_filter() {
     for n in 1..=3 {
         w.publish_ok("order:created", json!({"n": n})).await;
     }
-    w.wait_deliveries(id, "three delivered", WAIT, |l| {
-        statuses(l) == ["success"; 3]
-    })
-    .await;
+    w.wait_deliveries(id, "three delivered", WAIT, |l| statuses(l) == ["success"; 3])
+        .await;
     w.receiver.set("/log", Behaviour::Status(500));
     w.publish_ok("order:shipped", json!({"n": 4})).await;
     let list = w
@@ -117,15 +109,9 @@ async fn webhook_deliveries_lists_payloads_newest_first_with_a_status_filter() {
         })
         .await;
 
-    let increments: Vec<i64> = list
-        .iter()
-        .map(|d| d["increment_id"].as_i64().unwrap())
-        .collect();
+    let increments: Vec<i64> = list.iter().map(|d| d["increment_id"].as_i64().unwrap()).collect();
     assert_eq!(increments, [4, 3, 2, 1], "newest first");
-    let ids: Vec<i64> = list
-        .iter()
-        .map(|d| d["delivery_id"].as_i64().unwrap())
-        .collect();
+    let ids: Vec<i64> = list.iter().map(|d| d["delivery_id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|p| p[0] > p[1]), "{ids:?}");
     for d in &list {
         for field in [
@@ -146,10 +132,7 @@ async fn webhook_deliveries_lists_payloads_newest_first_with_a_status_filter() {
     assert_eq!(retrying["status"], "retrying");
     assert_eq!(retrying["last_http_status"], 500);
     assert!(
-        retrying["last_error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("500"),
+        retrying["last_error"].as_str().unwrap_or_default().contains("500"),
         "{retrying}"
     );
     assert!(retrying["next_attempt_at"].is_string(), "{retrying}");
@@ -160,9 +143,7 @@ async fn webhook_deliveries_lists_payloads_newest_first_with_a_status_filter() {
     assert!(done["last_error"].is_null(), "{done}");
     assert!(done["next_attempt_at"].is_null(), "{done}");
 
-    let resp = w
-        .as_shop("delivery.retry", json!([retrying["delivery_id"]]))
-        .await;
+    let resp = w.as_shop("delivery.retry", json!([retrying["delivery_id"]])).await;
     let message = assert_app_error(&resp, 108);
     assert!(message.contains("retrying"), "{message}");
 
@@ -193,15 +174,8 @@ async fn delivery_info_shows_the_body_as_sent_and_every_attempt() {
     assert_eq!(info["body"].as_str().unwrap().as_bytes(), &got[0].body[..]);
     let log = attempt_log(&info);
     let statuses: Vec<&Value> = log.iter().map(|a| &a["http_status"]).collect();
-    assert_eq!(
-        statuses,
-        [&json!(500), &json!(503), &json!(200)],
-        "oldest first"
-    );
-    let times: Vec<&str> = log
-        .iter()
-        .map(|a| a["attempted_at"].as_str().unwrap())
-        .collect();
+    assert_eq!(statuses, [&json!(500), &json!(503), &json!(200)], "oldest first");
+    let times: Vec<&str> = log.iter().map(|a| a["attempted_at"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|p| p[0] < p[1]), "{times:?}");
     // The receiver answers "answered N" while its sequence lasts, then "ok".
     let answers = [(500, "answered 500"), (503, "answered 503"), (200, "ok")];
@@ -211,10 +185,7 @@ async fn delivery_info_shows_the_body_as_sent_and_every_attempt() {
         if code == 200 {
             assert!(entry["error"].is_null(), "{entry}");
         } else {
-            assert!(
-                entry["error"].as_str().unwrap().contains(&code.to_string()),
-                "{entry}"
-            );
+            assert!(entry["error"].as_str().unwrap().contains(&code.to_string()), "{entry}");
         }
     }
 }
@@ -236,17 +207,11 @@ async fn another_merchant_cannot_see_a_merchant_s_deliveries() {
 
     let resp = w.app.call(&other, "delivery.info", json!([delivery])).await;
     assert_app_error(&resp, 107);
-    let resp = w
-        .app
-        .call(&other, "delivery.retry", json!([delivery]))
-        .await;
+    let resp = w.app.call(&other, "delivery.retry", json!([delivery])).await;
     assert_app_error(&resp, 107);
     let resp = w.app.call(&other, "webhook.deliveries", json!([id])).await;
     assert_app_error(&resp, 103);
-    let resp = w
-        .app
-        .call(&other, "webhook.deliveries", json!([theirs]))
-        .await;
+    let resp = w.app.call(&other, "webhook.deliveries", json!([theirs])).await;
     assert_eq!(assert_ok(&resp), &json!([]));
     let resp = w.as_shop("delivery.info", json!([delivery + 1000])).await;
     assert_app_error(&resp, 107);
@@ -278,9 +243,6 @@ async fn delivery_info_is_one_consistent_snapshot_while_attempts_are_recorded() 
         if info["status"] == "failed" {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not failed in time: {info:#}"
-        );
+        assert!(std::time::Instant::now() < deadline, "not failed in time: {info:#}");
     }
 }

@@ -35,17 +35,10 @@ async fn a_repeated_idempotency_key_returns_the_first_answer_and_makes_nothing()
             json!(["order:canceled", {"id": "changed"}, {"idempotency_key": "key-1"}]),
         )
         .await;
-    assert_eq!(
-        assert_ok(&changed),
-        &first,
-        "the key alone identifies the event"
-    );
+    assert_eq!(assert_ok(&changed), &first, "the key alone identifies the event");
 
     let other = assert_ok(&publish("key-2").await).clone();
-    assert_ne!(
-        other["event_id"], first["event_id"],
-        "a new key is a new event"
-    );
+    assert_ne!(other["event_id"], first["event_id"], "a new key is a new event");
     assert_eq!(other["payloads"], 1);
 
     let got = w.receiver.wait_for("/idem", 2, WAIT).await;
@@ -83,11 +76,7 @@ async fn concurrent_publishes_with_one_idempotency_key_make_one_event() {
         .collect();
     let answers = w.app.rpc_concurrently(bodies).await;
     let results: BTreeSet<String> = answers.iter().map(|a| assert_ok(a).to_string()).collect();
-    assert_eq!(
-        results.len(),
-        1,
-        "every publish got the first answer: {results:?}"
-    );
+    assert_eq!(results.len(), 1, "every publish got the first answer: {results:?}");
 
     w.receiver.wait_for("/idem-race", 1, WAIT).await;
     assert_eq!(w.increment_id(hook).await, 1, "one payload was made");
@@ -100,9 +89,7 @@ async fn concurrent_publishes_with_one_idempotency_key_make_one_event() {
 async fn merchant_users_cannot_publish() {
     let w = World::start().await;
     let hook = id_of(&w.hook_at("*", "/nopub").await);
-    let resp = w
-        .as_shop("event.publish", json!(["order:created", {"id": 1}]))
-        .await;
+    let resp = w.as_shop("event.publish", json!(["order:created", {"id": 1}])).await;
     assert_app_error(&resp, 2);
     assert_eq!(w.increment_id(hook).await, 0);
 }
@@ -114,21 +101,9 @@ async fn bad_publishes_are_refused_and_change_nothing() {
     let big = json!({"blob": "x".repeat(2000)});
 
     let cases: Vec<(Value, i64, &str)> = vec![
-        (
-            json!(["order:created", [1, 2]]),
-            101,
-            "message must be a JSON object",
-        ),
-        (
-            json!(["order:created", "text"]),
-            101,
-            "message must be a JSON object",
-        ),
-        (
-            json!(["order:created", 5]),
-            101,
-            "message must be a JSON object",
-        ),
+        (json!(["order:created", [1, 2]]), 101, "message must be a JSON object"),
+        (json!(["order:created", "text"]), 101, "message must be a JSON object"),
+        (json!(["order:created", 5]), 101, "message must be a JSON object"),
         (json!(["nosuch:topic", {}]), 101, "topic"),
         (json!(["order:*", {}]), 101, "topic"),
         (json!(["*", {}]), 101, "topic"),

@@ -50,10 +50,7 @@ async fn a_failing_payload_is_retried_on_the_schedule_then_marked_failed() {
         assert!(error.contains("500"), "{entry}");
     }
 
-    let secret = w.webhook(hook).await["secret_key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let secret = w.webhook(hook).await["secret_key"].as_str().unwrap().to_string();
     for r in &got {
         assert_eq!(r.body, got[0].body, "every attempt sends the same bytes");
         assert_eq!(r.header("webhook-id"), got[0].header("webhook-id"));
@@ -90,11 +87,7 @@ async fn a_failed_payload_can_be_retried_by_hand_with_the_same_body_and_incremen
     let info = w.wait_status(delivery, "success", WAIT).await;
     assert_eq!(info["attempts"], 3, "{info:#}");
     assert_eq!(attempt_log(&info)[2]["http_status"], 200);
-    assert_eq!(
-        w.increment_id(hook).await,
-        1,
-        "a retry takes no new increment id"
-    );
+    assert_eq!(w.increment_id(hook).await, 1, "a retry takes no new increment id");
 
     let resp = w.as_shop("delivery.retry", json!([delivery])).await;
     assert_app_error(&resp, 108);
@@ -117,10 +110,7 @@ async fn redirects_are_not_followed() {
     let attempt = &attempt_log(&info)[0];
     assert_eq!(attempt["http_status"], 302, "{info:#}");
     let error = attempt["error"].as_str().unwrap_or_default();
-    assert!(
-        error.contains("redirect"),
-        "the error names the redirect: {info:#}"
-    );
+    assert!(error.contains("redirect"), "the error names the redirect: {info:#}");
     assert_eq!(info["status"], "retrying", "a 3xx is a failure");
     // The attempt is over, so a followed redirect would already have arrived.
     assert_eq!(w.receiver.received("/moved").len(), 1);
@@ -134,8 +124,7 @@ async fn a_stalled_receiver_times_out_and_later_attempts_proceed_once_it_recover
         c.app.delivery.client.request_timeout = Duration::from_millis(500);
     })
     .await;
-    w.receiver
-        .set("/slow", Behaviour::Stall(Duration::from_secs(3)));
+    w.receiver.set("/slow", Behaviour::Stall(Duration::from_secs(3)));
     let hook = id_of(&w.hook_at("order:created", "/slow").await);
     w.publish_ok("order:created", json!({"id": 1})).await;
 
@@ -159,10 +148,7 @@ async fn a_stalled_receiver_times_out_and_later_attempts_proceed_once_it_recover
     assert!(last["error"].is_null(), "{info:#}");
     for entry in earlier {
         assert!(
-            entry["error"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("timed out"),
+            entry["error"].as_str().unwrap_or_default().contains("timed out"),
             "{info:#}"
         );
     }
@@ -203,23 +189,14 @@ async fn a_payload_waiting_for_a_retry_is_kept_while_its_webhook_is_inactive() {
     // The retry is due 1 s after the first attempt: deactivate well before that.
     w.set_active(hook, false).await;
     let delivery = w.only_delivery(hook).await;
-    w.wait_info(delivery, "first attempt recorded", WAIT, |i| {
-        i["attempts"] == 1
-    })
-    .await;
-    assert_eq!(
-        w.receiver.received("/pause").len(),
-        1,
-        "deactivated before the retry"
-    );
+    w.wait_info(delivery, "first attempt recorded", WAIT, |i| i["attempts"] == 1)
+        .await;
+    assert_eq!(w.receiver.received("/pause").len(), 1, "deactivated before the retry");
 
     tokio::time::sleep(QUIET).await;
     let info = w.info(delivery).await;
     assert_eq!(info["status"], "retrying", "{info:#}");
-    assert_eq!(
-        info["attempts"], 1,
-        "nothing is sent while inactive: {info:#}"
-    );
+    assert_eq!(info["attempts"], 1, "nothing is sent while inactive: {info:#}");
     assert_eq!(w.receiver.received("/pause").len(), 1);
 
     w.set_active(hook, true).await;
@@ -251,24 +228,14 @@ async fn a_deleted_webhook_s_queued_payloads_are_canceled_and_never_sent() {
     tokio::time::sleep(QUIET).await;
     let resp = w.as_admin("delivery.info", json!([delivery])).await;
     check(assert_ok(&resp));
-    assert_eq!(
-        w.receiver.received("/gone").len(),
-        1,
-        "nothing sent after the delete"
-    );
+    assert_eq!(w.receiver.received("/gone").len(), 1, "nothing sent after the delete");
 }
 
 // --- restarts ---
 
 #[tokio::test]
 async fn payloads_waiting_for_a_retry_are_delivered_after_a_restart() {
-    let mut w = World::start_with(|c| {
-        schedule(
-            c,
-            "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms",
-        )
-    })
-    .await;
+    let mut w = World::start_with(|c| schedule(c, "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms")).await;
     w.receiver.set("/durable", Behaviour::Status(500));
     let hook = id_of(&w.hook_at("order:created", "/durable").await);
     for i in 0..5 {
@@ -280,10 +247,7 @@ async fn payloads_waiting_for_a_retry_are_delivered_after_a_restart() {
         })
         .await;
     assert_eq!(list.len(), 5);
-    assert!(
-        statuses(&list).iter().all(|s| *s == "retrying"),
-        "{list:#?}"
-    );
+    assert!(statuses(&list).iter().all(|s| *s == "retrying"), "{list:#?}");
 
     w.app.restart().await;
     // Every request before this instant was answered 500.
@@ -312,10 +276,7 @@ async fn payloads_waiting_for_a_retry_are_delivered_after_a_restart() {
 
     // Increment ids carry on after the restart.
     w.publish_ok("order:created", json!({"n": 6})).await;
-    let got = w
-        .receiver
-        .wait_for("/durable", after_restart + 1, WAIT)
-        .await;
+    let got = w.receiver.wait_for("/durable", after_restart + 1, WAIT).await;
     assert_eq!(got.last().unwrap().increment_id(), 6);
     assert_eq!(w.increment_id(hook).await, 6);
 }

@@ -84,15 +84,12 @@ impl World {
 
     /// `call` as the admin (HTTP Basic): the full response.
     pub async fn as_admin(&self, path: &str, args: Value) -> Value {
-        self.app
-            .call_basic(&self.admin.0, &self.admin.1, path, args)
-            .await
+        self.app.call_basic(&self.admin.0, &self.admin.1, path, args).await
     }
 
     /// `event.publish(topic, message)` as the admin: the full response.
     pub async fn publish(&self, topic: &str, message: Value) -> Value {
-        self.as_admin("event.publish", json!([topic, message]))
-            .await
+        self.as_admin("event.publish", json!([topic, message])).await
     }
 
     /// `event.publish(topic, message)`; panics unless it succeeds; the result.
@@ -138,9 +135,7 @@ impl World {
 
     /// `webhook.update_status(id, active)`; panics unless it succeeds.
     pub async fn set_active(&self, id: i64, active: bool) {
-        let resp = self
-            .as_shop("webhook.update_status", json!([id, active as i64]))
-            .await;
+        let resp = self.as_shop("webhook.update_status", json!([id, active as i64])).await;
         assert_eq!(assert_ok(&resp), &json!(true), "{resp}");
     }
 
@@ -153,9 +148,7 @@ impl World {
 
     /// `webhook.deliveries(id, filter)`; panics unless it succeeds.
     pub async fn deliveries_where(&self, id: i64, filter: Value) -> Vec<Value> {
-        let resp = self
-            .as_shop("webhook.deliveries", json!([id, filter]))
-            .await;
+        let resp = self.as_shop("webhook.deliveries", json!([id, filter])).await;
         assert_ok(&resp)
             .as_array()
             .unwrap_or_else(|| panic!("webhook.deliveries returns an array: {resp}"))
@@ -255,10 +248,7 @@ pub fn id_of(hook: &Value) -> i64 {
 
 /// Current unix time in seconds.
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// Unix seconds of a payload timestamp, which must have exactly the shape
@@ -278,11 +268,7 @@ pub fn payload_timestamp(s: &str) -> Option<i64> {
     let month = time::Month::try_from(n(5, 7) as u8).ok()?;
     let date = time::Date::from_calendar_date(n(0, 4) as i32, month, n(8, 10) as u8).ok()?;
     let clock = time::Time::from_hms(n(11, 13) as u8, n(14, 16) as u8, n(17, 19) as u8).ok()?;
-    Some(
-        time::PrimitiveDateTime::new(date, clock)
-            .assume_utc()
-            .unix_timestamp(),
-    )
+    Some(time::PrimitiveDateTime::new(date, clock).assume_utc().unix_timestamp())
 }
 
 /// True when `text` reads as one short line for a person (an attempt log's error).
@@ -339,9 +325,7 @@ impl RawReceiver {
                             let request = read_request(&mut socket).await;
                             store.lock().unwrap().push(request);
                             let _ = socket
-                                .write_all(
-                                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                                )
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
                                 .await;
                             let _ = socket.shutdown().await;
                         }

@@ -35,9 +35,8 @@ async fn a_success_carries_jsonrpc_the_id_a_null_error_and_the_result() {
 #[tokio::test]
 async fn the_numeric_jsonrpc_2_0_of_the_seed_examples_is_accepted() {
     let (app, session) = serving_app().await;
-    let body = format!(
-        r#"{{"jsonrpc" : 2.0, "id" : 1234, "method" : "call", "params" : ["{session}", "topic.list", []]}}"#
-    );
+    let body =
+        format!(r#"{{"jsonrpc" : 2.0, "id" : 1234, "method" : "call", "params" : ["{session}", "topic.list", []]}}"#);
     let (status, resp) = app.rpc_raw(body).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(resp["id"], 1234);
@@ -128,18 +127,12 @@ async fn requests_that_break_the_envelope_rules_are_invalid_requests() {
         ("a string", json!("call")),
         ("null", json!(null)),
         ("a boolean", json!(true)),
-        (
-            "no method",
-            json!({"jsonrpc": "2.0", "id": 1, "params": []}),
-        ),
+        ("no method", json!({"jsonrpc": "2.0", "id": 1, "params": []})),
         (
             "a method that is not a string",
             json!({"jsonrpc": "2.0", "id": 1, "method": 5}),
         ),
-        (
-            "no jsonrpc",
-            json!({"id": 1, "method": "login", "params": ["a", "b"]}),
-        ),
+        ("no jsonrpc", json!({"id": 1, "method": "login", "params": ["a", "b"]})),
         (
             "jsonrpc 1.0",
             json!({"jsonrpc": "1.0", "id": 1, "method": "login", "params": ["a", "b"]}),
@@ -173,14 +166,8 @@ async fn requests_that_break_the_envelope_rules_are_invalid_requests() {
         let (status, resp) = app.rpc(body).await;
         assert_eq!(status, StatusCode::OK, "{what}");
         assert_eq!(resp["error"]["code"], -32600, "{what}: {resp}");
-        assert_eq!(
-            resp["error"]["message"], "Invalid Request",
-            "{what}: {resp}"
-        );
-        assert!(
-            resp.get("result").is_none_or(Value::is_null),
-            "{what}: {resp}"
-        );
+        assert_eq!(resp["error"]["message"], "Invalid Request", "{what}: {resp}");
+        assert!(resp.get("result").is_none_or(Value::is_null), "{what}: {resp}");
         app.assert_still_serving(&session).await;
     }
 }
@@ -216,20 +203,14 @@ async fn wrong_parameter_types_and_too_many_parameters_are_invalid_params() {
         ("login", json!([1, 2])),
         ("login", json!(["name", ["key"]])),
         ("login", json!(["name", "key", "extra"])),
-        (
-            "login",
-            json!({"username": "name", "api_key": "key", "otp": "1"}),
-        ),
+        ("login", json!({"username": "name", "api_key": "key", "otp": "1"})),
         ("call", json!([42, "webhook.list", []])),
         ("call", json!([session, 5, []])),
         ("call", json!([session, "webhook.list", [], "extra"])),
         ("call", json!([session, "webhook.list", [1]])),
         ("call", json!([session, "topic.list", ["x"]])),
         ("call", json!([session, "webhook.delete", ["abc"]])),
-        (
-            "call",
-            json!([session, "webhook.delete", [{"webhook_id": 1}]]),
-        ),
+        ("call", json!([session, "webhook.delete", [{"webhook_id": 1}]])),
         ("call", json!([session, "webhook.delete", [1, 2]])),
         (
             "call",
@@ -238,11 +219,7 @@ async fn wrong_parameter_types_and_too_many_parameters_are_invalid_params() {
     ];
     for (method, params) in cases {
         let resp = app.request(method, params.clone()).await;
-        assert_eq!(
-            assert_error(&resp, -32602),
-            "Invalid params",
-            "{method} {params}"
-        );
+        assert_eq!(assert_error(&resp, -32602), "Invalid params", "{method} {params}");
         app.assert_still_serving(&session).await;
     }
 }
@@ -297,10 +274,7 @@ async fn a_batch_of_only_notifications_gets_no_body_but_is_carried_out() {
                "params": [session, "webhook.create", [{"topics": "*", "url": url}]]})
     };
     let (status, resp) = app
-        .rpc(json!([
-            create("http://example.com/1"),
-            create("http://example.com/2")
-        ]))
+        .rpc(json!([create("http://example.com/1"), create("http://example.com/2")]))
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(resp.is_null(), "no body: {resp}");
@@ -310,10 +284,7 @@ async fn a_batch_of_only_notifications_gets_no_body_but_is_carried_out() {
         .iter()
         .map(|w| w["url"].clone())
         .collect();
-    assert_eq!(
-        urls,
-        [json!("http://example.com/1"), json!("http://example.com/2")]
-    );
+    assert_eq!(urls, [json!("http://example.com/1"), json!("http://example.com/2")]);
 
     // A single notification gets no body either.
     let (status, resp) = app.rpc(create("http://example.com/3")).await;
@@ -327,8 +298,7 @@ async fn a_body_over_the_limit_gets_413_with_a_json_rpc_error() {
     let app = TestApp::spawn_with(|c| c.max_body_bytes = 4096).await;
     let session = app.merchant_session(&unique("shop")).await;
     let padding = "x".repeat(5000);
-    let body =
-        json!({"jsonrpc": "2.0", "id": 1, "method": "login", "params": ["someone", padding]});
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "login", "params": ["someone", padding]});
     let (status, resp) = app.rpc(body).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(resp["jsonrpc"], "2.0", "{resp}");
@@ -353,8 +323,7 @@ async fn a_body_over_the_limit_gets_413_with_a_json_rpc_error() {
 async fn a_body_far_over_the_default_limit_is_answered_not_dropped() {
     let (app, session) = serving_app().await;
     let padding = "x".repeat(3 * 1024 * 1024);
-    let body =
-        json!({"jsonrpc": "2.0", "id": 1, "method": "login", "params": ["someone", padding]});
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "login", "params": ["someone", padding]});
     let (status, resp) = app.rpc(body).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(resp["error"]["code"].is_i64(), "{resp}");

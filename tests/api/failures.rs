@@ -38,16 +38,9 @@ async fn a_failing_insert_answers_102_and_writes_nothing() {
     let data = json!({"topics": "order:created", "url": "https://example.com/b"});
     let resp = app.create_webhook(&session, data.clone()).await;
     let message = assert_app_error(&resp, 102);
-    assert_eq!(
-        message,
-        "An unexpected error occurred while creating the webhook."
-    );
+    assert_eq!(message, "An unexpected error occurred while creating the webhook.");
     assert_no_internals(&resp);
-    assert_eq!(
-        app.list_webhooks(&session).await,
-        before,
-        "no half-written webhook"
-    );
+    assert_eq!(app.list_webhooks(&session).await, before, "no half-written webhook");
     assert_eq!(app.query_i64("SELECT COUNT(*) FROM webhooks").await, 1);
 
     // Once the database is healthy again, so is create.
@@ -64,10 +57,7 @@ async fn a_failing_delete_answers_104_and_keeps_the_webhook() {
     let id = before[0]["webhook_id"].clone();
     let resp = app.call(&session, "webhook.delete", json!([id])).await;
     let message = assert_app_error(&resp, 104);
-    assert_eq!(
-        message,
-        "An unexpected error occurred while deleting the webhook."
-    );
+    assert_eq!(message, "An unexpected error occurred while deleting the webhook.");
     assert_no_internals(&resp);
     assert_eq!(app.list_webhooks(&session).await, before);
     // update_status by topic still finds it: its subscription index is intact.
@@ -84,8 +74,7 @@ async fn a_failing_delete_answers_104_and_keeps_the_webhook() {
 #[tokio::test]
 async fn a_failing_read_or_update_answers_internal_error_without_details() {
     let (app, session, before) = app_with_one_webhook().await;
-    app.execute_sql("ALTER TABLE webhooks RENAME TO webhooks_hidden")
-        .await;
+    app.execute_sql("ALTER TABLE webhooks RENAME TO webhooks_hidden").await;
 
     let id = before[0]["webhook_id"].clone();
     for (path, args) in [
@@ -95,30 +84,23 @@ async fn a_failing_read_or_update_answers_internal_error_without_details() {
         ("webhook.update_status", json!([{"status": 0}])),
     ] {
         let resp = app.call(&session, path, args.clone()).await;
-        assert_eq!(
-            assert_error(&resp, -32603),
-            "Internal error",
-            "{path} {args}"
-        );
+        assert_eq!(assert_error(&resp, -32603), "Internal error", "{path} {args}");
         assert_no_internals(&resp);
     }
     // What does not need the broken table still works.
     app.assert_still_serving(&session).await;
 
-    app.execute_sql("ALTER TABLE webhooks_hidden RENAME TO webhooks")
-        .await;
+    app.execute_sql("ALTER TABLE webhooks_hidden RENAME TO webhooks").await;
     assert_eq!(app.list_webhooks(&session).await, before);
 }
 
 #[tokio::test]
 async fn a_failing_session_lookup_answers_internal_error_not_access_granted() {
     let (app, session, _) = app_with_one_webhook().await;
-    app.execute_sql("ALTER TABLE sessions RENAME TO sessions_hidden")
-        .await;
+    app.execute_sql("ALTER TABLE sessions RENAME TO sessions_hidden").await;
     let resp = app.call(&session, "webhook.list", json!([])).await;
     assert_eq!(assert_error(&resp, -32603), "Internal error");
     assert_no_internals(&resp);
-    app.execute_sql("ALTER TABLE sessions_hidden RENAME TO sessions")
-        .await;
+    app.execute_sql("ALTER TABLE sessions_hidden RENAME TO sessions").await;
     assert_eq!(app.list_webhooks(&session).await.len(), 1);
 }

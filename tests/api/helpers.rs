@@ -94,8 +94,7 @@ impl TestDatabase {
                     .await
                     .expect("creating a test database");
                 admin.close().await.ok();
-                let mut url =
-                    url::Url::parse(&admin_url).expect("HOOKD_TEST_POSTGRES_URL is a URL");
+                let mut url = url::Url::parse(&admin_url).expect("HOOKD_TEST_POSTGRES_URL is a URL");
                 url.set_path(&name);
                 (TestDatabase::Postgres { admin_url, name }, url.to_string())
             }
@@ -210,17 +209,11 @@ impl TestApp {
         self.create_user(Role::Admin, None).await
     }
 
-    async fn create_user(
-        &self,
-        role: Role,
-        merchant: Option<hookd::domain::MerchantId>,
-    ) -> (String, String) {
+    async fn create_user(&self, role: Role, merchant: Option<hookd::domain::MerchantId>) -> (String, String) {
         let name = unique(&format!("{}-", role.as_str()));
         let key = ApiKey::generate();
         let plain = key.expose().to_string();
-        let hash = tokio::task::spawn_blocking(move || key.hash())
-            .await
-            .unwrap();
+        let hash = tokio::task::spawn_blocking(move || key.hash()).await.unwrap();
         let user_name = UserName::parse(&name).unwrap();
         self.app
             .store
@@ -261,15 +254,13 @@ impl TestApp {
 
     /// Posts `body` as JSON with HTTP Basic credentials.
     pub async fn rpc_basic(&self, name: &str, key: &str, body: Value) -> (StatusCode, Value) {
-        let request = self
-            .post(&self.endpoint, serde_json::to_vec(&body).unwrap())
-            .header(
-                AUTHORIZATION,
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{name}:{key}"))
-                ),
-            );
+        let request = self.post(&self.endpoint, serde_json::to_vec(&body).unwrap()).header(
+            AUTHORIZATION,
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{name}:{key}"))
+            ),
+        );
         send(request).await
     }
 
@@ -301,11 +292,7 @@ impl TestApp {
     }
 
     /// Posts exactly these bytes to `url`.
-    pub async fn rpc_raw_to(
-        &self,
-        url: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> (StatusCode, Value) {
+    pub async fn rpc_raw_to(&self, url: &str, body: impl Into<reqwest::Body>) -> (StatusCode, Value) {
         send(self.post(url, body)).await
     }
 
@@ -326,10 +313,7 @@ impl TestApp {
     /// Logs in and returns the session id; panics unless login succeeds.
     pub async fn login(&self, name: &str, key: &str) -> String {
         let resp = self.try_login(name, key).await;
-        assert_ok(&resp)
-            .as_str()
-            .expect("a session id string")
-            .to_string()
+        assert_ok(&resp).as_str().expect("a session id string").to_string()
     }
 
     /// The full response to `call(session, path, args)`.
@@ -339,8 +323,7 @@ impl TestApp {
 
     /// The full response to `call(null, path, args)` with HTTP Basic credentials.
     pub async fn call_basic(&self, name: &str, key: &str, path: &str, args: Value) -> Value {
-        let body =
-            json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [null, path, args]});
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [null, path, args]});
         let (status, resp) = self.rpc_basic(name, key, body).await;
         assert_eq!(status, StatusCode::OK, "{resp}");
         resp
@@ -382,17 +365,13 @@ impl TestApp {
         let result = match &self.db {
             TestDatabase::Sqlite { path } => {
                 let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-                let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                    .await
-                    .unwrap();
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
                 let done = conn.execute(sql).await.map(drop);
                 conn.close().await.unwrap();
                 done
             }
             TestDatabase::Postgres { .. } => {
-                let mut conn = sqlx::PgConnection::connect(&self.config.database_url)
-                    .await
-                    .unwrap();
+                let mut conn = sqlx::PgConnection::connect(&self.config.database_url).await.unwrap();
                 let done = conn.execute(sql).await.map(drop);
                 conn.close().await.unwrap();
                 done
@@ -406,15 +385,11 @@ impl TestApp {
         match &self.db {
             TestDatabase::Sqlite { path } => {
                 let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-                let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                    .await
-                    .unwrap();
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
                 sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
             }
             TestDatabase::Postgres { .. } => {
-                let mut conn = sqlx::PgConnection::connect(&self.config.database_url)
-                    .await
-                    .unwrap();
+                let mut conn = sqlx::PgConnection::connect(&self.config.database_url).await.unwrap();
                 sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
             }
         }
@@ -425,9 +400,9 @@ impl TestApp {
     pub async fn fail_on(&self, event: &str, table: &str) {
         let trigger = format!("boom_{}_{table}", event.to_lowercase());
         let sql = match self.backend() {
-            Backend::Sqlite => format!(
-                "CREATE TRIGGER {trigger} BEFORE {event} ON {table} BEGIN SELECT RAISE(ABORT, 'boom'); END"
-            ),
+            Backend::Sqlite => {
+                format!("CREATE TRIGGER {trigger} BEFORE {event} ON {table} BEGIN SELECT RAISE(ABORT, 'boom'); END")
+            }
             Backend::Postgres => format!(
                 "CREATE OR REPLACE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS \
                  $$ BEGIN RAISE EXCEPTION 'boom'; END $$; \
@@ -452,11 +427,7 @@ impl TestApp {
     /// checkpointed data counts too; on PostgreSQL every row of every table, as text.
     pub async fn where_stored(&self, needle: &str) -> Vec<String> {
         let forms = [needle.to_string(), needle.to_uppercase()];
-        let holds = |bytes: &[u8]| {
-            forms
-                .iter()
-                .any(|f| bytes.windows(f.len()).any(|w| w == f.as_bytes()))
-        };
+        let holds = |bytes: &[u8]| forms.iter().any(|f| bytes.windows(f.len()).any(|w| w == f.as_bytes()));
         match &self.db {
             TestDatabase::Sqlite { .. } => self
                 .sqlite_files()
@@ -465,15 +436,12 @@ impl TestApp {
                 .map(|p| p.display().to_string())
                 .collect(),
             TestDatabase::Postgres { .. } => {
-                let mut conn = sqlx::PgConnection::connect(&self.config.database_url)
-                    .await
-                    .unwrap();
-                let tables: Vec<String> = sqlx::query_scalar(
-                    "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
-                )
-                .fetch_all(&mut conn)
-                .await
-                .unwrap();
+                let mut conn = sqlx::PgConnection::connect(&self.config.database_url).await.unwrap();
+                let tables: Vec<String> =
+                    sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
                 let mut found = Vec::new();
                 for table in tables {
                     let rows: String = sqlx::query_scalar(&format!(
@@ -523,9 +491,7 @@ impl Drop for TestApp {
                     runtime.block_on(async {
                         let mut admin = sqlx::PgConnection::connect(&admin_url).await?;
                         admin
-                            .execute(
-                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
-                            )
+                            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
                             .await?;
                         admin.close().await
                     })
@@ -540,9 +506,7 @@ impl Drop for TestApp {
 }
 
 async fn start(config: Config) -> (SocketAddr, App, RunningServer) {
-    let application = Application::build(config)
-        .await
-        .expect("building the application");
+    let application = Application::build(config).await.expect("building the application");
     let addr = application.local_addr();
     let app = application.app().clone();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -569,12 +533,8 @@ async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
             .is_some_and(|t| t.starts_with("application/json")),
         "a JSON body is labelled application/json, got {content_type:?}"
     );
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-        panic!(
-            "the response is not JSON ({e}): {}",
-            String::from_utf8_lossy(&bytes)
-        )
-    });
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("the response is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
     (status, body)
 }
 
@@ -596,10 +556,7 @@ pub fn assert_ok(resp: &Value) -> &Value {
 #[track_caller]
 pub fn assert_error(resp: &Value, code: i64) -> String {
     assert_eq!(resp["jsonrpc"], "2.0", "{resp}");
-    assert_eq!(
-        resp["error"]["code"], code,
-        "expected error {code}, got {resp}"
-    );
+    assert_eq!(resp["error"]["code"], code, "expected error {code}, got {resp}");
     assert!(
         resp.get("result").is_none_or(Value::is_null),
         "an error carries no result: {resp}"

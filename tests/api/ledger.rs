@@ -116,12 +116,7 @@ pub struct Tally {
 /// `webhook-id` (a redelivery of one payload, not a second payload); no seq appears under
 /// two ids (one payload per event); every acknowledged seq arrived.
 #[track_caller]
-pub fn check_delivered(
-    prefix: &str,
-    received: &[Received],
-    n: i64,
-    acked: &BTreeSet<u64>,
-) -> Tally {
+pub fn check_delivered(prefix: &str, received: &[Received], n: i64, acked: &BTreeSet<u64>) -> Tally {
     let mut by_id: BTreeMap<i64, (&[u8], String)> = BTreeMap::new();
     let mut id_of_seq: BTreeMap<u64, i64> = BTreeMap::new();
     for r in received {
@@ -144,10 +139,7 @@ pub fn check_delivered(
             .seq
             .unwrap_or_else(|| panic!("{prefix}: a body without seq: {}", r.json()));
         let first = *id_of_seq.entry(seq).or_insert(s.increment_id);
-        assert_eq!(
-            first, s.increment_id,
-            "{prefix}: seq {seq} was made into two payloads"
-        );
+        assert_eq!(first, s.increment_id, "{prefix}: seq {seq} was made into two payloads");
     }
     let ids: Vec<i64> = by_id.keys().copied().collect();
     let expected: Vec<i64> = (1..=n).collect();
@@ -158,10 +150,7 @@ pub fn check_delivered(
         ids.first(),
         ids.last()
     );
-    let missing: Vec<&u64> = acked
-        .iter()
-        .filter(|s| !id_of_seq.contains_key(s))
-        .collect();
+    let missing: Vec<&u64> = acked.iter().filter(|s| !id_of_seq.contains_key(s)).collect();
     assert!(
         missing.is_empty(),
         "{prefix}: acknowledged seqs never delivered: {missing:?}"

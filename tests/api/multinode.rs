@@ -31,10 +31,7 @@ fn node_env(database_url: &str) -> Vec<(&'static str, String)> {
     vec![
         ("HOOKD_DATABASE_URL", database_url.to_string()),
         ("HOOKD_ALLOW_PRIVATE_TARGETS", "1".into()),
-        (
-            "HOOKD_RETRY_SCHEDULE",
-            "100ms,200ms,400ms,800ms,1s,1s,1s,1s".into(),
-        ),
+        ("HOOKD_RETRY_SCHEDULE", "100ms,200ms,400ms,800ms,1s,1s,1s,1s".into()),
         ("HOOKD_LEASE", format!("{}s", LEASE.as_secs())),
         ("HOOKD_REQUEST_TIMEOUT", "2s".into()),
         ("HOOKD_POLL_INTERVAL", "200ms".into()),
@@ -55,10 +52,7 @@ async fn two_nodes_share_one_database_and_the_survivor_finishes_a_killed_node_s_
     // A slow receiver: each node always has attempts in flight, so B dies holding leases
     // (and some of its attempts have already arrived: those come again from A).
     receiver.set("/two/", Behaviour::Stall(Duration::from_millis(100)));
-    let (a, mut b) = tokio::join!(
-        Node::serve("A", dir.path(), &env),
-        Node::serve("B", dir.path(), &env)
-    );
+    let (a, mut b) = tokio::join!(Node::serve("A", dir.path(), &env), Node::serve("B", dir.path(), &env));
 
     // A session made on one node works on the other.
     let (shop_a, shop_b) = (a.rpc("shop", &shop_key), b.rpc("shop", &shop_key));
@@ -110,10 +104,7 @@ async fn two_nodes_share_one_database_and_the_survivor_finishes_a_killed_node_s_
     while acks.acked_count() < KILL_AFTER && load_started.elapsed() < KILL_BY {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        acks.acked_count() > 0,
-        "nothing acknowledged in {KILL_BY:?}"
-    );
+    assert!(acks.acked_count() > 0, "nothing acknowledged in {KILL_BY:?}");
 
     // Kill B; what it had leased at that moment is stranded until the leases expire.
     b_dead.store(true, Ordering::SeqCst);
@@ -187,9 +178,8 @@ async fn two_nodes_share_one_database_and_the_survivor_finishes_a_killed_node_s_
             .filter(|r| r.at > killed_at && r.header("webhook-id") == Some(message_id.as_str()))
             .map(|r| r.at - killed_at)
             .min();
-        let after = after_kill.unwrap_or_else(|| {
-            panic!("B's stranded delivery {id} (webhook {webhook}) was never sent again")
-        });
+        let after =
+            after_kill.unwrap_or_else(|| panic!("B's stranded delivery {id} (webhook {webhook}) was never sent again"));
         // A waited for B's lease: it sent the payload only once the lease had run out.
         let expires = Duration::from_millis((lease_until - killed_unix_ms).max(0) as u64);
         assert!(

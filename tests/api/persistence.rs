@@ -30,11 +30,8 @@ async fn webhooks_survive_a_restart_on_the_same_database() {
 
     // And what is made after the restart continues the ids.
     assert_ok(
-        &app.create_webhook(
-            &session,
-            json!({"topics": "*", "url": "https://example.com/3"}),
-        )
-        .await,
+        &app.create_webhook(&session, json!({"topics": "*", "url": "https://example.com/3"}))
+            .await,
     );
     let after = app.list_webhooks(&session).await;
     assert_eq!(after.len(), 3);
@@ -48,11 +45,8 @@ async fn api_keys_and_session_ids_are_never_stored_in_plain_text() {
     let session = app.login(&name, &key).await;
     assert_ok(&app.call_basic(&name, &key, "webhook.list", json!([])).await);
     assert_ok(
-        &app.create_webhook(
-            &session,
-            json!({"topics": "*", "url": "https://example.com/"}),
-        )
-        .await,
+        &app.create_webhook(&session, json!({"topics": "*", "url": "https://example.com/"}))
+            .await,
     );
 
     let nowhere = Vec::<String>::new();
@@ -63,16 +57,8 @@ async fn api_keys_and_session_ids_are_never_stored_in_plain_text() {
         );
     }
     // While the server runs (on SQLite, recent writes sit in the WAL) …
-    assert_eq!(
-        app.where_stored(&key).await,
-        nowhere,
-        "the API key is stored"
-    );
-    assert_eq!(
-        app.where_stored(&session).await,
-        nowhere,
-        "the session id is stored"
-    );
+    assert_eq!(app.where_stored(&key).await, nowhere, "the API key is stored");
+    assert_eq!(app.where_stored(&session).await, nowhere, "the session id is stored");
     // … while what is stored instead is there (so the search itself works) …
     assert!(!app.where_stored(&sha256_hex(&session)).await.is_empty());
 

@@ -51,24 +51,16 @@ fn command(dir: &Path, env: &[(&str, String)]) -> Command {
 pub async fn user_add(dir: &Path, database_url: &str, name: &str, role: &[&str]) -> String {
     let env = [("HOOKD_DATABASE_URL", database_url.to_string())];
     let mut cmd = tokio::process::Command::from(command(dir, &env));
-    cmd.args(["user", "add", name])
-        .args(role)
-        .kill_on_drop(true);
+    cmd.args(["user", "add", name]).args(role).kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
         .await
         .expect("hookd user add finishes within 60 s")
         .expect("running hookd user add");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "hookd user add {name} failed: {stderr}"
-    );
+    assert!(out.status.success(), "hookd user add {name} failed: {stderr}");
     let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
     let key = stdout.lines().last().expect("a key on stdout").trim();
-    assert!(
-        !key.is_empty(),
-        "hookd user add printed no key; stderr: {stderr}"
-    );
+    assert!(!key.is_empty(), "hookd user add printed no key; stderr: {stderr}");
     key.to_string()
 }
 
@@ -113,10 +105,7 @@ impl Node {
         match tokio::time::timeout(Duration::from_secs(30), rx).await {
             Ok(Ok(addr)) => node.addr = addr,
             Ok(Err(_)) => panic!("node {name} exited before listening:\n{}", node.log_tail()),
-            Err(_) => panic!(
-                "node {name} did not listen within 30 s:\n{}",
-                node.log_tail()
-            ),
+            Err(_) => panic!("node {name} did not listen within 30 s:\n{}", node.log_tail()),
         }
         node
     }
@@ -156,12 +145,7 @@ impl Node {
     #[track_caller]
     pub fn assert_no_panic(&self) {
         let panicked = self.log.panicked.load(Ordering::Relaxed);
-        assert!(
-            !panicked,
-            "node {} panicked:\n{}",
-            self.name,
-            self.log_tail()
-        );
+        assert!(!panicked, "node {} panicked:\n{}", self.name, self.log_tail());
     }
 }
 
@@ -196,9 +180,7 @@ fn drain(stderr: impl Read, log: &Log, tx: tokio::sync::oneshot::Sender<SocketAd
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let rest = line.split("listening on ").nth(1)?;
     let word = rest.split_whitespace().next()?;
-    word.trim_end_matches(|c: char| !c.is_ascii_digit())
-        .parse()
-        .ok()
+    word.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()
 }
 
 /// Why a request got no result.
@@ -243,10 +225,7 @@ impl Rpc {
         if basic {
             request = request.basic_auth(&self.user, Some(&self.key));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Failure::Transport(format!("{e:?}")))?;
+        let response = request.send().await.map_err(|e| Failure::Transport(format!("{e:?}")))?;
         let status = response.status();
         let bytes = response
             .bytes()
@@ -269,8 +248,7 @@ impl Rpc {
 
     /// `call(null, path, args)` with Basic credentials.
     pub async fn call(&self, path: &str, args: Value) -> Result<Value, Failure> {
-        let body =
-            json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [null, path, args]});
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [null, path, args]});
         Self::result(&self.post(&body, true).await?)
     }
 
@@ -282,21 +260,14 @@ impl Rpc {
     }
 
     /// `call(session, path, args)` without Basic credentials.
-    pub async fn call_session(
-        &self,
-        session: &str,
-        path: &str,
-        args: Value,
-    ) -> Result<Value, Failure> {
-        let body =
-            json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [session, path, args]});
+    pub async fn call_session(&self, session: &str, path: &str, args: Value) -> Result<Value, Failure> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [session, path, args]});
         Self::result(&self.post(&body, false).await?)
     }
 
     /// `login(user, key)`: a new session id.
     pub async fn login(&self) -> String {
-        let body =
-            json!({"jsonrpc": "2.0", "id": 1, "method": "login", "params": [self.user, self.key]});
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "login", "params": [self.user, self.key]});
         let answer = self.post(&body, false).await.expect("login answers");
         let session = Self::result(&answer).expect("login succeeds");
         session.as_str().expect("a session id").to_string()
@@ -304,9 +275,7 @@ impl Rpc {
 
     /// `event.publish(TOPIC, {"seq": seq})`: the event id.
     pub async fn publish(&self, seq: u64) -> Result<i64, Failure> {
-        let result = self
-            .call("event.publish", json!([TOPIC, {"seq": seq}]))
-            .await?;
+        let result = self.call("event.publish", json!([TOPIC, {"seq": seq}])).await?;
         result["event_id"]
             .as_i64()
             .ok_or_else(|| Failure::Rpc(format!("no event_id in {result}")))
@@ -331,10 +300,7 @@ impl Rpc {
             }
             Err(e) => return seqs.iter().map(|&s| (s, Err(e.clone()))).collect(),
         };
-        let by_id: BTreeMap<u64, &Value> = answers
-            .iter()
-            .filter_map(|a| Some((a["id"].as_u64()?, a)))
-            .collect();
+        let by_id: BTreeMap<u64, &Value> = answers.iter().filter_map(|a| Some((a["id"].as_u64()?, a))).collect();
         let outcome = |seq: u64| -> Result<i64, Failure> {
             let answer = by_id
                 .get(&seq)

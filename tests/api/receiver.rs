@@ -79,13 +79,9 @@ impl TestReceiver {
     /// On a given address (to come back on the same port after `stop`).
     pub async fn start_on(addr: &str) -> Self {
         let shared = Arc::new(Shared::default());
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind receiver");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind receiver");
         let addr = listener.local_addr().unwrap();
-        let router = axum::Router::new()
-            .fallback(handle)
-            .with_state(shared.clone());
+        let router = axum::Router::new().fallback(handle).with_state(shared.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -156,10 +152,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path_and_query = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
+    let path_and_query = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let behaviour = {
         let mut map = shared.behaviours.lock().unwrap();
         match map.get_mut(uri.path()) {
@@ -176,14 +169,8 @@ async fn handle(
     });
     shared.arrived.notify_waiters();
     match behaviour {
-        Behaviour::Status(code) => (
-            StatusCode::from_u16(code).unwrap(),
-            format!("answered {code}"),
-        )
-            .into_response(),
-        Behaviour::Redirect(location) => {
-            (StatusCode::FOUND, [("location", location)], "moved").into_response()
-        }
+        Behaviour::Status(code) => (StatusCode::from_u16(code).unwrap(), format!("answered {code}")).into_response(),
+        Behaviour::Redirect(location) => (StatusCode::FOUND, [("location", location)], "moved").into_response(),
         Behaviour::Stall(d) => {
             tokio::time::sleep(d).await;
             (StatusCode::OK, "late").into_response()

@@ -79,10 +79,7 @@ async fn the_seed_examples_work_as_documented() {
     let app = TestApp::spawn().await;
     let session = app.merchant_session(&unique("shop")).await;
 
-    assert_eq!(
-        assert_ok(&send_seed(&app, CREATE, &session).await),
-        &json!(true)
-    );
+    assert_eq!(assert_ok(&send_seed(&app, CREATE, &session).await), &json!(true));
 
     let resp = send_seed(&app, LIST, &session).await;
     let listed = assert_ok(&resp).as_array().unwrap().clone();
@@ -99,10 +96,7 @@ async fn the_seed_examples_work_as_documented() {
         &app.call(&session, "webhook.update_status", json!([{"status": 0}]))
             .await,
     );
-    assert_eq!(
-        assert_ok(&send_seed(&app, UPDATE_STATUS, &session).await),
-        &json!(true)
-    );
+    assert_eq!(assert_ok(&send_seed(&app, UPDATE_STATUS, &session).await), &json!(true));
     let listed = app.list_webhooks(&session).await;
     assert!(listed.iter().all(|w| w["is_active"] == 1), "{listed:?}");
 
@@ -146,10 +140,7 @@ async fn the_seed_delete_example_deletes_webhook_123_when_it_exists() {
         .collect();
     assert_eq!(ids[1], 123);
 
-    assert_eq!(
-        assert_ok(&send_seed(&app, DELETE, &session).await),
-        &json!(true)
-    );
+    assert_eq!(assert_ok(&send_seed(&app, DELETE, &session).await), &json!(true));
     assert_eq!(app.list_webhooks(&session).await.len(), 1);
     assert_app_error(&send_seed(&app, DELETE, &session).await, 103);
 }

@@ -81,10 +81,7 @@ async fn webhooks_are_listed_in_id_order() {
         .await;
     }
     let listed = app.list_webhooks(&session).await;
-    let ids: Vec<i64> = listed
-        .iter()
-        .map(|w| w["webhook_id"].as_i64().unwrap())
-        .collect();
+    let ids: Vec<i64> = listed.iter().map(|w| w["webhook_id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     let urls: Vec<&str> = listed.iter().map(|w| w["url"].as_str().unwrap()).collect();
     assert_eq!(
@@ -128,12 +125,7 @@ async fn topics_come_back_joined_with_commas_and_no_spaces() {
         json!({"topics": "order:created, order:shipped", "url": "https://example.com/b"}),
     )
     .await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": ["*"], "url": "https://example.com/c"}),
-    )
-    .await;
+    create_ok(&app, &session, json!({"topics": ["*"], "url": "https://example.com/c"})).await;
     let topics: Vec<Value> = app
         .list_webhooks(&session)
         .await
@@ -153,12 +145,7 @@ async fn topics_come_back_joined_with_commas_and_no_spaces() {
 #[tokio::test]
 async fn a_secret_key_is_generated_when_none_is_given() {
     let (app, session) = merchant_app().await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "https://example.com/a"}),
-    )
-    .await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "https://example.com/a"})).await;
     create_ok(
         &app,
         &session,
@@ -166,10 +153,7 @@ async fn a_secret_key_is_generated_when_none_is_given() {
     )
     .await;
     let listed = app.list_webhooks(&session).await;
-    let secrets: Vec<&str> = listed
-        .iter()
-        .map(|w| w["secret_key"].as_str().unwrap())
-        .collect();
+    let secrets: Vec<&str> = listed.iter().map(|w| w["secret_key"].as_str().unwrap()).collect();
     for s in &secrets {
         assert!(s.len() >= 22, "at least 128 bits: {s}");
     }
@@ -179,12 +163,7 @@ async fn a_secret_key_is_generated_when_none_is_given() {
 #[tokio::test]
 async fn defaults_are_active_and_no_extra_headers() {
     let (app, session) = merchant_app().await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "https://example.com/"}),
-    )
-    .await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "https://example.com/"})).await;
     let hook = &app.list_webhooks(&session).await[0];
     assert_eq!(hook["is_active"], 1);
     assert_eq!(hook["extra_headers"], "");
@@ -194,14 +173,7 @@ async fn defaults_are_active_and_no_extra_headers() {
 #[tokio::test]
 async fn is_active_accepts_numbers_numeric_strings_and_booleans() {
     let (app, session) = merchant_app().await;
-    let forms = [
-        json!(0),
-        json!(1),
-        json!("0"),
-        json!("1"),
-        json!(false),
-        json!(true),
-    ];
+    let forms = [json!(0), json!(1), json!("0"), json!("1"), json!(false), json!(true)];
     for form in &forms {
         create_ok(
             &app,
@@ -223,21 +195,12 @@ async fn invalid_webhook_data_is_refused_with_101_naming_the_problem() {
         (json!({"topics": null, "url": url}), "topics"),
         (json!({"topics": "*"}), "url"),
         (json!({"topics": 5, "url": url}), "topics"),
-        (
-            json!({"topics": {"order": "created"}, "url": url}),
-            "topics",
-        ),
-        (
-            json!({"topics": ["order:created", 5], "url": url}),
-            "topics",
-        ),
+        (json!({"topics": {"order": "created"}, "url": url}), "topics"),
+        (json!({"topics": ["order:created", 5], "url": url}), "topics"),
         (json!({"topics": "", "url": url}), "topics"),
         (json!({"topics": [], "url": url}), "topics"),
         (json!({"topics": "order:created,", "url": url}), "topics"),
-        (
-            json!({"topics": "order:nosuch", "url": url}),
-            "order:nosuch",
-        ),
+        (json!({"topics": "order:nosuch", "url": url}), "order:nosuch"),
         (
             json!({"topics": ["order:created", "invoice:paid"], "url": url}),
             "invoice:paid",
@@ -255,31 +218,13 @@ async fn invalid_webhook_data_is_refused_with_101_naming_the_problem() {
             json!({"topics": "*", "url": format!("https://example.com/{}", "a".repeat(5000))}),
             "url",
         ),
-        (
-            json!({"topics": "*", "url": "ftp://example.com/hook"}),
-            "ftp",
-        ),
-        (
-            json!({"topics": "*", "url": "javascript:alert(1)"}),
-            "javascript",
-        ),
+        (json!({"topics": "*", "url": "ftp://example.com/hook"}), "ftp"),
+        (json!({"topics": "*", "url": "javascript:alert(1)"}), "javascript"),
         (json!({"topics": "*", "url": "example.com/hook"}), "url"),
-        (
-            json!({"topics": "*", "url": "https://exa mple.com/"}),
-            "url",
-        ),
-        (
-            json!({"topics": "*", "url": url, "is_active": "yes"}),
-            "is_active",
-        ),
-        (
-            json!({"topics": "*", "url": url, "is_active": 2}),
-            "is_active",
-        ),
-        (
-            json!({"topics": "*", "url": url, "extra_headers": 5}),
-            "extra_headers",
-        ),
+        (json!({"topics": "*", "url": "https://exa mple.com/"}), "url"),
+        (json!({"topics": "*", "url": url, "is_active": "yes"}), "is_active"),
+        (json!({"topics": "*", "url": url, "is_active": 2}), "is_active"),
+        (json!({"topics": "*", "url": url, "extra_headers": 5}), "extra_headers"),
         (
             json!({"topics": "*", "url": url, "extra_headers": ["X-A: 1"]}),
             "extra_headers",
@@ -324,14 +269,8 @@ async fn invalid_webhook_data_is_refused_with_101_naming_the_problem() {
             json!({"topics": "*", "url": url, "extra_headers": "Transfer-Encoding: chunked"}),
             "Transfer-Encoding",
         ),
-        (
-            json!({"topics": "*", "url": url, "secret_key": 5}),
-            "secret_key",
-        ),
-        (
-            json!({"topics": "*", "url": url, "secret_key": ""}),
-            "secret_key",
-        ),
+        (json!({"topics": "*", "url": url, "secret_key": 5}), "secret_key"),
+        (json!({"topics": "*", "url": url, "secret_key": ""}), "secret_key"),
         (
             json!({"topics": "*", "url": url, "secret_key": "x".repeat(1000)}),
             "secret_key",
@@ -344,10 +283,7 @@ async fn invalid_webhook_data_is_refused_with_101_naming_the_problem() {
         assert_eq!(resp["error"]["code"], -32101, "{data}: {resp}");
         assert_invalid_data(&resp, what);
     }
-    assert!(
-        app.list_webhooks(&session).await.is_empty(),
-        "nothing was created"
-    );
+    assert!(app.list_webhooks(&session).await.is_empty(), "nothing was created");
 }
 
 #[tokio::test]
@@ -373,35 +309,18 @@ async fn local_and_private_targets_are_refused_unless_allowed() {
         "http://100.64.0.1/",
         "http://224.0.0.1/",
     ] {
-        let resp = app
-            .create_webhook(&session, json!({"topics": "*", "url": url}))
-            .await;
+        let resp = app.create_webhook(&session, json!({"topics": "*", "url": url})).await;
         assert_invalid_data(&resp, "url");
     }
     assert!(app.list_webhooks(&session).await.is_empty());
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "https://example.com/"}),
-    )
-    .await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "https://example.com/"})).await;
 }
 
 #[tokio::test]
 async fn local_targets_are_accepted_when_private_targets_are_allowed() {
     let (app, session) = merchant_app().await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "http://127.0.0.1:9/hook"}),
-    )
-    .await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "http://localhost:9/hook"}),
-    )
-    .await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "http://127.0.0.1:9/hook"})).await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "http://localhost:9/hook"})).await;
     assert_eq!(app.list_webhooks(&session).await.len(), 2);
 }
 
@@ -418,37 +337,21 @@ async fn the_per_merchant_limit_answers_106() {
         .await;
     }
     let resp = app
-        .create_webhook(
-            &session,
-            json!({"topics": "*", "url": "https://example.com/2"}),
-        )
+        .create_webhook(&session, json!({"topics": "*", "url": "https://example.com/2"}))
         .await;
     let message = assert_app_error(&resp, 106);
     assert!(message.starts_with("Webhook not created. "), "{message}");
-    assert!(
-        message.contains('2'),
-        "the message names the limit: {message}"
-    );
+    assert!(message.contains('2'), "the message names the limit: {message}");
     assert_eq!(app.list_webhooks(&session).await.len(), 2);
 
     // The limit is per merchant.
     let other = app.merchant_session(&unique("shop")).await;
-    create_ok(
-        &app,
-        &other,
-        json!({"topics": "*", "url": "https://example.com/other"}),
-    )
-    .await;
+    create_ok(&app, &other, json!({"topics": "*", "url": "https://example.com/other"})).await;
 
     // Deleting one makes room again.
     let id = last_id(&app, &session).await;
     assert_ok(&app.call(&session, "webhook.delete", json!([id])).await);
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "https://example.com/3"}),
-    )
-    .await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "https://example.com/3"})).await;
 }
 
 // --- update_status ---
@@ -456,18 +359,8 @@ async fn the_per_merchant_limit_answers_106() {
 #[tokio::test]
 async fn update_status_by_webhook_id_changes_only_that_webhook() {
     let (app, session) = merchant_app().await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "https://example.com/a"}),
-    )
-    .await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "https://example.com/b"}),
-    )
-    .await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "https://example.com/a"})).await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "https://example.com/b"})).await;
     let id = last_id(&app, &session).await;
 
     assert_eq!(
@@ -540,31 +433,15 @@ async fn update_status_accepts_the_object_forms() {
         json!({"topics": "product:created", "url": "https://example.com/b"}),
     )
     .await;
-    let first = app.list_webhooks(&session).await[0]["webhook_id"]
-        .as_i64()
-        .unwrap();
+    let first = app.list_webhooks(&session).await[0]["webhook_id"].as_i64().unwrap();
 
     assert_ok(&update_status(&app, &session, json!([{"webhook_id": first, "status": 0}])).await);
     assert_eq!(active_flags(&app, &session).await, [0, 1]);
 
-    assert_ok(
-        &update_status(
-            &app,
-            &session,
-            json!([{"topic": "product:created", "status": "0"}]),
-        )
-        .await,
-    );
+    assert_ok(&update_status(&app, &session, json!([{"topic": "product:created", "status": "0"}])).await);
     assert_eq!(active_flags(&app, &session).await, [0, 0]);
 
-    assert_ok(
-        &update_status(
-            &app,
-            &session,
-            json!([{"webhook_id": first, "status": true}]),
-        )
-        .await,
-    );
+    assert_ok(&update_status(&app, &session, json!([{"webhook_id": first, "status": true}])).await);
     assert_eq!(active_flags(&app, &session).await, [1, 0]);
 }
 
@@ -608,12 +485,7 @@ async fn update_status_with_only_a_status_changes_all_of_the_callers_webhooks() 
 #[tokio::test]
 async fn update_status_accepts_every_documented_status_form() {
     let (app, session) = merchant_app().await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "https://example.com/"}),
-    )
-    .await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "https://example.com/"})).await;
     let id = last_id(&app, &session).await;
     for (status, want) in [
         (json!(0), 0),
@@ -624,23 +496,14 @@ async fn update_status_accepts_every_documented_status_form() {
         (json!(true), 1),
     ] {
         assert_ok(&update_status(&app, &session, json!([id, status])).await);
-        assert_eq!(
-            active_flags(&app, &session).await,
-            [want],
-            "status {status}"
-        );
+        assert_eq!(active_flags(&app, &session).await, [want], "status {status}");
     }
 }
 
 #[tokio::test]
 async fn a_bad_status_answers_100_and_changes_nothing() {
     let (app, session) = merchant_app().await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "https://example.com/"}),
-    )
-    .await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "https://example.com/"})).await;
     let id = last_id(&app, &session).await;
     for status in [
         json!(2),
@@ -658,12 +521,7 @@ async fn a_bad_status_answers_100_and_changes_nothing() {
             "{message}"
         );
         assert!(message.to_lowercase().contains("status"), "{message}");
-        let resp = update_status(
-            &app,
-            &session,
-            json!([{"webhook_id": id, "status": status}]),
-        )
-        .await;
+        let resp = update_status(&app, &session, json!([{"webhook_id": id, "status": status}])).await;
         assert_app_error(&resp, 100);
     }
     assert_eq!(active_flags(&app, &session).await, [1]);
@@ -673,10 +531,7 @@ async fn a_bad_status_answers_100_and_changes_nothing() {
 async fn update_status_that_matches_nothing_answers_100() {
     let (app, session) = merchant_app().await;
     // No webhooks at all, even for the "all of mine" form.
-    assert_app_error(
-        &update_status(&app, &session, json!([{"status": 1}])).await,
-        100,
-    );
+    assert_app_error(&update_status(&app, &session, json!([{"status": 1}])).await, 100);
 
     create_ok(
         &app,
@@ -708,24 +563,12 @@ async fn update_status_that_matches_nothing_answers_100() {
 #[tokio::test]
 async fn delete_returns_true_and_the_webhook_is_gone() {
     let (app, session) = merchant_app().await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "https://example.com/a"}),
-    )
-    .await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "https://example.com/b"}),
-    )
-    .await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "https://example.com/a"})).await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "https://example.com/b"})).await;
     let listed = app.list_webhooks(&session).await;
     let (first, second) = (listed[0].clone(), listed[1].clone());
 
-    let resp = app
-        .call(&session, "webhook.delete", json!([first["webhook_id"]]))
-        .await;
+    let resp = app.call(&session, "webhook.delete", json!([first["webhook_id"]])).await;
     assert_eq!(assert_ok(&resp), &json!(true));
     assert_eq!(app.list_webhooks(&session).await, [second]);
 }
@@ -742,12 +585,7 @@ async fn deleting_an_unknown_webhook_answers_103() {
 #[tokio::test]
 async fn deleting_a_webhook_twice_answers_103_the_second_time() {
     let (app, session) = merchant_app().await;
-    create_ok(
-        &app,
-        &session,
-        json!({"topics": "*", "url": "https://example.com/"}),
-    )
-    .await;
+    create_ok(&app, &session, json!({"topics": "*", "url": "https://example.com/"})).await;
     let id = last_id(&app, &session).await;
     assert_ok(&app.call(&session, "webhook.delete", json!([id])).await);
     let resp = app.call(&session, "webhook.delete", json!([id])).await;
@@ -767,10 +605,7 @@ async fn a_deleted_webhooks_topics_no_longer_match_update_status() {
     .await;
     let id = last_id(&app, &session).await;
     assert_ok(&app.call(&session, "webhook.delete", json!([id])).await);
-    assert_app_error(
-        &update_status(&app, &session, json!(["order:created", 0])).await,
-        100,
-    );
+    assert_app_error(&update_status(&app, &session, json!(["order:created", 0])).await, 100);
 }
 
 // --- topic.list ---
@@ -799,9 +634,9 @@ async fn topic_list_returns_the_catalog() {
     unique.sort_unstable();
     unique.dedup();
     assert_eq!(unique.len(), topics.len(), "no duplicates");
-    assert!(topics.iter().all(|t| t
-        .split_once(':')
-        .is_some_and(|(r, e)| !r.is_empty() && !e.is_empty())));
+    assert!(topics
+        .iter()
+        .all(|t| t.split_once(':').is_some_and(|(r, e)| !r.is_empty() && !e.is_empty())));
 }
 
 #[tokio::test]
@@ -815,10 +650,7 @@ async fn concurrent_creates_never_exceed_the_per_merchant_limit() {
         })
         .collect();
     let answers = app.rpc_concurrently(bodies).await;
-    let created = answers
-        .iter()
-        .filter(|r| r["result"] == json!(true))
-        .count();
+    let created = answers.iter().filter(|r| r["result"] == json!(true)).count();
     for resp in answers.iter().filter(|r| r["result"] != json!(true)) {
         assert_app_error(resp, 106);
     }

@@ -35,11 +35,15 @@ fn invalid(detail: &str) -> RpcError {
 
 /// `filter`: a status string, or `{"status", "limit", "before"}`.
 fn parse_filter(value: Option<&Value>) -> Result<DeliveryFilter, RpcError> {
-    let mut filter = DeliveryFilter { status: None, before: None, limit: DEFAULT_LIMIT };
+    let mut filter = DeliveryFilter {
+        status: None,
+        before: None,
+        limit: DEFAULT_LIMIT,
+    };
     let status = |v: &Value| -> Result<DeliveryStatus, RpcError> {
-        v.as_str().and_then(DeliveryStatus::parse).ok_or_else(|| {
-            invalid("filter status must be one of pending, retrying, success, failed, canceled")
-        })
+        v.as_str()
+            .and_then(DeliveryStatus::parse)
+            .ok_or_else(|| invalid("filter status must be one of pending, retrying, success, failed, canceled"))
     };
     match value {
         None => {}
@@ -48,7 +52,9 @@ fn parse_filter(value: Option<&Value>) -> Result<DeliveryFilter, RpcError> {
             for (key, v) in obj {
                 match key.as_str() {
                     "status" => filter.status = Some(status(v)?),
-                    "before" => filter.before = Some(as_id(v).ok_or_else(|| invalid("filter before must be a delivery id"))?),
+                    "before" => {
+                        filter.before = Some(as_id(v).ok_or_else(|| invalid("filter before must be a delivery id"))?)
+                    }
                     "limit" => {
                         filter.limit = as_id(v)
                             .filter(|n| (1..=MAX_LIMIT).contains(n))
@@ -71,14 +77,20 @@ pub async fn deliveries(app: &App, caller: &Caller, args: Args) -> Result<Value,
     args.at_most(2)?;
     let webhook = WebhookId(id_arg(&args, "webhook_id")?);
     let filter = parse_filter(args.get(1))?;
-    let list = app.deliveries(caller, webhook, &filter).await.map_err(|e| from_app(e, Operation::Other))?;
+    let list = app
+        .deliveries(caller, webhook, &filter)
+        .await
+        .map_err(|e| from_app(e, Operation::Other))?;
     Ok(Value::Array(list.iter().map(record).collect()))
 }
 
 pub async fn info(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
     args.at_most(1)?;
     let id = DeliveryId(id_arg(&args, "delivery_id")?);
-    let detail = app.delivery_info(caller, id).await.map_err(|e| from_app(e, Operation::Other))?;
+    let detail = app
+        .delivery_info(caller, id)
+        .await
+        .map_err(|e| from_app(e, Operation::Other))?;
     let mut out = record(&detail.record);
     out["body"] = Value::String(String::from_utf8_lossy(&detail.body).into_owned());
     out["attempt_log"] = detail
@@ -100,14 +112,19 @@ pub async fn info(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcEr
 pub async fn retry(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
     args.at_most(1)?;
     let id = DeliveryId(id_arg(&args, "delivery_id")?);
-    app.delivery_retry(caller, id).await.map_err(|e| from_app(e, Operation::Other))?;
+    app.delivery_retry(caller, id)
+        .await
+        .map_err(|e| from_app(e, Operation::Other))?;
     Ok(Value::Bool(true))
 }
 
 pub async fn test(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
     args.at_most(1)?;
     let webhook = WebhookId(id_arg(&args, "webhook_id")?);
-    let t = app.webhook_test(caller, webhook).await.map_err(|e| from_app(e, Operation::Other))?;
+    let t = app
+        .webhook_test(caller, webhook)
+        .await
+        .map_err(|e| from_app(e, Operation::Other))?;
     Ok(json!({
         "delivery_id": t.delivery_id.0,
         "increment_id": t.increment_id,

@@ -8,18 +8,30 @@ use crate::rpc::error::{from_app, Operation, RpcError};
 use crate::rpc::params::Args;
 
 pub async fn publish(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
-    caller.require_admin().map_err(|_| RpcError::access_denied("Only an admin may publish events."))?;
+    caller
+        .require_admin()
+        .map_err(|_| RpcError::access_denied("Only an admin may publish events."))?;
     args.at_most(3)?;
-    let topic = args.required(0, "topic")?.as_str().ok_or_else(|| args.wrong_type("topic", "a string"))?;
+    let topic = args
+        .required(0, "topic")?
+        .as_str()
+        .ok_or_else(|| args.wrong_type("topic", "a string"))?;
     let message = args.required(1, "message")?;
     let options = parse_options(args.get(2)).map_err(|e| from_app(e, Operation::Other))?;
-    let published = app.publish(topic, message, &options).await.map_err(|e| from_app(e, Operation::Other))?;
+    let published = app
+        .publish(topic, message, &options)
+        .await
+        .map_err(|e| from_app(e, Operation::Other))?;
     Ok(json!({"event_id": published.event_id.0, "payloads": published.payloads}))
 }
 
 fn parse_options(value: Option<&Value>) -> Result<PublishOptions, AppError> {
-    let Some(value) = value else { return Ok(PublishOptions::default()) };
-    let obj = value.as_object().ok_or_else(|| AppError::InvalidData("options must be a JSON object".into()))?;
+    let Some(value) = value else {
+        return Ok(PublishOptions::default());
+    };
+    let obj = value
+        .as_object()
+        .ok_or_else(|| AppError::InvalidData("options must be a JSON object".into()))?;
     let mut options = PublishOptions::default();
     for (key, v) in obj {
         let text = match v {

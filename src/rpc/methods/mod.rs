@@ -32,6 +32,9 @@ pub async fn invoke(app: &App, caller: &Caller, path: &str, args: Args) -> Resul
             app_code::NOT_CALLABLE,
             format!("Resource path is not callable. '{path}' is not a method of '{r}'."),
         )),
-        _ => Err(RpcError::app(app_code::INVALID_API_PATH, format!("Invalid api path. Unknown resource in '{path}'."))),
+        _ => Err(RpcError::app(
+            app_code::INVALID_API_PATH,
+            format!("Invalid api path. Unknown resource in '{path}'."),
+        )),
     }
 }

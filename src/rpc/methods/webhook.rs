@@ -22,14 +22,19 @@ fn entity(w: &Webhook) -> Value {
 
 pub async fn list(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
     args.at_most(0)?;
-    let hooks = app.webhook_list(caller).await.map_err(|e| from_app(e, Operation::Other))?;
+    let hooks = app
+        .webhook_list(caller)
+        .await
+        .map_err(|e| from_app(e, Operation::Other))?;
     Ok(Value::Array(hooks.iter().map(entity).collect()))
 }
 
 pub async fn create(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
     args.at_most(1)?;
     let data = args.required(0, "webhook data")?;
-    app.webhook_create(caller, data).await.map_err(|e| from_app(e, Operation::Create))?;
+    app.webhook_create(caller, data)
+        .await
+        .map_err(|e| from_app(e, Operation::Create))?;
     Ok(Value::Bool(true))
 }
 
@@ -59,7 +64,10 @@ pub async fn update_status(app: &App, caller: &Caller, args: Args) -> Result<Val
     let (target, status) = match first {
         Value::Object(obj) => {
             args.at_most(1)?;
-            if let Some(unknown) = obj.keys().find(|k| !["webhook_id", "topic", "status"].contains(&k.as_str())) {
+            if let Some(unknown) = obj
+                .keys()
+                .find(|k| !["webhook_id", "topic", "status"].contains(&k.as_str()))
+            {
                 return Err(status_error(&format!("Unknown field '{unknown}'.")));
             }
             let target = match (obj.get("webhook_id"), obj.get("topic")) {
@@ -75,14 +83,19 @@ pub async fn update_status(app: &App, caller: &Caller, args: Args) -> Result<Val
         }
         other => (Some(target(other)?), args.required(1, "status")?),
     };
-    let active = parse_flag(status).ok_or_else(|| status_error("Status must be 0 or 1 (or \"0\", \"1\", true, false)."))?;
-    app.webhook_update_status(caller, target, active).await.map_err(|e| from_app(e, Operation::Other))?;
+    let active =
+        parse_flag(status).ok_or_else(|| status_error("Status must be 0 or 1 (or \"0\", \"1\", true, false)."))?;
+    app.webhook_update_status(caller, target, active)
+        .await
+        .map_err(|e| from_app(e, Operation::Other))?;
     Ok(Value::Bool(true))
 }
 
 pub async fn delete(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
     args.at_most(1)?;
     let id = as_id(args.required(0, "webhook_id")?).ok_or_else(|| args.wrong_type("webhook_id", "an integer"))?;
-    app.webhook_delete(caller, WebhookId(id)).await.map_err(|e| from_app(e, Operation::Delete))?;
+    app.webhook_delete(caller, WebhookId(id))
+        .await
+        .map_err(|e| from_app(e, Operation::Delete))?;
     Ok(Value::Bool(true))
 }

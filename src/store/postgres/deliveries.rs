@@ -11,8 +11,8 @@ use sqlx::{PgPool, Row};
 use super::wakeups;
 use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, EventId, WebhookId};
 use crate::store::{
-    AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate,
-    PublishRequest, Published, Requeue, Scope, StoreResult,
+    AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest,
+    Published, Requeue, Scope, StoreResult,
 };
 use crate::time::Millis;
 
@@ -200,10 +200,7 @@ pub async fn queue_scan(pool: &PgPool, now: Millis) -> StoreResult<Vec<(WebhookI
     .bind(now)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(w, due)| (WebhookId(w), due))
-        .collect())
+    Ok(rows.into_iter().map(|(w, due)| (WebhookId(w), due)).collect())
 }
 
 pub async fn claim(
@@ -259,8 +256,8 @@ pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()
     sorted.sort_by_key(|u| u.delivery_id.0);
     let mut a = Arrays::default();
     for u in sorted {
-        let finished = matches!(u.status, DeliveryStatus::Success | DeliveryStatus::Failed)
-            .then_some(u.attempt.attempted_at);
+        let finished =
+            matches!(u.status, DeliveryStatus::Success | DeliveryStatus::Failed).then_some(u.attempt.attempted_at);
         a.id.push(u.delivery_id.0);
         a.owner.push(u.lease_owner.as_str());
         a.status.push(u.status.as_str());
@@ -321,11 +318,10 @@ struct Arrays<'a> {
 
 /// Drops every lease. Never called on PostgreSQL at start-up: other nodes may hold live ones.
 pub async fn release_all(pool: &PgPool) -> StoreResult<u64> {
-    let done = sqlx::query(
-        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
-    )
-    .execute(pool)
-    .await?;
+    let done =
+        sqlx::query("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+            .execute(pool)
+            .await?;
     Ok(done.rows_affected())
 }
 
@@ -370,14 +366,15 @@ pub async fn list(
     Ok(rows.iter().map(record_from_row).collect())
 }
 
-pub async fn get(
-    pool: &PgPool,
-    scope: Scope,
-    id: DeliveryId,
-) -> StoreResult<Option<DeliveryDetail>> {
+/// attempted_at, http_status, duration_ms, response_prefix, error
+type AttemptRow = (Millis, Option<i64>, i64, String, Option<String>);
+
+pub async fn get(pool: &PgPool, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {
     // One snapshot for the row and its attempts, so they agree while outcomes are recorded.
     let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
     let Some(row) = sqlx::query(&format!(
         "SELECT {RECORD_COLUMNS}, body FROM deliveries \
          WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)"
@@ -389,7 +386,7 @@ pub async fn get(
     else {
         return Ok(None);
     };
-    let attempts: Vec<(Millis, Option<i64>, i64, String, Option<String>)> = sqlx::query_as(
+    let attempts: Vec<AttemptRow> = sqlx::query_as(
         "SELECT attempted_at, http_status, duration_ms, response_prefix, error \
          FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
     )
@@ -416,12 +413,7 @@ pub async fn get(
 }
 
 /// Requeues a failed payload and, in the same transaction, wakes every node for its webhook.
-pub async fn requeue(
-    pool: &PgPool,
-    scope: Scope,
-    id: DeliveryId,
-    now: Millis,
-) -> StoreResult<Requeue> {
+pub async fn requeue(pool: &PgPool, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue> {
     let mut tx = pool.begin().await?;
     let webhook: Option<i64> = sqlx::query_scalar(
         "UPDATE deliveries SET status = 'retrying', next_attempt_at = $1, finished_at = NULL \
@@ -438,13 +430,12 @@ pub async fn requeue(
         tx.commit().await?;
         return Ok(Requeue::Requeued(WebhookId(webhook)));
     }
-    let status: Option<String> = sqlx::query_scalar(
-        "SELECT status FROM deliveries WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)",
-    )
-    .bind(id.0)
-    .bind(scope.merchant_filter())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM deliveries WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)")
+            .bind(id.0)
+            .bind(scope.merchant_filter())
+            .fetch_optional(&mut *tx)
+            .await?;
     Ok(match status {
         None => Requeue::NotFound,
         Some(s) => Requeue::NotFailed(DeliveryStatus::parse(&s).unwrap_or(DeliveryStatus::Pending)),

@@ -23,13 +23,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 
 use super::{
-    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PoolSettings,
-    PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord,
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PoolSettings, PublishRequest,
+    Published, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord,
 };
 use crate::dispatch::wake::Wake;
 use crate::domain::{
-    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook,
-    WebhookId,
+    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
 };
 use crate::time::Millis;
 
@@ -118,12 +117,7 @@ impl Store for PostgresStore {
         users::user_remove(&self.pool, name).await
     }
 
-    async fn session_create(
-        &self,
-        id_hash: &str,
-        user: &UserRecord,
-        expires_at: Millis,
-    ) -> StoreResult<()> {
+    async fn session_create(&self, id_hash: &str, user: &UserRecord, expires_at: Millis) -> StoreResult<()> {
         users::session_create(&self.pool, id_hash, user, expires_at).await
     }
 
@@ -156,12 +150,7 @@ impl Store for PostgresStore {
         webhooks::get(&self.pool, scope, id).await
     }
 
-    async fn webhook_set_active(
-        &self,
-        scope: Scope,
-        target: &StatusTarget,
-        active: bool,
-    ) -> StoreResult<u64> {
+    async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
         webhooks::set_active(&self.pool, scope, target, active).await
     }
 
@@ -182,8 +171,7 @@ impl Store for PostgresStore {
         owner: &str,
         lease_until: Millis,
     ) -> StoreResult<Option<ClaimedDelivery>> {
-        deliveries::create_claimed(&self.pool, scope, webhook, topic, body, owner, lease_until)
-            .await
+        deliveries::create_claimed(&self.pool, scope, webhook, topic, body, owner, lease_until).await
     }
 
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
@@ -218,20 +206,11 @@ impl Store for PostgresStore {
         deliveries::list(&self.pool, scope, webhook, filter).await
     }
 
-    async fn delivery_get(
-        &self,
-        scope: Scope,
-        id: DeliveryId,
-    ) -> StoreResult<Option<DeliveryDetail>> {
+    async fn delivery_get(&self, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {
         deliveries::get(&self.pool, scope, id).await
     }
 
-    async fn delivery_requeue(
-        &self,
-        scope: Scope,
-        id: DeliveryId,
-        now: Millis,
-    ) -> StoreResult<Requeue> {
+    async fn delivery_requeue(&self, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue> {
         deliveries::requeue(&self.pool, scope, id, now).await
     }
 

@@ -24,13 +24,11 @@ fn user_from_row(row: &PgRow) -> UserRecord {
 pub async fn merchant_ensure(pool: &PgPool, code: &MerchantCode) -> StoreResult<MerchantId> {
     // A concurrent insert of the same code makes ours wait for it, then do nothing; the
     // SELECT (a new snapshot) then sees the committed row.
-    sqlx::query(
-        "INSERT INTO merchants (code, created_at) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING",
-    )
-    .bind(code.as_str())
-    .bind(now_millis())
-    .execute(pool)
-    .await?;
+    sqlx::query("INSERT INTO merchants (code, created_at) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING")
+        .bind(code.as_str())
+        .bind(now_millis())
+        .execute(pool)
+        .await?;
     let id: i64 = sqlx::query_scalar("SELECT id FROM merchants WHERE code = $1")
         .bind(code.as_str())
         .fetch_one(pool)
@@ -50,10 +48,7 @@ pub async fn merchant_list(pool: &PgPool) -> StoreResult<Vec<(MerchantId, String
     let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, code FROM merchants ORDER BY id")
         .fetch_all(pool)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, code)| (MerchantId(id), code))
-        .collect())
+    Ok(rows.into_iter().map(|(id, code)| (MerchantId(id), code)).collect())
 }
 
 pub async fn user_create(
@@ -76,9 +71,7 @@ pub async fn user_create(
     .fetch_one(pool)
     .await;
     match result {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(StoreError::Conflict("user"))
-        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict("user")),
         Err(e) => Err(e.into()),
         Ok(row) => Ok(user_from_row(&row)),
     }
@@ -114,12 +107,7 @@ pub async fn user_remove(pool: &PgPool, name: &str) -> StoreResult<bool> {
     Ok(done.rows_affected() > 0)
 }
 
-pub async fn session_create(
-    pool: &PgPool,
-    id_hash: &str,
-    user: &UserRecord,
-    expires_at: Millis,
-) -> StoreResult<()> {
+pub async fn session_create(pool: &PgPool, id_hash: &str, user: &UserRecord, expires_at: Millis) -> StoreResult<()> {
     sqlx::query("INSERT INTO sessions (id_hash, user_id, expires_at) VALUES ($1, $2, $3)")
         .bind(id_hash)
         .bind(user.id.0)
@@ -129,11 +117,7 @@ pub async fn session_create(
     Ok(())
 }
 
-pub async fn session_user(
-    pool: &PgPool,
-    id_hash: &str,
-    now: Millis,
-) -> StoreResult<Option<UserRecord>> {
+pub async fn session_user(pool: &PgPool, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
     let row = sqlx::query(&format!(
         "SELECT {USER_COLUMNS} FROM users u LEFT JOIN merchants m ON m.id = u.merchant_id \
          JOIN sessions s ON s.user_id = u.id WHERE s.id_hash = $1 AND s.expires_at > $2"

@@ -43,11 +43,7 @@ pub(super) async fn notify(conn: &mut PgConnection, webhooks: &[i64]) -> StoreRe
 }
 
 pub(super) fn payload(webhooks: &[i64]) -> String {
-    let joined = webhooks
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let joined = webhooks.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     if joined.len() > MAX_PAYLOAD {
         String::new()
     } else {
@@ -111,10 +107,7 @@ pub(super) async fn listen(
 
 /// A listener on its own single-connection pool (dropped with the listener, so a broken
 /// connection is never reused) with `LISTEN hookd_wake` done.
-async fn subscribe(
-    options: &PgConnectOptions,
-    settings: &PoolSettings,
-) -> Result<PgListener, sqlx::Error> {
+async fn subscribe(options: &PgConnectOptions, settings: &PoolSettings) -> Result<PgListener, sqlx::Error> {
     let app = options.get_application_name().unwrap_or("hookd");
     let pool = PgPoolOptions::new()
         .max_connections(1)
@@ -136,11 +129,7 @@ enum Ended {
     Lost(Option<sqlx::Error>),
 }
 
-async fn receive(
-    listener: &mut PgListener,
-    wake: &Wake,
-    stop: &mut watch::Receiver<bool>,
-) -> Ended {
+async fn receive(listener: &mut PgListener, wake: &Wake, stop: &mut watch::Receiver<bool>) -> Ended {
     loop {
         // `try_recv` is cancel-safe: a notification half read stays buffered.
         let received = tokio::select! {
@@ -152,19 +141,12 @@ async fn receive(
             Ok(Ok(None)) => return Ended::Lost(None),
             Ok(Err(e)) => return Ended::Lost(Some(e)),
             Err(_idle) => {
-                let alive = tokio::time::timeout(
-                    HEARTBEAT,
-                    sqlx::query("SELECT 1").execute(&mut *listener),
-                )
-                .await;
+                let alive = tokio::time::timeout(HEARTBEAT, sqlx::query("SELECT 1").execute(&mut *listener)).await;
                 match alive {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return Ended::Lost(Some(e)),
                     Err(_) => {
-                        let e = std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "no answer to the heartbeat",
-                        );
+                        let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer to the heartbeat");
                         return Ended::Lost(Some(sqlx::Error::Io(e)));
                     }
                 }

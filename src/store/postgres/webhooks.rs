@@ -12,8 +12,7 @@ use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
 use crate::store::{Scope, StatusTarget, StoreResult};
 use crate::time::now_millis;
 
-const COLUMNS: &str =
-    "id, merchant_id, increment_id, is_active, topics, url, extra_headers, secret_key";
+const COLUMNS: &str = "id, merchant_id, increment_id, is_active, topics, url, extra_headers, secret_key";
 
 fn webhook_from_row(row: &PgRow) -> Webhook {
     Webhook {
@@ -106,12 +105,7 @@ pub async fn get(pool: &PgPool, scope: Scope, id: WebhookId) -> StoreResult<Opti
 
 /// Activating also tells the other nodes (by NOTIFY, at commit) which webhooks may now
 /// have payloads to send; until then their queue scans skip inactive webhooks.
-pub async fn set_active(
-    pool: &PgPool,
-    scope: Scope,
-    target: &StatusTarget,
-    active: bool,
-) -> StoreResult<u64> {
+pub async fn set_active(pool: &PgPool, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
     let matching = match target {
         StatusTarget::Id(_) => "id = $2",
         StatusTarget::Topic(_) => {
@@ -134,10 +128,7 @@ pub async fn set_active(
         StatusTarget::All => query.bind(None::<&str>),
     };
     let mut tx = pool.begin().await?;
-    let ids: Vec<i64> = query
-        .bind(scope.merchant_filter())
-        .fetch_all(&mut *tx)
-        .await?;
+    let ids: Vec<i64> = query.bind(scope.merchant_filter()).fetch_all(&mut *tx).await?;
     if active && !ids.is_empty() {
         wakeups::notify(&mut tx, &ids).await?;
     }
@@ -149,13 +140,11 @@ pub async fn delete(pool: &PgPool, scope: Scope, id: WebhookId) -> StoreResult<b
     let mut tx = pool.begin().await?;
     // Waits for a publish holding the row, so that publish's payloads are committed (and
     // canceled below) before the webhook goes; later publishes no longer find it.
-    let done = sqlx::query(
-        "DELETE FROM webhooks WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)",
-    )
-    .bind(id.0)
-    .bind(scope.merchant_filter())
-    .execute(&mut *tx)
-    .await?;
+    let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)")
+        .bind(id.0)
+        .bind(scope.merchant_filter())
+        .execute(&mut *tx)
+        .await?;
     if done.rows_affected() == 0 {
         return Ok(false);
     }

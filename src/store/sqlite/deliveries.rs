@@ -27,13 +27,17 @@ pub async fn queue_scan(pool: &SqlitePool, now: Millis) -> StoreResult<Vec<(Webh
     .bind(now)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().filter_map(|(w, due)| due.map(|d| (WebhookId(w), d))).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|(w, due)| due.map(|d| (WebhookId(w), d)))
+        .collect())
 }
 
 pub async fn release_all(pool: &SqlitePool) -> StoreResult<u64> {
-    let done = sqlx::query("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
-        .execute(pool)
-        .await?;
+    let done =
+        sqlx::query("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
+            .execute(pool)
+            .await?;
     Ok(done.rows_affected())
 }
 
@@ -76,6 +80,9 @@ pub async fn list(
     Ok(rows.iter().map(record_from_row).collect())
 }
 
+/// attempted_at, http_status, duration_ms, response_prefix, error
+type AttemptRow = (Millis, Option<i64>, i64, String, Option<String>);
+
 pub async fn get(pool: &SqlitePool, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {
     // One snapshot for the row and its attempts, so they agree while outcomes are recorded.
     let mut tx = pool.begin().await?;
@@ -89,7 +96,7 @@ pub async fn get(pool: &SqlitePool, scope: Scope, id: DeliveryId) -> StoreResult
     else {
         return Ok(None);
     };
-    let attempts: Vec<(Millis, Option<i64>, i64, String, Option<String>)> = sqlx::query_as(
+    let attempts: Vec<AttemptRow> = sqlx::query_as(
         "SELECT attempted_at, http_status, duration_ms, response_prefix, error FROM delivery_attempts \
          WHERE delivery_id = ? ORDER BY id",
     )
@@ -102,13 +109,15 @@ pub async fn get(pool: &SqlitePool, scope: Scope, id: DeliveryId) -> StoreResult
         body: row.get(11),
         attempts: attempts
             .into_iter()
-            .map(|(attempted_at, http_status, duration_ms, response_prefix, error)| AttemptLog {
-                attempted_at,
-                http_status,
-                duration_ms,
-                response_prefix,
-                error,
-            })
+            .map(
+                |(attempted_at, http_status, duration_ms, response_prefix, error)| AttemptLog {
+                    attempted_at,
+                    http_status,
+                    duration_ms,
+                    response_prefix,
+                    error,
+                },
+            )
             .collect(),
     }))
 }
@@ -120,7 +129,9 @@ pub async fn requeue(pool: &SqlitePool, scope: Scope, id: DeliveryId, now: Milli
             .bind(scope.merchant_filter())
             .fetch_optional(pool)
             .await?;
-    let Some((webhook, status)) = found else { return Ok(Requeue::NotFound) };
+    let Some((webhook, status)) = found else {
+        return Ok(Requeue::NotFound);
+    };
     let done = sqlx::query(
         "UPDATE deliveries SET status = 'retrying', next_attempt_at = ?, finished_at = NULL \
          WHERE id = ? AND status = 'failed'",
@@ -130,7 +141,9 @@ pub async fn requeue(pool: &SqlitePool, scope: Scope, id: DeliveryId, now: Milli
     .execute(pool)
     .await?;
     if done.rows_affected() == 0 {
-        return Ok(Requeue::NotFailed(DeliveryStatus::parse(&status).unwrap_or(DeliveryStatus::Pending)));
+        return Ok(Requeue::NotFailed(
+            DeliveryStatus::parse(&status).unwrap_or(DeliveryStatus::Pending),
+        ));
     }
     Ok(Requeue::Requeued(WebhookId(webhook)))
 }
@@ -143,6 +156,9 @@ pub async fn purge(pool: &SqlitePool, before: Millis) -> StoreResult<u64> {
     .bind(before)
     .execute(pool)
     .await?;
-    sqlx::query("DELETE FROM events WHERE created_at < ?").bind(before).execute(pool).await?;
+    sqlx::query("DELETE FROM events WHERE created_at < ?")
+        .bind(before)
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected())
 }

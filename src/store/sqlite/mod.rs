@@ -18,10 +18,12 @@ use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{
-    StoreError, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest, Published, Requeue,
-    Scope, StatusTarget, Store, StoreResult, UserRecord,
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest, Published,
+    Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord,
 };
-use crate::domain::{BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId};
+use crate::domain::{
+    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
+};
 use crate::time::Millis;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -46,9 +48,14 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         let path = options.get_filename().to_string_lossy().into_owned();
-        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         if path.is_empty() || path == ":memory:" {
-            return Err(StoreError::UnsupportedUrl(format!("{url} (an in-memory SQLite database cannot be shared)")));
+            return Err(StoreError::UnsupportedUrl(format!(
+                "{url} (an in-memory SQLite database cannot be shared)"
+            )));
         }
         let hot = writer::Writer::start(&path)?;
         Ok(Self { writer, reader, hot })
@@ -188,7 +195,15 @@ impl Store for SqliteStore {
         lease_until: Millis,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        self.hot.claim(writes::ClaimJob { webhook, owner: owner.to_string(), now, lease_until, limit }).await
+        self.hot
+            .claim(writes::ClaimJob {
+                webhook,
+                owner: owner.to_string(),
+                now,
+                lease_until,
+                limit,
+            })
+            .await
     }
 
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()> {

@@ -56,20 +56,21 @@ pub async fn user_create(
     merchant: Option<MerchantId>,
     key_hash: &str,
 ) -> StoreResult<UserRecord> {
-    let result = sqlx::query(
-        "INSERT INTO users (name, role, merchant_id, key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(name.as_str())
-    .bind(role.as_str())
-    .bind(merchant.map(|m| m.0))
-    .bind(key_hash)
-    .bind(now_millis())
-    .execute(pool)
-    .await;
+    let result =
+        sqlx::query("INSERT INTO users (name, role, merchant_id, key_hash, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(name.as_str())
+            .bind(role.as_str())
+            .bind(merchant.map(|m| m.0))
+            .bind(key_hash)
+            .bind(now_millis())
+            .execute(pool)
+            .await;
     match result {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict("user")),
         Err(e) => Err(e.into()),
-        Ok(_) => user_by_name(pool, name.as_str()).await?.ok_or(StoreError::Database(sqlx::Error::RowNotFound)),
+        Ok(_) => user_by_name(pool, name.as_str())
+            .await?
+            .ok_or(StoreError::Database(sqlx::Error::RowNotFound)),
     }
 }
 
@@ -82,16 +83,26 @@ pub async fn user_by_name(pool: &SqlitePool, name: &str) -> StoreResult<Option<U
 }
 
 pub async fn user_list(pool: &SqlitePool) -> StoreResult<Vec<UserRecord>> {
-    let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} ORDER BY u.id")).fetch_all(pool).await?;
+    let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} ORDER BY u.id"))
+        .fetch_all(pool)
+        .await?;
     Ok(rows.iter().map(user_from_row).collect())
 }
 
 pub async fn user_remove(pool: &SqlitePool, name: &str) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM users WHERE name = ?").bind(name).execute(pool).await?;
+    let done = sqlx::query("DELETE FROM users WHERE name = ?")
+        .bind(name)
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 
-pub async fn session_create(pool: &SqlitePool, id_hash: &str, user: &UserRecord, expires_at: Millis) -> StoreResult<()> {
+pub async fn session_create(
+    pool: &SqlitePool,
+    id_hash: &str,
+    user: &UserRecord,
+    expires_at: Millis,
+) -> StoreResult<()> {
     sqlx::query("INSERT INTO sessions (id_hash, user_id, expires_at) VALUES (?, ?, ?)")
         .bind(id_hash)
         .bind(user.id.0)
@@ -113,6 +124,9 @@ pub async fn session_user(pool: &SqlitePool, id_hash: &str, now: Millis) -> Stor
 }
 
 pub async fn session_purge_expired(pool: &SqlitePool, now: Millis) -> StoreResult<u64> {
-    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?").bind(now).execute(pool).await?;
+    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+        .bind(now)
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected())
 }

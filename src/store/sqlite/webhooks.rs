@@ -62,10 +62,12 @@ pub async fn create(
 }
 
 pub async fn count(pool: &SqlitePool, merchant: MerchantId) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE merchant_id = ?")
-        .bind(merchant.0)
-        .fetch_one(pool)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE merchant_id = ?")
+            .bind(merchant.0)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 pub async fn list(pool: &SqlitePool, scope: Scope) -> StoreResult<Vec<Webhook>> {
@@ -91,22 +93,22 @@ pub async fn get(pool: &SqlitePool, scope: Scope, id: WebhookId) -> StoreResult<
 
 pub async fn set_active(pool: &SqlitePool, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
     let query = match target {
-        StatusTarget::Id(id) => sqlx::query(
-            "UPDATE webhooks SET is_active = ?1 WHERE id = ?2 AND (?3 IS NULL OR merchant_id = ?3)",
-        )
-        .bind(active as i64)
-        .bind(id.0),
+        StatusTarget::Id(id) => {
+            sqlx::query("UPDATE webhooks SET is_active = ?1 WHERE id = ?2 AND (?3 IS NULL OR merchant_id = ?3)")
+                .bind(active as i64)
+                .bind(id.0)
+        }
         StatusTarget::Topic(pattern) => sqlx::query(
             "UPDATE webhooks SET is_active = ?1 WHERE id IN \
              (SELECT webhook_id FROM webhook_topics WHERE pattern = ?2) AND (?3 IS NULL OR merchant_id = ?3)",
         )
         .bind(active as i64)
         .bind(pattern.as_str()),
-        StatusTarget::All => sqlx::query(
-            "UPDATE webhooks SET is_active = ?1 WHERE ?2 IS NULL AND (?3 IS NULL OR merchant_id = ?3)",
-        )
-        .bind(active as i64)
-        .bind(None::<&str>),
+        StatusTarget::All => {
+            sqlx::query("UPDATE webhooks SET is_active = ?1 WHERE ?2 IS NULL AND (?3 IS NULL OR merchant_id = ?3)")
+                .bind(active as i64)
+                .bind(None::<&str>)
+        }
     };
     let done = query.bind(scope.merchant_filter()).execute(pool).await?;
     Ok(done.rows_affected())

@@ -40,15 +40,23 @@ pub struct CreateClaimedJob {
 pub fn publish(c: &Connection, job: &PublishJob) -> rusqlite::Result<Published> {
     if let Some(key) = &job.idempotency_key {
         let earlier: Option<(i64, i64, Millis)> = c
-            .prepare_cached("SELECT id, payloads, created_at FROM events WHERE merchant_id = ?1 AND idempotency_key = ?2")?
+            .prepare_cached(
+                "SELECT id, payloads, created_at FROM events WHERE merchant_id = ?1 AND idempotency_key = ?2",
+            )?
             .query_row(params![job.merchant, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         match earlier {
             Some((id, payloads, at)) if at > job.now - IDEMPOTENCY_WINDOW_MS => {
-                return Ok(Published { event_id: EventId(id), payloads, webhooks: vec![], replayed: true });
+                return Ok(Published {
+                    event_id: EventId(id),
+                    payloads,
+                    webhooks: vec![],
+                    replayed: true,
+                });
             }
             Some((id, _, _)) => {
-                c.prepare_cached("UPDATE events SET idempotency_key = NULL WHERE id = ?1")?.execute([id])?;
+                c.prepare_cached("UPDATE events SET idempotency_key = NULL WHERE id = ?1")?
+                    .execute([id])?;
             }
             None => {}
         }
@@ -58,16 +66,36 @@ pub fn publish(c: &Connection, job: &PublishJob) -> rusqlite::Result<Published> 
             "SELECT DISTINCT t.webhook_id FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
              WHERE t.merchant_id = ?1 AND t.pattern IN (?2, ?3, ?4) AND w.is_active = 1 ORDER BY t.webhook_id",
         )?
-        .query_map(params![job.merchant, job.match_keys[0], job.match_keys[1], job.match_keys[2]], |r| r.get(0))?
+        .query_map(
+            params![job.merchant, job.match_keys[0], job.match_keys[1], job.match_keys[2]],
+            |r| r.get(0),
+        )?
         .collect::<Result<_, _>>()?;
     let event_id: i64 = c
         .prepare_cached(
             "INSERT INTO events (merchant_id, topic, idempotency_key, payloads, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
         )?
-        .query_row(params![job.merchant, job.topic, job.idempotency_key, hooks.len() as i64, job.now], |r| r.get(0))?;
+        .query_row(
+            params![
+                job.merchant,
+                job.topic,
+                job.idempotency_key,
+                hooks.len() as i64,
+                job.now
+            ],
+            |r| r.get(0),
+        )?;
     for &webhook in &hooks {
-        insert_payload(c, WebhookId(webhook), Some(event_id), &job.topic, &job.body, job.now, None)?;
+        insert_payload(
+            c,
+            WebhookId(webhook),
+            Some(event_id),
+            &job.topic,
+            &job.body,
+            job.now,
+            None,
+        )?;
     }
     Ok(Published {
         event_id: EventId(event_id),
@@ -100,10 +128,26 @@ fn insert_payload(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?7) RETURNING id",
         )?
         .query_row(
-            params![webhook.0, merchant, event_id, increment_id, topic, rendered, now, lease.map(|l| l.0), lease.map(|l| l.1)],
+            params![
+                webhook.0,
+                merchant,
+                event_id,
+                increment_id,
+                topic,
+                rendered,
+                now,
+                lease.map(|l| l.0),
+                lease.map(|l| l.1)
+            ],
             |r| r.get(0),
         )?;
-    Ok(ClaimedDelivery { id: DeliveryId(id), webhook_id: webhook, increment_id, attempts: 0, body: rendered })
+    Ok(ClaimedDelivery {
+        id: DeliveryId(id),
+        webhook_id: webhook,
+        increment_id,
+        attempts: 0,
+        body: rendered,
+    })
 }
 
 pub fn create_claimed(c: &Connection, job: &CreateClaimedJob) -> rusqlite::Result<Option<ClaimedDelivery>> {
@@ -128,15 +172,18 @@ pub fn claim(c: &Connection, job: &ClaimJob) -> rusqlite::Result<Vec<ClaimedDeli
              AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?3 AND is_active = 1) \
              RETURNING id, increment_id, attempts, body",
         )?
-        .query_map(params![job.owner, job.lease_until, job.webhook.0, job.now, job.limit], |r| {
-            Ok(ClaimedDelivery {
-                id: DeliveryId(r.get(0)?),
-                webhook_id: job.webhook,
-                increment_id: r.get(1)?,
-                attempts: r.get(2)?,
-                body: r.get(3)?,
-            })
-        })?
+        .query_map(
+            params![job.owner, job.lease_until, job.webhook.0, job.now, job.limit],
+            |r| {
+                Ok(ClaimedDelivery {
+                    id: DeliveryId(r.get(0)?),
+                    webhook_id: job.webhook,
+                    increment_id: r.get(1)?,
+                    attempts: r.get(2)?,
+                    body: r.get(3)?,
+                })
+            },
+        )?
         .collect::<Result<_, _>>()?;
     claimed.sort_by_key(|d| d.increment_id);
     Ok(claimed)
@@ -155,7 +202,14 @@ pub fn record(c: &Connection, updates: &[DeliveryUpdate]) -> rusqlite::Result<()
     )?;
     for u in updates {
         let a = &u.attempt;
-        log.execute(params![u.delivery_id.0, a.attempted_at, a.http_status, a.duration_ms, a.response_prefix, a.error])?;
+        log.execute(params![
+            u.delivery_id.0,
+            a.attempted_at,
+            a.http_status,
+            a.duration_ms,
+            a.response_prefix,
+            a.error
+        ])?;
         let finished = matches!(u.status, DeliveryStatus::Success | DeliveryStatus::Failed).then_some(a.attempted_at);
         update.execute(params![
             u.status.as_str(),

@@ -17,11 +17,7 @@ async fn migrating_twice_is_fine() {
 async fn merchants_users_and_sessions_round_trip() {
     let (db, store) = setup!();
     let shop = merchant(&store, "shop1").await;
-    assert_eq!(
-        merchant(&store, "shop1").await,
-        shop,
-        "ensure is idempotent"
-    );
+    assert_eq!(merchant(&store, "shop1").await, shop, "ensure is idempotent");
     let other = merchant(&store, "shop2").await;
     assert_eq!(store.merchant_by_code("shop1").await.unwrap(), Some(shop));
     assert_eq!(store.merchant_by_code("nope").await.unwrap(), None);
@@ -31,12 +27,7 @@ async fn merchants_users_and_sessions_round_trip() {
     );
 
     let admin = store
-        .user_create(
-            &UserName::parse("root").unwrap(),
-            Role::Admin,
-            None,
-            "hash-a",
-        )
+        .user_create(&UserName::parse("root").unwrap(), Role::Admin, None, "hash-a")
         .await
         .unwrap();
     assert_eq!(
@@ -44,67 +35,35 @@ async fn merchants_users_and_sessions_round_trip() {
         (Role::Admin, None, None)
     );
     let alice = store
-        .user_create(
-            &UserName::parse("alice").unwrap(),
-            Role::Merchant,
-            Some(shop),
-            "hash-b",
-        )
+        .user_create(&UserName::parse("alice").unwrap(), Role::Merchant, Some(shop), "hash-b")
         .await
         .unwrap();
     assert_eq!(alice.merchant_id, Some(shop));
     assert_eq!(alice.merchant_code.as_deref(), Some("shop1"));
     assert_eq!(alice.key_hash, "hash-b");
     let taken = store
-        .user_create(
-            &UserName::parse("alice").unwrap(),
-            Role::Merchant,
-            Some(other),
-            "x",
-        )
+        .user_create(&UserName::parse("alice").unwrap(), Role::Merchant, Some(other), "x")
         .await;
-    assert!(
-        matches!(taken, Err(StoreError::Conflict("user"))),
-        "{taken:?}"
-    );
+    assert!(matches!(taken, Err(StoreError::Conflict("user"))), "{taken:?}");
 
-    let found = store
-        .user_by_name("alice")
-        .await
-        .unwrap()
-        .expect("alice exists");
+    let found = store.user_by_name("alice").await.unwrap().expect("alice exists");
     assert_eq!(
         (found.id, found.name.as_str(), found.role),
         (alice.id, "alice", Role::Merchant)
     );
     assert!(store.user_by_name("bob").await.unwrap().is_none());
-    let names: Vec<String> = store
-        .user_list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.name)
-        .collect();
+    let names: Vec<String> = store.user_list().await.unwrap().into_iter().map(|u| u.name).collect();
     assert_eq!(names, vec!["root", "alice"]);
 
     let now = now_millis();
-    store
-        .session_create("live", &alice, now + HOUR)
-        .await
-        .unwrap();
+    store.session_create("live", &alice, now + HOUR).await.unwrap();
     store.session_create("old", &alice, now - 1).await.unwrap();
-    store
-        .session_create("root-s", &admin, now + HOUR)
-        .await
-        .unwrap();
+    store.session_create("root-s", &admin, now + HOUR).await.unwrap();
     assert_eq!(
         store.session_user("live", now).await.unwrap().map(|u| u.id),
         Some(alice.id)
     );
-    assert!(
-        store.session_user("old", now).await.unwrap().is_none(),
-        "expired"
-    );
+    assert!(store.session_user("old", now).await.unwrap().is_none(), "expired");
     assert!(store.session_user("nope", now).await.unwrap().is_none());
     assert_eq!(store.session_purge_expired(now).await.unwrap(), 1);
 
@@ -115,11 +74,7 @@ async fn merchants_users_and_sessions_round_trip() {
         "sessions go with the user"
     );
     assert_eq!(
-        store
-            .session_user("root-s", now)
-            .await
-            .unwrap()
-            .map(|u| u.role),
+        store.session_user("root-s", now).await.unwrap().map(|u| u.role),
         Some(Role::Admin)
     );
     drop(store);

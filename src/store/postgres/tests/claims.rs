@@ -11,7 +11,8 @@ async fn two_owners_claiming_at_once_never_share_a_payload() {
     let hook = store
         .webhook_create(m, &new_hook("order:created", true), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
     let total = 300;
     for _ in 0..total {
         publish(&store, m, "order:created").await;
@@ -26,18 +27,12 @@ async fn two_owners_claiming_at_once_never_share_a_payload() {
             let owner = format!("owner-{}", i % 2);
             let mut got: Vec<ClaimedDelivery> = Vec::new();
             loop {
-                let batch = node
-                    .delivery_claim(hook, &owner, now, now + HOUR, 7)
-                    .await
-                    .unwrap();
+                let batch = node.delivery_claim(hook, &owner, now, now + HOUR, 7).await.unwrap();
                 if batch.is_empty() {
                     break got;
                 }
                 let incs: Vec<i64> = batch.iter().map(|c| c.increment_id).collect();
-                assert!(
-                    incs.windows(2).all(|w| w[0] < w[1]),
-                    "sorted by increment id: {incs:?}"
-                );
+                assert!(incs.windows(2).all(|w| w[0] < w[1]), "sorted by increment id: {incs:?}");
                 got.extend(batch);
             }
         }));
@@ -77,19 +72,18 @@ async fn claims_respect_due_times_and_inactive_webhooks() {
         store
             .webhook_create(m, &new_hook("order:created", true), i64::MAX)
             .await
-            .unwrap().expect("no webhook limit"),
+            .unwrap()
+            .expect("no webhook limit"),
         store
             .webhook_create(m, &new_hook("order:*", true), i64::MAX)
             .await
-            .unwrap().expect("no webhook limit"),
+            .unwrap()
+            .expect("no webhook limit"),
     );
     let now = now_millis();
     publish_at(&store, m, "order:created", None, now).await;
     publish_at(&store, m, "order:created", None, now + 10_000).await;
-    assert_eq!(
-        store.queue_scan(now).await.unwrap(),
-        vec![(a, now), (b, now)]
-    );
+    assert_eq!(store.queue_scan(now).await.unwrap(), vec![(a, now), (b, now)]);
 
     store
         .webhook_set_active(Scope::All, &StatusTarget::Id(b), false)
@@ -105,10 +99,7 @@ async fn claims_respect_due_times_and_inactive_webhooks() {
     );
     assert_eq!(store.queue_scan(now).await.unwrap(), vec![(a, now)]);
 
-    let first = store
-        .delivery_claim(a, "n", now, now + HOUR, 10)
-        .await
-        .unwrap();
+    let first = store.delivery_claim(a, "n", now, now + HOUR, 10).await.unwrap();
     assert_eq!(
         first.iter().map(|c| c.increment_id).collect::<Vec<_>>(),
         vec![1],
@@ -131,14 +122,7 @@ async fn claims_respect_due_times_and_inactive_webhooks() {
     // webhook.test: its payload takes the next increment id and is leased at once.
     let body = BodyTemplate::new("test:ping", "shop", &serde_json::Map::new(), now);
     let test = store
-        .delivery_create_claimed(
-            Scope::Merchant(m),
-            b,
-            "test:ping",
-            &body,
-            "tester",
-            now + HOUR,
-        )
+        .delivery_create_claimed(Scope::Merchant(m), b, "test:ping", &body, "tester", now + HOUR)
         .await;
     let test = test.unwrap().expect("the webhook exists");
     assert_eq!((test.increment_id, test.attempts), (3, 0));
@@ -146,14 +130,7 @@ async fn claims_respect_due_times_and_inactive_webhooks() {
         .unwrap()
         .contains("\"webhook_increment_id\":3"));
     let gone = store
-        .delivery_create_claimed(
-            Scope::Merchant(MerchantId(999)),
-            b,
-            "test:ping",
-            &body,
-            "t",
-            now,
-        )
+        .delivery_create_claimed(Scope::Merchant(MerchantId(999)), b, "test:ping", &body, "t", now)
         .await;
     assert!(gone.unwrap().is_none());
     store

@@ -13,12 +13,12 @@ use tokio::sync::watch;
 use super::PostgresStore;
 use crate::dispatch::wake::Wake;
 use crate::domain::{
-    BodyTemplate, Catalog, DeliveryId, DeliveryStatus, MerchantCode, MerchantId, NewWebhook, Role,
-    Topic, UserName, WebhookId,
+    BodyTemplate, Catalog, DeliveryId, DeliveryStatus, MerchantCode, MerchantId, NewWebhook, Role, Topic, UserName,
+    WebhookId,
 };
 use crate::store::{
-    AttemptLog, ClaimedDelivery, DeliveryFilter, DeliveryUpdate, PoolSettings, PublishRequest,
-    Published, Requeue, Scope, StatusTarget, Store, StoreError,
+    AttemptLog, ClaimedDelivery, DeliveryFilter, DeliveryUpdate, PoolSettings, PublishRequest, Published, Requeue,
+    Scope, StatusTarget, Store, StoreError,
 };
 use crate::time::{now_millis, Millis};
 
@@ -106,13 +106,7 @@ async fn merchant(store: &PostgresStore, code: &str) -> MerchantId {
         .unwrap()
 }
 
-async fn publish_at(
-    store: &PostgresStore,
-    m: MerchantId,
-    t: &str,
-    key: Option<&str>,
-    now: Millis,
-) -> Published {
+async fn publish_at(store: &PostgresStore, m: MerchantId, t: &str, key: Option<&str>, now: Millis) -> Published {
     let topic = topic(t);
     let message = json!({"n": 1});
     let body = BodyTemplate::new(topic.as_str(), "shop", message.as_object().unwrap(), now);
@@ -144,13 +138,7 @@ async fn payloads(store: &PostgresStore, w: WebhookId) -> Vec<crate::store::Deli
     all
 }
 
-fn outcome(
-    c: &ClaimedDelivery,
-    owner: &str,
-    status: DeliveryStatus,
-    http: Option<i64>,
-    at: Millis,
-) -> DeliveryUpdate {
+fn outcome(c: &ClaimedDelivery, owner: &str, status: DeliveryStatus, http: Option<i64>, at: Millis) -> DeliveryUpdate {
     DeliveryUpdate {
         delivery_id: c.id,
         lease_owner: owner.to_string(),

@@ -9,15 +9,13 @@ async fn recording_moves_payloads_and_ignores_lost_leases() {
     let hook = store
         .webhook_create(m, &new_hook("order:created", true), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
     for _ in 0..5 {
         publish(&store, m, "order:created").await;
     }
     let now = now_millis();
-    let c = store
-        .delivery_claim(hook, "n1", now, now + 1000, 5)
-        .await
-        .unwrap();
+    let c = store.delivery_claim(hook, "n1", now, now + 1000, 5).await.unwrap();
     assert_eq!(c.len(), 5);
     // Payload 5's lease ran out and another node took it over.
     let taken = store
@@ -46,11 +44,7 @@ async fn recording_moves_payloads_and_ignores_lost_leases() {
     };
     let ok = get(c[0].id).await;
     assert_eq!(
-        (
-            ok.record.status,
-            ok.record.attempts,
-            ok.record.last_http_status
-        ),
+        (ok.record.status, ok.record.attempts, ok.record.last_http_status),
         (DeliveryStatus::Success, 1, Some(200))
     );
     assert_eq!(ok.record.last_error, None);
@@ -67,10 +61,7 @@ async fn recording_moves_payloads_and_ignores_lost_leases() {
     );
     // n1 lost its lease: the attempt is logged, the state is n2's to set.
     let lost = get(c[3].id).await;
-    assert_eq!(
-        (lost.record.status, lost.record.attempts),
-        (DeliveryStatus::Pending, 0)
-    );
+    assert_eq!((lost.record.status, lost.record.attempts), (DeliveryStatus::Pending, 0));
     assert_eq!(lost.attempts.len(), 1);
     assert_eq!(lost.attempts[0].response_prefix, "answer 4");
 
@@ -80,10 +71,7 @@ async fn recording_moves_payloads_and_ignores_lost_leases() {
         .await
         .unwrap();
     assert_eq!(
-        again
-            .iter()
-            .map(|c| (c.increment_id, c.attempts))
-            .collect::<Vec<_>>(),
+        again.iter().map(|c| (c.increment_id, c.attempts)).collect::<Vec<_>>(),
         vec![(2, 1)]
     );
     store
@@ -98,11 +86,7 @@ async fn recording_moves_payloads_and_ignores_lost_leases() {
         .unwrap();
     let done = get(c[1].id).await;
     assert_eq!(
-        (
-            done.record.status,
-            done.record.attempts,
-            done.attempts.len()
-        ),
+        (done.record.status, done.record.attempts, done.attempts.len()),
         (DeliveryStatus::Success, 2, 2)
     );
     assert!(
@@ -113,13 +97,7 @@ async fn recording_moves_payloads_and_ignores_lost_leases() {
     // A canceled payload stays canceled.
     store.webhook_delete(Scope::All, hook).await.unwrap();
     store
-        .delivery_record(&[outcome(
-            &taken[4],
-            "n2",
-            DeliveryStatus::Success,
-            Some(200),
-            at,
-        )])
+        .delivery_record(&[outcome(&taken[4], "n2", DeliveryStatus::Success, Some(200), at)])
         .await
         .unwrap();
     assert_eq!(get(c[4].id).await.record.status, DeliveryStatus::Canceled);
@@ -130,22 +108,17 @@ async fn recording_moves_payloads_and_ignores_lost_leases() {
 #[tokio::test]
 async fn deliveries_are_listed_requeued_and_purged() {
     let (db, store) = setup!();
-    let (m, other) = (
-        merchant(&store, "shop").await,
-        merchant(&store, "other").await,
-    );
+    let (m, other) = (merchant(&store, "shop").await, merchant(&store, "other").await);
     let hook = store
         .webhook_create(m, &new_hook("order:created", true), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
     for _ in 0..4 {
         publish(&store, m, "order:created").await;
     }
     let now = now_millis();
-    let c = store
-        .delivery_claim(hook, "n", now, now + HOUR, 4)
-        .await
-        .unwrap();
+    let c = store.delivery_claim(hook, "n", now, now + HOUR, 4).await.unwrap();
     store
         .delivery_record(&[
             outcome(&c[0], "n", DeliveryStatus::Failed, Some(500), now),
@@ -159,9 +132,7 @@ async fn deliveries_are_listed_requeued_and_purged() {
         before,
         limit: 100,
     };
-    let incs = |v: Vec<crate::store::DeliveryRecord>| {
-        v.into_iter().map(|r| r.increment_id).collect::<Vec<_>>()
-    };
+    let incs = |v: Vec<crate::store::DeliveryRecord>| v.into_iter().map(|r| r.increment_id).collect::<Vec<_>>();
     assert_eq!(
         incs(
             store
@@ -174,11 +145,7 @@ async fn deliveries_are_listed_requeued_and_purged() {
     assert_eq!(
         incs(
             store
-                .delivery_list(
-                    Scope::All,
-                    hook,
-                    &filter(Some(DeliveryStatus::Failed), None)
-                )
+                .delivery_list(Scope::All, hook, &filter(Some(DeliveryStatus::Failed), None))
                 .await
                 .unwrap()
         ),
@@ -208,11 +175,7 @@ async fn deliveries_are_listed_requeued_and_purged() {
         .unwrap()
         .is_empty());
 
-    let detail = store
-        .delivery_get(Scope::Merchant(m), c[0].id)
-        .await
-        .unwrap()
-        .unwrap();
+    let detail = store.delivery_get(Scope::Merchant(m), c[0].id).await.unwrap().unwrap();
     assert_eq!(detail.body, c[0].body);
     assert_eq!(detail.record.topic, "order:created");
     assert_eq!(detail.attempts[0].http_status, Some(500));
@@ -237,10 +200,7 @@ async fn deliveries_are_listed_requeued_and_purged() {
         Requeue::NotFound
     );
     assert_eq!(
-        store
-            .delivery_requeue(Scope::Merchant(m), c[1].id, now)
-            .await
-            .unwrap(),
+        store.delivery_requeue(Scope::Merchant(m), c[1].id, now).await.unwrap(),
         Requeue::NotFailed(DeliveryStatus::Success)
     );
     assert_eq!(
@@ -250,25 +210,13 @@ async fn deliveries_are_listed_requeued_and_purged() {
             .unwrap(),
         Requeue::Requeued(hook)
     );
-    let requeued = store
-        .delivery_get(Scope::All, c[0].id)
-        .await
-        .unwrap()
-        .unwrap()
-        .record;
+    let requeued = store.delivery_get(Scope::All, c[0].id).await.unwrap().unwrap().record;
     assert_eq!(
-        (
-            requeued.status,
-            requeued.next_attempt_at,
-            requeued.increment_id
-        ),
+        (requeued.status, requeued.next_attempt_at, requeued.increment_id),
         (DeliveryStatus::Retrying, now + 5, 1)
     );
     assert_eq!(
-        store
-            .delivery_requeue(Scope::All, c[0].id, now)
-            .await
-            .unwrap(),
+        store.delivery_requeue(Scope::All, c[0].id, now).await.unwrap(),
         Requeue::NotFailed(DeliveryStatus::Retrying)
     );
 

@@ -5,35 +5,42 @@ use super::*;
 #[tokio::test]
 async fn publishing_fans_out_by_exact_prefix_and_wildcard_topics() {
     let (db, store) = setup!();
-    let (m, other) = (
-        merchant(&store, "shop").await,
-        merchant(&store, "other").await,
-    );
+    let (m, other) = (merchant(&store, "shop").await, merchant(&store, "other").await);
     let exact = store
         .webhook_create(m, &new_hook("order:created", true), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
     let prefix = store
         .webhook_create(m, &new_hook("order:*", true), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
-    let all = store.webhook_create(m, &new_hook("*", true), i64::MAX).await.unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
+    let all = store
+        .webhook_create(m, &new_hook("*", true), i64::MAX)
+        .await
+        .unwrap()
+        .expect("no webhook limit");
     let product = store
         .webhook_create(m, &new_hook("product:created", true), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
     let both = store
         .webhook_create(m, &new_hook("order:created,order:*,*", true), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
     let inactive = store
         .webhook_create(m, &new_hook("*", false), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
     let foreign = store
         .webhook_create(other, &new_hook("*", true), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
 
     for round in 1..=3 {
         let p = publish(&store, m, "order:created").await;
@@ -69,25 +76,11 @@ async fn publishing_fans_out_by_exact_prefix_and_wildcard_topics() {
     ] {
         let made = payloads(&store, hook).await;
         let increments: Vec<i64> = made.iter().map(|p| p.increment_id).collect();
-        assert_eq!(
-            increments,
-            (1..=expected).collect::<Vec<_>>(),
-            "webhook {hook}"
-        );
+        assert_eq!(increments, (1..=expected).collect::<Vec<_>>(), "webhook {hook}");
         for p in &made {
-            let body: serde_json::Value = serde_json::from_slice(
-                &store
-                    .delivery_get(Scope::All, p.id)
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .body,
-            )
-            .unwrap();
-            assert_eq!(
-                body["message"]["webhook_increment_id"],
-                json!(p.increment_id)
-            );
+            let body: serde_json::Value =
+                serde_json::from_slice(&store.delivery_get(Scope::All, p.id).await.unwrap().unwrap().body).unwrap();
+            assert_eq!(body["message"]["webhook_increment_id"], json!(p.increment_id));
             assert_eq!(body["topic"], json!(p.topic));
             assert_eq!(p.status, DeliveryStatus::Pending);
         }
@@ -107,25 +100,28 @@ async fn concurrent_publishers_on_two_nodes_take_gap_free_increment_ids() {
         store
             .webhook_create(m, &new_hook("order:created", true), i64::MAX)
             .await
-            .unwrap().expect("no webhook limit"),
+            .unwrap()
+            .expect("no webhook limit"),
         store
             .webhook_create(m, &new_hook("order:*", true), i64::MAX)
             .await
-            .unwrap().expect("no webhook limit"),
-        store.webhook_create(m, &new_hook("*", true), i64::MAX).await.unwrap().expect("no webhook limit"),
+            .unwrap()
+            .expect("no webhook limit"),
+        store
+            .webhook_create(m, &new_hook("*", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit"),
         store
             .webhook_create(m, &new_hook("product:created,order:created", true), i64::MAX)
             .await
-            .unwrap().expect("no webhook limit"),
+            .unwrap()
+            .expect("no webhook limit"),
     ];
     let (tasks, per_task) = (8, 50);
     let mut handles = Vec::new();
     for t in 0..tasks {
-        let node = if t % 2 == 0 {
-            store.clone()
-        } else {
-            second.clone()
-        };
+        let node = if t % 2 == 0 { store.clone() } else { second.clone() };
         handles.push(tokio::spawn(async move {
             for _ in 0..per_task {
                 let p = publish(&node, m, "order:created").await;
@@ -138,11 +134,7 @@ async fn concurrent_publishers_on_two_nodes_take_gap_free_increment_ids() {
     }
     let total = tasks * per_task;
     for hook in hooks {
-        let mut increments: Vec<i64> = payloads(&store, hook)
-            .await
-            .iter()
-            .map(|p| p.increment_id)
-            .collect();
+        let mut increments: Vec<i64> = payloads(&store, hook).await.iter().map(|p| p.increment_id).collect();
         increments.sort_unstable();
         assert_eq!(
             increments,
@@ -150,12 +142,7 @@ async fn concurrent_publishers_on_two_nodes_take_gap_free_increment_ids() {
             "webhook {hook}: no gaps, no repeats"
         );
         assert_eq!(
-            store
-                .webhook_get(Scope::All, hook)
-                .await
-                .unwrap()
-                .unwrap()
-                .increment_id,
+            store.webhook_get(Scope::All, hook).await.unwrap().unwrap().increment_id,
             total
         );
     }
@@ -170,7 +157,11 @@ async fn an_idempotency_key_makes_one_event_even_when_raced() {
     let second = Arc::new(db.store().await);
     let m = merchant(&store, "shop").await;
     let other = merchant(&store, "other").await;
-    let hook = store.webhook_create(m, &new_hook("*", true), i64::MAX).await.unwrap().expect("no webhook limit");
+    let hook = store
+        .webhook_create(m, &new_hook("*", true), i64::MAX)
+        .await
+        .unwrap()
+        .expect("no webhook limit");
     let now = now_millis();
 
     let first = publish_at(&store, m, "order:created", Some("k1"), now).await;
@@ -191,11 +182,7 @@ async fn an_idempotency_key_makes_one_event_even_when_raced() {
             .replayed,
         "keys are per merchant"
     );
-    assert!(
-        !publish_at(&store, m, "order:created", Some("k2"), now)
-            .await
-            .replayed
-    );
+    assert!(!publish_at(&store, m, "order:created", Some("k2"), now).await.replayed);
     // After the 24-hour window the key is free again.
     let later = publish_at(&store, m, "order:created", Some("k1"), now + 25 * HOUR).await;
     assert!(!later.replayed);
@@ -205,11 +192,7 @@ async fn an_idempotency_key_makes_one_event_even_when_raced() {
     // Sixteen racing publishes with one key, over two nodes: one event, one payload.
     let mut handles = Vec::new();
     for t in 0..16 {
-        let node = if t % 2 == 0 {
-            store.clone()
-        } else {
-            second.clone()
-        };
+        let node = if t % 2 == 0 { store.clone() } else { second.clone() };
         handles.push(tokio::spawn(async move {
             publish_at(&node, m, "order:created", Some("race"), now).await
         }));
@@ -219,20 +202,9 @@ async fn an_idempotency_key_makes_one_event_even_when_raced() {
         results.push(h.await.unwrap());
     }
     assert_eq!(results.iter().filter(|p| !p.replayed).count(), 1);
-    assert_eq!(
-        results
-            .iter()
-            .map(|p| p.event_id)
-            .collect::<HashSet<_>>()
-            .len(),
-        1
-    );
+    assert_eq!(results.iter().map(|p| p.event_id).collect::<HashSet<_>>().len(), 1);
     assert!(results.iter().all(|p| p.payloads == 1));
-    let increments: Vec<i64> = payloads(&store, hook)
-        .await
-        .iter()
-        .map(|p| p.increment_id)
-        .collect();
+    let increments: Vec<i64> = payloads(&store, hook).await.iter().map(|p| p.increment_id).collect();
     assert_eq!(increments, vec![1, 2, 3, 4]);
     drop((store, second));
     db.drop_database().await;

@@ -34,11 +34,13 @@ async fn wake_ups_cross_from_one_node_to_another_and_survive_a_reconnect() {
     let hook = publisher
         .webhook_create(m, &new_hook("order:created", true), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
     let sleeper = publisher
         .webhook_create(m, &new_hook("order:*", false), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
 
     let wake = Arc::new(Wake::default());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -56,19 +58,13 @@ async fn wake_ups_cross_from_one_node_to_another_and_survive_a_reconnect() {
         .unwrap();
     wait_for(&wake, &[sleeper], false).await;
     let now = now_millis();
-    let c = publisher
-        .delivery_claim(hook, "n", now, now + HOUR, 1)
-        .await
-        .unwrap();
+    let c = publisher.delivery_claim(hook, "n", now, now + HOUR, 1).await.unwrap();
     publisher
         .delivery_record(&[outcome(&c[0], "n", DeliveryStatus::Failed, Some(500), now)])
         .await
         .unwrap();
     let _ = wake.take();
-    publisher
-        .delivery_requeue(Scope::All, c[0].id, now)
-        .await
-        .unwrap();
+    publisher.delivery_requeue(Scope::All, c[0].id, now).await.unwrap();
     wait_for(&wake, &[hook], false).await;
 
     // Cut the listener's connection: it reconnects, asks for a rescan, and hears again.

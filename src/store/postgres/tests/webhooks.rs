@@ -13,15 +13,21 @@ async fn webhooks_are_scoped_listed_switched_and_deleted() {
         false,
     )
     .unwrap();
-    let a1 = store.webhook_create(a, &hook, i64::MAX).await.unwrap().expect("no webhook limit");
+    let a1 = store
+        .webhook_create(a, &hook, i64::MAX)
+        .await
+        .unwrap()
+        .expect("no webhook limit");
     let a2 = store
         .webhook_create(a, &new_hook("product:created", false), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
     let b1 = store
         .webhook_create(b, &new_hook("order:created", true), i64::MAX)
         .await
-        .unwrap().expect("no webhook limit");
+        .unwrap()
+        .expect("no webhook limit");
 
     let got = store
         .webhook_get(Scope::Merchant(a), a1)
@@ -32,29 +38,16 @@ async fn webhooks_are_scoped_listed_switched_and_deleted() {
     assert_eq!(got.url, "https://r.example/x?y=1");
     assert_eq!(got.extra_headers, "X-One: 1\r\nX-Two: 2");
     assert_eq!(got.secret_key, "s3cr3t-s3cr3t-s3cr3t");
-    assert_eq!(
-        (got.increment_id, got.is_active, got.merchant_id),
-        (0, true, a)
-    );
+    assert_eq!((got.increment_id, got.is_active, got.merchant_id), (0, true, a));
     assert!(
-        store
-            .webhook_get(Scope::Merchant(b), a1)
-            .await
-            .unwrap()
-            .is_none(),
+        store.webhook_get(Scope::Merchant(b), a1).await.unwrap().is_none(),
         "another merchant's"
     );
     assert!(store.webhook_get(Scope::All, a1).await.unwrap().is_some());
 
     let ids = |v: Vec<crate::domain::Webhook>| v.into_iter().map(|w| w.id).collect::<Vec<_>>();
-    assert_eq!(
-        ids(store.webhook_list(Scope::All).await.unwrap()),
-        vec![a1, a2, b1]
-    );
-    assert_eq!(
-        ids(store.webhook_list(Scope::Merchant(a)).await.unwrap()),
-        vec![a1, a2]
-    );
+    assert_eq!(ids(store.webhook_list(Scope::All).await.unwrap()), vec![a1, a2, b1]);
+    assert_eq!(ids(store.webhook_list(Scope::Merchant(a)).await.unwrap()), vec![a1, a2]);
     assert_eq!(store.webhook_count(a).await.unwrap(), 2);
 
     // By id, only within the scope.
@@ -72,14 +65,7 @@ async fn webhooks_are_scoped_listed_switched_and_deleted() {
             .unwrap(),
         1
     );
-    assert!(
-        store
-            .webhook_get(Scope::All, a2)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_active
-    );
+    assert!(store.webhook_get(Scope::All, a2).await.unwrap().unwrap().is_active);
     // By topic: the exact entry, within the scope.
     let order = StatusTarget::Topic("order:created".into());
     assert_eq!(
@@ -89,45 +75,13 @@ async fn webhooks_are_scoped_listed_switched_and_deleted() {
             .unwrap(),
         1
     );
-    assert!(
-        !store
-            .webhook_get(Scope::All, a1)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_active
-    );
-    assert!(
-        store
-            .webhook_get(Scope::All, b1)
-            .await
-            .unwrap()
-            .unwrap()
-            .is_active
-    );
-    assert_eq!(
-        store
-            .webhook_set_active(Scope::All, &order, false)
-            .await
-            .unwrap(),
-        2
-    );
+    assert!(!store.webhook_get(Scope::All, a1).await.unwrap().unwrap().is_active);
+    assert!(store.webhook_get(Scope::All, b1).await.unwrap().unwrap().is_active);
+    assert_eq!(store.webhook_set_active(Scope::All, &order, false).await.unwrap(), 2);
     let prefix = StatusTarget::Topic("order:*".into());
-    assert_eq!(
-        store
-            .webhook_set_active(Scope::All, &prefix, true)
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(store.webhook_set_active(Scope::All, &prefix, true).await.unwrap(), 1);
     let none = StatusTarget::Topic("order:shipped".into());
-    assert_eq!(
-        store
-            .webhook_set_active(Scope::All, &none, true)
-            .await
-            .unwrap(),
-        0
-    );
+    assert_eq!(store.webhook_set_active(Scope::All, &none, true).await.unwrap(), 0);
 
     // Deleting cancels the queued payloads, and leaves finished ones alone.
     publish(&store, a, "order:created").await;
@@ -156,15 +110,8 @@ async fn webhooks_are_scoped_listed_switched_and_deleted() {
         "already gone"
     );
     assert!(store.webhook_get(Scope::All, a1).await.unwrap().is_none());
-    let statuses: Vec<DeliveryStatus> = payloads(&store, a1)
-        .await
-        .into_iter()
-        .map(|p| p.status)
-        .collect();
-    assert_eq!(
-        statuses,
-        vec![DeliveryStatus::Success, DeliveryStatus::Canceled]
-    );
+    let statuses: Vec<DeliveryStatus> = payloads(&store, a1).await.into_iter().map(|p| p.status).collect();
+    assert_eq!(statuses, vec![DeliveryStatus::Success, DeliveryStatus::Canceled]);
     assert!(store
         .queue_scan(now_millis())
         .await
