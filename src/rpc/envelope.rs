@@ -1,6 +1,7 @@
 //! The JSON-RPC 2.0 envelope: single requests, batches, notifications, and the exact
 //! response shape of CONTRACT.md §1 (`"error": null` beside every `result`).
 
+use futures_util::future::join_all;
 use serde_json::{json, Map, Value};
 
 use super::call::{self, Credentials};
@@ -54,15 +55,32 @@ pub async fn handle_body(app: &App, creds: &Credentials, body: &[u8]) -> Option<
         )),
         Value::Array(items) => {
             let mut out = Vec::new();
-            for item in items {
-                if let Some(resp) = handle_one(app, creds, item).await {
-                    out.push(resp);
-                }
+            for run in runs(items) {
+                // A run of publishes goes together so the events share commits; everything
+                // else runs one after the other, in the batch's order.
+                let answers = join_all(run.into_iter().map(|item| handle_one(app, creds, item))).await;
+                out.extend(answers.into_iter().flatten());
             }
             (!out.is_empty()).then_some(Value::Array(out))
         }
         single => handle_one(app, creds, single).await,
     }
+}
+
+/// Splits a batch into runs: each maximal stretch of consecutive `event.publish` calls is
+/// one run, every other request a run of its own.
+fn runs(items: Vec<Value>) -> Vec<Vec<Value>> {
+    let mut runs: Vec<Vec<Value>> = Vec::new();
+    let mut last_was_publish = false;
+    for item in items {
+        let publish = item["method"] == "call" && item["params"][1] == "event.publish";
+        match runs.last_mut() {
+            Some(run) if publish && last_was_publish => run.push(item),
+            _ => runs.push(vec![item]),
+        }
+        last_was_publish = publish;
+    }
+    runs
 }
 
 async fn handle_one(app: &App, creds: &Credentials, raw: Value) -> Option<Value> {

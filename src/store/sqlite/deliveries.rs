@@ -8,31 +8,6 @@ use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
 use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, Requeue, Scope, StoreResult};
 use crate::time::Millis;
 
-pub async fn queue_scan(pool: &SqlitePool, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
-    // Hops from one webhook id to the next through the queue index, so the cost grows with
-    // the number of webhooks that have work, not with the number of queued payloads.
-    let rows: Vec<(i64, Option<Millis>)> = sqlx::query_as(
-        "WITH RECURSIVE hop(w) AS ( \
-           SELECT MIN(webhook_id) FROM deliveries WHERE status IN ('pending', 'retrying') \
-           UNION ALL \
-           SELECT (SELECT MIN(webhook_id) FROM deliveries \
-                   WHERE status IN ('pending', 'retrying') AND webhook_id > hop.w) \
-           FROM hop WHERE hop.w IS NOT NULL) \
-         SELECT hop.w, (SELECT next_attempt_at FROM deliveries \
-                        WHERE webhook_id = hop.w AND status IN ('pending', 'retrying') \
-                          AND (lease_until IS NULL OR lease_until <= ?1) \
-                        ORDER BY next_attempt_at LIMIT 1) \
-         FROM hop JOIN webhooks w ON w.id = hop.w AND w.is_active = 1 WHERE hop.w IS NOT NULL",
-    )
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(w, due)| due.map(|d| (WebhookId(w), d)))
-        .collect())
-}
-
 pub async fn release_all(pool: &SqlitePool) -> StoreResult<u64> {
     let done =
         sqlx::query("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")

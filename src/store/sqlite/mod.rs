@@ -1,11 +1,13 @@
 //! The embedded SQLite store (WAL, synchronous=FULL: a commit is on disk when it returns).
 //!
 //! One idea to know: the hot writes (publish, claim, record) go to one writer thread that
-//! commits them in batches (`writer`, group commit, through rusqlite); the occasional writes
-//! (users, webhooks, sessions) use a one-connection sqlx pool, and reads a separate pool.
+//! commits them in batches (`writer`, group commit, through rusqlite), and the hot reads run
+//! in place on rusqlite read connections (`reads`); the occasional writes (users, webhooks,
+//! sessions) use a one-connection sqlx pool, and the occasional reads a separate sqlx pool.
 //! Every writer starts with BEGIN IMMEDIATE, so they queue on SQLite's lock, never deadlock.
 
 mod deliveries;
+mod reads;
 mod users;
 mod webhooks;
 mod writer;
@@ -32,6 +34,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     hot: writer::Writer,
+    fast: reads::Readers,
 }
 
 impl SqliteStore {
@@ -58,7 +61,8 @@ impl SqliteStore {
             )));
         }
         let hot = writer::Writer::start(&path)?;
-        Ok(Self { writer, reader, hot })
+        let fast = reads::Readers::open(&path, 4)?;
+        Ok(Self { writer, reader, hot, fast })
     }
 }
 
@@ -79,11 +83,11 @@ impl Store for SqliteStore {
     }
 
     async fn merchant_by_code(&self, code: &str) -> StoreResult<Option<MerchantId>> {
-        users::merchant_by_code(&self.reader, code).await
+        self.fast.merchant_by_code(code)
     }
 
     async fn merchant_list(&self) -> StoreResult<Vec<(MerchantId, String)>> {
-        users::merchant_list(&self.reader).await
+        self.fast.merchant_list()
     }
 
     async fn user_create(
@@ -97,7 +101,7 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRecord>> {
-        users::user_by_name(&self.reader, name).await
+        self.fast.user_by_name(name)
     }
 
     async fn user_list(&self) -> StoreResult<Vec<UserRecord>> {
@@ -113,7 +117,7 @@ impl Store for SqliteStore {
     }
 
     async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
-        users::session_user(&self.reader, id_hash, now).await
+        self.fast.session_user(id_hash, now)
     }
 
     async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64> {
@@ -138,7 +142,7 @@ impl Store for SqliteStore {
     }
 
     async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
-        webhooks::get(&self.reader, scope, id).await
+        self.fast.webhook_get(scope, id)
     }
 
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
@@ -184,7 +188,7 @@ impl Store for SqliteStore {
     }
 
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
-        deliveries::queue_scan(&self.reader, now).await
+        self.fast.queue_scan(now)
     }
 
     async fn delivery_claim(

@@ -34,21 +34,6 @@ pub async fn merchant_ensure(pool: &SqlitePool, code: &MerchantCode) -> StoreRes
     Ok(MerchantId(id))
 }
 
-pub async fn merchant_by_code(pool: &SqlitePool, code: &str) -> StoreResult<Option<MerchantId>> {
-    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM merchants WHERE code = ?")
-        .bind(code)
-        .fetch_optional(pool)
-        .await?;
-    Ok(id.map(MerchantId))
-}
-
-pub async fn merchant_list(pool: &SqlitePool) -> StoreResult<Vec<(MerchantId, String)>> {
-    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, code FROM merchants ORDER BY id")
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(|(id, code)| (MerchantId(id), code)).collect())
-}
-
 pub async fn user_create(
     pool: &SqlitePool,
     name: &UserName,
@@ -110,17 +95,6 @@ pub async fn session_create(
         .execute(pool)
         .await?;
     Ok(())
-}
-
-pub async fn session_user(pool: &SqlitePool, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
-    let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS} JOIN sessions s ON s.user_id = u.id WHERE s.id_hash = ? AND s.expires_at > ?"
-    ))
-    .bind(id_hash)
-    .bind(now)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.as_ref().map(user_from_row))
 }
 
 pub async fn session_purge_expired(pool: &SqlitePool, now: Millis) -> StoreResult<u64> {

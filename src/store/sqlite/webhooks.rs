@@ -80,17 +80,6 @@ pub async fn list(pool: &SqlitePool, scope: Scope) -> StoreResult<Vec<Webhook>> 
     Ok(rows.iter().map(webhook_from_row).collect())
 }
 
-pub async fn get(pool: &SqlitePool, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)"
-    ))
-    .bind(id.0)
-    .bind(scope.merchant_filter())
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.as_ref().map(webhook_from_row))
-}
-
 pub async fn set_active(pool: &SqlitePool, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
     let query = match target {
         StatusTarget::Id(id) => {
