@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::deliver::{attempt, Target};
 use crate::app::App;
-use crate::domain::WebhookId;
+use crate::domain::{DeliveryStatus, WebhookId};
 use crate::store::{DeliveryUpdate, Scope};
 use crate::time::{now_millis, Millis};
 
@@ -41,7 +41,7 @@ impl Lane {
     }
 }
 
-/// An outcome written back: the lane gets its slot back, and learns when to look again.
+/// An attempt finished: the lane gets its slot back, and learns when to look again.
 struct Done {
     webhook: WebhookId,
     retry_at: Option<Millis>,
@@ -52,7 +52,8 @@ struct Dispatcher {
     owner: String,
     lanes: HashMap<WebhookId, Lane>,
     in_flight: usize,
-    record_tx: mpsc::UnboundedSender<(WebhookId, DeliveryUpdate)>,
+    record_tx: mpsc::UnboundedSender<DeliveryUpdate>,
+    done_tx: mpsc::UnboundedSender<Done>,
 }
 
 /// Runs until `stop` turns true, then lets attempts in flight finish (bounded by the
@@ -60,7 +61,7 @@ struct Dispatcher {
 pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
     let (record_tx, record_rx) = mpsc::unbounded_channel();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(recorder(app.clone(), record_rx, done_tx));
+    let recorder = tokio::spawn(recorder(app.clone(), record_rx));
     let settings = app.settings.delivery.clone();
     let mut d = Dispatcher {
         app: app.clone(),
@@ -68,6 +69,7 @@ pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
         lanes: HashMap::new(),
         in_flight: 0,
         record_tx,
+        done_tx,
     };
     let mut next_scan = Instant::now();
     loop {
@@ -95,12 +97,8 @@ pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
         }
     }
     // Let attempts in flight finish and be recorded; their leases protect them otherwise.
-    let Dispatcher {
-        mut in_flight,
-        record_tx,
-        ..
-    } = d;
-    drop(record_tx);
+    let Dispatcher { mut in_flight, record_tx, done_tx, .. } = d;
+    drop((record_tx, done_tx));
     let grace = Instant::now() + settings.client.request_timeout + Duration::from_secs(2);
     while in_flight > 0 {
         match tokio::time::timeout_at(grace, done_rx.recv()).await {
@@ -205,11 +203,15 @@ impl Dispatcher {
     fn spawn_attempt(&self, target: Arc<Target>, claimed: crate::store::ClaimedDelivery) {
         let app = self.app.clone();
         let owner = self.owner.clone();
-        let tx = self.record_tx.clone();
+        let (record, done) = (self.record_tx.clone(), self.done_tx.clone());
         tokio::spawn(async move {
             let webhook = claimed.webhook_id;
             let (update, _) = attempt(&app.client, &app.settings.delivery.schedule, &target, claimed, &owner).await;
-            let _ = tx.send((webhook, update));
+            let retry_at = (update.status == DeliveryStatus::Retrying).then_some(update.next_attempt_at);
+            // The slot is free once the receiver has answered; until the outcome is written
+            // the payload's lease keeps it from being claimed again.
+            let _ = record.send(update);
+            let _ = done.send(Done { webhook, retry_at });
         });
     }
 
@@ -236,12 +238,8 @@ impl Dispatcher {
     }
 }
 
-/// Writes outcomes back in batches and tells the dispatcher each lane's slot is free.
-async fn recorder(
-    app: App,
-    mut rx: mpsc::UnboundedReceiver<(WebhookId, DeliveryUpdate)>,
-    done: mpsc::UnboundedSender<Done>,
-) {
+/// Writes outcomes back in batches.
+async fn recorder(app: App, mut rx: mpsc::UnboundedReceiver<DeliveryUpdate>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < RECORD_BATCH {
@@ -250,9 +248,8 @@ async fn recorder(
                 Err(_) => break,
             }
         }
-        let updates: Vec<DeliveryUpdate> = batch.iter().map(|(_, u)| u.clone()).collect();
         let mut tries = 0;
-        while let Err(e) = app.store.delivery_record(&updates).await {
+        while let Err(e) = app.store.delivery_record(&batch).await {
             tries += 1;
             tracing::error!(error = ?e, tries, "recording delivery outcomes failed");
             if tries >= 30 {
@@ -260,10 +257,6 @@ async fn recorder(
                 break;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        for (webhook, u) in batch {
-            let retry_at = (u.status == crate::domain::DeliveryStatus::Retrying).then_some(u.next_attempt_at);
-            let _ = done.send(Done { webhook, retry_at });
         }
     }
 }

@@ -85,7 +85,7 @@ fn serve(conn: Connection, rx: mpsc::Receiver<Job>) {
 }
 
 fn run_batch(conn: &Connection, batch: Vec<Job>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])) {
         let e = Arc::new(e);
         for job in batch {
             match job {
@@ -98,7 +98,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
         return;
     }
     let finishers: Vec<Finish> = batch.into_iter().map(|job| execute(conn, job)).collect();
-    let commit_error = conn.execute_batch("COMMIT").err().map(Arc::new);
+    let commit_error = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])).err().map(Arc::new);
     if commit_error.is_some() {
         let _ = conn.execute_batch("ROLLBACK");
         tracing::error!(error = ?commit_error, "SQLite write batch failed to commit");
@@ -119,10 +119,10 @@ fn execute(conn: &Connection, job: Job) -> Finish {
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     match f(conn) {
         Ok(v) => {
-            conn.execute_batch("RELEASE job")?;
+            conn.prepare_cached("RELEASE job")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
