@@ -57,9 +57,7 @@ impl Scale {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// The chart for one scenario's result.
@@ -74,11 +72,7 @@ pub fn latency_svg(r: &ScenarioResult) -> String {
 "#,
         escape(&r.scenario)
     );
-    let curves: Vec<_> = r
-        .latency_curves
-        .iter()
-        .filter(|c| !c.points.is_empty())
-        .collect();
+    let curves: Vec<_> = r.latency_curves.iter().filter(|c| !c.points.is_empty()).collect();
     if curves.is_empty() {
         let _ = write!(
             svg,
@@ -90,12 +84,7 @@ pub fn latency_svg(r: &ScenarioResult) -> String {
     // x: nines, with the max (percentile 100) one step past the last finite point.
     let last_finite = curves
         .iter()
-        .flat_map(|c| {
-            c.points
-                .iter()
-                .filter(|p| p[0] < 100.0)
-                .map(|p| nines(p[0]))
-        })
+        .flat_map(|c| c.points.iter().filter(|p| p[0] < 100.0).map(|p| nines(p[0])))
         .fold(0.0f64, f64::max);
     let x_end = (last_finite * 61.0 / 60.0).max(0.1);
     let x_max = x_end.ceil().max(1.0);
@@ -137,11 +126,7 @@ pub fn latency_svg(r: &ScenarioResult) -> String {
         let x = LEFT + pw * i as f64 / x_max;
         let label = match i {
             0 => "0%".to_string(),
-            n => format!(
-                "{:.*}%",
-                n.saturating_sub(2),
-                100.0 - 100.0 / 10f64.powi(n as i32)
-            ),
+            n => format!("{:.*}%", n.saturating_sub(2), 100.0 - 100.0 / 10f64.powi(n as i32)),
         };
         let _ = writeln!(
             svg,

@@ -66,9 +66,7 @@ impl Ctx {
         let style = ProgressStyle::with_template(template)
             .expect("a valid progress template")
             .progress_chars("=> ");
-        let bar = self
-            .multi
-            .add(ProgressBar::new(len.unwrap_or(0)).with_style(style));
+        let bar = self.multi.add(ProgressBar::new(len.unwrap_or(0)).with_style(style));
         bar.set_prefix(scenario.to_string());
         bar.set_message(phase.to_string());
         bar
@@ -90,11 +88,7 @@ impl Setup {
         stall: Option<Stall>,
         tweak: impl FnOnce(&mut Config),
     ) -> anyhow::Result<Self> {
-        let receiver = Arc::new(
-            Receiver::start(slots, stall)
-                .await
-                .context("starting the receiver")?,
-        );
+        let receiver = Arc::new(Receiver::start(slots, stall).await.context("starting the receiver")?);
         let server = BenchServer::start(&ctx.hookd, &ctx.db_root, tweak).await?;
         let admin = Rpc::new(&server.endpoint, &server.admin)?;
         let shop = Rpc::new(&server.endpoint, &server.merchant_user)?;
@@ -168,8 +162,7 @@ impl Setup {
 
     /// Waits until every payload the publisher was told about has arrived.
     pub async fn wait_all(&self, publisher: &Publisher) -> bool {
-        self.wait_for(publisher.payloads(), |r| r.counts().unique)
-            .await
+        self.wait_for(publisher.payloads(), |r| r.counts().unique).await
     }
 
     /// The figures every scenario reports, for a single measured publishing phase; the
@@ -188,9 +181,7 @@ impl Setup {
         let mut problems = Vec::new();
         let lost = made.saturating_sub(counts.unique);
         if lost > 0 {
-            problems.push(format!(
-                "{lost} of {made} payloads never arrived at the receiver"
-            ));
+            problems.push(format!("{lost} of {made} payloads never arrived at the receiver"));
         }
         if made != expected_payloads {
             problems.push(format!(
@@ -205,18 +196,9 @@ impl Setup {
             ));
         }
         for (n, what) in [
-            (
-                counts.unexpected,
-                "requests reached URLs no payload was meant for",
-            ),
-            (
-                counts.malformed,
-                "deliveries had a body the bench could not read",
-            ),
-            (
-                counts.signatures_bad,
-                "sampled deliveries had a wrong signature",
-            ),
+            (counts.unexpected, "requests reached URLs no payload was meant for"),
+            (counts.malformed, "deliveries had a body the bench could not read"),
+            (counts.signatures_bad, "sampled deliveries had a wrong signature"),
         ] {
             if n > 0 {
                 problems.push(format!("{n} {what}"));

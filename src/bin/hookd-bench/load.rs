@@ -37,10 +37,7 @@ impl Rpc {
             .timeout(Duration::from_secs(120))
             .build()
             .context("building the JSON-RPC client")?;
-        let auth = format!(
-            "Basic {}",
-            BASE64.encode(format!("{}:{}", login.name, login.key))
-        );
+        let auth = format!("Basic {}", BASE64.encode(format!("{}:{}", login.name, login.key)));
         Ok(Self {
             http,
             url: endpoint.to_string(),
@@ -61,18 +58,13 @@ impl Rpc {
             .context("sending a JSON-RPC request")?;
         let status = resp.status();
         let body = resp.bytes().await.context("reading a JSON-RPC response")?;
-        anyhow::ensure!(
-            status.is_success(),
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&body)
-        );
+        anyhow::ensure!(status.is_success(), "HTTP {status}: {}", String::from_utf8_lossy(&body));
         Ok(body)
     }
 
     /// `call(null, method, args)`: the result, or the JSON-RPC error as an error.
     pub async fn call(&self, method: &str, args: Value) -> anyhow::Result<Value> {
-        let body =
-            json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [null, method, args]});
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [null, method, args]});
         let resp: Value = serde_json::from_slice(&self.post(body.to_string()).await?)?;
         match resp.get("error") {
             Some(e) if !e.is_null() => anyhow::bail!("{method} failed: {e}"),
@@ -176,10 +168,7 @@ impl Publisher {
                 self.payloads.fetch_add(res.payloads, Ordering::Relaxed);
                 self.progress.inc(1);
             }
-            (_, e) => self.failed(
-                1,
-                format!("event.publish answered {}", e.unwrap_or(Value::Null)),
-            ),
+            (_, e) => self.failed(1, format!("event.publish answered {}", e.unwrap_or(Value::Null))),
         }
     }
 
@@ -232,12 +221,7 @@ impl Amount {
 
 /// Publishes with `concurrency` requests in flight, each carrying `batch` events (1 =
 /// single-event requests), as fast as hookd answers.
-pub async fn closed_loop(
-    p: &Arc<Publisher>,
-    amount: Amount,
-    concurrency: usize,
-    batch: u64,
-) -> PublishRun {
+pub async fn closed_loop(p: &Arc<Publisher>, amount: Amount, concurrency: usize, batch: u64) -> PublishRun {
     let (events, deadline) = match amount {
         Amount::Events(n) => (n, None),
         Amount::For(d) => (u64::MAX, Some(tokio::time::Instant::now() + d)),
@@ -250,10 +234,9 @@ pub async fn closed_loop(
             let (p, remaining) = (p.clone(), remaining.clone());
             tokio::spawn(async move {
                 while deadline.is_none_or(|d| tokio::time::Instant::now() < d) {
-                    let take =
-                        remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                            (left > 0).then(|| left - left.min(batch))
-                        });
+                    let take = remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                        (left > 0).then(|| left - left.min(batch))
+                    });
                     match take {
                         Ok(left) => p.publish(left.min(batch)).await,
                         Err(_) => break,

@@ -94,11 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         } else {
             std::slice::from_ref(s)
         };
-        chosen.extend(
-            add.iter()
-                .filter(|a| !chosen.contains(a))
-                .collect::<Vec<_>>(),
-        );
+        chosen.extend(add.iter().filter(|a| !chosen.contains(a)).collect::<Vec<_>>());
     }
     if chosen.is_empty() {
         chosen = Scenario::EACH.to_vec();
@@ -162,7 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     println!("{}", report::targets_table(&results));
     let problems = report::problems(&results);
     if !problems.is_empty() {
-        println!("PROBLEMS (the harness did not see everything delivered):\n{problems}");
+        println!("PROBLEMS (events lost, or the harness could not measure):\n{problems}");
     }
     report::save_latest(&out, &run_info, &results)?;
     println!(
@@ -189,11 +185,7 @@ fn utc_stamp(compact: bool) -> String {
 
 /// What the numbers depend on: machine, build, sizes.
 fn describe_run(cli: &Cli, db_root: &std::path::Path) -> Value {
-    let read = |path: &str| {
-        std::fs::read_to_string(path)
-            .map(|s| s.trim().to_string())
-            .ok()
-    };
+    let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_string()).ok();
     let cpu_model = read("/proc/cpuinfo").and_then(|info| {
         info.lines()
             .find(|l| l.starts_with("model name"))

@@ -83,11 +83,7 @@ impl Histogram {
 
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
-            buckets: self
-                .buckets
-                .iter()
-                .map(|b| b.load(Ordering::Relaxed))
-                .collect(),
+            buckets: self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
             count: self.count.load(Ordering::Relaxed),
             sum: self.sum.load(Ordering::Relaxed),
             max: self.max.load(Ordering::Relaxed),
@@ -187,6 +183,9 @@ pub struct Usage {
     /// How the peak was found: `VmHWM` (kernel high-water mark, reset at the start),
     /// `sampled` (VmRSS read every 50 ms) or `maxrss` (process lifetime, getrusage).
     pub rss_method: String,
+    /// The machine's 1-minute load average when the scenario ended: well above what the
+    /// bench itself adds (about 1.5) means something else competed for the CPUs.
+    pub load_avg_1m: Option<f64>,
 }
 
 /// A running measurement of CPU and memory; `finish` reports it.
@@ -258,6 +257,9 @@ impl UsageMeter {
             peak_rss_mb: peak_kib.map(mb),
             start_rss_mb: self.start_rss.map(mb),
             rss_method: method.into(),
+            load_avg_1m: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next().and_then(|v| v.parse().ok())),
         }
     }
 }
@@ -266,12 +268,7 @@ impl UsageMeter {
 fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
 }
 
 fn rusage() -> libc::rusage {
@@ -286,9 +283,7 @@ fn rusage() -> libc::rusage {
 /// User plus system CPU time of the whole process, exited threads included.
 fn process_cpu() -> Duration {
     let u = rusage();
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
@@ -298,11 +293,7 @@ fn max_rss_kib() -> Option<u64> {
     if raw == 0 {
         return None;
     }
-    Some(if cfg!(target_os = "macos") {
-        raw / 1024
-    } else {
-        raw
-    })
+    Some(if cfg!(target_os = "macos") { raw / 1024 } else { raw })
 }
 
 /// CPU time of the bench's own threads (named `bench-…`, and the main thread, which only
@@ -325,12 +316,7 @@ fn bench_threads_cpu() -> Option<Duration> {
         }
         let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
         // After the name: state is field 3, utime 14 and stime 15 (1-based, whole line).
-        let time = |i: usize| {
-            fields
-                .get(i - 3)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
+        let time = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
         total += (time(14) + time(15)) / ticks;
     }
     Some(Duration::from_secs_f64(total))
@@ -351,18 +337,7 @@ mod tests {
 
     #[test]
     fn buckets_cover_their_values() {
-        for v in [
-            0,
-            1,
-            127,
-            128,
-            129,
-            130,
-            1000,
-            12_345,
-            1 << 30,
-            (1 << 40) - 1,
-        ] {
+        for v in [0, 1, 127, 128, 129, 130, 1000, 12_345, 1 << 30, (1 << 40) - 1] {
             let i = bucket_of(v);
             assert!(bucket_top(i) >= v, "{v}");
             assert!(i == 0 || bucket_top(i - 1) < v, "{v}");

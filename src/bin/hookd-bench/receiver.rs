@@ -146,8 +146,7 @@ impl Receiver {
 
     pub fn counts(&self) -> Counts {
         let s = &self.shared;
-        let sum =
-            |f: fn(&Slot) -> &AtomicU64| s.slots.iter().map(|x| f(x).load(Ordering::Relaxed)).sum();
+        let sum = |f: fn(&Slot) -> &AtomicU64| s.slots.iter().map(|x| f(x).load(Ordering::Relaxed)).sum();
         Counts {
             unique: sum(|x| &x.unique),
             duplicates: sum(|x| &x.duplicates),
@@ -213,12 +212,7 @@ struct Message {
     webhook_increment_id: u64,
 }
 
-async fn deliver(
-    State(s): State<Arc<Shared>>,
-    Path(slot): Path<usize>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
+async fn deliver(State(s): State<Arc<Shared>>, Path(slot): Path<usize>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let now = now_us();
     let Some(entry) = s.slots.get(slot) else {
         s.unexpected.fetch_add(1, Ordering::Relaxed);
@@ -264,12 +258,7 @@ async fn unexpected(State(s): State<Arc<Shared>>) -> StatusCode {
 
 /// Checks `X-Plugin-Hmac-Sha256` and the Standard Webhooks `webhook-signature`.
 fn signatures_valid(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> bool {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mac = |parts: &[&[u8]]| {
         let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key");
         for p in parts {
@@ -279,12 +268,7 @@ fn signatures_valid(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> bool {
     };
     let plugin_ok = header("x-plugin-hmac-sha256") == mac(&[body]);
     let (id, ts) = (header("webhook-id"), header("webhook-timestamp"));
-    let expected = format!(
-        "v1,{}",
-        mac(&[id.as_bytes(), b".", ts.as_bytes(), b".", body])
-    );
-    let standard_ok = header("webhook-signature")
-        .split(' ')
-        .any(|sig| sig == expected);
+    let expected = format!("v1,{}", mac(&[id.as_bytes(), b".", ts.as_bytes(), b".", body]));
+    let standard_ok = header("webhook-signature").split(' ').any(|sig| sig == expected);
     plugin_ok && standard_ok && !id.is_empty()
 }

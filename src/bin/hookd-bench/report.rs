@@ -122,6 +122,9 @@ pub fn num(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".into();
     }
+    if v == 0.0 {
+        return "0".into();
+    }
     if v.abs() >= 100.0 {
         let s = format!("{:.0}", v.abs());
         let mut out = String::new();
@@ -170,15 +173,8 @@ pub fn summary_table(results: &[ScenarioResult]) -> String {
     let _ = writeln!(out, "{header}\n{}", "-".repeat(header.chars().count()));
     for r in results {
         let l = &r.latency_ms;
-        let rss = r
-            .usage
-            .peak_rss_mb
-            .map_or("n/a".into(), |m| format!("{} MB", num(m)));
-        let cpu = format!(
-            "{}% / {}%",
-            opt(r.usage.cpu_hookd_pct),
-            opt(r.usage.cpu_bench_pct)
-        );
+        let rss = r.usage.peak_rss_mb.map_or("n/a".into(), |m| format!("{} MB", num(m)));
+        let cpu = format!("{}% / {}%", opt(r.usage.cpu_hookd_pct), opt(r.usage.cpu_bench_pct));
         let _ = writeln!(
             out,
             "{:<14} {:>10} {:>12} {:>8} {:>8} {:>8} {:>9} {:>9} {:>15} {:>5}",
@@ -233,12 +229,7 @@ pub fn problems(results: &[ScenarioResult]) -> String {
 }
 
 /// Writes `<scenario>-<stamp>.json` and `<scenario>.svg` for one scenario.
-pub fn save_scenario(
-    dir: &Path,
-    run: &Value,
-    r: &ScenarioResult,
-    stamp: &str,
-) -> anyhow::Result<()> {
+pub fn save_scenario(dir: &Path, run: &Value, r: &ScenarioResult, stamp: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let file = dir.join(format!("{}-{stamp}.json", r.scenario));
     let doc = serde_json::json!({"run": run, "result": r});
@@ -255,8 +246,7 @@ pub fn save_latest(dir: &Path, run: &Value, results: &[ScenarioResult]) -> anyho
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let file = dir.join("latest.json");
     let doc = serde_json::json!({"run": run, "results": results});
-    std::fs::write(&file, serde_json::to_string_pretty(&doc)?)
-        .with_context(|| format!("writing {}", file.display()))
+    std::fs::write(&file, serde_json::to_string_pretty(&doc)?).with_context(|| format!("writing {}", file.display()))
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub struct BenchServer {
     pub app: App,
     /// `http://127.0.0.1:PORT/api/jsonrpc`
     pub endpoint: String,
+    /// `sqlite://…/hookd.db` in the server's temporary directory.
+    pub database_url: String,
     pub admin: Login,
     pub merchant_user: Login,
     pub merchant: MerchantId,
@@ -53,11 +55,7 @@ fn bench_config(dir: &Path) -> anyhow::Result<Config> {
 impl BenchServer {
     /// Builds and starts hookd on `hookd` with a fresh database under `db_root`, and makes
     /// the merchant `bench` with a merchant user and an admin.
-    pub async fn start(
-        hookd: &Handle,
-        db_root: &Path,
-        tweak: impl FnOnce(&mut Config),
-    ) -> anyhow::Result<Self> {
+    pub async fn start(hookd: &Handle, db_root: &Path, tweak: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
         let dir = db_root.join(format!(
             "hookd-bench-{}-{:08x}",
             std::process::id(),
@@ -66,6 +64,7 @@ impl BenchServer {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut config = bench_config(&dir)?;
         tweak(&mut config);
+        let database_url = config.database_url.clone();
         let application = hookd
             .spawn(Application::build(config))
             .await?
@@ -80,6 +79,7 @@ impl BenchServer {
         Ok(Self {
             app,
             endpoint: format!("http://{addr}/api/jsonrpc"),
+            database_url,
             admin,
             merchant_user,
             merchant,
@@ -92,10 +92,7 @@ impl BenchServer {
     }
 
     /// Runs `fut` on hookd's runtime (for direct store calls) and waits for it.
-    pub async fn on_hookd<T: Send + 'static>(
-        &self,
-        fut: impl Future<Output = T> + Send + 'static,
-    ) -> T {
+    pub async fn on_hookd<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> T {
         self.hookd
             .spawn(fut)
             .await
@@ -105,12 +102,12 @@ impl BenchServer {
     /// Starts delivery workers on a server built with `dispatch = false`.
     pub fn start_dispatcher(&mut self) {
         let (tx, rx) = watch::channel(false);
-        let worker =
-            hookd::dispatch::worker::run(self.app.clone(), hookd::startup::node_name(), rx);
+        let worker = hookd::dispatch::worker::run(self.app.clone(), hookd::startup::node_name(), rx);
         self.dispatcher = Some((tx, self.hookd.spawn(worker)));
     }
 
-    /// Stops serving (and the dispatcher started here), then removes the database.
+    /// Stops serving (and the dispatcher started here) and waits for it; dropping the
+    /// server then removes the database.
     pub async fn stop(mut self) {
         let deadline = Duration::from_secs(30);
         if let Some((tx, task)) = self.dispatcher.take() {
@@ -129,15 +126,25 @@ impl BenchServer {
                 _ => {}
             }
         }
+    }
+}
+
+/// A scenario that failed half-way drops its server without `stop`: signal it to stop
+/// (without waiting) and remove the database either way.
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        if let Some((tx, _)) = self.dispatcher.take() {
+            let _ = tx.send(true);
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 async fn make_users(app: App) -> anyhow::Result<(Login, Login, MerchantId)> {
-    let merchant = app
-        .store
-        .merchant_ensure(&MerchantCode::parse("bench")?)
-        .await?;
+    let merchant = app.store.merchant_ensure(&MerchantCode::parse("bench")?).await?;
     let mut logins = Vec::new();
     for (name, role, of) in [
         ("bench-admin", Role::Admin, None),
@@ -148,9 +155,7 @@ async fn make_users(app: App) -> anyhow::Result<(Login, Login, MerchantId)> {
             let key = ApiKey::from_plain(key.expose());
             tokio::task::spawn_blocking(move || key.hash()).await?
         };
-        app.store
-            .user_create(&UserName::parse(name)?, role, of, &hash)
-            .await?;
+        app.store.user_create(&UserName::parse(name)?, role, of, &hash).await?;
         logins.push(Login {
             name: name.into(),
             key: key.expose().into(),

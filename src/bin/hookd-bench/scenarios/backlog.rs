@@ -46,11 +46,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
         num(r.expected_deliveries as f64)
     );
     let rss = Check::at_most(&figure, peak.unwrap_or(f64::NAN), 150.0, "MB");
-    r.checks.push(if peak.is_some() {
-        rss
-    } else {
-        rss.unmeasured()
-    });
+    r.checks.push(if peak.is_some() { rss } else { rss.unmeasured() });
     let drain = Check::at_least(
         "drain rate (dispatcher start→last receipt)",
         r.deliveries_per_s,

@@ -4,9 +4,9 @@
 //!
 //! Sizes: a full run publishes for 15 s per throughput phase (so a faster hookd does not
 //! make the run too short to mean anything), 10,000 events at 500/s for latency, 1,500
-//! events × 100 webhooks for fan-out and a million payloads for backlog; `--smoke` uses a
-//! few hundred events everywhere; `--events N` fixes the event count of every phase (for
-//! `backlog`, the payload count).
+//! events × 100 webhooks for fan-out, 5,000 events × 11 webhooks per isolation phase and a
+//! million payloads for backlog; `--smoke` uses a few hundred events everywhere;
+//! `--events N` fixes the event count of every phase (for `backlog`, the payload count).
 
 mod backlog;
 mod isolation;
@@ -85,9 +85,7 @@ impl Scenario {
         let mut r = match self {
             Scenario::Publish => closed(ctx, &name, 1, ctx.amount(PHASE, 300), 32, 1).await?,
             Scenario::PublishBatch | Scenario::E2e => closed(ctx, &name, 1, full, 4, 100).await?,
-            Scenario::Fanout => {
-                closed(ctx, &name, 100, Amount::Events(ctx.size(1_500, 5)), 4, 1).await?
-            }
+            Scenario::Fanout => closed(ctx, &name, 100, Amount::Events(ctx.size(1_500, 5)), 4, 1).await?,
             Scenario::Latency => return latency(ctx, &name).await,
             Scenario::ManyWebhooks => return many_webhooks::run(ctx, &name).await,
             Scenario::Backlog => return backlog::run(ctx, &name).await,
@@ -96,30 +94,17 @@ impl Scenario {
         };
         let (events, deliveries) = (r.events_per_s, r.deliveries_per_s);
         r.checks.push(match self {
-            Scenario::Publish => Check::at_least(
-                "events/s, 32 concurrent single-event publishes",
-                events,
-                10_000.0,
-                "/s",
-            ),
-            Scenario::PublishBatch => Check::at_least(
-                "events/s, batches of 100 (4 in flight)",
-                events,
-                30_000.0,
-                "/s",
-            ),
+            Scenario::Publish => {
+                Check::at_least("events/s, 32 concurrent single-event publishes", events, 10_000.0, "/s")
+            }
+            Scenario::PublishBatch => Check::at_least("events/s, batches of 100 (4 in flight)", events, 30_000.0, "/s"),
             Scenario::E2e => Check::at_least(
                 "deliveries/s, one webhook, first publish→last receipt",
                 deliveries,
                 10_000.0,
                 "/s",
             ),
-            Scenario::Fanout => Check::at_least(
-                "deliveries/s, each event to 100 webhooks",
-                deliveries,
-                10_000.0,
-                "/s",
-            ),
+            Scenario::Fanout => Check::at_least("deliveries/s, each event to 100 webhooks", deliveries, 10_000.0, "/s"),
             _ => unreachable!("the other scenarios return above"),
         });
         Ok(r)
@@ -169,18 +154,10 @@ async fn latency(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     let mut r = setup.result(run, &publisher, usage, events);
     r.params = json!({"webhooks": 1, "events": events, "rate": RATE});
     let (p50, p99) = (r.latency_ms.p50, r.latency_ms.p99);
-    r.checks.push(Check::at_most(
-        "publish→receipt p50 at 500 events/s",
-        p50,
-        2.0,
-        "ms",
-    ));
-    r.checks.push(Check::at_most(
-        "publish→receipt p99 at 500 events/s",
-        p99,
-        8.0,
-        "ms",
-    ));
+    r.checks
+        .push(Check::at_most("publish→receipt p50 at 500 events/s", p50, 2.0, "ms"));
+    r.checks
+        .push(Check::at_most("publish→receipt p99 at 500 events/s", p99, 8.0, "ms"));
     setup.server.stop().await;
     Ok(r)
 }
