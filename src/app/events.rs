@@ -23,13 +23,6 @@ impl App {
         let Value::Object(fields) = message else {
             return Err(AppError::InvalidData("message must be a JSON object".into()));
         };
-        let size = message.to_string().len();
-        if size > self.settings.max_message_bytes {
-            return Err(AppError::InvalidData(format!(
-                "message is {size} bytes, more than the limit of {}",
-                self.settings.max_message_bytes
-            )));
-        }
         if let Some(key) = &options.idempotency_key {
             if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
                 return Err(AppError::InvalidData(format!(
@@ -40,6 +33,13 @@ impl App {
         let (merchant, code) = self.resolve_merchant(options.merchant_code.as_deref()).await?;
         let now = now_millis();
         let body = BodyTemplate::new(topic.as_str(), &code, fields, now);
+        let size = body.message_len();
+        if size > self.settings.max_message_bytes {
+            return Err(AppError::InvalidData(format!(
+                "message is {size} bytes, more than the limit of {}",
+                self.settings.max_message_bytes
+            )));
+        }
         let published = self
             .store
             .event_publish(&PublishRequest {

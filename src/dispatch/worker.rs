@@ -97,7 +97,12 @@ pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
         }
     }
     // Let attempts in flight finish and be recorded; their leases protect them otherwise.
-    let Dispatcher { mut in_flight, record_tx, done_tx, .. } = d;
+    let Dispatcher {
+        mut in_flight,
+        record_tx,
+        done_tx,
+        ..
+    } = d;
     drop((record_tx, done_tx));
     let grace = Instant::now() + settings.client.request_timeout + Duration::from_secs(2);
     while in_flight > 0 {

@@ -49,6 +49,7 @@ pub struct BodyTemplate {
     head: String,
     /// Whether the message had fields (so a comma is needed before ours).
     has_fields: bool,
+    message_len: usize,
     /// `"event_timestamp":"…"}}`
     tail: String,
 }
@@ -56,10 +57,17 @@ pub struct BodyTemplate {
 impl BodyTemplate {
     /// `message` keeps its field order; fields named like ours are replaced by ours.
     pub fn new(topic: &str, merchant_code: &str, message: &Map<String, Value>, published_at: Millis) -> Self {
-        let mut message = message.clone();
-        message.remove("webhook_increment_id");
-        message.remove("event_timestamp");
-        let message_json = Value::Object(message.clone()).to_string();
+        let own = |k: &String| k == "webhook_increment_id" || k == "event_timestamp";
+        let cleaned;
+        let message = if message.keys().any(own) {
+            let mut m = message.clone();
+            m.retain(|k, _| !own(k));
+            cleaned = m;
+            &cleaned
+        } else {
+            message
+        };
+        let message_json = serde_json::to_string(message).expect("a JSON object serializes");
         let mut head = format!(
             "{{\"topic\":{},\"merchant_code\":{},\"message\":",
             Value::from(topic),
@@ -70,8 +78,14 @@ impl BodyTemplate {
         Self {
             head,
             has_fields: !message.is_empty(),
+            message_len: message_json.len(),
             tail,
         }
+    }
+
+    /// The serialized size of the message as published (our own fields not counted).
+    pub fn message_len(&self) -> usize {
+        self.message_len
     }
 
     pub fn render(&self, increment_id: i64) -> Vec<u8> {
@@ -105,6 +119,18 @@ mod tests {
         );
         let raw = String::from_utf8(t.render(3)).unwrap();
         assert!(raw.starts_with("{\"topic\":\"order:created\",\"merchant_code\":\"shop1\",\"message\":{\"order_id\":7"));
+    }
+
+    #[test]
+    fn replacing_our_own_fields_keeps_the_message_s_field_order() {
+        let msg = json!({"a": 1, "event_timestamp": "x", "b": 2, "c": 3});
+        let t = BodyTemplate::new("order:created", "m", msg.as_object().unwrap(), 0);
+        let raw = String::from_utf8(t.render(5)).unwrap();
+        assert!(
+            raw.contains("\"message\":{\"a\":1,\"b\":2,\"c\":3,\"webhook_increment_id\":5,"),
+            "{raw}"
+        );
+        assert_eq!(t.message_len(), "{\"a\":1,\"b\":2,\"c\":3}".len());
     }
 
     #[test]

@@ -62,7 +62,12 @@ impl SqliteStore {
         }
         let hot = writer::Writer::start(&path)?;
         let fast = reads::Readers::open(&path, 4)?;
-        Ok(Self { writer, reader, hot, fast })
+        Ok(Self {
+            writer,
+            reader,
+            hot,
+            fast,
+        })
     }
 }
 

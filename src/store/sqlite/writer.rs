@@ -98,7 +98,11 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
         return;
     }
     let finishers: Vec<Finish> = batch.into_iter().map(|job| execute(conn, job)).collect();
-    let commit_error = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])).err().map(Arc::new);
+    let commit_error = conn
+        .prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]))
+        .err()
+        .map(Arc::new);
     if commit_error.is_some() {
         let _ = conn.execute_batch("ROLLBACK");
         tracing::error!(error = ?commit_error, "SQLite write batch failed to commit");

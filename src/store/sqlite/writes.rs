@@ -68,7 +68,10 @@ pub fn publish(c: &Connection, job: &PublishJob) -> rusqlite::Result<Published> 
             "SELECT t.webhook_id FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
              WHERE t.merchant_id = ?1 AND t.pattern IN (?2, ?3, ?4) AND w.is_active = 1",
         )?
-        .query_map(params![job.merchant, job.match_keys[0], job.match_keys[1], job.match_keys[2]], |r| r.get(0))?
+        .query_map(
+            params![job.merchant, job.match_keys[0], job.match_keys[1], job.match_keys[2]],
+            |r| r.get(0),
+        )?
         .collect::<Result<_, _>>()?;
     hooks.sort_unstable();
     hooks.dedup();
