@@ -1,19 +1,24 @@
 //! The embedded SQLite store (WAL, synchronous=FULL: a commit is on disk when it returns).
 //!
-//! One idea to know: the hot writes (publish, claim, record) go to one writer thread that
-//! commits them in batches (`writer`, group commit, through rusqlite), and the hot reads run
-//! in place on rusqlite read connections (`reads`); the occasional writes (users, webhooks,
+//! One idea to know: the hot writes (publish, record) go to one writer thread that commits
+//! them in batches (`writer`, group commit, through rusqlite), and the hot reads run in place
+//! on rusqlite read connections (`reads`); claiming is such a read, with leases held in
+//! memory (`leases`: one process serves one SQLite file); the occasional writes (users, webhooks,
 //! sessions) use a one-connection sqlx pool, and the occasional reads a separate sqlx pool.
 //! Every writer starts with BEGIN IMMEDIATE, so they queue on SQLite's lock, never deadlock.
 
 mod deliveries;
+mod leases;
 mod reads;
+#[cfg(test)]
+mod tests;
 mod users;
 mod webhooks;
 mod writer;
 mod writes;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,6 +40,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     hot: writer::Writer,
     fast: reads::Readers,
+    leases: Arc<leases::Leases>,
 }
 
 impl SqliteStore {
@@ -60,13 +66,15 @@ impl SqliteStore {
                 "{url} (an in-memory SQLite database cannot be shared)"
             )));
         }
-        let hot = writer::Writer::start(&path)?;
+        let leases = Arc::new(leases::Leases::default());
+        let hot = writer::Writer::start(&path, leases.clone())?;
         let fast = reads::Readers::open(&path, 4)?;
         Ok(Self {
             writer,
             reader,
             hot,
             fast,
+            leases,
         })
     }
 }
@@ -177,7 +185,7 @@ impl Store for SqliteStore {
         webhook: WebhookId,
         topic: &str,
         body: &BodyTemplate,
-        owner: &str,
+        _owner: &str,
         lease_until: Millis,
     ) -> StoreResult<Option<ClaimedDelivery>> {
         self.hot
@@ -186,7 +194,6 @@ impl Store for SqliteStore {
                 webhook,
                 topic: topic.to_string(),
                 body: body.clone(),
-                owner: owner.to_string(),
                 lease_until,
             })
             .await
@@ -199,24 +206,21 @@ impl Store for SqliteStore {
     async fn delivery_claim(
         &self,
         webhook: WebhookId,
-        owner: &str,
+        _owner: &str,
         now: Millis,
         lease_until: Millis,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        self.hot
-            .claim(writes::ClaimJob {
-                webhook,
-                owner: owner.to_string(),
-                now,
-                lease_until,
-                limit,
-            })
-            .await
+        let limit = usize::try_from(limit).unwrap_or(0);
+        self.fast.claim(&self.leases, webhook, now, lease_until, limit)
     }
 
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()> {
-        self.hot.record(updates.to_vec()).await
+        self.hot.record(updates.to_vec()).await?;
+        // Committed: the payloads have left the queue (or wait for a retry), so their
+        // leases can go.
+        self.leases.release(updates.iter().map(|u| u.delivery_id));
+        Ok(())
     }
 
     async fn lease_release_all(&self) -> StoreResult<u64> {

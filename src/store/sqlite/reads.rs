@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::domain::{MerchantId, Role, UserId, Webhook, WebhookId};
-use crate::store::{Scope, StoreResult, UserRecord};
+use super::leases::Leases;
+use crate::domain::{DeliveryId, MerchantId, Role, UserId, Webhook, WebhookId};
+use crate::store::{ClaimedDelivery, Scope, StoreResult, UserRecord};
 use crate::time::Millis;
 
 pub struct Readers {
@@ -122,6 +123,81 @@ impl Readers {
             .collect()
         })
     }
+}
+
+impl Readers {
+    /// Claims up to `limit` due payloads of an active webhook, oldest first: reads the
+    /// queue through its index (skipping what `leases` holds), holds what it takes until
+    /// `until`, then loads their bodies. Nothing is written; see `leases`.
+    pub fn claim(
+        &self,
+        leases: &Leases,
+        webhook: WebhookId,
+        now: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        self.with(|c| {
+            let active = c
+                .prepare_cached("SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1")?
+                .exists([webhook.0])?;
+            if !active || limit == 0 {
+                return Ok(vec![]);
+            }
+            let mut claimed = Vec::with_capacity(limit);
+            // A candidate may have left the queue after it was read and before it was taken
+            // (its outcome committed, then its lease went): loading finds that, and then the
+            // queue is read again, so such a race never makes a busy lane look empty.
+            for _ in 0..3 {
+                let want = limit - claimed.len();
+                let candidates: Vec<DeliveryId> = c
+                    .prepare_cached(
+                        "SELECT id FROM deliveries WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') \
+                         AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3",
+                    )?
+                    .query_map(params![webhook.0, now, (want + leases.held_for(webhook)) as i64], |r| {
+                        r.get(0).map(DeliveryId)
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let taken = leases.take(webhook, candidates, now, until, want);
+                let loaded = load_claimed(c, webhook, &taken);
+                let kept: Vec<DeliveryId> = loaded
+                    .as_ref()
+                    .map(|v| v.iter().map(|d| d.id).collect())
+                    .unwrap_or_default();
+                leases.release(taken.iter().copied().filter(|id| !kept.contains(id)));
+                let loaded = loaded?;
+                let raced = loaded.len() < taken.len();
+                claimed.extend(loaded);
+                if !raced || claimed.len() == limit {
+                    break;
+                }
+            }
+            Ok(claimed)
+        })
+    }
+}
+
+fn load_claimed(c: &Connection, webhook: WebhookId, ids: &[DeliveryId]) -> rusqlite::Result<Vec<ClaimedDelivery>> {
+    let mut load = c.prepare_cached(
+        "SELECT increment_id, attempts, body FROM deliveries WHERE id = ?1 AND status IN ('pending', 'retrying')",
+    )?;
+    let mut claimed = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let row = load
+            .query_row([id.0], |r| {
+                Ok(ClaimedDelivery {
+                    id,
+                    webhook_id: webhook,
+                    increment_id: r.get(0)?,
+                    attempts: r.get(1)?,
+                    body: r.get(2)?,
+                })
+            })
+            .optional()?;
+        claimed.extend(row);
+    }
+    Ok(claimed)
 }
 
 const USER_COLUMNS: &str = "u.id, u.name, u.role, u.merchant_id, m.code, u.key_hash, u.created_at \

@@ -1,7 +1,10 @@
 //! The SQL of the hot writes (run by `writer` inside a batch transaction): publish with
-//! fan-out and gap-free increment ids, claiming due payloads, and recording outcomes.
+//! fan-out and gap-free increment ids, and recording outcomes. (Claiming is a read: see
+//! `leases`.)
 
 use rusqlite::{params, Connection, OptionalExtension};
+
+use super::leases::Leases;
 
 use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, EventId, WebhookId};
 use crate::store::{ClaimedDelivery, DeliveryUpdate, Published};
@@ -20,20 +23,11 @@ pub struct PublishJob {
     pub now: Millis,
 }
 
-pub struct ClaimJob {
-    pub webhook: WebhookId,
-    pub owner: String,
-    pub now: Millis,
-    pub lease_until: Millis,
-    pub limit: i64,
-}
-
 pub struct CreateClaimedJob {
     pub merchant_filter: Option<i64>,
     pub webhook: WebhookId,
     pub topic: String,
     pub body: BodyTemplate,
-    pub owner: String,
     pub lease_until: Millis,
 }
 
@@ -63,88 +57,83 @@ pub fn publish(c: &Connection, job: &PublishJob) -> rusqlite::Result<Published> 
     }
     // A webhook subscribed through two matching patterns appears twice: dedup here, which
     // is cheaper than a DISTINCT (a temporary b-tree in SQLite) on every publish.
-    let mut hooks: Vec<i64> = c
+    // Each with its last increment id.
+    let mut hooks: Vec<(i64, i64)> = c
         .prepare_cached(
-            "SELECT t.webhook_id FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
+            "SELECT t.webhook_id, w.increment_id FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
              WHERE t.merchant_id = ?1 AND t.pattern IN (?2, ?3, ?4) AND w.is_active = 1",
         )?
         .query_map(
             params![job.merchant, job.match_keys[0], job.match_keys[1], job.match_keys[2]],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?
         .collect::<Result<_, _>>()?;
     hooks.sort_unstable();
     hooks.dedup();
-    let event_id: i64 = c
-        .prepare_cached(
-            "INSERT INTO events (merchant_id, topic, idempotency_key, payloads, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
-        )?
-        .query_row(
-            params![
-                job.merchant,
-                job.topic,
-                job.idempotency_key,
-                hooks.len() as i64,
-                job.now
-            ],
-            |r| r.get(0),
-        )?;
-    for &webhook in &hooks {
-        insert_payload(
-            c,
-            WebhookId(webhook),
-            Some(event_id),
-            &job.topic,
-            &job.body,
-            job.now,
-            None,
-        )?;
+    // No RETURNING here or below: SQLite runs it through a temporary table.
+    c.prepare_cached(
+        "INSERT INTO events (merchant_id, topic, idempotency_key, payloads, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        job.merchant,
+        job.topic,
+        job.idempotency_key,
+        hooks.len() as i64,
+        job.now
+    ])?;
+    let event_id = c.last_insert_rowid();
+    for &(webhook, last) in &hooks {
+        let at = Slot {
+            webhook: WebhookId(webhook),
+            merchant: job.merchant,
+            increment_id: last + 1,
+        };
+        insert_payload(c, &at, Some(event_id), &job.topic, &job.body, job.now)?;
     }
     Ok(Published {
         event_id: EventId(event_id),
         payloads: hooks.len() as i64,
-        webhooks: hooks.into_iter().map(WebhookId).collect(),
+        webhooks: hooks.into_iter().map(|(w, _)| WebhookId(w)).collect(),
         replayed: false,
     })
 }
 
-/// Takes the webhook's next increment id and stores its payload; optionally leased at once.
+/// Where a payload goes: its webhook, that webhook's merchant, and its increment id (the
+/// webhook's last one plus one, read in this transaction).
+struct Slot {
+    webhook: WebhookId,
+    merchant: i64,
+    increment_id: i64,
+}
+
+/// Takes the slot's increment id for the webhook and stores the payload.
 fn insert_payload(
     c: &Connection,
-    webhook: WebhookId,
+    at: &Slot,
     event_id: Option<i64>,
     topic: &str,
     body: &BodyTemplate,
     now: Millis,
-    lease: Option<(&str, Millis)>,
 ) -> rusqlite::Result<ClaimedDelivery> {
-    let (increment_id, merchant): (i64, i64) = c
-        .prepare_cached(
-            "UPDATE webhooks SET increment_id = increment_id + 1 WHERE id = ?1 RETURNING increment_id, merchant_id",
-        )?
-        .query_row([webhook.0], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (webhook, increment_id) = (at.webhook, at.increment_id);
+    c.prepare_cached("UPDATE webhooks SET increment_id = ?2 WHERE id = ?1")?
+        .execute([webhook.0, increment_id])?;
     let rendered = body.render(increment_id);
-    let id: i64 = c
-        .prepare_cached(
-            "INSERT INTO deliveries (webhook_id, merchant_id, event_id, increment_id, topic, body, status, \
-             next_attempt_at, lease_owner, lease_until, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?7) RETURNING id",
-        )?
-        .query_row(
-            params![
-                webhook.0,
-                merchant,
-                event_id,
-                increment_id,
-                topic,
-                rendered,
-                now,
-                lease.map(|l| l.0),
-                lease.map(|l| l.1)
-            ],
-            |r| r.get(0),
-        )?;
+    c.prepare_cached(
+        "INSERT INTO deliveries (webhook_id, merchant_id, event_id, increment_id, topic, body, status, \
+         next_attempt_at, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+    )?
+    .execute(params![
+        webhook.0,
+        at.merchant,
+        event_id,
+        increment_id,
+        topic,
+        rendered,
+        now
+    ])?;
+    let id = c.last_insert_rowid();
     Ok(ClaimedDelivery {
         id: DeliveryId(id),
         webhook_id: webhook,
@@ -154,58 +143,62 @@ fn insert_payload(
     })
 }
 
-pub fn create_claimed(c: &Connection, job: &CreateClaimedJob) -> rusqlite::Result<Option<ClaimedDelivery>> {
-    let exists: Option<i64> = c
-        .prepare_cached("SELECT id FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)")?
-        .query_row(params![job.webhook.0, job.merchant_filter], |r| r.get(0))
-        .optional()?;
-    if exists.is_none() {
-        return Ok(None);
-    }
-    let lease = Some((job.owner.as_str(), job.lease_until));
-    insert_payload(c, job.webhook, None, &job.topic, &job.body, now_millis(), lease).map(Some)
-}
-
-pub fn claim(c: &Connection, job: &ClaimJob) -> rusqlite::Result<Vec<ClaimedDelivery>> {
-    let mut claimed: Vec<ClaimedDelivery> = c
+/// The payload is held in `leases` before the commit makes it visible to a claim.
+pub fn create_claimed(
+    c: &Connection,
+    job: &CreateClaimedJob,
+    leases: &Leases,
+) -> rusqlite::Result<Option<ClaimedDelivery>> {
+    let slot = c
         .prepare_cached(
-            "UPDATE deliveries SET lease_owner = ?1, lease_until = ?2 WHERE id IN ( \
-               SELECT id FROM deliveries WHERE webhook_id = ?3 AND status IN ('pending', 'retrying') \
-                 AND next_attempt_at <= ?4 AND (lease_until IS NULL OR lease_until <= ?4) \
-               ORDER BY next_attempt_at, id LIMIT ?5) \
-             AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?3 AND is_active = 1) \
-             RETURNING id, increment_id, attempts, body",
+            "SELECT merchant_id, increment_id FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)",
         )?
-        .query_map(
-            params![job.owner, job.lease_until, job.webhook.0, job.now, job.limit],
-            |r| {
-                Ok(ClaimedDelivery {
-                    id: DeliveryId(r.get(0)?),
-                    webhook_id: job.webhook,
-                    increment_id: r.get(1)?,
-                    attempts: r.get(2)?,
-                    body: r.get(3)?,
-                })
-            },
-        )?
-        .collect::<Result<_, _>>()?;
-    claimed.sort_by_key(|d| d.increment_id);
-    Ok(claimed)
+        .query_row(params![job.webhook.0, job.merchant_filter], |r| {
+            Ok(Slot {
+                webhook: job.webhook,
+                merchant: r.get(0)?,
+                increment_id: r.get::<_, i64>(1)? + 1,
+            })
+        })
+        .optional()?;
+    let Some(slot) = slot else {
+        return Ok(None);
+    };
+    let claimed = insert_payload(c, &slot, None, &job.topic, &job.body, now_millis())?;
+    leases.hold(claimed.id, job.webhook, job.lease_until);
+    Ok(Some(claimed))
 }
 
+/// Outcomes of attempts. The payload's lease is in memory (see `leases`), so the update
+/// only requires the payload to be still queued: a canceled one keeps its state.
 pub fn record(c: &Connection, updates: &[DeliveryUpdate]) -> rusqlite::Result<()> {
-    // A payload purged while its attempt was in flight gets no log row (and no update).
+    let mut update = c.prepare_cached(
+        "UPDATE deliveries SET status = ?1, attempts = attempts + 1, next_attempt_at = ?2, \
+           last_http_status = ?3, last_error = ?4, finished_at = ?5 \
+         WHERE id = ?6 AND status IN ('pending', 'retrying')",
+    )?;
     let mut log = c.prepare_cached(
+        "INSERT INTO delivery_attempts (delivery_id, attempted_at, http_status, duration_ms, response_prefix, error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    // A payload that was not updated may have been purged while its attempt was in flight:
+    // it then gets no log row.
+    let mut log_if_kept = c.prepare_cached(
         "INSERT INTO delivery_attempts (delivery_id, attempted_at, http_status, duration_ms, response_prefix, error) \
          SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)",
     )?;
-    let mut update = c.prepare_cached(
-        "UPDATE deliveries SET status = ?1, attempts = attempts + 1, next_attempt_at = ?2, \
-           lease_owner = NULL, lease_until = NULL, last_http_status = ?3, last_error = ?4, finished_at = ?5 \
-         WHERE id = ?6 AND lease_owner = ?7 AND status IN ('pending', 'retrying')",
-    )?;
     for u in updates {
         let a = &u.attempt;
+        let finished = matches!(u.status, DeliveryStatus::Success | DeliveryStatus::Failed).then_some(a.attempted_at);
+        let updated = update.execute(params![
+            u.status.as_str(),
+            u.next_attempt_at,
+            a.http_status,
+            a.error,
+            finished,
+            u.delivery_id.0
+        ])?;
+        let log = if updated == 1 { &mut log } else { &mut log_if_kept };
         log.execute(params![
             u.delivery_id.0,
             a.attempted_at,
@@ -213,16 +206,6 @@ pub fn record(c: &Connection, updates: &[DeliveryUpdate]) -> rusqlite::Result<()
             a.duration_ms,
             a.response_prefix,
             a.error
-        ])?;
-        let finished = matches!(u.status, DeliveryStatus::Success | DeliveryStatus::Failed).then_some(a.attempted_at);
-        update.execute(params![
-            u.status.as_str(),
-            u.next_attempt_at,
-            a.http_status,
-            a.error,
-            finished,
-            u.delivery_id.0,
-            u.lease_owner
         ])?;
     }
     Ok(())
