@@ -59,6 +59,7 @@ impl App {
     pub fn new(store: Arc<dyn Store>, catalog: Catalog, settings: AppSettings) -> Result<Self, ClientBuildError> {
         let mut client_config = settings.delivery.client.clone();
         client_config.allow_private_targets = settings.allow_private_targets;
+        client_config.max_idle_per_host = settings.delivery.max_in_flight;
         Ok(Self {
             store,
             catalog,

@@ -35,6 +35,10 @@ pub struct ClientConfig {
     /// Lifts the target safety checks (for local development and tests).
     pub allow_private_targets: bool,
     pub user_agent: String,
+    /// Idle keep-alive connections kept per receiver host. Many webhooks often share a
+    /// host, so this should cover every attempt that can be in flight at once; fewer, and
+    /// busy fan-outs close and reopen connections all the time.
+    pub max_idle_per_host: usize,
 }
 
 impl Default for ClientConfig {
@@ -44,6 +48,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(5),
             allow_private_targets: false,
             user_agent: format!("hookd/{}", env!("CARGO_PKG_VERSION")),
+            max_idle_per_host: 512,
         }
     }
 }
@@ -102,7 +107,7 @@ impl DeliveryClient {
             .no_proxy()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
-            .pool_max_idle_per_host(64)
+            .pool_max_idle_per_host(config.max_idle_per_host)
             .tcp_nodelay(true)
             // Receivers written against the platform's docs may look headers up by their
             // documented spelling (PHP's getallheaders() keeps the case it was sent in).

@@ -24,6 +24,9 @@ use crate::domain::{DeliveryStatus, WebhookId};
 use crate::store::{DeliveryUpdate, Scope};
 use crate::time::{now_millis, Millis};
 
+/// Most webhook targets kept loaded (a few hundred bytes each).
+const MAX_TARGETS: usize = 100_000;
+
 /// Most outcomes written back in one transaction.
 const RECORD_BATCH: usize = 512;
 
@@ -32,7 +35,6 @@ struct Lane {
     in_flight: usize,
     /// When this lane next has a payload due; None when it has none we know of.
     next_due: Option<Millis>,
-    target: Option<Arc<Target>>,
 }
 
 impl Lane {
@@ -51,6 +53,9 @@ struct Dispatcher {
     app: App,
     owner: String,
     lanes: HashMap<WebhookId, Lane>,
+    /// Where each webhook's payloads go. A webhook's URL, headers and secret never change
+    /// after it is created, so this stays right; a deleted webhook just has nothing to claim.
+    targets: HashMap<WebhookId, Arc<Target>>,
     in_flight: usize,
     record_tx: mpsc::UnboundedSender<DeliveryUpdate>,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -67,6 +72,7 @@ pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
         app: app.clone(),
         owner,
         lanes: HashMap::new(),
+        targets: HashMap::new(),
         in_flight: 0,
         record_tx,
         done_tx,
@@ -186,15 +192,18 @@ impl Dispatcher {
         self.lanes.retain(|_, l| l.in_flight > 0 || l.next_due.is_some());
     }
 
-    /// The webhook's target, loaded once per lane; None when the webhook is gone.
+    /// The webhook's target, loaded once; None when the webhook is gone.
     async fn target(&mut self, webhook: WebhookId) -> Option<Arc<Target>> {
-        if let Some(t) = self.lanes.get(&webhook).and_then(|l| l.target.clone()) {
-            return Some(t);
+        if let Some(t) = self.targets.get(&webhook) {
+            return Some(t.clone());
         }
         match self.app.store.webhook_get(Scope::All, webhook).await {
             Ok(Some(hook)) => {
                 let t = Target::of(&hook);
-                self.lanes.entry(webhook).or_default().target = Some(t.clone());
+                if self.targets.len() >= MAX_TARGETS {
+                    self.targets.clear();
+                }
+                self.targets.insert(webhook, t.clone());
                 Some(t)
             }
             Ok(None) => None,
