@@ -37,6 +37,8 @@ pub enum StoreError {
     WriterGone,
     #[error("the write batch could not be committed")]
     CommitFailed(#[source] Arc<rusqlite::Error>),
+    #[error("the write batch could not be made durable (fsync failed)")]
+    SyncFailed(#[source] Arc<std::io::Error>),
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

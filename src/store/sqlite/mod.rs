@@ -1,15 +1,18 @@
-//! The embedded SQLite store (WAL, synchronous=FULL: a commit is on disk when it returns).
+//! The embedded SQLite store (WAL). Nothing is acknowledged before it is on disk.
 //!
 //! One idea to know: the hot writes (publish, record) go to one writer thread that commits
-//! them in batches (`writer`, group commit, through rusqlite), and the hot reads run in place
-//! on rusqlite read connections (`reads`); claiming is such a read, with leases held in
-//! memory (`leases`: one process serves one SQLite file); the occasional writes (users, webhooks,
-//! sessions) use a one-connection sqlx pool, and the occasional reads a separate sqlx pool.
-//! Every writer starts with BEGIN IMMEDIATE, so they queue on SQLite's lock, never deadlock.
+//! them in batches (`writer`, group commit, through rusqlite) and a sync thread that fsyncs
+//! the WAL before the callers are answered (`syncer`), so commits and disk flushes overlap.
+//! The hot reads run in place on rusqlite read connections (`reads`); claiming is such a
+//! read, with leases held in memory (`leases`: one process serves one SQLite file). The
+//! occasional writes (users, webhooks, sessions) use a one-connection sqlx pool with
+//! synchronous=FULL, and the occasional reads a separate sqlx pool. Every writer starts with
+//! BEGIN IMMEDIATE, so they queue on SQLite's lock, never deadlock.
 
 mod deliveries;
 mod leases;
 mod reads;
+mod syncer;
 #[cfg(test)]
 mod tests;
 mod users;

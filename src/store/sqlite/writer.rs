@@ -1,7 +1,7 @@
 //! The hot write path of the SQLite store: one thread owns a write connection and runs
-//! queued writes (publish, record) in batches, one transaction and one fsync per
-//! batch (group commit). No caller gets its answer before the batch's commit has returned,
-//! so an acknowledged write is durable (WAL, synchronous=FULL).
+//! queued writes (publish, record) in batches, one transaction per batch (group commit).
+//! No caller gets its answer before the batch is on disk: `syncer` fsyncs the WAL after
+//! the commit and answers then, while this thread already runs the next batch.
 //!
 //! A job that fails is undone alone: the batch then rolls back and runs again with each job
 //! in its own savepoint. Jobs rarely fail (a full disk, a bug), so the common path pays for
@@ -15,6 +15,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::leases::Leases;
+use super::syncer::Syncer;
 use super::writes::{self, CreateClaimedJob, PublishJob};
 use crate::domain::DeliveryId;
 use crate::store::{ClaimedDelivery, DeliveryUpdate, Published, StoreError, StoreResult};
@@ -89,12 +90,14 @@ impl Writer {
     pub fn start(path: &str, leases: Arc<Leases>) -> StoreResult<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        // NORMAL: a commit does not fsync; the syncer does, before anyone is answered.
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        let syncer = Syncer::start(path).map_err(|_| StoreError::WriterGone)?;
         conn.set_prepared_statement_cache_capacity(64);
         let (jobs, rx) = mpsc::channel();
         thread::Builder::new()
             .name("hookd-sqlite-writer".into())
-            .spawn(move || serve(conn, rx, &leases))
+            .spawn(move || serve(conn, rx, &leases, &syncer))
             .map_err(|_| StoreError::WriterGone)?;
         Ok(Self { jobs })
     }
@@ -118,7 +121,7 @@ impl Writer {
     }
 }
 
-fn serve(conn: Connection, rx: mpsc::Receiver<Job>, leases: &Leases) {
+fn serve(conn: Connection, rx: mpsc::Receiver<Job>, leases: &Leases, syncer: &Syncer) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -127,11 +130,11 @@ fn serve(conn: Connection, rx: mpsc::Receiver<Job>, leases: &Leases) {
                 Err(_) => break,
             }
         }
-        run_batch(&conn, batch, leases);
+        run_batch(&conn, batch, leases, syncer);
     }
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>, leases: &Leases) {
+fn run_batch(conn: &Connection, batch: Vec<Job>, leases: &Leases, syncer: &Syncer) {
     let outputs = match begin(conn).and_then(|()| run_jobs(conn, &batch, leases)) {
         Ok(outputs) => outputs,
         Err(e) => {
@@ -156,9 +159,16 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, leases: &Leases) {
             .for_each(|job| job.fail(StoreError::CommitFailed(e.clone())));
         return;
     }
-    for (job, output) in batch.into_iter().zip(outputs) {
-        job.answer(output);
-    }
+    syncer.after_sync(Box::new(move |synced| match synced {
+        Ok(()) => {
+            for (job, output) in batch.into_iter().zip(outputs) {
+                job.answer(output);
+            }
+        }
+        Err(e) => batch
+            .into_iter()
+            .for_each(|job| job.fail(StoreError::SyncFailed(e.clone()))),
+    }));
 }
 
 fn begin(conn: &Connection) -> rusqlite::Result<()> {
