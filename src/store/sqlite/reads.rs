@@ -127,8 +127,8 @@ impl Readers {
 
 impl Readers {
     /// Claims up to `limit` due payloads of an active webhook, oldest first: reads the
-    /// queue through its index (skipping what `leases` holds), holds what it takes until
-    /// `until`, then loads their bodies. Nothing is written; see `leases`.
+    /// queue through its index (with enough rows to skip what `leases` holds) and holds what
+    /// it takes until `until`. Nothing is written; see `leases`.
     pub fn claim(
         &self,
         leases: &Leases,
@@ -138,66 +138,41 @@ impl Readers {
         limit: usize,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         self.with(|c| {
-            let active = c
-                .prepare_cached("SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1")?
-                .exists([webhook.0])?;
-            if !active || limit == 0 {
-                return Ok(vec![]);
-            }
             let mut claimed = Vec::with_capacity(limit);
-            // A candidate may have left the queue after it was read and before it was taken
-            // (its outcome committed, then its lease went): loading finds that, and then the
-            // queue is read again, so such a race never makes a busy lane look empty.
+            // A read refused as stale (see `leases`) is done again, so that race never makes
+            // a busy lane look empty.
             for _ in 0..3 {
                 let want = limit - claimed.len();
-                let candidates: Vec<DeliveryId> = c
+                if want == 0 {
+                    break;
+                }
+                let seen = leases.epoch();
+                let candidates: Vec<ClaimedDelivery> = c
                     .prepare_cached(
-                        "SELECT id FROM deliveries WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') \
-                         AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3",
+                        "SELECT id, increment_id, attempts, body FROM deliveries \
+                         WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') AND next_attempt_at <= ?2 \
+                           AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1) \
+                         ORDER BY next_attempt_at, id LIMIT ?3",
                     )?
                     .query_map(params![webhook.0, now, (want + leases.held_for(webhook)) as i64], |r| {
-                        r.get(0).map(DeliveryId)
+                        Ok(ClaimedDelivery {
+                            id: DeliveryId(r.get(0)?),
+                            webhook_id: webhook,
+                            increment_id: r.get(1)?,
+                            attempts: r.get(2)?,
+                            body: r.get(3)?,
+                        })
                     })?
                     .collect::<Result<_, _>>()?;
-                let taken = leases.take(webhook, candidates, now, until, want);
-                let loaded = load_claimed(c, webhook, &taken);
-                let kept: Vec<DeliveryId> = loaded
-                    .as_ref()
-                    .map(|v| v.iter().map(|d| d.id).collect())
-                    .unwrap_or_default();
-                leases.release(taken.iter().copied().filter(|id| !kept.contains(id)));
-                let loaded = loaded?;
-                let raced = loaded.len() < taken.len();
-                claimed.extend(loaded);
-                if !raced || claimed.len() == limit {
+                let (taken, refused_stale) = leases.take(webhook, seen, candidates, |d| d.id, (now, until), want);
+                claimed.extend(taken);
+                if !refused_stale {
                     break;
                 }
             }
             Ok(claimed)
         })
     }
-}
-
-fn load_claimed(c: &Connection, webhook: WebhookId, ids: &[DeliveryId]) -> rusqlite::Result<Vec<ClaimedDelivery>> {
-    let mut load = c.prepare_cached(
-        "SELECT increment_id, attempts, body FROM deliveries WHERE id = ?1 AND status IN ('pending', 'retrying')",
-    )?;
-    let mut claimed = Vec::with_capacity(ids.len());
-    for &id in ids {
-        let row = load
-            .query_row([id.0], |r| {
-                Ok(ClaimedDelivery {
-                    id,
-                    webhook_id: webhook,
-                    increment_id: r.get(0)?,
-                    attempts: r.get(1)?,
-                    body: r.get(2)?,
-                })
-            })
-            .optional()?;
-        claimed.extend(row);
-    }
-    Ok(claimed)
 }
 
 const USER_COLUMNS: &str = "u.id, u.name, u.role, u.merchant_id, m.code, u.key_hash, u.created_at \
