@@ -2,11 +2,14 @@
 //! applies migrations and binds the listener; `run_until_stopped` serves until SIGTERM or
 //! SIGINT, then drains in-flight requests and stops the background tasks.
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::sqlite::SqliteConnectOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -20,11 +23,14 @@ pub struct Application {
     listener: TcpListener,
     app: App,
     config: Config,
+    /// Held while this server may run on its SQLite file (see `lock_sqlite_file`).
+    _sqlite_lock: Option<File>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let catalog = config.load_catalog()?;
+        let sqlite_lock = lock_sqlite_file(&config.database_url)?;
         let store = store::connect(&config.database_url, &config.pool)
             .await
             .with_context(|| format!("opening database {}", config.database_url))?;
@@ -33,7 +39,12 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let app = App::new(store, catalog, config.app.clone()).context("building the delivery client")?;
-        Ok(Self { listener, app, config })
+        Ok(Self {
+            listener,
+            app,
+            config,
+            _sqlite_lock: sqlite_lock,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -94,6 +105,33 @@ impl Application {
             let _ = task.await;
         }
         Ok(())
+    }
+}
+
+/// One server per SQLite file: its delivery leases live in memory, so a second server on
+/// the same file would send payloads twice. A lock on `<file>.serve-lock` refuses it (the
+/// operating system lets go of the lock when the process ends, however it ends). The CLI's
+/// other commands do not take it, so `hookd user add` works beside a running server.
+fn lock_sqlite_file(database_url: &str) -> anyhow::Result<Option<File>> {
+    if !database_url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    let options = SqliteConnectOptions::from_str(database_url)
+        .with_context(|| format!("reading the database url {database_url}"))?;
+    let path = format!("{}.serve-lock", options.get_filename().display());
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(TryLockError::WouldBlock) => anyhow::bail!(
+            "another hookd server is already running on this SQLite database ({path} is locked); \
+             run one server per SQLite file, or share PostgreSQL between several"
+        ),
+        Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {path}")),
     }
 }
 

@@ -71,3 +71,20 @@ async fn api_keys_and_session_ids_are_never_stored_in_plain_text() {
     assert_eq!(app.where_stored(&key).await, nowhere);
     assert_eq!(app.where_stored(&session).await, nowhere);
 }
+
+#[tokio::test]
+async fn a_second_server_on_the_same_sqlite_file_is_refused_until_the_first_stops() {
+    let mut app = TestApp::spawn().await;
+    if !matches!(app.backend(), Backend::Sqlite) {
+        return; // PostgreSQL is made for several servers.
+    }
+    // Leases live in memory on SQLite, so two servers would send payloads twice.
+    let refused = hookd::startup::Application::build(app.config.clone()).await;
+    let err = refused.err().expect("a second server on the same file is refused");
+    assert!(format!("{err:#}").contains("already running"), "{err:#}");
+    // The first one keeps serving, and once it stops the file is free again.
+    let (name, key) = app.create_merchant_user(&unique("shop")).await;
+    app.login(&name, &key).await;
+    app.restart().await;
+    app.login(&name, &key).await;
+}
