@@ -48,7 +48,7 @@ struct Taken<'a> {
 
 impl Taken<'_> {
     fn allows(&self, id: DeliveryId) -> bool {
-        !self.held.until.get(&id).is_some_and(|&(_, u)| u > self.now) && !self.stale.contains(&id)
+        self.held.until.get(&id).is_none_or(|&(_, u)| u <= self.now) && !self.stale.contains(&id)
     }
 }
 
