@@ -30,7 +30,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let catalog = config.load_catalog()?;
-        let sqlite_lock = lock_sqlite_file(&config.database_url)?;
+        let sqlite_lock = lock_sqlite_file(&config.database_url).await?;
         let store = store::connect(&config.database_url, &config.pool)
             .await
             .with_context(|| format!("opening database {}", config.database_url))?;
@@ -112,7 +112,7 @@ impl Application {
 /// the same file would send payloads twice. A lock on `<file>.serve-lock` refuses it (the
 /// operating system lets go of the lock when the process ends, however it ends). The CLI's
 /// other commands do not take it, so `hookd user add` works beside a running server.
-fn lock_sqlite_file(database_url: &str) -> anyhow::Result<Option<File>> {
+async fn lock_sqlite_file(database_url: &str) -> anyhow::Result<Option<File>> {
     if !database_url.starts_with("sqlite:") {
         return Ok(None);
     }
@@ -125,15 +125,26 @@ fn lock_sqlite_file(database_url: &str) -> anyhow::Result<Option<File>> {
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {path}"))?;
-    match file.try_lock() {
-        Ok(()) => Ok(Some(file)),
-        Err(TryLockError::WouldBlock) => anyhow::bail!(
-            "another hookd server is already running on this SQLite database ({path} is locked); \
-             run one server per SQLite file, or share PostgreSQL between several"
-        ),
-        Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {path}")),
+    // A lock can outlive its server by a moment (a process being spawned holds a copy of
+    // the descriptor until it execs), so a busy lock is tried again for a short while.
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(TryLockError::WouldBlock) => anyhow::bail!(
+                "another hookd server is already running on this SQLite database ({path} is locked); \
+                 run one server per SQLite file, or share PostgreSQL between several"
+            ),
+            Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {path}")),
+        }
     }
 }
+
+/// How long a busy SQLite lock is waited for before the server is refused.
+const LOCK_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Drops expired sessions once an hour.
 async fn purge_sessions(app: App, mut stop: watch::Receiver<bool>) {
