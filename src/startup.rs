@@ -118,7 +118,11 @@ async fn lock_sqlite_file(database_url: &str) -> anyhow::Result<Option<File>> {
     }
     let options = SqliteConnectOptions::from_str(database_url)
         .with_context(|| format!("reading the database url {database_url}"))?;
-    let path = format!("{}.serve-lock", options.get_filename().display());
+    let file_name = options.get_filename();
+    if file_name.as_os_str().is_empty() || file_name.as_os_str() == ":memory:" {
+        return Ok(None); // the store refuses an in-memory database with its own error
+    }
+    let path = format!("{}.serve-lock", file_name.display());
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

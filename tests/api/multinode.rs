@@ -106,18 +106,34 @@ async fn two_nodes_share_one_database_and_the_survivor_finishes_a_killed_node_s_
     }
     assert!(acks.acked_count() > 0, "nothing acknowledged in {KILL_BY:?}");
 
-    // Kill B; what it had leased at that moment is stranded until the leases expire.
-    b_dead.store(true, Ordering::SeqCst);
+    // Kill B at a moment it holds leases (with /two/ answering in 100 ms, an attempt holds
+    // its lease at least that long); what it holds then is stranded until the leases expire.
     let b_pid = b.pid();
+    let b_leases = format!("%-{b_pid}-%");
+    let mut conn = db.connect().await;
+    let wait_until = Instant::now() + KILL_BY;
+    loop {
+        let (held,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM deliveries WHERE lease_owner LIKE $1 AND status IN ('pending', 'retrying')",
+        )
+        .bind(&b_leases)
+        .fetch_one(&mut conn)
+        .await
+        .expect("counting B's leases");
+        if held > 0 || Instant::now() > wait_until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    b_dead.store(true, Ordering::SeqCst);
     b.kill();
     let killed_at = Instant::now();
     let killed_unix_ms = unix_ms();
-    let mut conn = db.connect().await;
     let stranded: Vec<(i64, i64, i64)> = sqlx::query_as(
         "SELECT id, webhook_id, lease_until FROM deliveries \
          WHERE lease_owner LIKE $1 AND status IN ('pending', 'retrying')",
     )
-    .bind(format!("%-{b_pid}-%"))
+    .bind(&b_leases)
     .fetch_all(&mut conn)
     .await
     .expect("reading B's leases");
