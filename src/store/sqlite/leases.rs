@@ -39,19 +39,6 @@ struct Held {
     forgotten: u64,
 }
 
-/// What a claim may not take: whatever is held, and what was let go after its read began.
-struct Taken<'a> {
-    held: &'a Held,
-    stale: HashSet<DeliveryId>,
-    now: Millis,
-}
-
-impl Taken<'_> {
-    fn allows(&self, id: DeliveryId) -> bool {
-        self.held.until.get(&id).is_none_or(|&(_, u)| u <= self.now) && !self.stale.contains(&id)
-    }
-}
-
 impl Held {
     fn remove(&mut self, id: DeliveryId) {
         if let Some((webhook, _)) = self.until.remove(&id) {
@@ -111,27 +98,22 @@ impl Leases {
             .take_while(|(epoch, _)| *epoch > seen)
             .map(|(_, id)| *id)
             .collect();
-        let check = Taken {
-            held: &held,
-            stale,
-            now,
-        };
         let mut refused_stale = false;
         let mut taken = Vec::with_capacity(limit);
         for candidate in candidates {
-            let id = id_of(&candidate);
             if taken.len() == limit {
                 break;
             }
-            if !check.allows(id) {
-                refused_stale |= check.stale.contains(&id);
+            let id = id_of(&candidate);
+            if stale.contains(&id) {
+                refused_stale = true;
                 continue;
             }
+            if held.until.get(&id).is_some_and(|&(_, u)| u > now) {
+                continue;
+            }
+            held.insert(id, webhook, until);
             taken.push(candidate);
-        }
-        drop(check);
-        for t in &taken {
-            held.insert(id_of(t), webhook, until);
         }
         (taken, refused_stale)
     }

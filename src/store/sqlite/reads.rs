@@ -123,9 +123,7 @@ impl Readers {
             .collect()
         })
     }
-}
 
-impl Readers {
     /// Claims up to `limit` due payloads of an active webhook, oldest first: reads the
     /// queue through its index (with enough rows to skip what `leases` holds) and holds what
     /// it takes until `until`. Nothing is written; see `leases`.
