@@ -4,6 +4,8 @@
 pub mod postgres;
 mod records;
 pub mod sqlite;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::sync::Arc;
 

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::SqliteStore;
-use crate::domain::{BodyTemplate, Catalog, DeliveryStatus, MerchantCode, MerchantId, NewWebhook, Topic, WebhookId};
-use crate::store::{
-    AttemptLog, ClaimedDelivery, DeliveryUpdate, PublishRequest, Published, Scope, StatusTarget, Store, StoreResult,
-};
+use crate::domain::{BodyTemplate, DeliveryStatus, MerchantId, WebhookId};
+use crate::store::test_support::{merchant, new_hook, publish, try_publish};
+use crate::store::{ClaimedDelivery, DeliveryUpdate, Scope, StatusTarget, Store};
 use crate::time::{now_millis, Millis};
 
 const HOUR: Millis = 3600 * 1000;
+const TOPIC: &str = "order:created";
 
 struct TestStore {
     store: Arc<SqliteStore>,
@@ -26,10 +26,7 @@ async fn setup() -> TestStore {
     let url = format!("sqlite://{}", dir.path().join("hookd.db").display());
     let store = SqliteStore::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
-    let merchant = store
-        .merchant_ensure(&MerchantCode::parse("shop").unwrap())
-        .await
-        .unwrap();
+    let merchant = merchant(&store, "shop").await;
     TestStore {
         store: Arc::new(store),
         merchant,
@@ -39,10 +36,8 @@ async fn setup() -> TestStore {
 
 impl TestStore {
     async fn webhook(&self, active: bool) -> WebhookId {
-        let value = json!({"topics": "order:created", "url": "https://receiver.example/hook", "is_active": active});
-        let hook = NewWebhook::from_json(&value, &Catalog::default_catalog(), false).unwrap();
         self.store
-            .webhook_create(self.merchant, &hook, i64::MAX)
+            .webhook_create(self.merchant, &new_hook(TOPIC, active), i64::MAX)
             .await
             .unwrap()
             .unwrap()
@@ -50,7 +45,7 @@ impl TestStore {
 
     async fn publish(&self, n: usize) {
         for _ in 0..n {
-            publish_as(&self.store, self.merchant).await.unwrap();
+            publish(&*self.store, self.merchant, TOPIC).await;
         }
     }
 
@@ -62,35 +57,9 @@ impl TestStore {
     }
 }
 
-async fn publish_as(store: &SqliteStore, merchant: MerchantId) -> StoreResult<Published> {
-    let topic = Topic::parse("order:created", &Catalog::default_catalog()).unwrap();
-    let message = json!({"n": 1});
-    let now = now_millis();
-    let body = BodyTemplate::new(topic.as_str(), "shop", message.as_object().unwrap(), now);
-    let req = PublishRequest {
-        merchant,
-        topic: &topic,
-        body: &body,
-        idempotency_key: None,
-        now,
-    };
-    store.event_publish(&req).await
-}
-
 fn outcome(c: &ClaimedDelivery, status: DeliveryStatus, at: Millis) -> DeliveryUpdate {
-    DeliveryUpdate {
-        delivery_id: c.id,
-        lease_owner: "me".into(),
-        attempt: AttemptLog {
-            attempted_at: at,
-            http_status: Some(if status == DeliveryStatus::Success { 200 } else { 500 }),
-            duration_ms: 1,
-            response_prefix: String::new(),
-            error: None,
-        },
-        status,
-        next_attempt_at: at + 60_000,
-    }
+    let http = if status == DeliveryStatus::Success { 200 } else { 500 };
+    crate::store::test_support::outcome(c, "me", status, Some(http), at)
 }
 
 fn increments(claimed: &[ClaimedDelivery]) -> Vec<i64> {
@@ -204,7 +173,9 @@ async fn a_failing_publish_is_undone_alone_in_its_batch() {
     let mut calls = Vec::new();
     for i in 0..60 {
         let (store, merchant) = (t.store.clone(), if i % 20 == 7 { MerchantId(999) } else { t.merchant });
-        calls.push(tokio::spawn(async move { publish_as(&store, merchant).await }));
+        calls.push(tokio::spawn(async move {
+            try_publish(&*store, merchant, TOPIC, None, now_millis()).await
+        }));
     }
     let mut ok = 0;
     for (i, call) in calls.into_iter().enumerate() {

@@ -7,7 +7,7 @@ async fn two_owners_claiming_at_once_never_share_a_payload() {
     let (db, store) = setup!();
     let store = Arc::new(store);
     let second = Arc::new(db.store().await);
-    let m = merchant(&store, "shop").await;
+    let m = merchant(&*store, "shop").await;
     let hook = store
         .webhook_create(m, &new_hook("order:created", true), i64::MAX)
         .await
@@ -15,7 +15,7 @@ async fn two_owners_claiming_at_once_never_share_a_payload() {
         .expect("no webhook limit");
     let total = 300;
     for _ in 0..total {
-        publish(&store, m, "order:created").await;
+        publish(&*store, m, "order:created").await;
     }
     let now = now_millis();
     let mut handles = Vec::new();

@@ -12,13 +12,10 @@ use tokio::sync::watch;
 
 use super::PostgresStore;
 use crate::dispatch::wake::Wake;
-use crate::domain::{
-    BodyTemplate, Catalog, DeliveryId, DeliveryStatus, MerchantCode, MerchantId, NewWebhook, Role, Topic, UserName,
-    WebhookId,
-};
+use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, MerchantId, NewWebhook, Role, UserName, WebhookId};
+use crate::store::test_support::*;
 use crate::store::{
-    AttemptLog, ClaimedDelivery, DeliveryFilter, DeliveryUpdate, PoolSettings, PublishRequest, Published, Requeue,
-    Scope, StatusTarget, Store, StoreError,
+    ClaimedDelivery, DeliveryFilter, PoolSettings, Published, Requeue, Scope, StatusTarget, Store, StoreError,
 };
 use crate::time::{now_millis, Millis};
 
@@ -84,74 +81,6 @@ macro_rules! setup {
         let store = db.store().await;
         (db, store)
     }};
-}
-
-fn catalog() -> Catalog {
-    Catalog::default_catalog()
-}
-
-fn new_hook(topics: &str, active: bool) -> NewWebhook {
-    let value = json!({"topics": topics, "url": "https://receiver.example/hook?plugin=x", "is_active": active});
-    NewWebhook::from_json(&value, &catalog(), false).expect("a valid webhook")
-}
-
-fn topic(s: &str) -> Topic {
-    Topic::parse(s, &catalog()).expect("a catalog topic")
-}
-
-async fn merchant(store: &PostgresStore, code: &str) -> MerchantId {
-    store
-        .merchant_ensure(&MerchantCode::parse(code).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn publish_at(store: &PostgresStore, m: MerchantId, t: &str, key: Option<&str>, now: Millis) -> Published {
-    let topic = topic(t);
-    let message = json!({"n": 1});
-    let body = BodyTemplate::new(topic.as_str(), "shop", message.as_object().unwrap(), now);
-    store
-        .event_publish(&PublishRequest {
-            merchant: m,
-            topic: &topic,
-            body: &body,
-            idempotency_key: key,
-            now,
-        })
-        .await
-        .expect("publishing")
-}
-
-async fn publish(store: &PostgresStore, m: MerchantId, t: &str) -> Published {
-    publish_at(store, m, t, None, now_millis()).await
-}
-
-/// Every payload of a webhook, oldest first.
-async fn payloads(store: &PostgresStore, w: WebhookId) -> Vec<crate::store::DeliveryRecord> {
-    let filter = DeliveryFilter {
-        status: None,
-        before: None,
-        limit: 100_000,
-    };
-    let mut all = store.delivery_list(Scope::All, w, &filter).await.unwrap();
-    all.reverse();
-    all
-}
-
-fn outcome(c: &ClaimedDelivery, owner: &str, status: DeliveryStatus, http: Option<i64>, at: Millis) -> DeliveryUpdate {
-    DeliveryUpdate {
-        delivery_id: c.id,
-        lease_owner: owner.to_string(),
-        attempt: AttemptLog {
-            attempted_at: at,
-            http_status: http,
-            duration_ms: 12,
-            response_prefix: format!("answer {}", c.increment_id),
-            error: (status != DeliveryStatus::Success).then(|| "HTTP 500".to_string()),
-        },
-        status,
-        next_attempt_at: at + 60_000,
-    }
 }
 
 mod accounts;

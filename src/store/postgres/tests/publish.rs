@@ -94,7 +94,7 @@ async fn concurrent_publishers_on_two_nodes_take_gap_free_increment_ids() {
     let (db, store) = setup!();
     let second = Arc::new(db.store().await);
     let store = Arc::new(store);
-    let m = merchant(&store, "shop").await;
+    let m = merchant(&*store, "shop").await;
     // Overlapping subscriptions, so every publisher locks several shared webhook rows.
     let hooks = [
         store
@@ -124,7 +124,7 @@ async fn concurrent_publishers_on_two_nodes_take_gap_free_increment_ids() {
         let node = if t % 2 == 0 { store.clone() } else { second.clone() };
         handles.push(tokio::spawn(async move {
             for _ in 0..per_task {
-                let p = publish(&node, m, "order:created").await;
+                let p = publish(&*node, m, "order:created").await;
                 assert_eq!(p.payloads, 4);
             }
         }));
@@ -134,7 +134,7 @@ async fn concurrent_publishers_on_two_nodes_take_gap_free_increment_ids() {
     }
     let total = tasks * per_task;
     for hook in hooks {
-        let mut increments: Vec<i64> = payloads(&store, hook).await.iter().map(|p| p.increment_id).collect();
+        let mut increments: Vec<i64> = payloads(&*store, hook).await.iter().map(|p| p.increment_id).collect();
         increments.sort_unstable();
         assert_eq!(
             increments,
@@ -155,8 +155,8 @@ async fn an_idempotency_key_makes_one_event_even_when_raced() {
     let (db, store) = setup!();
     let store = Arc::new(store);
     let second = Arc::new(db.store().await);
-    let m = merchant(&store, "shop").await;
-    let other = merchant(&store, "other").await;
+    let m = merchant(&*store, "shop").await;
+    let other = merchant(&*store, "other").await;
     let hook = store
         .webhook_create(m, &new_hook("*", true), i64::MAX)
         .await
@@ -164,9 +164,9 @@ async fn an_idempotency_key_makes_one_event_even_when_raced() {
         .expect("no webhook limit");
     let now = now_millis();
 
-    let first = publish_at(&store, m, "order:created", Some("k1"), now).await;
+    let first = publish_at(&*store, m, "order:created", Some("k1"), now).await;
     assert!(!first.replayed);
-    let again = publish_at(&store, m, "order:created", Some("k1"), now + HOUR).await;
+    let again = publish_at(&*store, m, "order:created", Some("k1"), now + HOUR).await;
     assert_eq!(
         again,
         Published {
@@ -177,24 +177,24 @@ async fn an_idempotency_key_makes_one_event_even_when_raced() {
         }
     );
     assert!(
-        !publish_at(&store, other, "order:created", Some("k1"), now)
+        !publish_at(&*store, other, "order:created", Some("k1"), now)
             .await
             .replayed,
         "keys are per merchant"
     );
-    assert!(!publish_at(&store, m, "order:created", Some("k2"), now).await.replayed);
+    assert!(!publish_at(&*store, m, "order:created", Some("k2"), now).await.replayed);
     // After the 24-hour window the key is free again.
-    let later = publish_at(&store, m, "order:created", Some("k1"), now + 25 * HOUR).await;
+    let later = publish_at(&*store, m, "order:created", Some("k1"), now + 25 * HOUR).await;
     assert!(!later.replayed);
     assert_ne!(later.event_id, first.event_id);
-    assert_eq!(payloads(&store, hook).await.len(), 3);
+    assert_eq!(payloads(&*store, hook).await.len(), 3);
 
     // Sixteen racing publishes with one key, over two nodes: one event, one payload.
     let mut handles = Vec::new();
     for t in 0..16 {
         let node = if t % 2 == 0 { store.clone() } else { second.clone() };
         handles.push(tokio::spawn(async move {
-            publish_at(&node, m, "order:created", Some("race"), now).await
+            publish_at(&*node, m, "order:created", Some("race"), now).await
         }));
     }
     let mut results = Vec::new();
@@ -204,7 +204,7 @@ async fn an_idempotency_key_makes_one_event_even_when_raced() {
     assert_eq!(results.iter().filter(|p| !p.replayed).count(), 1);
     assert_eq!(results.iter().map(|p| p.event_id).collect::<HashSet<_>>().len(), 1);
     assert!(results.iter().all(|p| p.payloads == 1));
-    let increments: Vec<i64> = payloads(&store, hook).await.iter().map(|p| p.increment_id).collect();
+    let increments: Vec<i64> = payloads(&*store, hook).await.iter().map(|p| p.increment_id).collect();
     assert_eq!(increments, vec![1, 2, 3, 4]);
     drop((store, second));
     db.drop_database().await;
