@@ -64,18 +64,6 @@ impl Application {
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let (stop_tx, stop_rx) = watch::channel(false);
-        if self.config.database_url.starts_with("sqlite:") {
-            // One server per SQLite file: leases left by a killed process are ours to drop.
-            let released = self
-                .app
-                .store
-                .lease_release_all()
-                .await
-                .context("releasing stale leases")?;
-            if released > 0 {
-                tracing::info!(released, "released leases left by the previous run");
-            }
-        }
         let mut background = vec![
             tokio::spawn(purge_sessions(self.app.clone(), stop_rx.clone())),
             tokio::spawn(dispatch::retention::run(self.app.clone(), stop_rx.clone())),

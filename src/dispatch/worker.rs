@@ -1,9 +1,10 @@
 //! The dispatcher: claims due payloads and runs their attempts.
 //!
 //! The one idea to know: delivery is at-least-once by leases. A payload is claimed by
-//! writing this node's name and a lease expiry onto it; the attempt's outcome clears the
-//! lease in the same write that logs the attempt. If the process dies in between, the lease
-//! expires (or, on SQLite, is dropped at the next start) and the payload is sent again.
+//! leasing it to this node until an expiry (on PostgreSQL written onto the row, on SQLite
+//! held in memory); the lease ends once the write that logs the attempt's outcome has
+//! committed. If the process dies in between, the lease expires (or, on SQLite, ends with
+//! the process) and the payload is sent again.
 //!
 //! Work is organised in lanes, one per webhook with payloads due, each with at most
 //! `per_webhook` attempts in flight (and `max_in_flight` over all lanes), so a receiver that
@@ -133,7 +134,7 @@ impl Dispatcher {
     }
 
     /// Claims payloads for every lane that is due and has room. The claims run
-    /// concurrently, so on SQLite they share one commit.
+    /// concurrently (on PostgreSQL each is a query of its own).
     async fn claim_due(&mut self) {
         let s = &self.app.settings.delivery;
         let (per_webhook, max_in_flight) = (s.per_webhook, s.max_in_flight);

@@ -135,7 +135,8 @@ pub trait Store: Send + Sync + 'static {
         owner: &str,
         lease_until: Millis,
     ) -> StoreResult<Option<ClaimedDelivery>>;
-    /// Active webhooks with unleased payloads to send, each with its earliest due time.
+    /// Active webhooks with unleased payloads to send, each with its earliest due time. (On
+    /// SQLite leases live in memory, so leased payloads count too; the claim skips them.)
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>>;
     /// Leases up to `limit` due payloads of one active webhook to `owner`, oldest first.
     async fn delivery_claim(
@@ -149,8 +150,6 @@ pub trait Store: Send + Sync + 'static {
     /// Logs the attempts and moves each payload to its new state, in one transaction.
     /// A payload whose lease `owner` lost, or that was canceled meanwhile, keeps its state.
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()>;
-    /// Drops every lease (single-node start-up: no other process can hold one).
-    async fn lease_release_all(&self) -> StoreResult<u64>;
     async fn delivery_list(
         &self,
         scope: Scope,

@@ -316,15 +316,6 @@ struct Arrays<'a> {
     error: Vec<Option<&'a str>>,
 }
 
-/// Drops every lease. Never called on PostgreSQL at start-up: other nodes may hold live ones.
-pub async fn release_all(pool: &PgPool) -> StoreResult<u64> {
-    let done =
-        sqlx::query("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
-            .execute(pool)
-            .await?;
-    Ok(done.rows_affected())
-}
-
 const RECORD_COLUMNS: &str = "id, webhook_id, event_id, increment_id, topic, status, attempts, \
      next_attempt_at, last_http_status, last_error, created_at";
 

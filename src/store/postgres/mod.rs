@@ -193,10 +193,6 @@ impl Store for PostgresStore {
         deliveries::record(&self.pool, updates).await
     }
 
-    async fn lease_release_all(&self) -> StoreResult<u64> {
-        deliveries::release_all(&self.pool).await
-    }
-
     async fn delivery_list(
         &self,
         scope: Scope,

@@ -8,14 +8,6 @@ use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
 use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, Requeue, Scope, StoreResult};
 use crate::time::Millis;
 
-pub async fn release_all(pool: &SqlitePool) -> StoreResult<u64> {
-    let done =
-        sqlx::query("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
-            .execute(pool)
-            .await?;
-    Ok(done.rows_affected())
-}
-
 const RECORD_COLUMNS: &str = "id, webhook_id, event_id, increment_id, topic, status, attempts, next_attempt_at, \
      last_http_status, last_error, created_at";
 

@@ -202,8 +202,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
-        self.fast.queue_scan(now)
+    async fn queue_scan(&self, _now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
+        self.fast.queue_scan()
     }
 
     async fn delivery_claim(
@@ -224,10 +224,6 @@ impl Store for SqliteStore {
         // leases can go.
         self.leases.release(updates.iter().map(|u| u.delivery_id));
         Ok(())
-    }
-
-    async fn lease_release_all(&self) -> StoreResult<u64> {
-        deliveries::release_all(&self.writer).await
     }
 
     async fn delivery_list(

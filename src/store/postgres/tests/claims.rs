@@ -147,15 +147,6 @@ async fn claims_respect_due_times_and_inactive_webhooks() {
         "the test payload is leased"
     );
 
-    assert_eq!(store.lease_release_all().await.unwrap(), 5);
-    assert_eq!(
-        store
-            .delivery_claim(b, "n", now + 20_000, now + HOUR, 10)
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
     drop(store);
     db.drop_database().await;
 }
