@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{App, AppError};
 use crate::domain::user::verify_api_key;
 use crate::domain::{MerchantId, Role};
-use crate::store::{Scope, UserRecord};
+use crate::domain::{Scope, UserRecord};
 use crate::time::now_millis;
 
 /// The authenticated user behind a request.

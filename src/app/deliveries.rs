@@ -7,7 +7,7 @@ use super::{App, AppError, Caller};
 use crate::dispatch::client::AttemptOutcome;
 use crate::dispatch::deliver::{attempt, Target};
 use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, WebhookId};
-use crate::store::{DeliveryDetail, DeliveryFilter, DeliveryRecord, Requeue};
+use crate::domain::{DeliveryDetail, DeliveryFilter, DeliveryRecord, Requeue};
 use crate::time::now_millis;
 
 pub const TEST_TOPIC: &str = "test:ping";

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{App, AppError};
 use crate::domain::{BodyTemplate, Topic};
-use crate::store::{PublishRequest, Published};
+use crate::domain::{PublishRequest, Published};
 use crate::time::now_millis;
 
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;

@@ -14,7 +14,7 @@ pub use auth::Caller;
 pub use error::AppError;
 
 use crate::dispatch::client::{ClientBuildError, DeliveryClient};
-use crate::dispatch::wake::Wake;
+use crate::wake::Wake;
 use crate::dispatch::DeliverySettings;
 use crate::domain::Catalog;
 use crate::store::Store;

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{App, AppError, Caller};
 use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
-use crate::store::StatusTarget;
+use crate::domain::StatusTarget;
 
 impl App {
     pub async fn webhook_list(&self, caller: &Caller) -> Result<Vec<Webhook>, AppError> {

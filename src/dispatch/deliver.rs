@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::client::{AttemptOutcome, AttemptRequest, DeliveryClient};
 use super::retry::RetrySchedule;
 use crate::domain::{DeliveryStatus, ExtraHeaders, Webhook};
-use crate::store::{AttemptLog, ClaimedDelivery, DeliveryUpdate};
+use crate::domain::{AttemptLog, ClaimedDelivery, DeliveryUpdate};
 use crate::time::{now_millis, Millis};
 
 /// Where and how a webhook's payloads are sent.

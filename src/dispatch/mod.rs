@@ -8,7 +8,6 @@ pub mod deliver;
 pub mod retention;
 pub mod retry;
 pub mod signing;
-pub mod wake;
 pub mod worker;
 
 use std::time::Duration;

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::deliver::{attempt, Target};
 use crate::app::App;
 use crate::domain::{DeliveryStatus, WebhookId};
-use crate::store::{DeliveryUpdate, Scope};
+use crate::domain::{DeliveryUpdate, Scope};
 use crate::time::{now_millis, Millis};
 
 /// Most webhook targets kept loaded (a few hundred bytes each).
@@ -215,7 +215,7 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_attempt(&self, target: Arc<Target>, claimed: crate::store::ClaimedDelivery) {
+    fn spawn_attempt(&self, target: Arc<Target>, claimed: crate::domain::ClaimedDelivery) {
         let app = self.app.clone();
         let owner = self.owner.clone();
         let (record, done) = (self.record_tx.clone(), self.done_tx.clone());

@@ -5,6 +5,7 @@ pub mod flag;
 pub mod headers;
 pub mod ids;
 pub mod payload;
+pub mod records;
 pub mod secret;
 pub mod target;
 pub mod topic;
@@ -16,6 +17,10 @@ pub use flag::parse_flag;
 pub use headers::ExtraHeaders;
 pub use ids::{DeliveryId, EventId, MerchantId, UserId, WebhookId};
 pub use payload::{BodyTemplate, DeliveryStatus};
+pub use records::{
+    AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest,
+    Published, Requeue, Scope, StatusTarget, UserRecord,
+};
 pub use secret::SecretKey;
 pub use topic::{Catalog, Topic, TopicList, TopicPattern};
 pub use user::{ApiKey, MerchantCode, Role, UserName};

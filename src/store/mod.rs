@@ -2,7 +2,6 @@
 //! default) and `postgres` implement it. Nothing above this module writes SQL.
 
 pub mod postgres;
-mod records;
 pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -14,13 +13,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::dispatch::wake::Wake;
+use crate::wake::Wake;
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
 };
 use crate::time::Millis;
 
-pub use records::{
+// The records passed across the boundary live in `domain`; re-exported for the backends.
+pub use crate::domain::records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest,
     Published, Requeue, Scope, StatusTarget, UserRecord,
 };

@@ -6,7 +6,7 @@ use crate::app::{App, Caller};
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
 use crate::rpc::error::{app_code, from_app, Operation, RpcError};
 use crate::rpc::params::{as_id, Args};
-use crate::store::{DeliveryFilter, DeliveryRecord};
+use crate::domain::{DeliveryFilter, DeliveryRecord};
 use crate::time::format_timestamp_millis;
 
 const DEFAULT_LIMIT: i64 = 100;

@@ -6,7 +6,7 @@ use crate::app::{App, Caller};
 use crate::domain::{parse_flag, Webhook, WebhookId};
 use crate::rpc::error::{app_code, from_app, Operation, RpcError};
 use crate::rpc::params::{as_id, Args};
-use crate::store::StatusTarget;
+use crate::domain::StatusTarget;
 
 fn entity(w: &Webhook) -> Value {
     json!({

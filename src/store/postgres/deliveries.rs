@@ -16,7 +16,7 @@ use crate::store::{
 };
 use crate::time::Millis;
 
-const IDEMPOTENCY_WINDOW_MS: Millis = 24 * 3600 * 1000;
+use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
 
 pub async fn publish(pool: &PgPool, req: &PublishRequest<'_>) -> StoreResult<Published> {
     let mut tx = pool.begin().await?;

@@ -26,7 +26,7 @@ use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PoolSettings, PublishRequest,
     Published, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord,
 };
-use crate::dispatch::wake::Wake;
+use crate::wake::Wake;
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
 };

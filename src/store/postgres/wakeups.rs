@@ -16,7 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions
 use sqlx::PgConnection;
 use tokio::sync::watch;
 
-use crate::dispatch::wake::Wake;
+use crate::wake::Wake;
 use crate::domain::WebhookId;
 use crate::store::{PoolSettings, StoreResult};
 

@@ -10,7 +10,7 @@ use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, EventId, WebhookId
 use crate::store::{ClaimedDelivery, DeliveryUpdate, Published};
 use crate::time::{now_millis, Millis};
 
-const IDEMPOTENCY_WINDOW_MS: Millis = 24 * 3600 * 1000;
+use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
 
 /// An owned publish request (it crosses to the writer thread).
 pub struct PublishJob {

@@ -11,7 +11,7 @@ use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::watch;
 
 use super::PostgresStore;
-use crate::dispatch::wake::Wake;
+use crate::wake::Wake;
 use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, MerchantId, NewWebhook, Role, UserName, WebhookId};
 use crate::store::test_support::*;
 use crate::store::{

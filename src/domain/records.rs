@@ -1,4 +1,5 @@
-//! Plain records and selectors passed across the store boundary.
+//! Plain records and selectors: what the operations hand the store and get back from it
+//! (the API layer reads them too, so they live here, below both).
 
 use crate::domain::{MerchantId, Role, UserId, WebhookId};
 use crate::time::Millis;
@@ -41,6 +42,10 @@ pub enum StatusTarget {
     /// Every webhook of the scope (the seed's `{"status": 1}` with no target).
     All,
 }
+
+/// How long an idempotency key is remembered: a publish repeating a key used within this
+/// window returns the first answer and makes nothing.
+pub const IDEMPOTENCY_WINDOW_MS: Millis = 24 * 3600 * 1000;
 
 /// What `event.publish` asks the store to do, in one transaction.
 pub struct PublishRequest<'a> {
