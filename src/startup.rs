@@ -66,11 +66,15 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut background = vec![
             tokio::spawn(purge_sessions(self.app.clone(), stop_rx.clone())),
-            tokio::spawn(dispatch::retention::run(self.app.clone(), stop_rx.clone())),
+            tokio::spawn(dispatch::retention::run(
+                self.app.store.clone(),
+                self.app.settings.delivery.retention,
+                stop_rx.clone(),
+            )),
         ];
         if self.config.dispatch {
             background.push(tokio::spawn(dispatch::worker::run(
-                self.app.clone(),
+                self.app.engine.clone(),
                 node_name(),
                 stop_rx.clone(),
             )));

@@ -6,7 +6,7 @@ use serde_json::Map;
 use super::{App, AppError, Caller};
 use crate::dispatch::client::AttemptOutcome;
 use crate::dispatch::deliver::{attempt, Target};
-use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, WebhookId};
+use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, Webhook, WebhookId};
 use crate::domain::{DeliveryDetail, DeliveryFilter, DeliveryRecord, Requeue};
 use crate::time::now_millis;
 
@@ -70,22 +70,36 @@ impl App {
             .find(|(id, _)| *id == hook.merchant_id)
             .map(|(_, code)| code)
             .unwrap_or_default();
-        let now = now_millis();
-        let body = BodyTemplate::new(TEST_TOPIC, &code, &Map::new(), now);
         let owner = format!("test-{}", caller.user.name);
+        // A ping takes one of the webhook's slots like any attempt, so pings cannot open
+        // more requests to a receiver than the dispatcher would.
+        let _slot = self.engine.slot_for_test(webhook).await.ok_or(AppError::Busy)?;
+        self.send_test(caller, &hook, &code, &owner).await
+    }
+
+    async fn send_test(
+        &self,
+        caller: &Caller,
+        hook: &Webhook,
+        code: &str,
+        owner: &str,
+    ) -> Result<TestResult, AppError> {
+        let webhook = hook.id;
+        let now = now_millis();
+        let body = BodyTemplate::new(TEST_TOPIC, code, &Map::new(), now);
         let lease_until = now + self.settings.delivery.lease.as_millis() as i64;
         let claimed = self
             .store
-            .delivery_create_claimed(caller.scope(), webhook, TEST_TOPIC, &body, &owner, lease_until)
+            .delivery_create_claimed(caller.scope(), webhook, TEST_TOPIC, &body, owner, lease_until)
             .await?
             .ok_or(AppError::WebhookNotFound)?;
         let (delivery_id, increment_id) = (claimed.id, claimed.increment_id);
         let (update, outcome) = attempt(
-            &self.client,
-            &self.settings.delivery.schedule,
-            &Target::of(&hook),
+            &self.engine.client,
+            &self.engine.settings.schedule,
+            &Target::of(hook),
             claimed,
-            &owner,
+            owner,
         )
         .await;
         self.store.delivery_record(std::slice::from_ref(&update)).await?;

@@ -28,6 +28,9 @@ pub enum AppError {
     /// The delivery cannot be retried in its state (code 108).
     #[error("delivery not retried: {0}")]
     NotRetried(String),
+    /// The webhook has as many attempts in flight as it may, for too long (code 109).
+    #[error("webhook busy")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

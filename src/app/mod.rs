@@ -13,11 +13,11 @@ use std::sync::Arc;
 pub use auth::Caller;
 pub use error::AppError;
 
-use crate::dispatch::client::{ClientBuildError, DeliveryClient};
-use crate::wake::Wake;
-use crate::dispatch::DeliverySettings;
+use crate::dispatch::client::ClientBuildError;
+use crate::dispatch::{DeliverySettings, Engine};
 use crate::domain::Catalog;
 use crate::store::Store;
+use crate::wake::Wake;
 
 /// Settings the operations need (a slice of the full config).
 #[derive(Clone, Debug)]
@@ -48,24 +48,22 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub catalog: Catalog,
     pub settings: Arc<AppSettings>,
-    /// Sends delivery attempts (shared by the dispatcher and `webhook.test`).
-    pub client: Arc<DeliveryClient>,
-    /// Tells the dispatcher about new payloads.
+    /// The delivery engine (shared by the dispatcher and `webhook.test`).
+    pub engine: Arc<Engine>,
+    /// Tells the dispatcher about new payloads (the engine's).
     pub wake: Arc<Wake>,
     auth_cache: Arc<auth::VerifiedKeys>,
 }
 
 impl App {
     pub fn new(store: Arc<dyn Store>, catalog: Catalog, settings: AppSettings) -> Result<Self, ClientBuildError> {
-        let mut client_config = settings.delivery.client.clone();
-        client_config.allow_private_targets = settings.allow_private_targets;
-        client_config.max_idle_per_host = settings.delivery.max_in_flight;
+        let engine = Engine::new(store.clone(), settings.delivery.clone(), settings.allow_private_targets)?;
         Ok(Self {
             store,
             catalog,
-            client: Arc::new(DeliveryClient::new(client_config)?),
+            wake: engine.wake.clone(),
+            engine,
             settings: Arc::new(settings),
-            wake: Default::default(),
             auth_cache: Default::default(),
         })
     }

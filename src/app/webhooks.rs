@@ -3,8 +3,8 @@
 use serde_json::Value;
 
 use super::{App, AppError, Caller};
-use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
 use crate::domain::StatusTarget;
+use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
 
 impl App {
     pub async fn webhook_list(&self, caller: &Caller) -> Result<Vec<Webhook>, AppError> {

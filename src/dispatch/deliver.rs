@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use super::client::{AttemptOutcome, AttemptRequest, DeliveryClient};
 use super::retry::RetrySchedule;
-use crate::domain::{DeliveryStatus, ExtraHeaders, Webhook};
 use crate::domain::{AttemptLog, ClaimedDelivery, DeliveryUpdate};
+use crate::domain::{DeliveryStatus, ExtraHeaders, Webhook};
 use crate::time::{now_millis, Millis};
 
 /// Where and how a webhook's payloads are sent.
@@ -47,6 +48,13 @@ pub async fn attempt(
 ) -> (DeliveryUpdate, AttemptOutcome) {
     let started_at = now_millis();
     let msg_id = message_id(&claimed);
+    let span = tracing::info_span!(
+        "attempt",
+        webhook = claimed.webhook_id.0,
+        delivery_id = claimed.id.0,
+        increment_id = claimed.increment_id,
+        attempt = claimed.attempts + 1,
+    );
     let outcome = client
         .attempt(&AttemptRequest {
             url: &target.url,
@@ -55,8 +63,19 @@ pub async fn attempt(
             msg_id: &msg_id,
             extra_headers: &target.headers,
         })
+        .instrument(span.clone())
         .await;
     let (status, next_attempt_at) = next_state(schedule, &outcome, claimed.attempts + 1, now_millis());
+    span.in_scope(|| {
+        tracing::debug!(
+            success = outcome.success,
+            http_status = outcome.http_status,
+            error = outcome.error.as_deref(),
+            status = status.as_str(),
+            next_attempt_at,
+            "attempt finished"
+        )
+    });
     let update = DeliveryUpdate {
         delivery_id: claimed.id,
         lease_owner: owner.to_string(),

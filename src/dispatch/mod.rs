@@ -1,19 +1,84 @@
 //! Delivery of payloads to receivers: one HTTP attempt (`client`), its signatures
-//! (`signing`), when to try again (`retry`), the loop that claims due payloads and runs
-//! attempts (`worker`), how publishers wake it (`wake`), and the purge of old payloads
-//! (`retention`).
+//! (`signing`), when to try again (`retry`), what an attempt means for its payload
+//! (`deliver`), attempts in flight per webhook (`slots`), the loop that claims due payloads
+//! and runs attempts (`worker`), and the purge of old payloads (`retention`). `Engine` is
+//! what the worker and `webhook.test` share; publishers wake the worker through its `Wake`.
 
 pub mod client;
 pub mod deliver;
 pub mod retention;
 pub mod retry;
 pub mod signing;
+pub mod slots;
 pub mod worker;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use client::ClientConfig;
+use client::{ClientBuildError, ClientConfig, DeliveryClient};
 use retry::RetrySchedule;
+use slots::Slots;
+
+use crate::domain::WebhookId;
+use crate::store::Store;
+use crate::wake::Wake;
+
+/// The delivery engine's shared parts: where payloads are kept, how they are sent, and
+/// who may send how many at once. Cheap to share (`Arc`); the worker, `webhook.test` and
+/// the publishers (through `wake`) use one.
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub client: DeliveryClient,
+    pub settings: DeliverySettings,
+    /// Tells the worker about new payloads.
+    pub wake: Arc<Wake>,
+    /// Attempts in flight per webhook, over every sender.
+    pub slots: Slots,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: DeliverySettings,
+        allow_private_targets: bool,
+    ) -> Result<Arc<Self>, ClientBuildError> {
+        let mut client_config = settings.client.clone();
+        client_config.allow_private_targets = allow_private_targets;
+        client_config.max_idle_per_host = settings.max_in_flight;
+        Ok(Arc::new(Self {
+            store,
+            client: DeliveryClient::new(client_config)?,
+            slots: Slots::new(settings.per_webhook),
+            settings,
+            wake: Default::default(),
+        }))
+    }
+
+    /// One of the webhook's slots for a `webhook.test` ping, waiting up to twice the
+    /// request timeout (attempts in flight end by then); None when none came free.
+    pub async fn slot_for_test(&self, webhook: WebhookId) -> Option<TestSlot<'_>> {
+        let patience = self.settings.client.request_timeout * 2;
+        self.slots
+            .take_one(webhook, patience)
+            .await
+            .then_some(TestSlot { engine: self, webhook })
+    }
+}
+
+/// A slot held by a test ping; given back (and the worker told) when dropped, however the
+/// ping ends.
+pub struct TestSlot<'a> {
+    engine: &'a Engine,
+    webhook: WebhookId,
+}
+
+impl Drop for TestSlot<'_> {
+    fn drop(&mut self) {
+        self.engine.slots.give(self.webhook, 1);
+        // The worker's lane may have waited for this slot.
+        self.engine.wake.webhooks([self.webhook]);
+    }
+}
 
 /// How the dispatcher behaves; part of the resolved config.
 #[derive(Clone, Debug)]

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::deliver::{attempt, Target};
-use crate::app::App;
+use super::Engine;
 use crate::domain::{DeliveryStatus, WebhookId};
 use crate::domain::{DeliveryUpdate, Scope};
 use crate::time::{now_millis, Millis};
@@ -36,9 +36,15 @@ struct Lane {
     in_flight: usize,
     /// When this lane next has a payload due; None when it has none we know of.
     next_due: Option<Millis>,
+    /// Its webhook's slots are all held by others (test pings) until one is given back.
+    starved: bool,
 }
 
 impl Lane {
+    fn has_room(&self, per_webhook: usize) -> bool {
+        self.in_flight < per_webhook && !self.starved
+    }
+
     fn due(&mut self, at: Millis) {
         self.next_due = Some(self.next_due.map_or(at, |d| d.min(at)));
     }
@@ -51,7 +57,7 @@ struct Done {
 }
 
 struct Dispatcher {
-    app: App,
+    engine: Arc<Engine>,
     owner: String,
     lanes: HashMap<WebhookId, Lane>,
     /// Where each webhook's payloads go. A webhook's URL, headers and secret never change
@@ -64,13 +70,14 @@ struct Dispatcher {
 
 /// Runs until `stop` turns true, then lets attempts in flight finish (bounded by the
 /// request timeout) and writes their outcomes.
-pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
+pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<bool>) {
     let (record_tx, record_rx) = mpsc::unbounded_channel();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(recorder(app.clone(), record_rx));
-    let settings = app.settings.delivery.clone();
+    let recorder = tokio::spawn(recorder(engine.clone(), record_rx));
+    let settings = engine.settings.clone();
+    let wake = engine.wake.clone();
     let mut d = Dispatcher {
-        app: app.clone(),
+        engine: engine.clone(),
         owner,
         lanes: HashMap::new(),
         targets: HashMap::new(),
@@ -80,10 +87,12 @@ pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
     };
     let mut next_scan = Instant::now();
     loop {
-        let (woken, rescan) = app.wake.take();
+        let (woken, rescan) = wake.take();
         let now = now_millis();
         for id in woken {
-            d.lanes.entry(id).or_default().due(now);
+            let lane = d.lanes.entry(id).or_default();
+            lane.due(now);
+            lane.starved = false;
         }
         if rescan || Instant::now() >= next_scan {
             d.scan().await;
@@ -93,7 +102,7 @@ pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
         let wake_at = d.next_timer().map_or(next_scan, |t| t.min(next_scan));
         tokio::select! {
             _ = stop.changed() => break,
-            _ = app.wake.notified() => {}
+            _ = wake.notified() => {}
             Some(done) = done_rx.recv() => {
                 d.finish(done);
                 while let Ok(done) = done_rx.try_recv() {
@@ -123,7 +132,7 @@ pub async fn run(app: App, owner: String, mut stop: watch::Receiver<bool>) {
 
 impl Dispatcher {
     async fn scan(&mut self) {
-        match self.app.store.queue_scan(now_millis()).await {
+        match self.engine.store.queue_scan(now_millis()).await {
             Ok(found) => {
                 for (webhook, due) in found {
                     self.lanes.entry(webhook).or_default().due(due);
@@ -136,14 +145,14 @@ impl Dispatcher {
     /// Claims payloads for every lane that is due and has room. The claims run
     /// concurrently (on PostgreSQL each is a query of its own).
     async fn claim_due(&mut self) {
-        let s = &self.app.settings.delivery;
+        let s = &self.engine.settings;
         let (per_webhook, max_in_flight) = (s.per_webhook, s.max_in_flight);
         let lease = s.lease.as_millis() as i64;
         let now = now_millis();
         let mut due: Vec<(Millis, WebhookId)> = self
             .lanes
             .iter()
-            .filter(|(_, l)| l.in_flight < per_webhook && l.next_due.is_some_and(|t| t <= now))
+            .filter(|(_, l)| l.has_room(per_webhook) && l.next_due.is_some_and(|t| t <= now))
             .map(|(id, l)| (l.next_due.unwrap_or(now), *id))
             .collect();
         due.sort_unstable();
@@ -158,9 +167,18 @@ impl Dispatcher {
                 continue;
             };
             let lane = self.lanes.get_mut(&webhook).expect("lane exists");
-            let want = (per_webhook - lane.in_flight).min(room);
+            // The webhook's slots are shared with `webhook.test` pings; a lane whose slots
+            // they hold waits until one is given back (which wakes it).
+            let want = self
+                .engine
+                .slots
+                .take(webhook, (per_webhook - lane.in_flight).min(room));
+            if want == 0 {
+                lane.starved = true;
+                continue;
+            }
             room -= want;
-            let (store, owner) = (self.app.store.clone(), self.owner.clone());
+            let (store, owner) = (self.engine.store.clone(), self.owner.clone());
             claims.spawn(async move {
                 let claimed = store
                     .delivery_claim(webhook, &owner, now, now + lease, want as i64)
@@ -173,6 +191,8 @@ impl Dispatcher {
                 continue;
             };
             let lane = self.lanes.entry(webhook).or_default();
+            let got = claimed.as_ref().map_or(0, Vec::len);
+            self.engine.slots.give(webhook, want - got);
             match claimed {
                 Ok(claimed) => {
                     if claimed.len() < want {
@@ -198,7 +218,7 @@ impl Dispatcher {
         if let Some(t) = self.targets.get(&webhook) {
             return Some(t.clone());
         }
-        match self.app.store.webhook_get(Scope::All, webhook).await {
+        match self.engine.store.webhook_get(Scope::All, webhook).await {
             Ok(Some(hook)) => {
                 let t = Target::of(&hook);
                 if self.targets.len() >= MAX_TARGETS {
@@ -216,12 +236,13 @@ impl Dispatcher {
     }
 
     fn spawn_attempt(&self, target: Arc<Target>, claimed: crate::domain::ClaimedDelivery) {
-        let app = self.app.clone();
+        let engine = self.engine.clone();
         let owner = self.owner.clone();
         let (record, done) = (self.record_tx.clone(), self.done_tx.clone());
         tokio::spawn(async move {
             let webhook = claimed.webhook_id;
-            let (update, _) = attempt(&app.client, &app.settings.delivery.schedule, &target, claimed, &owner).await;
+            let (update, _) = attempt(&engine.client, &engine.settings.schedule, &target, claimed, &owner).await;
+            engine.slots.give(webhook, 1);
             let retry_at = (update.status == DeliveryStatus::Retrying).then_some(update.next_attempt_at);
             // The slot is free once the receiver has answered; until the outcome is written
             // the payload's lease keeps it from being claimed again.
@@ -234,6 +255,7 @@ impl Dispatcher {
         self.in_flight = self.in_flight.saturating_sub(1);
         let lane = self.lanes.entry(done.webhook).or_default();
         lane.in_flight = lane.in_flight.saturating_sub(1);
+        lane.starved = false;
         if let Some(at) = done.retry_at {
             lane.due(at);
         }
@@ -241,11 +263,11 @@ impl Dispatcher {
 
     /// The earliest due time among lanes that have room for more.
     fn next_timer(&self) -> Option<Instant> {
-        let per_webhook = self.app.settings.delivery.per_webhook;
+        let per_webhook = self.engine.settings.per_webhook;
         let earliest = self
             .lanes
             .values()
-            .filter(|l| l.in_flight < per_webhook)
+            .filter(|l| l.has_room(per_webhook))
             .filter_map(|l| l.next_due)
             .min()?;
         let wait = (earliest - now_millis()).max(0) as u64;
@@ -254,7 +276,7 @@ impl Dispatcher {
 }
 
 /// Writes outcomes back in batches.
-async fn recorder(app: App, mut rx: mpsc::UnboundedReceiver<DeliveryUpdate>) {
+async fn recorder(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<DeliveryUpdate>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < RECORD_BATCH {
@@ -264,7 +286,7 @@ async fn recorder(app: App, mut rx: mpsc::UnboundedReceiver<DeliveryUpdate>) {
             }
         }
         let mut tries = 0;
-        while let Err(e) = app.store.delivery_record(&batch).await {
+        while let Err(e) = engine.store.delivery_record(&batch).await {
             tries += 1;
             tracing::error!(error = ?e, tries, "recording delivery outcomes failed");
             if tries >= 30 {

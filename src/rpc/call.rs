@@ -2,9 +2,12 @@
 //! `call(session_id | null, "resource.method", args)`. A null session id means the
 //! caller authenticates with HTTP Basic instead.
 
-use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::error::{from_app, Operation, RpcError};
+use serde_json::Value;
+use tracing::Instrument;
+
+use super::error::RpcError;
 use super::methods;
 use super::params::Args;
 use crate::app::{App, Caller};
@@ -15,12 +18,28 @@ pub struct Credentials {
     pub basic: Option<(String, String)>,
 }
 
+/// Numbers the calls this process serves, so the log lines of one call can be told apart.
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+
+/// Runs one JSON-RPC request inside a span naming it (`req`, `method`, then `path` and
+/// `user` once known), so every log line it causes says what it is about.
 pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
-    match method {
-        "login" => login(app, params).await,
-        "call" => call(app, creds, params).await,
-        other => Err(RpcError::method_not_found(other)),
+    let span = tracing::info_span!(
+        "rpc",
+        req = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed),
+        method,
+        path = tracing::field::Empty,
+        user = tracing::field::Empty,
+    );
+    async move {
+        match method {
+            "login" => login(app, params).await,
+            "call" => call(app, creds, params).await,
+            other => Err(RpcError::method_not_found(other)),
+        }
     }
+    .instrument(span)
+    .await
 }
 
 /// Reads `params` given by position or by name into a fixed list of slots.
@@ -63,10 +82,8 @@ async fn login(app: &App, params: Option<Value>) -> Result<Value, RpcError> {
     let mut p = slots(params, &["username", "api_key"])?.into_iter();
     let username = required_string(p.next().flatten(), "username")?;
     let api_key = required_string(p.next().flatten(), "api_key")?;
-    let session = app
-        .login(&username, &api_key)
-        .await
-        .map_err(|e| from_app(e, Operation::Other))?;
+    tracing::Span::current().record("user", username.as_str());
+    let session = app.login(&username, &api_key).await?;
     Ok(Value::String(session))
 }
 
@@ -75,7 +92,10 @@ async fn call(app: &App, creds: &Credentials, params: Option<Value>) -> Result<V
     let session = p.next().flatten();
     let path = required_string(p.next().flatten(), "resource path")?;
     let args = p.next().flatten();
+    let span = tracing::Span::current();
+    span.record("path", path.as_str());
     let caller = authenticate(app, creds, session).await?;
+    span.record("user", caller.user.name.as_str());
     let args = Args::new(&path, args);
     methods::invoke(app, &caller, &path, args).await
 }
@@ -93,5 +113,5 @@ async fn authenticate(app: &App, creds: &Credentials, session: Option<Value>) ->
         },
         Some(_) => return Err(RpcError::invalid_params("session_id must be a string or null")),
     };
-    result.map_err(|e| from_app(e, Operation::Other))
+    Ok(result?)
 }

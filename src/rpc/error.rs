@@ -28,6 +28,8 @@ pub mod app_code {
     pub const DELIVERY_NOT_FOUND: i64 = 107;
     /// Extension: `delivery.retry` of a delivery that has not failed.
     pub const NOT_RETRIED: i64 = 108;
+    /// Extension: `webhook.test` found every slot of the webhook taken for too long.
+    pub const BUSY: i64 = 109;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +87,20 @@ impl RpcError {
     }
 
     pub fn access_denied(detail: &str) -> Self {
-        Self::app(app_code::ACCESS_DENIED, with_detail("Access denied.", detail))
+        Self::app(app_code::ACCESS_DENIED, with_detail(message::ACCESS_DENIED, detail))
+    }
+
+    /// Error 101: the data given is invalid, and `detail` says how.
+    pub fn invalid_data(detail: &str) -> Self {
+        Self::app(app_code::INVALID_DATA, with_detail(message::INVALID_DATA, detail))
+    }
+
+    /// Error 100: `webhook.update_status` changed nothing, and `detail` says why.
+    pub fn status_not_changed(detail: &str) -> Self {
+        Self::app(
+            app_code::STATUS_NOT_CHANGED,
+            with_detail(message::STATUS_NOT_CHANGED, detail),
+        )
     }
 
     pub fn missing(param: &str) -> Self {
@@ -101,6 +116,22 @@ impl RpcError {
             None => json!({"code": self.code, "message": self.message}),
         }
     }
+}
+
+/// The fixed text of each application error; a detail may follow it.
+pub mod message {
+    pub const ACCESS_DENIED: &str = "Access denied.";
+    pub const SESSION_EXPIRED: &str = "Session expired. Try to relogin.";
+    pub const INVALID_DATA: &str = "Invalid data given.";
+    pub const NOT_CREATED: &str = "Webhook not created.";
+    pub const STATUS_NOT_CHANGED: &str = "Error changing status for specified webhook.";
+    pub const WEBHOOK_NOT_FOUND: &str = "Webhook not exists.";
+    pub const DELIVERY_NOT_FOUND: &str = "Delivery not exists.";
+    pub const NOT_RETRIED: &str = "Delivery not retried.";
+    pub const BUSY: &str =
+        "Webhook busy. It has as many attempts in flight as it may (per-webhook concurrency); try again shortly.";
+    pub const CREATE_FAILED: &str = "An unexpected error occurred while creating the webhook.";
+    pub const DELETE_FAILED: &str = "An unexpected error occurred while deleting the webhook.";
 }
 
 fn with_detail(base: &str, detail: &str) -> String {
@@ -119,32 +150,31 @@ pub enum Operation {
     Other,
 }
 
+impl From<AppError> for RpcError {
+    fn from(err: AppError) -> Self {
+        from_app(err, Operation::Other)
+    }
+}
+
 /// Maps a domain error to its JSON-RPC error. Internal causes are logged, never sent.
+/// Handlers use `?` (the `From` above); only create and delete name their operation.
 pub fn from_app(err: AppError, op: Operation) -> RpcError {
     use app_code::*;
     match err {
         AppError::AccessDenied => RpcError::access_denied(""),
-        AppError::SessionExpired => RpcError::app(SESSION_EXPIRED, "Session expired. Try to relogin."),
-        AppError::InvalidData(d) => RpcError::app(INVALID_DATA, with_detail("Invalid data given.", &d)),
-        AppError::NotCreated(d) => RpcError::app(NOT_CREATED, with_detail("Webhook not created.", &d)),
-        AppError::StatusNotChanged(d) => RpcError::app(
-            STATUS_NOT_CHANGED,
-            with_detail("Error changing status for specified webhook.", &d),
-        ),
-        AppError::WebhookNotFound => RpcError::app(WEBHOOK_NOT_FOUND, "Webhook not exists."),
-        AppError::DeliveryNotFound => RpcError::app(DELIVERY_NOT_FOUND, "Delivery not exists."),
-        AppError::NotRetried(d) => RpcError::app(NOT_RETRIED, with_detail("Delivery not retried.", &d)),
+        AppError::SessionExpired => RpcError::app(SESSION_EXPIRED, message::SESSION_EXPIRED),
+        AppError::InvalidData(d) => RpcError::invalid_data(&d),
+        AppError::NotCreated(d) => RpcError::app(NOT_CREATED, with_detail(message::NOT_CREATED, &d)),
+        AppError::StatusNotChanged(d) => RpcError::status_not_changed(&d),
+        AppError::WebhookNotFound => RpcError::app(WEBHOOK_NOT_FOUND, message::WEBHOOK_NOT_FOUND),
+        AppError::DeliveryNotFound => RpcError::app(DELIVERY_NOT_FOUND, message::DELIVERY_NOT_FOUND),
+        AppError::NotRetried(d) => RpcError::app(NOT_RETRIED, with_detail(message::NOT_RETRIED, &d)),
+        AppError::Busy => RpcError::app(BUSY, message::BUSY),
         AppError::Store(e) => {
             tracing::error!(error = ?e, "store failure");
             match op {
-                Operation::Create => RpcError::app(
-                    CREATE_FAILED,
-                    "An unexpected error occurred while creating the webhook.",
-                ),
-                Operation::Delete => RpcError::app(
-                    DELETE_FAILED,
-                    "An unexpected error occurred while deleting the webhook.",
-                ),
+                Operation::Create => RpcError::app(CREATE_FAILED, message::CREATE_FAILED),
+                Operation::Delete => RpcError::app(DELETE_FAILED, message::DELETE_FAILED),
                 Operation::Other => RpcError::internal(),
             }
         }

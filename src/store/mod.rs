@@ -13,11 +13,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::wake::Wake;
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
 };
 use crate::time::Millis;
+use crate::wake::Wake;
 
 // The records passed across the boundary live in `domain`; re-exported for the backends.
 pub use crate::domain::records::{

@@ -79,6 +79,26 @@ async fn webhook_test_against_a_failing_receiver_reports_failure_and_queues_a_re
 }
 
 #[tokio::test]
+async fn concurrent_webhook_tests_open_no_more_requests_than_the_per_webhook_concurrency() {
+    let w = World::start_with(|c| c.app.delivery.per_webhook = 3).await;
+    let id = id_of(&w.hook_at("order:created", "/busy").await);
+    w.receiver.set("/busy", Behaviour::Stall(Duration::from_millis(150)));
+
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [w.shop, "webhook.test", [id]]});
+    let answers = w.app.rpc_concurrently(vec![body; 12]).await;
+    for a in &answers {
+        assert_eq!(assert_ok(a)["success"], true, "{a}");
+    }
+    assert_eq!(w.receiver.received("/busy").len(), 12);
+    assert!(
+        w.receiver.most_at_once() <= 3,
+        "{} pings were open at once",
+        w.receiver.most_at_once()
+    );
+    assert_eq!(w.increment_id(id).await, 12, "every ping took its own increment id");
+}
+
+#[tokio::test]
 async fn webhook_test_of_an_unknown_or_another_merchant_s_webhook_is_not_found() {
     let w = World::start().await;
     let (_, theirs) = other_merchant(&w).await;

@@ -63,6 +63,8 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     behaviours: Mutex<HashMap<String, Behaviour>>,
     arrived: Notify,
+    /// Requests being answered now, and the most there ever were at once.
+    open: Mutex<(usize, usize)>,
 }
 
 pub struct TestReceiver {
@@ -104,6 +106,11 @@ impl TestReceiver {
             .lock()
             .unwrap()
             .insert(path.to_string(), behaviour);
+    }
+
+    /// The most requests this receiver was answering at one time.
+    pub fn most_at_once(&self) -> usize {
+        self.shared.open.lock().unwrap().1
     }
 
     /// Everything received on paths starting with `prefix`, in arrival order.
@@ -168,6 +175,17 @@ async fn handle(
         at: Instant::now(),
     });
     shared.arrived.notify_waiters();
+    {
+        let mut open = shared.open.lock().unwrap();
+        open.0 += 1;
+        open.1 = open.1.max(open.0);
+    }
+    let response = answer(behaviour).await;
+    shared.open.lock().unwrap().0 -= 1;
+    response
+}
+
+async fn answer(behaviour: Behaviour) -> Response {
     match behaviour {
         Behaviour::Status(code) => (StatusCode::from_u16(code).unwrap(), format!("answered {code}")).into_response(),
         Behaviour::Redirect(location) => (StatusCode::FOUND, [("location", location)], "moved").into_response(),

@@ -102,7 +102,7 @@ impl BenchServer {
     /// Starts delivery workers on a server built with `dispatch = false`.
     pub fn start_dispatcher(&mut self) {
         let (tx, rx) = watch::channel(false);
-        let worker = hookd::dispatch::worker::run(self.app.clone(), hookd::startup::node_name(), rx);
+        let worker = hookd::dispatch::worker::run(self.app.engine.clone(), hookd::startup::node_name(), rx);
         self.dispatcher = Some((tx, self.hookd.spawn(worker)));
     }
 

@@ -3,10 +3,10 @@
 use serde_json::{json, Value};
 
 use crate::app::{App, Caller};
-use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
-use crate::rpc::error::{app_code, from_app, Operation, RpcError};
-use crate::rpc::params::{as_id, Args};
 use crate::domain::{DeliveryFilter, DeliveryRecord};
+use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
+use crate::rpc::error::RpcError;
+use crate::rpc::params::{as_id, Args};
 use crate::time::format_timestamp_millis;
 
 const DEFAULT_LIMIT: i64 = 100;
@@ -30,7 +30,7 @@ fn record(r: &DeliveryRecord) -> Value {
 }
 
 fn invalid(detail: &str) -> RpcError {
-    RpcError::app(app_code::INVALID_DATA, format!("Invalid data given. {detail}"))
+    RpcError::invalid_data(detail)
 }
 
 /// `filter`: a status string, or `{"status", "limit", "before"}`.
@@ -77,20 +77,14 @@ pub async fn deliveries(app: &App, caller: &Caller, args: Args) -> Result<Value,
     args.at_most(2)?;
     let webhook = WebhookId(id_arg(&args, "webhook_id")?);
     let filter = parse_filter(args.get(1))?;
-    let list = app
-        .deliveries(caller, webhook, &filter)
-        .await
-        .map_err(|e| from_app(e, Operation::Other))?;
+    let list = app.deliveries(caller, webhook, &filter).await?;
     Ok(Value::Array(list.iter().map(record).collect()))
 }
 
 pub async fn info(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
     args.at_most(1)?;
     let id = DeliveryId(id_arg(&args, "delivery_id")?);
-    let detail = app
-        .delivery_info(caller, id)
-        .await
-        .map_err(|e| from_app(e, Operation::Other))?;
+    let detail = app.delivery_info(caller, id).await?;
     let mut out = record(&detail.record);
     out["body"] = Value::String(String::from_utf8_lossy(&detail.body).into_owned());
     out["attempt_log"] = detail
@@ -112,19 +106,14 @@ pub async fn info(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcEr
 pub async fn retry(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
     args.at_most(1)?;
     let id = DeliveryId(id_arg(&args, "delivery_id")?);
-    app.delivery_retry(caller, id)
-        .await
-        .map_err(|e| from_app(e, Operation::Other))?;
+    app.delivery_retry(caller, id).await?;
     Ok(Value::Bool(true))
 }
 
 pub async fn test(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
     args.at_most(1)?;
     let webhook = WebhookId(id_arg(&args, "webhook_id")?);
-    let t = app
-        .webhook_test(caller, webhook)
-        .await
-        .map_err(|e| from_app(e, Operation::Other))?;
+    let t = app.webhook_test(caller, webhook).await?;
     Ok(json!({
         "delivery_id": t.delivery_id.0,
         "increment_id": t.increment_id,

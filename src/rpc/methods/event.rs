@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::app::events::PublishOptions;
 use crate::app::{App, AppError, Caller};
-use crate::rpc::error::{from_app, Operation, RpcError};
+use crate::rpc::error::RpcError;
 use crate::rpc::params::Args;
 
 pub async fn publish(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
@@ -17,11 +17,8 @@ pub async fn publish(app: &App, caller: &Caller, args: Args) -> Result<Value, Rp
         .as_str()
         .ok_or_else(|| args.wrong_type("topic", "a string"))?;
     let message = args.required(1, "message")?;
-    let options = parse_options(args.get(2)).map_err(|e| from_app(e, Operation::Other))?;
-    let published = app
-        .publish(topic, message, &options)
-        .await
-        .map_err(|e| from_app(e, Operation::Other))?;
+    let options = parse_options(args.get(2))?;
+    let published = app.publish(topic, message, &options).await?;
     Ok(json!({"event_id": published.event_id.0, "payloads": published.payloads}))
 }
 

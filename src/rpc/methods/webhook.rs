@@ -3,10 +3,10 @@
 use serde_json::{json, Value};
 
 use crate::app::{App, Caller};
-use crate::domain::{parse_flag, Webhook, WebhookId};
-use crate::rpc::error::{app_code, from_app, Operation, RpcError};
-use crate::rpc::params::{as_id, Args};
 use crate::domain::StatusTarget;
+use crate::domain::{parse_flag, Webhook, WebhookId};
+use crate::rpc::error::{from_app, Operation, RpcError};
+use crate::rpc::params::{as_id, Args};
 
 fn entity(w: &Webhook) -> Value {
     json!({
@@ -22,10 +22,7 @@ fn entity(w: &Webhook) -> Value {
 
 pub async fn list(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {
     args.at_most(0)?;
-    let hooks = app
-        .webhook_list(caller)
-        .await
-        .map_err(|e| from_app(e, Operation::Other))?;
+    let hooks = app.webhook_list(caller).await?;
     Ok(Value::Array(hooks.iter().map(entity).collect()))
 }
 
@@ -39,10 +36,7 @@ pub async fn create(app: &App, caller: &Caller, args: Args) -> Result<Value, Rpc
 }
 
 fn status_error(detail: &str) -> RpcError {
-    RpcError::app(
-        app_code::STATUS_NOT_CHANGED,
-        format!("Error changing status for specified webhook. {detail}"),
-    )
+    RpcError::status_not_changed(detail)
 }
 
 /// A webhook id (integer or digits) or a topic entry.
@@ -85,9 +79,7 @@ pub async fn update_status(app: &App, caller: &Caller, args: Args) -> Result<Val
     };
     let active =
         parse_flag(status).ok_or_else(|| status_error("Status must be 0 or 1 (or \"0\", \"1\", true, false)."))?;
-    app.webhook_update_status(caller, target, active)
-        .await
-        .map_err(|e| from_app(e, Operation::Other))?;
+    app.webhook_update_status(caller, target, active).await?;
     Ok(Value::Bool(true))
 }
 

@@ -26,11 +26,11 @@ use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PoolSettings, PublishRequest,
     Published, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord,
 };
-use crate::wake::Wake;
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
 };
 use crate::time::Millis;
+use crate::wake::Wake;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

@@ -16,9 +16,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions
 use sqlx::PgConnection;
 use tokio::sync::watch;
 
-use crate::wake::Wake;
 use crate::domain::WebhookId;
 use crate::store::{PoolSettings, StoreResult};
+use crate::wake::Wake;
 
 pub(super) const CHANNEL: &str = "hookd_wake";
 

@@ -11,13 +11,13 @@ use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::watch;
 
 use super::PostgresStore;
-use crate::wake::Wake;
 use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, MerchantId, NewWebhook, Role, UserName, WebhookId};
 use crate::store::test_support::*;
 use crate::store::{
     ClaimedDelivery, DeliveryFilter, PoolSettings, Published, Requeue, Scope, StatusTarget, Store, StoreError,
 };
 use crate::time::{now_millis, Millis};
+use crate::wake::Wake;
 
 const HOUR: Millis = 3600 * 1000;
 
