@@ -2,14 +2,10 @@
 //! subscription lookup must not grow with the webhooks that do not match. Each case gets
 //! its own fresh server, so both publish into an empty event log.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use anyhow::Context;
+use futures_util::StreamExt;
 use hookd::domain::NewWebhook;
 use serde_json::json;
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
 
 use super::{phase_seconds, PHASE};
 use crate::harness::{seconds_between, Ctx, DeliveryWatch, Setup, OTHER_TOPIC, TOPIC};
@@ -73,13 +69,9 @@ async fn case(ctx: &Ctx, name: &str, webhooks: usize, amount: Amount) -> anyhow:
 }
 
 /// Registers `n` webhooks on topics other than the measured one, spread over the catalog
-/// like real subscriptions.
-///
-/// They go in through a connection of the bench's own, in one transaction, as the same rows
-/// `SqliteStore::webhook_create` writes (each validated through `NewWebhook` first). Through
-/// the store they would take minutes: its create counts the merchant's webhooks in every
-/// transaction (for the per-merchant limit), so the n-th create costs O(n). hookd's own
-/// count afterwards checks that the rows are seen.
+/// like real subscriptions, through hookd's store as `webhook.create` does (each validated
+/// through `NewWebhook` first; 64 creates in flight, so the writer commits them in batches).
+/// hookd's own count afterwards checks that they are all seen.
 async fn register(ctx: &Ctx, name: &str, setup: &Setup, n: usize) -> anyhow::Result<()> {
     if n == 0 {
         return Ok(());
@@ -97,42 +89,29 @@ async fn register(ctx: &Ctx, name: &str, setup: &Setup, n: usize) -> anyhow::Res
         .filter(|t| *t != TOPIC && !t.starts_with("test:"))
         .map(String::from)
         .collect();
-    let mut conn = SqliteConnectOptions::from_str(&setup.server.database_url)?
-        .busy_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .context("opening the database for registration")?;
-    let mut tx = conn.begin().await?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
+    let limit = setup.server.app.settings.max_webhooks_per_merchant;
+    let mut hooks = Vec::with_capacity(n);
     for i in 0..n {
         let data = json!({"topics": topics[i % topics.len()], "url": format!("{base}?n={i}")});
-        let hook = NewWebhook::from_json(&data, &catalog, true).context("a bench webhook")?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at) \
-             VALUES (?, 1, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(merchant.0)
-        .bind(hook.topics.joined())
-        .bind(hook.url.as_str())
-        .bind(hook.extra_headers.raw())
-        .bind(hook.secret_key.as_str())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .context("registering a webhook")?;
-        for pattern in hook.topics.patterns() {
-            sqlx::query("INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) VALUES (?, ?, ?)")
-                .bind(merchant.0)
-                .bind(pattern.key())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        bar.inc(1);
+        hooks.push(NewWebhook::from_json(&data, &catalog, true).context("a bench webhook")?);
     }
-    tx.commit().await.context("committing the registered webhooks")?;
+    let app = setup.server.app.clone();
+    let progress = bar.clone();
+    setup
+        .server
+        .on_hookd(async move {
+            let mut creates = futures_util::stream::iter(hooks.into_iter().map(|hook| {
+                let store = app.store.clone();
+                async move { store.webhook_create(merchant, &hook, limit).await }
+            }))
+            .buffer_unordered(64);
+            while let Some(created) = creates.next().await {
+                anyhow::ensure!(created?.is_some(), "the per-merchant webhook limit refused a bench webhook");
+                progress.inc(1);
+            }
+            anyhow::Ok(())
+        })
+        .await?;
     bar.finish();
     let app = setup.server.app.clone();
     let after = setup

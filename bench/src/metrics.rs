@@ -2,7 +2,7 @@
 //! process's CPU time and peak memory over one scenario.
 //!
 //! The one idea to know: hookd and the bench share this process, so CPU is split by thread.
-//! hookd runs on its own tokio runtime (threads named `hookd-rt`, plus sqlx's SQLite
+//! hookd runs on its own tokio runtime (threads named `hookd-rt`, plus the SQLite store's
 //! workers); the bench's load generator and receiver run on threads named `bench-rt`.
 //! Peak RSS is the whole process (hookd plus the small, fixed-size bench state).
 

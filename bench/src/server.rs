@@ -29,8 +29,6 @@ pub struct BenchServer {
     pub app: App,
     /// `http://127.0.0.1:PORT/api/jsonrpc`
     pub endpoint: String,
-    /// `sqlite://…/hookd.db` in the server's temporary directory.
-    pub database_url: String,
     pub admin: Login,
     pub merchant_user: Login,
     pub merchant: MerchantId,
@@ -64,7 +62,6 @@ impl BenchServer {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut config = bench_config(&dir)?;
         tweak(&mut config);
-        let database_url = config.database_url.clone();
         let application = hookd
             .spawn(Application::build(config))
             .await?
@@ -79,7 +76,6 @@ impl BenchServer {
         Ok(Self {
             app,
             endpoint: format!("http://{addr}/api/jsonrpc"),
-            database_url,
             admin,
             merchant_user,
             merchant,
