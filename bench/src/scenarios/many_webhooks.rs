@@ -106,7 +106,10 @@ async fn register(ctx: &Ctx, name: &str, setup: &Setup, n: usize) -> anyhow::Res
             }))
             .buffer_unordered(64);
             while let Some(created) = creates.next().await {
-                anyhow::ensure!(created?.is_some(), "the per-merchant webhook limit refused a bench webhook");
+                anyhow::ensure!(
+                    created?.is_some(),
+                    "the per-merchant webhook limit refused a bench webhook"
+                );
                 progress.inc(1);
             }
             anyhow::Ok(())

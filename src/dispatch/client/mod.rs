@@ -1,0 +1,323 @@
+//! One HTTP delivery attempt: POST the payload, signed, and describe what happened.
+//!
+//! [`DeliveryClient::attempt`] never fails and never panics: every problem (refused target,
+//! DNS, TCP, TLS, timeout, bad HTTP, non-2xx status) becomes an [`AttemptOutcome`] with a
+//! one-line error text for the delivery's attempt log. The one idea to know: target safety is
+//! enforced where the connection is made. Unless private targets are allowed, a custom DNS
+//! resolver drops forbidden addresses from every lookup (so DNS rebinding cannot get around
+//! it), and because reqwest never calls the resolver for literal IP hosts, `attempt` checks
+//! those itself before sending anything.
+
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::redirect::Policy;
+use tokio::time::timeout_at;
+use url::{Host, Url};
+
+mod errors;
+mod resolver;
+#[cfg(test)]
+mod tests;
+
+use errors::{chain_text, find_in_chain, innermost_io};
+use resolver::{ForbiddenResolution, GuardedResolver};
+
+use crate::dispatch::signing::{plugin_signature, standard_signature};
+use crate::domain::target::forbidden_reason;
+
+/// How many bytes of the response body are kept for the attempt log.
+const RESPONSE_PREFIX_LIMIT: usize = 1024;
+
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Time allowed to resolve, connect and finish the TLS handshake.
+    pub connect_timeout: Duration,
+    /// Time allowed for the whole attempt, including reading the response prefix.
+    pub request_timeout: Duration,
+    /// Lifts the target safety checks (for local development and tests).
+    pub allow_private_targets: bool,
+    pub user_agent: String,
+    /// Idle keep-alive connections kept per receiver host. Many webhooks often share a
+    /// host, so this should cover every attempt that can be in flight at once; fewer, and
+    /// busy fan-outs close and reopen connections all the time.
+    pub max_idle_per_host: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(5),
+            allow_private_targets: false,
+            user_agent: format!("hookd/{}", env!("CARGO_PKG_VERSION")),
+            max_idle_per_host: 512,
+        }
+    }
+}
+
+pub struct AttemptRequest<'a> {
+    pub url: &'a str,
+    /// The exact bytes to send and sign.
+    pub body: Bytes,
+    pub secret: &'a [u8],
+    /// Sent as `webhook-id`; stable across the attempts of one payload.
+    pub msg_id: &'a str,
+    /// Already validated name/value pairs, sent as given after the standard headers.
+    pub extra_headers: &'a [(String, String)],
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    /// Any 2xx status.
+    pub success: bool,
+    pub http_status: Option<u16>,
+    pub duration: Duration,
+    /// The first bytes (at most 1024) of the response body, lossy UTF-8.
+    pub response_prefix: String,
+    /// One readable line saying why the attempt failed; `None` on success.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("user agent {value:?} is not a valid header value")]
+    UserAgent {
+        value: String,
+        #[source]
+        source: reqwest::header::InvalidHeaderValue,
+    },
+    #[error("could not build the HTTP client")]
+    Http(#[source] reqwest::Error),
+}
+
+/// Sends delivery attempts over one shared, keep-alive connection pool.
+pub struct DeliveryClient {
+    http: reqwest::Client,
+    config: ClientConfig,
+}
+
+impl DeliveryClient {
+    pub fn new(config: ClientConfig) -> Result<Self, ClientBuildError> {
+        let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|source| ClientBuildError::UserAgent {
+            value: config.user_agent.clone(),
+            source,
+        })?;
+        let mut builder = reqwest::Client::builder()
+            .user_agent(user_agent)
+            .redirect(Policy::none())
+            // A proxy would make the resolver check the proxy's address, not the target's.
+            .no_proxy()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .pool_max_idle_per_host(config.max_idle_per_host)
+            .tcp_nodelay(true)
+            // Receivers written against the platform's docs may look headers up by their
+            // documented spelling (PHP's getallheaders() keeps the case it was sent in).
+            .http1_title_case_headers();
+        if !config.allow_private_targets {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        }
+        let http = builder.build().map_err(ClientBuildError::Http)?;
+        Ok(DeliveryClient { http, config })
+    }
+
+    /// Makes one attempt; all failures are reported in the outcome.
+    #[tracing::instrument(skip_all, fields(msg_id = req.msg_id))]
+    pub async fn attempt(&self, req: &AttemptRequest<'_>) -> AttemptOutcome {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::from_std(started + self.config.request_timeout);
+        let outcome = match self.prepare(req) {
+            Ok((url, headers)) => self.send(url, headers, req.body.clone(), deadline).await,
+            Err(error) => Sent::failed(error),
+        };
+        let outcome = AttemptOutcome {
+            success: outcome.error.is_none(),
+            http_status: outcome.status,
+            duration: started.elapsed(),
+            response_prefix: outcome.prefix,
+            error: outcome.error,
+        };
+        tracing::debug!(
+            status = outcome.http_status,
+            duration_ms = outcome.duration.as_millis() as u64,
+            error = outcome.error.as_deref(),
+            "delivery attempt finished"
+        );
+        outcome
+    }
+
+    /// Checks the URL and builds the headers; an `Err` is the outcome's error text.
+    fn prepare(&self, req: &AttemptRequest<'_>) -> Result<(Url, HeaderMap), String> {
+        let url = Url::parse(req.url).map_err(|e| format!("invalid URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "unsupported URL scheme {:?} (only http and https)",
+                url.scheme()
+            ));
+        }
+        if !self.config.allow_private_targets {
+            check_literal_ip(&url)?;
+        }
+        Ok((url, build_headers(req)?))
+    }
+
+    async fn send(&self, url: Url, headers: HeaderMap, body: Bytes, deadline: tokio::time::Instant) -> Sent {
+        let is_https = url.scheme() == "https";
+        let request = self.http.post(url).headers(headers).body(body).send();
+        let mut response = match timeout_at(deadline, request).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => return Sent::failed(self.describe(&err, is_https)),
+            Err(_) => return Sent::failed(self.timed_out()),
+        };
+        let status = response.status();
+        let prefix = read_prefix(&mut response, deadline).await;
+        let error = if status.is_success() {
+            None
+        } else if status.is_redirection() {
+            Some(format!("redirect ({}) not followed", status.as_u16()))
+        } else {
+            Some(format!("HTTP {}", status.as_u16()))
+        };
+        Sent {
+            status: Some(status.as_u16()),
+            prefix,
+            error,
+        }
+    }
+
+    fn timed_out(&self) -> String {
+        format!(
+            "timed out after {}",
+            humantime::format_duration(self.config.request_timeout)
+        )
+    }
+
+    /// One readable line for a failed request, built from the whole error chain.
+    fn describe(&self, err: &reqwest::Error, is_https: bool) -> String {
+        if let Some(refused) = find_in_chain::<ForbiddenResolution>(err) {
+            return refused.to_string();
+        }
+        if err.is_timeout() {
+            return if err.is_connect() {
+                format!(
+                    "connect timed out after {}",
+                    humantime::format_duration(self.config.connect_timeout)
+                )
+            } else {
+                self.timed_out()
+            };
+        }
+        if let Some(io) = find_in_chain::<io::Error>(err).map(innermost_io) {
+            match io.kind() {
+                io::ErrorKind::ConnectionRefused => return "connection refused".into(),
+                io::ErrorKind::ConnectionReset => return "connection reset by peer".into(),
+                io::ErrorKind::ConnectionAborted => return "connection aborted".into(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof => return "connection closed by peer".into(),
+                // rustls reports handshake and certificate failures as InvalidData.
+                io::ErrorKind::InvalidData if is_https && err.is_connect() => {
+                    return format!("TLS error: {}", chain_text(err));
+                }
+                _ => {}
+            }
+        }
+        chain_text(err)
+    }
+}
+
+/// What [`DeliveryClient::send`] found out, before timing is added.
+struct Sent {
+    status: Option<u16>,
+    prefix: String,
+    error: Option<String>,
+}
+
+impl Sent {
+    fn failed(error: String) -> Sent {
+        Sent {
+            status: None,
+            prefix: String::new(),
+            error: Some(error),
+        }
+    }
+}
+
+/// Refuses a URL whose host is a forbidden literal IP (the resolver never sees those).
+fn check_literal_ip(url: &Url) -> Result<(), String> {
+    let ip = match url.host() {
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip),
+        Some(Host::Domain(_)) => return Ok(()),
+        None => return Err("URL has no host".into()),
+    };
+    match forbidden_reason(ip) {
+        Some(reason) => Err(format!("target {ip} is forbidden: {reason}")),
+        None => Ok(()),
+    }
+}
+
+fn build_headers(req: &AttemptRequest<'_>) -> Result<HeaderMap, String> {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let msg_id = HeaderValue::from_str(req.msg_id)
+        .map_err(|_| format!("webhook id {:?} is not a valid header value", req.msg_id))?;
+    let signed = |value: String| HeaderValue::try_from(value).expect("base64 is a valid header");
+
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("x-plugin-hmac-sha256", signed(plugin_signature(req.secret, &req.body)));
+    headers.insert("webhook-id", msg_id);
+    headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
+    headers.insert(
+        "webhook-signature",
+        signed(standard_signature(req.secret, req.msg_id, timestamp, &req.body)),
+    );
+    for (name, value) in req.extra_headers {
+        let header_name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("extra header name {name:?} is not valid"))?;
+        let header_value =
+            HeaderValue::from_str(value).map_err(|_| format!("extra header {name:?} has an invalid value"))?;
+        headers.append(header_name, header_value);
+    }
+    Ok(headers)
+}
+
+/// Reads up to [`RESPONSE_PREFIX_LIMIT`] bytes of the body, chunk by chunk, until the
+/// deadline. Problems reading the body do not change the outcome: the status decides.
+async fn read_prefix(response: &mut reqwest::Response, deadline: tokio::time::Instant) -> String {
+    let mut prefix = Vec::new();
+    while prefix.len() < RESPONSE_PREFIX_LIMIT {
+        match timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                let room = RESPONSE_PREFIX_LIMIT - prefix.len();
+                prefix.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(Ok(None)) => break,
+            Ok(Err(err)) => {
+                tracing::debug!(error = %chain_text(&err), "response body read failed");
+                break;
+            }
+            Err(_) => {
+                tracing::debug!("response body read hit the attempt deadline");
+                break;
+            }
+        }
+    }
+    lossy_utf8(&prefix)
+}
+
+/// Lossy UTF-8 that drops a character cut in half by the prefix limit instead of
+/// showing it as a replacement character.
+fn lossy_utf8(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(e) if e.error_len().is_none() => String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
