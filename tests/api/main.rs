@@ -21,5 +21,6 @@ mod persistence;
 mod process;
 mod receiver;
 mod seed;
+mod soak;
 mod tenancy;
 mod webhooks;

@@ -56,6 +56,8 @@ pub enum Behaviour {
     Stall(Duration),
     /// Answers these statuses in turn, then 200 forever.
     Sequence(Vec<u16>),
+    /// Answers 503 to this percentage of requests, picked at random, and 200 to the rest.
+    Flaky(u8),
 }
 
 #[derive(Default)]
@@ -187,6 +189,10 @@ async fn handle(
 
 async fn answer(behaviour: Behaviour) -> Response {
     match behaviour {
+        Behaviour::Flaky(percent) if rand::random::<u8>() % 100 < percent => {
+            (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response()
+        }
+        Behaviour::Flaky(_) => (StatusCode::OK, "ok").into_response(),
         Behaviour::Status(code) => (StatusCode::from_u16(code).unwrap(), format!("answered {code}")).into_response(),
         Behaviour::Redirect(location) => (StatusCode::FOUND, [("location", location)], "moved").into_response(),
         Behaviour::Stall(d) => {

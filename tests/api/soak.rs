@@ -1,0 +1,129 @@
+//! The soak test: minutes of publishing and delivering while receivers misbehave and the
+//! real `hookd serve` is killed (`kill -9`) or stopped (SIGTERM) and started again, over and
+//! over, on one SQLite file. At the end every acknowledged event must have reached every
+//! webhook, with increment ids exactly 1..=N (CONTRACT.md §4).
+//!
+//! Not part of the default `cargo test` (it is `#[ignore]`d); run it with
+//! `cargo test --release --test api soak -- --ignored --nocapture`, for
+//! `HOOKD_SOAK_SECS` seconds (default 120).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::ledger::*;
+use crate::process::*;
+use crate::receiver::{Behaviour, TestReceiver};
+
+const PUBLISHERS: usize = 6;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "minutes long: cargo test --release --test api soak -- --ignored"]
+async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and_restarts() {
+    let soak_for = Duration::from_secs(
+        std::env::var("HOOKD_SOAK_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(120),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("hookd.db").display());
+    let admin_key = user_add(dir.path(), &database_url, "root", &["--admin"]).await;
+    let shop_key = user_add(dir.path(), &database_url, "shop", &["--merchant", "shop1"]).await;
+    let env = [
+        ("HOOKD_DATABASE_URL", database_url.clone()),
+        ("HOOKD_ALLOW_PRIVATE_TARGETS", "1".to_string()),
+        ("HOOKD_RETRY_SCHEDULE", "200ms,400ms,800ms,1s,1s,1s,1s,1s,1s,1s".to_string()),
+        ("HOOKD_REQUEST_TIMEOUT", "2s".to_string()),
+    ];
+    // Receivers that misbehave in their own ways; `/outage/` fails everything every other
+    // round.
+    let receiver = TestReceiver::start().await;
+    receiver.set("/flaky/", Behaviour::Flaky(30));
+    receiver.set("/slow/", Behaviour::Stall(Duration::from_millis(300)));
+    let targets = [
+        ("/ok/", receiver.url("/ok/")),
+        ("/flaky/", receiver.url("/flaky/")),
+        ("/slow/", receiver.url("/slow/")),
+        ("/outage/", receiver.url("/outage/")),
+    ];
+
+    let mut node = Node::serve("soak-0", dir.path(), &env).await;
+    let shop = node.rpc("shop", &shop_key);
+    for (_, url) in &targets {
+        shop.call_ok("webhook.create", json!([{"topics": TOPIC, "url": url}])).await;
+    }
+
+    let acks = Acks::default();
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut round = 0;
+    while started.elapsed() < soak_for {
+        round += 1;
+        let admin = node.rpc("root", &admin_key);
+        let stop = Arc::new(AtomicBool::new(false));
+        let publishers: Vec<_> = (0..PUBLISHERS)
+            .map(|_| {
+                let (admin, next, stop, acks) = (admin.clone(), next.clone(), stop.clone(), acks.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        let seq = next.fetch_add(1, Ordering::SeqCst);
+                        let t = Instant::now();
+                        let outcome = admin.publish(seq).await;
+                        let dead = matches!(outcome, Err(Failure::Transport(_)));
+                        acks.record(seq, t, outcome);
+                        if dead {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                })
+            })
+            .collect();
+        // Publish for a few seconds; every other round the outage receiver is down.
+        let run_for = Duration::from_millis(2000 + rand::random::<u64>() % 4000);
+        let down = round % 2 == 0;
+        receiver.set("/outage/", Behaviour::Status(if down { 503 } else { 200 }));
+        tokio::time::sleep(run_for).await;
+        // Alternate the ways a server goes away: kill -9 mostly, a graceful stop sometimes.
+        if round % 3 == 0 {
+            let pid = node.pid().to_string();
+            std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while node.is_running() {
+                assert!(Instant::now() < deadline, "SIGTERM did not stop the server in 15 s");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        } else {
+            node.kill();
+        }
+        stop.store(true, Ordering::SeqCst);
+        for p in publishers {
+            p.await.expect("a publisher panicked");
+        }
+        node.assert_no_panic();
+        node = Node::serve(&format!("soak-{round}"), dir.path(), &env).await;
+    }
+    let acked = acks.acked();
+    eprintln!(
+        "soak: {round} restarts in {:?}; {} publishes acknowledged, {} unanswered",
+        started.elapsed(),
+        acked.len(),
+        acks.failed().len()
+    );
+    assert!(acked.len() > 100, "too few publishes acknowledged to mean anything");
+
+    let shop = node.rpc("shop", &shop_key);
+    let increments = shop.increment_ids().await;
+    receiver.set("/outage/", Behaviour::Status(200));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (path, url) in &targets {
+        let n = increments[url];
+        wait_delivered(&receiver, path, n, &acked, deadline).await;
+        let tally = check_delivered(path, &receiver.received(path), n, &acked);
+        eprintln!("soak: {path} {tally:?}");
+    }
+    node.assert_no_panic();
+}
