@@ -1,6 +1,7 @@
 //! The `hookd` command line: `serve`, `migrate`, `user …`. Logs go to stderr; stdout carries
 //! only what a script wants to read (a new API key is alone on stdout's last line).
 
+mod listen;
 mod user;
 
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ pub enum Command {
     /// Manage API users (merchant users and admins)
     #[command(subcommand)]
     User(user::UserCommand),
+    /// A local receiver for trying webhooks: prints one JSON line per request
+    Listen(listen::ListenArgs),
     /// Publish an event from a script: hookd publish order:created '{"id":1}'
     ///
     /// Writes straight to the database; a running server picks the payloads up within its
@@ -67,8 +70,13 @@ impl Cli {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The receiver needs no database and no server settings.
+    if let Command::Listen(args) = cli.command {
+        return listen::run(args).await;
+    }
     let config = cli.config()?;
     match cli.command {
+        Command::Listen(_) => unreachable!("handled above"),
         Command::Serve => Application::build(config).await?.run_until_stopped().await,
         Command::Migrate => {
             open_store(&config).await?;

@@ -216,3 +216,63 @@ async fn flags_win_over_the_environment_which_wins_over_the_config_file() {
         .unwrap();
     assert!(lists_alice(out), "the flag wins over the environment");
 }
+
+/// `hookd listen` receives a real delivery: one JSON line on stdout with the topic, the
+/// increment id, both signatures checked against `--secret`, and the body; the answer is
+/// `--status`.
+#[tokio::test]
+async fn hookd_listen_prints_each_delivery_with_both_signatures_checked() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let app = TestApp::spawn().await;
+    let secret = "listen-secret-123";
+    let mut listen = hookd_command(
+        &app,
+        &[
+            "listen",
+            "--listen",
+            "127.0.0.1:0",
+            "--secret",
+            secret,
+            "--status",
+            "202",
+        ],
+    );
+    let mut child = listen
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting hookd listen");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), stderr.next_line())
+        .await
+        .expect("hookd listen says where it listens")
+        .unwrap()
+        .unwrap();
+    let addr = first
+        .strip_prefix("listening on ")
+        .expect("the first stderr line")
+        .to_string();
+
+    let session = app.merchant_session("listened").await;
+    let hook = json!({"topics": "order:*", "url": format!("http://{addr}/in?x=1"), "secret_key": secret});
+    assert_ok(&app.create_webhook(&session, hook).await);
+    let id = app.list_webhooks(&session).await[0]["webhook_id"].clone();
+    let tested = app.call(&session, "webhook.test", json!([id])).await;
+    assert_eq!(assert_ok(&tested)["http_status"], 202, "{tested}");
+
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(10), stdout.next_line())
+        .await
+        .expect("a line per request")
+        .unwrap()
+        .unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    assert_eq!(printed["topic"], "test:ping");
+    assert_eq!(printed["increment_id"], 1);
+    assert_eq!(printed["signature_ok"], true, "{printed}");
+    assert_eq!(printed["standard_signature_ok"], true, "{printed}");
+    let body: serde_json::Value = serde_json::from_str(printed["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["message"]["webhook_increment_id"], 1);
+    child.kill().await.unwrap();
+}

@@ -35,7 +35,10 @@ async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and
     let env = [
         ("HOOKD_DATABASE_URL", database_url.clone()),
         ("HOOKD_ALLOW_PRIVATE_TARGETS", "1".to_string()),
-        ("HOOKD_RETRY_SCHEDULE", "200ms,400ms,800ms,1s,1s,1s,1s,1s,1s,1s".to_string()),
+        (
+            "HOOKD_RETRY_SCHEDULE",
+            "200ms,400ms,800ms,1s,1s,1s,1s,1s,1s,1s".to_string(),
+        ),
         ("HOOKD_REQUEST_TIMEOUT", "2s".to_string()),
     ];
     // Receivers that misbehave in their own ways; `/outage/` fails everything every other
@@ -53,7 +56,8 @@ async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and
     let mut node = Node::serve("soak-0", dir.path(), &env).await;
     let shop = node.rpc("shop", &shop_key);
     for (_, url) in &targets {
-        shop.call_ok("webhook.create", json!([{"topics": TOPIC, "url": url}])).await;
+        shop.call_ok("webhook.create", json!([{"topics": TOPIC, "url": url}]))
+            .await;
     }
 
     let acks = Acks::default();
@@ -90,7 +94,10 @@ async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and
         // Alternate the ways a server goes away: kill -9 mostly, a graceful stop sometimes.
         if round % 3 == 0 {
             let pid = node.pid().to_string();
-            std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap();
             let deadline = Instant::now() + Duration::from_secs(15);
             while node.is_running() {
                 assert!(Instant::now() < deadline, "SIGTERM did not stop the server in 15 s");
