@@ -35,6 +35,7 @@ pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Opti
         match method {
             "login" => login(app, params).await,
             "call" => call(app, creds, params).await,
+            "rpc.discover" => Ok(methods::discover::document()),
             other => Err(RpcError::method_not_found(other)),
         }
     }

@@ -61,7 +61,7 @@ impl RpcError {
         Self::standard(
             METHOD_NOT_FOUND,
             "Method not found",
-            format!("unknown method '{method}'; the methods are 'login' and 'call'"),
+            format!("unknown method '{method}'; the methods are 'login', 'call' and 'rpc.discover'"),
         )
     }
 
@@ -132,6 +132,28 @@ pub mod message {
         "Webhook busy. It has as many attempts in flight as it may (per-webhook concurrency); try again shortly.";
     pub const CREATE_FAILED: &str = "An unexpected error occurred while creating the webhook.";
     pub const DELETE_FAILED: &str = "An unexpected error occurred while deleting the webhook.";
+}
+
+/// The fixed text of application error `n` (for the API's description).
+pub fn app_message(n: i64) -> &'static str {
+    use app_code::*;
+    match n {
+        ACCESS_DENIED => message::ACCESS_DENIED,
+        INVALID_API_PATH => "Invalid api path.",
+        NOT_CALLABLE => "Resource path is not callable.",
+        SESSION_EXPIRED => message::SESSION_EXPIRED,
+        PARAM_MISSING => "Required parameter is missing.",
+        STATUS_NOT_CHANGED => message::STATUS_NOT_CHANGED,
+        INVALID_DATA => message::INVALID_DATA,
+        CREATE_FAILED => message::CREATE_FAILED,
+        WEBHOOK_NOT_FOUND => message::WEBHOOK_NOT_FOUND,
+        DELETE_FAILED => message::DELETE_FAILED,
+        NOT_CREATED => message::NOT_CREATED,
+        DELIVERY_NOT_FOUND => message::DELIVERY_NOT_FOUND,
+        NOT_RETRIED => message::NOT_RETRIED,
+        BUSY => message::BUSY,
+        _ => "Application error.",
+    }
 }
 
 fn with_detail(base: &str, detail: &str) -> String {

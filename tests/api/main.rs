@@ -13,6 +13,7 @@ mod delivery_log;
 mod delivery_publish;
 mod delivery_retry;
 mod delivery_support;
+mod discover;
 mod envelope;
 mod failures;
 mod ledger;

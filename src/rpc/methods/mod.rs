@@ -1,40 +1,243 @@
 //! The `resource.method` table of `call`. Each handler unpacks its arguments, calls one
 //! `App` operation and converts the result; unknown resources answer 3, unknown methods of
 //! a known resource answer 4.
+//!
+//! The one idea to know: `METHODS` is the only list of methods. `call` dispatches through
+//! it and `rpc.discover` describes it (`discover.rs`), so the description cannot drift from
+//! what is served.
 
 mod delivery;
+pub mod discover;
 mod event;
 mod topic;
 mod webhook;
 
+use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::error::{app_code, RpcError};
 use super::params::Args;
 use crate::app::{App, Caller};
 
-const RESOURCES: &[&str] = &["webhook", "topic", "event", "delivery"];
+type Handler = for<'a> fn(&'a App, &'a Caller, Args) -> BoxFuture<'a, Result<Value, RpcError>>;
+
+/// One `resource.method`: how to call it, and how `rpc.discover` describes it.
+pub struct Method {
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// Positional arguments, in order.
+    pub params: &'static [Param],
+    /// JSON Schema of the result, as JSON text.
+    pub result: &'static str,
+    /// Application error numbers it may answer (besides the ones every `call` may).
+    pub errors: &'static [i64],
+    /// Only an admin may call it.
+    pub admin_only: bool,
+    handler: Handler,
+}
+
+pub struct Param {
+    pub name: &'static str,
+    pub required: bool,
+    /// JSON Schema, as JSON text.
+    pub schema: &'static str,
+    pub description: &'static str,
+}
+
+/// `handler!(module::function)`: the table's boxed form of an async handler.
+macro_rules! handler {
+    ($f:path) => {{
+        fn boxed<'a>(app: &'a App, caller: &'a Caller, args: Args) -> BoxFuture<'a, Result<Value, RpcError>> {
+            Box::pin($f(app, caller, args))
+        }
+        boxed as Handler
+    }};
+}
+
+const ID: &str = r#"{"type": "integer", "minimum": 1}"#;
+const TRUE: &str = r#"{"type": "boolean", "const": true}"#;
+const STATUS: &str = r#"{"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}]}"#;
+
+pub static METHODS: &[Method] = &[
+    Method {
+        path: "webhook.list",
+        summary: "The caller's webhooks (an admin's: every merchant's), ordered by webhook_id",
+        params: &[],
+        result: r##"{"type": "array", "items": {"$ref": "#/components/schemas/Webhook"}}"##,
+        errors: &[],
+        admin_only: false,
+        handler: handler!(webhook::list),
+    },
+    Method {
+        path: "webhook.create",
+        summary: "Registers a webhook",
+        params: &[Param {
+            name: "webhook",
+            required: true,
+            schema: r##"{"$ref": "#/components/schemas/NewWebhook"}"##,
+            description: "topics and url are required; is_active, extra_headers and secret_key optional",
+        }],
+        result: TRUE,
+        errors: &[app_code::INVALID_DATA, app_code::NOT_CREATED, app_code::CREATE_FAILED],
+        admin_only: false,
+        handler: handler!(webhook::create),
+    },
+    Method {
+        path: "webhook.update_status",
+        summary: "Activates or deactivates webhooks by id or by topic entry",
+        params: &[
+            Param {
+                name: "target",
+                required: true,
+                schema: r#"{"oneOf": [{"type": "integer"}, {"type": "string"}, {"type": "object", "properties": {"webhook_id": {"type": "integer"}, "topic": {"type": "string"}, "status": {}}}]}"#,
+                description: "a webhook id, a topic entry, or {webhook_id|topic, status}",
+            },
+            Param {
+                name: "status",
+                required: false,
+                schema: STATUS,
+                description: "1 (active) or 0; required unless target is the object form",
+            },
+        ],
+        result: TRUE,
+        errors: &[app_code::STATUS_NOT_CHANGED],
+        admin_only: false,
+        handler: handler!(webhook::update_status),
+    },
+    Method {
+        path: "webhook.delete",
+        summary: "Deletes a webhook and cancels its queued deliveries",
+        params: &[Param {
+            name: "webhook_id",
+            required: true,
+            schema: ID,
+            description: "",
+        }],
+        result: TRUE,
+        errors: &[app_code::WEBHOOK_NOT_FOUND, app_code::DELETE_FAILED],
+        admin_only: false,
+        handler: handler!(webhook::delete),
+    },
+    Method {
+        path: "webhook.deliveries",
+        summary: "A webhook's payloads, newest first",
+        params: &[
+            Param {
+                name: "webhook_id",
+                required: true,
+                schema: ID,
+                description: "",
+            },
+            Param {
+                name: "filter",
+                required: false,
+                schema: r#"{"oneOf": [{"type": "string"}, {"type": "object", "properties": {"status": {"type": "string"}, "limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "before": {"type": "integer"}}, "additionalProperties": false}]}"#,
+                description: "a status, or {status, limit, before}",
+            },
+        ],
+        result: r##"{"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}"##,
+        errors: &[app_code::WEBHOOK_NOT_FOUND, app_code::INVALID_DATA],
+        admin_only: false,
+        handler: handler!(delivery::deliveries),
+    },
+    Method {
+        path: "webhook.test",
+        summary: "Makes a test:ping payload for the webhook and reports its first attempt",
+        params: &[Param {
+            name: "webhook_id",
+            required: true,
+            schema: ID,
+            description: "",
+        }],
+        result: r#"{"type": "object", "properties": {"delivery_id": {"type": "integer"}, "increment_id": {"type": "integer"}, "success": {"type": "boolean"}, "status": {"type": "string"}, "http_status": {"type": ["integer", "null"]}, "duration_ms": {"type": "integer"}, "response_body": {"type": "string"}, "error": {"type": ["string", "null"]}}}"#,
+        errors: &[app_code::WEBHOOK_NOT_FOUND, app_code::BUSY],
+        admin_only: false,
+        handler: handler!(delivery::test),
+    },
+    Method {
+        path: "delivery.info",
+        summary: "One payload with its body and every attempt",
+        params: &[Param {
+            name: "delivery_id",
+            required: true,
+            schema: ID,
+            description: "",
+        }],
+        result: r##"{"$ref": "#/components/schemas/Delivery"}"##,
+        errors: &[app_code::DELIVERY_NOT_FOUND],
+        admin_only: false,
+        handler: handler!(delivery::info),
+    },
+    Method {
+        path: "delivery.retry",
+        summary: "Queues a failed payload again now, same body and increment id",
+        params: &[Param {
+            name: "delivery_id",
+            required: true,
+            schema: ID,
+            description: "",
+        }],
+        result: TRUE,
+        errors: &[app_code::DELIVERY_NOT_FOUND, app_code::NOT_RETRIED],
+        admin_only: false,
+        handler: handler!(delivery::retry),
+    },
+    Method {
+        path: "event.publish",
+        summary: "Publishes an event: one payload per matching active webhook of the merchant",
+        params: &[
+            Param {
+                name: "topic",
+                required: true,
+                schema: r#"{"type": "string"}"#,
+                description: "a catalog topic, e.g. order:created",
+            },
+            Param {
+                name: "message",
+                required: true,
+                schema: r#"{"type": "object"}"#,
+                description: "",
+            },
+            Param {
+                name: "options",
+                required: false,
+                schema: r#"{"type": "object", "properties": {"merchant_code": {"type": "string"}, "idempotency_key": {"type": "string", "maxLength": 255}}, "additionalProperties": false}"#,
+                description: "merchant_code is required when more than one merchant exists",
+            },
+        ],
+        result: r#"{"type": "object", "properties": {"event_id": {"type": "integer"}, "payloads": {"type": "integer"}}}"#,
+        errors: &[app_code::INVALID_DATA],
+        admin_only: true,
+        handler: handler!(event::publish),
+    },
+    Method {
+        path: "topic.list",
+        summary: "The topic catalog",
+        params: &[],
+        result: r#"{"type": "array", "items": {"type": "string"}}"#,
+        errors: &[],
+        admin_only: false,
+        handler: handler!(topic::list),
+    },
+];
 
 pub async fn invoke(app: &App, caller: &Caller, path: &str, args: Args) -> Result<Value, RpcError> {
-    let (resource, method) = path.split_once('.').unwrap_or((path, ""));
-    match (resource, method) {
-        ("webhook", "list") => webhook::list(app, caller, args).await,
-        ("webhook", "create") => webhook::create(app, caller, args).await,
-        ("webhook", "update_status") => webhook::update_status(app, caller, args).await,
-        ("webhook", "delete") => webhook::delete(app, caller, args).await,
-        ("webhook", "deliveries") => delivery::deliveries(app, caller, args).await,
-        ("webhook", "test") => delivery::test(app, caller, args).await,
-        ("delivery", "info") => delivery::info(app, caller, args).await,
-        ("delivery", "retry") => delivery::retry(app, caller, args).await,
-        ("event", "publish") => event::publish(app, caller, args).await,
-        ("topic", "list") => topic::list(app, args),
-        (r, _) if RESOURCES.contains(&r) => Err(RpcError::app(
+    if let Some(method) = METHODS.iter().find(|m| m.path == path) {
+        return (method.handler)(app, caller, args).await;
+    }
+    let (resource, _) = path.split_once('.').unwrap_or((path, ""));
+    if METHODS
+        .iter()
+        .any(|m| m.path.split_once('.').map(|(r, _)| r) == Some(resource))
+    {
+        Err(RpcError::app(
             app_code::NOT_CALLABLE,
-            format!("Resource path is not callable. '{path}' is not a method of '{r}'."),
-        )),
-        _ => Err(RpcError::app(
+            format!("Resource path is not callable. '{path}' is not a method of '{resource}'."),
+        ))
+    } else {
+        Err(RpcError::app(
             app_code::INVALID_API_PATH,
             format!("Invalid api path. Unknown resource in '{path}'."),
-        )),
+        ))
     }
 }
