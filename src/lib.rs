@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;
+pub mod metrics;
 pub mod rpc;
 pub mod startup;
 pub mod store;

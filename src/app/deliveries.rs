@@ -93,15 +93,9 @@ impl App {
             .delivery_create_claimed(caller.scope(), webhook, TEST_TOPIC, &body, owner, lease_until)
             .await?
             .ok_or(AppError::WebhookNotFound)?;
+        self.metrics.payloads_created.inc();
         let (delivery_id, increment_id) = (claimed.id, claimed.increment_id);
-        let (update, outcome) = attempt(
-            &self.engine.client,
-            &self.engine.settings.schedule,
-            &Target::of(hook),
-            claimed,
-            owner,
-        )
-        .await;
+        let (update, outcome) = attempt(&self.engine, &Target::of(hook), claimed, owner).await;
         self.store.delivery_record(std::slice::from_ref(&update)).await?;
         if update.status == DeliveryStatus::Retrying {
             self.wake.rescan();

@@ -51,6 +51,10 @@ impl App {
             })
             .await?;
         self.wake.webhooks(published.webhooks.iter().copied());
+        if !published.replayed {
+            self.metrics.events_published.inc();
+            self.metrics.payloads_created.inc_by(published.payloads as u64);
+        }
         Ok(published)
     }
 }

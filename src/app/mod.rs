@@ -16,6 +16,7 @@ pub use error::AppError;
 use crate::dispatch::client::ClientBuildError;
 use crate::dispatch::{DeliverySettings, Engine};
 use crate::domain::Catalog;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::wake::Wake;
 
@@ -52,16 +53,24 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// Tells the dispatcher about new payloads (the engine's).
     pub wake: Arc<Wake>,
+    pub metrics: Arc<Metrics>,
     auth_cache: Arc<auth::VerifiedKeys>,
 }
 
 impl App {
     pub fn new(store: Arc<dyn Store>, catalog: Catalog, settings: AppSettings) -> Result<Self, ClientBuildError> {
-        let engine = Engine::new(store.clone(), settings.delivery.clone(), settings.allow_private_targets)?;
+        let metrics = Metrics::shared();
+        let engine = Engine::new(
+            store.clone(),
+            settings.delivery.clone(),
+            settings.allow_private_targets,
+            metrics.clone(),
+        )?;
         Ok(Self {
             store,
             catalog,
             wake: engine.wake.clone(),
+            metrics,
             engine,
             settings: Arc::new(settings),
             auth_cache: Default::default(),

@@ -27,6 +27,10 @@ pub struct Cli {
     #[arg(long, short = 'c', env = "HOOKD_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 
+    /// Log lines on stderr as text or as one JSON object each
+    #[arg(long, env = "HOOKD_LOG_FORMAT", value_enum, default_value_t, global = true)]
+    pub log_format: crate::telemetry::LogFormat,
+
     #[command(flatten)]
     pub settings: Settings,
 

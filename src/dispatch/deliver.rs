@@ -6,11 +6,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::Instrument;
 
-use super::client::{AttemptOutcome, AttemptRequest, DeliveryClient};
+use super::client::{AttemptOutcome, AttemptRequest};
 use super::retry::RetrySchedule;
+use super::Engine;
 use crate::domain::{AttemptLog, ClaimedDelivery, DeliveryUpdate};
 use crate::domain::{DeliveryStatus, ExtraHeaders, Webhook};
-use crate::time::{now_millis, Millis};
+use crate::time::{format_timestamp_millis, now_millis, Millis};
 
 /// Where and how a webhook's payloads are sent.
 pub struct Target {
@@ -40,12 +41,12 @@ pub fn message_id(claimed: &ClaimedDelivery) -> String {
 
 /// Sends the payload once and decides its next state.
 pub async fn attempt(
-    client: &DeliveryClient,
-    schedule: &RetrySchedule,
+    engine: &Engine,
     target: &Target,
     claimed: ClaimedDelivery,
     owner: &str,
 ) -> (DeliveryUpdate, AttemptOutcome) {
+    let (client, schedule) = (&engine.client, &engine.settings.schedule);
     let started_at = now_millis();
     let msg_id = message_id(&claimed);
     let span = tracing::info_span!(
@@ -66,15 +67,29 @@ pub async fn attempt(
         .instrument(span.clone())
         .await;
     let (status, next_attempt_at) = next_state(schedule, &outcome, claimed.attempts + 1, now_millis());
+    engine.metrics.attempt(outcome.success, outcome.duration.as_secs_f64());
     span.in_scope(|| {
         tracing::debug!(
             success = outcome.success,
             http_status = outcome.http_status,
             error = outcome.error.as_deref(),
             status = status.as_str(),
-            next_attempt_at,
+            next_attempt_at = %format_timestamp_millis(next_attempt_at),
             "attempt finished"
-        )
+        );
+        if status == DeliveryStatus::Failed {
+            engine.metrics.payloads_failed.inc();
+            let last_error = match (&outcome.error, outcome.http_status) {
+                (Some(e), _) => e.clone(),
+                (None, Some(code)) => format!("HTTP {code}"),
+                (None, None) => "no answer".to_string(),
+            };
+            tracing::warn!(
+                host = url_host(&target.url),
+                last_error,
+                "payload failed: its retry schedule is used up (delivery.retry queues it again)"
+            );
+        }
     });
     let update = DeliveryUpdate {
         delivery_id: claimed.id,
@@ -90,6 +105,14 @@ pub async fn attempt(
         next_attempt_at,
     };
     (update, outcome)
+}
+
+/// The host of a receiver URL, for log lines (the path and query may carry secrets).
+fn url_host(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn next_state(

@@ -20,6 +20,7 @@ use retry::RetrySchedule;
 use slots::Slots;
 
 use crate::domain::WebhookId;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::wake::Wake;
 
@@ -34,6 +35,7 @@ pub struct Engine {
     pub wake: Arc<Wake>,
     /// Attempts in flight per webhook, over every sender.
     pub slots: Slots,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -41,6 +43,7 @@ impl Engine {
         store: Arc<dyn Store>,
         settings: DeliverySettings,
         allow_private_targets: bool,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, ClientBuildError> {
         let mut client_config = settings.client.clone();
         client_config.allow_private_targets = allow_private_targets;
@@ -51,6 +54,7 @@ impl Engine {
             slots: Slots::new(settings.per_webhook),
             settings,
             wake: Default::default(),
+            metrics,
         }))
     }
 

@@ -241,7 +241,7 @@ impl Dispatcher {
         let (record, done) = (self.record_tx.clone(), self.done_tx.clone());
         tokio::spawn(async move {
             let webhook = claimed.webhook_id;
-            let (update, _) = attempt(&engine.client, &engine.settings.schedule, &target, claimed, &owner).await;
+            let (update, _) = attempt(&engine, &target, claimed, &owner).await;
             engine.slots.give(webhook, 1);
             let retry_at = (update.status == DeliveryStatus::Retrying).then_some(update.next_attempt_at);
             // The slot is free once the receiver has answered; until the outcome is written

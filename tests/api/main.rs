@@ -18,6 +18,7 @@ mod envelope;
 mod failures;
 mod ledger;
 mod multinode;
+mod observability;
 mod persistence;
 mod process;
 mod receiver;
