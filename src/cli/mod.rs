@@ -2,6 +2,7 @@
 //! only what a script wants to read (a new API key is alone on stdout's last line).
 
 mod listen;
+mod operate;
 mod user;
 
 use std::path::PathBuf;
@@ -47,6 +48,15 @@ pub enum Command {
     /// Manage API users (merchant users and admins)
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Merchants (list)
+    #[command(subcommand)]
+    Merchant(operate::MerchantCommand),
+    /// Webhooks of every merchant (list)
+    #[command(subcommand)]
+    Webhook(operate::WebhookCommand),
+    /// Payloads and their delivery (list, retry)
+    #[command(subcommand)]
+    Delivery(operate::DeliveryCommand),
     /// A local receiver for trying webhooks: prints one JSON line per request
     Listen(listen::ListenArgs),
     /// Publish an event from a script: hookd publish order:created '{"id":1}'
@@ -88,6 +98,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user::run(cmd, open_store(&config).await?).await,
+        Command::Merchant(cmd) => operate::merchants(cmd, open_store(&config).await?).await,
+        Command::Webhook(cmd) => operate::webhooks(cmd, open_store(&config).await?).await,
+        Command::Delivery(cmd) => operate::deliveries(cmd, open_store(&config).await?).await,
         Command::Publish {
             topic,
             message,

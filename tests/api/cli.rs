@@ -276,3 +276,82 @@ async fn hookd_listen_prints_each_delivery_with_both_signatures_checked() {
     assert_eq!(body["message"]["webhook_increment_id"], 1);
     child.kill().await.unwrap();
 }
+
+/// The operator commands find a failed delivery and queue it again, without SQL.
+#[tokio::test]
+async fn operators_list_merchants_webhooks_and_failed_deliveries_and_retry_one() {
+    use crate::delivery_support::*;
+    use crate::receiver::Behaviour;
+
+    let w = World::start_with(|c| schedule(c, "20ms")).await;
+    let hook = w.hook_at("order:created", "/broken").await;
+    let id = id_of(&hook);
+    w.receiver.set("/broken", Behaviour::Status(500));
+    w.publish_ok("order:created", json!({"n": 1})).await;
+    let delivery = w.only_delivery(id).await;
+    w.wait_status(delivery, "failed", std::time::Duration::from_secs(10))
+        .await;
+
+    let out = hookd(&w.app, &["merchant", "list"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.split('\t').nth(1) == Some(w.code.as_str())),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = hookd(&w.app, &["webhook", "list", "--merchant", &w.code]).await;
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(text.lines().count(), 2, "a header and the one webhook: {text}");
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&format!("{id}\t{}\t1\t1\t", w.code)),
+        "{text}"
+    );
+    let out = hookd(&w.app, &["webhook", "list", "--merchant", "nosuch"]).await;
+    assert!(
+        !out.status.success() && stderr(&out).contains("no merchant"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = hookd(
+        &w.app,
+        &["delivery", "list", "--status", "failed", "--merchant", &w.code],
+    )
+    .await;
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row: Vec<&str> = text.lines().nth(1).expect("the failed delivery").split('\t').collect();
+    assert_eq!(row[0], delivery.to_string(), "{text}");
+    assert_eq!((row[4], row[6]), ("failed", "500"), "{text}");
+    let out = hookd(&w.app, &["delivery", "list", "--status", "nonsense"]).await;
+    assert!(
+        !out.status.success() && stderr(&out).contains("--status"),
+        "{}",
+        stderr(&out)
+    );
+
+    w.receiver.set("/broken", Behaviour::Status(200));
+    let out = hookd(&w.app, &["delivery", "retry", &delivery.to_string()]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    w.wait_status(delivery, "success", std::time::Duration::from_secs(10))
+        .await;
+    let out = hookd(&w.app, &["delivery", "retry", &delivery.to_string()]).await;
+    assert!(
+        !out.status.success() && stderr(&out).contains("not failed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = hookd(&w.app, &["delivery", "retry", "999999"]).await;
+    assert!(
+        !out.status.success() && stderr(&out).contains("no delivery"),
+        "{}",
+        stderr(&out)
+    );
+}
