@@ -9,9 +9,10 @@ use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use serde::Deserialize;
 
-use crate::app::AppSettings;
+use crate::app::{AppSettings, AuthSettings};
 use crate::dispatch::DeliverySettings;
 use crate::domain::Catalog;
+use crate::server::HttpLimits;
 use crate::store::PoolSettings;
 
 /// Settings shared by every subcommand. Each is a flag, an environment variable and a key
@@ -92,6 +93,42 @@ pub struct Settings {
     /// How long delivered, failed and canceled payloads are kept [default: 30days]
     #[arg(long, env = "HOOKD_RETENTION", global = true)]
     pub retention: Option<String>,
+
+    /// Most API connections open at once; more wait until one closes [default: 1024]
+    #[arg(long, env = "HOOKD_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+
+    /// Time allowed for a request's head; also how long an idle connection is kept [default: 10s]
+    #[arg(long, env = "HOOKD_HEADER_READ_TIMEOUT", global = true)]
+    pub header_read_timeout: Option<String>,
+
+    /// Time allowed for a request's body, after its head [default: 30s]
+    #[arg(long, env = "HOOKD_BODY_READ_TIMEOUT", global = true)]
+    pub body_read_timeout: Option<String>,
+
+    /// On SIGTERM, how long open API requests may still run before their connections close [default: 10s]
+    #[arg(long, env = "HOOKD_SHUTDOWN_GRACE", global = true)]
+    pub shutdown_grace: Option<String>,
+
+    /// API key checks (argon2, ~19 MiB each) running at once [default: the number of CPUs]
+    #[arg(long, env = "HOOKD_LOGIN_CONCURRENCY", global = true)]
+    pub login_concurrency: Option<usize>,
+
+    /// API key checks waiting for their turn; beyond them a login is refused at once [default: 64]
+    #[arg(long, env = "HOOKD_LOGIN_QUEUE", global = true)]
+    pub login_queue: Option<usize>,
+
+    /// Failed logins for one user name within the failure window before it is refused [default: 10]
+    #[arg(long, env = "HOOKD_LOGIN_FAILURES_PER_USER", global = true)]
+    pub login_failures_per_user: Option<u32>,
+
+    /// Failed logins from one client address within the failure window before it is refused [default: 100]
+    #[arg(long, env = "HOOKD_LOGIN_FAILURES_PER_ADDRESS", global = true)]
+    pub login_failures_per_address: Option<u32>,
+
+    /// The window failed logins are counted in, from the first failure [default: 60s]
+    #[arg(long, env = "HOOKD_LOGIN_FAILURE_WINDOW", global = true)]
+    pub login_failure_window: Option<String>,
 }
 
 impl Settings {
@@ -116,6 +153,15 @@ impl Settings {
             dispatch: self.dispatch.or(lower.dispatch),
             db_max_connections: self.db_max_connections.or(lower.db_max_connections),
             db_acquire_timeout: self.db_acquire_timeout.or(lower.db_acquire_timeout),
+            max_connections: self.max_connections.or(lower.max_connections),
+            header_read_timeout: self.header_read_timeout.or(lower.header_read_timeout),
+            body_read_timeout: self.body_read_timeout.or(lower.body_read_timeout),
+            shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
+            login_concurrency: self.login_concurrency.or(lower.login_concurrency),
+            login_queue: self.login_queue.or(lower.login_queue),
+            login_failures_per_user: self.login_failures_per_user.or(lower.login_failures_per_user),
+            login_failures_per_address: self.login_failures_per_address.or(lower.login_failures_per_address),
+            login_failure_window: self.login_failure_window.or(lower.login_failure_window),
         }
     }
 }
@@ -130,6 +176,8 @@ pub struct Config {
     pub pool: PoolSettings,
     /// Whether `serve` runs the delivery workers.
     pub dispatch: bool,
+    /// Connection cap, read timeouts and shutdown grace of the API server.
+    pub http: HttpLimits,
     pub app: AppSettings,
 }
 
@@ -148,6 +196,8 @@ impl Config {
         let defaults = AppSettings::default();
         let delivery = delivery_settings(&s, defaults.delivery.clone())?;
         let pool_defaults = PoolSettings::default();
+        let http_defaults = HttpLimits::default();
+        let auth_defaults = AuthSettings::default();
         let config = Config {
             listen: s.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             database_url: s.database_url.unwrap_or_else(|| "sqlite://hookd.db".into()),
@@ -156,10 +206,25 @@ impl Config {
             dispatch: s.dispatch.unwrap_or(true),
             pool: PoolSettings {
                 max_connections: s.db_max_connections.unwrap_or(pool_defaults.max_connections),
-                acquire_timeout: match &s.db_acquire_timeout {
-                    Some(v) => parse_duration(v).map_err(|e| anyhow::anyhow!("db_acquire_timeout: {e}"))?,
-                    None => pool_defaults.acquire_timeout,
-                },
+                acquire_timeout: duration(
+                    "db_acquire_timeout",
+                    &s.db_acquire_timeout,
+                    pool_defaults.acquire_timeout,
+                )?,
+            },
+            http: HttpLimits {
+                max_connections: s.max_connections.unwrap_or(http_defaults.max_connections),
+                header_read_timeout: duration(
+                    "header_read_timeout",
+                    &s.header_read_timeout,
+                    http_defaults.header_read_timeout,
+                )?,
+                body_read_timeout: duration(
+                    "body_read_timeout",
+                    &s.body_read_timeout,
+                    http_defaults.body_read_timeout,
+                )?,
+                shutdown_grace: duration("shutdown_grace", &s.shutdown_grace, http_defaults.shutdown_grace)?,
             },
             app: AppSettings {
                 allow_private_targets: s.allow_private_targets.unwrap_or(defaults.allow_private_targets),
@@ -168,6 +233,19 @@ impl Config {
                     .unwrap_or(defaults.max_webhooks_per_merchant),
                 max_message_bytes: s.max_message_bytes.unwrap_or(defaults.max_message_bytes),
                 delivery,
+                auth: AuthSettings {
+                    check_threads: s.login_concurrency.unwrap_or(auth_defaults.check_threads),
+                    check_queue: s.login_queue.unwrap_or(auth_defaults.check_queue),
+                    max_failures_per_user: s.login_failures_per_user.unwrap_or(auth_defaults.max_failures_per_user),
+                    max_failures_per_address: s
+                        .login_failures_per_address
+                        .unwrap_or(auth_defaults.max_failures_per_address),
+                    failure_window: duration(
+                        "login_failure_window",
+                        &s.login_failure_window,
+                        auth_defaults.failure_window,
+                    )?,
+                },
                 ..defaults
             },
         };
@@ -175,16 +253,45 @@ impl Config {
         Ok(config)
     }
 
+    /// Refuses values outside sensible bounds, naming the setting and the allowed range.
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
-        anyhow::ensure!(
-            self.app.max_webhooks_per_merchant >= 1,
-            "max_webhooks_per_merchant must be at least 1"
-        );
-        let d = &self.app.delivery;
-        anyhow::ensure!(self.pool.max_connections >= 2, "db_max_connections must be at least 2");
-        anyhow::ensure!(d.max_in_flight >= 1, "max_in_flight must be at least 1");
-        anyhow::ensure!(d.per_webhook >= 1, "per_webhook_concurrency must be at least 1");
+        let (d, auth, http) = (&self.app.delivery, &self.app.auth, &self.http);
+        count("max_body_bytes", self.max_body_bytes, 1024, 64 << 20)?;
+        count(
+            "max_webhooks_per_merchant",
+            self.app.max_webhooks_per_merchant,
+            1,
+            1_000_000,
+        )?;
+        count("max_message_bytes", self.app.max_message_bytes, 64, 16 << 20)?;
+        count("retry_schedule (number of retries)", d.schedule.retries(), 1, 100)?;
+        for step in 1..=d.schedule.retries() {
+            let delay = d.schedule.delay_after(step as u32).unwrap_or_default();
+            within("retry_schedule (each delay)", delay, Duration::ZERO, 30 * DAY)?;
+        }
+        within("connect_timeout", d.client.connect_timeout, 10 * MS, 5 * MINUTE)?;
+        within("request_timeout", d.client.request_timeout, 10 * MS, HOUR)?;
+        count("max_in_flight", d.max_in_flight, 1, 100_000)?;
+        count("per_webhook_concurrency", d.per_webhook, 1, 10_000)?;
+        within("poll_interval", d.poll_interval, 10 * MS, HOUR)?;
+        within("lease", d.lease, 100 * MS, DAY)?;
+        within("retention", d.retention, MINUTE, 3650 * DAY)?;
+        count("db_max_connections", self.pool.max_connections, 2, 1000)?;
+        within("db_acquire_timeout", self.pool.acquire_timeout, 100 * MS, 10 * MINUTE)?;
+        count("max_connections", http.max_connections, 1, 1_000_000)?;
+        within("header_read_timeout", http.header_read_timeout, 100 * MS, 10 * MINUTE)?;
+        within("body_read_timeout", http.body_read_timeout, 100 * MS, HOUR)?;
+        within("shutdown_grace", http.shutdown_grace, Duration::ZERO, 10 * MINUTE)?;
+        count("login_concurrency", auth.check_threads, 1, 256)?;
+        count("login_queue", auth.check_queue, 0, 100_000)?;
+        count("login_failures_per_user", auth.max_failures_per_user, 1, 1_000_000)?;
+        count(
+            "login_failures_per_address",
+            auth.max_failures_per_address,
+            1,
+            1_000_000,
+        )?;
+        within("login_failure_window", auth.failure_window, SECOND, DAY)?;
         anyhow::ensure!(
             d.lease > d.client.request_timeout,
             "lease must be longer than request_timeout, or an attempt could outlive its lease"
@@ -211,12 +318,6 @@ impl Config {
 }
 
 fn delivery_settings(s: &Settings, mut d: DeliverySettings) -> anyhow::Result<DeliverySettings> {
-    let duration = |name: &str, value: &Option<String>, default: Duration| -> anyhow::Result<Duration> {
-        match value {
-            Some(v) => parse_duration(v).map_err(|e| anyhow::anyhow!("{name}: {e}")),
-            None => Ok(default),
-        }
-    };
     if let Some(schedule) = &s.retry_schedule {
         d.schedule = schedule.parse().map_err(|e| anyhow::anyhow!("retry_schedule: {e}"))?;
     }
@@ -228,6 +329,54 @@ fn delivery_settings(s: &Settings, mut d: DeliverySettings) -> anyhow::Result<De
     d.max_in_flight = s.max_in_flight.unwrap_or(d.max_in_flight);
     d.per_webhook = s.per_webhook_concurrency.unwrap_or(d.per_webhook);
     Ok(d)
+}
+
+/// A duration setting: its value parsed, or `default` when unset.
+fn duration(name: &str, value: &Option<String>, default: Duration) -> anyhow::Result<Duration> {
+    match value {
+        Some(v) => parse_duration(v).map_err(|e| anyhow::anyhow!("{name} ({}): {e}", env_name(name))),
+        None => Ok(default),
+    }
+}
+
+const MS: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// `HOOKD_` and the setting's name in capitals (the part before any parenthesis).
+fn env_name(name: &str) -> String {
+    let base = name.split(' ').next().unwrap_or(name);
+    format!("HOOKD_{}", base.to_uppercase())
+}
+
+/// Fails unless `min <= value <= max`, with one line naming the setting and the range.
+fn count<T: Copy + TryInto<i128> + std::fmt::Display>(
+    name: &str,
+    value: T,
+    min: i128,
+    max: i128,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        value.try_into().is_ok_and(|v| (min..=max).contains(&v)),
+        "{name} ({}) must be from {min} to {max}, not {value}",
+        env_name(name)
+    );
+    Ok(())
+}
+
+/// Fails unless `min <= value <= max`, with one line naming the setting and the range.
+fn within(name: &str, value: Duration, min: Duration, max: Duration) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (min..=max).contains(&value),
+        "{name} ({}) must be from {} to {}, not {}",
+        env_name(name),
+        humantime::format_duration(min),
+        humantime::format_duration(max),
+        humantime::format_duration(value)
+    );
+    Ok(())
 }
 
 /// Parses a duration such as `250ms`, `5s` or `30d` (humantime syntax).

@@ -1,6 +1,7 @@
 //! Building and running a hookd server: `Application::build(config)` opens the store,
 //! applies migrations and binds the listener; `run_until_stopped` serves until SIGTERM or
-//! SIGINT, then drains in-flight requests and stops the background tasks.
+//! SIGINT, then lets in-flight requests finish (at most `shutdown_grace`, then their
+//! connections are closed) and stops the background tasks.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
@@ -16,6 +17,8 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::config::Config;
 use crate::dispatch;
+use crate::rpc::BodyLimits;
+use crate::server;
 use crate::store;
 use crate::time::now_millis;
 
@@ -38,7 +41,7 @@ impl Application {
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        let app = App::new(store, catalog, config.app.clone()).context("building the delivery client")?;
+        let app = App::new(store, catalog, config.app.clone()).context("building the application state")?;
         Ok(Self {
             listener,
             app,
@@ -79,15 +82,17 @@ impl Application {
                 async move { store.listen_wakeups(wake, stop).await }
             }));
         }
-        let router = crate::rpc::router(self.app.clone(), self.config.max_body_bytes);
+        let body = BodyLimits {
+            max_bytes: self.config.max_body_bytes,
+            read_timeout: self.config.http.body_read_timeout,
+        };
+        let router = crate::rpc::router(self.app.clone(), body);
         tracing::info!(%addr, database = %redact(&self.config.database_url), "listening on {addr}");
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                stop.await;
-                tracing::info!("shutting down");
-            })
-            .await
-            .context("serving HTTP")?;
+        server::serve(self.listener, router, &self.config.http, async move {
+            stop.await;
+            tracing::info!("shutting down");
+        })
+        .await;
         let _ = stop_tx.send(true);
         for task in background {
             let _ = task.await;

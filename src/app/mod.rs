@@ -10,7 +10,7 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
-pub use auth::Caller;
+pub use auth::{AuthSettings, Caller};
 pub use error::AppError;
 
 use crate::dispatch::client::{ClientBuildError, DeliveryClient};
@@ -28,6 +28,8 @@ pub struct AppSettings {
     /// Largest `message` `event.publish` accepts, serialized.
     pub max_message_bytes: usize,
     pub delivery: DeliverySettings,
+    /// Limits on checking API keys.
+    pub auth: AuthSettings,
 }
 
 impl Default for AppSettings {
@@ -38,8 +40,18 @@ impl Default for AppSettings {
             session_ttl: std::time::Duration::from_secs(24 * 3600),
             max_message_bytes: 256 * 1024,
             delivery: DeliverySettings::default(),
+            auth: AuthSettings::default(),
         }
     }
+}
+
+/// Why `App::new` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppBuildError {
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+    #[error("could not start the API key check threads")]
+    KeyCheckThreads(#[source] std::io::Error),
 }
 
 /// Shared state of a running hookd: cheap to clone.
@@ -52,11 +64,12 @@ pub struct App {
     pub client: Arc<DeliveryClient>,
     /// Tells the dispatcher about new payloads.
     pub wake: Arc<Wake>,
-    auth_cache: Arc<auth::VerifiedKeys>,
+    auth: Arc<auth::AuthState>,
 }
 
 impl App {
-    pub fn new(store: Arc<dyn Store>, catalog: Catalog, settings: AppSettings) -> Result<Self, ClientBuildError> {
+    pub fn new(store: Arc<dyn Store>, catalog: Catalog, settings: AppSettings) -> Result<Self, AppBuildError> {
+        let auth = auth::AuthState::new(&settings.auth).map_err(AppBuildError::KeyCheckThreads)?;
         let mut client_config = settings.delivery.client.clone();
         client_config.allow_private_targets = settings.allow_private_targets;
         client_config.max_idle_per_host = settings.delivery.max_in_flight;
@@ -66,7 +79,7 @@ impl App {
             client: Arc::new(DeliveryClient::new(client_config)?),
             settings: Arc::new(settings),
             wake: Default::default(),
-            auth_cache: Default::default(),
+            auth: Arc::new(auth),
         })
     }
 }

@@ -2,6 +2,8 @@
 //! `call(session_id | null, "resource.method", args)`. A null session id means the
 //! caller authenticates with HTTP Basic instead.
 
+use std::net::IpAddr;
+
 use serde_json::Value;
 
 use super::error::{from_app, Operation, RpcError};
@@ -13,11 +15,13 @@ use crate::app::{App, Caller};
 #[derive(Default)]
 pub struct Credentials {
     pub basic: Option<(String, String)>,
+    /// The client's address, for throttling failed logins (None when unknown).
+    pub client: Option<IpAddr>,
 }
 
 pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
     match method {
-        "login" => login(app, params).await,
+        "login" => login(app, creds, params).await,
         "call" => call(app, creds, params).await,
         other => Err(RpcError::method_not_found(other)),
     }
@@ -59,12 +63,12 @@ fn required_string(value: Option<Value>, name: &str) -> Result<String, RpcError>
     }
 }
 
-async fn login(app: &App, params: Option<Value>) -> Result<Value, RpcError> {
+async fn login(app: &App, creds: &Credentials, params: Option<Value>) -> Result<Value, RpcError> {
     let mut p = slots(params, &["username", "api_key"])?.into_iter();
     let username = required_string(p.next().flatten(), "username")?;
     let api_key = required_string(p.next().flatten(), "api_key")?;
     let session = app
-        .login(&username, &api_key)
+        .login(&username, &api_key, creds.client)
         .await
         .map_err(|e| from_app(e, Operation::Other))?;
     Ok(Value::String(session))
@@ -84,7 +88,7 @@ async fn authenticate(app: &App, creds: &Credentials, session: Option<Value>) ->
     let result = match session {
         Some(Value::String(id)) => app.caller_from_session(&id).await,
         None | Some(Value::Null) => match &creds.basic {
-            Some((name, key)) => app.caller_from_basic(name, key).await,
+            Some((name, key)) => app.caller_from_basic(name, key, creds.client).await,
             None => {
                 return Err(RpcError::access_denied(
                     "Give a session id from login, or HTTP Basic credentials.",

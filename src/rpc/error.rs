@@ -124,6 +124,7 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
     use app_code::*;
     match err {
         AppError::AccessDenied => RpcError::access_denied(""),
+        AppError::Throttled(why) => RpcError::access_denied(&why),
         AppError::SessionExpired => RpcError::app(SESSION_EXPIRED, "Session expired. Try to relogin."),
         AppError::InvalidData(d) => RpcError::app(INVALID_DATA, with_detail("Invalid data given.", &d)),
         AppError::NotCreated(d) => RpcError::app(NOT_CREATED, with_detail("Webhook not created.", &d)),
