@@ -267,7 +267,7 @@ impl Config {
         count("retry_schedule (number of retries)", d.schedule.retries(), 1, 100)?;
         for step in 1..=d.schedule.retries() {
             let delay = d.schedule.delay_after(step as u32).unwrap_or_default();
-            within("retry_schedule (each delay)", delay, Duration::ZERO, 30 * DAY)?;
+            within("retry_schedule (each delay)", delay, MS, 30 * DAY)?;
         }
         within("connect_timeout", d.client.connect_timeout, 10 * MS, 5 * MINUTE)?;
         within("request_timeout", d.client.request_timeout, 10 * MS, HOUR)?;
@@ -275,7 +275,7 @@ impl Config {
         count("per_webhook_concurrency", d.per_webhook, 1, 10_000)?;
         within("poll_interval", d.poll_interval, 10 * MS, HOUR)?;
         within("lease", d.lease, 100 * MS, DAY)?;
-        within("retention", d.retention, MINUTE, 3650 * DAY)?;
+        within("retention", d.retention, MINUTE, 10 * YEAR)?;
         count("db_max_connections", self.pool.max_connections, 2, 1000)?;
         within("db_acquire_timeout", self.pool.acquire_timeout, 100 * MS, 10 * MINUTE)?;
         count("max_connections", http.max_connections, 1, 1_000_000)?;
@@ -319,7 +319,9 @@ impl Config {
 
 fn delivery_settings(s: &Settings, mut d: DeliverySettings) -> anyhow::Result<DeliverySettings> {
     if let Some(schedule) = &s.retry_schedule {
-        d.schedule = schedule.parse().map_err(|e| anyhow::anyhow!("retry_schedule: {e}"))?;
+        d.schedule = schedule
+            .parse()
+            .map_err(|e| anyhow::anyhow!("retry_schedule (HOOKD_RETRY_SCHEDULE): {e}"))?;
     }
     d.client.connect_timeout = duration("connect_timeout", &s.connect_timeout, d.client.connect_timeout)?;
     d.client.request_timeout = duration("request_timeout", &s.request_timeout, d.client.request_timeout)?;
@@ -344,6 +346,8 @@ const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
+/// humantime's year: 365.25 days.
+const YEAR: Duration = Duration::from_secs(31_557_600);
 
 /// `HOOKD_` and the setting's name in capitals (the part before any parenthesis).
 fn env_name(name: &str) -> String {
@@ -410,5 +414,392 @@ mod tests {
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         let err = Config::resolve(Settings::default(), Some(&file)).unwrap_err();
         assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+
+    /// Resolves `settings` alone; the error's text when refused.
+    fn refused(settings: Settings) -> Option<String> {
+        Config::resolve(settings, None).err().map(|e| format!("{e:#}"))
+    }
+
+    fn s() -> Settings {
+        Settings::default()
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_naming_the_setting_and_its_range() {
+        let d = |v: &str| Some(v.to_string());
+        let cases: Vec<(&str, Settings)> = vec![
+            (
+                "HOOKD_RETENTION",
+                Settings {
+                    retention: d("300000000years"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_RETENTION",
+                Settings {
+                    retention: d("0s"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_REQUEST_TIMEOUT",
+                Settings {
+                    request_timeout: d("0s"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_REQUEST_TIMEOUT",
+                Settings {
+                    request_timeout: d("2h"),
+                    lease: d("3h"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_CONNECT_TIMEOUT",
+                Settings {
+                    connect_timeout: d("0s"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_CONNECT_TIMEOUT",
+                Settings {
+                    connect_timeout: d("1h"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_POLL_INTERVAL",
+                Settings {
+                    poll_interval: d("0s"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_POLL_INTERVAL",
+                Settings {
+                    poll_interval: d("2h"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_LEASE",
+                Settings {
+                    lease: d("10ms"),
+                    request_timeout: d("10ms"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_LEASE",
+                Settings {
+                    lease: d("2days"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_DB_ACQUIRE_TIMEOUT",
+                Settings {
+                    db_acquire_timeout: d("0s"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_DB_ACQUIRE_TIMEOUT",
+                Settings {
+                    db_acquire_timeout: d("1day"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_RETRY_SCHEDULE",
+                Settings {
+                    retry_schedule: d("1m,100days"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_RETRY_SCHEDULE",
+                Settings {
+                    retry_schedule: d(&vec!["1s"; 101].join(",")),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_HEADER_READ_TIMEOUT",
+                Settings {
+                    header_read_timeout: d("0s"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_HEADER_READ_TIMEOUT",
+                Settings {
+                    header_read_timeout: d("1h"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_BODY_READ_TIMEOUT",
+                Settings {
+                    body_read_timeout: d("1ms"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_BODY_READ_TIMEOUT",
+                Settings {
+                    body_read_timeout: d("2h"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_SHUTDOWN_GRACE",
+                Settings {
+                    shutdown_grace: d("1h"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_LOGIN_FAILURE_WINDOW",
+                Settings {
+                    login_failure_window: d("0s"),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_LOGIN_FAILURE_WINDOW",
+                Settings {
+                    login_failure_window: d("2days"),
+                    ..s()
+                },
+            ),
+        ];
+        for (name, settings) in cases {
+            let err = refused(settings).unwrap_or_else(|| panic!("{name}: an absurd value was accepted"));
+            assert!(err.contains(name), "{name}: {err}");
+            assert!(
+                err.contains("must be from") || err.contains("not a duration"),
+                "{name}: {err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+
+    #[test]
+    fn absurd_counts_are_refused_naming_the_setting_and_its_range() {
+        let cases: Vec<(&str, Settings)> = vec![
+            (
+                "HOOKD_MAX_BODY_BYTES",
+                Settings {
+                    max_body_bytes: Some(10),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_MAX_BODY_BYTES",
+                Settings {
+                    max_body_bytes: Some(1 << 40),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
+                Settings {
+                    max_webhooks_per_merchant: Some(0),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
+                Settings {
+                    max_webhooks_per_merchant: Some(-5),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
+                Settings {
+                    max_webhooks_per_merchant: Some(i64::MAX),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_MAX_MESSAGE_BYTES",
+                Settings {
+                    max_message_bytes: Some(0),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_MAX_MESSAGE_BYTES",
+                Settings {
+                    max_message_bytes: Some(1 << 40),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_MAX_IN_FLIGHT",
+                Settings {
+                    max_in_flight: Some(0),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_MAX_IN_FLIGHT",
+                Settings {
+                    max_in_flight: Some(usize::MAX),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_PER_WEBHOOK_CONCURRENCY",
+                Settings {
+                    per_webhook_concurrency: Some(0),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_PER_WEBHOOK_CONCURRENCY",
+                Settings {
+                    per_webhook_concurrency: Some(1 << 20),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_DB_MAX_CONNECTIONS",
+                Settings {
+                    db_max_connections: Some(1),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_DB_MAX_CONNECTIONS",
+                Settings {
+                    db_max_connections: Some(100_000),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_MAX_CONNECTIONS",
+                Settings {
+                    max_connections: Some(0),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_MAX_CONNECTIONS",
+                Settings {
+                    max_connections: Some(usize::MAX),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_LOGIN_CONCURRENCY",
+                Settings {
+                    login_concurrency: Some(0),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_LOGIN_CONCURRENCY",
+                Settings {
+                    login_concurrency: Some(10_000),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_LOGIN_QUEUE",
+                Settings {
+                    login_queue: Some(1 << 30),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_LOGIN_FAILURES_PER_USER",
+                Settings {
+                    login_failures_per_user: Some(0),
+                    ..s()
+                },
+            ),
+            (
+                "HOOKD_LOGIN_FAILURES_PER_ADDRESS",
+                Settings {
+                    login_failures_per_address: Some(0),
+                    ..s()
+                },
+            ),
+        ];
+        for (name, settings) in cases {
+            let err = refused(settings).unwrap_or_else(|| panic!("{name}: an absurd value was accepted"));
+            assert!(err.contains(name) && err.contains("must be from"), "{name}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+
+    #[test]
+    fn the_message_names_the_range_and_the_value() {
+        let err = refused(Settings {
+            request_timeout: Some("0s".into()),
+            ..s()
+        })
+        .unwrap();
+        assert_eq!(
+            err,
+            "request_timeout (HOOKD_REQUEST_TIMEOUT) must be from 10ms to 1h, not 0s"
+        );
+    }
+
+    #[test]
+    fn the_new_limits_are_read_and_sensible_values_at_the_edges_are_accepted() {
+        let c = Config::resolve(
+            Settings {
+                max_connections: Some(1),
+                header_read_timeout: Some("100ms".into()),
+                body_read_timeout: Some("1h".into()),
+                shutdown_grace: Some("0s".into()),
+                login_concurrency: Some(1),
+                login_queue: Some(0),
+                login_failures_per_user: Some(1),
+                login_failures_per_address: Some(1_000_000),
+                login_failure_window: Some("1s".into()),
+                retention: Some("10years".into()),
+                retry_schedule: Some("1ms,30days".into()),
+                ..s()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.http.max_connections, 1);
+        assert_eq!(c.http.header_read_timeout, Duration::from_millis(100));
+        assert_eq!(c.http.body_read_timeout, Duration::from_secs(3600));
+        assert_eq!(c.http.shutdown_grace, Duration::ZERO);
+        assert_eq!(c.app.auth.check_threads, 1);
+        assert_eq!(c.app.auth.check_queue, 0);
+        assert_eq!(c.app.auth.max_failures_per_user, 1);
+        assert_eq!(c.app.auth.max_failures_per_address, 1_000_000);
+        assert_eq!(c.app.auth.failure_window, Duration::from_secs(1));
+        let d = Config::defaults();
+        assert_eq!(d.http, HttpLimits::default());
+        assert_eq!(d.app.auth, AuthSettings::default());
+    }
+
+    #[test]
+    fn the_new_limits_come_from_the_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hookd.toml");
+        std::fs::write(
+            &file,
+            "max_connections = 64\nheader_read_timeout = \"5s\"\nlogin_failures_per_user = 3\n",
+        )
+        .unwrap();
+        let c = Config::resolve(Settings::default(), Some(&file)).unwrap();
+        assert_eq!(c.http.max_connections, 64);
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.app.auth.max_failures_per_user, 3);
     }
 }
