@@ -91,10 +91,12 @@ pub struct AuthState {
     verifier: verifier::KeyVerifier,
     /// Checks in progress, by fingerprint and stored hash: callers with the same name and
     /// key wait for one run (a batch of Basic-auth calls makes many at once).
-    running: Mutex<HashMap<([u8; 32], String), Arc<Check>>>,
+    running: Mutex<HashMap<CheckKey, Arc<Check>>>,
     throttle: throttle::LoginThrottle,
 }
 
+/// A check's fingerprint of name and key, and the stored hash it is made against.
+type CheckKey = ([u8; 32], String);
 type Check = OnceCell<Result<bool, verifier::Busy>>;
 
 impl AuthState {
