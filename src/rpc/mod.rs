@@ -1,8 +1,9 @@
 //! The HTTP face of the management API: `POST /api/jsonrpc` (and `/api/jsonrpc/`), plus
 //! `GET /healthz` (the process is up) and `GET /readyz` (and its database answers).
 //! Every JSON-RPC answer is HTTP 200 with a JSON body, except an oversized body, which is
-//! 413 with a JSON-RPC error body (CONTRACT.md §1), and a body that does not arrive within
-//! the body read timeout, which is 408 with one; after either the connection is closed.
+//! 413 with a JSON-RPC error body (CONTRACT.md §1). A body that does not arrive within the
+//! body read timeout is answered like any error (200, -32600, so clients read why); after
+//! either the connection is closed.
 
 mod call;
 mod envelope;
@@ -68,7 +69,7 @@ async fn jsonrpc(State(state): State<RpcState>, request: Request) -> Response {
                 "the request body did not arrive within {:?}",
                 state.body.read_timeout
             ));
-            return closing(StatusCode::REQUEST_TIMEOUT, &err);
+            return closing(StatusCode::OK, &err);
         }
         Err(BodyError::Broken(e)) => {
             let err = RpcError::parse_error(format!("the request body could not be read: {e}"));
