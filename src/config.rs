@@ -110,7 +110,7 @@ pub struct Settings {
     #[arg(long, env = "HOOKD_SHUTDOWN_GRACE", global = true)]
     pub shutdown_grace: Option<String>,
 
-    /// API key checks (argon2, ~19 MiB each) running at once [default: the number of CPUs]
+    /// API key checks (argon2, ~19 MiB each) running at once [default: the number of CPUs, at most 8]
     #[arg(long, env = "HOOKD_LOGIN_CONCURRENCY", global = true)]
     pub login_concurrency: Option<usize>,
 

@@ -76,7 +76,8 @@ pub struct AuthSettings {
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
-            check_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // About one per core, and never more than 8 (8 x 19 MiB) by default.
+            check_threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
             check_queue: 64,
             max_failures_per_user: 10,
             max_failures_per_address: 100,
