@@ -22,7 +22,6 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use super::{App, AppError};
-use crate::domain::user::unknown_user_hash;
 use crate::domain::{MerchantId, Role};
 use crate::store::{Scope, UserRecord};
 use crate::time::now_millis;
@@ -96,7 +95,8 @@ pub struct AuthState {
     throttle: throttle::LoginThrottle,
 }
 
-/// A check's fingerprint of name and key, and the stored hash it is made against.
+/// A check's fingerprint of name and key, and the stored hash it is made against ("" for
+/// a user that does not exist).
 type CheckKey = ([u8; 32], String);
 type Check = OnceCell<Result<bool, verifier::Busy>>;
 
@@ -114,9 +114,10 @@ impl AuthState {
         })
     }
 
-    /// One argon2 check of `key` against `stored`, shared with concurrent identical ones.
-    async fn check(&self, print: [u8; 32], key: &str, stored: &str) -> Result<bool, verifier::Busy> {
-        let slot = (print, stored.to_string());
+    /// One argon2 check of `key` against `stored` (None: no such user), shared with
+    /// concurrent identical ones.
+    async fn check(&self, print: [u8; 32], key: &str, stored: Option<&str>) -> Result<bool, verifier::Busy> {
+        let slot = (print, stored.unwrap_or_default().to_string());
         let check = self.running.lock().unwrap().entry(slot.clone()).or_default().clone();
         let result = *check.get_or_init(|| self.verifier.verify(key, stored)).await;
         let mut running = self.running.lock().unwrap();
@@ -170,7 +171,7 @@ impl App {
                 wait.as_secs().max(1)
             )));
         }
-        let stored = user.as_ref().map_or(unknown_user_hash(), |u| u.key_hash.as_str());
+        let stored = user.as_ref().map(|u| u.key_hash.as_str());
         let ok = auth
             .check(print, key, stored)
             .await

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use crate::domain::user::{verify_api_key_with, KeyCheckMemory};
+use crate::domain::user::{unknown_user_hash, verify_api_key_with, KeyCheckMemory};
 
 /// The queue is full: too many checks are running or waiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +21,8 @@ pub struct Busy;
 
 struct Job {
     presented: String,
-    stored_hash: String,
+    /// None: a user that does not exist, checked against `unknown_user_hash`.
+    stored_hash: Option<String>,
     answer: oneshot::Sender<bool>,
 }
 
@@ -44,12 +45,13 @@ impl KeyVerifier {
         Ok(Self { jobs })
     }
 
-    /// Whether `presented` matches `stored_hash`; `Busy` when the queue is full.
-    pub async fn verify(&self, presented: &str, stored_hash: &str) -> Result<bool, Busy> {
+    /// Whether `presented` matches `stored_hash`; `Busy` when the queue is full. With no
+    /// hash (no such user) the check runs all the same, against a dummy, and fails.
+    pub async fn verify(&self, presented: &str, stored_hash: Option<&str>) -> Result<bool, Busy> {
         let (answer, reply) = oneshot::channel();
         let job = Job {
             presented: presented.to_string(),
-            stored_hash: stored_hash.to_string(),
+            stored_hash: stored_hash.map(str::to_string),
             answer,
         };
         match self.jobs.try_send(job) {
@@ -62,6 +64,8 @@ impl KeyVerifier {
 
 /// One checking thread: takes jobs until the verifier is dropped.
 fn check_keys(waiting: &Mutex<Receiver<Job>>) {
+    // Made now, so that the first unknown user is not the one who pays (and shows) for it.
+    unknown_user_hash();
     let mut memory = KeyCheckMemory::default();
     loop {
         let next = waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
@@ -69,7 +73,13 @@ fn check_keys(waiting: &Mutex<Receiver<Job>>) {
         if job.answer.is_closed() {
             continue; // the caller went away while the job waited: nobody needs the answer
         }
-        let ok = verify_api_key_with(&job.presented, &job.stored_hash, &mut memory);
+        let ok = match &job.stored_hash {
+            Some(stored) => verify_api_key_with(&job.presented, stored, &mut memory),
+            None => {
+                verify_api_key_with(&job.presented, unknown_user_hash(), &mut memory);
+                false
+            }
+        };
         let _ = job.answer.send(ok);
     }
 }
@@ -84,11 +94,12 @@ mod tests {
         let key = ApiKey::generate();
         let hash = key.hash();
         let verifier = KeyVerifier::start(1, 1).unwrap();
-        assert_eq!(verifier.verify(key.expose(), &hash).await, Ok(true));
-        assert_eq!(verifier.verify("wrong", &hash).await, Ok(false));
+        assert_eq!(verifier.verify(key.expose(), Some(&hash)).await, Ok(true));
+        assert_eq!(verifier.verify("wrong", Some(&hash)).await, Ok(false));
+        assert_eq!(verifier.verify(key.expose(), None).await, Ok(false));
 
         let started = std::time::Instant::now();
-        let answers = futures_util::future::join_all((0..10).map(|_| verifier.verify("wrong", &hash))).await;
+        let answers = futures_util::future::join_all((0..10).map(|_| verifier.verify("wrong", Some(&hash)))).await;
         let busy = answers.iter().filter(|a| **a == Err(Busy)).count();
         assert!(busy >= 7, "one running and one waiting at most: {answers:?}");
         assert!(answers.contains(&Ok(false)), "{answers:?}");
