@@ -106,6 +106,10 @@ pub struct Settings {
     #[arg(long, env = "HOOKD_BODY_READ_TIMEOUT", global = true)]
     pub body_read_timeout: Option<String>,
 
+    /// How long writing an answer may stall because the client does not read it [default: 30s]
+    #[arg(long, env = "HOOKD_WRITE_TIMEOUT", global = true)]
+    pub write_timeout: Option<String>,
+
     /// On SIGTERM, how long open API requests may still run before their connections close [default: 10s]
     #[arg(long, env = "HOOKD_SHUTDOWN_GRACE", global = true)]
     pub shutdown_grace: Option<String>,
@@ -156,6 +160,7 @@ impl Settings {
             max_connections: self.max_connections.or(lower.max_connections),
             header_read_timeout: self.header_read_timeout.or(lower.header_read_timeout),
             body_read_timeout: self.body_read_timeout.or(lower.body_read_timeout),
+            write_timeout: self.write_timeout.or(lower.write_timeout),
             shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
             login_concurrency: self.login_concurrency.or(lower.login_concurrency),
             login_queue: self.login_queue.or(lower.login_queue),
@@ -224,6 +229,7 @@ impl Config {
                     &s.body_read_timeout,
                     http_defaults.body_read_timeout,
                 )?,
+                write_timeout: duration("write_timeout", &s.write_timeout, http_defaults.write_timeout)?,
                 shutdown_grace: duration("shutdown_grace", &s.shutdown_grace, http_defaults.shutdown_grace)?,
             },
             app: AppSettings {
@@ -281,6 +287,7 @@ impl Config {
         count("max_connections", http.max_connections, 1, 1_000_000)?;
         within("header_read_timeout", http.header_read_timeout, 100 * MS, 10 * MINUTE)?;
         within("body_read_timeout", http.body_read_timeout, 100 * MS, HOUR)?;
+        within("write_timeout", http.write_timeout, 100 * MS, HOUR)?;
         within("shutdown_grace", http.shutdown_grace, Duration::ZERO, 10 * MINUTE)?;
         count("login_concurrency", auth.check_threads, 1, 256)?;
         count("login_queue", auth.check_queue, 0, 100_000)?;

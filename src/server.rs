@@ -6,11 +6,15 @@
 //! bounded, in number (`max_connections`: beyond it new connections wait in the kernel's
 //! backlog, the accept loop does not spin) and in time (`header_read_timeout` closes a
 //! connection that does not finish a request head, idle keep-alive ones included; the
-//! rpc handler reads bodies against `body_read_timeout`; `shutdown_grace` bounds the stop).
+//! rpc handler reads bodies against `body_read_timeout`; `write_timeout` closes a
+//! connection whose client stops reading its answers; `shutdown_grace` bounds the stop).
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -18,9 +22,11 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Sleep;
 use tower::ServiceExt;
 
 /// The limits of the HTTP layer (part of the resolved config).
@@ -33,6 +39,8 @@ pub struct HttpLimits {
     pub header_read_timeout: Duration,
     /// Time allowed for a request body, from the end of its head.
     pub body_read_timeout: Duration,
+    /// How long writing an answer may stall because the client does not read it.
+    pub write_timeout: Duration,
     /// On stop, how long open requests may still take before their connections are closed.
     pub shutdown_grace: Duration,
 }
@@ -43,6 +51,7 @@ impl Default for HttpLimits {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -86,7 +95,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &HttpLimits, s
         let _ = stream.set_nodelay(true);
         connections.spawn(connection(
             builder.clone(),
-            stream,
+            WriteDeadline::new(stream, limits.write_timeout),
             remote,
             router.clone(),
             closing.clone(),
@@ -112,7 +121,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &HttpLimits, s
 /// One connection, until the client closes it, a timeout does, or the server stops.
 async fn connection(
     builder: http1::Builder,
-    stream: TcpStream,
+    stream: WriteDeadline<TcpStream>,
     remote: SocketAddr,
     router: Router,
     mut closing: watch::Receiver<bool>,
@@ -137,5 +146,82 @@ async fn connection(
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+    }
+}
+
+/// A stream whose writes fail once they have been stalled (the client not reading, its
+/// window closed) for longer than `limit`; hyper then drops the connection. Reads pass
+/// through: their time limits are the header and body timeouts.
+struct WriteDeadline<S> {
+    inner: S,
+    limit: Duration,
+    /// Armed when a write could not proceed, cleared when one does.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> WriteDeadline<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        Self {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After a write returned `Pending`: still pending, or the error once the stall is too long.
+    fn poll_stall<T>(&mut self, cx: &mut Context<'_>, progress: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if progress.is_ready() {
+            self.stalled = None;
+            return progress;
+        }
+        let limit = self.limit;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client did not read its answer in time",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteDeadline<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let progress = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.poll_stall(cx, progress)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let progress = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.poll_stall(cx, progress)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let progress = Pin::new(&mut this.inner).poll_flush(cx);
+        this.poll_stall(cx, progress)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let progress = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.poll_stall(cx, progress)
     }
 }

@@ -261,3 +261,63 @@ async fn ids_come_back_exactly_as_written() {
         assert!(resp["id"].is_null(), "{resp}");
     }
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_is_cut_off_after_the_write_timeout() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.max_connections = 1;
+        c.http.header_read_timeout = Duration::from_secs(1);
+        c.http.write_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let session = app.admin_session().await;
+    // Ten pipelined batches whose answers (about 13 MB) are never read, on a connection
+    // with a tiny receive window: far more than the socket buffers hold.
+    let batch: Vec<Value> = (0..1000)
+        .map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "call", "params": [session, "topic.list", []]}))
+        .collect();
+    let body = serde_json::to_vec(&batch).unwrap();
+    let mut requests = Vec::new();
+    for _ in 0..10 {
+        requests.extend_from_slice(&head_with_length(body.len()));
+        requests.extend_from_slice(&body);
+    }
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let reader = socket.connect(app.addr).await.unwrap();
+    let (mut read_half, mut write_half) = reader.into_split();
+    tokio::spawn(async move {
+        let _ = write_half.write_all(&requests).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+
+    // The only connection slot is the non-reader's until the server gives up writing.
+    let started = Instant::now();
+    let fresh = reqwest::Client::new();
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "call", "params": [session, "topic.list", []]});
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        fresh
+            .post(&app.endpoint)
+            .header("content-type", "application/json")
+            .body(request.to_string())
+            .send(),
+    )
+    .await
+    .expect("served once the stalled connection was cut off")
+    .unwrap();
+    let answer: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_ok(&answer);
+    let waited = started.elapsed();
+    eprintln!("a client that does not read was cut off; the next one was served after {waited:?}");
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+
+    // What the non-reader gets now is a part of its answers, then the end of the connection.
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), read_half.read_to_end(&mut got))
+        .await
+        .expect("the connection was closed")
+        .ok();
+    let full = serde_json::to_vec(&answer).unwrap().len() * 1000 * 10;
+    assert!(got.len() < full / 2, "{} of about {full} bytes", got.len());
+}
