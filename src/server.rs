@@ -57,6 +57,10 @@ impl Default for HttpLimits {
     }
 }
 
+/// hyper's read buffer per connection, and so the largest request head (431 beyond it):
+/// hyper's default (~400 KiB) would let each slow client hold that much.
+const MAX_BUF_BYTES: usize = 64 * 1024;
+
 /// After a failed accept (e.g. out of file descriptors), wait this long before the next,
 /// so the loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -70,6 +74,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &HttpLimits, s
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_BUF_BYTES)
         .keep_alive(true);
     let mut connections = JoinSet::new();
     tokio::pin!(stop);

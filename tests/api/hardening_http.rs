@@ -65,6 +65,22 @@ async fn a_request_head_that_never_ends_is_closed_after_the_header_timeout() {
 }
 
 #[tokio::test]
+async fn a_request_head_over_64_kib_is_refused_at_once() {
+    let app = TestApp::spawn().await;
+    let mut head = HEAD_START.to_vec();
+    for i in 0..1000 {
+        head.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "y".repeat(60)).as_bytes());
+    }
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let _ = stream.write_all(&head).await; // the server may close before all of it is sent
+    let (answer, took) = until_closed(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("closed within 5 s");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
+
+#[tokio::test]
 async fn a_body_that_never_ends_is_answered_and_closed_after_the_body_timeout() {
     let app = TestApp::spawn_with(short_timeouts).await;
     let mut request = head_with_length(100);
