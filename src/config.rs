@@ -428,162 +428,54 @@ mod tests {
         Config::resolve(settings, None).err().map(|e| format!("{e:#}"))
     }
 
-    fn s() -> Settings {
-        Settings::default()
+    /// The defaults with one setting changed.
+    fn with(change: impl FnOnce(&mut Settings)) -> Settings {
+        let mut s = Settings::default();
+        change(&mut s);
+        s
+    }
+
+    fn d(v: &str) -> Option<String> {
+        Some(v.to_string())
     }
 
     #[test]
     fn absurd_durations_are_refused_naming_the_setting_and_its_range() {
-        let d = |v: &str| Some(v.to_string());
         let cases: Vec<(&str, Settings)> = vec![
-            (
-                "HOOKD_RETENTION",
-                Settings {
-                    retention: d("300000000years"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_RETENTION",
-                Settings {
-                    retention: d("0s"),
-                    ..s()
-                },
-            ),
+            ("HOOKD_RETENTION", with(|s| s.retention = d("300000000years"))),
+            ("HOOKD_RETENTION", with(|s| s.retention = d("0s"))),
+            ("HOOKD_REQUEST_TIMEOUT", with(|s| s.request_timeout = d("0s"))),
             (
                 "HOOKD_REQUEST_TIMEOUT",
-                Settings {
-                    request_timeout: d("0s"),
-                    ..s()
-                },
+                with(|s| (s.request_timeout, s.lease) = (d("2h"), d("3h"))),
             ),
-            (
-                "HOOKD_REQUEST_TIMEOUT",
-                Settings {
-                    request_timeout: d("2h"),
-                    lease: d("3h"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_CONNECT_TIMEOUT",
-                Settings {
-                    connect_timeout: d("0s"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_CONNECT_TIMEOUT",
-                Settings {
-                    connect_timeout: d("1h"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_POLL_INTERVAL",
-                Settings {
-                    poll_interval: d("0s"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_POLL_INTERVAL",
-                Settings {
-                    poll_interval: d("2h"),
-                    ..s()
-                },
-            ),
+            ("HOOKD_CONNECT_TIMEOUT", with(|s| s.connect_timeout = d("0s"))),
+            ("HOOKD_CONNECT_TIMEOUT", with(|s| s.connect_timeout = d("1h"))),
+            ("HOOKD_POLL_INTERVAL", with(|s| s.poll_interval = d("0s"))),
+            ("HOOKD_POLL_INTERVAL", with(|s| s.poll_interval = d("2h"))),
             (
                 "HOOKD_LEASE",
-                Settings {
-                    lease: d("10ms"),
-                    request_timeout: d("10ms"),
-                    ..s()
-                },
+                with(|s| (s.lease, s.request_timeout) = (d("10ms"), d("10ms"))),
             ),
-            (
-                "HOOKD_LEASE",
-                Settings {
-                    lease: d("2days"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_DB_ACQUIRE_TIMEOUT",
-                Settings {
-                    db_acquire_timeout: d("0s"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_DB_ACQUIRE_TIMEOUT",
-                Settings {
-                    db_acquire_timeout: d("1day"),
-                    ..s()
-                },
-            ),
+            ("HOOKD_LEASE", with(|s| s.lease = d("2days"))),
+            ("HOOKD_DB_ACQUIRE_TIMEOUT", with(|s| s.db_acquire_timeout = d("0s"))),
+            ("HOOKD_DB_ACQUIRE_TIMEOUT", with(|s| s.db_acquire_timeout = d("1day"))),
+            ("HOOKD_RETRY_SCHEDULE", with(|s| s.retry_schedule = d("1m,100days"))),
             (
                 "HOOKD_RETRY_SCHEDULE",
-                Settings {
-                    retry_schedule: d("1m,100days"),
-                    ..s()
-                },
+                with(|s| s.retry_schedule = d(&["1s"; 101].join(","))),
             ),
-            (
-                "HOOKD_RETRY_SCHEDULE",
-                Settings {
-                    retry_schedule: d(&vec!["1s"; 101].join(",")),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_HEADER_READ_TIMEOUT",
-                Settings {
-                    header_read_timeout: d("0s"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_HEADER_READ_TIMEOUT",
-                Settings {
-                    header_read_timeout: d("1h"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_BODY_READ_TIMEOUT",
-                Settings {
-                    body_read_timeout: d("1ms"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_BODY_READ_TIMEOUT",
-                Settings {
-                    body_read_timeout: d("2h"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_SHUTDOWN_GRACE",
-                Settings {
-                    shutdown_grace: d("1h"),
-                    ..s()
-                },
-            ),
+            ("HOOKD_HEADER_READ_TIMEOUT", with(|s| s.header_read_timeout = d("0s"))),
+            ("HOOKD_HEADER_READ_TIMEOUT", with(|s| s.header_read_timeout = d("1h"))),
+            ("HOOKD_BODY_READ_TIMEOUT", with(|s| s.body_read_timeout = d("1ms"))),
+            ("HOOKD_BODY_READ_TIMEOUT", with(|s| s.body_read_timeout = d("2h"))),
+            ("HOOKD_WRITE_TIMEOUT", with(|s| s.write_timeout = d("0s"))),
+            ("HOOKD_WRITE_TIMEOUT", with(|s| s.write_timeout = d("2h"))),
+            ("HOOKD_SHUTDOWN_GRACE", with(|s| s.shutdown_grace = d("1h"))),
+            ("HOOKD_LOGIN_FAILURE_WINDOW", with(|s| s.login_failure_window = d("0s"))),
             (
                 "HOOKD_LOGIN_FAILURE_WINDOW",
-                Settings {
-                    login_failure_window: d("0s"),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_LOGIN_FAILURE_WINDOW",
-                Settings {
-                    login_failure_window: d("2days"),
-                    ..s()
-                },
+                with(|s| s.login_failure_window = d("2days")),
             ),
         ];
         for (name, settings) in cases {
@@ -600,145 +492,49 @@ mod tests {
     #[test]
     fn absurd_counts_are_refused_naming_the_setting_and_its_range() {
         let cases: Vec<(&str, Settings)> = vec![
+            ("HOOKD_MAX_BODY_BYTES", with(|s| s.max_body_bytes = Some(10))),
+            ("HOOKD_MAX_BODY_BYTES", with(|s| s.max_body_bytes = Some(1 << 40))),
             (
-                "HOOKD_MAX_BODY_BYTES",
-                Settings {
-                    max_body_bytes: Some(10),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_MAX_BODY_BYTES",
-                Settings {
-                    max_body_bytes: Some(1 << 40),
-                    ..s()
-                },
+                "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
+                with(|s| s.max_webhooks_per_merchant = Some(0)),
             ),
             (
                 "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
-                Settings {
-                    max_webhooks_per_merchant: Some(0),
-                    ..s()
-                },
+                with(|s| s.max_webhooks_per_merchant = Some(-5)),
             ),
             (
                 "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
-                Settings {
-                    max_webhooks_per_merchant: Some(-5),
-                    ..s()
-                },
+                with(|s| s.max_webhooks_per_merchant = Some(i64::MAX)),
             ),
+            ("HOOKD_MAX_MESSAGE_BYTES", with(|s| s.max_message_bytes = Some(0))),
+            ("HOOKD_MAX_MESSAGE_BYTES", with(|s| s.max_message_bytes = Some(1 << 40))),
+            ("HOOKD_MAX_IN_FLIGHT", with(|s| s.max_in_flight = Some(0))),
+            ("HOOKD_MAX_IN_FLIGHT", with(|s| s.max_in_flight = Some(usize::MAX))),
             (
-                "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
-                Settings {
-                    max_webhooks_per_merchant: Some(i64::MAX),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_MAX_MESSAGE_BYTES",
-                Settings {
-                    max_message_bytes: Some(0),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_MAX_MESSAGE_BYTES",
-                Settings {
-                    max_message_bytes: Some(1 << 40),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_MAX_IN_FLIGHT",
-                Settings {
-                    max_in_flight: Some(0),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_MAX_IN_FLIGHT",
-                Settings {
-                    max_in_flight: Some(usize::MAX),
-                    ..s()
-                },
+                "HOOKD_PER_WEBHOOK_CONCURRENCY",
+                with(|s| s.per_webhook_concurrency = Some(0)),
             ),
             (
                 "HOOKD_PER_WEBHOOK_CONCURRENCY",
-                Settings {
-                    per_webhook_concurrency: Some(0),
-                    ..s()
-                },
+                with(|s| s.per_webhook_concurrency = Some(1 << 20)),
             ),
-            (
-                "HOOKD_PER_WEBHOOK_CONCURRENCY",
-                Settings {
-                    per_webhook_concurrency: Some(1 << 20),
-                    ..s()
-                },
-            ),
+            ("HOOKD_DB_MAX_CONNECTIONS", with(|s| s.db_max_connections = Some(1))),
             (
                 "HOOKD_DB_MAX_CONNECTIONS",
-                Settings {
-                    db_max_connections: Some(1),
-                    ..s()
-                },
+                with(|s| s.db_max_connections = Some(100_000)),
             ),
-            (
-                "HOOKD_DB_MAX_CONNECTIONS",
-                Settings {
-                    db_max_connections: Some(100_000),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_MAX_CONNECTIONS",
-                Settings {
-                    max_connections: Some(0),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_MAX_CONNECTIONS",
-                Settings {
-                    max_connections: Some(usize::MAX),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_LOGIN_CONCURRENCY",
-                Settings {
-                    login_concurrency: Some(0),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_LOGIN_CONCURRENCY",
-                Settings {
-                    login_concurrency: Some(10_000),
-                    ..s()
-                },
-            ),
-            (
-                "HOOKD_LOGIN_QUEUE",
-                Settings {
-                    login_queue: Some(1 << 30),
-                    ..s()
-                },
-            ),
+            ("HOOKD_MAX_CONNECTIONS", with(|s| s.max_connections = Some(0))),
+            ("HOOKD_MAX_CONNECTIONS", with(|s| s.max_connections = Some(usize::MAX))),
+            ("HOOKD_LOGIN_CONCURRENCY", with(|s| s.login_concurrency = Some(0))),
+            ("HOOKD_LOGIN_CONCURRENCY", with(|s| s.login_concurrency = Some(10_000))),
+            ("HOOKD_LOGIN_QUEUE", with(|s| s.login_queue = Some(1 << 30))),
             (
                 "HOOKD_LOGIN_FAILURES_PER_USER",
-                Settings {
-                    login_failures_per_user: Some(0),
-                    ..s()
-                },
+                with(|s| s.login_failures_per_user = Some(0)),
             ),
             (
                 "HOOKD_LOGIN_FAILURES_PER_ADDRESS",
-                Settings {
-                    login_failures_per_address: Some(0),
-                    ..s()
-                },
+                with(|s| s.login_failures_per_address = Some(0)),
             ),
         ];
         for (name, settings) in cases {
@@ -750,11 +546,7 @@ mod tests {
 
     #[test]
     fn the_message_names_the_range_and_the_value() {
-        let err = refused(Settings {
-            request_timeout: Some("0s".into()),
-            ..s()
-        })
-        .unwrap();
+        let err = refused(with(|s| s.request_timeout = d("0s"))).unwrap();
         assert_eq!(
             err,
             "request_timeout (HOOKD_REQUEST_TIMEOUT) must be from 10ms to 1h, not 0s"
@@ -776,7 +568,7 @@ mod tests {
                 login_failure_window: Some("1s".into()),
                 retention: Some("10years".into()),
                 retry_schedule: Some("1ms,30days".into()),
-                ..s()
+                ..Settings::default()
             },
             None,
         )
