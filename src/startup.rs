@@ -1,7 +1,8 @@
 //! Building and running a hookd server: `Application::build(config)` opens the store,
 //! applies migrations and binds the listener; `run_until_stopped` serves until SIGTERM or
-//! SIGINT, then lets in-flight requests finish (at most `shutdown_grace`, then their
-//! connections are closed) and stops the background tasks.
+//! SIGINT, then stops: open requests may finish for `shutdown_grace` (then their
+//! connections are closed) while the delivery workers let their attempts in flight end
+//! (at most the request timeout), so a stop takes at most the longer of the two.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
@@ -88,12 +89,14 @@ impl Application {
         };
         let router = crate::rpc::router(self.app.clone(), body);
         tracing::info!(%addr, database = %redact(&self.config.database_url), "listening on {addr}");
+        // On stop the background tasks are told at once, so the delivery workers' grace for
+        // their attempts in flight runs beside the HTTP server's for open requests.
         server::serve(self.listener, router, &self.config.http, async move {
             stop.await;
             tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
         })
         .await;
-        let _ = stop_tx.send(true);
         for task in background {
             let _ = task.await;
         }
