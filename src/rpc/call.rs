@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use super::callers::CallerMemo;
 use super::error::{from_app, Operation, RpcError};
 use super::methods;
 use super::params::Args;
@@ -17,6 +18,8 @@ pub struct Credentials {
     pub basic: Option<(String, String)>,
     /// The client's address, for throttling failed logins (None when unknown).
     pub client: Option<IpAddr>,
+    /// Callers already checked in this HTTP request.
+    pub callers: CallerMemo,
 }
 
 pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
@@ -85,17 +88,14 @@ async fn call(app: &App, creds: &Credentials, params: Option<Value>) -> Result<V
 }
 
 async fn authenticate(app: &App, creds: &Credentials, session: Option<Value>) -> Result<Caller, RpcError> {
-    let result = match session {
-        Some(Value::String(id)) => app.caller_from_session(&id).await,
+    match session {
+        Some(Value::String(id)) => creds.callers.session(app, &id).await,
         None | Some(Value::Null) => match &creds.basic {
-            Some((name, key)) => app.caller_from_basic(name, key, creds.client).await,
-            None => {
-                return Err(RpcError::access_denied(
-                    "Give a session id from login, or HTTP Basic credentials.",
-                ));
-            }
+            Some((name, key)) => creds.callers.basic(app, name, key, creds.client).await,
+            None => Err(RpcError::access_denied(
+                "Give a session id from login, or HTTP Basic credentials.",
+            )),
         },
-        Some(_) => return Err(RpcError::invalid_params("session_id must be a string or null")),
-    };
-    result.map_err(|e| from_app(e, Operation::Other))
+        Some(_) => Err(RpcError::invalid_params("session_id must be a string or null")),
+    }
 }

@@ -6,10 +6,12 @@
 //! either the connection is closed.
 
 mod call;
+mod callers;
 mod envelope;
 pub mod error;
 mod methods;
 mod params;
+mod raw;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -82,6 +84,7 @@ async fn jsonrpc(State(state): State<RpcState>, request: Request) -> Response {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip()),
+        callers: Default::default(),
     };
     match envelope::handle_body(&state.app, &creds, &body).await {
         Some(answer) => Json(answer).into_response(),
@@ -111,7 +114,9 @@ async fn read_body(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Resul
     }
     let deadline = tokio::time::Instant::now() + limits.read_timeout;
     let mut chunks = body.into_data_stream();
-    // Grown as bytes arrive, never reserved ahead for what a client merely announces.
+    // Room for the announced length is reserved once, at the first bytes: a large block is
+    // mapped, not touched, so memory is only used as bytes arrive (a client announcing a
+    // megabyte and sending a byte holds a page), and the buffer never grows to twice the body.
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let chunk = match tokio::time::timeout_at(deadline, chunks.next()).await {
@@ -125,6 +130,9 @@ async fn read_body(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Resul
         }
         if buf.is_empty() && declared.is_some_and(|n| n == chunk.len() as u64) {
             return Ok(chunk); // the whole body in one piece: no copy
+        }
+        if buf.capacity() == 0 {
+            buf.reserve_exact(declared.map_or(chunk.len(), |n| n as usize));
         }
         buf.extend_from_slice(&chunk);
     }

@@ -126,36 +126,74 @@ async fn a_burst_of_wrong_logins_keeps_memory_bounded_and_sessions_answered() {
     node.assert_no_panic();
 }
 
-/// Median time of `login(name, key)` over `n` tries, each with a different key.
-async fn median_login(app: &TestApp, name: &str, n: usize) -> Duration {
-    let mut times = Vec::new();
-    for i in 0..n {
-        let started = Instant::now();
-        let resp = app.try_login(name, &format!("{i:040x}")).await;
-        times.push(started.elapsed());
-        assert_app_error(&resp, 2);
+#[tokio::test]
+async fn requests_waiting_for_their_key_check_hold_no_more_than_their_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("hookd.db").display());
+    let env = [("HOOKD_DATABASE_URL", database_url), ("HOOKD_LOGIN_QUEUE", "30".into())];
+    let node = Node::serve("waiting", dir.path(), &env).await;
+    // Half a megabyte of args that would take ~20 MB as JSON values, on calls whose Basic
+    // credentials are wrong: they wait for a key check (32 at once fill the queue), and
+    // are refused. Built up front, the args would take some 600 MB.
+    let args = format!("[{}]", vec!["0"; 250_000].join(","));
+    let url = format!("http://{}/api/jsonrpc", node.addr);
+    let client = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = proc_kb(node.pid(), "VmRSS");
+    let calls: Vec<_> = (0..32)
+        .map(|i| {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"call","params":[null,"webhook.list",{args}]}}"#);
+            let request = client
+                .post(&url)
+                .basic_auth(format!("nobody{i}"), Some("wrong"))
+                .header("content-type", "application/json")
+                .body(body);
+            tokio::spawn(async move { request.send().await.unwrap().bytes().await.unwrap() })
+        })
+        .collect();
+    for call in calls {
+        let answer: Value = serde_json::from_slice(&call.await.unwrap()).unwrap();
+        assert_app_error(&answer, 2);
     }
+    let peak = proc_kb(node.pid(), "VmHWM");
+    eprintln!(
+        "32 refused 0.5 MB calls at once: RSS before {} MB, peak {} MB",
+        rss_before / 1024,
+        peak / 1024
+    );
+    assert!(
+        peak.saturating_sub(rss_before) <= 200 * 1024,
+        "peak RSS rose from {rss_before} kB to {peak} kB"
+    );
+    node.assert_no_panic();
+}
+
+/// How long `login(name, key)` takes to be refused.
+async fn time_refusal(app: &TestApp, name: &str, key: &str) -> Duration {
+    let started = Instant::now();
+    let resp = app.try_login(name, key).await;
+    let took = started.elapsed();
+    assert_eq!(assert_app_error(&resp, 2), "Access denied.");
+    took
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
-    times[n / 2]
+    times[times.len() / 2]
 }
 
 #[tokio::test]
 async fn an_unknown_user_costs_as_much_time_as_a_wrong_key() {
     let app = TestApp::spawn_with(|c| c.app.auth.max_failures_per_user = 1000).await;
     let (name, _key) = app.create_merchant_user(&unique("shop")).await;
-    // Warm up (the dummy hash is made on first use).
-    app.try_login(&unique("nobody"), "x").await;
-    let mut known = Duration::ZERO;
-    let mut unknown = Duration::ZERO;
-    for _ in 0..3 {
-        known += median_login(&app, &name, 3).await;
-        unknown += median_login(&app, &unique("nobody"), 3).await;
+    // Alternating, so that both see the same load from whatever else runs.
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for i in 0..15 {
+        known.push(time_refusal(&app, &name, &format!("{i:040x}")).await);
+        unknown.push(time_refusal(&app, &unique("nobody"), &format!("{i:040x}")).await);
     }
-    eprintln!(
-        "median login: known user, wrong key {:?}; unknown user {:?}",
-        known / 3,
-        unknown / 3
-    );
+    let (known, unknown) = (median(known), median(unknown));
+    eprintln!("median refusal: known user, wrong key {known:?}; unknown user {unknown:?}");
     assert!(
         unknown * 2 >= known,
         "an unknown user ({unknown:?}) answers much faster than a wrong key ({known:?})"
