@@ -279,3 +279,53 @@ fn is_version_2(v: &RawValue) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn without(params: &str) -> Option<Value> {
+        without_args(serde_json::from_str(params).unwrap())
+    }
+
+    #[test]
+    fn a_refused_callers_args_are_left_out_and_nothing_else_changes() {
+        assert_eq!(
+            without(r#"[null, "webhook.list", [1, 2, 3]]"#),
+            Some(json!([null, "webhook.list", null]))
+        );
+        assert_eq!(without(r#"["s", "a.b"]"#), Some(json!(["s", "a.b"])));
+        assert_eq!(without("[null]"), Some(json!([null])));
+        assert_eq!(without("[]"), Some(json!([])));
+        assert_eq!(
+            without(r#"{"session_id": "s", "path": "a.b", "args": {"x": [1]}}"#),
+            Some(json!({"session_id": "s", "path": "a.b", "args": null}))
+        );
+        assert_eq!(without(r#"{"path": 5}"#), Some(json!({"path": 5})));
+    }
+
+    #[test]
+    fn params_of_another_shape_are_built_whole() {
+        // Too many params, or unknown names: `call` refuses those for their shape.
+        assert_eq!(without(r#"[null, "a.b", [], 4]"#), None);
+        assert_eq!(without(r#"{"path": "a.b", "extra": 1}"#), None);
+    }
+
+    #[test]
+    fn ids_are_checked_and_kept_as_written() {
+        let raw: &RawValue = serde_json::from_str(r#"{"jsonrpc": "2.0", "id": 1.50, "method": "login"}"#).unwrap();
+        let request = validate(raw).unwrap_or_else(|_| panic!("a valid request"));
+        assert_eq!(request.id.unwrap().get(), "1.50");
+        for bad in [r#"{"jsonrpc": "2.0", "id": [1], "method": "x"}"#, "[1]", "5"] {
+            let raw: &RawValue = serde_json::from_str(bad).unwrap();
+            let (id, err) = *validate(raw).err().expect("refused");
+            assert!(id.is_none(), "{bad}");
+            assert_eq!(err.code, super::super::error::INVALID_REQUEST);
+        }
+        let raw: &RawValue = serde_json::from_str(r#"{"jsonrpc": "1.0", "id": "x", "method": "x"}"#).unwrap();
+        let (id, _) = *validate(raw).err().expect("refused");
+        assert_eq!(id.unwrap().get(), r#""x""#);
+    }
+}

@@ -292,3 +292,33 @@ async fn key_checks_beyond_the_queue_are_refused_at_once_and_identical_ones_shar
         assert_ok(&resp);
     }
 }
+
+#[tokio::test]
+async fn a_refused_caller_gets_the_same_errors_as_before_whatever_its_args() {
+    let app = TestApp::spawn().await;
+    let (name, _key) = app.create_merchant_user(&unique("shop")).await;
+    let call = |params: Value| json!({"jsonrpc": "2.0", "id": 7, "method": "call", "params": params});
+    let cases = [
+        (json!([null, "webhook.list", [1, 2, 3]]), -32002),
+        (
+            json!({"session_id": null, "path": "webhook.list", "args": [{"x": 1}]}),
+            -32002,
+        ),
+        (json!([null, "webhook.list", [], "extra"]), -32602),
+        (json!({"path": "webhook.list", "extra": 1}), -32602),
+        (json!([null]), -32006),
+        (json!(["no-such-session", "webhook.list", [1]]), -32005),
+        (json!([5, "webhook.list", [1]]), -32602),
+    ];
+    for (params, code) in cases {
+        let (_, resp) = app.rpc_basic(&name, "wrong", call(params.clone())).await;
+        assert_error(&resp, code);
+        assert_eq!(resp["id"], 7, "{params}: {resp}");
+    }
+    // The same Basic credentials in a batch are checked once: every item is refused alike.
+    let batch: Vec<Value> = (0..20).map(|_| call(json!([null, "topic.list", []]))).collect();
+    let (_, resp) = app.rpc_basic(&name, "wrong", Value::Array(batch)).await;
+    for answer in resp.as_array().unwrap() {
+        assert_eq!(assert_app_error(answer, 2), "Access denied.");
+    }
+}
