@@ -33,6 +33,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        return_large_blocks_to_the_system();
         let catalog = config.load_catalog()?;
         let sqlite_lock = lock_sqlite_file(&config.database_url).await?;
         let store = store::connect(&config.database_url, &config.pool)
@@ -140,6 +141,20 @@ async fn lock_sqlite_file(database_url: &str) -> anyhow::Result<Option<File>> {
             ),
             Err(TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {path}")),
         }
+    }
+}
+
+/// Makes glibc's allocator serve every block of 256 KiB or more straight from the system
+/// and give it back when freed. By default the threshold rises with each large block
+/// freed (up to 32 MiB), after which request bodies of up to a megabyte come from the heap
+/// and a burst of them leaves the process that much larger for good. Measured: 66 bodies
+/// of a megabyte at once took a server from 23 MB to 133 MB resident for good; with this,
+/// to 64 MB (the key checkers' argon2 memory, allocated once, is most of the difference).
+fn return_large_blocks_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; any value is valid to pass.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
     }
 }
 
