@@ -9,9 +9,10 @@ use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use serde::Deserialize;
 
-use crate::app::AppSettings;
+use crate::app::{AppSettings, AuthSettings};
 use crate::dispatch::DeliverySettings;
 use crate::domain::Catalog;
+use crate::server::HttpLimits;
 use crate::store::PoolSettings;
 
 /// Settings shared by every subcommand. Each is a flag, an environment variable and a key
@@ -92,6 +93,46 @@ pub struct Settings {
     /// How long delivered, failed and canceled payloads are kept [default: 30days]
     #[arg(long, env = "HOOKD_RETENTION", global = true)]
     pub retention: Option<String>,
+
+    /// Most API connections open at once; more wait until one closes [default: 1024]
+    #[arg(long, env = "HOOKD_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+
+    /// Time allowed for a request's head; also how long an idle connection is kept [default: 10s]
+    #[arg(long, env = "HOOKD_HEADER_READ_TIMEOUT", global = true)]
+    pub header_read_timeout: Option<String>,
+
+    /// Time allowed for a request's body, after its head [default: 30s]
+    #[arg(long, env = "HOOKD_BODY_READ_TIMEOUT", global = true)]
+    pub body_read_timeout: Option<String>,
+
+    /// How long writing an answer may stall because the client does not read it [default: 30s]
+    #[arg(long, env = "HOOKD_WRITE_TIMEOUT", global = true)]
+    pub write_timeout: Option<String>,
+
+    /// On SIGTERM, how long open API requests may still run before their connections close [default: 10s]
+    #[arg(long, env = "HOOKD_SHUTDOWN_GRACE", global = true)]
+    pub shutdown_grace: Option<String>,
+
+    /// API key checks (argon2, ~19 MiB each) running at once [default: the number of CPUs, at most 8]
+    #[arg(long, env = "HOOKD_LOGIN_CONCURRENCY", global = true)]
+    pub login_concurrency: Option<usize>,
+
+    /// API key checks waiting for their turn; beyond them a login is refused at once [default: 64]
+    #[arg(long, env = "HOOKD_LOGIN_QUEUE", global = true)]
+    pub login_queue: Option<usize>,
+
+    /// Failed logins for one user name within the failure window before it is refused [default: 10]
+    #[arg(long, env = "HOOKD_LOGIN_FAILURES_PER_USER", global = true)]
+    pub login_failures_per_user: Option<u32>,
+
+    /// Failed logins from one client address within the failure window before it is refused [default: 100]
+    #[arg(long, env = "HOOKD_LOGIN_FAILURES_PER_ADDRESS", global = true)]
+    pub login_failures_per_address: Option<u32>,
+
+    /// The window failed logins are counted in, from the first failure [default: 60s]
+    #[arg(long, env = "HOOKD_LOGIN_FAILURE_WINDOW", global = true)]
+    pub login_failure_window: Option<String>,
 }
 
 impl Settings {
@@ -116,6 +157,16 @@ impl Settings {
             dispatch: self.dispatch.or(lower.dispatch),
             db_max_connections: self.db_max_connections.or(lower.db_max_connections),
             db_acquire_timeout: self.db_acquire_timeout.or(lower.db_acquire_timeout),
+            max_connections: self.max_connections.or(lower.max_connections),
+            header_read_timeout: self.header_read_timeout.or(lower.header_read_timeout),
+            body_read_timeout: self.body_read_timeout.or(lower.body_read_timeout),
+            write_timeout: self.write_timeout.or(lower.write_timeout),
+            shutdown_grace: self.shutdown_grace.or(lower.shutdown_grace),
+            login_concurrency: self.login_concurrency.or(lower.login_concurrency),
+            login_queue: self.login_queue.or(lower.login_queue),
+            login_failures_per_user: self.login_failures_per_user.or(lower.login_failures_per_user),
+            login_failures_per_address: self.login_failures_per_address.or(lower.login_failures_per_address),
+            login_failure_window: self.login_failure_window.or(lower.login_failure_window),
         }
     }
 }
@@ -130,6 +181,8 @@ pub struct Config {
     pub pool: PoolSettings,
     /// Whether `serve` runs the delivery workers.
     pub dispatch: bool,
+    /// Connection cap, read timeouts and shutdown grace of the API server.
+    pub http: HttpLimits,
     pub app: AppSettings,
 }
 
@@ -148,6 +201,8 @@ impl Config {
         let defaults = AppSettings::default();
         let delivery = delivery_settings(&s, defaults.delivery.clone())?;
         let pool_defaults = PoolSettings::default();
+        let http_defaults = HttpLimits::default();
+        let auth_defaults = AuthSettings::default();
         let config = Config {
             listen: s.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             database_url: s.database_url.unwrap_or_else(|| "sqlite://hookd.db".into()),
@@ -156,10 +211,26 @@ impl Config {
             dispatch: s.dispatch.unwrap_or(true),
             pool: PoolSettings {
                 max_connections: s.db_max_connections.unwrap_or(pool_defaults.max_connections),
-                acquire_timeout: match &s.db_acquire_timeout {
-                    Some(v) => parse_duration(v).map_err(|e| anyhow::anyhow!("db_acquire_timeout: {e}"))?,
-                    None => pool_defaults.acquire_timeout,
-                },
+                acquire_timeout: duration(
+                    "db_acquire_timeout",
+                    &s.db_acquire_timeout,
+                    pool_defaults.acquire_timeout,
+                )?,
+            },
+            http: HttpLimits {
+                max_connections: s.max_connections.unwrap_or(http_defaults.max_connections),
+                header_read_timeout: duration(
+                    "header_read_timeout",
+                    &s.header_read_timeout,
+                    http_defaults.header_read_timeout,
+                )?,
+                body_read_timeout: duration(
+                    "body_read_timeout",
+                    &s.body_read_timeout,
+                    http_defaults.body_read_timeout,
+                )?,
+                write_timeout: duration("write_timeout", &s.write_timeout, http_defaults.write_timeout)?,
+                shutdown_grace: duration("shutdown_grace", &s.shutdown_grace, http_defaults.shutdown_grace)?,
             },
             app: AppSettings {
                 allow_private_targets: s.allow_private_targets.unwrap_or(defaults.allow_private_targets),
@@ -168,6 +239,19 @@ impl Config {
                     .unwrap_or(defaults.max_webhooks_per_merchant),
                 max_message_bytes: s.max_message_bytes.unwrap_or(defaults.max_message_bytes),
                 delivery,
+                auth: AuthSettings {
+                    check_threads: s.login_concurrency.unwrap_or(auth_defaults.check_threads),
+                    check_queue: s.login_queue.unwrap_or(auth_defaults.check_queue),
+                    max_failures_per_user: s.login_failures_per_user.unwrap_or(auth_defaults.max_failures_per_user),
+                    max_failures_per_address: s
+                        .login_failures_per_address
+                        .unwrap_or(auth_defaults.max_failures_per_address),
+                    failure_window: duration(
+                        "login_failure_window",
+                        &s.login_failure_window,
+                        auth_defaults.failure_window,
+                    )?,
+                },
                 ..defaults
             },
         };
@@ -175,16 +259,46 @@ impl Config {
         Ok(config)
     }
 
+    /// Refuses values outside sensible bounds, naming the setting and the allowed range.
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
-        anyhow::ensure!(
-            self.app.max_webhooks_per_merchant >= 1,
-            "max_webhooks_per_merchant must be at least 1"
-        );
-        let d = &self.app.delivery;
-        anyhow::ensure!(self.pool.max_connections >= 2, "db_max_connections must be at least 2");
-        anyhow::ensure!(d.max_in_flight >= 1, "max_in_flight must be at least 1");
-        anyhow::ensure!(d.per_webhook >= 1, "per_webhook_concurrency must be at least 1");
+        let (d, auth, http) = (&self.app.delivery, &self.app.auth, &self.http);
+        count("max_body_bytes", self.max_body_bytes, 1024, 64 << 20)?;
+        count(
+            "max_webhooks_per_merchant",
+            self.app.max_webhooks_per_merchant,
+            1,
+            1_000_000,
+        )?;
+        count("max_message_bytes", self.app.max_message_bytes, 64, 16 << 20)?;
+        count("retry_schedule (number of retries)", d.schedule.retries(), 1, 100)?;
+        for step in 1..=d.schedule.retries() {
+            let delay = d.schedule.delay_after(step as u32).unwrap_or_default();
+            within("retry_schedule (each delay)", delay, MS, 30 * DAY)?;
+        }
+        within("connect_timeout", d.client.connect_timeout, 10 * MS, 5 * MINUTE)?;
+        within("request_timeout", d.client.request_timeout, 10 * MS, HOUR)?;
+        count("max_in_flight", d.max_in_flight, 1, 100_000)?;
+        count("per_webhook_concurrency", d.per_webhook, 1, 10_000)?;
+        within("poll_interval", d.poll_interval, 10 * MS, HOUR)?;
+        within("lease", d.lease, 100 * MS, DAY)?;
+        within("retention", d.retention, MINUTE, 10 * YEAR)?;
+        count("db_max_connections", self.pool.max_connections, 2, 1000)?;
+        within("db_acquire_timeout", self.pool.acquire_timeout, 100 * MS, 10 * MINUTE)?;
+        count("max_connections", http.max_connections, 1, 1_000_000)?;
+        within("header_read_timeout", http.header_read_timeout, 100 * MS, 10 * MINUTE)?;
+        within("body_read_timeout", http.body_read_timeout, 100 * MS, HOUR)?;
+        within("write_timeout", http.write_timeout, 100 * MS, HOUR)?;
+        within("shutdown_grace", http.shutdown_grace, Duration::ZERO, 10 * MINUTE)?;
+        count("login_concurrency", auth.check_threads, 1, 256)?;
+        count("login_queue", auth.check_queue, 0, 100_000)?;
+        count("login_failures_per_user", auth.max_failures_per_user, 1, 1_000_000)?;
+        count(
+            "login_failures_per_address",
+            auth.max_failures_per_address,
+            1,
+            1_000_000,
+        )?;
+        within("login_failure_window", auth.failure_window, SECOND, DAY)?;
         anyhow::ensure!(
             d.lease > d.client.request_timeout,
             "lease must be longer than request_timeout, or an attempt could outlive its lease"
@@ -211,14 +325,10 @@ impl Config {
 }
 
 fn delivery_settings(s: &Settings, mut d: DeliverySettings) -> anyhow::Result<DeliverySettings> {
-    let duration = |name: &str, value: &Option<String>, default: Duration| -> anyhow::Result<Duration> {
-        match value {
-            Some(v) => parse_duration(v).map_err(|e| anyhow::anyhow!("{name}: {e}")),
-            None => Ok(default),
-        }
-    };
     if let Some(schedule) = &s.retry_schedule {
-        d.schedule = schedule.parse().map_err(|e| anyhow::anyhow!("retry_schedule: {e}"))?;
+        d.schedule = schedule
+            .parse()
+            .map_err(|e| anyhow::anyhow!("retry_schedule (HOOKD_RETRY_SCHEDULE): {e}"))?;
     }
     d.client.connect_timeout = duration("connect_timeout", &s.connect_timeout, d.client.connect_timeout)?;
     d.client.request_timeout = duration("request_timeout", &s.request_timeout, d.client.request_timeout)?;
@@ -228,6 +338,56 @@ fn delivery_settings(s: &Settings, mut d: DeliverySettings) -> anyhow::Result<De
     d.max_in_flight = s.max_in_flight.unwrap_or(d.max_in_flight);
     d.per_webhook = s.per_webhook_concurrency.unwrap_or(d.per_webhook);
     Ok(d)
+}
+
+/// A duration setting: its value parsed, or `default` when unset.
+fn duration(name: &str, value: &Option<String>, default: Duration) -> anyhow::Result<Duration> {
+    match value {
+        Some(v) => parse_duration(v).map_err(|e| anyhow::anyhow!("{name} ({}): {e}", env_name(name))),
+        None => Ok(default),
+    }
+}
+
+const MS: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+/// humantime's year: 365.25 days.
+const YEAR: Duration = Duration::from_secs(31_557_600);
+
+/// `HOOKD_` and the setting's name in capitals (the part before any parenthesis).
+fn env_name(name: &str) -> String {
+    let base = name.split(' ').next().unwrap_or(name);
+    format!("HOOKD_{}", base.to_uppercase())
+}
+
+/// Fails unless `min <= value <= max`, with one line naming the setting and the range.
+fn count<T: Copy + TryInto<i128> + std::fmt::Display>(
+    name: &str,
+    value: T,
+    min: i128,
+    max: i128,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        value.try_into().is_ok_and(|v| (min..=max).contains(&v)),
+        "{name} ({}) must be from {min} to {max}, not {value}",
+        env_name(name)
+    );
+    Ok(())
+}
+
+/// Fails unless `min <= value <= max`, with one line naming the setting and the range.
+fn within(name: &str, value: Duration, min: Duration, max: Duration) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (min..=max).contains(&value),
+        "{name} ({}) must be from {} to {}, not {}",
+        env_name(name),
+        humantime::format_duration(min),
+        humantime::format_duration(max),
+        humantime::format_duration(value)
+    );
+    Ok(())
 }
 
 /// Parses a duration such as `250ms`, `5s` or `30d` (humantime syntax).
@@ -261,5 +421,184 @@ mod tests {
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         let err = Config::resolve(Settings::default(), Some(&file)).unwrap_err();
         assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+
+    /// Resolves `settings` alone; the error's text when refused.
+    fn refused(settings: Settings) -> Option<String> {
+        Config::resolve(settings, None).err().map(|e| format!("{e:#}"))
+    }
+
+    /// The defaults with one setting changed.
+    fn with(change: impl FnOnce(&mut Settings)) -> Settings {
+        let mut s = Settings::default();
+        change(&mut s);
+        s
+    }
+
+    fn d(v: &str) -> Option<String> {
+        Some(v.to_string())
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_naming_the_setting_and_its_range() {
+        let cases: Vec<(&str, Settings)> = vec![
+            ("HOOKD_RETENTION", with(|s| s.retention = d("300000000years"))),
+            ("HOOKD_RETENTION", with(|s| s.retention = d("0s"))),
+            ("HOOKD_REQUEST_TIMEOUT", with(|s| s.request_timeout = d("0s"))),
+            (
+                "HOOKD_REQUEST_TIMEOUT",
+                with(|s| (s.request_timeout, s.lease) = (d("2h"), d("3h"))),
+            ),
+            ("HOOKD_CONNECT_TIMEOUT", with(|s| s.connect_timeout = d("0s"))),
+            ("HOOKD_CONNECT_TIMEOUT", with(|s| s.connect_timeout = d("1h"))),
+            ("HOOKD_POLL_INTERVAL", with(|s| s.poll_interval = d("0s"))),
+            ("HOOKD_POLL_INTERVAL", with(|s| s.poll_interval = d("2h"))),
+            (
+                "HOOKD_LEASE",
+                with(|s| (s.lease, s.request_timeout) = (d("10ms"), d("10ms"))),
+            ),
+            ("HOOKD_LEASE", with(|s| s.lease = d("2days"))),
+            ("HOOKD_DB_ACQUIRE_TIMEOUT", with(|s| s.db_acquire_timeout = d("0s"))),
+            ("HOOKD_DB_ACQUIRE_TIMEOUT", with(|s| s.db_acquire_timeout = d("1day"))),
+            ("HOOKD_RETRY_SCHEDULE", with(|s| s.retry_schedule = d("1m,100days"))),
+            (
+                "HOOKD_RETRY_SCHEDULE",
+                with(|s| s.retry_schedule = d(&["1s"; 101].join(","))),
+            ),
+            ("HOOKD_HEADER_READ_TIMEOUT", with(|s| s.header_read_timeout = d("0s"))),
+            ("HOOKD_HEADER_READ_TIMEOUT", with(|s| s.header_read_timeout = d("1h"))),
+            ("HOOKD_BODY_READ_TIMEOUT", with(|s| s.body_read_timeout = d("1ms"))),
+            ("HOOKD_BODY_READ_TIMEOUT", with(|s| s.body_read_timeout = d("2h"))),
+            ("HOOKD_WRITE_TIMEOUT", with(|s| s.write_timeout = d("0s"))),
+            ("HOOKD_WRITE_TIMEOUT", with(|s| s.write_timeout = d("2h"))),
+            ("HOOKD_SHUTDOWN_GRACE", with(|s| s.shutdown_grace = d("1h"))),
+            ("HOOKD_LOGIN_FAILURE_WINDOW", with(|s| s.login_failure_window = d("0s"))),
+            (
+                "HOOKD_LOGIN_FAILURE_WINDOW",
+                with(|s| s.login_failure_window = d("2days")),
+            ),
+        ];
+        for (name, settings) in cases {
+            let err = refused(settings).unwrap_or_else(|| panic!("{name}: an absurd value was accepted"));
+            assert!(err.contains(name), "{name}: {err}");
+            assert!(
+                err.contains("must be from") || err.contains("not a duration"),
+                "{name}: {err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+
+    #[test]
+    fn absurd_counts_are_refused_naming_the_setting_and_its_range() {
+        let cases: Vec<(&str, Settings)> = vec![
+            ("HOOKD_MAX_BODY_BYTES", with(|s| s.max_body_bytes = Some(10))),
+            ("HOOKD_MAX_BODY_BYTES", with(|s| s.max_body_bytes = Some(1 << 40))),
+            (
+                "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
+                with(|s| s.max_webhooks_per_merchant = Some(0)),
+            ),
+            (
+                "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
+                with(|s| s.max_webhooks_per_merchant = Some(-5)),
+            ),
+            (
+                "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
+                with(|s| s.max_webhooks_per_merchant = Some(i64::MAX)),
+            ),
+            ("HOOKD_MAX_MESSAGE_BYTES", with(|s| s.max_message_bytes = Some(0))),
+            ("HOOKD_MAX_MESSAGE_BYTES", with(|s| s.max_message_bytes = Some(1 << 40))),
+            ("HOOKD_MAX_IN_FLIGHT", with(|s| s.max_in_flight = Some(0))),
+            ("HOOKD_MAX_IN_FLIGHT", with(|s| s.max_in_flight = Some(usize::MAX))),
+            (
+                "HOOKD_PER_WEBHOOK_CONCURRENCY",
+                with(|s| s.per_webhook_concurrency = Some(0)),
+            ),
+            (
+                "HOOKD_PER_WEBHOOK_CONCURRENCY",
+                with(|s| s.per_webhook_concurrency = Some(1 << 20)),
+            ),
+            ("HOOKD_DB_MAX_CONNECTIONS", with(|s| s.db_max_connections = Some(1))),
+            (
+                "HOOKD_DB_MAX_CONNECTIONS",
+                with(|s| s.db_max_connections = Some(100_000)),
+            ),
+            ("HOOKD_MAX_CONNECTIONS", with(|s| s.max_connections = Some(0))),
+            ("HOOKD_MAX_CONNECTIONS", with(|s| s.max_connections = Some(usize::MAX))),
+            ("HOOKD_LOGIN_CONCURRENCY", with(|s| s.login_concurrency = Some(0))),
+            ("HOOKD_LOGIN_CONCURRENCY", with(|s| s.login_concurrency = Some(10_000))),
+            ("HOOKD_LOGIN_QUEUE", with(|s| s.login_queue = Some(1 << 30))),
+            (
+                "HOOKD_LOGIN_FAILURES_PER_USER",
+                with(|s| s.login_failures_per_user = Some(0)),
+            ),
+            (
+                "HOOKD_LOGIN_FAILURES_PER_ADDRESS",
+                with(|s| s.login_failures_per_address = Some(0)),
+            ),
+        ];
+        for (name, settings) in cases {
+            let err = refused(settings).unwrap_or_else(|| panic!("{name}: an absurd value was accepted"));
+            assert!(err.contains(name) && err.contains("must be from"), "{name}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+
+    #[test]
+    fn the_message_names_the_range_and_the_value() {
+        let err = refused(with(|s| s.request_timeout = d("0s"))).unwrap();
+        assert_eq!(
+            err,
+            "request_timeout (HOOKD_REQUEST_TIMEOUT) must be from 10ms to 1h, not 0s"
+        );
+    }
+
+    #[test]
+    fn the_new_limits_are_read_and_sensible_values_at_the_edges_are_accepted() {
+        let c = Config::resolve(
+            Settings {
+                max_connections: Some(1),
+                header_read_timeout: Some("100ms".into()),
+                body_read_timeout: Some("1h".into()),
+                shutdown_grace: Some("0s".into()),
+                login_concurrency: Some(1),
+                login_queue: Some(0),
+                login_failures_per_user: Some(1),
+                login_failures_per_address: Some(1_000_000),
+                login_failure_window: Some("1s".into()),
+                retention: Some("10years".into()),
+                retry_schedule: Some("1ms,30days".into()),
+                ..Settings::default()
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.http.max_connections, 1);
+        assert_eq!(c.http.header_read_timeout, Duration::from_millis(100));
+        assert_eq!(c.http.body_read_timeout, Duration::from_secs(3600));
+        assert_eq!(c.http.shutdown_grace, Duration::ZERO);
+        assert_eq!(c.app.auth.check_threads, 1);
+        assert_eq!(c.app.auth.check_queue, 0);
+        assert_eq!(c.app.auth.max_failures_per_user, 1);
+        assert_eq!(c.app.auth.max_failures_per_address, 1_000_000);
+        assert_eq!(c.app.auth.failure_window, Duration::from_secs(1));
+        let d = Config::defaults();
+        assert_eq!(d.http, HttpLimits::default());
+        assert_eq!(d.app.auth, AuthSettings::default());
+    }
+
+    #[test]
+    fn the_new_limits_come_from_the_file_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hookd.toml");
+        std::fs::write(
+            &file,
+            "max_connections = 64\nheader_read_timeout = \"5s\"\nlogin_failures_per_user = 3\n",
+        )
+        .unwrap();
+        let c = Config::resolve(Settings::default(), Some(&file)).unwrap();
+        assert_eq!(c.http.max_connections, 64);
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.app.auth.max_failures_per_user, 3);
     }
 }

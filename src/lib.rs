@@ -1,8 +1,9 @@
 //! hookd: a webhook delivery service with a JSON-RPC management API.
 //!
-//! The layers, outermost first: `cli` and `startup` wire things together, `rpc` speaks
-//! JSON-RPC and maps errors to codes, `app` holds the operations, `domain` holds validated
-//! types, `store` persists them (SQLite or PostgreSQL), `dispatch` delivers payloads.
+//! The layers, outermost first: `cli` and `startup` wire things together, `server` holds
+//! connections (cap, timeouts, shutdown), `rpc` speaks JSON-RPC and maps errors to codes,
+//! `app` holds the operations, `domain` holds validated types, `store` persists them
+//! (SQLite or PostgreSQL), `dispatch` delivers payloads.
 
 pub mod app;
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod metrics;
 pub mod rpc;
+pub mod server;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -3,15 +3,25 @@
 //! which is deliberately slow, so a verified key is remembered (by its SHA-256, next to the
 //! stored hash it matched): a repeat costs one indexed read, and a removed user or a new key
 //! takes effect at once because the stored hash is re-read every time.
+//!
+//! Checks that are not remembered are limited: they run on a few threads with a bounded
+//! queue (`verifier`), concurrent checks of the same name and key share one run, and
+//! failures are throttled per user name and per client address (`throttle`). A name that
+//! does not exist is checked against a dummy hash, so it costs what a wrong key costs.
+
+mod throttle;
+mod verifier;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
+use tokio::sync::OnceCell;
 
 use super::{App, AppError};
-use crate::domain::user::verify_api_key;
 use crate::domain::{MerchantId, Role};
 use crate::domain::{Scope, UserRecord};
 use crate::time::now_millis;
@@ -48,9 +58,79 @@ impl Caller {
     }
 }
 
+/// Limits on checking API keys (part of `AppSettings`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// Key checks (argon2, ~19 MiB and ~25 ms each) running at once.
+    pub check_threads: usize,
+    /// Key checks waiting for a thread; beyond them a login is refused at once.
+    pub check_queue: usize,
+    /// Failed logins per user name within `failure_window` before it is refused.
+    pub max_failures_per_user: u32,
+    /// Failed logins per client address within `failure_window` before it is refused.
+    pub max_failures_per_address: u32,
+    pub failure_window: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            // About one per core, and never more than 8 (8 x 19 MiB) by default.
+            check_threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+            check_queue: 64,
+            max_failures_per_user: 10,
+            max_failures_per_address: 100,
+            failure_window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What `App` keeps for authentication.
+pub struct AuthState {
+    verified: VerifiedKeys,
+    verifier: verifier::KeyVerifier,
+    /// Checks in progress, by fingerprint and stored hash: callers with the same name and
+    /// key wait for one run (a batch of Basic-auth calls makes many at once).
+    running: Mutex<HashMap<CheckKey, Arc<Check>>>,
+    throttle: throttle::LoginThrottle,
+}
+
+/// A check's fingerprint of name and key, and the stored hash it is made against ("" for
+/// a user that does not exist).
+type CheckKey = ([u8; 32], String);
+type Check = OnceCell<Result<bool, verifier::Busy>>;
+
+impl AuthState {
+    pub fn new(settings: &AuthSettings) -> std::io::Result<Self> {
+        Ok(Self {
+            verified: VerifiedKeys::default(),
+            verifier: verifier::KeyVerifier::start(settings.check_threads, settings.check_queue)?,
+            running: Mutex::default(),
+            throttle: throttle::LoginThrottle::new(
+                settings.max_failures_per_user,
+                settings.max_failures_per_address,
+                settings.failure_window,
+            ),
+        })
+    }
+
+    /// One argon2 check of `key` against `stored` (None: no such user), shared with
+    /// concurrent identical ones.
+    async fn check(&self, print: [u8; 32], key: &str, stored: Option<&str>) -> Result<bool, verifier::Busy> {
+        let slot = (print, stored.unwrap_or_default().to_string());
+        let check = self.running.lock().unwrap().entry(slot.clone()).or_default().clone();
+        let result = *check.get_or_init(|| self.verifier.verify(key, stored)).await;
+        let mut running = self.running.lock().unwrap();
+        if running.get(&slot).is_some_and(|c| Arc::ptr_eq(c, &check)) {
+            running.remove(&slot);
+        }
+        result
+    }
+}
+
 /// SHA-256 of `name:key` → the stored hash it was verified against.
 #[derive(Default)]
-pub struct VerifiedKeys(Mutex<HashMap<[u8; 32], String>>);
+struct VerifiedKeys(Mutex<HashMap<[u8; 32], String>>);
 
 const MAX_CACHED_KEYS: usize = 10_000;
 
@@ -67,22 +147,44 @@ fn hash_session_id(id: &str) -> String {
 }
 
 impl App {
-    /// Checks a name and API key; the user on success, `AccessDenied` otherwise.
-    pub async fn verify_credentials(&self, name: &str, key: &str) -> Result<UserRecord, AppError> {
-        let user = self.store.user_by_name(name).await?.ok_or(AppError::AccessDenied)?;
+    /// Checks a name and API key from `client`; the user on success, `AccessDenied` for
+    /// a wrong name or key, `Throttled` when the check was refused (too many at once, or
+    /// too many failures lately for this name or address).
+    pub async fn verify_credentials(
+        &self,
+        name: &str,
+        key: &str,
+        client: Option<IpAddr>,
+    ) -> Result<UserRecord, AppError> {
+        let auth = &self.auth;
+        let user = self.store.user_by_name(name).await?;
         let print = fingerprint(name, key);
-        let cached = self.auth_cache.0.lock().unwrap().get(&print).cloned();
-        if cached.as_deref() == Some(user.key_hash.as_str()) {
-            return Ok(user);
+        if let Some(user) = &user {
+            let cached = auth.verified.0.lock().unwrap().get(&print).cloned();
+            if cached.as_deref() == Some(user.key_hash.as_str()) {
+                return Ok(user.clone());
+            }
         }
-        let (presented, stored) = (key.to_string(), user.key_hash.clone());
-        let ok = tokio::task::spawn_blocking(move || verify_api_key(&presented, &stored))
+        if let Err(wait) = auth.throttle.check(name, client) {
+            return Err(AppError::Throttled(format!(
+                "Too many failed logins for this user or from this address, retry in {} s.",
+                wait.as_secs().max(1)
+            )));
+        }
+        let stored = user.as_ref().map(|u| u.key_hash.as_str());
+        let ok = auth
+            .check(print, key, stored)
             .await
-            .unwrap_or(false);
-        if !ok {
-            return Err(AppError::AccessDenied);
-        }
-        let mut cache = self.auth_cache.0.lock().unwrap();
+            .map_err(|verifier::Busy| AppError::Throttled("Too many logins in progress, retry shortly.".into()))?;
+        let user = match user {
+            Some(user) if ok => user,
+            _ => {
+                auth.throttle.failed(name, client);
+                return Err(AppError::AccessDenied);
+            }
+        };
+        auth.throttle.succeeded(name);
+        let mut cache = auth.verified.0.lock().unwrap();
         if cache.len() >= MAX_CACHED_KEYS {
             cache.clear();
         }
@@ -91,8 +193,8 @@ impl App {
     }
 
     /// `login(username, api_key)`: a new 32-hex session id, valid for the session TTL.
-    pub async fn login(&self, name: &str, key: &str) -> Result<String, AppError> {
-        let user = self.verify_credentials(name, key).await?;
+    pub async fn login(&self, name: &str, key: &str, client: Option<IpAddr>) -> Result<String, AppError> {
+        let user = self.verify_credentials(name, key, client).await?;
         let id = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
         let expires = now_millis() + self.settings.session_ttl.as_millis() as i64;
         self.store.session_create(&hash_session_id(&id), &user, expires).await?;
@@ -109,9 +211,9 @@ impl App {
         Ok(Caller { user })
     }
 
-    pub async fn caller_from_basic(&self, name: &str, key: &str) -> Result<Caller, AppError> {
+    pub async fn caller_from_basic(&self, name: &str, key: &str, client: Option<IpAddr>) -> Result<Caller, AppError> {
         Ok(Caller {
-            user: self.verify_credentials(name, key).await?,
+            user: self.verify_credentials(name, key, client).await?,
         })
     }
 }

@@ -7,6 +7,10 @@ pub enum AppError {
     /// Bad credentials, no credentials, or a role that may not do this (code 2).
     #[error("access denied")]
     AccessDenied,
+    /// Refused before the key was checked: too many logins at once, or too many failures
+    /// lately; the text says which and when to retry (also code 2).
+    #[error("access denied: {0}")]
+    Throttled(String),
     /// Unknown or expired session id (code 5).
     #[error("session expired")]
     SessionExpired,

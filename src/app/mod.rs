@@ -10,7 +10,7 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
-pub use auth::Caller;
+pub use auth::{AuthSettings, Caller};
 pub use error::AppError;
 
 use crate::dispatch::client::ClientBuildError;
@@ -29,6 +29,8 @@ pub struct AppSettings {
     /// Largest `message` `event.publish` accepts, serialized.
     pub max_message_bytes: usize,
     pub delivery: DeliverySettings,
+    /// Limits on checking API keys.
+    pub auth: AuthSettings,
 }
 
 impl Default for AppSettings {
@@ -39,8 +41,18 @@ impl Default for AppSettings {
             session_ttl: std::time::Duration::from_secs(24 * 3600),
             max_message_bytes: 256 * 1024,
             delivery: DeliverySettings::default(),
+            auth: AuthSettings::default(),
         }
     }
+}
+
+/// Why `App::new` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppBuildError {
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+    #[error("could not start the API key check threads")]
+    KeyCheckThreads(#[source] std::io::Error),
 }
 
 /// Shared state of a running hookd: cheap to clone.
@@ -54,11 +66,12 @@ pub struct App {
     /// Tells the dispatcher about new payloads (the engine's).
     pub wake: Arc<Wake>,
     pub metrics: Arc<Metrics>,
-    auth_cache: Arc<auth::VerifiedKeys>,
+    auth: Arc<auth::AuthState>,
 }
 
 impl App {
-    pub fn new(store: Arc<dyn Store>, catalog: Catalog, settings: AppSettings) -> Result<Self, ClientBuildError> {
+    pub fn new(store: Arc<dyn Store>, catalog: Catalog, settings: AppSettings) -> Result<Self, AppBuildError> {
+        let auth = auth::AuthState::new(&settings.auth).map_err(AppBuildError::KeyCheckThreads)?;
         let metrics = Metrics::shared();
         let engine = Engine::new(
             store.clone(),
@@ -73,7 +86,7 @@ impl App {
             metrics,
             engine,
             settings: Arc::new(settings),
-            auth_cache: Default::default(),
+            auth: Arc::new(auth),
         })
     }
 }

@@ -2,11 +2,13 @@
 //! `call(session_id | null, "resource.method", args)`. A null session id means the
 //! caller authenticates with HTTP Basic instead.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::callers::CallerMemo;
 use super::error::RpcError;
 use super::methods;
 use super::params::Args;
@@ -16,6 +18,10 @@ use crate::app::{App, Caller};
 #[derive(Default)]
 pub struct Credentials {
     pub basic: Option<(String, String)>,
+    /// The client's address, for throttling failed logins (None when unknown).
+    pub client: Option<IpAddr>,
+    /// Callers already checked in this HTTP request.
+    pub callers: CallerMemo,
 }
 
 /// Numbers the calls this process serves, so the log lines of one call can be told apart.
@@ -33,7 +39,7 @@ pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Opti
     );
     async move {
         match method {
-            "login" => login(app, params).await,
+            "login" => login(app, creds, params).await,
             "call" => call(app, creds, params).await,
             "rpc.discover" => Ok(methods::discover::document()),
             other => Err(RpcError::method_not_found(other)),
@@ -79,12 +85,12 @@ fn required_string(value: Option<Value>, name: &str) -> Result<String, RpcError>
     }
 }
 
-async fn login(app: &App, params: Option<Value>) -> Result<Value, RpcError> {
+async fn login(app: &App, creds: &Credentials, params: Option<Value>) -> Result<Value, RpcError> {
     let mut p = slots(params, &["username", "api_key"])?.into_iter();
     let username = required_string(p.next().flatten(), "username")?;
     let api_key = required_string(p.next().flatten(), "api_key")?;
     tracing::Span::current().record("user", username.as_str());
-    let session = app.login(&username, &api_key).await?;
+    let session = app.login(&username, &api_key, creds.client).await?;
     Ok(Value::String(session))
 }
 
@@ -102,17 +108,14 @@ async fn call(app: &App, creds: &Credentials, params: Option<Value>) -> Result<V
 }
 
 async fn authenticate(app: &App, creds: &Credentials, session: Option<Value>) -> Result<Caller, RpcError> {
-    let result = match session {
-        Some(Value::String(id)) => app.caller_from_session(&id).await,
+    match session {
+        Some(Value::String(id)) => creds.callers.session(app, &id).await,
         None | Some(Value::Null) => match &creds.basic {
-            Some((name, key)) => app.caller_from_basic(name, key).await,
-            None => {
-                return Err(RpcError::access_denied(
-                    "Give a session id from login, or HTTP Basic credentials.",
-                ));
-            }
+            Some((name, key)) => creds.callers.basic(app, name, key, creds.client).await,
+            None => Err(RpcError::access_denied(
+                "Give a session id from login, or HTTP Basic credentials.",
+            )),
         },
-        Some(_) => return Err(RpcError::invalid_params("session_id must be a string or null")),
-    };
-    Ok(result?)
+        Some(_) => Err(RpcError::invalid_params("session_id must be a string or null")),
+    }
 }

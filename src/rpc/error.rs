@@ -184,6 +184,7 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
     use app_code::*;
     match err {
         AppError::AccessDenied => RpcError::access_denied(""),
+        AppError::Throttled(why) => RpcError::access_denied(&why),
         AppError::SessionExpired => RpcError::app(SESSION_EXPIRED, message::SESSION_EXPIRED),
         AppError::InvalidData(d) => RpcError::invalid_data(&d),
         AppError::NotCreated(d) => RpcError::app(NOT_CREATED, with_detail(message::NOT_CREATED, &d)),

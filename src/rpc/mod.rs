@@ -1,67 +1,151 @@
 //! The HTTP face of the management API: `POST /api/jsonrpc` (and `/api/jsonrpc/`), plus
 //! `GET /healthz` (the process is up) and `GET /readyz` (and its database answers).
 //! Every JSON-RPC answer is HTTP 200 with a JSON body, except an oversized body, which is
-//! 413 with a JSON-RPC error body (CONTRACT.md §1).
+//! 413 with a JSON-RPC error body (CONTRACT.md §1). A body that does not arrive within the
+//! body read timeout is answered like any error (200, -32600, so clients read why); after
+//! either the connection is closed.
 
 mod call;
+mod callers;
 mod envelope;
 pub mod error;
 mod methods;
 mod params;
+mod raw;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::app::App;
 use call::Credentials;
 use error::RpcError;
 
+/// How the handler reads a request body.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// Largest body accepted, in bytes (413 beyond it).
+    pub max_bytes: usize,
+    /// Time allowed to receive the whole body, from the end of the request head.
+    pub read_timeout: Duration,
+}
+
 #[derive(Clone)]
 struct RpcState {
     app: App,
-    max_body_bytes: usize,
+    body: BodyLimits,
 }
 
-pub fn router(app: App, max_body_bytes: usize) -> Router {
-    let state = RpcState { app, max_body_bytes };
+pub fn router(app: App, body: BodyLimits) -> Router {
+    let state = RpcState { app, body };
     Router::new()
         .route("/api/jsonrpc", post(jsonrpc))
         .route("/api/jsonrpc/", post(jsonrpc))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
 
-async fn jsonrpc(State(state): State<RpcState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
+async fn jsonrpc(State(state): State<RpcState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body, &parts.headers, state.body).await {
         Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+        Err(BodyError::TooLarge) => {
             let err = RpcError::invalid_request(format!(
                 "the request body is larger than the {}-byte limit",
-                state.max_body_bytes
+                state.body.max_bytes
             ));
-            return (StatusCode::PAYLOAD_TOO_LARGE, Json(error_body(&err))).into_response();
+            return closing(StatusCode::PAYLOAD_TOO_LARGE, &err);
         }
-        Err(rejection) => {
-            let err = RpcError::parse_error(format!("the request body could not be read: {rejection}"));
-            return Json(error_body(&err)).into_response();
+        Err(BodyError::TimedOut) => {
+            let err = RpcError::invalid_request(format!(
+                "the request body did not arrive within {:?}",
+                state.body.read_timeout
+            ));
+            return closing(StatusCode::OK, &err);
+        }
+        Err(BodyError::Broken(e)) => {
+            let err = RpcError::parse_error(format!("the request body could not be read: {e}"));
+            return closing(StatusCode::OK, &err);
         }
     };
     let creds = Credentials {
-        basic: basic_auth(&headers),
+        basic: basic_auth(&parts.headers),
+        client: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
+        callers: Default::default(),
     };
     match envelope::handle_body(&state.app, &creds, &body).await {
         Some(answer) => Json(answer).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }
+}
+
+/// Why a body was not read whole.
+enum BodyError {
+    /// Over the limit: by its Content-Length (nothing is read) or by what arrived.
+    TooLarge,
+    /// Not complete within the body read timeout.
+    TimedOut,
+    /// The connection failed, or the framing was broken.
+    Broken(axum::Error),
+}
+
+/// Reads a body chunk by chunk against the size limit and the read deadline, so a body
+/// over the limit is refused as soon as that is known and no more of it is held.
+async fn read_body(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_bytes as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let deadline = tokio::time::Instant::now() + limits.read_timeout;
+    let mut chunks = body.into_data_stream();
+    // Room for the announced length is reserved once, at the first bytes: a large block is
+    // mapped, not touched, so memory is only used as bytes arrive (a client announcing a
+    // megabyte and sending a byte holds a page), and the buffer never grows to twice the body.
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, chunks.next()).await {
+            Err(_) => return Err(BodyError::TimedOut),
+            Ok(None) => return Ok(Bytes::from(buf)),
+            Ok(Some(Err(e))) => return Err(BodyError::Broken(e)),
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        if buf.len() + chunk.len() > limits.max_bytes {
+            return Err(BodyError::TooLarge);
+        }
+        if buf.is_empty() && declared.is_some_and(|n| n == chunk.len() as u64) {
+            return Ok(chunk); // the whole body in one piece: no copy
+        }
+        if buf.capacity() == 0 {
+            buf.reserve_exact(declared.map_or(chunk.len(), |n| n as usize));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+}
+
+/// A JSON-RPC error answer on a connection that is closed after it, because the rest of
+/// the request body was not (and will not be) read.
+fn closing(status: StatusCode, err: &RpcError) -> Response {
+    let mut response = (status, Json(error_body(err))).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// How long `/readyz` waits for the database before calling the node unready.

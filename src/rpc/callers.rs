@@ -1,0 +1,55 @@
+//! Who is calling, found once per HTTP request: the outcome of checking its Basic
+//! credentials, and of looking up each session id it names, is kept for the rest of the
+//! request. The envelope asks before it builds a request's `params` (see `raw`), `call`
+//! asks again and gets the same answer without a second check; and a batch of a thousand
+//! calls costs one check, not a thousand.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+use super::error::{from_app, Operation, RpcError};
+use crate::app::{App, Caller};
+
+type Outcome = Result<Caller, RpcError>;
+
+/// Most distinct session ids remembered per request (a batch holds at most 1000 calls).
+const MAX_SESSIONS: usize = 1000;
+
+#[derive(Default)]
+pub struct CallerMemo {
+    basic: OnceCell<Outcome>,
+    sessions: Mutex<HashMap<String, Arc<OnceCell<Outcome>>>>,
+}
+
+impl CallerMemo {
+    /// The caller behind the request's HTTP Basic credentials.
+    pub async fn basic(&self, app: &App, name: &str, key: &str, client: Option<IpAddr>) -> Outcome {
+        self.basic
+            .get_or_init(|| async {
+                let caller = app.caller_from_basic(name, key, client).await;
+                caller.map_err(|e| from_app(e, Operation::Other))
+            })
+            .await
+            .clone()
+    }
+
+    /// The caller behind session id `id`.
+    pub async fn session(&self, app: &App, id: &str) -> Outcome {
+        let cell = {
+            let mut sessions = self.sessions.lock().unwrap();
+            if sessions.len() >= MAX_SESSIONS && !sessions.contains_key(id) {
+                sessions.clear();
+            }
+            sessions.entry(id.to_string()).or_default().clone()
+        };
+        cell.get_or_init(|| async {
+            let caller = app.caller_from_session(id).await;
+            caller.map_err(|e| from_app(e, Operation::Other))
+        })
+        .await
+        .clone()
+    }
+}
