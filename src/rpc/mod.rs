@@ -1,5 +1,6 @@
 //! The HTTP face of the management API: `POST /api/jsonrpc` (and `/api/jsonrpc/`), plus
-//! `GET /healthz` (the process is up) and `GET /readyz` (and its database answers).
+//! `GET /healthz` (the process is up), `GET /readyz` (and its database answers) and
+//! `GET /metrics` (Prometheus text format).
 //! Every JSON-RPC answer is HTTP 200 with a JSON body, except an oversized body, which is
 //! 413 with a JSON-RPC error body (CONTRACT.md §1). A body that does not arrive within the
 //! body read timeout is answered like any error (200, -32600, so clients read why); after
@@ -52,6 +53,7 @@ pub fn router(app: App, body: BodyLimits) -> Router {
         .route("/api/jsonrpc/", post(jsonrpc))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -165,6 +167,12 @@ async fn readyz(State(state): State<RpcState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "database not answering").into_response()
         }
     }
+}
+
+/// Every metric, in the text exposition format.
+async fn metrics(State(state): State<RpcState>) -> Response {
+    let text = state.app.metrics.render();
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 fn error_body(err: &RpcError) -> Value {

@@ -62,3 +62,48 @@ async fn a_payload_that_fails_for_good_is_logged_once_with_webhook_delivery_incr
     );
     node.assert_no_panic();
 }
+
+/// `GET /metrics` counts what happened: an event with two payloads, two successful attempts
+/// and one failing one, and a payload that became `failed`.
+#[tokio::test]
+async fn metrics_count_events_payloads_attempts_and_failures_under_the_contract_s_names() {
+    use crate::delivery_support::*;
+
+    let w = World::start_with(|c| schedule(c, "10ms")).await;
+    w.hook_at("order:created", "/fine").await;
+    let broken = id_of(&w.hook_at("order:created", "/broken").await);
+    w.receiver.set("/broken", Behaviour::Status(500));
+    w.publish_ok("order:created", json!({"n": 1})).await;
+    let failed = w.only_delivery(broken).await;
+    w.wait_status(failed, "failed", Duration::from_secs(10)).await;
+    w.receiver.wait_for("/fine", 1, Duration::from_secs(10)).await;
+
+    let url = w.app.endpoint.replace("/api/jsonrpc", "/metrics");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let response = reqwest::get(&url).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().contains("text"));
+        let text = response.text().await.unwrap();
+        // The success is counted when its attempt ends, a moment after the receiver saw it.
+        if text.contains("hookd_delivery_attempts_total{outcome=\"success\"} 1") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for line in [
+        "hookd_events_published_total 1",
+        "hookd_payloads_created_total 2",
+        "hookd_delivery_attempts_total{outcome=\"success\"} 1",
+        "hookd_delivery_attempts_total{outcome=\"failure\"} 2",
+        "hookd_payloads_failed_total 1",
+        "hookd_webhooks_disabled_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    assert!(
+        text.contains("hookd_delivery_attempt_duration_seconds_count 3"),
+        "{text}"
+    );
+    assert!(text.contains("hookd_queue_due "), "{text}");
+}
