@@ -15,15 +15,10 @@ use crate::domain::Catalog;
 use crate::server::HttpLimits;
 use crate::store::PoolSettings;
 
-/// Settings shared by every subcommand. Each is a flag, an environment variable and a key
-/// of the config file (same name, snake_case).
-#[derive(clap::Args, Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// Address the API listens on [default: 127.0.0.1:8080; port 0 picks a free port]
-    #[arg(long, env = "HOOKD_LISTEN", global = true)]
-    pub listen: Option<String>,
-
+/// What every command that opens the database takes: a flag and an environment variable
+/// each, and a key of the config file (same name, snake_case).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Common {
     /// Database: sqlite://PATH (embedded, the default: sqlite://hookd.db) or postgres://…
     #[arg(long, env = "HOOKD_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
@@ -31,107 +26,125 @@ pub struct Settings {
     /// Topic catalog file, one resource:event a line [default: the built-in catalog]
     #[arg(long, env = "HOOKD_TOPICS_FILE", global = true)]
     pub topics_file: Option<PathBuf>,
+}
+
+/// The server's settings (`hookd serve`), plus `Common`'s in the config file. Each is a
+/// flag, an environment variable and a key of the config file (same name, snake_case).
+#[derive(clap::Args, Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address the API listens on [default: 127.0.0.1:8080; port 0 picks a free port]
+    #[arg(long, env = "HOOKD_LISTEN")]
+    pub listen: Option<String>,
+
+    /// Given by `Common` (every database command takes it), not by `serve`'s own flags.
+    #[arg(skip)]
+    pub database_url: Option<String>,
+
+    /// Given by `Common`, as `database_url`.
+    #[arg(skip)]
+    pub topics_file: Option<PathBuf>,
 
     /// Largest JSON-RPC request body accepted, in bytes [default: 1048576]
-    #[arg(long, env = "HOOKD_MAX_BODY_BYTES", global = true)]
+    #[arg(long, env = "HOOKD_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
 
     /// Allow webhook URLs on loopback/private/link-local addresses (for local testing)
-    #[arg(long, env = "HOOKD_ALLOW_PRIVATE_TARGETS", global = true, num_args = 0..=1,
+    #[arg(long, env = "HOOKD_ALLOW_PRIVATE_TARGETS", num_args = 0..=1,
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub allow_private_targets: Option<bool>,
 
     /// Most webhooks one merchant may register (error 106 beyond it) [default: 1000]
-    #[arg(long, env = "HOOKD_MAX_WEBHOOKS_PER_MERCHANT", global = true)]
+    #[arg(long, env = "HOOKD_MAX_WEBHOOKS_PER_MERCHANT")]
     pub max_webhooks_per_merchant: Option<i64>,
 
     /// Largest event message accepted by event.publish, in bytes [default: 262144]
-    #[arg(long, env = "HOOKD_MAX_MESSAGE_BYTES", global = true)]
+    #[arg(long, env = "HOOKD_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<usize>,
 
     /// Delays before each retry, e.g. "1m,2m,4m" or "100ms,250ms,1s" [default: 1m,2m,4m,8m,15m,30m,1h,2h,4h,8h,16h,24h,24h,24h]
-    #[arg(long, env = "HOOKD_RETRY_SCHEDULE", global = true)]
+    #[arg(long, env = "HOOKD_RETRY_SCHEDULE")]
     pub retry_schedule: Option<String>,
 
     /// Time allowed to connect to a receiver [default: 3s]
-    #[arg(long, env = "HOOKD_CONNECT_TIMEOUT", global = true)]
+    #[arg(long, env = "HOOKD_CONNECT_TIMEOUT")]
     pub connect_timeout: Option<String>,
 
     /// Time allowed for a whole delivery attempt [default: 5s]
-    #[arg(long, env = "HOOKD_REQUEST_TIMEOUT", global = true)]
+    #[arg(long, env = "HOOKD_REQUEST_TIMEOUT")]
     pub request_timeout: Option<String>,
 
     /// Delivery attempts in flight at once, over all webhooks [default: 512]
-    #[arg(long, env = "HOOKD_MAX_IN_FLIGHT", global = true)]
+    #[arg(long, env = "HOOKD_MAX_IN_FLIGHT")]
     pub max_in_flight: Option<usize>,
 
     /// Delivery attempts in flight at once for one webhook [default: 16]
-    #[arg(long, env = "HOOKD_PER_WEBHOOK_CONCURRENCY", global = true)]
+    #[arg(long, env = "HOOKD_PER_WEBHOOK_CONCURRENCY")]
     pub per_webhook_concurrency: Option<usize>,
 
     /// How often the queue is scanned for work not announced in-process [default: 1s]
-    #[arg(long, env = "HOOKD_POLL_INTERVAL", global = true)]
+    #[arg(long, env = "HOOKD_POLL_INTERVAL")]
     pub poll_interval: Option<String>,
 
     /// How long a claimed payload stays reserved for the node that claimed it [default: 60s]
-    #[arg(long, env = "HOOKD_LEASE", global = true)]
+    #[arg(long, env = "HOOKD_LEASE")]
     pub lease: Option<String>,
 
     /// Run the delivery workers in `serve` (false: an API-only node) [default: true]
-    #[arg(long, env = "HOOKD_DISPATCH", global = true, num_args = 0..=1,
+    #[arg(long, env = "HOOKD_DISPATCH", num_args = 0..=1,
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub dispatch: Option<bool>,
 
     /// Most database connections per node (PostgreSQL) [default: 16]
-    #[arg(long, env = "HOOKD_DB_MAX_CONNECTIONS", global = true)]
+    #[arg(long, env = "HOOKD_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
 
     /// How long a query waits for a database connection before failing [default: 5s]
-    #[arg(long, env = "HOOKD_DB_ACQUIRE_TIMEOUT", global = true)]
+    #[arg(long, env = "HOOKD_DB_ACQUIRE_TIMEOUT")]
     pub db_acquire_timeout: Option<String>,
 
     /// How long delivered, failed and canceled payloads are kept [default: 30days]
-    #[arg(long, env = "HOOKD_RETENTION", global = true)]
+    #[arg(long, env = "HOOKD_RETENTION")]
     pub retention: Option<String>,
 
     /// Most API connections open at once; more wait until one closes [default: 1024]
-    #[arg(long, env = "HOOKD_MAX_CONNECTIONS", global = true)]
+    #[arg(long, env = "HOOKD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
     /// Time allowed for a request's head; also how long an idle connection is kept [default: 10s]
-    #[arg(long, env = "HOOKD_HEADER_READ_TIMEOUT", global = true)]
+    #[arg(long, env = "HOOKD_HEADER_READ_TIMEOUT")]
     pub header_read_timeout: Option<String>,
 
     /// Time allowed for a request's body, after its head [default: 30s]
-    #[arg(long, env = "HOOKD_BODY_READ_TIMEOUT", global = true)]
+    #[arg(long, env = "HOOKD_BODY_READ_TIMEOUT")]
     pub body_read_timeout: Option<String>,
 
     /// How long writing an answer may stall because the client does not read it [default: 30s]
-    #[arg(long, env = "HOOKD_WRITE_TIMEOUT", global = true)]
+    #[arg(long, env = "HOOKD_WRITE_TIMEOUT")]
     pub write_timeout: Option<String>,
 
     /// On SIGTERM, how long open API requests may still run before their connections close [default: 10s]
-    #[arg(long, env = "HOOKD_SHUTDOWN_GRACE", global = true)]
+    #[arg(long, env = "HOOKD_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
 
     /// API key checks (argon2, ~19 MiB each) running at once [default: the number of CPUs, at most 8]
-    #[arg(long, env = "HOOKD_LOGIN_CONCURRENCY", global = true)]
+    #[arg(long, env = "HOOKD_LOGIN_CONCURRENCY")]
     pub login_concurrency: Option<usize>,
 
     /// API key checks waiting for their turn; beyond them a login is refused at once [default: 64]
-    #[arg(long, env = "HOOKD_LOGIN_QUEUE", global = true)]
+    #[arg(long, env = "HOOKD_LOGIN_QUEUE")]
     pub login_queue: Option<usize>,
 
     /// Failed logins for one user name within the failure window before it is refused [default: 10]
-    #[arg(long, env = "HOOKD_LOGIN_FAILURES_PER_USER", global = true)]
+    #[arg(long, env = "HOOKD_LOGIN_FAILURES_PER_USER")]
     pub login_failures_per_user: Option<u32>,
 
     /// Failed logins from one client address within the failure window before it is refused [default: 100]
-    #[arg(long, env = "HOOKD_LOGIN_FAILURES_PER_ADDRESS", global = true)]
+    #[arg(long, env = "HOOKD_LOGIN_FAILURES_PER_ADDRESS")]
     pub login_failures_per_address: Option<u32>,
 
     /// The window failed logins are counted in, from the first failure [default: 60s]
-    #[arg(long, env = "HOOKD_LOGIN_FAILURE_WINDOW", global = true)]
+    #[arg(long, env = "HOOKD_LOGIN_FAILURE_WINDOW")]
     pub login_failure_window: Option<String>,
 }
 
@@ -393,6 +406,17 @@ fn within(name: &str, value: Duration, min: Duration, max: Duration) -> anyhow::
 /// Parses a duration such as `250ms`, `5s` or `30d` (humantime syntax).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("'{s}' is not a duration: {e}"))
+}
+
+/// A database URL without its password, for logs and messages.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
 }
 
 #[cfg(test)]

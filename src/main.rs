@@ -1,10 +1,22 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; a failure is one line on stderr (the causes joined with ": ", never a
+/// backtrace) and exit code 1.
+fn main() -> ExitCode {
     let cli = hookd::cli::Cli::parse();
     hookd::telemetry::init(cli.log_format);
-    tokio::runtime::Builder::new_multi_thread()
+    let ran = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(hookd::cli::run(cli))
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(hookd::cli::run(cli)));
+    match ran {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookd: error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(1)
+        }
+    }
 }

@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::config::Config;
+use crate::config::{redacted, Config};
 use crate::dispatch;
 use crate::rpc::BodyLimits;
 use crate::server;
@@ -38,11 +38,14 @@ impl Application {
         let sqlite_lock = lock_sqlite_file(&config.database_url).await?;
         let store = store::connect(&config.database_url, &config.pool)
             .await
-            .with_context(|| format!("opening database {}", config.database_url))?;
+            .with_context(|| format!("opening database {}", redacted(&config.database_url)))?;
         store.migrate().await.context("applying migrations")?;
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
+        let listener = TcpListener::bind(&config.listen).await.with_context(|| {
+            format!(
+                "binding {} (the listen address is HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080)",
+                config.listen
+            )
+        })?;
         let app = App::new(store, catalog, config.app.clone()).context("building the application state")?;
         Ok(Self {
             listener,
@@ -93,7 +96,7 @@ impl Application {
             read_timeout: self.config.http.body_read_timeout,
         };
         let router = crate::rpc::router(self.app.clone(), body);
-        tracing::info!(%addr, database = %redact(&self.config.database_url), "listening on {addr}");
+        tracing::info!(%addr, database = %redacted(&self.config.database_url), "listening on {addr}");
         // On stop the background tasks are told at once, so the delivery workers' grace for
         // their attempts in flight runs beside the HTTP server's for open requests.
         server::serve(self.listener, router, &self.config.http, async move {
@@ -185,17 +188,6 @@ pub fn node_name() -> String {
         .unwrap_or_default();
     let host = if host.is_empty() { "node".to_string() } else { host };
     format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
-}
-
-/// The database URL without a password, for logs.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
 }
 
 async fn shutdown_signal() {

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::events::PublishOptions;
 use crate::app::App;
-use crate::config::{Config, Settings};
+use crate::config::{redacted, Common, Config, Settings};
 use crate::startup::Application;
 use crate::store::{self, Store};
 
@@ -33,7 +33,7 @@ pub struct Cli {
     pub log_format: crate::telemetry::LogFormat,
 
     #[command(flatten)]
-    pub settings: Settings,
+    pub common: Common,
 
     #[command(subcommand)]
     pub command: Command,
@@ -42,7 +42,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the API server and the delivery workers
-    Serve,
+    Serve(Box<Settings>),
     /// Apply database migrations and exit
     Migrate,
     /// Manage API users (merchant users and admins)
@@ -79,7 +79,15 @@ pub enum Command {
 
 impl Cli {
     pub fn config(&self) -> anyhow::Result<Config> {
-        Config::resolve(self.settings.clone(), self.config.as_deref())
+        // Only `serve` has the server's own flags; the other commands take the rest from the
+        // config file and the defaults.
+        let mut settings = match &self.command {
+            Command::Serve(settings) => (**settings).clone(),
+            _ => Settings::default(),
+        };
+        settings.database_url = self.common.database_url.clone();
+        settings.topics_file = self.common.topics_file.clone();
+        Config::resolve(settings, self.config.as_deref())
     }
 }
 
@@ -91,10 +99,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config()?;
     match cli.command {
         Command::Listen(_) => unreachable!("handled above"),
-        Command::Serve => Application::build(config).await?.run_until_stopped().await,
+        Command::Serve(_) => Application::build(config).await?.run_until_stopped().await,
         Command::Migrate => {
             open_store(&config).await?;
-            println!("migrations applied to {}", config.database_url);
+            println!("migrations applied to {}", redacted(&config.database_url));
             Ok(())
         }
         Command::User(cmd) => user::run(cmd, open_store(&config).await?).await,
@@ -130,7 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let store = store::connect(&config.database_url, &config.pool)
         .await
-        .with_context(|| format!("opening database {}", config.database_url))?;
+        .with_context(|| format!("opening database {}", redacted(&config.database_url)))?;
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }

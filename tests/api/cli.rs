@@ -355,3 +355,38 @@ async fn operators_list_merchants_webhooks_and_failed_deliveries_and_retry_one()
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn a_failing_command_prints_one_line_without_the_password_and_exits_1() {
+    let app = TestApp::spawn().await;
+    let out = hookd_command(&app, &["migrate"])
+        .env("HOOKD_DATABASE_URL", "postgres://someone:sekrit@127.0.0.1:1/nothing")
+        .env("HOOKD_DB_ACQUIRE_TIMEOUT", "1s")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("hookd: error: opening database postgres://someone:***@"),
+        "{err}"
+    );
+    assert!(!err.contains("sekrit"), "{err}");
+}
+
+#[tokio::test]
+async fn each_command_s_help_lists_only_the_settings_that_apply_to_it() {
+    let app = TestApp::spawn().await;
+    let user = stdout(&hookd(&app, &["user", "list", "--help"]).await);
+    assert!(user.contains("--database-url"), "{user}");
+    assert!(
+        !user.contains("--retry-schedule") && !user.contains("--listen"),
+        "{user}"
+    );
+    let serve = stdout(&hookd(&app, &["serve", "--help"]).await);
+    for flag in ["--listen", "--retry-schedule", "--max-connections", "--database-url"] {
+        assert!(serve.contains(flag), "{flag} in serve --help: {serve}");
+    }
+}
