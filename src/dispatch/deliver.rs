@@ -59,6 +59,7 @@ pub async fn attempt(
     let (status, next_attempt_at) = next_state(schedule, &outcome, claimed.attempts + 1, now_millis());
     let update = DeliveryUpdate {
         delivery_id: claimed.id,
+        attempt_no: claimed.attempts + 1,
         lease_owner: owner.to_string(),
         attempt: AttemptLog {
             attempted_at: started_at,
