@@ -137,9 +137,15 @@ mod tests {
         ));
         assert!(matches!(StoreError::from_commit(commit), StoreError::CommitFailed(_)));
 
-        assert!(matches!(StoreError::from(pg_error("53100")), StoreError::StorageFull(_)));
+        assert!(matches!(
+            StoreError::from(pg_error("53100")),
+            StoreError::StorageFull(_)
+        ));
         assert!(matches!(StoreError::from(pg_error("23505")), StoreError::Database(_)));
-        assert!(matches!(StoreError::from(sqlx::Error::PoolTimedOut), StoreError::Database(_)));
+        assert!(matches!(
+            StoreError::from(sqlx::Error::PoolTimedOut),
+            StoreError::Database(_)
+        ));
     }
 
     #[test]

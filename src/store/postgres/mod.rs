@@ -109,7 +109,8 @@ impl Store for PostgresStore {
         merchant: Option<MerchantId>,
         key_hash: &str,
     ) -> StoreResult<UserRecord> {
-        self.health.observe(users::user_create(&self.pool, name, role, merchant, key_hash).await)
+        self.health
+            .observe(users::user_create(&self.pool, name, role, merchant, key_hash).await)
     }
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRecord>> {
@@ -125,7 +126,8 @@ impl Store for PostgresStore {
     }
 
     async fn session_create(&self, id_hash: &str, user: &UserRecord, expires_at: Millis) -> StoreResult<()> {
-        self.health.observe(users::session_create(&self.pool, id_hash, user, expires_at).await)
+        self.health
+            .observe(users::session_create(&self.pool, id_hash, user, expires_at).await)
     }
 
     async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
@@ -142,7 +144,8 @@ impl Store for PostgresStore {
         hook: &NewWebhook,
         limit: i64,
     ) -> StoreResult<Option<WebhookId>> {
-        self.health.observe(webhooks::create(&self.pool, merchant, hook, limit).await)
+        self.health
+            .observe(webhooks::create(&self.pool, merchant, hook, limit).await)
     }
 
     async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64> {
@@ -158,7 +161,8 @@ impl Store for PostgresStore {
     }
 
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
-        self.health.observe(webhooks::set_active(&self.pool, scope, target, active).await)
+        self.health
+            .observe(webhooks::set_active(&self.pool, scope, target, active).await)
     }
 
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool> {
@@ -178,7 +182,8 @@ impl Store for PostgresStore {
         owner: &str,
         lease_until: Millis,
     ) -> StoreResult<Option<ClaimedDelivery>> {
-        self.health.observe(publish::create_claimed(&self.pool, scope, webhook, topic, body, owner, lease_until).await)
+        self.health
+            .observe(publish::create_claimed(&self.pool, scope, webhook, topic, body, owner, lease_until).await)
     }
 
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
@@ -193,7 +198,8 @@ impl Store for PostgresStore {
         lease_until: Millis,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        self.health.observe(queue::claim(&self.pool, webhook, owner, now, lease_until, limit).await)
+        self.health
+            .observe(queue::claim(&self.pool, webhook, owner, now, lease_until, limit).await)
     }
 
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()> {
@@ -214,7 +220,8 @@ impl Store for PostgresStore {
     }
 
     async fn delivery_requeue(&self, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue> {
-        self.health.observe(deliveries::requeue(&self.pool, scope, id, now).await)
+        self.health
+            .observe(deliveries::requeue(&self.pool, scope, id, now).await)
     }
 
     async fn purge_finished(&self, before: Millis) -> StoreResult<u64> {

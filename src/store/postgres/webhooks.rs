@@ -38,13 +38,12 @@ pub async fn create(
     let mut tx = pool.begin().await?;
     // The counter's row lock serialises creates for one merchant: a create waiting on it
     // re-checks the limit against the count the one before it committed.
-    let counted = sqlx::query(
-        "UPDATE merchants SET webhook_count = webhook_count + 1 WHERE id = $1 AND webhook_count < $2",
-    )
-    .bind(merchant.0)
-    .bind(limit)
-    .execute(&mut *tx)
-    .await?;
+    let counted =
+        sqlx::query("UPDATE merchants SET webhook_count = webhook_count + 1 WHERE id = $1 AND webhook_count < $2")
+            .bind(merchant.0)
+            .bind(limit)
+            .execute(&mut *tx)
+            .await?;
     if counted.rows_affected() == 0 {
         return Ok(None); // at the limit (or no such merchant)
     }

@@ -30,23 +30,27 @@ fn status_from(s: &str) -> DeliveryStatus {
     DeliveryStatus::parse(s).unwrap_or(DeliveryStatus::Pending)
 }
 
-pub fn list(c: &Connection, scope: Scope, webhook: WebhookId, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRecord>> {
-    Ok(c
-        .prepare_cached(&format!(
-            "SELECT {RECORD_COLUMNS} FROM deliveries WHERE webhook_id = ?1 AND (?2 IS NULL OR merchant_id = ?2) \
+pub fn list(
+    c: &Connection,
+    scope: Scope,
+    webhook: WebhookId,
+    filter: &DeliveryFilter,
+) -> StoreResult<Vec<DeliveryRecord>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM deliveries WHERE webhook_id = ?1 AND (?2 IS NULL OR merchant_id = ?2) \
              AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5"
-        ))?
-        .query_map(
-            params![
-                webhook.0,
-                scope.merchant_filter(),
-                filter.status.map(|s| s.as_str()),
-                filter.before,
-                filter.limit
-            ],
-            record_from_row,
-        )?
-        .collect::<Result<_, _>>()?)
+    ))?
+    .query_map(
+        params![
+            webhook.0,
+            scope.merchant_filter(),
+            filter.status.map(|s| s.as_str()),
+            filter.before,
+            filter.limit
+        ],
+        record_from_row,
+    )?
+    .collect::<Result<_, _>>()?)
 }
 
 /// Reads the payload and its attempts in one read transaction (one snapshot), so they agree
@@ -63,7 +67,9 @@ fn get_in_snapshot(c: &Connection, scope: Scope, id: DeliveryId) -> StoreResult<
         .prepare_cached(&format!(
             "SELECT {RECORD_COLUMNS}, body FROM deliveries WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)"
         ))?
-        .query_row(params![id.0, scope.merchant_filter()], |r| Ok((record_from_row(r)?, r.get(11)?)))
+        .query_row(params![id.0, scope.merchant_filter()], |r| {
+            Ok((record_from_row(r)?, r.get(11)?))
+        })
         .optional()?;
     let Some((record, body)) = found else {
         return Ok(None);

@@ -63,7 +63,11 @@ pub fn run(c: &Connection) -> StoreResult<()> {
         return Err(StoreError::SchemaTooNew { found: current, known });
     }
     for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        tracing::info!(version = m.version, description = m.description, "applying a SQLite migration");
+        tracing::info!(
+            version = m.version,
+            description = m.description,
+            "applying a SQLite migration"
+        );
         c.execute_batch(m.sql)?;
         note_applied(c, m)?;
     }
@@ -75,10 +79,13 @@ fn current_version(c: &Connection) -> StoreResult<Option<i64>> {
 }
 
 fn table_exists(c: &Connection, name: &str) -> StoreResult<bool> {
-    Ok(c
-        .query_row("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |_| Ok(()))
-        .optional()?
-        .is_some())
+    Ok(c.query_row(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
 }
 
 fn note_applied(c: &Connection, m: &Migration) -> StoreResult<()> {

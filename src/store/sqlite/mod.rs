@@ -152,7 +152,9 @@ impl Store for SqliteStore {
     }
 
     async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64> {
-        self.writer.write(move |c, _| users::session_purge_expired(c, now)).await
+        self.writer
+            .write(move |c, _| users::session_purge_expired(c, now))
+            .await
     }
 
     async fn webhook_create(

@@ -145,11 +145,7 @@ fn insert_payload(
 }
 
 /// The payload is held in `leases` before the commit makes it visible to a claim.
-pub fn create_claimed(
-    c: &Connection,
-    job: &CreateClaimedJob,
-    leases: &Leases,
-) -> StoreResult<Option<ClaimedDelivery>> {
+pub fn create_claimed(c: &Connection, job: &CreateClaimedJob, leases: &Leases) -> StoreResult<Option<ClaimedDelivery>> {
     let slot = c
         .prepare_cached(
             "SELECT merchant_id, increment_id FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)",

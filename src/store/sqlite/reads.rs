@@ -37,7 +37,10 @@ impl Readers {
     pub fn open(path: &str, n: usize) -> StoreResult<Self> {
         let conns = (0..n)
             .map(|_| {
-                let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+                let c = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
                 c.busy_timeout(Duration::from_secs(10))?;
                 c.set_prepared_statement_cache_capacity(32);
                 Ok(c)

@@ -73,7 +73,11 @@ impl Files {
         {
             use std::sync::atomic::Ordering;
             let take = |n: usize| n.checked_sub(1);
-            if self.faults.fetch_update(Ordering::SeqCst, Ordering::SeqCst, take).is_ok() {
+            if self
+                .faults
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, take)
+                .is_ok()
+            {
                 return Err(io::Error::other("fsync failed (injected by a test)"));
             }
         }

@@ -218,9 +218,9 @@ async fn an_outcome_recorded_again_after_a_failed_sync_counts_once() {
     let update = outcome(&c[0], DeliveryStatus::Retrying, now);
     // The commit goes through but its fsync fails: the recorder hears an error and retries.
     t.store.testing_fail_next_syncs(1);
-    assert!(t.store.delivery_record(&[update.clone()]).await.is_err());
+    assert!(t.store.delivery_record(std::slice::from_ref(&update)).await.is_err());
     for _ in 0..3 {
-        t.store.delivery_record(&[update.clone()]).await.unwrap();
+        t.store.delivery_record(std::slice::from_ref(&update)).await.unwrap();
     }
     let d = t.store.delivery_get(Scope::All, c[0].id).await.unwrap().unwrap();
     assert_eq!((d.record.attempts, d.attempts.len()), (1, 1));
@@ -271,7 +271,9 @@ async fn a_database_migrated_by_sqlx_is_adopted_and_brought_up_to_date() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
     sqlx_era_database(&path, &sha384(include_str!("../../../migrations/sqlite/0001_init.sql")));
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     store.migrate().await.unwrap();
 
@@ -283,7 +285,11 @@ async fn a_database_migrated_by_sqlx_is_adopted_and_brought_up_to_date() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, vec![1, 2, 3, 4], "0001 adopted, not run again; the rest applied");
+    assert_eq!(
+        versions,
+        vec![1, 2, 3, 4],
+        "0001 adopted, not run again; the rest applied"
+    );
     let lease_columns: i64 = c
         .query_row(
             "SELECT COUNT(*) FROM pragma_table_info('deliveries') WHERE name LIKE 'lease%'",
@@ -305,7 +311,10 @@ async fn a_database_migrated_by_sqlx_is_adopted_and_brought_up_to_date() {
     let shop = MerchantId(1);
     assert_eq!(store.webhook_count(shop).await.unwrap(), 2);
     assert_eq!(store.webhook_count(MerchantId(2)).await.unwrap(), 0);
-    assert_eq!(store.webhook_create(shop, &new_hook(TOPIC, true), 2).await.unwrap(), None);
+    assert_eq!(
+        store.webhook_create(shop, &new_hook(TOPIC, true), 2).await.unwrap(),
+        None
+    );
     let claimed = store
         .delivery_claim(WebhookId(1), "me", now_millis(), now_millis() + HOUR, 10)
         .await
@@ -316,7 +325,10 @@ async fn a_database_migrated_by_sqlx_is_adopted_and_brought_up_to_date() {
         .await
         .unwrap();
     let d = store.delivery_get(Scope::All, claimed[0].id).await.unwrap().unwrap();
-    assert_eq!((d.record.status, d.record.attempts, d.attempts.len()), (DeliveryStatus::Success, 3, 3));
+    assert_eq!(
+        (d.record.status, d.record.attempts, d.attempts.len()),
+        (DeliveryStatus::Success, 3, 3)
+    );
     assert_eq!(publish(&store, shop, TOPIC).await.payloads, 2);
 }
 
@@ -325,7 +337,9 @@ async fn a_database_whose_sqlx_history_differs_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
     sqlx_era_database(&path, &sha384("some other schema"));
-    let store = SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
     let refused = store.migrate().await;
     assert!(
         matches!(refused, Err(StoreError::AdoptionRefused { version: 1, .. })),
@@ -338,7 +352,10 @@ fn database_urls_name_their_file() {
     use super::file_path;
     use std::path::PathBuf;
     assert_eq!(file_path("sqlite://hookd.db"), Some(PathBuf::from("hookd.db")));
-    assert_eq!(file_path("sqlite:///var/lib/h.db?mode=rwc"), Some(PathBuf::from("/var/lib/h.db")));
+    assert_eq!(
+        file_path("sqlite:///var/lib/h.db?mode=rwc"),
+        Some(PathBuf::from("/var/lib/h.db"))
+    );
     assert_eq!(file_path("sqlite:rel/h.db"), Some(PathBuf::from("rel/h.db")));
     assert_eq!(file_path("sqlite::memory:"), None);
     assert_eq!(file_path("sqlite://"), None);

@@ -54,7 +54,13 @@ pub fn user_create(
             "INSERT INTO users (name, role, merchant_id, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (name) DO NOTHING",
         )?
-        .execute(params![name, role.as_str(), merchant.map(|m| m.0), key_hash, now_millis()])?;
+        .execute(params![
+            name,
+            role.as_str(),
+            merchant.map(|m| m.0),
+            key_hash,
+            now_millis()
+        ])?;
     if made == 0 {
         return Err(StoreError::Conflict("user"));
     }
@@ -85,14 +91,14 @@ pub fn session_create(c: &Connection, id_hash: &str, user: UserId, expires_at: M
 }
 
 pub fn session_user(c: &Connection, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
-    Ok(c
-        .prepare_cached(&format!(
-            "SELECT {USER_COLUMNS} JOIN sessions s ON s.user_id = u.id WHERE s.id_hash = ?1 AND s.expires_at > ?2"
-        ))?
-        .query_row(params![id_hash, now], user_from_row)
-        .optional()?)
+    Ok(c.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} JOIN sessions s ON s.user_id = u.id WHERE s.id_hash = ?1 AND s.expires_at > ?2"
+    ))?
+    .query_row(params![id_hash, now], user_from_row)
+    .optional()?)
 }
 
 pub fn session_purge_expired(c: &Connection, now: Millis) -> StoreResult<u64> {
-    Ok(c.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?.execute([now])? as u64)
+    Ok(c.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?
+        .execute([now])? as u64)
 }

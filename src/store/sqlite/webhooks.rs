@@ -45,7 +45,8 @@ pub fn create(c: &Connection, merchant: MerchantId, hook: &NewWebhook, limit: i6
         now_millis()
     ])?;
     let id = c.last_insert_rowid();
-    let mut topic = c.prepare_cached("INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) VALUES (?1, ?2, ?3)")?;
+    let mut topic =
+        c.prepare_cached("INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) VALUES (?1, ?2, ?3)")?;
     for pattern in hook.topics.patterns() {
         topic.execute(params![merchant.0, pattern.key(), id])?;
     }
@@ -60,21 +61,19 @@ pub fn count(c: &Connection, merchant: MerchantId) -> StoreResult<i64> {
 }
 
 pub fn list(c: &Connection, scope: Scope) -> StoreResult<Vec<Webhook>> {
-    Ok(c
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE (?1 IS NULL OR merchant_id = ?1) ORDER BY id"
-        ))?
-        .query_map([scope.merchant_filter()], webhook_from_row)?
-        .collect::<Result<_, _>>()?)
+    Ok(c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE (?1 IS NULL OR merchant_id = ?1) ORDER BY id"
+    ))?
+    .query_map([scope.merchant_filter()], webhook_from_row)?
+    .collect::<Result<_, _>>()?)
 }
 
 pub fn get(c: &Connection, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
-    Ok(c
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)"
-        ))?
-        .query_row(params![id.0, scope.merchant_filter()], webhook_from_row)
-        .optional()?)
+    Ok(c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)"
+    ))?
+    .query_row(params![id.0, scope.merchant_filter()], webhook_from_row)
+    .optional()?)
 }
 
 pub fn set_active(c: &Connection, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
@@ -104,7 +103,8 @@ pub fn delete(c: &Connection, scope: Scope, id: WebhookId) -> StoreResult<bool> 
     let Some(owner) = owner else {
         return Ok(false);
     };
-    c.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?.execute([id.0])?;
+    c.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
+        .execute([id.0])?;
     c.prepare_cached("UPDATE merchants SET webhook_count = webhook_count - 1 WHERE id = ?1")?
         .execute([owner])?;
     c.prepare_cached(

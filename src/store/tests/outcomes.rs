@@ -145,8 +145,8 @@ store_test! {
         let now = now_millis();
         let c = store.delivery_claim(hook, "n", now, now + HOUR, 1).await.unwrap();
         let first = outcome(&c[0], "n", DeliveryStatus::Retrying, Some(500), now);
-        store.delivery_record(&[first.clone()]).await.unwrap();
-        store.delivery_record(&[first.clone()]).await.unwrap();
+        store.delivery_record(std::slice::from_ref(&first)).await.unwrap();
+        store.delivery_record(std::slice::from_ref(&first)).await.unwrap();
         let d = store.delivery_get(Scope::All, c[0].id).await.unwrap().unwrap();
         assert_eq!((d.record.attempts, d.attempts.len()), (1, 1));
 
