@@ -56,3 +56,31 @@ impl WriteHealth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> StoreError {
+        StoreError::from_sync(Arc::new(std::io::Error::from_raw_os_error(libc::ENOSPC)))
+    }
+
+    #[test]
+    fn a_storage_failure_makes_check_fail_until_a_write_succeeds() {
+        let health = WriteHealth::default();
+        health.check().unwrap();
+        assert!(health.observe::<()>(Err(full())).is_err());
+        let e = health.check().unwrap_err();
+        assert!(
+            matches!(&e, StoreError::WritesFailing(cause) if matches!(**cause, StoreError::StorageFull(_))),
+            "{e:?}"
+        );
+        // A request refused for its own data says nothing about the storage.
+        let _ = health.observe::<()>(Err(StoreError::Conflict("user")));
+        assert!(health.check().is_err());
+        health.observe(Ok(())).unwrap();
+        health.check().unwrap();
+        let _ = health.observe::<()>(Err(StoreError::Conflict("user")));
+        health.check().unwrap();
+    }
+}

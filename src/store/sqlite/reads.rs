@@ -3,18 +3,22 @@
 //! call makes (authentication, a merchant, a webhook) take microseconds and run in place on
 //! the calling thread; every other read (lists, the delivery log, the dispatcher's queue
 //! scan and claims) runs on tokio's blocking pool, so a slow one never holds up an async
-//! worker thread.
+//! worker thread. Those wait for a permit first (one fewer than there are connections):
+//! a burst of claims then waits without blocking threads, never grows the blocking pool
+//! (each thread costs memory), and always leaves a connection to the point lookups.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
 
 use crate::store::{StoreError, StoreResult};
 
 pub struct Readers {
     free: Mutex<Vec<Connection>>,
     returned: Condvar,
+    off_thread: Semaphore,
 }
 
 /// A connection taken from the pool; it goes back when dropped (even if the read panics).
@@ -49,6 +53,7 @@ impl Readers {
         Ok(Self {
             free: Mutex::new(conns),
             returned: Condvar::new(),
+            off_thread: Semaphore::new(n.saturating_sub(1).max(1)),
         })
     }
 
@@ -79,6 +84,7 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        let _permit = self.off_thread.acquire().await.expect("the semaphore is never closed");
         let readers = self.clone();
         tokio::task::spawn_blocking(move || readers.with(f))
             .await

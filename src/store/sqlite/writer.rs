@@ -174,7 +174,6 @@ impl Batches {
         };
         let committed = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
         if let Err(e) = committed {
-            let _ = conn.execute_batch("ROLLBACK");
             tracing::error!(error = ?e, "SQLite write batch failed to commit");
             return self.fail_batch(batch, Arc::new(e));
         }
@@ -197,8 +196,12 @@ impl Batches {
         }));
     }
 
-    /// Fails every job of a batch that did not commit, and lets go of what they held.
+    /// Fails every job of a batch that did not commit, and lets go of what they held. The
+    /// transaction, if still open, is rolled back so the next batch can begin.
     fn fail_batch(&self, batch: Vec<Box<dyn Task>>, e: Arc<rusqlite::Error>) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
         self.health.failed(Arc::new(StoreError::from_commit(e.clone())));
         for mut job in batch {
             job.abandon(&self.leases);

@@ -18,4 +18,5 @@ const HOUR: Millis = 3600 * 1000;
 mod accounts;
 mod outcomes;
 mod publish;
+mod queue;
 mod webhooks;
