@@ -7,11 +7,9 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::sqlite::SqliteConnectOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -120,12 +118,9 @@ async fn lock_sqlite_file(database_url: &str) -> anyhow::Result<Option<File>> {
     if !database_url.starts_with("sqlite:") {
         return Ok(None);
     }
-    let options = SqliteConnectOptions::from_str(database_url)
-        .with_context(|| format!("reading the database url {database_url}"))?;
-    let file_name = options.get_filename();
-    if file_name.as_os_str().is_empty() || file_name.as_os_str() == ":memory:" {
+    let Some(file_name) = store::sqlite::file_path(database_url) else {
         return Ok(None); // the store refuses an in-memory database with its own error
-    }
+    };
     let path = format!("{}.serve-lock", file_name.display());
     let file = OpenOptions::new()
         .create(true)

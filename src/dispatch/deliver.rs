@@ -93,6 +93,7 @@ pub async fn attempt(
     });
     let update = DeliveryUpdate {
         delivery_id: claimed.id,
+        attempt_no: claimed.attempts + 1,
         lease_owner: owner.to_string(),
         attempt: AttemptLog {
             attempted_at: started_at,

@@ -91,6 +91,10 @@ pub struct AttemptLog {
 #[derive(Clone, Debug)]
 pub struct DeliveryUpdate {
     pub delivery_id: crate::domain::DeliveryId,
+    /// Which attempt this is (1-based: the claimed `attempts` plus one). Recording the same
+    /// attempt again changes nothing, so a write-back retried after an unclear failure
+    /// never counts an attempt twice.
+    pub attempt_no: i64,
     pub lease_owner: String,
     pub attempt: AttemptLog,
     pub status: crate::domain::DeliveryStatus,

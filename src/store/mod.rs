@@ -1,10 +1,14 @@
 //! Persistence. `Store` is the boundary the rest of hookd talks to; `sqlite` (the embedded
 //! default) and `postgres` implement it. Nothing above this module writes SQL.
 
+mod error;
+mod health;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(test)]
 pub(crate) mod test_support;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -24,26 +28,8 @@ pub use crate::domain::records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest,
     Published, Requeue, Scope, StatusTarget, UserRecord,
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{0} already exists")]
-    Conflict(&'static str),
-    #[error("unsupported database url '{0}' (expected sqlite://… or postgres://…)")]
-    UnsupportedUrl(String),
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
-    #[error("database error")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("the database writer has stopped")]
-    WriterGone,
-    #[error("the write batch could not be committed")]
-    CommitFailed(#[source] Arc<rusqlite::Error>),
-    #[error("the write batch could not be made durable (fsync failed)")]
-    SyncFailed(#[source] Arc<std::io::Error>),
-    #[error("database migration failed")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
+pub use error::StoreError;
+pub use health::WriteHealth;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -70,7 +56,8 @@ pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations.
     async fn migrate(&self) -> StoreResult<()>;
 
-    /// Succeeds when the database answers (for `/readyz`).
+    /// Succeeds when the database answers and the last write attempt did not fail for want
+    /// of storage (for `/readyz`; see `health`).
     async fn ping(&self) -> StoreResult<()>;
 
     /// Forwards wake-ups published by other nodes to `wake` until `stop` turns true.
@@ -103,8 +90,9 @@ pub trait Store: Send + Sync + 'static {
     async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64>;
 
     // --- webhooks ---
-    /// Creates the webhook unless the merchant already has `limit` webhooks (then None);
-    /// the count and the insert are one transaction, so concurrent creates respect it.
+    /// Creates the webhook unless the merchant already has `limit` webhooks (then None).
+    /// The merchant's count is kept on its row and moved in the creating transaction, so the
+    /// check costs the same however many webhooks there are, and concurrent creates respect it.
     async fn webhook_create(
         &self,
         merchant: MerchantId,
@@ -149,6 +137,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Logs the attempts and moves each payload to its new state, in one transaction.
     /// A payload whose lease `owner` lost, or that was canceled meanwhile, keeps its state.
+    /// Idempotent per attempt (`attempt_no`): an attempt recorded again changes nothing, so
+    /// a write-back retried after an unclear failure never counts an attempt twice.
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()>;
     async fn delivery_list(
         &self,

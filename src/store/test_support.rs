@@ -1,7 +1,19 @@
-//! Helpers for the store tests of both backends (`sqlite/tests.rs`, `postgres/tests/`):
-//! webhooks, topics, merchants, publishes and attempt outcomes, through the `Store` trait.
+//! Helpers for the store tests: a database per test on either backend (`TestDb`), the
+//! `store_test!` macro that runs one test body on both, and webhooks, topics, merchants,
+//! publishes and attempt outcomes through the `Store` trait.
+//!
+//! PostgreSQL tests run only when `HOOKD_TEST_POSTGRES_URL` names a server where the user may
+//! create databases; each works in a database of its own (`hookd_t_<random>`), dropped at
+//! the end when the test passes. Without it they pass at once, saying so on stderr.
+
+use std::sync::Arc;
 
 use serde_json::json;
+use sqlx::{Connection, Executor, PgConnection};
+
+use crate::store::postgres::PostgresStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::PoolSettings;
 
 use crate::domain::{BodyTemplate, Catalog, DeliveryStatus, MerchantCode, MerchantId, NewWebhook, Topic, WebhookId};
 use crate::store::{
@@ -81,6 +93,7 @@ pub fn outcome(
 ) -> DeliveryUpdate {
     DeliveryUpdate {
         delivery_id: c.id,
+        attempt_no: c.attempts + 1,
         lease_owner: owner.to_string(),
         attempt: AttemptLog {
             attempted_at: at,
@@ -91,5 +104,137 @@ pub fn outcome(
         },
         status,
         next_attempt_at: at + 60_000,
+    }
+}
+
+/// The backends a `store_test!` runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database made for one test, on either backend.
+pub enum TestDb {
+    Sqlite { _dir: tempfile::TempDir, url: String },
+    Postgres(PgTestDb),
+}
+
+impl TestDb {
+    /// None (with a note) when the backend is PostgreSQL and no test server is configured.
+    pub async fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("hookd.db").display());
+                Some(TestDb::Sqlite { _dir: dir, url })
+            }
+            Backend::Postgres => PgTestDb::create().await.map(TestDb::Postgres),
+        }
+    }
+
+    /// A store on this database, migrated. Called again, another store on the same database
+    /// (another node on PostgreSQL; on SQLite, a second process's store).
+    pub async fn store(&self) -> Arc<dyn Store> {
+        match self {
+            TestDb::Sqlite { url, .. } => {
+                let store = SqliteStore::connect(url).await.expect("opening");
+                store.migrate().await.expect("migrating");
+                Arc::new(store)
+            }
+            TestDb::Postgres(db) => Arc::new(db.store().await),
+        }
+    }
+
+    /// Drops a PostgreSQL test database (a SQLite one goes with its directory).
+    pub async fn finish(self) {
+        if let TestDb::Postgres(db) = self {
+            db.drop_database().await;
+        }
+    }
+}
+
+/// Defines a store test run once per backend, as `<name>::sqlite` and `<name>::postgres`:
+/// `store_test!(async fn name(db, store) { … })`, with `db` the `TestDb` and `store` a
+/// migrated `Arc<dyn Store>` on it.
+macro_rules! store_test {
+    ($(#[doc = $doc:literal])* async fn $name:ident($db:ident, $store:ident) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                run($crate::store::test_support::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                run($crate::store::test_support::Backend::Postgres).await
+            }
+
+            async fn run(backend: $crate::store::test_support::Backend) {
+                let Some($db) = $crate::store::test_support::TestDb::create(backend).await else {
+                    return;
+                };
+                #[allow(unused_variables)]
+                let $store = $db.store().await;
+                $body
+                $db.finish().await;
+            }
+        }
+    };
+}
+pub(crate) use store_test;
+
+/// A PostgreSQL database made for one test.
+pub struct PgTestDb {
+    pub admin_url: String,
+    pub name: String,
+    url: String,
+}
+
+impl PgTestDb {
+    /// None (with a note) when no test server is configured.
+    pub async fn create() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
+            eprintln!("note: HOOKD_TEST_POSTGRES_URL is not set; skipping this PostgreSQL test");
+            return None;
+        };
+        let name = format!("hookd_t_{:016x}", rand::random::<u64>());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .expect("connecting to the test server");
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("creating a database");
+        admin.close().await.ok();
+        let mut url = url::Url::parse(&admin_url).expect("a database url");
+        url.set_path(&name);
+        Some(Self {
+            admin_url,
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    pub async fn store(&self) -> PostgresStore {
+        let store = PostgresStore::connect(&self.url, &PoolSettings::default())
+            .await
+            .expect("connecting");
+        store.migrate().await.expect("migrating");
+        store
+    }
+
+    pub async fn drop_database(self) {
+        let mut admin = PgConnection::connect(&self.admin_url)
+            .await
+            .expect("connecting to the test server");
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+            .await
+            .expect("dropping the database");
     }
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sqlx::Connection;
 
 use crate::ledger::*;
 use crate::process::*;
@@ -145,14 +144,14 @@ async fn a_kill_9_while_publishing_loses_no_acknowledged_event_and_redelivers_in
 
     // The deleted webhook's payloads stayed cancelled across the restart: none is queued in
     // the file, and none reached the receiver from the new process.
-    let mut db = sqlx::SqliteConnection::connect(&database_url).await.unwrap();
-    let queued: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM deliveries WHERE webhook_id = ? AND status IN ('pending', 'retrying')",
-    )
-    .bind(gone.as_i64().unwrap())
-    .fetch_one(&mut db)
-    .await
-    .unwrap();
+    let db = rusqlite::Connection::open(hookd::store::sqlite::file_path(&database_url).unwrap()).unwrap();
+    let queued: i64 = db
+        .query_row(
+            "SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status IN ('pending', 'retrying')",
+            [gone.as_i64().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(queued, 0, "the deleted webhook still has queued payloads");
     let late: Vec<_> = receiver
         .received("/gone/")

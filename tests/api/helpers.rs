@@ -364,15 +364,13 @@ impl TestApp {
     pub async fn execute_sql(&self, sql: &str) {
         let result = match &self.db {
             TestDatabase::Sqlite { path } => {
-                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-                let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
-                let done = conn.execute(sql).await.map(drop);
-                conn.close().await.unwrap();
-                done
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+                conn.execute_batch(sql).map_err(|e| e.to_string())
             }
             TestDatabase::Postgres { .. } => {
                 let mut conn = sqlx::PgConnection::connect(&self.config.database_url).await.unwrap();
-                let done = conn.execute(sql).await.map(drop);
+                let done = conn.execute(sql).await.map(drop).map_err(|e| e.to_string());
                 conn.close().await.unwrap();
                 done
             }
@@ -384,9 +382,9 @@ impl TestApp {
     pub async fn query_i64(&self, sql: &str) -> i64 {
         match &self.db {
             TestDatabase::Sqlite { path } => {
-                let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-                let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
-                sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap()
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+                conn.query_row(sql, [], |r| r.get(0)).unwrap()
             }
             TestDatabase::Postgres { .. } => {
                 let mut conn = sqlx::PgConnection::connect(&self.config.database_url).await.unwrap();

@@ -8,6 +8,8 @@
 //! are delivered exactly when the rows they announce become visible (see `wakeups`).
 
 mod deliveries;
+mod publish;
+mod queue;
 mod users;
 mod wakeups;
 mod webhooks;
@@ -24,7 +26,7 @@ use tokio::sync::watch;
 
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PoolSettings, PublishRequest,
-    Published, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord,
+    Published, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
@@ -39,6 +41,8 @@ pub struct PostgresStore {
     /// Kept to open the wake-up listener's own connection.
     options: PgConnectOptions,
     settings: PoolSettings,
+    /// Whether the last write failed for want of storage (see `store::health`).
+    health: WriteHealth,
 }
 
 impl PostgresStore {
@@ -62,6 +66,7 @@ impl PostgresStore {
             pool,
             options,
             settings: settings.clone(),
+            health: WriteHealth::default(),
         })
     }
 }
@@ -74,7 +79,9 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    /// Fails while the last write failed for want of storage; otherwise asks the server.
     async fn ping(&self) -> StoreResult<()> {
+        self.health.check()?;
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
@@ -84,7 +91,7 @@ impl Store for PostgresStore {
     }
 
     async fn merchant_ensure(&self, code: &MerchantCode) -> StoreResult<MerchantId> {
-        users::merchant_ensure(&self.pool, code).await
+        self.health.observe(users::merchant_ensure(&self.pool, code).await)
     }
 
     async fn merchant_by_code(&self, code: &str) -> StoreResult<Option<MerchantId>> {
@@ -102,7 +109,8 @@ impl Store for PostgresStore {
         merchant: Option<MerchantId>,
         key_hash: &str,
     ) -> StoreResult<UserRecord> {
-        users::user_create(&self.pool, name, role, merchant, key_hash).await
+        self.health
+            .observe(users::user_create(&self.pool, name, role, merchant, key_hash).await)
     }
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRecord>> {
@@ -114,11 +122,12 @@ impl Store for PostgresStore {
     }
 
     async fn user_remove(&self, name: &str) -> StoreResult<bool> {
-        users::user_remove(&self.pool, name).await
+        self.health.observe(users::user_remove(&self.pool, name).await)
     }
 
     async fn session_create(&self, id_hash: &str, user: &UserRecord, expires_at: Millis) -> StoreResult<()> {
-        users::session_create(&self.pool, id_hash, user, expires_at).await
+        self.health
+            .observe(users::session_create(&self.pool, id_hash, user, expires_at).await)
     }
 
     async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
@@ -126,7 +135,7 @@ impl Store for PostgresStore {
     }
 
     async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64> {
-        users::session_purge_expired(&self.pool, now).await
+        self.health.observe(users::session_purge_expired(&self.pool, now).await)
     }
 
     async fn webhook_create(
@@ -135,7 +144,8 @@ impl Store for PostgresStore {
         hook: &NewWebhook,
         limit: i64,
     ) -> StoreResult<Option<WebhookId>> {
-        webhooks::create(&self.pool, merchant, hook, limit).await
+        self.health
+            .observe(webhooks::create(&self.pool, merchant, hook, limit).await)
     }
 
     async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64> {
@@ -151,15 +161,16 @@ impl Store for PostgresStore {
     }
 
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
-        webhooks::set_active(&self.pool, scope, target, active).await
+        self.health
+            .observe(webhooks::set_active(&self.pool, scope, target, active).await)
     }
 
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool> {
-        webhooks::delete(&self.pool, scope, id).await
+        self.health.observe(webhooks::delete(&self.pool, scope, id).await)
     }
 
     async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {
-        deliveries::publish(&self.pool, req).await
+        self.health.observe(publish::publish(&self.pool, req).await)
     }
 
     async fn delivery_create_claimed(
@@ -171,11 +182,12 @@ impl Store for PostgresStore {
         owner: &str,
         lease_until: Millis,
     ) -> StoreResult<Option<ClaimedDelivery>> {
-        deliveries::create_claimed(&self.pool, scope, webhook, topic, body, owner, lease_until).await
+        self.health
+            .observe(publish::create_claimed(&self.pool, scope, webhook, topic, body, owner, lease_until).await)
     }
 
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
-        deliveries::queue_scan(&self.pool, now).await
+        queue::queue_scan(&self.pool, now).await
     }
 
     async fn delivery_claim(
@@ -186,11 +198,12 @@ impl Store for PostgresStore {
         lease_until: Millis,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        deliveries::claim(&self.pool, webhook, owner, now, lease_until, limit).await
+        self.health
+            .observe(queue::claim(&self.pool, webhook, owner, now, lease_until, limit).await)
     }
 
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()> {
-        deliveries::record(&self.pool, updates).await
+        self.health.observe(queue::record(&self.pool, updates).await)
     }
 
     async fn delivery_list(
@@ -207,10 +220,11 @@ impl Store for PostgresStore {
     }
 
     async fn delivery_requeue(&self, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue> {
-        deliveries::requeue(&self.pool, scope, id, now).await
+        self.health
+            .observe(deliveries::requeue(&self.pool, scope, id, now).await)
     }
 
     async fn purge_finished(&self, before: Millis) -> StoreResult<u64> {
-        deliveries::purge(&self.pool, before).await
+        self.health.observe(deliveries::purge(&self.pool, before).await)
     }
 }

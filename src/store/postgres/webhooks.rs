@@ -1,4 +1,5 @@
-//! Webhooks and their subscription index in PostgreSQL.
+//! Webhooks and their subscription index in PostgreSQL. Each merchant row keeps its number
+//! of webhooks (`webhook_count`), moved in the transaction that creates or deletes one.
 //!
 //! Statements that lock several webhook rows take the locks in ascending id order (a
 //! `SELECT … ORDER BY id FOR UPDATE` sub-select), the order publishers use, so a status change
@@ -35,17 +36,16 @@ pub async fn create(
 ) -> StoreResult<Option<WebhookId>> {
     let patterns: Vec<String> = hook.topics.patterns().iter().map(|p| p.key()).collect();
     let mut tx = pool.begin().await?;
-    // The merchant row lock serialises creates for one merchant, so the count cannot go stale.
-    sqlx::query("SELECT id FROM merchants WHERE id = $1 FOR UPDATE")
-        .bind(merchant.0)
-        .execute(&mut *tx)
-        .await?;
-    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE merchant_id = $1")
-        .bind(merchant.0)
-        .fetch_one(&mut *tx)
-        .await?;
-    if existing >= limit {
-        return Ok(None);
+    // The counter's row lock serialises creates for one merchant: a create waiting on it
+    // re-checks the limit against the count the one before it committed.
+    let counted =
+        sqlx::query("UPDATE merchants SET webhook_count = webhook_count + 1 WHERE id = $1 AND webhook_count < $2")
+            .bind(merchant.0)
+            .bind(limit)
+            .execute(&mut *tx)
+            .await?;
+    if counted.rows_affected() == 0 {
+        return Ok(None); // at the limit (or no such merchant)
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at) \
@@ -75,10 +75,11 @@ pub async fn create(
 
 pub async fn count(pool: &PgPool, merchant: MerchantId) -> StoreResult<i64> {
     Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE merchant_id = $1")
+        sqlx::query_scalar::<_, i64>("SELECT webhook_count FROM merchants WHERE id = $1")
             .bind(merchant.0)
-            .fetch_one(pool)
-            .await?,
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(0),
     )
 }
 
@@ -140,14 +141,20 @@ pub async fn delete(pool: &PgPool, scope: Scope, id: WebhookId) -> StoreResult<b
     let mut tx = pool.begin().await?;
     // Waits for a publish holding the row, so that publish's payloads are committed (and
     // canceled below) before the webhook goes; later publishes no longer find it.
-    let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)")
-        .bind(id.0)
-        .bind(scope.merchant_filter())
+    let owner: Option<i64> = sqlx::query_scalar(
+        "DELETE FROM webhooks WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2) RETURNING merchant_id",
+    )
+    .bind(id.0)
+    .bind(scope.merchant_filter())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(owner) = owner else {
+        return Ok(false);
+    };
+    sqlx::query("UPDATE merchants SET webhook_count = webhook_count - 1 WHERE id = $1")
+        .bind(owner)
         .execute(&mut *tx)
         .await?;
-    if done.rows_affected() == 0 {
-        return Ok(false);
-    }
     // Rows in id order, like the delivery recorder's batches, to keep lock orders alike.
     sqlx::query(
         "UPDATE deliveries SET status = 'canceled', finished_at = $1, lease_owner = NULL, \

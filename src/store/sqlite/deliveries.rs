@@ -1,8 +1,7 @@
-//! Payloads and attempts in SQLite, the parts off the hot path: the queue scan, the
-//! delivery log, manual retry and retention. (Publish, claim and record are in `writes`.)
+//! Payloads and attempts in SQLite, the parts off the hot path: the delivery log (reads),
+//! manual retry and retention (writer jobs). Publish is in `publish`, the queue in `queue`.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
 use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, Requeue, Scope, StoreResult};
@@ -11,121 +10,116 @@ use crate::time::Millis;
 const RECORD_COLUMNS: &str = "id, webhook_id, event_id, increment_id, topic, status, attempts, next_attempt_at, \
      last_http_status, last_error, created_at";
 
-fn record_from_row(r: &SqliteRow) -> DeliveryRecord {
-    DeliveryRecord {
-        id: DeliveryId(r.get(0)),
-        webhook_id: WebhookId(r.get(1)),
-        event_id: r.get(2),
-        increment_id: r.get(3),
-        topic: r.get(4),
-        status: DeliveryStatus::parse(r.get::<&str, _>(5)).unwrap_or(DeliveryStatus::Pending),
-        attempts: r.get(6),
-        next_attempt_at: r.get(7),
-        last_http_status: r.get(8),
-        last_error: r.get(9),
-        created_at: r.get(10),
-    }
+fn record_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
+    Ok(DeliveryRecord {
+        id: DeliveryId(r.get(0)?),
+        webhook_id: WebhookId(r.get(1)?),
+        event_id: r.get(2)?,
+        increment_id: r.get(3)?,
+        topic: r.get(4)?,
+        status: status_from(&r.get::<_, String>(5)?),
+        attempts: r.get(6)?,
+        next_attempt_at: r.get(7)?,
+        last_http_status: r.get(8)?,
+        last_error: r.get(9)?,
+        created_at: r.get(10)?,
+    })
 }
 
-pub async fn list(
-    pool: &SqlitePool,
+fn status_from(s: &str) -> DeliveryStatus {
+    DeliveryStatus::parse(s).unwrap_or(DeliveryStatus::Pending)
+}
+
+pub fn list(
+    c: &Connection,
     scope: Scope,
     webhook: WebhookId,
     filter: &DeliveryFilter,
 ) -> StoreResult<Vec<DeliveryRecord>> {
-    let rows = sqlx::query(&format!(
+    Ok(c.prepare_cached(&format!(
         "SELECT {RECORD_COLUMNS} FROM deliveries WHERE webhook_id = ?1 AND (?2 IS NULL OR merchant_id = ?2) \
-         AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5"
-    ))
-    .bind(webhook.0)
-    .bind(scope.merchant_filter())
-    .bind(filter.status.map(|s| s.as_str()))
-    .bind(filter.before)
-    .bind(filter.limit)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.iter().map(record_from_row).collect())
+             AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5"
+    ))?
+    .query_map(
+        params![
+            webhook.0,
+            scope.merchant_filter(),
+            filter.status.map(|s| s.as_str()),
+            filter.before,
+            filter.limit
+        ],
+        record_from_row,
+    )?
+    .collect::<Result<_, _>>()?)
 }
 
-/// attempted_at, http_status, duration_ms, response_prefix, error
-type AttemptRow = (Millis, Option<i64>, i64, String, Option<String>);
+/// Reads the payload and its attempts in one read transaction (one snapshot), so they agree
+/// while outcomes are being recorded.
+pub fn get(c: &Connection, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {
+    c.prepare_cached("BEGIN")?.execute([])?;
+    let detail = get_in_snapshot(c, scope, id);
+    c.prepare_cached("COMMIT")?.execute([])?;
+    detail
+}
 
-pub async fn get(pool: &SqlitePool, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {
-    // One snapshot for the row and its attempts, so they agree while outcomes are recorded.
-    let mut tx = pool.begin().await?;
-    let Some(row) = sqlx::query(&format!(
-        "SELECT {RECORD_COLUMNS}, body FROM deliveries WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)"
-    ))
-    .bind(id.0)
-    .bind(scope.merchant_filter())
-    .fetch_optional(&mut *tx)
-    .await?
-    else {
+fn get_in_snapshot(c: &Connection, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {
+    let found = c
+        .prepare_cached(&format!(
+            "SELECT {RECORD_COLUMNS}, body FROM deliveries WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)"
+        ))?
+        .query_row(params![id.0, scope.merchant_filter()], |r| {
+            Ok((record_from_row(r)?, r.get(11)?))
+        })
+        .optional()?;
+    let Some((record, body)) = found else {
         return Ok(None);
     };
-    let attempts: Vec<AttemptRow> = sqlx::query_as(
-        "SELECT attempted_at, http_status, duration_ms, response_prefix, error FROM delivery_attempts \
-         WHERE delivery_id = ? ORDER BY id",
-    )
-    .bind(id.0)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(Some(DeliveryDetail {
-        record: record_from_row(&row),
-        body: row.get(11),
-        attempts: attempts
-            .into_iter()
-            .map(
-                |(attempted_at, http_status, duration_ms, response_prefix, error)| AttemptLog {
-                    attempted_at,
-                    http_status,
-                    duration_ms,
-                    response_prefix,
-                    error,
-                },
-            )
-            .collect(),
-    }))
+    let attempts = c
+        .prepare_cached(
+            "SELECT attempted_at, http_status, duration_ms, response_prefix, error FROM delivery_attempts \
+             WHERE delivery_id = ?1 ORDER BY attempt_no, id",
+        )?
+        .query_map([id.0], |r| {
+            Ok(AttemptLog {
+                attempted_at: r.get(0)?,
+                http_status: r.get(1)?,
+                duration_ms: r.get(2)?,
+                response_prefix: r.get(3)?,
+                error: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(DeliveryDetail { record, body, attempts }))
 }
 
-pub async fn requeue(pool: &SqlitePool, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue> {
-    let found: Option<(i64, String)> =
-        sqlx::query_as("SELECT webhook_id, status FROM deliveries WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)")
-            .bind(id.0)
-            .bind(scope.merchant_filter())
-            .fetch_optional(pool)
-            .await?;
+pub fn requeue(c: &Connection, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue> {
+    let found: Option<(i64, String)> = c
+        .prepare_cached("SELECT webhook_id, status FROM deliveries WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)")?
+        .query_row(params![id.0, scope.merchant_filter()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
     let Some((webhook, status)) = found else {
         return Ok(Requeue::NotFound);
     };
-    let done = sqlx::query(
-        "UPDATE deliveries SET status = 'retrying', next_attempt_at = ?, finished_at = NULL \
-         WHERE id = ? AND status = 'failed'",
-    )
-    .bind(now)
-    .bind(id.0)
-    .execute(pool)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Ok(Requeue::NotFailed(
-            DeliveryStatus::parse(&status).unwrap_or(DeliveryStatus::Pending),
-        ));
+    let requeued = c
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'retrying', next_attempt_at = ?1, finished_at = NULL \
+             WHERE id = ?2 AND status = 'failed'",
+        )?
+        .execute(params![now, id.0])?;
+    if requeued == 0 {
+        return Ok(Requeue::NotFailed(status_from(&status)));
     }
     Ok(Requeue::Requeued(WebhookId(webhook)))
 }
 
-pub async fn purge(pool: &SqlitePool, before: Millis) -> StoreResult<u64> {
-    let done = sqlx::query(
-        "DELETE FROM deliveries WHERE finished_at IS NOT NULL AND finished_at < ? \
-         AND status IN ('success', 'failed', 'canceled')",
-    )
-    .bind(before)
-    .execute(pool)
-    .await?;
-    sqlx::query("DELETE FROM events WHERE created_at < ?")
-        .bind(before)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected())
+pub fn purge(c: &Connection, before: Millis) -> StoreResult<u64> {
+    let purged = c
+        .prepare_cached(
+            "DELETE FROM deliveries WHERE finished_at IS NOT NULL AND finished_at < ?1 \
+             AND status IN ('success', 'failed', 'canceled')",
+        )?
+        .execute([before])?;
+    c.prepare_cached("DELETE FROM events WHERE created_at < ?1")?
+        .execute([before])?;
+    Ok(purged as u64)
 }

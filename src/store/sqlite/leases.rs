@@ -1,9 +1,10 @@
 //! Leases of the SQLite store, kept in memory.
 //!
-//! One SQLite file is served by one process (start-up drops any lease a killed process left
-//! in the database), so a lease only has to keep this process's dispatcher from sending a
-//! payload twice at once: a map from payload to lease expiry does that without a write.
-//! Claiming is then a read, and the writer thread only commits publishes and outcomes.
+//! One SQLite file is served by one process (the server takes a lock on the file's
+//! `.serve-lock`, see `startup`), and a lease ends with its process, so a lease only has to
+//! keep this process's dispatcher from sending a payload twice at once: a map from payload
+//! to lease expiry does that without a write. Claiming is then a read, and the writer
+//! commits nothing for it (the database has no lease columns).
 //!
 //! The order that keeps it right: a payload is held before it can be seen as due (claim
 //! holds what it read; `webhook.test` holds its payload before the insert commits), and it

@@ -1,16 +1,21 @@
-//! The embedded SQLite store (WAL). Nothing is acknowledged before it is on disk.
+//! The embedded SQLite store (WAL), on rusqlite alone. Nothing is acknowledged before it is
+//! on disk.
 //!
-//! One idea to know: the hot writes (publish, record) go to one writer thread that commits
-//! them in batches (`writer`, group commit, through rusqlite) and a sync thread that fsyncs
-//! the WAL before the callers are answered (`syncer`), so commits and disk flushes overlap.
-//! The hot reads run in place on rusqlite read connections (`reads`); claiming is such a
-//! read, with leases held in memory (`leases`: one process serves one SQLite file). The
-//! occasional writes (users, webhooks, sessions) use a one-connection sqlx pool with
-//! synchronous=FULL, and the occasional reads a separate sqlx pool. Every writer starts with
-//! BEGIN IMMEDIATE, so they queue on SQLite's lock, never deadlock.
+//! One idea to know: one connection writes. Every write, hot (publish, record) or
+//! occasional (users, webhooks, retention, migrations), is a job for the writer thread,
+//! which commits whatever is queued in one transaction (`writer`, group commit), and a sync
+//! thread fsyncs the WAL before the callers are answered (`syncer`), so commits and disk
+//! flushes overlap and no two writers ever queue on SQLite's file lock. Reads run on a few
+//! read-only connections (`reads`); claiming is such a read, with leases held in memory
+//! (`leases`: one process serves one SQLite file). The SQL is kept by entity, as in
+//! `postgres`: `users`, `webhooks`, `publish`, `queue`, `deliveries`; `migrate` keeps the
+//! schema.
 
 mod deliveries;
 mod leases;
+mod migrate;
+mod publish;
+mod queue;
 mod reads;
 mod syncer;
 #[cfg(test)]
@@ -18,92 +23,95 @@ mod tests;
 mod users;
 mod webhooks;
 mod writer;
-mod writes;
 
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest, Published,
-    Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord,
+    Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
 };
 use crate::time::Millis;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// Read connections: enough for the dispatcher and the API to read side by side.
+const READERS: usize = 4;
 
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-    hot: writer::Writer,
-    fast: reads::Readers,
+    writer: writer::Writer,
+    readers: Arc<reads::Readers>,
     leases: Arc<leases::Leases>,
+    health: Arc<WriteHealth>,
+}
+
+/// The file a `sqlite:` database url names (`sqlite://path`, `sqlite:path`, with or without
+/// `?options`); None for an in-memory database, which a store cannot share across its
+/// connections.
+pub fn file_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(path))
 }
 
 impl SqliteStore {
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        let path = options.get_filename().to_string_lossy().into_owned();
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        if path.is_empty() || path == ":memory:" {
+        let Some(path) = file_path(url) else {
             return Err(StoreError::UnsupportedUrl(format!(
                 "{url} (an in-memory SQLite database cannot be shared)"
             )));
-        }
+        };
+        let path = path.to_string_lossy().into_owned();
         let leases = Arc::new(leases::Leases::default());
-        let hot = writer::Writer::start(&path, leases.clone())?;
-        let fast = reads::Readers::open(&path, 4)?;
+        let health = Arc::new(WriteHealth::default());
+        // The writer first: it creates the file and turns WAL on, which the readers need.
+        let writer = writer::Writer::start(&path, leases.clone(), health.clone())?;
+        let readers = Arc::new(reads::Readers::open(&path, READERS)?);
         Ok(Self {
             writer,
-            reader,
-            hot,
-            fast,
+            readers,
             leases,
+            health,
         })
+    }
+
+    /// Test-only fault hook: the next `n` fsyncs of the WAL fail.
+    #[cfg(test)]
+    pub fn testing_fail_next_syncs(&self, n: usize) {
+        self.writer.fail_next_syncs(n);
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.writer).await?;
-        Ok(())
+        self.writer.write(|c, _| migrate::run(c)).await
     }
 
+    /// Fails while the last write failed for want of storage; otherwise asks a reader.
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        self.health.check()?;
+        self.readers.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
     }
 
     async fn merchant_ensure(&self, code: &MerchantCode) -> StoreResult<MerchantId> {
-        users::merchant_ensure(&self.writer, code).await
+        let code = code.as_str().to_string();
+        self.writer.write(move |c, _| users::merchant_ensure(c, &code)).await
     }
 
     async fn merchant_by_code(&self, code: &str) -> StoreResult<Option<MerchantId>> {
-        self.fast.merchant_by_code(code)
+        self.readers.with(|c| users::merchant_by_code(c, code))
     }
 
     async fn merchant_list(&self) -> StoreResult<Vec<(MerchantId, String)>> {
-        self.fast.merchant_list()
+        self.readers.off_thread(users::merchant_list).await
     }
 
     async fn user_create(
@@ -113,31 +121,40 @@ impl Store for SqliteStore {
         merchant: Option<MerchantId>,
         key_hash: &str,
     ) -> StoreResult<UserRecord> {
-        users::user_create(&self.writer, name, role, merchant, key_hash).await
+        let (name, key_hash) = (name.as_str().to_string(), key_hash.to_string());
+        self.writer
+            .write(move |c, _| users::user_create(c, &name, role, merchant, &key_hash))
+            .await
     }
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRecord>> {
-        self.fast.user_by_name(name)
+        self.readers.with(|c| users::user_by_name(c, name))
     }
 
     async fn user_list(&self) -> StoreResult<Vec<UserRecord>> {
-        users::user_list(&self.reader).await
+        self.readers.off_thread(users::user_list).await
     }
 
     async fn user_remove(&self, name: &str) -> StoreResult<bool> {
-        users::user_remove(&self.writer, name).await
+        let name = name.to_string();
+        self.writer.write(move |c, _| users::user_remove(c, &name)).await
     }
 
     async fn session_create(&self, id_hash: &str, user: &UserRecord, expires_at: Millis) -> StoreResult<()> {
-        users::session_create(&self.writer, id_hash, user, expires_at).await
+        let (id_hash, user) = (id_hash.to_string(), user.id);
+        self.writer
+            .write(move |c, _| users::session_create(c, &id_hash, user, expires_at))
+            .await
     }
 
     async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
-        self.fast.session_user(id_hash, now)
+        self.readers.with(|c| users::session_user(c, id_hash, now))
     }
 
     async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64> {
-        users::session_purge_expired(&self.writer, now).await
+        self.writer
+            .write(move |c, _| users::session_purge_expired(c, now))
+            .await
     }
 
     async fn webhook_create(
@@ -146,40 +163,45 @@ impl Store for SqliteStore {
         hook: &NewWebhook,
         limit: i64,
     ) -> StoreResult<Option<WebhookId>> {
-        webhooks::create(&self.writer, merchant, hook, limit).await
+        let hook = hook.clone();
+        self.writer
+            .write(move |c, _| webhooks::create(c, merchant, &hook, limit))
+            .await
     }
 
     async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64> {
-        webhooks::count(&self.reader, merchant).await
+        self.readers.with(|c| webhooks::count(c, merchant))
     }
 
     async fn webhook_list(&self, scope: Scope) -> StoreResult<Vec<Webhook>> {
-        webhooks::list(&self.reader, scope).await
+        self.readers.off_thread(move |c| webhooks::list(c, scope)).await
     }
 
     async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
-        self.fast.webhook_get(scope, id)
+        self.readers.with(|c| webhooks::get(c, scope, id))
     }
 
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
-        webhooks::set_active(&self.writer, scope, target, active).await
+        let target = target.clone();
+        self.writer
+            .write(move |c, _| webhooks::set_active(c, scope, &target, active))
+            .await
     }
 
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool> {
-        webhooks::delete(&self.writer, scope, id).await
+        self.writer.write(move |c, _| webhooks::delete(c, scope, id)).await
     }
 
     async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {
-        self.hot
-            .publish(writes::PublishJob {
-                merchant: req.merchant.0,
-                topic: req.topic.as_str().to_string(),
-                match_keys: req.topic.match_keys(),
-                body: req.body.clone(),
-                idempotency_key: req.idempotency_key.map(str::to_string),
-                now: req.now,
-            })
-            .await
+        let job = publish::PublishJob {
+            merchant: req.merchant.0,
+            topic: req.topic.as_str().to_string(),
+            match_keys: req.topic.match_keys(),
+            body: req.body.clone(),
+            idempotency_key: req.idempotency_key.map(str::to_string),
+            now: req.now,
+        };
+        self.writer.write(move |c, _| publish::publish(c, &job)).await
     }
 
     async fn delivery_create_claimed(
@@ -191,19 +213,21 @@ impl Store for SqliteStore {
         _owner: &str,
         lease_until: Millis,
     ) -> StoreResult<Option<ClaimedDelivery>> {
-        self.hot
-            .create_claimed(writes::CreateClaimedJob {
-                merchant_filter: scope.merchant_filter(),
-                webhook,
-                topic: topic.to_string(),
-                body: body.clone(),
-                lease_until,
-            })
+        let job = publish::CreateClaimedJob {
+            merchant_filter: scope.merchant_filter(),
+            webhook,
+            topic: topic.to_string(),
+            body: body.clone(),
+            lease_until,
+        };
+        let held = |made: &Option<ClaimedDelivery>| made.as_ref().map(|d| d.id);
+        self.writer
+            .write_holding(move |c, leases| publish::create_claimed(c, &job, leases), held)
             .await
     }
 
     async fn queue_scan(&self, _now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
-        self.fast.queue_scan()
+        self.readers.off_thread(queue::queue_scan).await
     }
 
     async fn delivery_claim(
@@ -215,14 +239,19 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let limit = usize::try_from(limit).unwrap_or(0);
-        self.fast.claim(&self.leases, webhook, now, lease_until, limit)
+        let leases = self.leases.clone();
+        self.readers
+            .off_thread(move |c| queue::claim(c, &leases, webhook, now, lease_until, limit))
+            .await
     }
 
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()> {
-        self.hot.record(updates.to_vec()).await?;
+        let ids: Vec<DeliveryId> = updates.iter().map(|u| u.delivery_id).collect();
+        let updates = updates.to_vec();
+        self.writer.write(move |c, _| queue::record(c, &updates)).await?;
         // Committed: the payloads have left the queue (or wait for a retry), so their
         // leases can go.
-        self.leases.release(updates.iter().map(|u| u.delivery_id));
+        self.leases.release(ids);
         Ok(())
     }
 
@@ -232,18 +261,23 @@ impl Store for SqliteStore {
         webhook: WebhookId,
         filter: &DeliveryFilter,
     ) -> StoreResult<Vec<DeliveryRecord>> {
-        deliveries::list(&self.reader, scope, webhook, filter).await
+        let filter = filter.clone();
+        self.readers
+            .off_thread(move |c| deliveries::list(c, scope, webhook, &filter))
+            .await
     }
 
     async fn delivery_get(&self, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {
-        deliveries::get(&self.reader, scope, id).await
+        self.readers.off_thread(move |c| deliveries::get(c, scope, id)).await
     }
 
     async fn delivery_requeue(&self, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue> {
-        deliveries::requeue(&self.writer, scope, id, now).await
+        self.writer
+            .write(move |c, _| deliveries::requeue(c, scope, id, now))
+            .await
     }
 
     async fn purge_finished(&self, before: Millis) -> StoreResult<u64> {
-        deliveries::purge(&self.writer, before).await
+        self.writer.write(move |c, _| deliveries::purge(c, before)).await
     }
 }

@@ -23,6 +23,9 @@ pub type Answer = Box<dyn FnOnce(Result<(), Arc<io::Error>>) + Send>;
 
 pub struct Syncer {
     batches: mpsc::Sender<Answer>,
+    /// Test-only fault hook: how many of the next fsyncs are to fail.
+    #[cfg(test)]
+    pub faults: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Syncer {
@@ -32,11 +35,19 @@ impl Syncer {
         let files = Files {
             wal: PathBuf::from(format!("{db_path}-wal")),
             db: PathBuf::from(db_path),
+            #[cfg(test)]
+            faults: Default::default(),
         };
+        #[cfg(test)]
+        let faults = files.faults.clone();
         thread::Builder::new()
             .name("hookd-sqlite-sync".into())
             .spawn(move || serve(&files, rx))?;
-        Ok(Self { batches })
+        Ok(Self {
+            batches,
+            #[cfg(test)]
+            faults,
+        })
     }
 
     /// Queues a committed batch's answers; they run after the next fsync.
@@ -50,12 +61,26 @@ impl Syncer {
 struct Files {
     wal: PathBuf,
     db: PathBuf,
+    #[cfg(test)]
+    faults: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Files {
     /// fsyncs the WAL (opened anew each time, so a recreated file is never missed); with no
     /// WAL file, everything is in the database file, which is synced instead.
     fn sync(&self) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering;
+            let take = |n: usize| n.checked_sub(1);
+            if self
+                .faults
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, take)
+                .is_ok()
+            {
+                return Err(io::Error::other("fsync failed (injected by a test)"));
+            }
+        }
         match File::open(&self.wal) {
             Ok(wal) => wal.sync_data(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => File::open(&self.db)?.sync_data(),

@@ -1,15 +1,14 @@
-//! Store-level tests of what is SQLite's own: claiming as a read with leases in memory,
-//! and the writer's batches, where a failing job is undone alone.
+//! Store-level tests of what is SQLite's own: the writer's batches (a failing job is undone
+//! alone; a failed fsync answers no one and makes the store unready until a write
+//! succeeds), taking over databases that sqlx's migrator made, and database urls. (The
+//! tests both backends pass, claims included, are in `store/tests`.)
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde_json::json;
-
 use super::SqliteStore;
-use crate::domain::{BodyTemplate, DeliveryStatus, MerchantId, WebhookId};
+use crate::domain::{DeliveryStatus, MerchantId, WebhookId};
 use crate::store::test_support::{merchant, new_hook, publish, try_publish};
-use crate::store::{ClaimedDelivery, DeliveryUpdate, Scope, StatusTarget, Store};
+use crate::store::{ClaimedDelivery, DeliveryUpdate, Scope, Store, StoreError};
 use crate::time::{now_millis, Millis};
 
 const HOUR: Millis = 3600 * 1000;
@@ -67,105 +66,6 @@ fn increments(claimed: &[ClaimedDelivery]) -> Vec<i64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_claims_never_share_a_payload_and_leases_expire() {
-    let t = setup().await;
-    let hook = t.webhook(true).await;
-    t.publish(200).await;
-    let now = now_millis();
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        let store = t.store.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            loop {
-                let batch = store.delivery_claim(hook, "me", now, now + HOUR, 7).await.unwrap();
-                if batch.is_empty() {
-                    break got;
-                }
-                got.extend(batch);
-            }
-        }));
-    }
-    let mut seen = HashSet::new();
-    for task in tasks {
-        for c in task.await.unwrap() {
-            assert!(seen.insert(c.id), "payload {} handed out twice", c.id.0);
-        }
-    }
-    assert_eq!(seen.len(), 200);
-    assert!(t.claim(hook, now, 10).await.is_empty(), "all are leased");
-    // Once the leases run out, the oldest come back first.
-    assert_eq!(increments(&t.claim(hook, now + 2 * HOUR, 3).await), vec![1, 2, 3]);
-}
-
-#[tokio::test]
-async fn an_outcome_takes_the_payload_out_of_the_queue_or_back_at_its_retry_time() {
-    let t = setup().await;
-    let hook = t.webhook(true).await;
-    t.publish(3).await;
-    let now = now_millis();
-    let claimed = t.claim(hook, now, 10).await;
-    assert_eq!(increments(&claimed), vec![1, 2, 3]);
-    t.store
-        .delivery_record(&[
-            outcome(&claimed[0], DeliveryStatus::Success, now),
-            outcome(&claimed[1], DeliveryStatus::Retrying, now),
-        ])
-        .await
-        .unwrap();
-    // The lease of the third is still held; the second waits for its retry time.
-    assert!(t.claim(hook, now + 1000, 10).await.is_empty());
-    let retried = t.claim(hook, now + 60_000, 10).await;
-    assert_eq!(increments(&retried), vec![2]);
-    assert_eq!(retried[0].attempts, 1);
-    // A success is never claimed again, even after every lease has run out.
-    let late = t.claim(hook, now + 2 * HOUR, 10).await;
-    assert_eq!(increments(&late), vec![3, 2], "oldest due first");
-}
-
-#[tokio::test]
-async fn inactive_or_deleted_webhooks_have_nothing_to_claim() {
-    let t = setup().await;
-    let hook = t.webhook(true).await;
-    t.publish(2).await;
-    let now = now_millis();
-    t.store
-        .webhook_set_active(Scope::All, &StatusTarget::Id(hook), false)
-        .await
-        .unwrap();
-    assert!(t.claim(hook, now, 10).await.is_empty());
-    t.store
-        .webhook_set_active(Scope::All, &StatusTarget::Id(hook), true)
-        .await
-        .unwrap();
-    assert_eq!(t.claim(hook, now, 1).await.len(), 1);
-    assert!(t.store.webhook_delete(Scope::All, hook).await.unwrap());
-    assert!(t.claim(hook, now + 2 * HOUR, 10).await.is_empty());
-}
-
-#[tokio::test]
-async fn a_test_payload_is_held_from_the_start() {
-    let t = setup().await;
-    let hook = t.webhook(true).await;
-    let now = now_millis();
-    let message = json!({"test": true});
-    let body = BodyTemplate::new("test:ping", "shop", message.as_object().unwrap(), now);
-    let made = t
-        .store
-        .delivery_create_claimed(Scope::Merchant(t.merchant), hook, "test:ping", &body, "me", now + HOUR)
-        .await
-        .unwrap()
-        .expect("the webhook exists");
-    assert_eq!(made.increment_id, 1);
-    assert!(t.claim(hook, now + 1000, 10).await.is_empty());
-    t.store
-        .delivery_record(&[outcome(&made, DeliveryStatus::Retrying, now)])
-        .await
-        .unwrap();
-    assert_eq!(increments(&t.claim(hook, now + 60_000, 10).await), vec![1]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_publish_is_undone_alone_in_its_batch() {
     let t = setup().await;
     let hook = t.webhook(true).await;
@@ -188,4 +88,174 @@ async fn a_failing_publish_is_undone_alone_in_its_batch() {
     let mut incs = increments(&claimed);
     incs.sort_unstable();
     assert_eq!(incs, (1..=57).collect::<Vec<_>>(), "no gap left by the failed ones");
+}
+
+#[tokio::test]
+async fn a_failed_sync_answers_with_an_error_and_the_store_is_unready_until_a_write_succeeds() {
+    let t = setup().await;
+    let hook = t.webhook(true).await;
+    t.store.ping().await.unwrap();
+    t.store.testing_fail_next_syncs(1);
+    let failed = try_publish(&*t.store, t.merchant, TOPIC, None, now_millis()).await;
+    assert!(matches!(failed, Err(StoreError::SyncFailed(_))), "{failed:?}");
+    let unready = t.store.ping().await;
+    assert!(matches!(unready, Err(StoreError::WritesFailing(_))), "{unready:?}");
+    // A read still works; the next durable write makes the store ready again.
+    assert!(t.store.webhook_get(Scope::All, hook).await.unwrap().is_some());
+    t.publish(1).await;
+    t.store.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_outcome_recorded_again_after_a_failed_sync_counts_once() {
+    let t = setup().await;
+    let hook = t.webhook(true).await;
+    t.publish(1).await;
+    let now = now_millis();
+    let c = t.claim(hook, now, 1).await;
+    let update = outcome(&c[0], DeliveryStatus::Retrying, now);
+    // The commit goes through but its fsync fails: the recorder hears an error and retries.
+    t.store.testing_fail_next_syncs(1);
+    assert!(t.store.delivery_record(std::slice::from_ref(&update)).await.is_err());
+    for _ in 0..3 {
+        t.store.delivery_record(std::slice::from_ref(&update)).await.unwrap();
+    }
+    let d = t.store.delivery_get(Scope::All, c[0].id).await.unwrap().unwrap();
+    assert_eq!((d.record.attempts, d.attempts.len()), (1, 1));
+}
+
+/// Makes at `path` the database an older hookd left: sqlx's migrator applied 0001 (and
+/// recorded it with `checksum`), and a payload was leased and attempted twice.
+fn sqlx_era_database(path: &std::path::Path, checksum: &[u8]) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+    c.execute_batch(include_str!("../../../migrations/sqlite/0001_init.sql"))
+        .unwrap();
+    // sqlx's own table, as sqlx 0.8 makes it.
+    c.execute_batch(
+        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
+           installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, success BOOLEAN NOT NULL, \
+           checksum BLOB NOT NULL, execution_time BIGINT NOT NULL)",
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (1, 'init', TRUE, ?1, 1000)",
+        [checksum],
+    )
+    .unwrap();
+    c.execute_batch(
+        "INSERT INTO merchants (code, created_at) VALUES ('shop', 1), ('none', 1); \
+         INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, increment_id, created_at) \
+           VALUES (1, 1, 'order:created', 'https://r.example/a', '', 'k', 1, 1), \
+                  (1, 1, 'order:created', 'https://r.example/b', '', 'k', 0, 1); \
+         INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) VALUES (1, 'order:created', 1), (1, 'order:created', 2); \
+         INSERT INTO deliveries (webhook_id, merchant_id, increment_id, topic, body, status, attempts, \
+           next_attempt_at, lease_owner, lease_until, created_at) \
+           VALUES (1, 1, 1, 'order:created', x'7b7d', 'retrying', 2, 0, 'old-node', 99, 1); \
+         INSERT INTO delivery_attempts (delivery_id, attempted_at, http_status, duration_ms, response_prefix) \
+           VALUES (1, 10, 500, 1, ''), (1, 20, 500, 1, '');",
+    )
+    .unwrap();
+}
+
+fn sha384(sql: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha384::digest(sql.as_bytes()).to_vec()
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_sqlx_is_adopted_and_brought_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    sqlx_era_database(&path, &sha384(include_str!("../../../migrations/sqlite/0001_init.sql")));
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let versions: Vec<i64> = c
+        .prepare("SELECT version FROM hookd_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        versions,
+        vec![1, 2, 3, 4],
+        "0001 adopted, not run again; the rest applied"
+    );
+    let lease_columns: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('deliveries') WHERE name LIKE 'lease%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(lease_columns, 0);
+    let numbers: Vec<i64> = c
+        .prepare("SELECT attempt_no FROM delivery_attempts ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(numbers, vec![1, 2]);
+
+    // The rows are kept, counted, and work as new ones do.
+    let shop = MerchantId(1);
+    assert_eq!(store.webhook_count(shop).await.unwrap(), 2);
+    assert_eq!(store.webhook_count(MerchantId(2)).await.unwrap(), 0);
+    assert_eq!(
+        store.webhook_create(shop, &new_hook(TOPIC, true), 2).await.unwrap(),
+        None
+    );
+    let claimed = store
+        .delivery_claim(WebhookId(1), "me", now_millis(), now_millis() + HOUR, 10)
+        .await
+        .unwrap();
+    assert_eq!((claimed.len(), claimed[0].attempts), (1, 2));
+    store
+        .delivery_record(&[outcome(&claimed[0], DeliveryStatus::Success, now_millis())])
+        .await
+        .unwrap();
+    let d = store.delivery_get(Scope::All, claimed[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (d.record.status, d.record.attempts, d.attempts.len()),
+        (DeliveryStatus::Success, 3, 3)
+    );
+    assert_eq!(publish(&store, shop, TOPIC).await.payloads, 2);
+}
+
+#[tokio::test]
+async fn a_database_whose_sqlx_history_differs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    sqlx_era_database(&path, &sha384("some other schema"));
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let refused = store.migrate().await;
+    assert!(
+        matches!(refused, Err(StoreError::AdoptionRefused { version: 1, .. })),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn database_urls_name_their_file() {
+    use super::file_path;
+    use std::path::PathBuf;
+    assert_eq!(file_path("sqlite://hookd.db"), Some(PathBuf::from("hookd.db")));
+    assert_eq!(
+        file_path("sqlite:///var/lib/h.db?mode=rwc"),
+        Some(PathBuf::from("/var/lib/h.db"))
+    );
+    assert_eq!(file_path("sqlite:rel/h.db"), Some(PathBuf::from("rel/h.db")));
+    assert_eq!(file_path("sqlite::memory:"), None);
+    assert_eq!(file_path("sqlite://"), None);
+    assert_eq!(file_path("postgres://x"), None);
 }

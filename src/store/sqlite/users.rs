@@ -1,106 +1,104 @@
-//! Merchants, users and sessions in SQLite.
+//! Merchants, users and sessions in SQLite. Writes run as writer jobs, reads on a reader
+//! connection (see `mod.rs`); every function here takes the connection it runs on.
 
-use sqlx::{Row, SqlitePool};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::domain::{MerchantCode, MerchantId, Role, UserId, UserName};
+use crate::domain::{MerchantId, Role, UserId};
 use crate::store::{StoreError, StoreResult, UserRecord};
 use crate::time::{now_millis, Millis};
 
 const USER_COLUMNS: &str = "u.id, u.name, u.role, u.merchant_id, m.code, u.key_hash, u.created_at \
      FROM users u LEFT JOIN merchants m ON m.id = u.merchant_id";
 
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> UserRecord {
-    UserRecord {
-        id: UserId(row.get(0)),
-        name: row.get(1),
-        role: Role::parse(row.get::<&str, _>(2)).unwrap_or(Role::Merchant),
-        merchant_id: row.get::<Option<i64>, _>(3).map(MerchantId),
-        merchant_code: row.get(4),
-        key_hash: row.get(5),
-        created_at: row.get(6),
-    }
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        id: UserId(r.get(0)?),
+        name: r.get(1)?,
+        role: Role::parse(&r.get::<_, String>(2)?).unwrap_or(Role::Merchant),
+        merchant_id: r.get::<_, Option<i64>>(3)?.map(MerchantId),
+        merchant_code: r.get(4)?,
+        key_hash: r.get(5)?,
+        created_at: r.get(6)?,
+    })
 }
 
-pub async fn merchant_ensure(pool: &SqlitePool, code: &MerchantCode) -> StoreResult<MerchantId> {
-    sqlx::query("INSERT INTO merchants (code, created_at) VALUES (?, ?) ON CONFLICT (code) DO NOTHING")
-        .bind(code.as_str())
-        .bind(now_millis())
-        .execute(pool)
-        .await?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM merchants WHERE code = ?")
-        .bind(code.as_str())
-        .fetch_one(pool)
-        .await?;
-    Ok(MerchantId(id))
+pub fn merchant_ensure(c: &Connection, code: &str) -> StoreResult<MerchantId> {
+    c.prepare_cached("INSERT INTO merchants (code, created_at) VALUES (?1, ?2) ON CONFLICT (code) DO NOTHING")?
+        .execute(params![code, now_millis()])?;
+    Ok(merchant_by_code(c, code)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
 }
 
-pub async fn user_create(
-    pool: &SqlitePool,
-    name: &UserName,
+pub fn merchant_by_code(c: &Connection, code: &str) -> StoreResult<Option<MerchantId>> {
+    Ok(c.prepare_cached("SELECT id FROM merchants WHERE code = ?1")?
+        .query_row([code], |r| r.get(0).map(MerchantId))
+        .optional()?)
+}
+
+pub fn merchant_list(c: &Connection) -> StoreResult<Vec<(MerchantId, String)>> {
+    Ok(c.prepare_cached("SELECT id, code FROM merchants ORDER BY id")?
+        .query_map([], |r| Ok((MerchantId(r.get(0)?), r.get(1)?)))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// A taken name is `Conflict("user")`, found without failing the statement (a failed job
+/// would make the writer run its whole batch again job by job).
+pub fn user_create(
+    c: &Connection,
+    name: &str,
     role: Role,
     merchant: Option<MerchantId>,
     key_hash: &str,
 ) -> StoreResult<UserRecord> {
-    let result =
-        sqlx::query("INSERT INTO users (name, role, merchant_id, key_hash, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(name.as_str())
-            .bind(role.as_str())
-            .bind(merchant.map(|m| m.0))
-            .bind(key_hash)
-            .bind(now_millis())
-            .execute(pool)
-            .await;
-    match result {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict("user")),
-        Err(e) => Err(e.into()),
-        Ok(_) => user_by_name(pool, name.as_str())
-            .await?
-            .ok_or(StoreError::Database(sqlx::Error::RowNotFound)),
+    let made = c
+        .prepare_cached(
+            "INSERT INTO users (name, role, merchant_id, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (name) DO NOTHING",
+        )?
+        .execute(params![
+            name,
+            role.as_str(),
+            merchant.map(|m| m.0),
+            key_hash,
+            now_millis()
+        ])?;
+    if made == 0 {
+        return Err(StoreError::Conflict("user"));
     }
+    Ok(user_by_name(c, name)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
 }
 
-pub async fn user_by_name(pool: &SqlitePool, name: &str) -> StoreResult<Option<UserRecord>> {
-    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} WHERE u.name = ?"))
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.as_ref().map(user_from_row))
+pub fn user_by_name(c: &Connection, name: &str) -> StoreResult<Option<UserRecord>> {
+    Ok(c.prepare_cached(&format!("SELECT {USER_COLUMNS} WHERE u.name = ?1"))?
+        .query_row([name], user_from_row)
+        .optional()?)
 }
 
-pub async fn user_list(pool: &SqlitePool) -> StoreResult<Vec<UserRecord>> {
-    let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} ORDER BY u.id"))
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.iter().map(user_from_row).collect())
+pub fn user_list(c: &Connection) -> StoreResult<Vec<UserRecord>> {
+    Ok(c.prepare_cached(&format!("SELECT {USER_COLUMNS} ORDER BY u.id"))?
+        .query_map([], user_from_row)?
+        .collect::<Result<_, _>>()?)
 }
 
-pub async fn user_remove(pool: &SqlitePool, name: &str) -> StoreResult<bool> {
-    let done = sqlx::query("DELETE FROM users WHERE name = ?")
-        .bind(name)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
+/// Sessions go with the user (ON DELETE CASCADE).
+pub fn user_remove(c: &Connection, name: &str) -> StoreResult<bool> {
+    Ok(c.prepare_cached("DELETE FROM users WHERE name = ?1")?.execute([name])? > 0)
 }
 
-pub async fn session_create(
-    pool: &SqlitePool,
-    id_hash: &str,
-    user: &UserRecord,
-    expires_at: Millis,
-) -> StoreResult<()> {
-    sqlx::query("INSERT INTO sessions (id_hash, user_id, expires_at) VALUES (?, ?, ?)")
-        .bind(id_hash)
-        .bind(user.id.0)
-        .bind(expires_at)
-        .execute(pool)
-        .await?;
+pub fn session_create(c: &Connection, id_hash: &str, user: UserId, expires_at: Millis) -> StoreResult<()> {
+    c.prepare_cached("INSERT INTO sessions (id_hash, user_id, expires_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![id_hash, user.0, expires_at])?;
     Ok(())
 }
 
-pub async fn session_purge_expired(pool: &SqlitePool, now: Millis) -> StoreResult<u64> {
-    let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-        .bind(now)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected())
+pub fn session_user(c: &Connection, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} JOIN sessions s ON s.user_id = u.id WHERE s.id_hash = ?1 AND s.expires_at > ?2"
+    ))?
+    .query_row(params![id_hash, now], user_from_row)
+    .optional()?)
+}
+
+pub fn session_purge_expired(c: &Connection, now: Millis) -> StoreResult<u64> {
+    Ok(c.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?
+        .execute([now])? as u64)
 }

@@ -1,6 +1,9 @@
-//! Webhooks and their subscription index in SQLite.
+//! Webhooks and their subscription index in SQLite. Writes run as writer jobs, reads on a
+//! reader connection. Each merchant row keeps its number of webhooks (`webhook_count`),
+//! moved in the job that creates or deletes one, so the limit check is one row update.
 
-use sqlx::{Row, SqlitePool};
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
 use crate::store::{Scope, StatusTarget, StoreResult};
@@ -8,119 +11,106 @@ use crate::time::now_millis;
 
 const COLUMNS: &str = "id, merchant_id, increment_id, is_active, topics, url, extra_headers, secret_key";
 
-fn webhook_from_row(row: &sqlx::sqlite::SqliteRow) -> Webhook {
-    Webhook {
-        id: WebhookId(row.get(0)),
-        merchant_id: MerchantId(row.get(1)),
-        increment_id: row.get(2),
-        is_active: row.get::<i64, _>(3) != 0,
-        topics: row.get(4),
-        url: row.get(5),
-        extra_headers: row.get(6),
-        secret_key: row.get(7),
-    }
+fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
+    Ok(Webhook {
+        id: WebhookId(r.get(0)?),
+        merchant_id: MerchantId(r.get(1)?),
+        increment_id: r.get(2)?,
+        is_active: r.get::<_, i64>(3)? != 0,
+        topics: r.get(4)?,
+        url: r.get(5)?,
+        extra_headers: r.get(6)?,
+        secret_key: r.get(7)?,
+    })
 }
 
-pub async fn create(
-    pool: &SqlitePool,
-    merchant: MerchantId,
-    hook: &NewWebhook,
-    limit: i64,
-) -> StoreResult<Option<WebhookId>> {
-    // BEGIN IMMEDIATE takes the write lock first, so the count cannot go stale.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE merchant_id = ?")
-        .bind(merchant.0)
-        .fetch_one(&mut *tx)
-        .await?;
-    if existing >= limit {
-        return Ok(None);
+pub fn create(c: &Connection, merchant: MerchantId, hook: &NewWebhook, limit: i64) -> StoreResult<Option<WebhookId>> {
+    let counted = c
+        .prepare_cached("UPDATE merchants SET webhook_count = webhook_count + 1 WHERE id = ?1 AND webhook_count < ?2")?
+        .execute(params![merchant.0, limit])?;
+    if counted == 0 {
+        return Ok(None); // at the limit (or no such merchant)
     }
-    let id: i64 = sqlx::query_scalar(
+    c.prepare_cached(
         "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(merchant.0)
-    .bind(hook.is_active as i64)
-    .bind(hook.topics.joined())
-    .bind(hook.url.as_str())
-    .bind(hook.extra_headers.raw())
-    .bind(hook.secret_key.as_str())
-    .bind(now_millis())
-    .fetch_one(&mut *tx)
-    .await?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        merchant.0,
+        hook.is_active as i64,
+        hook.topics.joined(),
+        hook.url.as_str(),
+        hook.extra_headers.raw(),
+        hook.secret_key.as_str(),
+        now_millis()
+    ])?;
+    let id = c.last_insert_rowid();
+    let mut topic =
+        c.prepare_cached("INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) VALUES (?1, ?2, ?3)")?;
     for pattern in hook.topics.patterns() {
-        sqlx::query("INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) VALUES (?, ?, ?)")
-            .bind(merchant.0)
-            .bind(pattern.key())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        topic.execute(params![merchant.0, pattern.key(), id])?;
     }
-    tx.commit().await?;
     Ok(Some(WebhookId(id)))
 }
 
-pub async fn count(pool: &SqlitePool, merchant: MerchantId) -> StoreResult<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE merchant_id = ?")
-            .bind(merchant.0)
-            .fetch_one(pool)
-            .await?,
-    )
+pub fn count(c: &Connection, merchant: MerchantId) -> StoreResult<i64> {
+    Ok(c.prepare_cached("SELECT webhook_count FROM merchants WHERE id = ?1")?
+        .query_row([merchant.0], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
-pub async fn list(pool: &SqlitePool, scope: Scope) -> StoreResult<Vec<Webhook>> {
-    let rows = sqlx::query(&format!(
+pub fn list(c: &Connection, scope: Scope) -> StoreResult<Vec<Webhook>> {
+    Ok(c.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM webhooks WHERE (?1 IS NULL OR merchant_id = ?1) ORDER BY id"
-    ))
-    .bind(scope.merchant_filter())
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.iter().map(webhook_from_row).collect())
+    ))?
+    .query_map([scope.merchant_filter()], webhook_from_row)?
+    .collect::<Result<_, _>>()?)
 }
 
-pub async fn set_active(pool: &SqlitePool, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
-    let query = match target {
-        StatusTarget::Id(id) => {
-            sqlx::query("UPDATE webhooks SET is_active = ?1 WHERE id = ?2 AND (?3 IS NULL OR merchant_id = ?3)")
-                .bind(active as i64)
-                .bind(id.0)
-        }
-        StatusTarget::Topic(pattern) => sqlx::query(
-            "UPDATE webhooks SET is_active = ?1 WHERE id IN \
-             (SELECT webhook_id FROM webhook_topics WHERE pattern = ?2) AND (?3 IS NULL OR merchant_id = ?3)",
-        )
-        .bind(active as i64)
-        .bind(pattern.as_str()),
-        StatusTarget::All => {
-            sqlx::query("UPDATE webhooks SET is_active = ?1 WHERE ?2 IS NULL AND (?3 IS NULL OR merchant_id = ?3)")
-                .bind(active as i64)
-                .bind(None::<&str>)
-        }
+pub fn get(c: &Connection, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)"
+    ))?
+    .query_row(params![id.0, scope.merchant_filter()], webhook_from_row)
+    .optional()?)
+}
+
+pub fn set_active(c: &Connection, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
+    let (matching, key) = match target {
+        StatusTarget::Id(id) => ("id = ?2", Value::Integer(id.0)),
+        StatusTarget::Topic(pattern) => (
+            "id IN (SELECT webhook_id FROM webhook_topics WHERE pattern = ?2)",
+            Value::Text(pattern.clone()),
+        ),
+        // ?2 is bound to NULL so every variant takes the same three parameters.
+        StatusTarget::All => ("?2 IS NULL", Value::Null),
     };
-    let done = query.bind(scope.merchant_filter()).execute(pool).await?;
-    Ok(done.rows_affected())
+    let sql = format!("UPDATE webhooks SET is_active = ?1 WHERE {matching} AND (?3 IS NULL OR merchant_id = ?3)");
+    let changed = c
+        .prepare_cached(&sql)?
+        .execute(params![active as i64, key, scope.merchant_filter()])?;
+    Ok(changed as u64)
 }
 
-pub async fn delete(pool: &SqlitePool, scope: Scope, id: WebhookId) -> StoreResult<bool> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let done = sqlx::query("DELETE FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)")
-        .bind(id.0)
-        .bind(scope.merchant_filter())
-        .execute(&mut *tx)
-        .await?;
-    if done.rows_affected() == 0 {
+/// Deletes the webhook and cancels its queued payloads (their leases, in memory, end as
+/// their attempts' outcomes are recorded or run out).
+pub fn delete(c: &Connection, scope: Scope, id: WebhookId) -> StoreResult<bool> {
+    let owner: Option<i64> = c
+        .prepare_cached("SELECT merchant_id FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)")?
+        .query_row(params![id.0, scope.merchant_filter()], |r| r.get(0))
+        .optional()?;
+    let Some(owner) = owner else {
         return Ok(false);
-    }
-    sqlx::query(
-        "UPDATE deliveries SET status = 'canceled', finished_at = ?, lease_owner = NULL, lease_until = NULL \
-         WHERE webhook_id = ? AND status IN ('pending', 'retrying')",
-    )
-    .bind(now_millis())
-    .bind(id.0)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    };
+    c.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
+        .execute([id.0])?;
+    c.prepare_cached("UPDATE merchants SET webhook_count = webhook_count - 1 WHERE id = ?1")?
+        .execute([owner])?;
+    c.prepare_cached(
+        "UPDATE deliveries SET status = 'canceled', finished_at = ?1 \
+         WHERE webhook_id = ?2 AND status IN ('pending', 'retrying')",
+    )?
+    .execute(params![now_millis(), id.0])?;
     Ok(true)
 }

@@ -1,7 +1,9 @@
-//! The hot write path of the SQLite store: one thread owns a write connection and runs
-//! queued writes (publish, record) in batches, one transaction per batch (group commit).
-//! No caller gets its answer before the batch is on disk: `syncer` fsyncs the WAL after
-//! the commit and answers then, while this thread already runs the next batch.
+//! Every write of the SQLite store: one thread owns the only write connection and runs
+//! queued writes in batches, one transaction per batch (group commit). The hot writes
+//! (publish, record) and the occasional ones (users, webhooks, retention, migrations) take
+//! the same path, so they never queue on SQLite's file lock behind each other, and each is
+//! durable before it answers: `syncer` fsyncs the WAL after the commit and answers then,
+//! while this thread already runs the next batch.
 //!
 //! A job that fails is undone alone: the batch then rolls back and runs again with each job
 //! in its own savepoint. Jobs rarely fail (a full disk, a bug), so the common path pays for
@@ -16,78 +18,65 @@ use tokio::sync::oneshot;
 
 use super::leases::Leases;
 use super::syncer::Syncer;
-use super::writes::{self, CreateClaimedJob, PublishJob};
 use crate::domain::DeliveryId;
-use crate::store::{ClaimedDelivery, DeliveryUpdate, Published, StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, WriteHealth};
 
 /// Most jobs in one transaction.
 const MAX_BATCH: usize = 512;
 
-type Reply<T> = oneshot::Sender<StoreResult<T>>;
-
-enum Job {
-    Publish(PublishJob, Reply<Published>),
-    Record(Vec<DeliveryUpdate>, Reply<()>),
-    CreateClaimed(CreateClaimedJob, Reply<Option<ClaimedDelivery>>),
+/// One queued write, as the writer thread sees it (`Job` is the only kind).
+trait Task: Send {
+    /// Runs the write in the open transaction. It may run twice: if another job of the
+    /// batch fails, the batch is rolled back (after `abandon`) and run again job by job.
+    fn run(&mut self, c: &Connection, leases: &Leases) -> StoreResult<()>;
+    /// Lets go of what the last `run` held in memory, since its writes were rolled back.
+    fn abandon(&mut self, leases: &Leases);
+    /// Answers the caller: with the output when `result` is Ok.
+    fn answer(self: Box<Self>, result: StoreResult<()>);
 }
 
-/// What a job produced, kept until the batch's fate is known.
-enum Output {
-    Published(Published),
-    Recorded,
-    Created(Option<ClaimedDelivery>),
+/// A write and where its answer goes. `held` names the payload a run holds in `leases`
+/// (only `webhook.test`'s payload is held before its insert commits).
+struct Job<T, F> {
+    work: F,
+    held: fn(&T) -> Option<DeliveryId>,
+    output: Option<T>,
+    reply: oneshot::Sender<StoreResult<T>>,
 }
 
-impl Output {
-    /// The payload `webhook.test` made and held; to let go if the batch does not commit.
-    fn held(&self) -> Option<DeliveryId> {
-        match self {
-            Output::Created(Some(d)) => Some(d.id),
-            _ => None,
-        }
-    }
-}
-
-impl Job {
-    fn run(&self, c: &Connection, leases: &Leases) -> rusqlite::Result<Output> {
-        match self {
-            Job::Publish(j, _) => writes::publish(c, j).map(Output::Published),
-            Job::Record(u, _) => writes::record(c, u).map(|()| Output::Recorded),
-            Job::CreateClaimed(j, _) => writes::create_claimed(c, j, leases).map(Output::Created),
-        }
+impl<T, F> Task for Job<T, F>
+where
+    T: Send + 'static,
+    F: FnMut(&Connection, &Leases) -> StoreResult<T> + Send + 'static,
+{
+    fn run(&mut self, c: &Connection, leases: &Leases) -> StoreResult<()> {
+        self.output = Some((self.work)(c, leases)?);
+        Ok(())
     }
 
-    fn answer(self, result: StoreResult<Output>) {
-        match (self, result) {
-            (Job::Publish(_, r), Ok(Output::Published(p))) => send(r, Ok(p)),
-            (Job::Record(_, r), Ok(Output::Recorded)) => send(r, Ok(())),
-            (Job::CreateClaimed(_, r), Ok(Output::Created(d))) => send(r, Ok(d)),
-            (job, Err(e)) => job.fail(e),
-            (job, Ok(_)) => job.fail(StoreError::WriterGone),
+    fn abandon(&mut self, leases: &Leases) {
+        if let Some(id) = self.output.take().as_ref().and_then(self.held) {
+            leases.release([id]);
         }
     }
 
-    fn fail(self, e: StoreError) {
-        match self {
-            Job::Publish(_, r) => send(r, Err(e)),
-            Job::Record(_, r) => send(r, Err(e)),
-            Job::CreateClaimed(_, r) => send(r, Err(e)),
-        }
+    fn answer(self: Box<Self>, result: StoreResult<()>) {
+        let Job { output, reply, .. } = *self;
+        let _ = reply.send(result.and_then(|()| output.ok_or(StoreError::WriterGone)));
     }
-}
-
-fn send<T>(reply: Reply<T>, result: StoreResult<T>) {
-    let _ = reply.send(result);
 }
 
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Box<dyn Task>>,
+    #[cfg(test)]
+    sync_faults: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Writer {
-    /// Opens the write connection at `path` and starts the writer thread. `leases` is
-    /// where `webhook.test` payloads are held before their insert commits.
-    pub fn start(path: &str, leases: Arc<Leases>) -> StoreResult<Self> {
+    /// Opens (creating if missing) the database at `path` and starts the writer thread.
+    /// `leases` is where `webhook.test` payloads are held before their insert commits;
+    /// `health` hears how each batch ended.
+    pub fn start(path: &str, leases: Arc<Leases>, health: Arc<WriteHealth>) -> StoreResult<Self> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(10))?;
         // NORMAL: a commit does not fsync; the syncer does, before anyone is answered.
@@ -95,122 +84,170 @@ impl Writer {
         let syncer = Syncer::start(path).map_err(|_| StoreError::WriterGone)?;
         conn.set_prepared_statement_cache_capacity(64);
         let (jobs, rx) = mpsc::channel();
+        #[cfg(test)]
+        let sync_faults = syncer.faults.clone();
+        let batches = Batches {
+            conn,
+            leases,
+            syncer,
+            health,
+        };
         thread::Builder::new()
             .name("hookd-sqlite-writer".into())
-            .spawn(move || serve(conn, rx, &leases, &syncer))
+            .spawn(move || batches.serve(rx))
             .map_err(|_| StoreError::WriterGone)?;
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            #[cfg(test)]
+            sync_faults,
+        })
     }
 
-    async fn submit<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> StoreResult<T> {
-        let (tx, rx) = oneshot::channel();
-        self.jobs.send(job(tx)).map_err(|_| StoreError::WriterGone)?;
+    /// Runs `work` in a batch transaction; answers once it has committed and is durable.
+    pub async fn write<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &Leases) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(work, |_| None).await
+    }
+
+    /// As `write`, for a job that holds the payload `held` names in `leases` while it runs.
+    pub async fn write_holding<T, F>(&self, work: F, held: fn(&T) -> Option<DeliveryId>) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &Leases) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(work, held).await
+    }
+
+    async fn submit<T, F>(&self, work: F, held: fn(&T) -> Option<DeliveryId>) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &Leases) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            work,
+            held,
+            output: None,
+            reply,
+        };
+        self.jobs.send(Box::new(job)).map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    pub async fn publish(&self, job: PublishJob) -> StoreResult<Published> {
-        self.submit(|r| Job::Publish(job, r)).await
-    }
-
-    pub async fn record(&self, updates: Vec<DeliveryUpdate>) -> StoreResult<()> {
-        self.submit(|r| Job::Record(updates, r)).await
-    }
-
-    pub async fn create_claimed(&self, job: CreateClaimedJob) -> StoreResult<Option<ClaimedDelivery>> {
-        self.submit(|r| Job::CreateClaimed(job, r)).await
+    /// Test-only: the next `n` fsyncs fail, as a full or broken disk would make them.
+    #[cfg(test)]
+    pub fn fail_next_syncs(&self, n: usize) {
+        self.sync_faults.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
-fn serve(conn: Connection, rx: mpsc::Receiver<Job>, leases: &Leases, syncer: &Syncer) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        run_batch(&conn, batch, leases, syncer);
-    }
+/// What the writer thread owns.
+struct Batches {
+    conn: Connection,
+    leases: Arc<Leases>,
+    syncer: Syncer,
+    health: Arc<WriteHealth>,
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>, leases: &Leases, syncer: &Syncer) {
-    let outputs = match begin(conn).and_then(|()| run_jobs(conn, &batch, leases)) {
-        Ok(outputs) => outputs,
-        Err(e) => {
-            let e = Arc::new(e);
-            batch
-                .into_iter()
-                .for_each(|job| job.fail(StoreError::CommitFailed(e.clone())));
-            return;
+impl Batches {
+    fn serve(self, rx: mpsc::Receiver<Box<dyn Task>>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.run_batch(batch);
         }
-    };
-    let commit_error = conn
-        .prepare_cached("COMMIT")
-        .and_then(|mut s| s.execute([]))
-        .err()
-        .map(Arc::new);
-    if let Some(e) = commit_error {
-        let _ = conn.execute_batch("ROLLBACK");
-        tracing::error!(error = ?e, "SQLite write batch failed to commit");
-        leases.release(outputs.iter().filter_map(|o| o.as_ref().ok()?.held()));
-        batch
-            .into_iter()
-            .for_each(|job| job.fail(StoreError::CommitFailed(e.clone())));
-        return;
     }
-    syncer.after_sync(Box::new(move |synced| match synced {
-        Ok(()) => {
-            for (job, output) in batch.into_iter().zip(outputs) {
-                job.answer(output);
+
+    fn run_batch(&self, mut batch: Vec<Box<dyn Task>>) {
+        let conn = &self.conn;
+        let results = match begin(conn).and_then(|()| self.run_jobs(&mut batch)) {
+            Ok(results) => results,
+            Err(e) => return self.fail_batch(batch, Arc::new(e)),
+        };
+        let committed = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+        if let Err(e) = committed {
+            tracing::error!(error = ?e, "SQLite write batch failed to commit");
+            return self.fail_batch(batch, Arc::new(e));
+        }
+        // A job that failed for want of storage keeps the store unready even though the
+        // rest of its batch committed.
+        let storage_failure = results.iter().find_map(|r| r.as_ref().err()?.storage_failure());
+        let health = self.health.clone();
+        self.syncer.after_sync(Box::new(move |synced| {
+            match (&synced, storage_failure) {
+                (Err(e), _) => health.failed(Arc::new(StoreError::from_sync(e.clone()))),
+                (Ok(()), Some(failure)) => health.failed(Arc::new(failure)),
+                (Ok(()), None) => health.succeeded(),
+            }
+            for (job, result) in batch.into_iter().zip(results) {
+                match &synced {
+                    Ok(()) => job.answer(result),
+                    Err(e) => job.answer(Err(StoreError::from_sync(e.clone()))),
+                }
+            }
+        }));
+    }
+
+    /// Fails every job of a batch that did not commit, and lets go of what they held. The
+    /// transaction, if still open, is rolled back so the next batch can begin.
+    fn fail_batch(&self, batch: Vec<Box<dyn Task>>, e: Arc<rusqlite::Error>) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.health.failed(Arc::new(StoreError::from_commit(e.clone())));
+        for mut job in batch {
+            job.abandon(&self.leases);
+            job.answer(Err(StoreError::from_commit(e.clone())));
+        }
+    }
+
+    /// Runs the jobs in the open transaction, all together; if one fails, rolls back and runs
+    /// them again each in its own savepoint. Errs only when the transaction itself broke.
+    fn run_jobs(&self, batch: &mut [Box<dyn Task>]) -> rusqlite::Result<Vec<StoreResult<()>>> {
+        let (conn, leases) = (&self.conn, &*self.leases);
+        for i in 0..batch.len() {
+            if let Err(e) = batch[i].run(conn, leases) {
+                tracing::warn!(error = ?e, "a write failed; running its batch again job by job");
+                batch[..i].iter_mut().for_each(|job| job.abandon(leases));
+                conn.execute_batch("ROLLBACK")?;
+                begin(conn)?;
+                return batch
+                    .iter_mut()
+                    .map(|job| in_savepoint(conn, |c| job.run(c, leases)))
+                    .collect();
             }
         }
-        Err(e) => batch
-            .into_iter()
-            .for_each(|job| job.fail(StoreError::SyncFailed(e.clone()))),
-    }));
+        Ok(batch.iter().map(|_| Ok(())).collect())
+    }
 }
 
 fn begin(conn: &Connection) -> rusqlite::Result<()> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]).map(drop)
 }
 
-/// Runs the jobs in the open transaction, all together; if one fails, rolls back and runs
-/// them again each in its own savepoint. Errs only when the transaction itself broke.
-fn run_jobs(conn: &Connection, batch: &[Job], leases: &Leases) -> rusqlite::Result<Vec<StoreResult<Output>>> {
-    let mut outputs = Vec::with_capacity(batch.len());
-    for job in batch {
-        match job.run(conn, leases) {
-            Ok(output) => outputs.push(Ok(output)),
-            Err(e) => {
-                tracing::warn!(error = ?e, "a write failed; running its batch again job by job");
-                leases.release(
-                    outputs
-                        .iter()
-                        .filter_map(|o: &StoreResult<Output>| o.as_ref().ok()?.held()),
-                );
-                conn.execute_batch("ROLLBACK")?;
-                begin(conn)?;
-                return Ok(batch
-                    .iter()
-                    .map(|job| in_savepoint(conn, |c| job.run(c, leases)))
-                    .collect());
-            }
-        }
-    }
-    Ok(outputs)
-}
-
-fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+/// Runs `f` in a savepoint, undone if `f` fails. Errs (outside) only when the savepoint
+/// itself cannot be made or undone, which breaks the whole transaction.
+fn in_savepoint(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<()>,
+) -> rusqlite::Result<StoreResult<()>> {
     conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     match f(conn) {
-        Ok(v) => {
+        Ok(()) => {
             conn.prepare_cached("RELEASE job")?.execute([])?;
-            Ok(v)
+            Ok(Ok(()))
         }
         Err(e) => {
             conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
-            Err(e.into())
+            Ok(Err(e))
         }
     }
 }

@@ -1,13 +1,14 @@
-//! The SQL of the hot writes (run by `writer` inside a batch transaction): publish with
-//! fan-out and gap-free increment ids, and recording outcomes. (Claiming is a read: see
-//! `leases`.)
+//! Events and payloads in SQLite: publish (fan-out with gap-free increment ids) and
+//! `webhook.test`'s payload. Both run as writer jobs, inside a batch transaction; the one
+//! writer is what makes the increment ids gap-free (a webhook's last id is read and bumped
+//! with no other write in between, and a rolled-back job takes its bump with it).
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::leases::Leases;
 
-use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, EventId, WebhookId};
-use crate::store::{ClaimedDelivery, DeliveryUpdate, Published};
+use crate::domain::{BodyTemplate, DeliveryId, EventId, WebhookId};
+use crate::store::{ClaimedDelivery, Published, StoreResult};
 use crate::time::{now_millis, Millis};
 
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
@@ -31,7 +32,7 @@ pub struct CreateClaimedJob {
     pub lease_until: Millis,
 }
 
-pub fn publish(c: &Connection, job: &PublishJob) -> rusqlite::Result<Published> {
+pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Published> {
     if let Some(key) = &job.idempotency_key {
         let earlier: Option<(i64, i64, Millis)> = c
             .prepare_cached(
@@ -114,7 +115,7 @@ fn insert_payload(
     topic: &str,
     body: &BodyTemplate,
     now: Millis,
-) -> rusqlite::Result<ClaimedDelivery> {
+) -> StoreResult<ClaimedDelivery> {
     let (webhook, increment_id) = (at.webhook, at.increment_id);
     c.prepare_cached("UPDATE webhooks SET increment_id = ?2 WHERE id = ?1")?
         .execute([webhook.0, increment_id])?;
@@ -144,11 +145,7 @@ fn insert_payload(
 }
 
 /// The payload is held in `leases` before the commit makes it visible to a claim.
-pub fn create_claimed(
-    c: &Connection,
-    job: &CreateClaimedJob,
-    leases: &Leases,
-) -> rusqlite::Result<Option<ClaimedDelivery>> {
+pub fn create_claimed(c: &Connection, job: &CreateClaimedJob, leases: &Leases) -> StoreResult<Option<ClaimedDelivery>> {
     let slot = c
         .prepare_cached(
             "SELECT merchant_id, increment_id FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)",
@@ -167,46 +164,4 @@ pub fn create_claimed(
     let claimed = insert_payload(c, &slot, None, &job.topic, &job.body, now_millis())?;
     leases.hold(claimed.id, job.webhook, job.lease_until);
     Ok(Some(claimed))
-}
-
-/// Outcomes of attempts. The payload's lease is in memory (see `leases`), so the update
-/// only requires the payload to be still queued: a canceled one keeps its state.
-pub fn record(c: &Connection, updates: &[DeliveryUpdate]) -> rusqlite::Result<()> {
-    let mut update = c.prepare_cached(
-        "UPDATE deliveries SET status = ?1, attempts = attempts + 1, next_attempt_at = ?2, \
-           last_http_status = ?3, last_error = ?4, finished_at = ?5 \
-         WHERE id = ?6 AND status IN ('pending', 'retrying')",
-    )?;
-    let mut log = c.prepare_cached(
-        "INSERT INTO delivery_attempts (delivery_id, attempted_at, http_status, duration_ms, response_prefix, error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    // A payload that was not updated may have been purged while its attempt was in flight:
-    // it then gets no log row.
-    let mut log_if_kept = c.prepare_cached(
-        "INSERT INTO delivery_attempts (delivery_id, attempted_at, http_status, duration_ms, response_prefix, error) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1)",
-    )?;
-    for u in updates {
-        let a = &u.attempt;
-        let finished = matches!(u.status, DeliveryStatus::Success | DeliveryStatus::Failed).then_some(a.attempted_at);
-        let updated = update.execute(params![
-            u.status.as_str(),
-            u.next_attempt_at,
-            a.http_status,
-            a.error,
-            finished,
-            u.delivery_id.0
-        ])?;
-        let log = if updated == 1 { &mut log } else { &mut log_if_kept };
-        log.execute(params![
-            u.delivery_id.0,
-            a.attempted_at,
-            a.http_status,
-            a.duration_ms,
-            a.response_prefix,
-            a.error
-        ])?;
-    }
-    Ok(())
 }

@@ -1,0 +1,158 @@
+//! The leased work queue in PostgreSQL: the scan for webhooks with work, claims (leases
+//! written onto the rows, so several nodes can share the queue) and recording outcomes.
+
+use sqlx::{PgPool, Row};
+
+use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
+use crate::store::{ClaimedDelivery, DeliveryUpdate, StoreResult};
+use crate::time::Millis;
+
+pub async fn queue_scan(pool: &PgPool, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
+    // Hops from one webhook id to the next through the queue index (a "loose index scan"),
+    // so the cost grows with the number of webhooks that have work, not with the number of
+    // queued payloads; then one index probe per such webhook for its earliest unleased payload.
+    let rows: Vec<(i64, Millis)> = sqlx::query_as(
+        "WITH RECURSIVE hop(w) AS ( \
+           (SELECT webhook_id FROM deliveries WHERE status IN ('pending', 'retrying') \
+            ORDER BY webhook_id LIMIT 1) \
+           UNION ALL \
+           SELECT (SELECT webhook_id FROM deliveries \
+                   WHERE status IN ('pending', 'retrying') AND webhook_id > hop.w \
+                   ORDER BY webhook_id LIMIT 1) \
+           FROM hop WHERE hop.w IS NOT NULL) \
+         SELECT hop.w, due.next_attempt_at \
+         FROM hop JOIN webhooks wh ON wh.id = hop.w AND wh.is_active \
+         CROSS JOIN LATERAL ( \
+           SELECT next_attempt_at FROM deliveries \
+           WHERE webhook_id = hop.w AND status IN ('pending', 'retrying') \
+             AND (lease_until IS NULL OR lease_until <= $1) \
+           ORDER BY next_attempt_at LIMIT 1) due \
+         ORDER BY hop.w",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(w, due)| (WebhookId(w), due)).collect())
+}
+
+pub async fn claim(
+    pool: &PgPool,
+    webhook: WebhookId,
+    owner: &str,
+    now: Millis,
+    lease_until: Millis,
+    limit: i64,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    // SKIP LOCKED: rows another node is claiming right now are passed over, never waited
+    // for, and never handed out twice (a row updated meanwhile is re-checked once locked).
+    let rows = sqlx::query(
+        "UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
+           SELECT id FROM deliveries WHERE webhook_id = $3 AND status IN ('pending', 'retrying') \
+             AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until <= $4) \
+             AND EXISTS (SELECT 1 FROM webhooks WHERE id = $3 AND is_active) \
+           ORDER BY next_attempt_at, id LIMIT $5 \
+           FOR UPDATE SKIP LOCKED) \
+         RETURNING id, increment_id, attempts, body",
+    )
+    .bind(owner)
+    .bind(lease_until)
+    .bind(webhook.0)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut claimed: Vec<ClaimedDelivery> = rows
+        .iter()
+        .map(|r| ClaimedDelivery {
+            id: DeliveryId(r.get(0)),
+            webhook_id: webhook,
+            increment_id: r.get(1),
+            attempts: r.get(2),
+            body: r.get(3),
+        })
+        .collect();
+    claimed.sort_by_key(|c| c.increment_id);
+    Ok(claimed)
+}
+
+/// The whole batch in one statement (so one transaction and one round trip): the outcomes
+/// travel as parallel arrays, a CTE logs every attempt, and the UPDATE moves each payload
+/// whose lease is still held by the attempt's owner and that is still at the attempt before
+/// this one. An attempt recorded again (its first write-back committed but was not
+/// confirmed, and the recorder retried) so changes nothing: the payload has moved on, and
+/// the log's unique (payload, attempt number) key turns the second log row away.
+pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    // Ascending ids, so batches lock rows in the order webhook deletion does. (A deadlock
+    // would still only abort one side; the recorder retries.)
+    let mut sorted: Vec<&DeliveryUpdate> = updates.iter().collect();
+    sorted.sort_by_key(|u| u.delivery_id.0);
+    let mut a = Arrays::default();
+    for u in sorted {
+        let finished =
+            matches!(u.status, DeliveryStatus::Success | DeliveryStatus::Failed).then_some(u.attempt.attempted_at);
+        a.id.push(u.delivery_id.0);
+        a.attempt_no.push(u.attempt_no);
+        a.owner.push(u.lease_owner.as_str());
+        a.status.push(u.status.as_str());
+        a.next_attempt_at.push(u.next_attempt_at);
+        a.finished_at.push(finished);
+        a.attempted_at.push(u.attempt.attempted_at);
+        a.http_status.push(u.attempt.http_status);
+        a.duration_ms.push(u.attempt.duration_ms);
+        a.response_prefix.push(u.attempt.response_prefix.as_str());
+        a.error.push(u.attempt.error.as_deref());
+    }
+    // Attempts of payloads purged meanwhile are dropped rather than failing the batch.
+    sqlx::query(
+        "WITH u AS ( \
+           SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], \
+             $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::BIGINT[]) \
+             WITH ORDINALITY AS t(id, owner, status, next_attempt_at, finished_at, attempted_at, \
+                  http_status, duration_ms, response_prefix, error, attempt_no, n)), \
+         logged AS ( \
+           INSERT INTO delivery_attempts (delivery_id, attempt_no, attempted_at, http_status, \
+             duration_ms, response_prefix, error) \
+           SELECT u.id, u.attempt_no, u.attempted_at, u.http_status, u.duration_ms, \
+             u.response_prefix, u.error \
+           FROM u WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.id) ORDER BY u.n \
+           ON CONFLICT (delivery_id, attempt_no) DO NOTHING) \
+         UPDATE deliveries d SET status = u.status, attempts = u.attempt_no, \
+           next_attempt_at = u.next_attempt_at, lease_owner = NULL, lease_until = NULL, \
+           last_http_status = u.http_status, last_error = u.error, finished_at = u.finished_at \
+         FROM u WHERE d.id = u.id AND d.lease_owner = u.owner AND d.status IN ('pending', 'retrying') \
+           AND d.attempts = u.attempt_no - 1",
+    )
+    .bind(&a.id)
+    .bind(&a.owner)
+    .bind(&a.status)
+    .bind(&a.next_attempt_at)
+    .bind(&a.finished_at)
+    .bind(&a.attempted_at)
+    .bind(&a.http_status)
+    .bind(&a.duration_ms)
+    .bind(&a.response_prefix)
+    .bind(&a.error)
+    .bind(&a.attempt_no)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// `record`'s batch as one array per column.
+#[derive(Default)]
+struct Arrays<'a> {
+    id: Vec<i64>,
+    attempt_no: Vec<i64>,
+    owner: Vec<&'a str>,
+    status: Vec<&'static str>,
+    next_attempt_at: Vec<Millis>,
+    finished_at: Vec<Option<Millis>>,
+    attempted_at: Vec<Millis>,
+    http_status: Vec<Option<i64>>,
+    duration_ms: Vec<i64>,
+    response_prefix: Vec<&'a str>,
+    error: Vec<Option<&'a str>>,
+}

@@ -1,0 +1,120 @@
+//! The SQLite schema's migrations: SQL files embedded in order, applied by the writer in one
+//! transaction, each recorded in `hookd_migrations` (version, description, when).
+//!
+//! The one idea to know: databases made before this runner existed were migrated by sqlx,
+//! which recorded its runs in `_sqlx_migrations` (version, success, SHA-384 of the SQL). A
+//! database with that table and an empty `hookd_migrations` is adopted: each version sqlx
+//! applied is taken as applied here, after checking that it finished and that its SQL is
+//! the very file embedded here, so nothing is run twice and nothing unknown is assumed.
+//! `_sqlx_migrations` itself is left as it was.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha384};
+
+use crate::store::{StoreError, StoreResult};
+use crate::time::now_millis;
+
+struct Migration {
+    version: i64,
+    description: &'static str,
+    sql: &'static str,
+}
+
+/// Every migration, in the order they apply. Files are never edited once released: a new
+/// change is a new file.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "init",
+        sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "drop lease columns",
+        sql: include_str!("../../../migrations/sqlite/0002_drop_lease_columns.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "attempt numbers",
+        sql: include_str!("../../../migrations/sqlite/0003_attempt_numbers.sql"),
+    },
+    Migration {
+        version: 4,
+        description: "webhook counter",
+        sql: include_str!("../../../migrations/sqlite/0004_webhook_counter.sql"),
+    },
+];
+
+/// Brings the schema up to date; runs inside a writer job's transaction, so a migration
+/// that fails leaves nothing behind.
+pub fn run(c: &Connection) -> StoreResult<()> {
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS hookd_migrations ( \
+           version INTEGER PRIMARY KEY, \
+           description TEXT NOT NULL, \
+           applied_at INTEGER NOT NULL)",
+    )?;
+    if current_version(c)?.is_none() && table_exists(c, "_sqlx_migrations")? {
+        adopt_sqlx_history(c)?;
+    }
+    let current = current_version(c)?.unwrap_or(0);
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > known {
+        return Err(StoreError::SchemaTooNew { found: current, known });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tracing::info!(
+            version = m.version,
+            description = m.description,
+            "applying a SQLite migration"
+        );
+        c.execute_batch(m.sql)?;
+        note_applied(c, m)?;
+    }
+    Ok(())
+}
+
+fn current_version(c: &Connection) -> StoreResult<Option<i64>> {
+    Ok(c.query_row("SELECT MAX(version) FROM hookd_migrations", [], |r| r.get(0))?)
+}
+
+fn table_exists(c: &Connection, name: &str) -> StoreResult<bool> {
+    Ok(c.query_row(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
+}
+
+fn note_applied(c: &Connection, m: &Migration) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO hookd_migrations (version, description, applied_at) VALUES (?1, ?2, ?3)",
+        params![m.version, m.description, now_millis()],
+    )?;
+    Ok(())
+}
+
+/// Takes over what sqlx's migrator applied (see the module header).
+fn adopt_sqlx_history(c: &Connection) -> StoreResult<()> {
+    let ran: Vec<(i64, bool, Vec<u8>)> = c
+        .prepare("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (version, success, checksum) in ran {
+        let refuse = |why| Err(StoreError::AdoptionRefused { version, why });
+        let Some(m) = MIGRATIONS.iter().find(|m| m.version == version) else {
+            return refuse("is unknown to this hookd");
+        };
+        if !success {
+            return refuse("did not finish");
+        }
+        if checksum != Sha384::digest(m.sql.as_bytes()).as_slice() {
+            return refuse("differs from the one this hookd has");
+        }
+        tracing::info!(version, "adopting a migration applied by sqlx");
+        note_applied(c, m)?;
+    }
+    Ok(())
+}

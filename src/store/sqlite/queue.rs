@@ -1,0 +1,132 @@
+//! The work queue in SQLite: the scan for webhooks with work, the claim, and the outcomes.
+//!
+//! Claiming is a read: leases live in memory (see `leases`), so a claim reads due payloads
+//! through the queue index on a reader connection and holds what it takes; nothing is
+//! written until the outcome, which a writer job records.
+
+use rusqlite::{params, Connection};
+
+use super::leases::Leases;
+use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
+use crate::store::{ClaimedDelivery, DeliveryUpdate, StoreResult};
+use crate::time::Millis;
+
+/// Active webhooks with payloads to send, each with its earliest due time (leases are in
+/// memory: a claim skips what is held). Hops from one webhook id to the next through the
+/// queue index, so the cost grows with the number of webhooks that have work, not with
+/// the number of queued payloads.
+pub fn queue_scan(c: &Connection) -> StoreResult<Vec<(WebhookId, Millis)>> {
+    let rows = c
+        .prepare_cached(
+            "WITH RECURSIVE hop(w) AS ( \
+               SELECT MIN(webhook_id) FROM deliveries WHERE status IN ('pending', 'retrying') \
+               UNION ALL \
+               SELECT (SELECT MIN(webhook_id) FROM deliveries \
+                       WHERE status IN ('pending', 'retrying') AND webhook_id > hop.w) \
+               FROM hop WHERE hop.w IS NOT NULL) \
+             SELECT hop.w, (SELECT next_attempt_at FROM deliveries \
+                            WHERE webhook_id = hop.w AND status IN ('pending', 'retrying') \
+                            ORDER BY next_attempt_at LIMIT 1) \
+             FROM hop JOIN webhooks w ON w.id = hop.w AND w.is_active = 1 WHERE hop.w IS NOT NULL",
+        )?
+        .query_map([], |r| Ok((WebhookId(r.get(0)?), r.get::<_, Option<Millis>>(1)?)))?
+        .filter_map(|row| row.map(|(w, due)| due.map(|d| (w, d))).transpose())
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Claims up to `limit` due payloads of an active webhook, oldest first: reads the
+/// queue through its index (with enough rows to skip what `leases` holds) and holds what
+/// it takes until `until`. Nothing is written; see `leases`.
+pub fn claim(
+    c: &Connection,
+    leases: &Leases,
+    webhook: WebhookId,
+    now: Millis,
+    until: Millis,
+    limit: usize,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    let mut claimed = Vec::with_capacity(limit);
+    // A read refused as stale (see `leases`) is done again, so that race never makes
+    // a busy lane look empty.
+    for _ in 0..3 {
+        let want = limit - claimed.len();
+        if want == 0 {
+            break;
+        }
+        let seen = leases.epoch();
+        let candidates: Vec<ClaimedDelivery> = c
+            .prepare_cached(
+                "SELECT id, increment_id, attempts, body FROM deliveries \
+                 WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') AND next_attempt_at <= ?2 \
+                   AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1) \
+                 ORDER BY next_attempt_at, id LIMIT ?3",
+            )?
+            .query_map(params![webhook.0, now, (want + leases.held_for(webhook)) as i64], |r| {
+                Ok(ClaimedDelivery {
+                    id: DeliveryId(r.get(0)?),
+                    webhook_id: webhook,
+                    increment_id: r.get(1)?,
+                    attempts: r.get(2)?,
+                    body: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let (taken, refused_stale) = leases.take(webhook, seen, candidates, |d| d.id, (now, until), want);
+        claimed.extend(taken);
+        if !refused_stale {
+            break;
+        }
+    }
+    Ok(claimed)
+}
+
+/// Outcomes of attempts. The payload's lease is in memory (see `leases`), so the update
+/// only requires the payload to be still queued (a canceled one keeps its state) and to be
+/// still at the attempt before this one: an attempt recorded again (its first write-back
+/// committed but was not confirmed, and the recorder retried) changes nothing, and the log's
+/// unique (payload, attempt number) key keeps its row from being added twice.
+pub fn record(c: &Connection, updates: &[DeliveryUpdate]) -> StoreResult<()> {
+    let mut update = c.prepare_cached(
+        "UPDATE deliveries SET status = ?1, attempts = ?7, next_attempt_at = ?2, \
+           last_http_status = ?3, last_error = ?4, finished_at = ?5 \
+         WHERE id = ?6 AND status IN ('pending', 'retrying') AND attempts = ?7 - 1",
+    )?;
+    let mut log = c.prepare_cached(
+        "INSERT INTO delivery_attempts (delivery_id, attempt_no, attempted_at, http_status, duration_ms, \
+           response_prefix, error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (delivery_id, attempt_no) DO NOTHING",
+    )?;
+    // A payload that was not updated may have been purged while its attempt was in flight:
+    // it then gets no log row.
+    let mut log_if_kept = c.prepare_cached(
+        "INSERT INTO delivery_attempts (delivery_id, attempt_no, attempted_at, http_status, duration_ms, \
+           response_prefix, error) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1) \
+         ON CONFLICT (delivery_id, attempt_no) DO NOTHING",
+    )?;
+    for u in updates {
+        let a = &u.attempt;
+        let finished = matches!(u.status, DeliveryStatus::Success | DeliveryStatus::Failed).then_some(a.attempted_at);
+        let updated = update.execute(params![
+            u.status.as_str(),
+            u.next_attempt_at,
+            a.http_status,
+            a.error,
+            finished,
+            u.delivery_id.0,
+            u.attempt_no
+        ])?;
+        let log = if updated == 1 { &mut log } else { &mut log_if_kept };
+        log.execute(params![
+            u.delivery_id.0,
+            u.attempt_no,
+            a.attempted_at,
+            a.http_status,
+            a.duration_ms,
+            a.response_prefix,
+            a.error
+        ])?;
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! Publishing: fan-out, gap-free increment ids under concurrency, idempotency keys.
+
+use super::*;
+
+store_test! {
+    async fn publishing_fans_out_by_exact_prefix_and_wildcard_topics(db, store) {
+        let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
+        let exact = store
+            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+        let prefix = store
+            .webhook_create(m, &new_hook("order:*", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+        let all = store
+            .webhook_create(m, &new_hook("*", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+        let product = store
+            .webhook_create(m, &new_hook("product:created", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+        let both = store
+            .webhook_create(m, &new_hook("order:created,order:*,*", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+        let inactive = store
+            .webhook_create(m, &new_hook("*", false), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+        let foreign = store
+            .webhook_create(other, &new_hook("*", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+
+        for round in 1..=3 {
+            let p = publish(&*store, m, "order:created").await;
+            assert_eq!(
+                p.webhooks,
+                vec![exact, prefix, all, both],
+                "one payload per matching webhook"
+            );
+            assert_eq!((p.payloads, p.replayed), (4, false));
+            assert_eq!(
+                store
+                    .webhook_get(Scope::All, exact)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .increment_id,
+                round
+            );
+        }
+        let p = publish(&*store, m, "product:created").await;
+        assert_eq!(p.webhooks, vec![all, product, both]);
+        let p = publish(&*store, m, "order:shipped").await;
+        assert_eq!(p.webhooks, vec![prefix, all, both]);
+
+        for (hook, expected) in [
+            (exact, 3),
+            (prefix, 4),
+            (all, 5),
+            (product, 1),
+            (both, 5),
+            (inactive, 0),
+            (foreign, 0),
+        ] {
+            let made = payloads(&*store, hook).await;
+            let increments: Vec<i64> = made.iter().map(|p| p.increment_id).collect();
+            assert_eq!(increments, (1..=expected).collect::<Vec<_>>(), "webhook {hook}");
+            for p in &made {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&store.delivery_get(Scope::All, p.id).await.unwrap().unwrap().body).unwrap();
+                assert_eq!(body["message"]["webhook_increment_id"], json!(p.increment_id));
+                assert_eq!(body["topic"], json!(p.topic));
+                assert_eq!(p.status, DeliveryStatus::Pending);
+            }
+        }
+    }
+}
+
+store_test! {
+    async fn concurrent_publishers_on_two_nodes_take_gap_free_increment_ids(db, store) {
+        let second = db.store().await;
+        let m = merchant(&*store, "shop").await;
+        // Overlapping subscriptions, so every publisher locks several shared webhook rows.
+        let hooks = [
+            store
+                .webhook_create(m, &new_hook("order:created", true), i64::MAX)
+                .await
+                .unwrap()
+                .expect("no webhook limit"),
+            store
+                .webhook_create(m, &new_hook("order:*", true), i64::MAX)
+                .await
+                .unwrap()
+                .expect("no webhook limit"),
+            store
+                .webhook_create(m, &new_hook("*", true), i64::MAX)
+                .await
+                .unwrap()
+                .expect("no webhook limit"),
+            store
+                .webhook_create(m, &new_hook("product:created,order:created", true), i64::MAX)
+                .await
+                .unwrap()
+                .expect("no webhook limit"),
+        ];
+        let (tasks, per_task) = (8, 50);
+        let mut handles = Vec::new();
+        for t in 0..tasks {
+            let node = if t % 2 == 0 { store.clone() } else { second.clone() };
+            handles.push(tokio::spawn(async move {
+                for _ in 0..per_task {
+                    let p = publish(&*node, m, "order:created").await;
+                    assert_eq!(p.payloads, 4);
+                }
+            }));
+        }
+        for h in handles {
+            h.await.expect("a publisher panicked");
+        }
+        let total = tasks * per_task;
+        for hook in hooks {
+            let mut increments: Vec<i64> = payloads(&*store, hook).await.iter().map(|p| p.increment_id).collect();
+            increments.sort_unstable();
+            assert_eq!(
+                increments,
+                (1..=total).collect::<Vec<i64>>(),
+                "webhook {hook}: no gaps, no repeats"
+            );
+            assert_eq!(
+                store.webhook_get(Scope::All, hook).await.unwrap().unwrap().increment_id,
+                total
+            );
+        }
+    }
+}
+
+store_test! {
+    async fn an_idempotency_key_makes_one_event_even_when_raced(db, store) {
+        let second = db.store().await;
+        let m = merchant(&*store, "shop").await;
+        let other = merchant(&*store, "other").await;
+        let hook = store
+            .webhook_create(m, &new_hook("*", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+        let now = now_millis();
+
+        let first = publish_at(&*store, m, "order:created", Some("k1"), now).await;
+        assert!(!first.replayed);
+        let again = publish_at(&*store, m, "order:created", Some("k1"), now + HOUR).await;
+        assert_eq!(
+            again,
+            Published {
+                event_id: first.event_id,
+                payloads: 1,
+                webhooks: vec![],
+                replayed: true
+            }
+        );
+        assert!(
+            !publish_at(&*store, other, "order:created", Some("k1"), now)
+                .await
+                .replayed,
+            "keys are per merchant"
+        );
+        assert!(!publish_at(&*store, m, "order:created", Some("k2"), now).await.replayed);
+        // After the 24-hour window the key is free again.
+        let later = publish_at(&*store, m, "order:created", Some("k1"), now + 25 * HOUR).await;
+        assert!(!later.replayed);
+        assert_ne!(later.event_id, first.event_id);
+        assert_eq!(payloads(&*store, hook).await.len(), 3);
+
+        // Sixteen racing publishes with one key, over two nodes: one event, one payload.
+        let mut handles = Vec::new();
+        for t in 0..16 {
+            let node = if t % 2 == 0 { store.clone() } else { second.clone() };
+            handles.push(tokio::spawn(async move {
+                publish_at(&*node, m, "order:created", Some("race"), now).await
+            }));
+        }
+        let mut results = Vec::new();
+        for h in handles {
+            results.push(h.await.unwrap());
+        }
+        assert_eq!(results.iter().filter(|p| !p.replayed).count(), 1);
+        assert_eq!(results.iter().map(|p| p.event_id).collect::<HashSet<_>>().len(), 1);
+        assert!(results.iter().all(|p| p.payloads == 1));
+        let increments: Vec<i64> = payloads(&*store, hook).await.iter().map(|p| p.increment_id).collect();
+        assert_eq!(increments, vec![1, 2, 3, 4]);
+    }
+}

@@ -1,0 +1,141 @@
+//! The work queue: claims never hand a payload out twice and leases run out, outcomes take
+//! payloads out of the queue or back at their retry time, inactive or deleted webhooks have
+//! nothing to claim, and `webhook.test`'s payload is held from the start. (SQLite holds
+//! leases in memory, PostgreSQL on the rows; both behave alike through the trait.)
+
+use super::*;
+use crate::domain::{BodyTemplate, MerchantId, WebhookId};
+use crate::store::{ClaimedDelivery, DeliveryUpdate, Store};
+
+const TOPIC: &str = "order:created";
+
+async fn webhook(store: &dyn Store, m: MerchantId, active: bool) -> WebhookId {
+    store
+        .webhook_create(m, &new_hook(TOPIC, active), i64::MAX)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn publish_n(store: &dyn Store, m: MerchantId, n: usize) {
+    for _ in 0..n {
+        publish(store, m, TOPIC).await;
+    }
+}
+
+async fn claim(store: &dyn Store, hook: WebhookId, now: Millis, limit: i64) -> Vec<ClaimedDelivery> {
+    store.delivery_claim(hook, "me", now, now + HOUR, limit).await.unwrap()
+}
+
+fn done(c: &ClaimedDelivery, status: DeliveryStatus, at: Millis) -> DeliveryUpdate {
+    let http = if status == DeliveryStatus::Success { 200 } else { 500 };
+    outcome(c, "me", status, Some(http), at)
+}
+
+fn increments(claimed: &[ClaimedDelivery]) -> Vec<i64> {
+    claimed.iter().map(|c| c.increment_id).collect()
+}
+
+store_test! {
+    async fn concurrent_claims_never_share_a_payload_and_leases_expire(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = webhook(&*store, m, true).await;
+        publish_n(&*store, m, 200).await;
+        let now = now_millis();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = store.delivery_claim(hook, "me", now, now + HOUR, 7).await.unwrap();
+                    if batch.is_empty() {
+                        break got;
+                    }
+                    got.extend(batch);
+                }
+            }));
+        }
+        let mut seen = HashSet::new();
+        for task in tasks {
+            for c in task.await.unwrap() {
+                assert!(seen.insert(c.id), "payload {} handed out twice", c.id.0);
+            }
+        }
+        assert_eq!(seen.len(), 200);
+        assert!(claim(&*store, hook, now, 10).await.is_empty(), "all are leased");
+        // Once the leases run out, the oldest come back first.
+        assert_eq!(increments(&claim(&*store, hook, now + 2 * HOUR, 3).await), vec![1, 2, 3]);
+    }
+}
+
+store_test! {
+    async fn an_outcome_takes_the_payload_out_of_the_queue_or_back_at_its_retry_time(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = webhook(&*store, m, true).await;
+        publish_n(&*store, m, 3).await;
+        let now = now_millis();
+        let claimed = claim(&*store, hook, now, 10).await;
+        assert_eq!(increments(&claimed), vec![1, 2, 3]);
+        store
+            .delivery_record(&[
+                done(&claimed[0], DeliveryStatus::Success, now),
+                done(&claimed[1], DeliveryStatus::Retrying, now),
+            ])
+            .await
+            .unwrap();
+        // The lease of the third is still held; the second waits for its retry time.
+        assert!(claim(&*store, hook, now + 1000, 10).await.is_empty());
+        let retried = claim(&*store, hook, now + 60_000, 10).await;
+        assert_eq!(increments(&retried), vec![2]);
+        assert_eq!(retried[0].attempts, 1);
+        // A success is never claimed again, even after every lease has run out; the payload
+        // due first is taken first. (The order within one claim's answer is the backend's.)
+        let late = claim(&*store, hook, now + 2 * HOUR, 1).await;
+        assert_eq!(increments(&late), vec![3], "oldest due first");
+        assert_eq!(increments(&claim(&*store, hook, now + 2 * HOUR, 10).await), vec![2]);
+    }
+}
+
+store_test! {
+    async fn inactive_or_deleted_webhooks_have_nothing_to_claim(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = webhook(&*store, m, true).await;
+        publish_n(&*store, m, 2).await;
+        let now = now_millis();
+        store
+            .webhook_set_active(Scope::All, &StatusTarget::Id(hook), false)
+            .await
+            .unwrap();
+        assert!(claim(&*store, hook, now, 10).await.is_empty());
+        store
+            .webhook_set_active(Scope::All, &StatusTarget::Id(hook), true)
+            .await
+            .unwrap();
+        assert_eq!(claim(&*store, hook, now, 1).await.len(), 1);
+        assert!(store.webhook_delete(Scope::All, hook).await.unwrap());
+        assert!(claim(&*store, hook, now + 2 * HOUR, 10).await.is_empty());
+    }
+}
+
+store_test! {
+    async fn a_test_payload_is_held_from_the_start(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = webhook(&*store, m, true).await;
+        let now = now_millis();
+        let message = json!({"test": true});
+        let body = BodyTemplate::new("test:ping", "shop", message.as_object().unwrap(), now);
+        let made = store
+            .delivery_create_claimed(Scope::Merchant(m), hook, "test:ping", &body, "me", now + HOUR)
+            .await
+            .unwrap()
+            .expect("the webhook exists");
+        assert_eq!(made.increment_id, 1);
+        assert!(claim(&*store, hook, now + 1000, 10).await.is_empty());
+        store
+            .delivery_record(&[done(&made, DeliveryStatus::Retrying, now)])
+            .await
+            .unwrap();
+        assert_eq!(increments(&claim(&*store, hook, now + 60_000, 10).await), vec![1]);
+    }
+}
