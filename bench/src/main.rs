@@ -71,6 +71,7 @@ struct Cli {
     #[arg(
         long,
         env = "HOOKD_BENCH_POSTGRES_URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     postgres_url: String,
