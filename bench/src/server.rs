@@ -280,10 +280,15 @@ impl BenchServer {
             .expect("a task on the hookd runtime panicked")
     }
 
-    /// Starts delivery workers on a server built with `dispatch = false`.
+    /// Starts delivery workers on a server built with `dispatch = false`, with the
+    /// cross-node wake-up listener as `hookd serve` runs it (on SQLite it returns at once).
     pub fn start_dispatcher(&mut self) {
         let (tx, rx) = watch::channel(false);
-        let worker = hookd::dispatch::worker::run(self.app.engine.clone(), hookd::startup::node_name(), rx);
+        let worker = hookd::dispatch::worker::run(self.app.engine.clone(), hookd::startup::node_name(), rx.clone());
+        let (store, wake) = (self.app.store.clone(), self.app.wake.clone());
+        let worker = async move {
+            tokio::join!(worker, store.listen_wakeups(wake, rx));
+        };
         self.dispatcher = Some((tx, self.hookd.spawn(worker)));
     }
 
