@@ -126,12 +126,16 @@ impl PgDatabase {
         })
     }
 
-    /// `DROP DATABASE … WITH (FORCE)`: ends any connection still open on it.
+    /// `DROP DATABASE … WITH (FORCE)`: ends any connection still open on it. New ones are
+    /// refused first, or a server still running would reconnect in between.
     async fn drop_now(&self) -> anyhow::Result<()> {
         let mut admin = sqlx::PgConnection::connect(&self.admin_url).await?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name))
-            .execute(&mut admin)
-            .await?;
+        for sql in [
+            format!("ALTER DATABASE \"{}\" ALLOW_CONNECTIONS false", self.name),
+            format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        ] {
+            sqlx::query(&sql).execute(&mut admin).await?;
+        }
         self.dropped.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = admin.close().await;
         Ok(())
@@ -157,12 +161,14 @@ impl Drop for PgDatabase {
                 url: String::new(),
                 dropped: true.into(),
             };
-            rt.block_on(tokio::time::timeout(Duration::from_secs(10), db.drop_now()))
-                .ok()?
-                .ok()
+            match rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), db.drop_now()).await }) {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("{e:#}")),
+                Err(_) => Some("no answer within 10 s".into()),
+            }
         });
-        if dropping.join().ok().flatten().is_none() {
-            eprintln!("warning: could not drop the bench database {}", self.name);
+        if let Some(why) = dropping.join().unwrap_or_else(|_| Some("the thread panicked".into())) {
+            eprintln!("warning: could not drop the bench database {}: {why}", self.name);
         }
     }
 }
