@@ -8,7 +8,6 @@
 //! whatever is missing then is reported as lost.
 
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +23,7 @@ use crate::load::{Amount, PublishRun, Publisher, Rpc};
 use crate::metrics::{now_us, Usage};
 use crate::receiver::{secret_for, Receiver, Stall};
 use crate::report::{Curve, ScenarioResult};
-use crate::server::BenchServer;
+use crate::server::{Backend, BenchServer, Databases};
 
 /// How long the bench waits without a single new delivery before calling the rest lost.
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
@@ -38,11 +37,15 @@ pub struct Ctx {
     pub hookd: Handle,
     pub smoke: bool,
     pub events: Option<u64>,
-    pub db_root: PathBuf,
+    pub databases: Databases,
     pub multi: MultiProgress,
 }
 
 impl Ctx {
+    pub fn backend(&self) -> Backend {
+        self.databases.backend()
+    }
+
     /// The scenario's event count: `--events`, or its smoke or full default.
     pub fn size(&self, full: u64, smoke: u64) -> u64 {
         self.events.unwrap_or(if self.smoke { smoke } else { full })
@@ -89,7 +92,7 @@ impl Setup {
         tweak: impl FnOnce(&mut Config),
     ) -> anyhow::Result<Self> {
         let receiver = Arc::new(Receiver::start(slots, stall).await.context("starting the receiver")?);
-        let server = BenchServer::start(&ctx.hookd, &ctx.db_root, tweak).await?;
+        let server = BenchServer::start(&ctx.hookd, &ctx.databases, tweak).await?;
         let admin = Rpc::new(&server.endpoint, &server.admin)?;
         let shop = Rpc::new(&server.endpoint, &server.merchant_user)?;
         // The first Basic-auth call of a key pays for argon2; hookd remembers it afterwards.
@@ -207,9 +210,10 @@ impl Setup {
         if counts.signatures_checked == 0 && counts.unique > 0 {
             problems.push("no signature was checked".into());
         }
-        ScenarioResult {
+        let mut r = ScenarioResult {
             scenario: String::new(),
             title: String::new(),
+            skipped: None,
             smoke: false,
             started_at: String::new(),
             params: Value::Null,
@@ -225,6 +229,9 @@ impl Setup {
             latency_ms: latency.summary(),
             publish_request_ms: publisher.rpc_latency.snapshot().summary(),
             usage,
+            cpu_us_per_event_hookd: None,
+            cpu_us_per_event_postgres: None,
+            cpu_per: String::new(),
             checks: Vec::new(),
             extra: Map::new(),
             signatures_checked: counts.signatures_checked,
@@ -234,7 +241,9 @@ impl Setup {
                 label: "publish→receipt".into(),
                 points: latency.curve(),
             }],
-        }
+        };
+        r.set_cpu_per_event();
+        r
     }
 }
 

@@ -84,9 +84,11 @@ struct PublishResult {
     payloads: u64,
 }
 
-/// Publishes `order:created` events and counts what came of them.
+/// Publishes `order:created` events and counts what came of them. With several endpoints
+/// (several hookd nodes) the requests take turns among them, so each gets an even share.
 pub struct Publisher {
-    rpc: Rpc,
+    rpcs: Vec<Rpc>,
+    next_rpc: AtomicU64,
     topic: &'static str,
     /// Round trip of each HTTP request (one event, or one batch).
     pub rpc_latency: Histogram,
@@ -118,8 +120,15 @@ impl PublishRun {
 
 impl Publisher {
     pub fn new(rpc: Rpc, topic: &'static str, progress: ProgressBar) -> Arc<Self> {
+        Self::spread(vec![rpc], topic, progress)
+    }
+
+    /// A publisher whose requests go to each of `rpcs` in turn.
+    pub fn spread(rpcs: Vec<Rpc>, topic: &'static str, progress: ProgressBar) -> Arc<Self> {
+        assert!(!rpcs.is_empty(), "a publisher needs an endpoint");
         Arc::new(Self {
-            rpc,
+            rpcs,
+            next_rpc: AtomicU64::new(0),
             topic,
             rpc_latency: Histogram::default(),
             next_seq: AtomicU64::new(0),
@@ -180,8 +189,9 @@ impl Publisher {
             let items: Vec<String> = (0..n).map(|_| self.request()).collect();
             format!("[{}]", items.join(","))
         };
+        let turn = self.next_rpc.fetch_add(1, Ordering::Relaxed) as usize % self.rpcs.len();
         let sent = now_us();
-        let answer = self.rpc.post(body).await;
+        let answer = self.rpcs[turn].post(body).await;
         self.rpc_latency.record(now_us() - sent);
         let answer = match answer {
             Ok(bytes) => bytes,

@@ -1,10 +1,12 @@
-//! hookd-bench: the benchmark harness (issue 5).
+//! hookd-bench: the benchmark harness (issues 5 and 11).
 //!
-//! `cargo run --release --bin hookd-bench -- [SCENARIO...] [--smoke] [--events N] [--out DIR]`
+//! `cargo run --release -p hookd-bench -- [SCENARIO...] [--smoke] [--events N] [--out DIR]
+//!  [--backend sqlite|postgres] [--postgres-url URL]`
 //!
 //! It starts hookd in this process (the library, the same code paths as `hookd serve`) on a
-//! fresh SQLite database per scenario, runs its own HTTP receiver, drives load through the
-//! public JSON-RPC API, and prints a table plus one JSON line per scenario; results go to
+//! fresh database per scenario (a SQLite file, or with `--backend postgres` a PostgreSQL
+//! database of its own), runs its own HTTP receiver, drives load through the public JSON-RPC
+//! API, and prints a table plus one JSON line per scenario; results go to
 //! `DIR/<scenario>-<time>.json`, `DIR/latest.json` and a latency chart `DIR/<scenario>.svg`.
 //!
 //! The exit status says whether the harness worked (every published event delivered, every
@@ -31,6 +33,7 @@ use serde_json::{json, Value};
 use harness::Ctx;
 use report::ScenarioResult;
 use scenarios::Scenario;
+use server::{Backend, Databases};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -50,13 +53,28 @@ struct Cli {
     #[arg(long)]
     events: Option<u64>,
 
-    /// Where results are written [default: results, or results/tmp/smoke with --smoke]
+    /// Where results are written [default: results (PostgreSQL: results/postgres), or
+    /// results/tmp/smoke… with --smoke]
     #[arg(long)]
     out: Option<PathBuf>,
 
-    /// Where the temporary databases live [default: the system temporary directory]
+    /// Where the temporary SQLite databases live [default: the system temporary directory]
     #[arg(long)]
     db_dir: Option<PathBuf>,
+
+    /// The store hookd runs on
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: Backend,
+
+    /// With `--backend postgres`: the server on which each hookd gets a fresh database
+    /// (created and dropped through this URL)
+    #[arg(
+        long,
+        env = "HOOKD_BENCH_POSTGRES_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    postgres_url: String,
 }
 
 fn main() -> ExitCode {
@@ -99,12 +117,22 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     if chosen.is_empty() {
         chosen = Scenario::EACH.to_vec();
     }
-    let out = cli.out.clone().unwrap_or_else(|| {
-        if cli.smoke {
-            PathBuf::from("results/tmp/smoke")
-        } else {
-            PathBuf::from("results")
+    // Two nodes are compared with one (`e2e`), so `e2e` runs first when both are chosen.
+    let position = |s: Scenario, chosen: &[Scenario]| chosen.iter().position(|c| *c == s);
+    if let (Some(one), Some(two)) = (position(Scenario::E2e, &chosen), position(Scenario::E2e2Nodes, &chosen)) {
+        if two < one {
+            let moved = chosen.remove(two);
+            chosen.insert(one, moved);
         }
+    }
+    let out = cli.out.clone().unwrap_or_else(|| {
+        let dir = match (cli.smoke, cli.backend) {
+            (true, Backend::Sqlite) => "results/tmp/smoke",
+            (true, Backend::Postgres) => "results/tmp/smoke-postgres",
+            (false, Backend::Sqlite) => "results",
+            (false, Backend::Postgres) => "results/postgres",
+        };
+        PathBuf::from(dir)
     });
     let db_root = cli.db_dir.clone().unwrap_or_else(std::env::temp_dir);
     // hookd gets a runtime of its own, so its CPU time can be told from the bench's.
@@ -122,10 +150,20 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         hookd: hookd_rt.handle().clone(),
         smoke: cli.smoke,
         events: cli.events,
-        db_root: db_root.clone(),
+        databases: match cli.backend {
+            Backend::Sqlite => Databases::Sqlite { root: db_root.clone() },
+            Backend::Postgres => Databases::Postgres {
+                admin_url: cli.postgres_url.clone(),
+            },
+        },
         multi: MultiProgress::new(),
     };
-    let run_info = describe_run(&cli, &db_root);
+    // On PostgreSQL, a first connection up front: a wrong URL fails here, not in every scenario.
+    let postgres_version = match cli.backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(bench_rt.block_on(server::postgres_version(&cli.postgres_url))?),
+    };
+    let run_info = describe_run(&cli, &db_root, postgres_version);
     let stamp = utc_stamp(true);
     let results = bench_rt.block_on(async {
         let mut results = Vec::new();
@@ -139,14 +177,30 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             r.title = scenario.title();
             r.smoke = cli.smoke;
             r.started_at = started_at;
+            if r.skipped.is_none() {
+                r.set_cpu_per_event();
+            }
+            match &mut r.params {
+                Value::Object(params) => {
+                    params.insert("backend".into(), json!(cli.backend.name()));
+                }
+                other => *other = json!({"backend": cli.backend.name()}),
+            }
+            if scenario == Scenario::E2e2Nodes {
+                if let Some(one) = results.iter().find(|o: &&ScenarioResult| o.scenario == "e2e") {
+                    scenarios::compare_with_one_node(&mut r, one);
+                }
+            }
             ctx.multi.suspend(|| {
                 println!("{}", report::json_line(&r));
                 for p in &r.problems {
                     eprintln!("{}: PROBLEM: {p}", r.scenario);
                 }
             });
-            if let Err(e) = report::save_scenario(&out, &run_info, &r, &stamp) {
-                eprintln!("warning: {e:#}");
+            if r.skipped.is_none() {
+                if let Err(e) = report::save_scenario(&out, &run_info, &r, &stamp) {
+                    eprintln!("warning: {e:#}");
+                }
             }
             results.push(r);
         }
@@ -184,7 +238,7 @@ fn utc_stamp(compact: bool) -> String {
 }
 
 /// What the numbers depend on: machine, build, sizes.
-fn describe_run(cli: &Cli, db_root: &std::path::Path) -> Value {
+fn describe_run(cli: &Cli, db_root: &std::path::Path, postgres_version: Option<String>) -> Value {
     let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_string()).ok();
     let cpu_model = read("/proc/cpuinfo").and_then(|info| {
         info.lines()
@@ -212,6 +266,11 @@ fn describe_run(cli: &Cli, db_root: &std::path::Path) -> Value {
         "cpu_model": cpu_model,
         "memory_total_kb": read("/proc/meminfo").and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok())),
         "db_dir": db_root.display().to_string(),
-        "database": "sqlite (embedded)",
+        "backend": cli.backend.name(),
+        "database": match cli.backend {
+            Backend::Sqlite => format!("sqlite (embedded), files under {}", db_root.display()),
+            Backend::Postgres => format!("postgresql at {}, a fresh database per server", server::redact(&cli.postgres_url)),
+        },
+        "postgres_version": postgres_version,
     })
 }

@@ -5,12 +5,20 @@
 //! hookd runs on its own tokio runtime (threads named `hookd-rt`, plus its SQLite writer and
 //! sync threads); the bench's load generator and receiver run on threads named `bench-rt`.
 //! Peak RSS is the whole process (hookd plus the small, fixed-size bench state).
+//!
+//! On PostgreSQL the server's own CPU is measured from outside, per process: every process
+//! whose `/proc/<pid>/comm` is `postgres` (the bench's backends and the shared background
+//! workers), read at the start and the finish of a measurement. Backends serving other
+//! databases (other clients of a shared server) are left out and reported on their own.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+use crate::server::{pg_database_prefix, Backend};
 
 /// Microseconds since the bench started; the bench stamps this into every published message.
 pub fn now_us() -> u64 {
@@ -176,6 +184,17 @@ pub struct Usage {
     pub cpu_hookd_pct: Option<f64>,
     /// The same for the bench's load generator and receiver.
     pub cpu_bench_pct: Option<f64>,
+    /// hookd's CPU time in seconds (what `cpu_hookd_pct` is a share of the wall time of).
+    pub cpu_hookd_s: Option<f64>,
+    /// PostgreSQL's CPU in percent of one core: its background processes and the backends
+    /// of the bench's databases (null on SQLite, or where there is no /proc).
+    pub cpu_postgres_pct: Option<f64>,
+    /// The same in seconds.
+    pub cpu_postgres_s: Option<f64>,
+    /// PostgreSQL backends serving other databases (other clients of a shared server),
+    /// left out of `cpu_postgres_pct`; well above zero means the server was not the
+    /// bench's alone during the measurement.
+    pub cpu_postgres_others_pct: Option<f64>,
     /// Largest resident set size seen during the scenario, in MiB.
     pub peak_rss_mb: Option<f64>,
     /// Resident set size when the scenario's measurement started, in MiB.
@@ -197,12 +216,14 @@ pub struct UsageMeter {
     start_rss: Option<u64>,
     sampled_peak: Arc<AtomicU64>,
     sampling: Arc<AtomicBool>,
+    postgres: Option<PgProcesses>,
 }
 
 impl UsageMeter {
     /// Starts measuring: returns freed heap to the OS, resets the RSS high-water mark, and
-    /// samples RSS in the background (for kernels where the reset is not allowed).
-    pub fn start() -> Self {
+    /// samples RSS in the background (for kernels where the reset is not allowed). On
+    /// PostgreSQL it also reads the CPU time of the server's processes.
+    pub fn start(backend: Backend) -> Self {
         trim_heap();
         let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
         let start_rss = status_kib("VmRSS:");
@@ -230,6 +251,7 @@ impl UsageMeter {
             start_rss,
             sampled_peak,
             sampling,
+            postgres: (backend == Backend::Postgres).then(PgProcesses::read).flatten(),
         }
     }
 
@@ -249,11 +271,20 @@ impl UsageMeter {
             _ => (max_rss_kib(), "maxrss"),
         };
         let mb = |kib: u64| kib as f64 / 1024.0;
+        let hookd = bench.map(|b| total.saturating_sub(b));
+        let postgres = self
+            .postgres
+            .as_ref()
+            .and_then(|start| Some(PgProcesses::read()?.since(start)));
         Usage {
             wall_s: wall.as_secs_f64(),
             cpu_total_pct: pct(total),
-            cpu_hookd_pct: bench.map(|b| pct(total.saturating_sub(b))),
+            cpu_hookd_pct: hookd.map(pct),
             cpu_bench_pct: bench.map(pct),
+            cpu_hookd_s: hookd.map(|d| d.as_secs_f64()),
+            cpu_postgres_pct: postgres.map(|(ours, _)| pct(ours)),
+            cpu_postgres_s: postgres.map(|(ours, _)| ours.as_secs_f64()),
+            cpu_postgres_others_pct: postgres.map(|(_, others)| pct(others)),
             peak_rss_mb: peak_kib.map(mb),
             start_rss_mb: self.start_rss.map(mb),
             rss_method: method.into(),
@@ -322,6 +353,105 @@ fn bench_threads_cpu() -> Option<Duration> {
     Some(Duration::from_secs_f64(total))
 }
 
+/// Whose work a PostgreSQL process does, by its process title.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PgWork {
+    /// A backend (or autovacuum worker) on one of this bench's databases.
+    Bench,
+    /// The postmaster and background processes (WAL writer, checkpointer …), shared by all.
+    Shared,
+    /// A backend on some other database: another client of the server.
+    Other,
+}
+
+/// CPU time of every PostgreSQL process at one moment, by (pid, start time), so a pid that
+/// was reused is not mistaken for the process it replaced.
+struct PgProcesses(HashMap<(u32, u64), (Duration, PgWork)>);
+
+impl PgProcesses {
+    /// Every process whose `/proc/<pid>/comm` is `postgres`; None where there is no /proc.
+    fn read() -> Option<Self> {
+        // SAFETY: sysconf has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let prefix = pg_database_prefix();
+        let mut found = HashMap::new();
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let dir = entry.path();
+            match std::fs::read_to_string(dir.join("comm")) {
+                Ok(comm) if comm.trim_end() == "postgres" => {}
+                _ => continue,
+            }
+            let Some((cpu_ticks, started)) = std::fs::read_to_string(dir.join("stat"))
+                .ok()
+                .and_then(|stat| cpu_and_start(&stat))
+            else {
+                continue; // it exited meanwhile
+            };
+            let title = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            let work = pg_work(&String::from_utf8_lossy(&title), &prefix);
+            found.insert((pid, started), (Duration::from_secs_f64(cpu_ticks / ticks), work));
+        }
+        Some(Self(found))
+    }
+
+    /// CPU used since `start`: (the bench's backends and the shared processes, other
+    /// databases' backends). A process that started meanwhile counts in full. A process
+    /// that exited meanwhile is missing from this reading, so its CPU since `start` is lost
+    /// from the sum; hookd's pools keep their connections for the whole run, so what is lost
+    /// is small (short-lived connections such as the bench's admin one, which runs outside
+    /// the measurements anyway).
+    fn since(&self, start: &PgProcesses) -> (Duration, Duration) {
+        let (mut ours, mut others) = (Duration::ZERO, Duration::ZERO);
+        for (key, (now, work)) in &self.0 {
+            let before = start.0.get(key).map_or(Duration::ZERO, |(d, _)| *d);
+            let used = now.saturating_sub(before);
+            match work {
+                PgWork::Other => others += used,
+                PgWork::Bench | PgWork::Shared => ours += used,
+            }
+        }
+        (ours, others)
+    }
+}
+
+/// User plus system CPU ticks and the start time (in ticks since boot) from a
+/// `/proc/<pid>/stat` line.
+fn cpu_and_start(stat: &str) -> Option<(f64, u64)> {
+    // "pid (name) state …": the name may hold spaces, so split at the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    // After the name: state is field 3, utime 14, stime 15, starttime 22 (1-based).
+    let field = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok());
+    Some(((field(14)? + field(15)?) as f64, field(22)?))
+}
+
+/// Reads a PostgreSQL process title (`/proc/<pid>/cmdline`), e.g.
+/// `postgres: 15/main: USER DATABASE 127.0.0.1(40622) idle` for a client backend,
+/// `postgres: 15/main: autovacuum worker DATABASE`, `postgres: 15/main: walwriter`.
+fn pg_work(title: &str, bench_prefix: &str) -> PgWork {
+    let tokens: Vec<&str> = title
+        .split(|c: char| c == '\0' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .collect();
+    // A client backend: the token before the client address is its database.
+    let client = tokens
+        .iter()
+        .position(|t| *t == "[local]" || (t.ends_with(')') && t.contains('(')))
+        .filter(|&i| i >= 3)
+        .map(|i| tokens[i - 1]);
+    let autovacuum = tokens
+        .windows(3)
+        .find(|w| w[0] == "autovacuum" && w[1] == "worker")
+        .map(|w| w[2]);
+    match client.or(autovacuum) {
+        Some(db) if db.starts_with(bench_prefix) => PgWork::Bench,
+        Some(_) => PgWork::Other,
+        None => PgWork::Shared,
+    }
+}
+
 /// Hands freed heap back to the OS so a scenario's RSS does not include the last one's.
 fn trim_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -344,6 +474,42 @@ mod tests {
             assert!(bucket_top(i) as f64 <= v as f64 * 1.016 + 1.0, "{v}");
         }
         assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn postgres_titles() {
+        let p = "hookd_bench_42_";
+        let work = |t: &str| pg_work(t, p);
+        assert_eq!(
+            work("postgres: 15/main: postgres hookd_bench_42_0a 127.0.0.1(40622) idle"),
+            PgWork::Bench
+        );
+        assert_eq!(
+            work("postgres: postgres hookd_bench_42_0a [local] UPDATE"),
+            PgWork::Bench
+        );
+        assert_eq!(
+            work("postgres: 15/main: postgres hookd_t_5d71 127.0.0.1(40622) idle"),
+            PgWork::Other
+        );
+        assert_eq!(
+            work("postgres: 15/main: autovacuum worker hookd_bench_42_0a"),
+            PgWork::Bench
+        );
+        assert_eq!(work("postgres: 15/main: autovacuum worker other"), PgWork::Other);
+        assert_eq!(work("postgres: 15/main: walwriter "), PgWork::Shared);
+        assert_eq!(work("postgres: 15/main: background writer "), PgWork::Shared);
+        assert_eq!(
+            work("/usr/lib/postgresql/15/bin/postgres\0-D\0/var/lib/postgresql/15/main\0"),
+            PgWork::Shared
+        );
+    }
+
+    #[test]
+    fn stat_fields() {
+        let stat =
+            "2218 (postgres) S 2217 2217 2217 0 -1 4194560 95 0 0 0 7 12 0 0 20 0 1 0 4321 223 12 18446744073709551615";
+        assert_eq!(cpu_and_start(stat), Some((19.0, 4321)));
     }
 
     #[test]

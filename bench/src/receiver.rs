@@ -34,6 +34,25 @@ pub fn secret_for(slot: usize) -> String {
     format!("bench-secret-{slot}-7f3a")
 }
 
+/// Most hookd nodes the receiver tells apart.
+pub const MAX_NODES: usize = 8;
+
+/// The User-Agent a bench hookd node `node` sends (`config.app.delivery.client.user_agent`),
+/// so the receiver can count which node made each delivery.
+pub fn node_agent(node: usize) -> String {
+    format!("hookd-bench-node-{node}")
+}
+
+/// Which node sent a request, from its User-Agent (see `node_agent`).
+fn node_of(headers: &HeaderMap) -> Option<usize> {
+    let agent = headers.get("user-agent")?.to_str().ok()?;
+    agent
+        .strip_prefix("hookd-bench-node-")?
+        .parse()
+        .ok()
+        .filter(|n| *n < MAX_NODES)
+}
+
 /// Holds every `every`-th request (by increment id) of one slot for `duration`.
 #[derive(Clone, Copy, Debug)]
 pub struct Stall {
@@ -75,6 +94,8 @@ struct Shared {
     malformed: AtomicU64,
     signatures_checked: AtomicU64,
     signatures_bad: AtomicU64,
+    /// Distinct payloads by the node whose request brought them first.
+    by_node: [AtomicU64; MAX_NODES],
 }
 
 /// What the receiver has seen so far.
@@ -108,6 +129,7 @@ impl Receiver {
             malformed: AtomicU64::new(0),
             signatures_checked: AtomicU64::new(0),
             signatures_bad: AtomicU64::new(0),
+            by_node: Default::default(),
         });
         let router = Router::new()
             .route("/w/{slot}", post(deliver))
@@ -187,6 +209,14 @@ impl Receiver {
         self.shared.stalled_latency.snapshot()
     }
 
+    /// Distinct payloads each node delivered first (nodes named with `node_agent`).
+    pub fn by_node(&self, nodes: usize) -> Vec<u64> {
+        self.shared.by_node[..nodes.min(MAX_NODES)]
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect()
+    }
+
     pub fn reset_latency(&self) {
         self.shared.latency.reset();
         self.shared.stalled_latency.reset();
@@ -239,6 +269,9 @@ async fn deliver(State(s): State<Arc<Shared>>, Path(slot): Path<usize>, headers:
     }
     if entry.mark(message.webhook_increment_id) {
         entry.unique.fetch_add(1, Ordering::Relaxed);
+        if let Some(node) = node_of(&headers) {
+            s.by_node[node].fetch_add(1, Ordering::Relaxed);
+        }
         entry.last_us.fetch_max(now, Ordering::Relaxed);
     } else {
         entry.duplicates.fetch_add(1, Ordering::Relaxed);

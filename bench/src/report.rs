@@ -70,6 +70,9 @@ pub struct Curve {
 pub struct ScenarioResult {
     pub scenario: String,
     pub title: String,
+    /// Why the scenario did not run on this backend (nothing else is then filled in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     pub smoke: bool,
     pub started_at: String,
     pub params: Value,
@@ -90,6 +93,13 @@ pub struct ScenarioResult {
     /// Round trip of one publishing HTTP request (one event or one batch).
     pub publish_request_ms: LatencySummary,
     pub usage: Usage,
+    /// hookd's CPU time over the measurement per delivery (per published event when the
+    /// measurement delivered nothing), in µs: hookd's threads only, not the bench's.
+    pub cpu_us_per_event_hookd: Option<f64>,
+    /// The same for PostgreSQL's processes (`usage.cpu_postgres_pct`); null on SQLite.
+    pub cpu_us_per_event_postgres: Option<f64>,
+    /// What the per-event CPU figures divide by: `delivery` or `published event`.
+    pub cpu_per: String,
     pub checks: Vec<Check>,
     pub extra: Map<String, Value>,
     pub signatures_checked: u64,
@@ -108,6 +118,28 @@ impl ScenarioResult {
             ok: false,
             ..Self::default()
         }
+    }
+
+    /// The record of a scenario that does not apply here (e.g. on this backend).
+    pub fn skipped(why: &str) -> Self {
+        Self {
+            skipped: Some(why.into()),
+            ok: true,
+            ..Self::default()
+        }
+    }
+
+    /// Fills in the CPU-per-event figures from `usage`, `deliveries` and `events`.
+    pub fn set_cpu_per_event(&mut self) {
+        let (per, n) = if self.deliveries > 0 {
+            ("delivery", self.deliveries)
+        } else {
+            ("published event", self.events)
+        };
+        let per_event = |s: Option<f64>| s.filter(|_| n > 0).map(|s| s * 1e6 / n as f64);
+        self.cpu_us_per_event_hookd = per_event(self.usage.cpu_hookd_s);
+        self.cpu_us_per_event_postgres = per_event(self.usage.cpu_postgres_s);
+        self.cpu_per = per.into();
     }
 
     /// Adds a scenario-specific figure under `extra`.
@@ -154,42 +186,59 @@ pub fn json_line(r: &ScenarioResult) -> String {
     serde_json::to_string(&short).expect("a result serializes")
 }
 
-/// The summary table: one row of the standard figures per scenario.
+/// The summary table: one row of the standard figures per scenario. CPU per event is
+/// hookd's (and PostgreSQL's) CPU time divided by the deliveries made.
 pub fn summary_table(results: &[ScenarioResult]) -> String {
     let mut out = String::new();
     let header = format!(
-        "{:<14} {:>10} {:>12} {:>8} {:>8} {:>8} {:>9} {:>9} {:>15} {:>5}",
+        "{:<14} {:>10} {:>12} {:>11} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>15} {:>7} {:>5}",
         "scenario",
         "events/s",
         "deliveries/s",
+        "hookd µs/ev",
+        "pg µs/ev",
         "p50 ms",
         "p90 ms",
         "p99 ms",
         "max ms",
         "peak RSS",
         "CPU hookd/bench",
+        "CPU pg",
         "ok"
     );
     let _ = writeln!(out, "{header}\n{}", "-".repeat(header.chars().count()));
     for r in results {
+        if let Some(why) = &r.skipped {
+            let _ = writeln!(out, "{:<14} skipped: {why}", r.scenario);
+            continue;
+        }
         let l = &r.latency_ms;
         let rss = r.usage.peak_rss_mb.map_or("n/a".into(), |m| format!("{} MB", num(m)));
         let cpu = format!("{}% / {}%", opt(r.usage.cpu_hookd_pct), opt(r.usage.cpu_bench_pct));
+        let pg = r.usage.cpu_postgres_pct.map_or("-".into(), |p| format!("{}%", num(p)));
         let _ = writeln!(
             out,
-            "{:<14} {:>10} {:>12} {:>8} {:>8} {:>8} {:>9} {:>9} {:>15} {:>5}",
+            "{:<14} {:>10} {:>12} {:>11} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>15} {:>7} {:>5}",
             r.scenario,
             num(r.events_per_s),
             num(r.deliveries_per_s),
+            opt(r.cpu_us_per_event_hookd),
+            r.cpu_us_per_event_postgres.map_or("-".into(), num),
             num(l.p50),
             num(l.p90),
             num(l.p99),
             num(l.max),
             rss,
             cpu,
+            pg,
             if r.ok { "yes" } else { "NO" }
         );
     }
+    let _ = writeln!(
+        out,
+        "µs/ev: CPU time per delivery (per published event where nothing was delivered) of hookd's \
+         threads and of PostgreSQL's processes; CPU pg in % of one core"
+    );
     out
 }
 

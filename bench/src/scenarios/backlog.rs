@@ -17,12 +17,12 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     let mut setup = Setup::start(ctx, WEBHOOKS as usize, None, |c| c.dispatch = false).await?;
     setup.create_webhooks(0..WEBHOOKS as usize, TOPIC).await?;
     let publisher = setup.publisher(ctx.bar(name, "queued (events)", Some(events)));
-    let meter = UsageMeter::start();
+    let meter = UsageMeter::start(ctx.backend());
     let fill = closed_loop(&publisher, Amount::Events(events), 4, 100).await;
     let fill_usage = meter.finish();
 
     let watch = DeliveryWatch::start(&setup, &publisher, ctx.bar(name, "drained", Some(0)));
-    let meter = UsageMeter::start();
+    let meter = UsageMeter::start(ctx.backend());
     let drain_started = now_us();
     setup.server.start_dispatcher();
     setup.wait_all(&publisher).await;
@@ -39,6 +39,15 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
+    let per_event = |s: Option<f64>| s.map(|s| s * 1e6 / fill.events.max(1) as f64);
+    r.note(
+        "cpu_us_per_published_event_fill_hookd",
+        per_event(fill_usage.cpu_hookd_s),
+    );
+    r.note(
+        "cpu_us_per_published_event_fill_postgres",
+        per_event(fill_usage.cpu_postgres_s),
+    );
     r.note("usage_fill", fill_usage);
     r.note("peak_rss_mb_fill_and_drain", peak);
     let figure = format!(

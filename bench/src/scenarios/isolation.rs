@@ -40,7 +40,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     setup.create_webhooks(0..NORMAL + 1, TOPIC).await?;
     let publisher = setup.publisher(ctx.bar(name, "published", amount.events().map(|n| 2 * n)));
     let watch = DeliveryWatch::start(&setup, &publisher, ctx.bar(name, "delivered", Some(0)));
-    let meter = UsageMeter::start();
+    let meter = UsageMeter::start(ctx.backend());
     let others = |r: &Receiver| r.unique_in(0..NORMAL);
     let others_window = |run: &PublishRun| seconds_between(run.started_us, setup.receiver.last_receipt_in(0..NORMAL));
 

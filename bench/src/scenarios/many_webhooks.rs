@@ -55,7 +55,7 @@ async fn case(ctx: &Ctx, name: &str, webhooks: usize, amount: Amount) -> anyhow:
     let phase = format!("published ({})", num(webhooks as f64));
     let publisher = setup.publisher(ctx.bar(name, &phase, amount.events()));
     let watch = DeliveryWatch::start(&setup, &publisher, ctx.bar(name, "delivered", Some(0)));
-    let meter = UsageMeter::start();
+    let meter = UsageMeter::start(ctx.backend());
     let run = closed_loop(&publisher, amount, 32, 1).await;
     setup.wait_all(&publisher).await;
     let usage = meter.finish();

@@ -1,0 +1,107 @@
+//! Two hookd nodes on one PostgreSQL database, both serving the API and both dispatching:
+//! the `e2e` load (JSON-RPC batches of 100, 4 in flight, to one webhook) with the requests
+//! taking turns between the two nodes' endpoints, measured from the first publish to the
+//! last receipt.
+//!
+//! The one idea to know: which node made a delivery is told at the receiver. Each node
+//! sends its own User-Agent (`hookd-bench-node-0`, `-1`), and the receiver credits each
+//! payload to the node whose request brought it first. The database cannot tell: a claim
+//! writes the node's name into `deliveries.lease_owner`, but recording the outcome clears
+//! it, and `delivery_attempts` keeps no owner. Both nodes run hookd's own dispatcher
+//! (`dispatch = true`, as `hookd serve` does, with `node_name()` giving each its own lease
+//! owner and its own LISTEN connection), so nothing in the delivery path is the bench's.
+//!
+//! Both nodes run on the one hookd runtime, so hookd's CPU figure is the two together. Each
+//! node has its own `per_webhook` slots, so one webhook may have twice as many attempts in
+//! flight as on one node. On SQLite the scenario is skipped: one SQLite file serves one server.
+
+use serde_json::json;
+
+use super::{phase_seconds, PHASE};
+use crate::harness::{steady_rate, Ctx, DeliveryWatch, Setup, TOPIC};
+use crate::load::{closed_loop, Publisher, Rpc};
+use crate::metrics::UsageMeter;
+use crate::receiver::node_agent;
+use crate::report::{Check, ScenarioResult};
+use crate::server::Backend;
+
+const NODES: usize = 2;
+/// What each node's share of the deliveries must reach for both to count as working.
+const MIN_SHARE_PCT: f64 = 10.0;
+
+pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
+    if ctx.backend() != Backend::Postgres {
+        return Ok(ScenarioResult::skipped(
+            "needs --backend postgres: one SQLite file serves one hookd server",
+        ));
+    }
+    let amount = ctx.amount(PHASE, 500);
+    let (concurrency, batch) = (4, 100);
+    let setup = Setup::start(ctx, 1, None, |c| c.app.delivery.client.user_agent = node_agent(0)).await?;
+    let second = setup
+        .server
+        .join(|c| c.app.delivery.client.user_agent = node_agent(1))
+        .await?;
+    let admin2 = Rpc::new(&second.endpoint, &second.admin)?;
+    // Each node pays for argon2 on a key's first Basic-auth call; not in the measurement.
+    admin2.call("topic.list", json!([])).await?;
+    setup.create_webhooks(0..1, TOPIC).await?;
+    let publisher = Publisher::spread(
+        vec![setup.admin.clone(), admin2],
+        TOPIC,
+        ctx.bar(name, "published", amount.events()),
+    );
+    let watch = DeliveryWatch::start(&setup, &publisher, ctx.bar(name, "delivered", Some(0)));
+    let meter = UsageMeter::start(ctx.backend());
+    let run = closed_loop(&publisher, amount, concurrency, batch).await;
+    setup.wait_all(&publisher).await;
+    let usage = meter.finish();
+    let series = watch.stop().await;
+    let mut r = setup.result(run, &publisher, usage, run.events);
+    r.params = json!({"nodes": NODES, "webhooks": 1, "events": run.events, "concurrency": concurrency,
+        "batch": batch, "publish_for_s": phase_seconds(amount), "requests": "alternating between the nodes"});
+    r.note("deliveries_per_s_steady_10_90", steady_rate(&series));
+    let by_node = setup.receiver.by_node(NODES);
+    let credited: u64 = by_node.iter().sum();
+    if credited != r.deliveries {
+        r.problems.push(format!(
+            "{} of {} deliveries came from no known node (User-Agent)",
+            r.deliveries - credited.min(r.deliveries),
+            r.deliveries
+        ));
+        r.ok = false;
+    }
+    let shares: Vec<f64> = by_node
+        .iter()
+        .map(|n| 100.0 * *n as f64 / credited.max(1) as f64)
+        .collect();
+    r.note("deliveries_by_node", &by_node);
+    r.note("deliveries_share_pct_by_node", &shares);
+    let smallest = shares.iter().copied().fold(f64::INFINITY, f64::min);
+    r.checks.push(Check::at_least(
+        "smaller node's share of the deliveries",
+        smallest,
+        MIN_SHARE_PCT,
+        "%",
+    ));
+    second.stop().await;
+    setup.server.stop().await;
+    Ok(r)
+}
+
+/// Adds the scale-out check once the one-node `e2e` figure of the same run is known: two
+/// nodes must deliver at least as fast as one.
+pub fn compare_with_one_node(two: &mut ScenarioResult, one: &ScenarioResult) {
+    if two.skipped.is_some() || !one.ok || one.deliveries_per_s <= 0.0 {
+        return;
+    }
+    let ratio = two.deliveries_per_s / one.deliveries_per_s;
+    two.note("deliveries_per_s_one_node", one.deliveries_per_s);
+    two.note("speedup_vs_one_node", ratio);
+    two.checks.push(Check::at_least(
+        "deliveries/s, two nodes ÷ one node (e2e, same run)",
+        ratio,
+        1.0,
+        "×",
+    ));
+}
