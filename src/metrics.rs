@@ -74,7 +74,7 @@ impl Default for Metrics {
         );
         registry.register(
             "hookd_queue_due",
-            "Payloads due for an attempt now (pending or retrying, next attempt in the past)",
+            "Payloads of active webhooks due for an attempt now (counted up to 1,000,000)",
             queue_due.clone(),
         );
         let series = |outcome| attempts.get_or_create(&OutcomeLabel { outcome }).clone();

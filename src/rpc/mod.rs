@@ -169,8 +169,22 @@ async fn readyz(State(state): State<RpcState>) -> Response {
     }
 }
 
-/// Every metric, in the text exposition format.
+/// `hookd_queue_due` counts at most this many (a bounded read however large the backlog).
+const QUEUE_DUE_CAP: i64 = 1_000_000;
+
+/// Every metric, in the text exposition format (the due count read at the scrape).
 async fn metrics(State(state): State<RpcState>) -> Response {
+    match state
+        .app
+        .store
+        .queue_due_count(crate::time::now_millis(), QUEUE_DUE_CAP)
+        .await
+    {
+        Ok(n) => {
+            state.app.metrics.queue_due.set(n);
+        }
+        Err(e) => tracing::warn!(error = ?e, "counting the due payloads for /metrics failed"),
+    }
     let text = state.app.metrics.render();
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }

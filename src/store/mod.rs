@@ -126,6 +126,9 @@ pub trait Store: Send + Sync + 'static {
     /// Active webhooks with unleased payloads to send, each with its earliest due time. (On
     /// SQLite leases live in memory, so leased payloads count too; the claim skips them.)
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>>;
+    /// How many payloads of active webhooks are due now (for the `hookd_queue_due` gauge),
+    /// counting at most `cap` of them so a huge backlog costs a bounded read.
+    async fn queue_due_count(&self, now: Millis, cap: i64) -> StoreResult<i64>;
     /// Leases up to `limit` due payloads of one active webhook to `owner`, oldest first.
     async fn delivery_claim(
         &self,

@@ -190,6 +190,10 @@ impl Store for PostgresStore {
         queue::queue_scan(&self.pool, now).await
     }
 
+    async fn queue_due_count(&self, now: Millis, cap: i64) -> StoreResult<i64> {
+        queue::due_count(&self.pool, now, cap).await
+    }
+
     async fn delivery_claim(
         &self,
         webhook: WebhookId,

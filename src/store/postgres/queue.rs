@@ -156,3 +156,16 @@ struct Arrays<'a> {
     response_prefix: Vec<&'a str>,
     error: Vec<Option<&'a str>>,
 }
+
+/// Payloads of active webhooks due at `now`, at most `cap` counted.
+pub async fn due_count(pool: &PgPool, now: Millis, cap: i64) -> StoreResult<i64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+         WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 AND w.is_active LIMIT $2) due",
+    )
+    .bind(now)
+    .bind(cap)
+    .fetch_one(pool)
+    .await?;
+    Ok(n)
+}

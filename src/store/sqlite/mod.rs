@@ -230,6 +230,10 @@ impl Store for SqliteStore {
         self.readers.off_thread(queue::queue_scan).await
     }
 
+    async fn queue_due_count(&self, now: Millis, cap: i64) -> StoreResult<i64> {
+        self.readers.off_thread(move |c| queue::due_count(c, now, cap)).await
+    }
+
     async fn delivery_claim(
         &self,
         webhook: WebhookId,

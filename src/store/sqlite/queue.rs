@@ -35,6 +35,18 @@ pub fn queue_scan(c: &Connection) -> StoreResult<Vec<(WebhookId, Millis)>> {
     Ok(rows)
 }
 
+/// Payloads of active webhooks due at `now`, at most `cap` counted.
+pub fn due_count(c: &Connection, now: Millis, cap: i64) -> StoreResult<i64> {
+    let n = c
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= ?1 AND w.is_active = 1 \
+             LIMIT ?2)",
+        )?
+        .query_row(params![now, cap], |r| r.get(0))?;
+    Ok(n)
+}
+
 /// Claims up to `limit` due payloads of an active webhook, oldest first: reads the
 /// queue through its index (with enough rows to skip what `leases` holds) and holds what
 /// it takes until `until`. Nothing is written; see `leases`.

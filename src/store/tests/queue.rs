@@ -37,6 +37,25 @@ fn increments(claimed: &[ClaimedDelivery]) -> Vec<i64> {
 }
 
 store_test! {
+    async fn the_due_count_counts_due_payloads_of_active_webhooks_up_to_the_cap(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = webhook(&*store, m, true).await;
+        publish_n(&*store, m, 5).await;
+        let now = now_millis() + 1;
+        assert_eq!(store.queue_due_count(now, 1000).await.unwrap(), 5);
+        assert_eq!(store.queue_due_count(now, 3).await.unwrap(), 3, "the cap bounds the count");
+        let first = claim(&*store, hook, now, 1).await;
+        store.delivery_record(&[done(&first[0], DeliveryStatus::Success, now)]).await.unwrap();
+        assert_eq!(store.queue_due_count(now, 1000).await.unwrap(), 4, "a delivered payload is not due");
+        store
+            .webhook_set_active(Scope::All, &StatusTarget::Id(hook), false)
+            .await
+            .unwrap();
+        assert_eq!(store.queue_due_count(now, 1000).await.unwrap(), 0, "an inactive webhook's wait");
+    }
+}
+
+store_test! {
     async fn concurrent_claims_never_share_a_payload_and_leases_expire(db, store) {
         let m = merchant(&*store, "shop").await;
         let hook = webhook(&*store, m, true).await;
