@@ -31,8 +31,29 @@ pub fn format_timestamp_millis(ms: Millis) -> String {
         .unwrap_or_default()
 }
 
+/// Parses an RFC 3339 (ISO-8601) timestamp with an offset, e.g. `2021-12-07T16:08:15+00:00`
+/// or `2021-12-07T16:08:15.5Z`, to unix milliseconds.
+pub fn parse_timestamp(s: &str) -> Option<Millis> {
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn timestamps_parse_back() {
+        assert_eq!(
+            super::parse_timestamp("2021-12-07T16:08:15+00:00"),
+            Some(1_638_893_295_000)
+        );
+        assert_eq!(
+            super::parse_timestamp("2021-12-07T17:08:15.123+01:00"),
+            Some(1_638_893_295_123)
+        );
+        assert_eq!(super::parse_timestamp("yesterday"), None);
+        assert_eq!(super::parse_timestamp("2021-12-07"), None);
+    }
+
     #[test]
     fn timestamps_look_like_the_platform_s() {
         assert_eq!(super::format_timestamp(1_638_893_295_123), "2021-12-07T16:08:15+00:00");

@@ -6,11 +6,13 @@ pub mod headers;
 pub mod ids;
 pub mod payload;
 pub mod records;
+pub mod rotation;
 pub mod secret;
 pub mod target;
 pub mod topic;
 pub mod user;
 pub mod webhook;
+pub mod webhook_change;
 pub mod webhook_url;
 
 pub use flag::parse_flag;
@@ -18,11 +20,13 @@ pub use headers::ExtraHeaders;
 pub use ids::{DeliveryId, EventId, MerchantId, UserId, WebhookId};
 pub use payload::{BodyTemplate, DeliveryStatus};
 pub use records::{
-    AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest,
-    Published, Requeue, Scope, StatusTarget, UserRecord,
+    AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
+    PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, UserRecord,
 };
+pub use rotation::SecretRotation;
 pub use secret::SecretKey;
 pub use topic::{Catalog, Topic, TopicList, TopicPattern};
 pub use user::{ApiKey, MerchantCode, Role, UserName};
 pub use webhook::{NewWebhook, Webhook};
+pub use webhook_change::WebhookChange;
 pub use webhook_url::WebhookUrl;

@@ -75,6 +75,9 @@ pub struct ClaimedDelivery {
     /// Attempts made before this one.
     pub attempts: i64,
     pub body: Vec<u8>,
+    /// The webhook's `version` when claimed: a dispatcher holding an older target reloads it.
+    /// (0 from `delivery_create_claimed`: `webhook.test` loads its target itself.)
+    pub webhook_version: i64,
 }
 
 /// One attempt as logged.
@@ -140,4 +143,26 @@ pub enum Requeue {
     Requeued(WebhookId),
     NotFound,
     NotFailed(crate::domain::DeliveryStatus),
+}
+
+/// One entry of `webhook.payloads`: a payload with the exact body sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PayloadRecord {
+    pub increment_id: i64,
+    pub delivery_id: crate::domain::DeliveryId,
+    pub topic: String,
+    pub status: crate::domain::DeliveryStatus,
+    pub created_at: Millis,
+    pub body: Vec<u8>,
+}
+
+/// Which payloads `delivery.list` returns, across the scope's webhooks, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct DeliverySearch {
+    pub status: Option<crate::domain::DeliveryStatus>,
+    pub topic: Option<String>,
+    pub event_id: Option<i64>,
+    /// Only payloads with a smaller id (paging backwards).
+    pub before: Option<i64>,
+    pub limit: i64,
 }

@@ -33,6 +33,10 @@ pub enum WebhookDataError {
     Secret(#[from] SecretError),
     #[error("merchant_code: {0}")]
     MerchantCode(String),
+    #[error("overlap: {0}")]
+    Overlap(String),
+    #[error("{0} is not supported yet")]
+    NotSupportedYet(&'static str),
 }
 
 /// A webhook to be created, every field validated.
@@ -64,30 +68,12 @@ impl NewWebhook {
         }
         let topics = match obj.get("topics") {
             None | Some(Value::Null) => return Err(WebhookDataError::Missing("topics")),
-            Some(Value::String(s)) => TopicList::parse_joined(s, catalog)?,
-            Some(Value::Array(items)) => {
-                let entries = items.iter().map(|v| v.as_str()).collect::<Option<Vec<_>>>().ok_or(
-                    WebhookDataError::WrongType {
-                        field: "topics",
-                        expected: "a string or an array of strings",
-                    },
-                )?;
-                TopicList::parse(entries, catalog)?
-            }
-            Some(_) => {
-                return Err(WebhookDataError::WrongType {
-                    field: "topics",
-                    expected: "a string or an array of strings",
-                })
-            }
+            Some(v) => parse_topics(v, catalog)?,
         };
         let url = WebhookUrl::parse(required_str(obj, "url")?, allow_private_targets)?;
         let is_active = match obj.get("is_active") {
             None | Some(Value::Null) => true,
-            Some(v) => parse_flag(v).ok_or(WebhookDataError::WrongType {
-                field: "is_active",
-                expected: "0, 1, \"0\", \"1\", true or false",
-            })?,
+            Some(v) => parse_active(v)?,
         };
         let extra_headers = match optional_str(obj, "extra_headers")? {
             None => ExtraHeaders::default(),
@@ -111,12 +97,41 @@ impl NewWebhook {
     }
 }
 
+pub(super) fn parse_topics(v: &Value, catalog: &Catalog) -> Result<TopicList, WebhookDataError> {
+    const EXPECTED: WebhookDataError = WebhookDataError::WrongType {
+        field: "topics",
+        expected: "a string or an array of strings",
+    };
+    match v {
+        Value::String(s) => Ok(TopicList::parse_joined(s, catalog)?),
+        Value::Array(items) => {
+            let entries = items
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Option<Vec<_>>>()
+                .ok_or(EXPECTED)?;
+            Ok(TopicList::parse(entries, catalog)?)
+        }
+        _ => Err(EXPECTED),
+    }
+}
+
+pub(super) fn parse_active(v: &Value) -> Result<bool, WebhookDataError> {
+    parse_flag(v).ok_or(WebhookDataError::WrongType {
+        field: "is_active",
+        expected: "0, 1, \"0\", \"1\", true or false",
+    })
+}
+
 fn required_str<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, WebhookDataError> {
     optional_str(obj, field)?.ok_or(WebhookDataError::Missing(field))
 }
 
 /// A string field; absent and null both mean "not given".
-fn optional_str<'a>(obj: &'a Map<String, Value>, field: &'static str) -> Result<Option<&'a str>, WebhookDataError> {
+pub(super) fn optional_str<'a>(
+    obj: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<&'a str>, WebhookDataError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -139,6 +154,15 @@ pub struct Webhook {
     pub url: String,
     pub extra_headers: String,
     pub secret_key: String,
+    /// The code of the merchant it belongs to.
+    pub merchant_code: String,
+    /// Moves with every change of where or how its payloads are sent (URL, headers,
+    /// secrets), so dispatchers know when a target they loaded is stale.
+    pub version: i64,
+    /// After a rotation, the key that keeps signing alongside the new one until
+    /// `previous_expires_at`.
+    pub previous_secret_key: Option<String>,
+    pub previous_expires_at: Option<crate::time::Millis>,
 }
 
 #[cfg(test)]

@@ -168,5 +168,6 @@ pub async fn create_claimed(
         increment_id,
         attempts: 0,
         body: rendered,
+        webhook_version: 0,
     }))
 }

@@ -52,7 +52,8 @@ pub async fn claim(
              AND EXISTS (SELECT 1 FROM webhooks WHERE id = $3 AND is_active) \
            ORDER BY next_attempt_at, id LIMIT $5 \
            FOR UPDATE SKIP LOCKED) \
-         RETURNING id, increment_id, attempts, body",
+         RETURNING id, increment_id, attempts, body, \
+           (SELECT version FROM webhooks WHERE id = $3)",
     )
     .bind(owner)
     .bind(lease_until)
@@ -69,6 +70,7 @@ pub async fn claim(
             increment_id: r.get(1),
             attempts: r.get(2),
             body: r.get(3),
+            webhook_version: r.get(4),
         })
         .collect();
     claimed.sort_by_key(|c| c.increment_id);

@@ -13,7 +13,10 @@ use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
 use crate::store::{Scope, StatusTarget, StoreResult};
 use crate::time::now_millis;
 
-const COLUMNS: &str = "id, merchant_id, increment_id, is_active, topics, url, extra_headers, secret_key";
+/// Read from `webhooks w JOIN merchants m` (see `FROM`).
+const COLUMNS: &str = "w.id, w.merchant_id, w.increment_id, w.is_active, w.topics, w.url, w.extra_headers, \
+     w.secret_key, m.code, w.version, w.previous_secret_key, w.previous_expires_at";
+const FROM: &str = "webhooks w JOIN merchants m ON m.id = w.merchant_id";
 
 fn webhook_from_row(row: &PgRow) -> Webhook {
     Webhook {
@@ -25,6 +28,10 @@ fn webhook_from_row(row: &PgRow) -> Webhook {
         url: row.get(5),
         extra_headers: row.get(6),
         secret_key: row.get(7),
+        merchant_code: row.get(8),
+        version: row.get(9),
+        previous_secret_key: row.get(10),
+        previous_expires_at: row.get(11),
     }
 }
 
@@ -85,7 +92,7 @@ pub async fn count(pool: &PgPool, merchant: MerchantId) -> StoreResult<i64> {
 
 pub async fn list(pool: &PgPool, scope: Scope) -> StoreResult<Vec<Webhook>> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM webhooks WHERE ($1::BIGINT IS NULL OR merchant_id = $1) ORDER BY id"
+        "SELECT {COLUMNS} FROM {FROM} WHERE ($1::BIGINT IS NULL OR w.merchant_id = $1) ORDER BY w.id"
     ))
     .bind(scope.merchant_filter())
     .fetch_all(pool)
@@ -95,7 +102,7 @@ pub async fn list(pool: &PgPool, scope: Scope) -> StoreResult<Vec<Webhook>> {
 
 pub async fn get(pool: &PgPool, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)"
+        "SELECT {COLUMNS} FROM {FROM} WHERE w.id = $1 AND ($2::BIGINT IS NULL OR w.merchant_id = $2)"
     ))
     .bind(id.0)
     .bind(scope.merchant_filter())

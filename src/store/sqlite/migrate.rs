@@ -43,6 +43,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "webhook counter",
         sql: include_str!("../../../migrations/sqlite/0004_webhook_counter.sql"),
     },
+    Migration {
+        version: 5,
+        description: "webhook lifecycle",
+        sql: include_str!("../../../migrations/sqlite/0005_webhook_lifecycle.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration

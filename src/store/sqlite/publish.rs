@@ -141,6 +141,7 @@ fn insert_payload(
         increment_id,
         attempts: 0,
         body: rendered,
+        webhook_version: 0,
     })
 }
 

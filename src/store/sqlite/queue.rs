@@ -69,7 +69,8 @@ pub fn claim(
         let seen = leases.epoch();
         let candidates: Vec<ClaimedDelivery> = c
             .prepare_cached(
-                "SELECT id, increment_id, attempts, body FROM deliveries \
+                "SELECT id, increment_id, attempts, body, (SELECT version FROM webhooks WHERE id = ?1) \
+                 FROM deliveries \
                  WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') AND next_attempt_at <= ?2 \
                    AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1) \
                  ORDER BY next_attempt_at, id LIMIT ?3",
@@ -81,6 +82,7 @@ pub fn claim(
                     increment_id: r.get(1)?,
                     attempts: r.get(2)?,
                     body: r.get(3)?,
+                    webhook_version: r.get(4)?,
                 })
             })?
             .collect::<Result<_, _>>()?;

@@ -9,7 +9,10 @@ use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
 use crate::store::{Scope, StatusTarget, StoreResult};
 use crate::time::now_millis;
 
-const COLUMNS: &str = "id, merchant_id, increment_id, is_active, topics, url, extra_headers, secret_key";
+/// Read from `webhooks w JOIN merchants m` (see `FROM`).
+const COLUMNS: &str = "w.id, w.merchant_id, w.increment_id, w.is_active, w.topics, w.url, w.extra_headers, \
+     w.secret_key, m.code, w.version, w.previous_secret_key, w.previous_expires_at";
+const FROM: &str = "webhooks w JOIN merchants m ON m.id = w.merchant_id";
 
 fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
     Ok(Webhook {
@@ -21,6 +24,10 @@ fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
         url: r.get(5)?,
         extra_headers: r.get(6)?,
         secret_key: r.get(7)?,
+        merchant_code: r.get(8)?,
+        version: r.get(9)?,
+        previous_secret_key: r.get(10)?,
+        previous_expires_at: r.get(11)?,
     })
 }
 
@@ -62,7 +69,7 @@ pub fn count(c: &Connection, merchant: MerchantId) -> StoreResult<i64> {
 
 pub fn list(c: &Connection, scope: Scope) -> StoreResult<Vec<Webhook>> {
     Ok(c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM webhooks WHERE (?1 IS NULL OR merchant_id = ?1) ORDER BY id"
+        "SELECT {COLUMNS} FROM {FROM} WHERE (?1 IS NULL OR w.merchant_id = ?1) ORDER BY w.id"
     ))?
     .query_map([scope.merchant_filter()], webhook_from_row)?
     .collect::<Result<_, _>>()?)
@@ -70,7 +77,7 @@ pub fn list(c: &Connection, scope: Scope) -> StoreResult<Vec<Webhook>> {
 
 pub fn get(c: &Connection, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
     Ok(c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)"
+        "SELECT {COLUMNS} FROM {FROM} WHERE w.id = ?1 AND (?2 IS NULL OR w.merchant_id = ?2)"
     ))?
     .query_row(params![id.0, scope.merchant_filter()], webhook_from_row)
     .optional()?)

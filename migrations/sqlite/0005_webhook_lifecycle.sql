@@ -1,0 +1,13 @@
+-- Webhook lifecycle (webhook.update, rotate_secret, payloads, recover, delivery.list).
+-- `version` moves with every change of a webhook's target (URL, headers, secrets): the claim
+-- returns it, so every node's dispatcher reloads a target it has cached once it changed.
+-- During a secret's overlap the previous key signs too, until `previous_expires_at`.
+ALTER TABLE webhooks ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE webhooks ADD COLUMN previous_secret_key TEXT;
+ALTER TABLE webhooks ADD COLUMN previous_expires_at INTEGER;
+-- webhook.payloads reads a range of one webhook's increment ids.
+CREATE INDEX deliveries_by_increment ON deliveries (webhook_id, increment_id);
+-- delivery.list pages through one merchant's payloads, newest first.
+CREATE INDEX deliveries_by_merchant ON deliveries (merchant_id, id);
+-- webhook.recover finds one webhook's failed payloads (few: only these rows are indexed).
+CREATE INDEX deliveries_failed ON deliveries (webhook_id, created_at) WHERE status = 'failed';
