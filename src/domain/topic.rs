@@ -246,7 +246,8 @@ mod tests {
         let c = cat();
         assert!(c.contains("order:created"));
         assert!(c.contains("test:ping"));
-        assert_eq!(c.iter().count(), 52);
+        assert!(c.contains("webhook:disabled"), "CONTRACT §6.2: hookd's own event");
+        assert_eq!(c.iter().count(), 53);
     }
 
     #[test]

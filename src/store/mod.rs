@@ -18,15 +18,16 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::domain::{
-    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
+    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
+    WebhookId,
 };
 use crate::time::Millis;
 use crate::wake::Wake;
 
 // The records passed across the boundary live in `domain`; re-exported for the backends.
 pub use crate::domain::records::{
-    AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest,
-    Published, Requeue, Scope, StatusTarget, UserRecord,
+    AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
+    PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, UserRecord,
 };
 pub use error::StoreError;
 pub use health::WriteHealth;
@@ -107,6 +108,41 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64>;
     /// Deletes the webhook and cancels its queued deliveries; false when it did not exist.
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool>;
+
+    // --- the webhook lifecycle (`lifecycle` in each backend) ---
+    /// Applies the change (fields not given keep their value) and moves the webhook's
+    /// `version`; false when it does not exist in the scope. Activating wakes every node.
+    async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool>;
+    /// Makes `secret` the webhook's key; the current key keeps signing until
+    /// `previous_expires_at`. Moves the `version`; false when not found in the scope.
+    async fn webhook_rotate_secret(
+        &self,
+        scope: Scope,
+        id: WebhookId,
+        secret: &SecretKey,
+        previous_expires_at: Millis,
+    ) -> StoreResult<bool>;
+    /// The webhook's payloads with `from <= increment_id <= to`, in increment order, at most
+    /// `limit`, whatever their status.
+    async fn payload_range(
+        &self,
+        scope: Scope,
+        id: WebhookId,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<PayloadRecord>>;
+    /// Queues every `failed` payload of the webhook made at or after `since` again, due at
+    /// `now`; how many, or None when the webhook does not exist in the scope. Wakes every node.
+    async fn delivery_recover(
+        &self,
+        scope: Scope,
+        id: WebhookId,
+        since: Millis,
+        now: Millis,
+    ) -> StoreResult<Option<u64>>;
+    /// Payloads across the scope's webhooks, newest first.
+    async fn delivery_search(&self, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>>;
 
     // --- events and deliveries ---
     /// Stores the event and one payload per matching active webhook, each taking that

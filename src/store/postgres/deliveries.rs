@@ -9,10 +9,10 @@ use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
 use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, Requeue, Scope, StoreResult};
 use crate::time::Millis;
 
-const RECORD_COLUMNS: &str = "id, webhook_id, event_id, increment_id, topic, status, attempts, \
+pub(super) const RECORD_COLUMNS: &str = "id, webhook_id, event_id, increment_id, topic, status, attempts, \
      next_attempt_at, last_http_status, last_error, created_at";
 
-fn record_from_row(r: &PgRow) -> DeliveryRecord {
+pub(super) fn record_from_row(r: &PgRow) -> DeliveryRecord {
     DeliveryRecord {
         id: DeliveryId(r.get(0)),
         webhook_id: WebhookId(r.get(1)),

@@ -8,6 +8,7 @@
 //! are delivered exactly when the rows they announce become visible (see `wakeups`).
 
 mod deliveries;
+mod lifecycle;
 mod publish;
 mod queue;
 mod users;
@@ -25,11 +26,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 
 use super::{
-    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PoolSettings, PublishRequest,
-    Published, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, PayloadRecord,
+    PoolSettings, PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
-    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
+    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
+    WebhookId,
 };
 use crate::time::Millis;
 use crate::wake::Wake;
@@ -167,6 +169,48 @@ impl Store for PostgresStore {
 
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool> {
         self.health.observe(webhooks::delete(&self.pool, scope, id).await)
+    }
+
+    async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
+        self.health
+            .observe(lifecycle::update(&self.pool, scope, id, change).await)
+    }
+
+    async fn webhook_rotate_secret(
+        &self,
+        scope: Scope,
+        id: WebhookId,
+        secret: &SecretKey,
+        previous_expires_at: Millis,
+    ) -> StoreResult<bool> {
+        self.health
+            .observe(lifecycle::rotate_secret(&self.pool, scope, id, secret, previous_expires_at).await)
+    }
+
+    async fn payload_range(
+        &self,
+        scope: Scope,
+        id: WebhookId,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<PayloadRecord>> {
+        lifecycle::payload_range(&self.pool, scope, id, from, to, limit).await
+    }
+
+    async fn delivery_recover(
+        &self,
+        scope: Scope,
+        id: WebhookId,
+        since: Millis,
+        now: Millis,
+    ) -> StoreResult<Option<u64>> {
+        self.health
+            .observe(lifecycle::recover(&self.pool, scope, id, since, now).await)
+    }
+
+    async fn delivery_search(&self, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>> {
+        lifecycle::search(&self.pool, scope, filter).await
     }
 
     async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {

@@ -7,10 +7,11 @@ use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
 use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, Requeue, Scope, StoreResult};
 use crate::time::Millis;
 
-const RECORD_COLUMNS: &str = "id, webhook_id, event_id, increment_id, topic, status, attempts, next_attempt_at, \
+pub(super) const RECORD_COLUMNS: &str =
+    "id, webhook_id, event_id, increment_id, topic, status, attempts, next_attempt_at, \
      last_http_status, last_error, created_at";
 
-fn record_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
+pub(super) fn record_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
     Ok(DeliveryRecord {
         id: DeliveryId(r.get(0)?),
         webhook_id: WebhookId(r.get(1)?),
@@ -26,7 +27,7 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
     })
 }
 
-fn status_from(s: &str) -> DeliveryStatus {
+pub(super) fn status_from(s: &str) -> DeliveryStatus {
     DeliveryStatus::parse(s).unwrap_or(DeliveryStatus::Pending)
 }
 

@@ -13,6 +13,7 @@
 
 mod deliveries;
 mod leases;
+mod lifecycle;
 mod migrate;
 mod publish;
 mod queue;
@@ -30,11 +31,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest, Published,
-    Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, PayloadRecord,
+    PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
-    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, UserName, Webhook, WebhookId,
+    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
+    WebhookId,
 };
 use crate::time::Millis;
 
@@ -190,6 +192,58 @@ impl Store for SqliteStore {
 
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool> {
         self.writer.write(move |c, _| webhooks::delete(c, scope, id)).await
+    }
+
+    async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
+        let change = change.clone();
+        self.writer
+            .write(move |c, _| lifecycle::update(c, scope, id, &change))
+            .await
+    }
+
+    async fn webhook_rotate_secret(
+        &self,
+        scope: Scope,
+        id: WebhookId,
+        secret: &SecretKey,
+        previous_expires_at: Millis,
+    ) -> StoreResult<bool> {
+        let secret = secret.clone();
+        self.writer
+            .write(move |c, _| lifecycle::rotate_secret(c, scope, id, &secret, previous_expires_at))
+            .await
+    }
+
+    async fn payload_range(
+        &self,
+        scope: Scope,
+        id: WebhookId,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<PayloadRecord>> {
+        self.readers
+            .off_thread(move |c| lifecycle::payload_range(c, scope, id, from, to, limit))
+            .await
+    }
+
+    async fn delivery_recover(
+        &self,
+        scope: Scope,
+        id: WebhookId,
+        since: Millis,
+        now: Millis,
+    ) -> StoreResult<Option<u64>> {
+        self.writer
+            .write(move |c, _| lifecycle::recover(c, scope, id, since, now))
+            .await
+    }
+
+    async fn delivery_search(&self, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>> {
+        let filter = filter.clone();
+        self.readers
+            .off_thread(move |c| lifecycle::search(c, scope, &filter))
+            .await
     }
 
     async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {

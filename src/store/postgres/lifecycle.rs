@@ -1,0 +1,197 @@
+//! The webhook lifecycle in PostgreSQL: update, secret rotation, payload ranges, recovery
+//! and the merchant-wide delivery log.
+//!
+//! The one idea to know: every change of a webhook moves its `version`, and the claim
+//! returns the version with each payload, so every node's dispatcher that cached the
+//! webhook's target (URL, headers, secrets) reloads it before sending anything more.
+//! Changes that may put payloads back in the queue (activation, recovery) wake every node
+//! by NOTIFY in the same transaction, as `set_active` and `requeue` do.
+
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, PgPool, Row};
+
+use super::deliveries::{record_from_row, RECORD_COLUMNS};
+use super::wakeups;
+use crate::domain::{DeliveryId, DeliveryStatus, SecretKey, WebhookChange, WebhookId};
+use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Scope, StoreResult};
+use crate::time::Millis;
+
+pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
+    let mut tx = pool.begin().await?;
+    // Locks the webhook row (as publishers do), so a publish sees the old topics or the new.
+    let merchant: Option<i64> = sqlx::query_scalar(
+        "UPDATE webhooks SET url = COALESCE($3, url), topics = COALESCE($4, topics), \
+           extra_headers = COALESCE($5, extra_headers), is_active = COALESCE($6, is_active), \
+           version = version + 1 \
+         WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2) \
+         RETURNING merchant_id",
+    )
+    .bind(id.0)
+    .bind(scope.merchant_filter())
+    .bind(change.url.as_ref().map(|u| u.as_str()))
+    .bind(change.topics.as_ref().map(|t| t.joined()))
+    .bind(change.extra_headers.as_ref().map(|h| h.raw()))
+    .bind(change.is_active)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(merchant) = merchant else {
+        return Ok(false);
+    };
+    if let Some(topics) = &change.topics {
+        let patterns: Vec<String> = topics.patterns().iter().map(|p| p.key()).collect();
+        sqlx::query("DELETE FROM webhook_topics WHERE webhook_id = $1")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) \
+             SELECT $1, pattern, $3 FROM UNNEST($2::text[]) AS p(pattern)",
+        )
+        .bind(merchant)
+        .bind(&patterns)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if change.is_active == Some(true) {
+        wakeups::notify(&mut tx, &[id.0]).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub async fn rotate_secret(
+    pool: &PgPool,
+    scope: Scope,
+    id: WebhookId,
+    secret: &SecretKey,
+    previous_expires_at: Millis,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE webhooks SET previous_secret_key = secret_key, previous_expires_at = $3, secret_key = $2, \
+           version = version + 1 \
+         WHERE id = $1 AND ($4::BIGINT IS NULL OR merchant_id = $4)",
+    )
+    .bind(id.0)
+    .bind(secret.as_str())
+    .bind(previous_expires_at)
+    .bind(scope.merchant_filter())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Reads through the `(webhook_id, increment_id)` index.
+pub async fn payload_range(
+    pool: &PgPool,
+    scope: Scope,
+    id: WebhookId,
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> StoreResult<Vec<PayloadRecord>> {
+    let rows = sqlx::query(
+        "SELECT increment_id, id, topic, status, created_at, body FROM deliveries \
+         WHERE webhook_id = $1 AND increment_id BETWEEN $2 AND $3 \
+           AND ($4::BIGINT IS NULL OR merchant_id = $4) \
+         ORDER BY increment_id, id LIMIT $5",
+    )
+    .bind(id.0)
+    .bind(from)
+    .bind(to)
+    .bind(scope.merchant_filter())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| PayloadRecord {
+            increment_id: r.get(0),
+            delivery_id: DeliveryId(r.get(1)),
+            topic: r.get(2),
+            status: DeliveryStatus::parse(r.get::<&str, _>(3)).unwrap_or(DeliveryStatus::Pending),
+            created_at: r.get(4),
+            body: r.get(5),
+        })
+        .collect())
+}
+
+/// None when the webhook does not exist in the scope. Reads through `deliveries_failed`;
+/// rows are locked in id order, as the recorder and webhook deletion lock them.
+pub async fn recover(
+    pool: &PgPool,
+    scope: Scope,
+    id: WebhookId,
+    since: Millis,
+    now: Millis,
+) -> StoreResult<Option<u64>> {
+    let mut tx = pool.begin().await?;
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM webhooks WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)")
+            .bind(id.0)
+            .bind(scope.merchant_filter())
+            .fetch_optional(&mut *tx)
+            .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = 'retrying', next_attempt_at = $3, finished_at = NULL, \
+           lease_owner = NULL, lease_until = NULL \
+         WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = $1 AND status = 'failed' \
+                        AND created_at >= $2 ORDER BY id FOR UPDATE)",
+    )
+    .bind(id.0)
+    .bind(since)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() > 0 {
+        wakeups::notify(&mut tx, &[id.0]).await?;
+    }
+    tx.commit().await?;
+    Ok(Some(done.rows_affected()))
+}
+
+/// Only the filters given become conditions, so the planner sees a plain
+/// `merchant_id = $1 ORDER BY id DESC` and walks `deliveries_by_merchant` (or, for an admin,
+/// the primary key) newest first.
+pub async fn search(pool: &PgPool, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>> {
+    let mut conditions = Vec::new();
+    let mut args = PgArguments::default();
+    let mut n = 0;
+    let mut next = |condition: &str| {
+        n += 1;
+        conditions.push(format!("{condition} ${n}"));
+    };
+    let bind_err = |e| crate::store::StoreError::from(sqlx::Error::Encode(e));
+    if let Some(m) = scope.merchant_filter() {
+        next("merchant_id =");
+        args.add(m).map_err(bind_err)?;
+    }
+    if let Some(s) = filter.status {
+        next("status =");
+        args.add(s.as_str()).map_err(bind_err)?;
+    }
+    if let Some(t) = &filter.topic {
+        next("topic =");
+        args.add(t.as_str()).map_err(bind_err)?;
+    }
+    if let Some(e) = filter.event_id {
+        next("event_id =");
+        args.add(e).map_err(bind_err)?;
+    }
+    if let Some(b) = filter.before {
+        next("id <");
+        args.add(b).map_err(bind_err)?;
+    }
+    args.add(filter.limit).map_err(bind_err)?;
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM deliveries");
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", conditions.len() + 1));
+    let rows = sqlx::query_with(&sql, args).fetch_all(pool).await?;
+    Ok(rows.iter().map(record_from_row).collect())
+}

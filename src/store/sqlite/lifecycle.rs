@@ -1,0 +1,152 @@
+//! The webhook lifecycle in SQLite: update, secret rotation, payload ranges, recovery and
+//! the merchant-wide delivery log. Writes are writer jobs, reads run on a reader.
+//!
+//! The one idea to know: every change of a webhook moves its `version`, and the claim
+//! returns the version with each payload, so a dispatcher that cached the webhook's target
+//! (URL, headers, secrets) reloads it before sending anything more.
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use super::deliveries::{record_from_row, status_from, RECORD_COLUMNS};
+use crate::domain::{DeliveryId, SecretKey, WebhookChange, WebhookId};
+use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Scope, StoreResult};
+use crate::time::Millis;
+
+/// The webhook's merchant, if it exists in the scope.
+fn owner(c: &Connection, scope: Scope, id: WebhookId) -> StoreResult<Option<i64>> {
+    Ok(
+        c.prepare_cached("SELECT merchant_id FROM webhooks WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)")?
+            .query_row(params![id.0, scope.merchant_filter()], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+pub fn update(c: &Connection, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
+    let Some(merchant) = owner(c, scope, id)? else {
+        return Ok(false);
+    };
+    c.prepare_cached(
+        "UPDATE webhooks SET url = COALESCE(?2, url), topics = COALESCE(?3, topics), \
+           extra_headers = COALESCE(?4, extra_headers), is_active = COALESCE(?5, is_active), \
+           version = version + 1 \
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id.0,
+        change.url.as_ref().map(|u| u.as_str()),
+        change.topics.as_ref().map(|t| t.joined()),
+        change.extra_headers.as_ref().map(|h| h.raw()),
+        change.is_active.map(i64::from),
+    ])?;
+    if let Some(topics) = &change.topics {
+        c.prepare_cached("DELETE FROM webhook_topics WHERE webhook_id = ?1")?
+            .execute([id.0])?;
+        let mut insert =
+            c.prepare_cached("INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) VALUES (?1, ?2, ?3)")?;
+        for pattern in topics.patterns() {
+            insert.execute(params![merchant, pattern.key(), id.0])?;
+        }
+    }
+    Ok(true)
+}
+
+pub fn rotate_secret(
+    c: &Connection,
+    scope: Scope,
+    id: WebhookId,
+    secret: &SecretKey,
+    previous_expires_at: Millis,
+) -> StoreResult<bool> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE webhooks SET previous_secret_key = secret_key, previous_expires_at = ?3, secret_key = ?2, \
+               version = version + 1 \
+             WHERE id = ?1 AND (?4 IS NULL OR merchant_id = ?4)",
+        )?
+        .execute(params![
+            id.0,
+            secret.as_str(),
+            previous_expires_at,
+            scope.merchant_filter()
+        ])?;
+    Ok(changed > 0)
+}
+
+/// Reads through the `(webhook_id, increment_id)` index.
+pub fn payload_range(
+    c: &Connection,
+    scope: Scope,
+    id: WebhookId,
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> StoreResult<Vec<PayloadRecord>> {
+    Ok(c.prepare_cached(
+        "SELECT increment_id, id, topic, status, created_at, body FROM deliveries \
+         WHERE webhook_id = ?1 AND increment_id BETWEEN ?2 AND ?3 AND (?4 IS NULL OR merchant_id = ?4) \
+         ORDER BY increment_id, id LIMIT ?5",
+    )?
+    .query_map(params![id.0, from, to, scope.merchant_filter(), limit], |r| {
+        Ok(PayloadRecord {
+            increment_id: r.get(0)?,
+            delivery_id: DeliveryId(r.get(1)?),
+            topic: r.get(2)?,
+            status: status_from(&r.get::<_, String>(3)?),
+            created_at: r.get(4)?,
+            body: r.get(5)?,
+        })
+    })?
+    .collect::<Result<_, _>>()?)
+}
+
+/// None when the webhook does not exist in the scope. Reads through `deliveries_failed`.
+pub fn recover(c: &Connection, scope: Scope, id: WebhookId, since: Millis, now: Millis) -> StoreResult<Option<u64>> {
+    if owner(c, scope, id)?.is_none() {
+        return Ok(None);
+    }
+    let requeued = c
+        .prepare_cached(
+            "UPDATE deliveries SET status = 'retrying', next_attempt_at = ?3, finished_at = NULL \
+             WHERE webhook_id = ?1 AND status = 'failed' AND created_at >= ?2",
+        )?
+        .execute(params![id.0, since, now])?;
+    Ok(Some(requeued as u64))
+}
+
+/// Only the filters given become conditions, so the planner sees a plain
+/// `merchant_id = ? ORDER BY id DESC` and walks `deliveries_by_merchant` (or, for an admin,
+/// the primary key) newest first.
+pub fn search(c: &Connection, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>> {
+    let mut conditions = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut add = |condition: &str, value: Value| {
+        values.push(value);
+        conditions.push(format!("{condition} ?{}", values.len()));
+    };
+    if let Some(m) = scope.merchant_filter() {
+        add("merchant_id =", Value::Integer(m));
+    }
+    if let Some(s) = filter.status {
+        add("status =", Value::Text(s.as_str().to_string()));
+    }
+    if let Some(t) = &filter.topic {
+        add("topic =", Value::Text(t.clone()));
+    }
+    if let Some(e) = filter.event_id {
+        add("event_id =", Value::Integer(e));
+    }
+    if let Some(b) = filter.before {
+        add("id <", Value::Integer(b));
+    }
+    values.push(Value::Integer(filter.limit));
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM deliveries");
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));
+    Ok(c.prepare_cached(&sql)?
+        .query_map(params_from_iter(values), record_from_row)?
+        .collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,154 @@
+//! The webhook lifecycle: update, secret rotation, payload ranges, recovery and the
+//! merchant-wide delivery log.
+
+use super::*;
+use crate::domain::{DeliverySearch, SecretKey, WebhookChange};
+
+fn change(v: serde_json::Value) -> WebhookChange {
+    WebhookChange::from_json(&v, &catalog(), false).expect("a valid change")
+}
+
+store_test! {
+    async fn updates_keep_the_id_and_sequence_and_move_the_version(db, store) {
+        let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
+        let hook = store
+            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+        publish(&*store, m, "order:created").await;
+        let before = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!((before.merchant_code.as_str(), before.increment_id), ("shop", 1));
+
+        let c = change(json!({"url": "https://new.example/h", "topics": "product:*",
+                              "extra_headers": "X-New: 1", "is_active": 0}));
+        assert!(!store.webhook_update(Scope::Merchant(other), hook, &c).await.unwrap(), "another merchant's");
+        assert!(!store.webhook_update(Scope::All, crate::domain::WebhookId(9999), &c).await.unwrap());
+        assert!(store.webhook_update(Scope::Merchant(m), hook, &c).await.unwrap());
+        let after = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!(after.url, "https://new.example/h");
+        assert_eq!(after.topics, "product:*");
+        assert_eq!(after.extra_headers, "X-New: 1");
+        assert!(!after.is_active);
+        assert_eq!(after.increment_id, 1);
+        assert_eq!(after.secret_key, before.secret_key);
+        assert!(after.version > before.version);
+
+        // The subscription index follows the new topics.
+        assert!(store.webhook_update(Scope::All, hook, &change(json!({"is_active": true}))).await.unwrap());
+        assert_eq!(publish(&*store, m, "order:created").await.payloads, 0);
+        assert_eq!(publish(&*store, m, "product:created").await.payloads, 1);
+        let incs: Vec<i64> = payloads(&*store, hook).await.iter().map(|p| p.increment_id).collect();
+        assert_eq!(incs, vec![1, 2]);
+        // A claim reports the version, so dispatchers see the change.
+        let now = now_millis();
+        let claimed = store.delivery_claim(hook, "n", now, now + HOUR, 10).await.unwrap();
+        let version = store.webhook_get(Scope::All, hook).await.unwrap().unwrap().version;
+        assert!(claimed.iter().all(|c| c.webhook_version == version));
+    }
+}
+
+store_test! {
+    async fn a_rotation_keeps_the_old_key_until_it_expires(db, store) {
+        let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
+        let hook = store
+            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+        let old = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        let new = SecretKey::parse("the-new-key").unwrap();
+        assert!(!store.webhook_rotate_secret(Scope::Merchant(other), hook, &new, 5).await.unwrap());
+        assert!(store.webhook_rotate_secret(Scope::Merchant(m), hook, &new, 12345).await.unwrap());
+        let got = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!(got.secret_key, "the-new-key");
+        assert_eq!(got.previous_secret_key.as_deref(), Some(old.secret_key.as_str()));
+        assert_eq!(got.previous_expires_at, Some(12345));
+        assert!(got.version > old.version);
+    }
+}
+
+store_test! {
+    async fn payload_ranges_follow_increment_ids(db, store) {
+        let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
+        let hook = store
+            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+        for _ in 0..5 {
+            publish(&*store, m, "order:created").await;
+        }
+        let range = store.payload_range(Scope::Merchant(m), hook, 2, 4, 100).await.unwrap();
+        assert_eq!(range.iter().map(|p| p.increment_id).collect::<Vec<_>>(), vec![2, 3, 4]);
+        let body: serde_json::Value = serde_json::from_slice(&range[0].body).unwrap();
+        assert_eq!(body["message"]["webhook_increment_id"], 2);
+        assert_eq!(range[0].topic, "order:created");
+        assert_eq!(range[0].status, DeliveryStatus::Pending);
+        let limited = store.payload_range(Scope::All, hook, 1, i64::MAX, 2).await.unwrap();
+        assert_eq!(limited.iter().map(|p| p.increment_id).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(store.payload_range(Scope::Merchant(other), hook, 1, 5, 100).await.unwrap().is_empty());
+    }
+}
+
+store_test! {
+    async fn recovery_requeues_failed_payloads_since_a_time(db, store) {
+        let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
+        let hook = store
+            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
+            .await
+            .unwrap()
+            .expect("no webhook limit");
+        let now = now_millis();
+        publish_at(&*store, m, "order:created", None, now - 2 * HOUR).await;
+        publish_at(&*store, m, "order:created", None, now - 2 * HOUR).await;
+        publish_at(&*store, m, "order:created", None, now - HOUR).await;
+        let c = store.delivery_claim(hook, "n", now, now + HOUR, 3).await.unwrap();
+        assert_eq!(c.len(), 3);
+        store
+            .delivery_record(&[
+                outcome(&c[0], "n", DeliveryStatus::Failed, Some(500), now),
+                outcome(&c[1], "n", DeliveryStatus::Success, Some(200), now),
+                outcome(&c[2], "n", DeliveryStatus::Failed, Some(500), now),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(store.delivery_recover(Scope::Merchant(other), hook, 0, now).await.unwrap(), None);
+        let since = now - HOUR - 1000;
+        assert_eq!(store.delivery_recover(Scope::Merchant(m), hook, since, now).await.unwrap(), Some(1));
+        let statuses: Vec<DeliveryStatus> = payloads(&*store, hook).await.iter().map(|p| p.status).collect();
+        assert_eq!(statuses, vec![DeliveryStatus::Failed, DeliveryStatus::Success, DeliveryStatus::Retrying]);
+        assert_eq!(store.delivery_recover(Scope::All, hook, 0, now).await.unwrap(), Some(1));
+        let again = store.delivery_claim(hook, "n2", now, now + HOUR, 10).await.unwrap();
+        assert_eq!(again.iter().map(|c| c.increment_id).collect::<Vec<_>>(), vec![1, 3]);
+    }
+}
+
+store_test! {
+    async fn the_delivery_log_spans_a_merchant_s_webhooks(db, store) {
+        let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
+        let a = store.webhook_create(m, &new_hook("order:*", true), i64::MAX).await.unwrap().unwrap();
+        let b = store.webhook_create(m, &new_hook("product:created", true), i64::MAX).await.unwrap().unwrap();
+        let o = store.webhook_create(other, &new_hook("*", true), i64::MAX).await.unwrap().unwrap();
+        let first = publish(&*store, m, "order:created").await;
+        publish(&*store, m, "product:created").await;
+        publish(&*store, other, "order:created").await;
+        publish(&*store, m, "order:canceled").await;
+        let search = |f: DeliverySearch| {
+            let store = store.clone();
+            async move { store.delivery_search(Scope::Merchant(m), &DeliverySearch { limit: 100, ..f }).await.unwrap() }
+        };
+        let all = search(DeliverySearch::default()).await;
+        let hooks: Vec<_> = all.iter().map(|r| r.webhook_id).collect();
+        assert_eq!(hooks, vec![a, b, a], "newest first, only the merchant's");
+        let topics = search(DeliverySearch { topic: Some("product:created".into()), ..Default::default() }).await;
+        assert_eq!(topics.iter().map(|r| r.webhook_id).collect::<Vec<_>>(), vec![b]);
+        let event = search(DeliverySearch { event_id: Some(first.event_id.0), ..Default::default() }).await;
+        assert_eq!((event.len(), event[0].topic.as_str()), (1, "order:created"));
+        let older = search(DeliverySearch { before: Some(all[0].id.0), ..Default::default() }).await;
+        assert_eq!(older.len(), 2);
+        assert!(search(DeliverySearch { status: Some(DeliveryStatus::Failed), ..Default::default() }).await.is_empty());
+        let admin = store.delivery_search(Scope::All, &DeliverySearch { limit: 2, ..Default::default() }).await.unwrap();
+        assert_eq!(admin.iter().map(|r| r.webhook_id).collect::<Vec<_>>(), vec![a, o]);
+    }
+}
