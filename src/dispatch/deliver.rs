@@ -17,7 +17,11 @@ use crate::time::{format_timestamp_millis, now_millis, Millis};
 pub struct Target {
     pub url: String,
     pub secret: Vec<u8>,
+    /// After a rotation: the previous key and until when it signs too.
+    pub previous: Option<(Vec<u8>, Millis)>,
     pub headers: Vec<(String, String)>,
+    /// The webhook's `version` this was loaded from (see `worker`).
+    pub version: i64,
 }
 
 impl Target {
@@ -26,11 +30,25 @@ impl Target {
         let headers = ExtraHeaders::parse(&hook.extra_headers)
             .map(|h| h.pairs().to_vec())
             .unwrap_or_default();
+        let previous = match (&hook.previous_secret_key, hook.previous_expires_at) {
+            (Some(key), Some(until)) => Some((key.as_bytes().to_vec(), until)),
+            _ => None,
+        };
         Arc::new(Self {
             url: hook.url.clone(),
             secret: hook.secret_key.as_bytes().to_vec(),
+            previous,
             headers,
+            version: hook.version,
         })
+    }
+
+    /// The previous key while its overlap lasts at `now`.
+    pub fn previous_secret(&self, now: Millis) -> Option<&[u8]> {
+        self.previous
+            .as_ref()
+            .filter(|(_, until)| now < *until)
+            .map(|(key, _)| key.as_slice())
     }
 }
 
@@ -61,6 +79,7 @@ pub async fn attempt(
             url: &target.url,
             body: Bytes::from(claimed.body),
             secret: &target.secret,
+            previous_secret: target.previous_secret(started_at),
             msg_id: &msg_id,
             extra_headers: &target.headers,
         })

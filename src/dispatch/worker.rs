@@ -60,8 +60,10 @@ struct Dispatcher {
     engine: Arc<Engine>,
     owner: String,
     lanes: HashMap<WebhookId, Lane>,
-    /// Where each webhook's payloads go. A webhook's URL, headers and secret never change
-    /// after it is created, so this stays right; a deleted webhook just has nothing to claim.
+    /// Where each webhook's payloads go, as last loaded. `webhook.update` and
+    /// `rotate_secret` (on any node) move the webhook's version, which every claim returns:
+    /// a claim showing a newer version reloads the target before anything is sent. A
+    /// deleted webhook just has nothing to claim.
     targets: HashMap<WebhookId, Arc<Target>>,
     in_flight: usize,
     record_tx: mpsc::UnboundedSender<DeliveryUpdate>,
@@ -195,6 +197,11 @@ impl Dispatcher {
             self.engine.slots.give(webhook, want - got);
             match claimed {
                 Ok(claimed) => {
+                    let target = match claimed.iter().map(|c| c.webhook_version).max() {
+                        Some(v) if v != target.version => self.reload_target(webhook).await.unwrap_or(target),
+                        _ => target,
+                    };
+                    let lane = self.lanes.entry(webhook).or_default();
                     if claimed.len() < want {
                         lane.next_due = None;
                     }
@@ -211,6 +218,12 @@ impl Dispatcher {
             }
         }
         self.lanes.retain(|_, l| l.in_flight > 0 || l.next_due.is_some());
+    }
+
+    /// The webhook's target loaded afresh (it changed since it was cached).
+    async fn reload_target(&mut self, webhook: WebhookId) -> Option<Arc<Target>> {
+        self.targets.remove(&webhook);
+        self.target(webhook).await
     }
 
     /// The webhook's target, loaded once; None when the webhook is gone.

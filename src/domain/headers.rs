@@ -10,6 +10,7 @@ pub const MAX_EXTRA_HEADERS_LEN: usize = 8 * 1024;
 /// Headers hookd sets itself (signatures, framing) or that only make sense hop by hop.
 const RESERVED: &[&str] = &[
     "x-plugin-hmac-sha256",
+    "x-plugin-hmac-sha256-previous",
     "webhook-id",
     "webhook-timestamp",
     "webhook-signature",

@@ -65,6 +65,8 @@ pub struct AttemptRequest<'a> {
     /// The exact bytes to send and sign.
     pub body: Bytes,
     pub secret: &'a [u8],
+    /// During a secret rotation's overlap, the previous key, which signs too.
+    pub previous_secret: Option<&'a [u8]>,
     /// Sent as `webhook-id`; stable across the attempts of one payload.
     pub msg_id: &'a str,
     /// Already validated name/value pairs, sent as given after the standard headers.
@@ -274,10 +276,17 @@ fn build_headers(req: &AttemptRequest<'_>) -> Result<HeaderMap, String> {
     headers.insert("x-plugin-hmac-sha256", signed(plugin_signature(req.secret, &req.body)));
     headers.insert("webhook-id", msg_id);
     headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
-    headers.insert(
-        "webhook-signature",
-        signed(standard_signature(req.secret, req.msg_id, timestamp, &req.body)),
-    );
+    let mut standard = standard_signature(req.secret, req.msg_id, timestamp, &req.body);
+    if let Some(previous) = req.previous_secret {
+        // Standard Webhooks: several space-separated signatures; any one verifying is enough.
+        standard.push(' ');
+        standard.push_str(&standard_signature(previous, req.msg_id, timestamp, &req.body));
+        headers.insert(
+            "x-plugin-hmac-sha256-previous",
+            signed(plugin_signature(previous, &req.body)),
+        );
+    }
+    headers.insert("webhook-signature", signed(standard));
     for (name, value) in req.extra_headers {
         let header_name =
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("extra header name {name:?} is not valid"))?;

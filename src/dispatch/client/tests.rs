@@ -45,6 +45,7 @@ async fn attempt_with_headers(
         url,
         body: Bytes::from_static(BODY.as_bytes()),
         secret: SECRET,
+        previous_secret: None,
         msg_id: "msg_abc123",
         extra_headers,
     };
