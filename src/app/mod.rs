@@ -6,6 +6,7 @@ pub mod auth;
 pub mod deliveries;
 mod error;
 pub mod events;
+pub mod lifecycle;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use crate::time::format_timestamp_millis;
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 
-fn record(r: &DeliveryRecord) -> Value {
+pub(super) fn record(r: &DeliveryRecord) -> Value {
     let queued = matches!(r.status, DeliveryStatus::Pending | DeliveryStatus::Retrying);
     json!({
         "delivery_id": r.id.0,
@@ -69,7 +69,7 @@ fn parse_filter(value: Option<&Value>) -> Result<DeliveryFilter, RpcError> {
     Ok(filter)
 }
 
-fn id_arg(args: &Args, name: &str) -> Result<i64, RpcError> {
+pub(super) fn id_arg(args: &Args, name: &str) -> Result<i64, RpcError> {
     as_id(args.required(0, name)?).ok_or_else(|| args.wrong_type(name, "an integer"))
 }
 

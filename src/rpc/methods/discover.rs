@@ -122,7 +122,28 @@ fn schemas() -> Map<String, Value> {
         json!({"type": "object", "properties": {
             "webhook_id": {"type": "integer"}, "increment_id": {"type": "integer"},
             "is_active": {"enum": [0, 1]}, "topics": {"type": "string"}, "url": {"type": "string"},
-            "extra_headers": {"type": "string"}, "secret_key": {"type": "string"}}}),
+            "extra_headers": {"type": "string"}, "secret_key": {"type": "string"},
+            "merchant_code": {"type": "string"}, "disabled_reason": {"type": ["string", "null"]},
+            "ordered": {"type": "boolean"}, "max_rate": {"type": ["number", "null"]},
+            "filter": {"type": ["string", "null"]}}}),
+    );
+    s.insert(
+        "WebhookChange".into(),
+        json!({"type": "object", "additionalProperties": false, "properties": {
+            "topics": topics.clone(), "url": {"type": "string", "format": "uri"},
+            "is_active": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}]},
+            "extra_headers": {"type": "string"},
+            "ordered": {"const": false, "description": "only false until ordered delivery is built"},
+            "max_rate": {"type": "null", "description": "only null until rate limits are built"},
+            "filter": {"type": "null", "description": "only null until filters are built"}}}),
+    );
+    s.insert(
+        "Payload".into(),
+        json!({"type": "object", "properties": {
+            "increment_id": {"type": "integer"}, "delivery_id": {"type": "integer"},
+            "topic": {"type": "string"},
+            "status": {"enum": ["pending", "retrying", "success", "failed", "canceled"]},
+            "created_at": {"type": "string"}, "body": {"type": "string"}}}),
     );
     s.insert(
         "NewWebhook".into(),

@@ -9,6 +9,7 @@
 mod delivery;
 pub mod discover;
 mod event;
+mod lifecycle;
 mod topic;
 mod webhook;
 
@@ -119,6 +120,94 @@ pub static METHODS: &[Method] = &[
         handler: handler!(webhook::delete),
     },
     Method {
+        path: "webhook.update",
+        summary: "Changes a webhook; it keeps its id, increment_id sequence and delivery log, and queued payloads go to the new URL",
+        params: &[
+            Param {
+                name: "webhook_id",
+                required: true,
+                schema: ID,
+                description: "",
+            },
+            Param {
+                name: "webhook",
+                required: true,
+                schema: r##"{"$ref": "#/components/schemas/WebhookChange"}"##,
+                description: "the fields to change, validated as in webhook.create",
+            },
+        ],
+        result: TRUE,
+        errors: &[app_code::INVALID_DATA, app_code::WEBHOOK_NOT_FOUND],
+        admin_only: false,
+        handler: handler!(lifecycle::update),
+    },
+    Method {
+        path: "webhook.rotate_secret",
+        summary: "Replaces the secret key; the previous one keeps signing alongside it until previous_expires_at",
+        params: &[
+            Param {
+                name: "webhook_id",
+                required: true,
+                schema: ID,
+                description: "",
+            },
+            Param {
+                name: "options",
+                required: false,
+                schema: r#"{"type": "object", "properties": {"secret_key": {"type": "string"}, "overlap": {"type": "string", "description": "a duration such as 24h (default), 30m or 0s; at most 30 days"}}, "additionalProperties": false}"#,
+                description: "secret_key (generated when absent) and overlap",
+            },
+        ],
+        result: r#"{"type": "object", "properties": {"secret_key": {"type": "string"}, "previous_expires_at": {"type": "string", "format": "date-time"}}}"#,
+        errors: &[app_code::INVALID_DATA, app_code::WEBHOOK_NOT_FOUND],
+        admin_only: false,
+        handler: handler!(lifecycle::rotate_secret),
+    },
+    Method {
+        path: "webhook.payloads",
+        summary: "A webhook's payloads by increment_id range, in increment order, with the exact bodies sent (for receivers catching up on a gap)",
+        params: &[
+            Param {
+                name: "webhook_id",
+                required: true,
+                schema: ID,
+                description: "",
+            },
+            Param {
+                name: "range",
+                required: true,
+                schema: r#"{"type": "object", "required": ["from_increment_id"], "properties": {"from_increment_id": {"type": "integer", "minimum": 0}, "to_increment_id": {"type": "integer", "minimum": 0}, "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}, "additionalProperties": false}"#,
+                description: "from_increment_id <= increment_id <= to_increment_id (default: no upper bound)",
+            },
+        ],
+        result: r##"{"type": "array", "items": {"$ref": "#/components/schemas/Payload"}}"##,
+        errors: &[app_code::INVALID_DATA, app_code::WEBHOOK_NOT_FOUND],
+        admin_only: false,
+        handler: handler!(lifecycle::payloads),
+    },
+    Method {
+        path: "webhook.recover",
+        summary: "Queues every failed payload of the webhook made at or after since again now, same bodies and ids",
+        params: &[
+            Param {
+                name: "webhook_id",
+                required: true,
+                schema: ID,
+                description: "",
+            },
+            Param {
+                name: "options",
+                required: true,
+                schema: r#"{"type": "object", "required": ["since"], "properties": {"since": {"type": "string", "format": "date-time"}}, "additionalProperties": false}"#,
+                description: "since: an ISO-8601 time with an offset",
+            },
+        ],
+        result: r#"{"type": "object", "properties": {"requeued": {"type": "integer"}}}"#,
+        errors: &[app_code::INVALID_DATA, app_code::WEBHOOK_NOT_FOUND],
+        admin_only: false,
+        handler: handler!(lifecycle::recover),
+    },
+    Method {
         path: "webhook.deliveries",
         summary: "A webhook's payloads, newest first",
         params: &[
@@ -167,6 +256,20 @@ pub static METHODS: &[Method] = &[
         errors: &[app_code::DELIVERY_NOT_FOUND],
         admin_only: false,
         handler: handler!(delivery::info),
+    },
+    Method {
+        path: "delivery.list",
+        summary: "Payloads across all of the caller's webhooks (an admin's: every merchant's), newest first",
+        params: &[Param {
+            name: "filter",
+            required: false,
+            schema: r#"{"type": "object", "properties": {"status": {"enum": ["pending", "retrying", "success", "failed", "canceled"]}, "topic": {"type": "string"}, "event_id": {"type": "integer"}, "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "before": {"type": "integer", "description": "only payloads with a smaller delivery_id (paging)"}}, "additionalProperties": false}"#,
+            description: "",
+        }],
+        result: r##"{"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}"##,
+        errors: &[app_code::INVALID_DATA],
+        admin_only: false,
+        handler: handler!(lifecycle::list),
     },
     Method {
         path: "delivery.retry",

@@ -1,0 +1,91 @@
+//! The webhook lifecycle (CONTRACT §6.1): update, secret rotation, catching up on payloads,
+//! recovering failed ones, and the delivery log across a merchant's webhooks.
+//!
+//! The one idea to know: a webhook keeps its id, its increment sequence and its log through
+//! every change; what changes is where and how its payloads are sent, which the store
+//! versions so that every node's dispatcher picks the change up (see `dispatch::worker`).
+
+use serde_json::Value;
+
+use super::{App, AppError, Caller};
+use crate::domain::{DeliveryRecord, DeliverySearch, PayloadRecord, SecretRotation, WebhookChange, WebhookId};
+use crate::time::{now_millis, Millis};
+
+/// What `webhook.rotate_secret` answers.
+pub struct Rotated {
+    pub secret_key: String,
+    pub previous_expires_at: Millis,
+}
+
+impl App {
+    /// `webhook.update`: validated like create; a webhook made active wakes the dispatcher.
+    pub async fn webhook_update(&self, caller: &Caller, id: WebhookId, data: &Value) -> Result<(), AppError> {
+        let change = WebhookChange::from_json(data, &self.catalog, self.settings.allow_private_targets)
+            .map_err(|e| AppError::InvalidData(e.to_string()))?;
+        if !self.store.webhook_update(caller.scope(), id, &change).await? {
+            return Err(AppError::WebhookNotFound);
+        }
+        if change.is_active == Some(true) {
+            self.wake.webhooks([id]);
+        }
+        Ok(())
+    }
+
+    pub async fn webhook_rotate_secret(
+        &self,
+        caller: &Caller,
+        id: WebhookId,
+        options: Option<&Value>,
+    ) -> Result<Rotated, AppError> {
+        let rotation = SecretRotation::from_json(options).map_err(|e| AppError::InvalidData(e.to_string()))?;
+        let previous_expires_at = now_millis() + rotation.overlap.as_millis() as i64;
+        if !self
+            .store
+            .webhook_rotate_secret(caller.scope(), id, &rotation.secret_key, previous_expires_at)
+            .await?
+        {
+            return Err(AppError::WebhookNotFound);
+        }
+        Ok(Rotated {
+            secret_key: rotation.secret_key.as_str().to_string(),
+            previous_expires_at,
+        })
+    }
+
+    /// `webhook.payloads`: `from <= increment_id <= to`, in increment order.
+    pub async fn webhook_payloads(
+        &self,
+        caller: &Caller,
+        id: WebhookId,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> Result<Vec<PayloadRecord>, AppError> {
+        if self.store.webhook_get(caller.scope(), id).await?.is_none() {
+            return Err(AppError::WebhookNotFound);
+        }
+        Ok(self.store.payload_range(caller.scope(), id, from, to, limit).await?)
+    }
+
+    /// `webhook.recover`: every failed payload made at or after `since`, queued again now.
+    pub async fn webhook_recover(&self, caller: &Caller, id: WebhookId, since: Millis) -> Result<u64, AppError> {
+        let requeued = self
+            .store
+            .delivery_recover(caller.scope(), id, since, now_millis())
+            .await?
+            .ok_or(AppError::WebhookNotFound)?;
+        if requeued > 0 {
+            self.wake.webhooks([id]);
+        }
+        Ok(requeued)
+    }
+
+    /// `delivery.list`: payloads across the caller's webhooks (an admin's: all), newest first.
+    pub async fn delivery_search(
+        &self,
+        caller: &Caller,
+        filter: &DeliverySearch,
+    ) -> Result<Vec<DeliveryRecord>, AppError> {
+        Ok(self.store.delivery_search(caller.scope(), filter).await?)
+    }
+}
