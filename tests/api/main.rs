@@ -20,6 +20,8 @@ mod hardening_auth;
 mod hardening_http;
 mod hardening_proptest;
 mod ledger;
+mod lifecycle;
+mod lifecycle_secrets;
 mod multinode;
 mod observability;
 mod persistence;

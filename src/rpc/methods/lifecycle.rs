@@ -8,7 +8,7 @@ use crate::app::{App, Caller};
 use crate::domain::{DeliverySearch, DeliveryStatus, WebhookId};
 use crate::rpc::error::{from_app, Operation, RpcError};
 use crate::rpc::params::{as_id, Args};
-use crate::time::{format_timestamp_millis, parse_timestamp};
+use crate::time::{format_timestamp, format_timestamp_millis, parse_timestamp};
 
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
@@ -65,7 +65,7 @@ pub async fn rotate_secret(app: &App, caller: &Caller, args: Args) -> Result<Val
     let rotated = app.webhook_rotate_secret(caller, id, args.get(1)).await?;
     Ok(json!({
         "secret_key": rotated.secret_key,
-        "previous_expires_at": format_timestamp_millis(rotated.previous_expires_at),
+        "previous_expires_at": format_timestamp(rotated.previous_expires_at),
     }))
 }
 
