@@ -21,6 +21,7 @@ mod hardening_http;
 mod hardening_proptest;
 mod ledger;
 mod lifecycle;
+mod lifecycle_nodes;
 mod lifecycle_secrets;
 mod multinode;
 mod observability;
