@@ -10,5 +10,8 @@ ALTER TABLE webhooks ADD COLUMN previous_expires_at BIGINT;
 CREATE INDEX deliveries_by_increment ON deliveries (webhook_id, increment_id);
 -- delivery.list pages through one merchant's payloads, newest first.
 CREATE INDEX deliveries_by_merchant ON deliveries (merchant_id, id);
+-- delivery.list's event_id filter: an event's few payloads, found directly (ids only grow,
+-- so the index is appended to at its right edge).
+CREATE INDEX deliveries_by_event ON deliveries (event_id);
 -- webhook.recover finds one webhook's failed payloads (few: only these rows are indexed).
 CREATE INDEX deliveries_failed ON deliveries (webhook_id, created_at) WHERE status = 'failed';
