@@ -192,11 +192,12 @@ impl Dispatcher {
             let Ok((webhook, target, want, claimed)) = joined else {
                 continue;
             };
-            let lane = self.lanes.entry(webhook).or_default();
             let got = claimed.as_ref().map_or(0, Vec::len);
             self.engine.slots.give(webhook, want - got);
             match claimed {
                 Ok(claimed) => {
+                    // Changed since it was loaded (on any node): load it again. Should that
+                    // fail, the payloads go out as before rather than wait.
                     let target = match claimed.iter().map(|c| c.webhook_version).max() {
                         Some(v) if v != target.version => self.reload_target(webhook).await.unwrap_or(target),
                         _ => target,
@@ -212,6 +213,7 @@ impl Dispatcher {
                     }
                 }
                 Err(e) => {
+                    let lane = self.lanes.entry(webhook).or_default();
                     tracing::warn!(error = ?e, %webhook, "claiming payloads failed");
                     lane.next_due = Some(now + 1000);
                 }

@@ -77,7 +77,8 @@ async fn send_seed(app: &TestApp, example: &str, session: &str) -> Value {
 #[tokio::test]
 async fn the_seed_examples_work_as_documented() {
     let app = TestApp::spawn().await;
-    let session = app.merchant_session(&unique("shop")).await;
+    let code = unique("shop");
+    let session = app.merchant_session(&code).await;
 
     assert_eq!(assert_ok(&send_seed(&app, CREATE, &session).await), &json!(true));
 
@@ -88,7 +89,10 @@ async fn the_seed_examples_work_as_documented() {
     assert_eq!(
         listed[0],
         json!({"webhook_id": id, "increment_id": 0, "is_active": 1, "topics": "order:*",
-               "url": "http://example.com", "extra_headers": "", "secret_key": "2RUJ8NXLnLRrAj3"})
+               "url": "http://example.com", "extra_headers": "", "secret_key": "2RUJ8NXLnLRrAj3",
+               // CONTRACT §6.1's additions.
+               "merchant_code": code, "disabled_reason": null, "ordered": false, "max_rate": null,
+               "filter": null})
     );
 
     assert_ok(&send_seed(&app, CREATE, &session).await);

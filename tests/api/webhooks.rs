@@ -37,7 +37,7 @@ async fn active_flags(app: &TestApp, session: &str) -> Vec<i64> {
 // --- create and list ---
 
 #[tokio::test]
-async fn creating_the_seed_example_lists_it_with_all_seven_fields() {
+async fn creating_the_seed_example_lists_it_with_the_seven_seed_fields_and_the_lifecycle_ones() {
     let (app, session) = merchant_app().await;
     let seed = json!({"is_active": 1, "topics": "order:*", "url": "http://example.com",
                       "extra_headers": "", "secret_key": "2RUJ8NXLnLRrAj3"});
@@ -51,9 +51,14 @@ async fn creating_the_seed_example_lists_it_with_all_seven_fields() {
     assert_eq!(
         fields,
         [
+            "disabled_reason",
             "extra_headers",
+            "filter",
             "increment_id",
             "is_active",
+            "max_rate",
+            "merchant_code",
+            "ordered",
             "secret_key",
             "topics",
             "url",
@@ -620,13 +625,14 @@ async fn topic_list_returns_the_catalog() {
         .iter()
         .map(|t| t.as_str().expect("topics are strings"))
         .collect();
-    assert_eq!(topics.len(), 52);
+    assert_eq!(topics.len(), 53);
     for t in [
         "order:created",
         "order:shipped",
         "product:created",
         "test:ping",
         "tracker:exception",
+        "webhook:disabled",
     ] {
         assert!(topics.contains(&t), "{t} is in the catalog");
     }
