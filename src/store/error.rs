@@ -54,6 +54,7 @@ impl StoreError {
             StoreError::StorageFull(e) => Some(StoreError::StorageFull(e.clone())),
             StoreError::SyncFailed(e) => Some(StoreError::SyncFailed(e.clone())),
             StoreError::CommitFailed(e) => Some(StoreError::CommitFailed(e.clone())),
+            StoreError::WritesFailing(cause) => cause.storage_failure(),
             _ => None,
         }
     }
