@@ -49,7 +49,7 @@ impl Drop for SmallDisk {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_disk_is_said_as_such_reported_unready_and_loses_nothing_acknowledged() {
     let Some(disk) = SmallDisk::mount("3m") else {
-        eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+        crate::helpers::skipped("the full-disk test", "mounting a tmpfs needs root (CI runs as root)");
         return;
     };
     let home = tempfile::tempdir().unwrap();
