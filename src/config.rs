@@ -52,6 +52,7 @@ pub struct Settings {
     /// Allow webhook URLs on loopback/private/link-local addresses (for local testing)
     #[arg(long, env = "HOOKD_ALLOW_PRIVATE_TARGETS", num_args = 0..=1,
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    #[serde(default, deserialize_with = "boolish")]
     pub allow_private_targets: Option<bool>,
 
     /// Most webhooks one merchant may register (error 106 beyond it) [default: 1000]
@@ -93,6 +94,7 @@ pub struct Settings {
     /// Run the delivery workers in `serve` (false: an API-only node) [default: true]
     #[arg(long, env = "HOOKD_DISPATCH", num_args = 0..=1,
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    #[serde(default, deserialize_with = "boolish")]
     pub dispatch: Option<bool>,
 
     /// Most database connections per node (PostgreSQL) [default: 16]
@@ -408,6 +410,38 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("'{s}' is not a duration: {e}"))
 }
 
+/// A boolean in the config file as the environment takes it: true/false, 1/0, or those as
+/// strings (also yes/no, on/off), so a value that works in one place works in the other.
+fn boolish<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bool(bool),
+        Int(i64),
+        Text(String),
+    }
+    let value = match Raw::deserialize(d)? {
+        Raw::Bool(b) => b,
+        Raw::Int(1) => true,
+        Raw::Int(0) => false,
+        Raw::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" | "y" => true,
+            "0" | "false" | "no" | "off" | "n" => false,
+            _ => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected a boolean (true/false, 1/0), not {t:?}"
+                )))
+            }
+        },
+        Raw::Int(n) => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a boolean (true/false, 1/0), not {n}"
+            )))
+        }
+    };
+    Ok(Some(value))
+}
+
 /// A database URL without its password, for logs and messages.
 pub fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
@@ -422,6 +456,33 @@ pub fn redacted(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn booleans_in_the_file_take_the_forms_the_environment_takes() {
+        for (text, want) in [
+            ("true", true),
+            ("1", true),
+            ("\"1\"", true),
+            ("\"yes\"", true),
+            ("0", false),
+            ("\"false\"", false),
+        ] {
+            let s: Settings = toml::from_str(&format!("allow_private_targets = {text}\ndispatch = {text}")).unwrap();
+            assert_eq!(
+                (s.allow_private_targets, s.dispatch),
+                (Some(want), Some(want)),
+                "{text}"
+            );
+        }
+        for bad in ["2", "\"maybe\""] {
+            let err = toml::from_str::<Settings>(&format!("dispatch = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("expected a boolean"), "{err}");
+        }
+        let s: Settings = toml::from_str("listen = \"127.0.0.1:1\"").unwrap();
+        assert_eq!(s.dispatch, None, "absent stays unset");
+    }
 
     #[test]
     fn flags_and_env_win_over_the_file() {

@@ -390,3 +390,20 @@ async fn each_command_s_help_lists_only_the_settings_that_apply_to_it() {
         assert!(serve.contains(flag), "{flag} in serve --help: {serve}");
     }
 }
+
+#[tokio::test]
+async fn read_only_commands_refuse_a_missing_sqlite_file_instead_of_making_one() {
+    let app = TestApp::spawn().await;
+    let typo = app.dir().join("typo.db");
+    let url = format!("sqlite://{}", typo.display());
+    for args in [&["user", "list"][..], &["merchant", "list"], &["delivery", "list"]] {
+        let out = hookd_command(&app, args)
+            .env("HOOKD_DATABASE_URL", &url)
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains("no database at"), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!typo.exists(), "nothing was made");
+}
