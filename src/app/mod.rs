@@ -11,7 +11,7 @@ pub mod webhooks;
 use std::sync::Arc;
 
 pub use auth::{AuthSettings, Caller};
-pub use error::AppError;
+pub use error::{AppError, StorageProblem};
 
 use crate::dispatch::client::ClientBuildError;
 use crate::dispatch::{DeliverySettings, Engine};

@@ -3,8 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::app::AppError;
-use crate::store::StoreError;
+use crate::app::{AppError, StorageProblem};
 
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
@@ -179,14 +178,14 @@ impl From<AppError> for RpcError {
     }
 }
 
-/// What a client is told of a storage failure; None for other store errors.
-fn storage_failure_text(e: &StoreError) -> Option<&'static str> {
-    match e.storage_failure()? {
-        StoreError::StorageFull(_) => {
-            Some("The server's storage is full: nothing was stored. Try again once an operator has made room.")
+/// What a client is told of a storage failure; None for other errors.
+fn storage_failure_text(e: &AppError) -> Option<&'static str> {
+    Some(match e.storage_problem()? {
+        StorageProblem::Full => {
+            "The server's storage is full: nothing was stored. Try again once an operator has made room."
         }
-        _ => Some("The server's storage is failing: nothing was stored. Try again later."),
-    }
+        StorageProblem::Failing => "The server's storage is failing: nothing was stored. Try again later.",
+    })
 }
 
 /// Maps a domain error to its JSON-RPC error. Internal causes are logged, never sent.
@@ -204,11 +203,11 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
         AppError::DeliveryNotFound => RpcError::app(DELIVERY_NOT_FOUND, message::DELIVERY_NOT_FOUND),
         AppError::NotRetried(d) => RpcError::app(NOT_RETRIED, with_detail(message::NOT_RETRIED, &d)),
         AppError::Busy => RpcError::app(BUSY, message::BUSY),
-        AppError::Store(e) => {
-            tracing::error!(error = ?e, "store failure");
+        AppError::Store(_) => {
+            let why = storage_failure_text(&err);
+            tracing::error!(error = ?err, "store failure");
             // A storage failure is said as such (the client can tell "try later" from a bug);
             // other causes stay in the log.
-            let why = storage_failure_text(&e);
             match (op, why) {
                 (Operation::Create, why) => {
                     RpcError::app(CREATE_FAILED, with_detail(message::CREATE_FAILED, why.unwrap_or("")))
@@ -228,6 +227,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::store::StoreError;
 
     #[test]
     fn a_full_disk_is_said_as_such_and_other_store_errors_stay_internal() {
