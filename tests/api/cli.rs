@@ -187,6 +187,12 @@ async fn flags_win_over_the_environment_which_wins_over_the_config_file() {
     user_add(&app, &["alice", "--merchant", "shop1"]).await;
     let server_db = app.config.database_url.clone();
     let other_db = format!("sqlite://{}", app.dir().join("other.db").display());
+    // A second, empty database (read-only commands refuse a file that does not exist).
+    let made = hookd_command(&app, &["migrate", "--database-url", &other_db])
+        .output()
+        .await
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
     let config = app.dir().join("hookd.toml");
     std::fs::write(&config, format!("database_url = \"{server_db}\"\n")).unwrap();
     let config = config.to_str().unwrap();
