@@ -95,6 +95,14 @@ impl Application {
         };
         let router = crate::rpc::router(self.app.clone(), body);
         tracing::info!(%addr, database = %redacted(&self.config.database_url), "listening on {addr}");
+        if let Ok(users) = self.app.store.user_list().await {
+            if users.is_empty() {
+                tracing::info!(
+                    "no users yet: add an admin with `hookd user add NAME --admin` and a merchant user with \
+                     `hookd user add NAME --merchant CODE` (same HOOKD_DATABASE_URL; each prints its API key once)"
+                );
+            }
+        }
         // On stop the background tasks are told at once, so the delivery workers' grace for
         // their attempts in flight runs beside the HTTP server's for open requests.
         server::serve(self.listener, router, &self.config.http, async move {
@@ -121,6 +129,15 @@ async fn lock_sqlite_file(database_url: &str) -> anyhow::Result<Option<File>> {
     let Some(file_name) = store::sqlite::file_path(database_url) else {
         return Ok(None); // the store refuses an in-memory database with its own error
     };
+    // The database's folder must exist: say so about the database, not about the lock.
+    if let Some(dir) = file_name.parent().filter(|d| !d.as_os_str().is_empty()) {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "the database {} cannot be made: its folder {} does not exist",
+            file_name.display(),
+            dir.display()
+        );
+    }
     let path = format!("{}.serve-lock", file_name.display());
     let file = OpenOptions::new()
         .create(true)

@@ -2,8 +2,9 @@
 //! process's CPU time and peak memory over one scenario.
 //!
 //! The one idea to know: hookd and the bench share this process, so CPU is split by thread.
-//! hookd runs on its own tokio runtime (threads named `hookd-rt`, plus its SQLite writer and
-//! sync threads); the bench's load generator and receiver run on threads named `bench-rt`.
+//! hookd runs on its own tokio runtime (threads named `hookd-rt`, plus its SQLite writer,
+//! sync and reader threads); the bench's load generator and receiver run on threads named
+//! `bench-rt`.
 //! Peak RSS is the whole process (hookd plus the small, fixed-size bench state).
 //!
 //! On PostgreSQL the server's own CPU is measured from outside, per process: every process

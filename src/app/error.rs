@@ -38,3 +38,24 @@ pub enum AppError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// Why a failed operation is the storage's fault, when it is (a client may try again later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageProblem {
+    /// The disk (or the database server's) is full.
+    Full,
+    /// Writes fail otherwise (a failed fsync or commit).
+    Failing,
+}
+
+impl AppError {
+    pub fn storage_problem(&self) -> Option<StorageProblem> {
+        match self {
+            AppError::Store(e) => match e.storage_failure()? {
+                StoreError::StorageFull(_) => Some(StorageProblem::Full),
+                _ => Some(StorageProblem::Failing),
+            },
+            _ => None,
+        }
+    }
+}

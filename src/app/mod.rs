@@ -12,7 +12,7 @@ pub mod webhooks;
 use std::sync::Arc;
 
 pub use auth::{AuthSettings, Caller};
-pub use error::AppError;
+pub use error::{AppError, StorageProblem};
 
 use crate::dispatch::client::ClientBuildError;
 use crate::dispatch::{DeliverySettings, Engine};

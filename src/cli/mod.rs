@@ -105,10 +105,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied to {}", redacted(&config.database_url));
             Ok(())
         }
-        Command::User(cmd) => user::run(cmd, open_store(&config).await?).await,
-        Command::Merchant(cmd) => operate::merchants(cmd, open_store(&config).await?).await,
-        Command::Webhook(cmd) => operate::webhooks(cmd, open_store(&config).await?).await,
-        Command::Delivery(cmd) => operate::deliveries(cmd, open_store(&config).await?).await,
+        Command::User(cmd) => {
+            let store = match cmd {
+                user::UserCommand::Add { .. } => open_store(&config).await?,
+                _ => open_existing_store(&config).await?,
+            };
+            user::run(cmd, store).await
+        }
+        Command::Merchant(cmd) => operate::merchants(cmd, open_existing_store(&config).await?).await,
+        Command::Webhook(cmd) => operate::webhooks(cmd, open_existing_store(&config).await?).await,
+        Command::Delivery(cmd) => operate::deliveries(cmd, open_existing_store(&config).await?).await,
         Command::Publish {
             topic,
             message,
@@ -132,6 +138,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Like `open_store`, for commands that only look at or change what exists: a SQLite file
+/// that is not there is refused (a mistyped path would otherwise make a new, empty one).
+async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(path) = store::sqlite::file_path(&config.database_url) {
+        anyhow::ensure!(
+            path.exists(),
+            "no database at {} (hookd serve or hookd migrate makes one; check --database-url / HOOKD_DATABASE_URL)",
+            path.display()
+        );
+    }
+    open_store(config).await
 }
 
 /// Opens the configured database and brings its schema up to date.

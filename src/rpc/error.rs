@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::app::AppError;
+use crate::app::{AppError, StorageProblem};
 
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
@@ -41,7 +41,7 @@ pub struct RpcError {
 }
 
 impl RpcError {
-    fn standard(code: i64, message: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn standard(code: i64, message: &str, detail: impl Into<String>) -> Self {
         Self {
             code,
             message: message.to_string(),
@@ -178,6 +178,16 @@ impl From<AppError> for RpcError {
     }
 }
 
+/// What a client is told of a storage failure; None for other errors.
+fn storage_failure_text(e: &AppError) -> Option<&'static str> {
+    Some(match e.storage_problem()? {
+        StorageProblem::Full => {
+            "The server's storage is full: nothing was stored. Try again once an operator has made room."
+        }
+        StorageProblem::Failing => "The server's storage is failing: nothing was stored. Try again later.",
+    })
+}
+
 /// Maps a domain error to its JSON-RPC error. Internal causes are logged, never sent.
 /// Handlers use `?` (the `From` above); only create and delete name their operation.
 pub fn from_app(err: AppError, op: Operation) -> RpcError {
@@ -193,13 +203,45 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
         AppError::DeliveryNotFound => RpcError::app(DELIVERY_NOT_FOUND, message::DELIVERY_NOT_FOUND),
         AppError::NotRetried(d) => RpcError::app(NOT_RETRIED, with_detail(message::NOT_RETRIED, &d)),
         AppError::Busy => RpcError::app(BUSY, message::BUSY),
-        AppError::Store(e) => {
-            tracing::error!(error = ?e, "store failure");
-            match op {
-                Operation::Create => RpcError::app(CREATE_FAILED, message::CREATE_FAILED),
-                Operation::Delete => RpcError::app(DELETE_FAILED, message::DELETE_FAILED),
-                Operation::Other => RpcError::internal(),
+        AppError::Store(_) => {
+            let why = storage_failure_text(&err);
+            tracing::error!(error = ?err, "store failure");
+            // A storage failure is said as such (the client can tell "try later" from a bug);
+            // other causes stay in the log.
+            match (op, why) {
+                (Operation::Create, why) => {
+                    RpcError::app(CREATE_FAILED, with_detail(message::CREATE_FAILED, why.unwrap_or("")))
+                }
+                (Operation::Delete, why) => {
+                    RpcError::app(DELETE_FAILED, with_detail(message::DELETE_FAILED, why.unwrap_or("")))
+                }
+                (Operation::Other, Some(why)) => RpcError::standard(INTERNAL_ERROR, "Internal error", why),
+                (Operation::Other, None) => RpcError::internal(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_full_disk_is_said_as_such_and_other_store_errors_stay_internal() {
+        let full = StoreError::StorageFull(Arc::new(std::io::Error::from_raw_os_error(28)));
+        let e = from_app(AppError::Store(full), Operation::Other);
+        assert_eq!(e.code, INTERNAL_ERROR);
+        assert!(e.data.as_deref().unwrap().contains("storage is full"), "{e:?}");
+        let e = from_app(
+            AppError::Store(StoreError::SyncFailed(Arc::new(std::io::Error::other("EIO")))),
+            Operation::Create,
+        );
+        assert_eq!(e.code, -(32000 + app_code::CREATE_FAILED));
+        assert!(e.message.contains("storage is failing"), "{e:?}");
+        let e = from_app(AppError::Store(StoreError::WriterGone), Operation::Other);
+        assert_eq!(e, RpcError::internal(), "no detail of other causes goes out");
     }
 }

@@ -20,8 +20,8 @@ pub enum StoreError {
     Sqlite(#[source] rusqlite::Error),
     #[error("the database writer has stopped")]
     WriterGone,
-    #[error("a database read was aborted")]
-    ReadAborted(#[source] tokio::task::JoinError),
+    #[error("the database readers have stopped")]
+    ReaderGone,
     #[error("the write batch could not be committed")]
     CommitFailed(#[source] Arc<rusqlite::Error>),
     /// The disk (or the database server's) is full: SQLITE_FULL, ENOSPC, SQLSTATE 53100.
@@ -54,6 +54,7 @@ impl StoreError {
             StoreError::StorageFull(e) => Some(StoreError::StorageFull(e.clone())),
             StoreError::SyncFailed(e) => Some(StoreError::SyncFailed(e.clone())),
             StoreError::CommitFailed(e) => Some(StoreError::CommitFailed(e.clone())),
+            StoreError::WritesFailing(cause) => cause.storage_failure(),
             _ => None,
         }
     }

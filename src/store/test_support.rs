@@ -199,7 +199,12 @@ impl PgTestDb {
     /// None (with a note) when no test server is configured.
     pub async fn create() -> Option<Self> {
         let Ok(admin_url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
-            eprintln!("note: HOOKD_TEST_POSTGRES_URL is not set; skipping this PostgreSQL test");
+            // Straight to stderr, past the test harness's capture, so a skip is seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED (PostgreSQL): set HOOKD_TEST_POSTGRES_URL to run this store test"
+            );
             return None;
         };
         let name = format!("hookd_t_{:016x}", rand::random::<u64>());

@@ -187,6 +187,12 @@ async fn flags_win_over_the_environment_which_wins_over_the_config_file() {
     user_add(&app, &["alice", "--merchant", "shop1"]).await;
     let server_db = app.config.database_url.clone();
     let other_db = format!("sqlite://{}", app.dir().join("other.db").display());
+    // A second, empty database (read-only commands refuse a file that does not exist).
+    let made = hookd_command(&app, &["migrate", "--database-url", &other_db])
+        .output()
+        .await
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
     let config = app.dir().join("hookd.toml");
     std::fs::write(&config, format!("database_url = \"{server_db}\"\n")).unwrap();
     let config = config.to_str().unwrap();
@@ -389,4 +395,21 @@ async fn each_command_s_help_lists_only_the_settings_that_apply_to_it() {
     for flag in ["--listen", "--retry-schedule", "--max-connections", "--database-url"] {
         assert!(serve.contains(flag), "{flag} in serve --help: {serve}");
     }
+}
+
+#[tokio::test]
+async fn read_only_commands_refuse_a_missing_sqlite_file_instead_of_making_one() {
+    let app = TestApp::spawn().await;
+    let typo = app.dir().join("typo.db");
+    let url = format!("sqlite://{}", typo.display());
+    for args in [&["user", "list"][..], &["merchant", "list"], &["delivery", "list"]] {
+        let out = hookd_command(&app, args)
+            .env("HOOKD_DATABASE_URL", &url)
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains("no database at"), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!typo.exists(), "nothing was made");
 }

@@ -190,7 +190,7 @@ async fn message_fields_named_like_hookd_s_own_are_replaced_not_repeated() {
 #[tokio::test]
 async fn both_signatures_verify_with_an_independent_python_implementation() {
     if std::process::Command::new("python3").arg("--version").output().is_err() {
-        println!("note: python3 is not installed; skipping the independent signature check");
+        crate::helpers::skipped("the independent signature check", "python3 is not installed");
         return;
     }
     let w = World::start().await;

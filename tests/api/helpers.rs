@@ -581,3 +581,10 @@ pub fn assert_invalid_data(resp: &Value, what: &str) {
         "expected the message to name '{what}': {message}"
     );
 }
+
+/// Says that a test was skipped and why, straight to stderr (past the test harness's
+/// capture), so a skip is never mistaken for a pass.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}

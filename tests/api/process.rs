@@ -353,7 +353,12 @@ impl TestDatabase {
     pub async fn create(test: &str) -> Option<TestDatabase> {
         use sqlx::{Connection, Executor};
         let Ok(admin_url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
-            eprintln!("note: {test} skipped: set HOOKD_TEST_POSTGRES_URL to run it");
+            // Straight to stderr, past the test harness's capture, so a skip is seen.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: set HOOKD_TEST_POSTGRES_URL to run it"
+            );
             return None;
         };
         let name = format!("hookd_t_{:016x}", rand::random::<u64>());

@@ -40,12 +40,16 @@ use crate::domain::{
 };
 use crate::time::Millis;
 
-/// Read connections: enough for the dispatcher and the API to read side by side.
-const READERS: usize = 4;
+/// Read connections for point lookups in place (as many as there were before the reader
+/// threads: the async worker threads that authenticate every call share them).
+const IN_PLACE_READERS: usize = 4;
+/// Reader threads for every other read. More would not read faster on a small machine but
+/// would cost memory (see `reads`).
+const READER_THREADS: usize = 2;
 
 pub struct SqliteStore {
     writer: writer::Writer,
-    readers: Arc<reads::Readers>,
+    readers: reads::Readers,
     leases: Arc<leases::Leases>,
     health: Arc<WriteHealth>,
 }
@@ -75,7 +79,7 @@ impl SqliteStore {
         let health = Arc::new(WriteHealth::default());
         // The writer first: it creates the file and turns WAL on, which the readers need.
         let writer = writer::Writer::start(&path, leases.clone(), health.clone())?;
-        let readers = Arc::new(reads::Readers::open(&path, READERS)?);
+        let readers = reads::Readers::open(&path, IN_PLACE_READERS, READER_THREADS)?;
         Ok(Self {
             writer,
             readers,

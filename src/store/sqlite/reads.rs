@@ -1,32 +1,36 @@
-//! The read connections of the SQLite store: a small pool of read-only rusqlite
-//! connections. A read in WAL mode never waits for the writer. The point lookups every API
-//! call makes (authentication, a merchant, a webhook) take microseconds and run in place on
-//! the calling thread; every other read (lists, the delivery log, the dispatcher's queue
-//! scan and claims) runs on tokio's blocking pool, so a slow one never holds up an async
-//! worker thread. Those wait for one of `OFF_THREAD` permits first: a burst of claims then
-//! waits without blocking a thread and leaves connections to the point lookups. More would
-//! not read faster on a small machine but would cost memory: every thread that allocates
-//! (the claims read payload bodies) gets a malloc arena of its own; the bench's backlog
-//! drain peaked about 25 MB higher with three than with one.
+//! The read connections of the SQLite store, all read-only (a read in WAL mode never waits
+//! for the writer). The point lookups every API call makes (authentication, a merchant, a
+//! webhook) take microseconds and run in place on the calling thread, on a small pool of
+//! connections. Every other read (lists, the delivery log, the dispatcher's queue scan and
+//! claims) is handed to a few reader threads of our own, each owning a connection, so a slow
+//! one never holds up an async worker thread.
+//!
+//! Why threads of our own rather than tokio's blocking pool: that pool starts a new thread
+//! whenever none is idle at the moment of the call, and every thread that allocates (the
+//! claims read payload bodies) gets a malloc arena of its own; draining a backlog through it
+//! peaked at 90–150 MB where a fixed pair of threads stays near what in-place reads used.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::store::{StoreError, StoreResult};
 
-/// How many reads may run on the blocking pool at once.
-const OFF_THREAD: usize = 2;
+/// A read handed to the reader threads.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 pub struct Readers {
     free: Mutex<Vec<Connection>>,
     returned: Condvar,
-    off_thread: Semaphore,
+    jobs: mpsc::Sender<ReadJob>,
 }
 
-/// A connection taken from the pool; it goes back when dropped (even if the read panics).
+/// A connection taken from the in-place pool; it goes back when dropped (even if the read
+/// panics).
 struct Taken<'a> {
     readers: &'a Readers,
     conn: Option<Connection>,
@@ -41,25 +45,33 @@ impl Drop for Taken<'_> {
     }
 }
 
+fn open_read_only(path: &str) -> rusqlite::Result<Connection> {
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    c.busy_timeout(Duration::from_secs(10))?;
+    c.set_prepared_statement_cache_capacity(32);
+    Ok(c)
+}
+
 impl Readers {
-    /// Opens `n` read-only connections to the database at `path` (which must exist); `n`
-    /// should exceed `OFF_THREAD`, so point lookups find a free one.
-    pub fn open(path: &str, n: usize) -> StoreResult<Self> {
-        let conns = (0..n)
-            .map(|_| {
-                let c = Connection::open_with_flags(
-                    path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                c.busy_timeout(Duration::from_secs(10))?;
-                c.set_prepared_statement_cache_capacity(32);
-                Ok(c)
-            })
+    /// Opens `in_place` connections for point lookups and starts `threads` reader threads
+    /// with a connection each, on the database at `path` (which must exist).
+    pub fn open(path: &str, in_place: usize, threads: usize) -> StoreResult<Self> {
+        let conns = (0..in_place.max(1))
+            .map(|_| open_read_only(path))
             .collect::<rusqlite::Result<_>>()?;
+        let (jobs, rx) = mpsc::channel::<ReadJob>();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..threads.max(1) {
+            let (conn, rx) = (open_read_only(path)?, rx.clone());
+            thread::Builder::new()
+                .name("hookd-sqlite-read".into())
+                .spawn(move || serve(&conn, &rx))
+                .map_err(|_| StoreError::ReaderGone)?;
+        }
         Ok(Self {
             free: Mutex::new(conns),
             returned: Condvar::new(),
-            off_thread: Semaphore::new(OFF_THREAD.min(n)),
+            jobs,
         })
     }
 
@@ -84,16 +96,31 @@ impl Readers {
         f(taken.conn.as_ref().expect("taken"))
     }
 
-    /// Runs `f` on a connection, on the blocking pool.
-    pub async fn off_thread<T, F>(self: &Arc<Self>, f: F) -> StoreResult<T>
+    /// Runs `f` on a reader thread; the caller awaits the answer without blocking.
+    pub async fn off_thread<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let _permit = self.off_thread.acquire().await.expect("the semaphore is never closed");
-        let readers = self.clone();
-        tokio::task::spawn_blocking(move || readers.with(f))
-            .await
-            .map_err(StoreError::ReadAborted)?
+        let (answer, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |c| {
+            let _ = answer.send(f(c));
+        });
+        self.jobs.send(job).map_err(|_| StoreError::ReaderGone)?;
+        rx.await.map_err(|_| StoreError::ReaderGone)?
+    }
+}
+
+/// A reader thread: runs the queued reads on its connection until the store is dropped. A
+/// read that panics loses only its own answer.
+fn serve(conn: &Connection, jobs: &Mutex<mpsc::Receiver<ReadJob>>) {
+    loop {
+        let job = match jobs.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        if catch_unwind(AssertUnwindSafe(|| job(conn))).is_err() {
+            tracing::error!("a SQLite read panicked");
+        }
     }
 }

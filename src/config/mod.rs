@@ -52,6 +52,7 @@ pub struct Settings {
     /// Allow webhook URLs on loopback/private/link-local addresses (for local testing)
     #[arg(long, env = "HOOKD_ALLOW_PRIVATE_TARGETS", num_args = 0..=1,
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    #[serde(default, deserialize_with = "boolish")]
     pub allow_private_targets: Option<bool>,
 
     /// Most webhooks one merchant may register (error 106 beyond it) [default: 1000]
@@ -93,6 +94,7 @@ pub struct Settings {
     /// Run the delivery workers in `serve` (false: an API-only node) [default: true]
     #[arg(long, env = "HOOKD_DISPATCH", num_args = 0..=1,
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    #[serde(default, deserialize_with = "boolish")]
     pub dispatch: Option<bool>,
 
     /// Most database connections per node (PostgreSQL) [default: 16]
@@ -408,6 +410,38 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("'{s}' is not a duration: {e}"))
 }
 
+/// A boolean in the config file as the environment takes it: true/false, 1/0, or those as
+/// strings (also yes/no, on/off), so a value that works in one place works in the other.
+fn boolish<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bool(bool),
+        Int(i64),
+        Text(String),
+    }
+    let value = match Raw::deserialize(d)? {
+        Raw::Bool(b) => b,
+        Raw::Int(1) => true,
+        Raw::Int(0) => false,
+        Raw::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" | "y" => true,
+            "0" | "false" | "no" | "off" | "n" => false,
+            _ => {
+                return Err(serde::de::Error::custom(format!(
+                    "expected a boolean (true/false, 1/0), not {t:?}"
+                )))
+            }
+        },
+        Raw::Int(n) => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a boolean (true/false, 1/0), not {n}"
+            )))
+        }
+    };
+    Ok(Some(value))
+}
+
 /// A database URL without its password, for logs and messages.
 pub fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
@@ -420,209 +454,4 @@ pub fn redacted(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_and_env_win_over_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("hookd.toml");
-        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\nmax_body_bytes = 4096\n").unwrap();
-        let higher = Settings {
-            listen: Some("127.0.0.1:1".into()),
-            ..Default::default()
-        };
-        let c = Config::resolve(higher, Some(&file)).unwrap();
-        assert_eq!(c.listen, "127.0.0.1:1");
-        assert_eq!(c.max_body_bytes, 4096);
-        assert_eq!(c.database_url, "sqlite://hookd.db");
-    }
-
-    #[test]
-    fn unknown_file_keys_are_rejected() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("hookd.toml");
-        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
-        let err = Config::resolve(Settings::default(), Some(&file)).unwrap_err();
-        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
-    }
-
-    /// Resolves `settings` alone; the error's text when refused.
-    fn refused(settings: Settings) -> Option<String> {
-        Config::resolve(settings, None).err().map(|e| format!("{e:#}"))
-    }
-
-    /// The defaults with one setting changed.
-    fn with(change: impl FnOnce(&mut Settings)) -> Settings {
-        let mut s = Settings::default();
-        change(&mut s);
-        s
-    }
-
-    fn d(v: &str) -> Option<String> {
-        Some(v.to_string())
-    }
-
-    #[test]
-    fn absurd_durations_are_refused_naming_the_setting_and_its_range() {
-        let cases: Vec<(&str, Settings)> = vec![
-            ("HOOKD_RETENTION", with(|s| s.retention = d("300000000years"))),
-            ("HOOKD_RETENTION", with(|s| s.retention = d("0s"))),
-            ("HOOKD_REQUEST_TIMEOUT", with(|s| s.request_timeout = d("0s"))),
-            (
-                "HOOKD_REQUEST_TIMEOUT",
-                with(|s| (s.request_timeout, s.lease) = (d("2h"), d("3h"))),
-            ),
-            ("HOOKD_CONNECT_TIMEOUT", with(|s| s.connect_timeout = d("0s"))),
-            ("HOOKD_CONNECT_TIMEOUT", with(|s| s.connect_timeout = d("1h"))),
-            ("HOOKD_POLL_INTERVAL", with(|s| s.poll_interval = d("0s"))),
-            ("HOOKD_POLL_INTERVAL", with(|s| s.poll_interval = d("2h"))),
-            (
-                "HOOKD_LEASE",
-                with(|s| (s.lease, s.request_timeout) = (d("10ms"), d("10ms"))),
-            ),
-            ("HOOKD_LEASE", with(|s| s.lease = d("2days"))),
-            ("HOOKD_DB_ACQUIRE_TIMEOUT", with(|s| s.db_acquire_timeout = d("0s"))),
-            ("HOOKD_DB_ACQUIRE_TIMEOUT", with(|s| s.db_acquire_timeout = d("1day"))),
-            ("HOOKD_RETRY_SCHEDULE", with(|s| s.retry_schedule = d("1m,100days"))),
-            (
-                "HOOKD_RETRY_SCHEDULE",
-                with(|s| s.retry_schedule = d(&["1s"; 101].join(","))),
-            ),
-            ("HOOKD_HEADER_READ_TIMEOUT", with(|s| s.header_read_timeout = d("0s"))),
-            ("HOOKD_HEADER_READ_TIMEOUT", with(|s| s.header_read_timeout = d("1h"))),
-            ("HOOKD_BODY_READ_TIMEOUT", with(|s| s.body_read_timeout = d("1ms"))),
-            ("HOOKD_BODY_READ_TIMEOUT", with(|s| s.body_read_timeout = d("2h"))),
-            ("HOOKD_WRITE_TIMEOUT", with(|s| s.write_timeout = d("0s"))),
-            ("HOOKD_WRITE_TIMEOUT", with(|s| s.write_timeout = d("2h"))),
-            ("HOOKD_SHUTDOWN_GRACE", with(|s| s.shutdown_grace = d("1h"))),
-            ("HOOKD_LOGIN_FAILURE_WINDOW", with(|s| s.login_failure_window = d("0s"))),
-            (
-                "HOOKD_LOGIN_FAILURE_WINDOW",
-                with(|s| s.login_failure_window = d("2days")),
-            ),
-        ];
-        for (name, settings) in cases {
-            let err = refused(settings).unwrap_or_else(|| panic!("{name}: an absurd value was accepted"));
-            assert!(err.contains(name), "{name}: {err}");
-            assert!(
-                err.contains("must be from") || err.contains("not a duration"),
-                "{name}: {err}"
-            );
-            assert_eq!(err.lines().count(), 1, "{err}");
-        }
-    }
-
-    #[test]
-    fn absurd_counts_are_refused_naming_the_setting_and_its_range() {
-        let cases: Vec<(&str, Settings)> = vec![
-            ("HOOKD_MAX_BODY_BYTES", with(|s| s.max_body_bytes = Some(10))),
-            ("HOOKD_MAX_BODY_BYTES", with(|s| s.max_body_bytes = Some(1 << 40))),
-            (
-                "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
-                with(|s| s.max_webhooks_per_merchant = Some(0)),
-            ),
-            (
-                "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
-                with(|s| s.max_webhooks_per_merchant = Some(-5)),
-            ),
-            (
-                "HOOKD_MAX_WEBHOOKS_PER_MERCHANT",
-                with(|s| s.max_webhooks_per_merchant = Some(i64::MAX)),
-            ),
-            ("HOOKD_MAX_MESSAGE_BYTES", with(|s| s.max_message_bytes = Some(0))),
-            ("HOOKD_MAX_MESSAGE_BYTES", with(|s| s.max_message_bytes = Some(1 << 40))),
-            ("HOOKD_MAX_IN_FLIGHT", with(|s| s.max_in_flight = Some(0))),
-            ("HOOKD_MAX_IN_FLIGHT", with(|s| s.max_in_flight = Some(usize::MAX))),
-            (
-                "HOOKD_PER_WEBHOOK_CONCURRENCY",
-                with(|s| s.per_webhook_concurrency = Some(0)),
-            ),
-            (
-                "HOOKD_PER_WEBHOOK_CONCURRENCY",
-                with(|s| s.per_webhook_concurrency = Some(1 << 20)),
-            ),
-            ("HOOKD_DB_MAX_CONNECTIONS", with(|s| s.db_max_connections = Some(1))),
-            (
-                "HOOKD_DB_MAX_CONNECTIONS",
-                with(|s| s.db_max_connections = Some(100_000)),
-            ),
-            ("HOOKD_MAX_CONNECTIONS", with(|s| s.max_connections = Some(0))),
-            ("HOOKD_MAX_CONNECTIONS", with(|s| s.max_connections = Some(usize::MAX))),
-            ("HOOKD_LOGIN_CONCURRENCY", with(|s| s.login_concurrency = Some(0))),
-            ("HOOKD_LOGIN_CONCURRENCY", with(|s| s.login_concurrency = Some(10_000))),
-            ("HOOKD_LOGIN_QUEUE", with(|s| s.login_queue = Some(1 << 30))),
-            (
-                "HOOKD_LOGIN_FAILURES_PER_USER",
-                with(|s| s.login_failures_per_user = Some(0)),
-            ),
-            (
-                "HOOKD_LOGIN_FAILURES_PER_ADDRESS",
-                with(|s| s.login_failures_per_address = Some(0)),
-            ),
-        ];
-        for (name, settings) in cases {
-            let err = refused(settings).unwrap_or_else(|| panic!("{name}: an absurd value was accepted"));
-            assert!(err.contains(name) && err.contains("must be from"), "{name}: {err}");
-            assert_eq!(err.lines().count(), 1, "{err}");
-        }
-    }
-
-    #[test]
-    fn the_message_names_the_range_and_the_value() {
-        let err = refused(with(|s| s.request_timeout = d("0s"))).unwrap();
-        assert_eq!(
-            err,
-            "request_timeout (HOOKD_REQUEST_TIMEOUT) must be from 10ms to 1h, not 0s"
-        );
-    }
-
-    #[test]
-    fn the_new_limits_are_read_and_sensible_values_at_the_edges_are_accepted() {
-        let c = Config::resolve(
-            Settings {
-                max_connections: Some(1),
-                header_read_timeout: Some("100ms".into()),
-                body_read_timeout: Some("1h".into()),
-                shutdown_grace: Some("0s".into()),
-                login_concurrency: Some(1),
-                login_queue: Some(0),
-                login_failures_per_user: Some(1),
-                login_failures_per_address: Some(1_000_000),
-                login_failure_window: Some("1s".into()),
-                retention: Some("10years".into()),
-                retry_schedule: Some("1ms,30days".into()),
-                ..Settings::default()
-            },
-            None,
-        )
-        .unwrap();
-        assert_eq!(c.http.max_connections, 1);
-        assert_eq!(c.http.header_read_timeout, Duration::from_millis(100));
-        assert_eq!(c.http.body_read_timeout, Duration::from_secs(3600));
-        assert_eq!(c.http.shutdown_grace, Duration::ZERO);
-        assert_eq!(c.app.auth.check_threads, 1);
-        assert_eq!(c.app.auth.check_queue, 0);
-        assert_eq!(c.app.auth.max_failures_per_user, 1);
-        assert_eq!(c.app.auth.max_failures_per_address, 1_000_000);
-        assert_eq!(c.app.auth.failure_window, Duration::from_secs(1));
-        let d = Config::defaults();
-        assert_eq!(d.http, HttpLimits::default());
-        assert_eq!(d.app.auth, AuthSettings::default());
-    }
-
-    #[test]
-    fn the_new_limits_come_from_the_file_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("hookd.toml");
-        std::fs::write(
-            &file,
-            "max_connections = 64\nheader_read_timeout = \"5s\"\nlogin_failures_per_user = 3\n",
-        )
-        .unwrap();
-        let c = Config::resolve(Settings::default(), Some(&file)).unwrap();
-        assert_eq!(c.http.max_connections, 64);
-        assert_eq!(c.http.header_read_timeout, Duration::from_secs(5));
-        assert_eq!(c.app.auth.max_failures_per_user, 3);
-    }
-}
+mod tests;
