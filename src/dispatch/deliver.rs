@@ -166,6 +166,34 @@ mod tests {
     }
 
     #[test]
+    fn the_previous_key_signs_only_until_its_overlap_ends() {
+        let hook = Webhook {
+            id: crate::domain::WebhookId(1),
+            merchant_id: crate::domain::MerchantId(1),
+            increment_id: 0,
+            is_active: true,
+            topics: "*".into(),
+            url: "https://example.com".into(),
+            extra_headers: "X-A: 1".into(),
+            secret_key: "new".into(),
+            merchant_code: "shop".into(),
+            version: 3,
+            previous_secret_key: Some("old".into()),
+            previous_expires_at: Some(1000),
+        };
+        let t = Target::of(&hook);
+        assert_eq!((t.secret.as_slice(), t.version), (&b"new"[..], 3));
+        assert_eq!(t.previous_secret(999), Some(&b"old"[..]));
+        assert_eq!(t.previous_secret(1000), None);
+        let never = Target::of(&Webhook {
+            previous_secret_key: None,
+            previous_expires_at: None,
+            ..hook
+        });
+        assert_eq!(never.previous_secret(0), None);
+    }
+
+    #[test]
     fn failures_follow_the_schedule_then_fail() {
         let s = RetrySchedule::standard();
         assert_eq!(
