@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::ledger::*;
 use crate::process::*;
-use crate::receiver::TestReceiver;
+use crate::receiver::{Behaviour, TestReceiver};
 
 /// A tmpfs mounted on a temporary directory, unmounted when dropped.
 struct SmallDisk {
@@ -59,8 +59,14 @@ async fn a_full_disk_is_said_as_such_reported_unready_and_loses_nothing_acknowle
     let env = [
         ("HOOKD_DATABASE_URL", database_url.clone()),
         ("HOOKD_ALLOW_PRIVATE_TARGETS", "1".to_string()),
+        ("HOOKD_REQUEST_TIMEOUT", "10s".to_string()),
+        ("HOOKD_RETRY_SCHEDULE", "200ms,200ms,500ms,1s,1s,1s,1s,1s".to_string()),
     ];
+    // The receiver holds every delivery while the disk fills, so no outcome write (small
+    // enough to fit where a publish no longer does) clears the failure before it is checked;
+    // the held attempts time out after 10 s and are retried once the disk has room.
     let receiver = TestReceiver::start().await;
+    receiver.set("/in/", Behaviour::Stall(Duration::from_secs(30)));
     let node = Node::serve("full", home.path(), &env).await;
     let shop = node.rpc("shop", &shop_key);
     shop.call_ok(
@@ -105,6 +111,7 @@ async fn a_full_disk_is_said_as_such_reported_unready_and_loses_nothing_acknowle
 
     // Room again: the next write succeeds and the node is ready by itself.
     disk.resize("64m");
+    receiver.set("/in/", Behaviour::Status(200));
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seq = 10_000;
     loop {
