@@ -7,8 +7,10 @@
 //! held. Wake-ups cross nodes by `NOTIFY hookd_wake` inside the writing transaction, so they
 //! are delivered exactly when the rows they announce become visible (see `wakeups`).
 
+mod batch;
 mod deliveries;
 mod publish;
+mod publisher;
 mod queue;
 mod users;
 mod wakeups;
@@ -41,6 +43,8 @@ pub struct PostgresStore {
     /// Kept to open the wake-up listener's own connection.
     options: PgConnectOptions,
     settings: PoolSettings,
+    /// Group commit of publishes (see `publisher`).
+    publisher: publisher::Publisher,
     /// Whether the last write failed for want of storage (see `store::health`).
     health: WriteHealth,
 }
@@ -63,6 +67,7 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await?;
         Ok(Self {
+            publisher: publisher::Publisher::start(pool.clone()),
             pool,
             options,
             settings: settings.clone(),
@@ -170,7 +175,7 @@ impl Store for PostgresStore {
     }
 
     async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {
-        self.health.observe(publish::publish(&self.pool, req).await)
+        self.health.observe(self.publisher.publish(req).await)
     }
 
     async fn delivery_create_claimed(

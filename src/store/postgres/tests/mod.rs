@@ -31,4 +31,5 @@ macro_rules! setup {
 }
 
 mod claims;
+mod publish_batches;
 mod wakeups;
