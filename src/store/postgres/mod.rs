@@ -2,7 +2,9 @@
 //!
 //! One idea to know: every guarantee that SQLite gets from its single writer is made here by
 //! row locks taken in a fixed order. Publishers serialise per webhook on the webhook row (its
-//! `increment_id` bump), always locking webhooks by ascending id so they cannot deadlock;
+//! `increment_id` bump), always locking webhooks by ascending id so they cannot deadlock, and
+//! each node gathers its concurrent publishes into one transaction (`publisher`), since the
+//! row lock is held across the commit's fsync;
 //! claimers never wait (`FOR UPDATE SKIP LOCKED`); outcomes only apply while their lease is
 //! held. Wake-ups cross nodes by `NOTIFY hookd_wake` inside the writing transaction, so they
 //! are delivered exactly when the rows they announce become visible (see `wakeups`).
