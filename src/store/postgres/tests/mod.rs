@@ -32,4 +32,5 @@ macro_rules! setup {
 
 mod claims;
 mod publish_batches;
+mod retention;
 mod wakeups;
