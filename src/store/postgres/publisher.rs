@@ -17,8 +17,7 @@
 
 use std::sync::Arc;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, PgConnection, PgPool, Postgres};
+use sqlx::{Acquire, PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::batch::{self, Job};
@@ -69,9 +68,6 @@ impl Publisher {
 
 /// One runner: takes what is queued (waiting for the first), runs it, answers, again.
 async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>) {
-    // The runner keeps its connection between batches (no pool round trip, no ping) and lets
-    // it go after any failure, so a connection the server dropped is replaced.
-    let mut held: Option<PoolConnection<Postgres>> = None;
     loop {
         let mut queued = Vec::new();
         {
@@ -80,21 +76,19 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>) {
                 return;
             }
         }
-        let conn = match held.take() {
-            Some(c) => c,
-            None => match pool.acquire().await {
-                Ok(c) => c,
-                Err(e) => {
-                    fail_all(queued, e);
-                    continue;
-                }
-            },
+        // A connection per batch, given back after it: runners never hold the pool's
+        // connections while idle (the pool may be as small as two), and a connection the
+        // server dropped is found by the pool's check before the batch runs on it.
+        let mut conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                fail_all(queued, e);
+                continue;
+            }
         };
-        let mut conn = conn;
         let (jobs, replies): (Vec<Job>, Vec<_>) = queued.into_iter().map(|q| (q.job, q.reply)).unzip();
         match run_batch(&mut conn, &jobs).await {
             Ok(results) => {
-                held = Some(conn);
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
