@@ -18,6 +18,10 @@ pub enum StoreError {
     /// A SQLite error other than the storage failures below.
     #[error("database error")]
     Sqlite(#[source] rusqlite::Error),
+    /// A PostgreSQL failure shared by every publish of one group commit (its connection, its
+    /// BEGIN or its COMMIT failed, so none of them can be told apart).
+    #[error("the publish batch could not be committed")]
+    BatchFailed(#[source] Arc<sqlx::Error>),
     #[error("the database writer has stopped")]
     WriterGone,
     #[error("the database readers have stopped")]
@@ -56,6 +60,14 @@ impl StoreError {
             StoreError::CommitFailed(e) => Some(StoreError::CommitFailed(e.clone())),
             StoreError::WritesFailing(cause) => cause.storage_failure(),
             _ => None,
+        }
+    }
+
+    /// A failure of a PostgreSQL group commit, shared by its jobs: a full disk is named as such.
+    pub fn from_batch(e: Arc<sqlx::Error>) -> Self {
+        match &*e {
+            sqlx::Error::Database(d) if d.code().as_deref() == Some(SQLSTATE_DISK_FULL) => StoreError::StorageFull(e),
+            _ => StoreError::BatchFailed(e),
         }
     }
 

@@ -126,17 +126,45 @@ pub async fn requeue(pool: &PgPool, scope: Scope, id: DeliveryId, now: Millis) -
     })
 }
 
+/// Rows deleted per purge statement: each statement (and its transaction) stays short, so
+/// retention never holds locks or a snapshot for long, and vacuum can follow behind it.
+const PURGE_CHUNK: i64 = 5000;
+
+/// Deletes finished payloads (their attempts go with them, `ON DELETE CASCADE`) and events
+/// past retention, a chunk per statement, oldest first through the `finished_at` and
+/// `created_at` indexes, until a chunk comes back short.
 pub async fn purge(pool: &PgPool, before: Millis) -> StoreResult<u64> {
-    let done = sqlx::query(
-        "DELETE FROM deliveries WHERE finished_at IS NOT NULL AND finished_at < $1 \
-         AND status IN ('success', 'failed', 'canceled')",
-    )
-    .bind(before)
-    .execute(pool)
-    .await?;
-    sqlx::query("DELETE FROM events WHERE created_at < $1")
+    let mut purged = 0;
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM deliveries WHERE id IN ( \
+               SELECT id FROM deliveries WHERE finished_at IS NOT NULL AND finished_at < $1 \
+                 AND status IN ('success', 'failed', 'canceled') \
+               ORDER BY finished_at LIMIT $2)",
+        )
         .bind(before)
+        .bind(PURGE_CHUNK)
         .execute(pool)
-        .await?;
-    Ok(done.rows_affected())
+        .await?
+        .rows_affected();
+        purged += done;
+        if done < PURGE_CHUNK as u64 {
+            break;
+        }
+    }
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM events WHERE id IN ( \
+               SELECT id FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(PURGE_CHUNK)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        if done < PURGE_CHUNK as u64 {
+            break;
+        }
+    }
+    Ok(purged)
 }

@@ -2,14 +2,18 @@
 //!
 //! One idea to know: every guarantee that SQLite gets from its single writer is made here by
 //! row locks taken in a fixed order. Publishers serialise per webhook on the webhook row (its
-//! `increment_id` bump), always locking webhooks by ascending id so they cannot deadlock;
+//! `increment_id` bump), always locking webhooks by ascending id so they cannot deadlock, and
+//! each node gathers its concurrent publishes into one transaction (`publisher`), since the
+//! row lock is held across the commit's fsync;
 //! claimers never wait (`FOR UPDATE SKIP LOCKED`); outcomes only apply while their lease is
 //! held. Wake-ups cross nodes by `NOTIFY hookd_wake` inside the writing transaction, so they
 //! are delivered exactly when the rows they announce become visible (see `wakeups`).
 
+mod batch;
 mod deliveries;
 mod lifecycle;
 mod publish;
+mod publisher;
 mod queue;
 mod users;
 mod wakeups;
@@ -43,6 +47,8 @@ pub struct PostgresStore {
     /// Kept to open the wake-up listener's own connection.
     options: PgConnectOptions,
     settings: PoolSettings,
+    /// Group commit of publishes (see `publisher`).
+    publisher: publisher::Publisher,
     /// Whether the last write failed for want of storage (see `store::health`).
     health: WriteHealth,
 }
@@ -65,6 +71,7 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await?;
         Ok(Self {
+            publisher: publisher::Publisher::start(pool.clone()),
             pool,
             options,
             settings: settings.clone(),
@@ -214,7 +221,7 @@ impl Store for PostgresStore {
     }
 
     async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {
-        self.health.observe(publish::publish(&self.pool, req).await)
+        self.health.observe(self.publisher.publish(req).await)
     }
 
     async fn delivery_create_claimed(

@@ -45,6 +45,14 @@ pub async fn claim(
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     // SKIP LOCKED: rows another node is claiming right now are passed over, never waited
     // for, and never handed out twice (a row updated meanwhile is re-checked once locked).
+    //
+    // The claim commits without waiting for its WAL flush (`synchronous_commit` off for this
+    // statement's transaction only; `set_config` in RETURNING runs for each claimed row, so
+    // whenever anything is claimed, and leaves the plan alone). That is safe for
+    // at-least-once: a claim lost in a PostgreSQL crash only leaves the payload claimable again, so it is sent again; and since WAL is
+    // flushed in order, the durable outcome write that ends the attempt flushes the claim
+    // with it. Publishes and outcomes stay synchronous. It saves an fsync per claim, which on
+    // a disk doing ~300 fsyncs/s is most of a delivery's latency.
     let rows = sqlx::query(
         "UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
            SELECT id FROM deliveries WHERE webhook_id = $3 AND status IN ('pending', 'retrying') \
@@ -53,7 +61,8 @@ pub async fn claim(
            ORDER BY next_attempt_at, id LIMIT $5 \
            FOR UPDATE SKIP LOCKED) \
          RETURNING id, increment_id, attempts, body, \
-           (SELECT version FROM webhooks WHERE id = $3)",
+           (SELECT version FROM webhooks WHERE id = $3), \
+           set_config('synchronous_commit', 'off', true)",
     )
     .bind(owner)
     .bind(lease_until)

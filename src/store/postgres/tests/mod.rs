@@ -31,4 +31,6 @@ macro_rules! setup {
 }
 
 mod claims;
+mod publish_batches;
+mod retention;
 mod wakeups;

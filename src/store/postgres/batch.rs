@@ -1,0 +1,263 @@
+//! The statements of one group commit of publishes (`publisher` runs them in a transaction):
+//! at most five round trips, whatever the number of publishes, and every publish keeps the
+//! semantics it had alone.
+//!
+//! Lock order, the same on every node so batches cannot deadlock: the idempotency keys'
+//! advisory locks first (ascending hash), then the matched webhooks (ascending id, in one
+//! statement). Each webhook is bumped once per batch by the number of its payloads, so its
+//! row lock is taken once, and its ids stay gap-free: the batch's payloads take the ids
+//! `new - count + 1 ..= new` in publish order, and a rollback undoes the bump with them.
+
+use std::collections::HashMap;
+
+use sqlx::{PgConnection, Row};
+
+use super::wakeups;
+use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
+use crate::domain::{BodyTemplate, EventId, Topic, WebhookId};
+use crate::store::Published;
+use crate::time::Millis;
+
+/// One publish, owned so it can wait in the queue.
+pub(super) struct Job {
+    pub merchant: i64,
+    pub topic: Topic,
+    pub body: BodyTemplate,
+    pub key: Option<String>,
+    pub now: Millis,
+}
+
+/// What a job of the batch comes to before anything is inserted.
+enum Plan {
+    /// New: the index among the batch's new events.
+    Fresh(usize),
+    /// An earlier event with the same key, still in its window: replayed.
+    Earlier { id: i64, payloads: i64 },
+    /// The same key as an earlier job of this batch (its index in the batch).
+    SameAs(usize),
+}
+
+/// Stores the jobs in the open transaction; one `Published` per job, in order.
+pub(super) async fn store(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>, sqlx::Error> {
+    let plans = idempotency(conn, jobs).await?;
+    let fresh: Vec<&Job> = jobs
+        .iter()
+        .zip(&plans)
+        .filter(|(_, p)| matches!(p, Plan::Fresh(_)))
+        .map(|(j, _)| *j)
+        .collect();
+    let mut made: Vec<Option<Published>> = Vec::new();
+    if !fresh.is_empty() {
+        made = insert(conn, &fresh).await?.into_iter().map(Some).collect();
+    }
+    let mut out: Vec<Published> = Vec::with_capacity(jobs.len());
+    for plan in &plans {
+        let published = match *plan {
+            Plan::Fresh(n) => made[n].take().expect("each new event is answered once"),
+            Plan::Earlier { id, payloads } => Published {
+                event_id: EventId(id),
+                payloads,
+                webhooks: vec![],
+                replayed: true,
+            },
+            Plan::SameAs(first) => Published {
+                event_id: out[first].event_id,
+                payloads: out[first].payloads,
+                webhooks: vec![],
+                replayed: true,
+            },
+        };
+        out.push(published);
+    }
+    Ok(out)
+}
+
+/// Decides which jobs make new events. Two publishes with the same key make one event,
+/// whichever node they reach: a transaction-scoped advisory lock per (merchant, key) makes
+/// batches holding the same key take turns, and the lookup after it (a fresh snapshot, as
+/// every statement gets under READ COMMITTED) finds what the batch waited for. Keys that
+/// hash alike only wait for each other; the unique index remains the backstop.
+async fn idempotency(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Plan>, sqlx::Error> {
+    let mut plans = Vec::with_capacity(jobs.len());
+    let mut first: HashMap<(i64, &str), usize> = HashMap::new();
+    let (mut merchants, mut keys, mut cutoffs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut fresh = 0;
+    for (i, job) in jobs.iter().enumerate() {
+        if let Some(key) = job.key.as_deref() {
+            if let Some(&f) = first.get(&(job.merchant, key)) {
+                plans.push(Plan::SameAs(f));
+                continue;
+            }
+            first.insert((job.merchant, key), i);
+            merchants.push(job.merchant);
+            keys.push(key);
+            cutoffs.push(job.now - IDEMPOTENCY_WINDOW_MS);
+        }
+        plans.push(Plan::Fresh(fresh));
+        fresh += 1;
+    }
+    if keys.is_empty() {
+        return Ok(plans);
+    }
+    // The subquery sorts the hashes before they are locked (OFFSET 0 keeps it a subquery).
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock(h)) FROM ( \
+           SELECT DISTINCT hashtextextended(k, m) AS h FROM UNNEST($1::BIGINT[], $2::TEXT[]) AS t(m, k) \
+           ORDER BY h OFFSET 0) s",
+    )
+    .bind(&merchants)
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
+    // Earlier events with these keys; a key whose window has passed is freed for reuse.
+    let rows = sqlx::query(
+        "WITH k AS (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[]) AS t(m, key, cutoff)), \
+         found AS ( \
+           SELECT e.id, e.merchant_id, e.idempotency_key, e.payloads, e.created_at, k.cutoff \
+           FROM events e JOIN k ON e.merchant_id = k.m AND e.idempotency_key = k.key), \
+         freed AS (UPDATE events SET idempotency_key = NULL \
+           WHERE id IN (SELECT id FROM found WHERE created_at <= cutoff)) \
+         SELECT merchant_id, idempotency_key, id, payloads FROM found WHERE created_at > cutoff",
+    )
+    .bind(&merchants)
+    .bind(&keys)
+    .bind(&cutoffs)
+    .fetch_all(&mut *conn)
+    .await?;
+    if rows.is_empty() {
+        return Ok(plans);
+    }
+    let earlier: HashMap<(i64, String), (i64, i64)> = rows
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
+        .collect();
+    // Renumber the fresh jobs, since some turned out to be replays.
+    let mut fresh = 0;
+    for (job, plan) in jobs.iter().zip(plans.iter_mut()) {
+        if let Plan::Fresh(_) = plan {
+            let found = job.key.as_ref().and_then(|k| earlier.get(&(job.merchant, k.clone())));
+            *plan = match found {
+                Some(&(id, payloads)) => Plan::Earlier { id, payloads },
+                None => {
+                    fresh += 1;
+                    Plan::Fresh(fresh - 1)
+                }
+            };
+        }
+    }
+    Ok(plans)
+}
+
+/// Makes the events and their payloads: locks and bumps the matched webhooks (one
+/// statement), then inserts events and payloads and queues one wake-up (one statement).
+async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>, sqlx::Error> {
+    let merchants: Vec<i64> = jobs.iter().map(|j| j.merchant).collect();
+    let match_keys: Vec<[String; 3]> = jobs.iter().map(|j| j.topic.match_keys()).collect();
+    let key = |i: usize| match_keys.iter().map(|k| k[i].as_str()).collect::<Vec<_>>();
+    // Each matched active webhook, locked in id order, bumped by its number of payloads; `ns`
+    // are the (1-based) jobs it gets one for. A webhook deactivated or deleted by a
+    // transaction we waited for is re-checked after the wait and left out.
+    let bumped = sqlx::query(
+        "WITH j AS (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) \
+                    WITH ORDINALITY AS t(m, k0, k1, k2, n)), \
+         matched AS ( \
+           SELECT wt.webhook_id AS w, array_agg(DISTINCT j.n ORDER BY j.n) AS ns \
+           FROM j JOIN webhook_topics wt ON wt.merchant_id = j.m AND wt.pattern IN (j.k0, j.k1, j.k2) \
+           GROUP BY wt.webhook_id) \
+         UPDATE webhooks wh SET increment_id = wh.increment_id + cardinality(matched.ns) \
+         FROM matched WHERE wh.id = matched.w AND wh.id IN ( \
+           SELECT id FROM webhooks WHERE id IN (SELECT w FROM matched) AND is_active \
+           ORDER BY id FOR UPDATE) \
+         RETURNING wh.id, wh.increment_id, wh.merchant_id, matched.ns",
+    )
+    .bind(&merchants)
+    .bind(key(0))
+    .bind(key(1))
+    .bind(key(2))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut bumped: Vec<(i64, i64, i64, Vec<i64>)> = bumped
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    bumped.sort_unstable_by_key(|b| b.0);
+
+    let mut published: Vec<Published> = jobs
+        .iter()
+        .map(|_| Published {
+            event_id: EventId(0),
+            payloads: 0,
+            webhooks: vec![],
+            replayed: false,
+        })
+        .collect();
+    let mut p = PayloadArrays::default();
+    let mut woken = Vec::with_capacity(bumped.len());
+    for (webhook, last, merchant, ns) in &bumped {
+        woken.push(*webhook);
+        let first = last - ns.len() as i64 + 1;
+        for (k, &n) in ns.iter().enumerate() {
+            let job = (n - 1) as usize;
+            let increment = first + k as i64;
+            p.webhook.push(*webhook);
+            p.merchant.push(*merchant);
+            p.increment.push(increment);
+            p.job.push(n);
+            p.body.push(jobs[job].body.render(increment));
+            published[job].webhooks.push(WebhookId(*webhook));
+        }
+    }
+    let topics: Vec<&str> = jobs.iter().map(|j| j.topic.as_str()).collect();
+    let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.key.as_deref()).collect();
+    let counts: Vec<i64> = published.iter().map(|p| p.webhooks.len() as i64).collect();
+    let nows: Vec<Millis> = jobs.iter().map(|j| j.now).collect();
+    // The event ids are drawn first (`j`, evaluated once), so payloads can name their event
+    // and the caller learns each job's id; the wake-up is queued only when something is due.
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "WITH j AS ( \
+           SELECT t.*, nextval(pg_get_serial_sequence('events', 'id')) AS id \
+           FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[]) \
+             WITH ORDINALITY AS t(m, topic, key, payloads, at, n)), \
+         ev AS ( \
+           INSERT INTO events (id, merchant_id, topic, idempotency_key, payloads, created_at) \
+           OVERRIDING SYSTEM VALUE SELECT id, m, topic, key, payloads, at FROM j), \
+         made AS ( \
+           INSERT INTO deliveries (webhook_id, merchant_id, event_id, increment_id, topic, body, \
+             status, next_attempt_at, created_at) \
+           SELECT p.w, p.m, j.id, p.inc, j.topic, p.body, 'pending', j.at, j.at \
+           FROM UNNEST($6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::BYTEA[]) \
+             AS p(w, m, inc, n, body) JOIN j ON j.n = p.n) \
+         SELECT (SELECT array_agg(id ORDER BY n) FROM j) \
+           || CASE WHEN $11 THEN (SELECT ARRAY[]::BIGINT[] FROM pg_notify($12, $13) AS n) END",
+    )
+    .bind(&merchants)
+    .bind(&topics)
+    .bind(&keys)
+    .bind(&counts)
+    .bind(&nows)
+    .bind(&p.webhook)
+    .bind(&p.merchant)
+    .bind(&p.increment)
+    .bind(&p.job)
+    .bind(&p.body)
+    .bind(!woken.is_empty())
+    .bind(wakeups::CHANNEL)
+    .bind(wakeups::payload(&woken))
+    .fetch_one(&mut *conn)
+    .await?;
+    for (published, id) in published.iter_mut().zip(ids) {
+        published.event_id = EventId(id);
+        published.payloads = published.webhooks.len() as i64;
+    }
+    Ok(published)
+}
+
+/// The batch's payloads as one array per column.
+#[derive(Default)]
+struct PayloadArrays {
+    webhook: Vec<i64>,
+    merchant: Vec<i64>,
+    increment: Vec<i64>,
+    job: Vec<i64>,
+    body: Vec<Vec<u8>>,
+}

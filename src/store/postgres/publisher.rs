@@ -1,0 +1,166 @@
+//! Group commit of publishes on one node: concurrent `event.publish` calls are queued to a
+//! couple of runner tasks, and a runner takes whatever is queued and stores it in one
+//! transaction, answering every caller only after COMMIT returned (`synchronous_commit` stays
+//! on: an acknowledged event is on disk).
+//!
+//! The one idea: the commit's fsync is the cost, and on PostgreSQL it is paid *while holding
+//! the row locks of the webhooks bumped* (the increment ids must stay gap-free across nodes).
+//! One transaction per publish therefore lets one webhook take at most one publish per fsync;
+//! one transaction per batch lets it take a whole batch per fsync. Everything a batch does is
+//! a fixed number of round trips, whatever its size (arrays and `UNNEST`, see `batch`).
+//!
+//! Two runners take turns: while one waits for its COMMIT, the other gathers the next batch
+//! and does everything up to the webhook locks, which it then takes as soon as the first
+//! commit releases them. A failing publish does not fail its batch: the batch is rolled back
+//! and run again with each publish in its own savepoint (as `sqlite/writer.rs` does), so the
+//! common path pays for no savepoints.
+
+use std::sync::Arc;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, PgConnection, PgPool, Postgres};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::batch::{self, Job};
+use crate::store::{PublishRequest, Published, StoreError, StoreResult};
+
+/// Most publishes in one transaction (a JSON-RPC batch holds at most 1000).
+const MAX_BATCH: usize = 1000;
+
+/// Runner tasks per node: one commits while the next batch is prepared.
+const RUNNERS: usize = 2;
+
+/// Pools at least this large lend each runner a connection for good (see `run`).
+const HOLD_FROM: u32 = 8;
+
+pub(super) struct Publisher {
+    jobs: mpsc::UnboundedSender<Queued>,
+}
+
+struct Queued {
+    job: Job,
+    reply: oneshot::Sender<StoreResult<Published>>,
+}
+
+impl Publisher {
+    /// Starts the runners on the current tokio runtime; they end when the publisher is dropped.
+    pub(super) fn start(pool: PgPool) -> Self {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..RUNNERS {
+            tokio::spawn(run(pool.clone(), rx.clone()));
+        }
+        Self { jobs }
+    }
+
+    /// Stores the publish in the next batch; answers once that batch has committed.
+    pub(super) async fn publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            merchant: req.merchant.0,
+            topic: req.topic.clone(),
+            body: req.body.clone(),
+            key: req.idempotency_key.map(str::to_owned),
+            now: req.now,
+        };
+        self.jobs
+            .send(Queued { job, reply })
+            .map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+}
+
+/// One runner: takes what is queued (waiting for the first), runs it, answers, again.
+async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>) {
+    let hold = pool.options().get_max_connections() >= HOLD_FROM;
+    let mut held: Option<PoolConnection<Postgres>> = None;
+    loop {
+        let mut queued = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            if rx.recv_many(&mut queued, MAX_BATCH).await == 0 {
+                return;
+            }
+        }
+        // With a pool of at least `HOLD_FROM` connections each runner keeps its own between
+        // batches (no pool check, one round trip less per batch); with a smaller pool it
+        // takes one per batch and gives it back, so idle runners never starve the pool. A
+        // held connection the server dropped fails one batch (its callers get an error, as
+        // other requests do during a restart) and is replaced by a checked one.
+        let mut conn = match held.take() {
+            Some(c) => c,
+            None => match pool.acquire().await {
+                Ok(c) => c,
+                Err(e) => {
+                    fail_all(queued, e);
+                    continue;
+                }
+            },
+        };
+        let (jobs, replies): (Vec<Job>, Vec<_>) = queued.into_iter().map(|q| (q.job, q.reply)).unzip();
+        match run_batch(&mut conn, &jobs).await {
+            Ok(results) => {
+                if hold {
+                    held = Some(conn);
+                }
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                conn.close_on_drop();
+                let e = Arc::new(e);
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::from_batch(e.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn fail_all(queued: Vec<Queued>, e: sqlx::Error) {
+    let e = Arc::new(e);
+    for q in queued {
+        let _ = q.reply.send(Err(StoreError::from_batch(e.clone())));
+    }
+}
+
+/// Runs the batch in one transaction; if it fails, again with a savepoint per job. Errs only
+/// when the transaction itself broke (BEGIN, COMMIT, the connection): then nothing committed
+/// that anyone is told about, and every job fails.
+pub(super) async fn run_batch(
+    conn: &mut PgConnection,
+    jobs: &[Job],
+) -> Result<Vec<StoreResult<Published>>, sqlx::Error> {
+    let all: Vec<&Job> = jobs.iter().collect();
+    let mut tx = conn.begin().await?;
+    let failed = match batch::store(&mut tx, &all).await {
+        Ok(published) => {
+            tx.commit().await?;
+            return Ok(published.into_iter().map(Ok).collect());
+        }
+        Err(e) => e,
+    };
+    tx.rollback().await?;
+    if jobs.len() == 1 {
+        return Ok(vec![Err(StoreError::from(failed))]);
+    }
+    tracing::warn!(error = ?failed, jobs = jobs.len(), "a publish failed; running its batch again job by job");
+    let mut tx = conn.begin().await?;
+    let mut results = Vec::with_capacity(jobs.len());
+    for job in &all {
+        let mut savepoint = tx.begin().await?;
+        match batch::store(&mut savepoint, std::slice::from_ref(job)).await {
+            Ok(mut published) => {
+                savepoint.commit().await?;
+                results.push(Ok(published.remove(0)));
+            }
+            Err(e) => {
+                savepoint.rollback().await?;
+                results.push(Err(StoreError::from(e)));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}

@@ -1,0 +1,125 @@
+//! Group commit of publishes: what a batch must keep of each publish alone.
+
+use super::*;
+use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
+use crate::store::postgres::batch::Job;
+use crate::store::postgres::publisher::run_batch;
+use crate::store::Published;
+
+fn job(m: MerchantId, key: Option<&str>, now: Millis) -> Job {
+    let t = topic("order:created");
+    let message = serde_json::json!({"n": 1});
+    Job {
+        merchant: m.0,
+        body: BodyTemplate::new(t.as_str(), "shop", message.as_object().unwrap(), now),
+        topic: t,
+        key: key.map(str::to_owned),
+        now,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_publishes_on_one_webhook_take_ids_one_to_two_hundred() {
+    let (db, store) = setup!();
+    let store = Arc::new(store);
+    let second = Arc::new(db.store().await);
+    let m = merchant(&*store, "shop").await;
+    let hook = store
+        .webhook_create(m, &new_hook("order:created", true), i64::MAX)
+        .await
+        .unwrap()
+        .expect("no webhook limit");
+    let mut handles = Vec::new();
+    for i in 0..200 {
+        // Two nodes, so batches of both contend for the webhook's row.
+        let node = if i % 2 == 0 { store.clone() } else { second.clone() };
+        handles.push(tokio::spawn(async move { publish(&*node, m, "order:created").await }));
+    }
+    let mut events = HashSet::new();
+    for h in handles {
+        let p = h.await.unwrap();
+        assert_eq!((p.payloads, p.webhooks.clone()), (1, vec![hook]));
+        assert!(events.insert(p.event_id), "one event per publish");
+    }
+    let mut ids: Vec<i64> = payloads(&*store, hook).await.iter().map(|d| d.increment_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=200).collect::<Vec<_>>(), "gap-free, no id twice");
+    let hook_row = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+    assert_eq!(hook_row.increment_id, 200);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_batch_with_one_failing_publish_still_stores_the_others() {
+    let (db, store) = setup!();
+    let m = merchant(&store, "shop").await;
+    let hook = store
+        .webhook_create(m, &new_hook("order:*", true), i64::MAX)
+        .await
+        .unwrap()
+        .expect("no webhook limit");
+    let now = now_millis();
+    // No such merchant: its event breaks the events' foreign key, and with it the batch.
+    let jobs = vec![
+        job(m, None, now),
+        job(MerchantId(999_999), None, now),
+        job(m, Some("k"), now),
+    ];
+    let mut conn = store.pool.acquire().await.unwrap();
+    let results = run_batch(&mut conn, &jobs).await.expect("the transaction itself holds");
+    assert!(results[1].is_err(), "the bad publish fails");
+    let good: Vec<_> = [&results[0], &results[2]]
+        .into_iter()
+        .map(|r| r.as_ref().expect("the others are stored").clone())
+        .collect();
+    assert_eq!(good[0].webhooks, vec![hook]);
+    assert_eq!(good[1].webhooks, vec![hook]);
+    let mut ids: Vec<i64> = payloads(&store, hook).await.iter().map(|d| d.increment_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2], "the failed publish took no id");
+    // The keyed one really committed: publishing the key again replays it.
+    let again = publish_at(&store, m, "order:created", Some("k"), now + 1).await;
+    assert_eq!((again.event_id, again.replayed), (good[1].event_id, true));
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn two_publishes_with_one_key_in_one_batch_make_one_event() {
+    let (db, store) = setup!();
+    let m = merchant(&store, "shop").await;
+    let hook = store
+        .webhook_create(m, &new_hook("order:created", true), i64::MAX)
+        .await
+        .unwrap()
+        .expect("no webhook limit");
+    let now = now_millis();
+    // An earlier event with key "old" whose window has passed: its key is free again.
+    let old = publish_at(&store, m, "order:created", Some("old"), now - IDEMPOTENCY_WINDOW_MS - 1).await;
+    let kept = publish_at(&store, m, "order:created", Some("kept"), now - 1000).await;
+    let jobs = vec![
+        job(m, Some("k"), now),
+        job(m, None, now),
+        job(m, Some("k"), now),
+        job(m, Some("old"), now),
+        job(m, Some("kept"), now),
+    ];
+    let mut conn = store.pool.acquire().await.unwrap();
+    let r: Vec<Published> = run_batch(&mut conn, &jobs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!((r[0].replayed, r[0].payloads), (false, 1));
+    assert_eq!((r[2].event_id, r[2].replayed, r[2].payloads), (r[0].event_id, true, 1));
+    assert!(!r[1].replayed);
+    assert!(
+        !r[3].replayed && r[3].event_id != old.event_id,
+        "an expired key makes a new event"
+    );
+    assert_eq!((r[4].event_id, r[4].replayed), (kept.event_id, true));
+    let mut ids: Vec<i64> = payloads(&store, hook).await.iter().map(|d| d.increment_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=5).collect::<Vec<_>>(), "two earlier, three new payloads");
+    db.drop_database().await;
+}
