@@ -68,23 +68,7 @@ async fn a_kill_9_while_publishing_loses_no_acknowledged_event_and_redelivers_in
     // Eight publishers, without pause, until the kill.
     let next = Arc::new(AtomicU64::new(BEFORE_DELETE));
     let stop = Arc::new(AtomicBool::new(false));
-    let publishers: Vec<_> = (0..PUBLISHERS)
-        .map(|_| {
-            let (admin, next, stop, acks) = (admin.clone(), next.clone(), stop.clone(), acks.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::SeqCst) {
-                    let seq = next.fetch_add(1, Ordering::SeqCst);
-                    let started = Instant::now();
-                    let outcome = admin.publish(seq).await;
-                    let gone = matches!(outcome, Err(Failure::Transport(_)));
-                    acks.record(seq, started, outcome);
-                    if gone {
-                        break; // the server is dead
-                    }
-                }
-            })
-        })
-        .collect();
+    let publishers = spawn_publishers(PUBLISHERS, &admin, &next, &stop, &acks, Duration::ZERO);
     let load_started = Instant::now();
     let deadline = load_started + Duration::from_secs(15);
     while load_started.elapsed() < Duration::from_millis(1500) || acks.acked_count() < 100 {

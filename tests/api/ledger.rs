@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::process::Failure;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::process::{Failure, Rpc};
 use crate::receiver::{Received, TestReceiver};
 
 /// What publishers learned: the seqs whose `event.publish` was acknowledged, and the ones
@@ -49,6 +51,39 @@ impl Acks {
     pub fn failed(&self) -> Vec<(u64, Instant, Failure)> {
         self.0.lock().unwrap().failed.clone()
     }
+}
+
+/// `n` publishers, each sending `event.publish` with the next seq from `next` (with `pause`
+/// between its requests) until `stop` turns true or the server stops answering; every
+/// outcome goes to `acks`.
+pub fn spawn_publishers(
+    n: usize,
+    admin: &Rpc,
+    next: &Arc<AtomicU64>,
+    stop: &Arc<AtomicBool>,
+    acks: &Acks,
+    pause: Duration,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let (admin, next, stop, acks) = (admin.clone(), next.clone(), stop.clone(), acks.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let seq = next.fetch_add(1, Ordering::SeqCst);
+                    let started = Instant::now();
+                    let outcome = admin.publish(seq).await;
+                    let gone = matches!(outcome, Err(Failure::Transport(_)));
+                    acks.record(seq, started, outcome);
+                    if gone {
+                        break; // the server is dead
+                    }
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+            })
+        })
+        .collect()
 }
 
 /// One delivery request as the checks need it.

@@ -68,24 +68,7 @@ async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and
         round += 1;
         let admin = node.rpc("root", &admin_key);
         let stop = Arc::new(AtomicBool::new(false));
-        let publishers: Vec<_> = (0..PUBLISHERS)
-            .map(|_| {
-                let (admin, next, stop, acks) = (admin.clone(), next.clone(), stop.clone(), acks.clone());
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::SeqCst) {
-                        let seq = next.fetch_add(1, Ordering::SeqCst);
-                        let t = Instant::now();
-                        let outcome = admin.publish(seq).await;
-                        let dead = matches!(outcome, Err(Failure::Transport(_)));
-                        acks.record(seq, t, outcome);
-                        if dead {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                    }
-                })
-            })
-            .collect();
+        let publishers = spawn_publishers(PUBLISHERS, &admin, &next, &stop, &acks, Duration::from_millis(2));
         // Publish for a few seconds; every other round the outage receiver is down.
         let run_for = Duration::from_millis(2000 + rand::random::<u64>() % 4000);
         let down = round % 2 == 0;
