@@ -11,11 +11,7 @@ fn change(v: serde_json::Value) -> WebhookChange {
 store_test! {
     async fn updates_keep_the_id_and_sequence_and_move_the_version(db, store) {
         let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
-        let hook = store
-            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
+        let hook = create_hook(&*store, m, "order:created", true).await;
         publish(&*store, m, "order:created").await;
         let before = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
         assert_eq!((before.merchant_code.as_str(), before.increment_id), ("shop", 1));
@@ -51,11 +47,7 @@ store_test! {
 store_test! {
     async fn a_rotation_keeps_the_old_key_until_it_expires(db, store) {
         let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
-        let hook = store
-            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
+        let hook = create_hook(&*store, m, "order:created", true).await;
         let old = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
         let new = SecretKey::parse("the-new-key").unwrap();
         assert!(!store.webhook_rotate_secret(Scope::Merchant(other), hook, &new, 5).await.unwrap());
@@ -71,11 +63,7 @@ store_test! {
 store_test! {
     async fn payload_ranges_follow_increment_ids(db, store) {
         let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
-        let hook = store
-            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
+        let hook = create_hook(&*store, m, "order:created", true).await;
         for _ in 0..5 {
             publish(&*store, m, "order:created").await;
         }
@@ -94,11 +82,7 @@ store_test! {
 store_test! {
     async fn recovery_requeues_failed_payloads_since_a_time(db, store) {
         let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
-        let hook = store
-            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
+        let hook = create_hook(&*store, m, "order:created", true).await;
         let now = now_millis();
         publish_at(&*store, m, "order:created", None, now - 2 * HOUR).await;
         publish_at(&*store, m, "order:created", None, now - 2 * HOUR).await;

@@ -5,11 +5,7 @@ use super::*;
 store_test! {
     async fn deliveries_are_listed_requeued_and_purged(db, store) {
         let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
-        let hook = store
-            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
+        let hook = create_hook(&*store, m, "order:created", true).await;
         for _ in 0..4 {
             publish(&*store, m, "order:created").await;
         }
@@ -136,11 +132,7 @@ store_test! {
     /// not count the attempt twice: recording the same attempt again changes nothing.
     async fn recording_the_same_attempt_twice_counts_it_once(db, store) {
         let m = merchant(&*store, "shop").await;
-        let hook = store
-            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
+        let hook = create_hook(&*store, m, "order:created", true).await;
         publish(&*store, m, "order:created").await;
         let now = now_millis();
         let c = store.delivery_claim(hook, "n", now, now + HOUR, 1).await.unwrap();

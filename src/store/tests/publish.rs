@@ -5,41 +5,13 @@ use super::*;
 store_test! {
     async fn publishing_fans_out_by_exact_prefix_and_wildcard_topics(db, store) {
         let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
-        let exact = store
-            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
-        let prefix = store
-            .webhook_create(m, &new_hook("order:*", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
-        let all = store
-            .webhook_create(m, &new_hook("*", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
-        let product = store
-            .webhook_create(m, &new_hook("product:created", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
-        let both = store
-            .webhook_create(m, &new_hook("order:created,order:*,*", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
-        let inactive = store
-            .webhook_create(m, &new_hook("*", false), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
-        let foreign = store
-            .webhook_create(other, &new_hook("*", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
+        let exact = create_hook(&*store, m, "order:created", true).await;
+        let prefix = create_hook(&*store, m, "order:*", true).await;
+        let all = create_hook(&*store, m, "*", true).await;
+        let product = create_hook(&*store, m, "product:created", true).await;
+        let both = create_hook(&*store, m, "order:created,order:*,*", true).await;
+        let inactive = create_hook(&*store, m, "*", false).await;
+        let foreign = create_hook(&*store, other, "*", true).await;
 
         for round in 1..=3 {
             let p = publish(&*store, m, "order:created").await;
@@ -93,26 +65,10 @@ store_test! {
         let m = merchant(&*store, "shop").await;
         // Overlapping subscriptions, so every publisher locks several shared webhook rows.
         let hooks = [
-            store
-                .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-                .await
-                .unwrap()
-                .expect("no webhook limit"),
-            store
-                .webhook_create(m, &new_hook("order:*", true), i64::MAX)
-                .await
-                .unwrap()
-                .expect("no webhook limit"),
-            store
-                .webhook_create(m, &new_hook("*", true), i64::MAX)
-                .await
-                .unwrap()
-                .expect("no webhook limit"),
-            store
-                .webhook_create(m, &new_hook("product:created,order:created", true), i64::MAX)
-                .await
-                .unwrap()
-                .expect("no webhook limit"),
+            create_hook(&*store, m, "order:created", true).await,
+            create_hook(&*store, m, "order:*", true).await,
+            create_hook(&*store, m, "*", true).await,
+            create_hook(&*store, m, "product:created,order:created", true).await,
         ];
         let (tasks, per_task) = (8, 50);
         let mut handles = Vec::new();
@@ -150,11 +106,7 @@ store_test! {
         let second = db.store().await;
         let m = merchant(&*store, "shop").await;
         let other = merchant(&*store, "other").await;
-        let hook = store
-            .webhook_create(m, &new_hook("*", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
+        let hook = create_hook(&*store, m, "*", true).await;
         let now = now_millis();
 
         let first = publish_at(&*store, m, "order:created", Some("k1"), now).await;

@@ -9,14 +9,6 @@ use crate::store::{ClaimedDelivery, DeliveryUpdate, Store};
 
 const TOPIC: &str = "order:created";
 
-async fn webhook(store: &dyn Store, m: MerchantId, active: bool) -> WebhookId {
-    store
-        .webhook_create(m, &new_hook(TOPIC, active), i64::MAX)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 async fn publish_n(store: &dyn Store, m: MerchantId, n: usize) {
     for _ in 0..n {
         publish(store, m, TOPIC).await;
@@ -39,7 +31,7 @@ fn increments(claimed: &[ClaimedDelivery]) -> Vec<i64> {
 store_test! {
     async fn the_due_count_counts_due_payloads_of_active_webhooks_up_to_the_cap(db, store) {
         let m = merchant(&*store, "shop").await;
-        let hook = webhook(&*store, m, true).await;
+        let hook = create_hook(&*store, m, TOPIC, true).await;
         publish_n(&*store, m, 5).await;
         let now = now_millis() + 1;
         assert_eq!(store.queue_due_count(now, 1000).await.unwrap(), 5);
@@ -58,7 +50,7 @@ store_test! {
 store_test! {
     async fn concurrent_claims_never_share_a_payload_and_leases_expire(db, store) {
         let m = merchant(&*store, "shop").await;
-        let hook = webhook(&*store, m, true).await;
+        let hook = create_hook(&*store, m, TOPIC, true).await;
         publish_n(&*store, m, 200).await;
         let now = now_millis();
         let mut tasks = Vec::new();
@@ -91,7 +83,7 @@ store_test! {
 store_test! {
     async fn an_outcome_takes_the_payload_out_of_the_queue_or_back_at_its_retry_time(db, store) {
         let m = merchant(&*store, "shop").await;
-        let hook = webhook(&*store, m, true).await;
+        let hook = create_hook(&*store, m, TOPIC, true).await;
         publish_n(&*store, m, 3).await;
         let now = now_millis();
         let claimed = claim(&*store, hook, now, 10).await;
@@ -119,7 +111,7 @@ store_test! {
 store_test! {
     async fn inactive_or_deleted_webhooks_have_nothing_to_claim(db, store) {
         let m = merchant(&*store, "shop").await;
-        let hook = webhook(&*store, m, true).await;
+        let hook = create_hook(&*store, m, TOPIC, true).await;
         publish_n(&*store, m, 2).await;
         let now = now_millis();
         store
@@ -140,7 +132,7 @@ store_test! {
 store_test! {
     async fn a_test_payload_is_held_from_the_start(db, store) {
         let m = merchant(&*store, "shop").await;
-        let hook = webhook(&*store, m, true).await;
+        let hook = create_hook(&*store, m, TOPIC, true).await;
         let now = now_millis();
         let message = json!({"test": true});
         let body = BodyTemplate::new("test:ping", "shop", message.as_object().unwrap(), now);

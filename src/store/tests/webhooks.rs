@@ -17,16 +17,8 @@ store_test! {
             .await
             .unwrap()
             .expect("no webhook limit");
-        let a2 = store
-            .webhook_create(a, &new_hook("product:created", false), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
-        let b1 = store
-            .webhook_create(b, &new_hook("order:created", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit");
+        let a2 = create_hook(&*store, a, "product:created", false).await;
+        let b1 = create_hook(&*store, b, "order:created", true).await;
 
         let got = store
             .webhook_get(Scope::Merchant(a), a1)

@@ -8,11 +8,7 @@ async fn two_owners_claiming_at_once_never_share_a_payload() {
     let store = Arc::new(store);
     let second = Arc::new(db.store().await);
     let m = merchant(&*store, "shop").await;
-    let hook = store
-        .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-        .await
-        .unwrap()
-        .expect("no webhook limit");
+    let hook = create_hook(&*store, m, "order:created", true).await;
     let total = 300;
     for _ in 0..total {
         publish(&*store, m, "order:created").await;
@@ -69,16 +65,8 @@ async fn claims_respect_due_times_and_inactive_webhooks() {
     let (db, store) = setup!();
     let m = merchant(&store, "shop").await;
     let (a, b) = (
-        store
-            .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit"),
-        store
-            .webhook_create(m, &new_hook("order:*", true), i64::MAX)
-            .await
-            .unwrap()
-            .expect("no webhook limit"),
+        create_hook(&store, m, "order:created", true).await,
+        create_hook(&store, m, "order:*", true).await,
     );
     let now = now_millis();
     publish_at(&store, m, "order:created", None, now).await;
@@ -155,11 +143,7 @@ async fn claims_respect_due_times_and_inactive_webhooks() {
 async fn recording_moves_payloads_and_ignores_lost_leases() {
     let (db, store) = setup!();
     let m = merchant(&store, "shop").await;
-    let hook = store
-        .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-        .await
-        .unwrap()
-        .expect("no webhook limit");
+    let hook = create_hook(&store, m, "order:created", true).await;
     for _ in 0..5 {
         publish(&store, m, "order:created").await;
     }

@@ -24,11 +24,7 @@ async fn two_hundred_concurrent_publishes_on_one_webhook_take_ids_one_to_two_hun
     let store = Arc::new(store);
     let second = Arc::new(db.store().await);
     let m = merchant(&*store, "shop").await;
-    let hook = store
-        .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-        .await
-        .unwrap()
-        .expect("no webhook limit");
+    let hook = create_hook(&*store, m, "order:created", true).await;
     let mut handles = Vec::new();
     for i in 0..200 {
         // Two nodes, so batches of both contend for the webhook's row.
@@ -53,11 +49,7 @@ async fn two_hundred_concurrent_publishes_on_one_webhook_take_ids_one_to_two_hun
 async fn a_batch_with_one_failing_publish_still_stores_the_others() {
     let (db, store) = setup!();
     let m = merchant(&store, "shop").await;
-    let hook = store
-        .webhook_create(m, &new_hook("order:*", true), i64::MAX)
-        .await
-        .unwrap()
-        .expect("no webhook limit");
+    let hook = create_hook(&store, m, "order:*", true).await;
     let now = now_millis();
     // No such merchant: its event breaks the events' foreign key, and with it the batch.
     let jobs = vec![
@@ -87,11 +79,7 @@ async fn a_batch_with_one_failing_publish_still_stores_the_others() {
 async fn two_publishes_with_one_key_in_one_batch_make_one_event() {
     let (db, store) = setup!();
     let m = merchant(&store, "shop").await;
-    let hook = store
-        .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-        .await
-        .unwrap()
-        .expect("no webhook limit");
+    let hook = create_hook(&store, m, "order:created", true).await;
     let now = now_millis();
     // An earlier event with key "old" whose window has passed: its key is free again.
     let old = publish_at(&store, m, "order:created", Some("old"), now - IDEMPOTENCY_WINDOW_MS - 1).await;

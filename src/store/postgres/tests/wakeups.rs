@@ -31,16 +31,8 @@ async fn wake_ups_cross_from_one_node_to_another_and_survive_a_reconnect() {
     let (db, publisher) = setup!();
     let listener = Arc::new(db.store().await);
     let m = merchant(&publisher, "shop").await;
-    let hook = publisher
-        .webhook_create(m, &new_hook("order:created", true), i64::MAX)
-        .await
-        .unwrap()
-        .expect("no webhook limit");
-    let sleeper = publisher
-        .webhook_create(m, &new_hook("order:*", false), i64::MAX)
-        .await
-        .unwrap()
-        .expect("no webhook limit");
+    let hook = create_hook(&publisher, m, "order:created", true).await;
+    let sleeper = create_hook(&publisher, m, "order:*", false).await;
 
     let wake = Arc::new(Wake::default());
     let (stop_tx, stop_rx) = watch::channel(false);
