@@ -2,12 +2,14 @@
 //!
 //! The layers, outermost first: `cli` and `startup` wire things together, `server` holds
 //! connections (cap, timeouts, shutdown), `rpc` speaks JSON-RPC and maps errors to codes,
+//! `console` serves the web pages for people (both call into `app`),
 //! `app` holds the operations, `domain` holds validated types, `store` persists them
 //! (SQLite or PostgreSQL), `dispatch` delivers payloads.
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod dispatch;
 pub mod domain;
 pub mod metrics;

@@ -93,7 +93,7 @@ impl Application {
             max_bytes: self.config.max_body_bytes,
             read_timeout: self.config.http.body_read_timeout,
         };
-        let router = crate::rpc::router(self.app.clone(), body);
+        let router = crate::rpc::router(self.app.clone(), body).merge(crate::console::router(self.app.clone(), body));
         tracing::info!(%addr, database = %redacted(&self.config.database_url), "listening on {addr}");
         if let Ok(users) = self.app.store.user_list().await {
             if users.is_empty() {

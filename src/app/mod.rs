@@ -3,6 +3,7 @@
 //! parameters, calls one function here and maps the `AppError` it may return to a code.
 
 pub mod auth;
+mod console;
 pub mod deliveries;
 mod error;
 pub mod events;

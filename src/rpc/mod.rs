@@ -95,7 +95,7 @@ async fn jsonrpc(State(state): State<RpcState>, request: Request) -> Response {
 }
 
 /// Why a body was not read whole.
-enum BodyError {
+pub(crate) enum BodyError {
     /// Over the limit: by its Content-Length (nothing is read) or by what arrived.
     TooLarge,
     /// Not complete within the body read timeout.
@@ -106,7 +106,7 @@ enum BodyError {
 
 /// Reads a body chunk by chunk against the size limit and the read deadline, so a body
 /// over the limit is refused as soon as that is known and no more of it is held.
-async fn read_body(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Result<Bytes, BodyError> {
+pub(crate) async fn read_body(body: Body, headers: &HeaderMap, limits: BodyLimits) -> Result<Bytes, BodyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -1,0 +1,192 @@
+//! Logging in and out of the console. A login is `App::login` (the same key check, the same
+//! throttling, the same 24 h sessions as the API's `login`); its session id lives in an
+//! HttpOnly, SameSite=Strict cookie scoped to `/console`.
+//!
+//! CSRF: a session's token is derived from its id (SHA-256 under a fixed label), so it needs
+//! no storage, holds on every node and dies with the session; a page from another origin
+//! can neither read the cookie nor compute the token. The login form itself, before there is
+//! a session, is tied to a random cookie of its own (double submit).
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use rand::Rng;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::forms::{read_form, same_secret, Post};
+use super::views::Nav;
+use super::{app_message, app_status, render, Console};
+use crate::app::{AppError, Caller};
+
+const SESSION_COOKIE: &str = "hookd_session";
+const LOGIN_COOKIE: &str = "hookd_login";
+/// Longest user name and API key the login form takes.
+const MAX_NAME: usize = 200;
+const MAX_KEY: usize = 500;
+
+/// A logged-in user of the console.
+pub struct Session {
+    id: String,
+    pub caller: Caller,
+}
+
+impl Session {
+    /// The session behind the request's cookie; a redirect to the login page otherwise.
+    pub async fn from_headers(headers: &HeaderMap, console: &Console) -> Result<Session, Response> {
+        let to_login = |expired: bool| {
+            let to = if expired { "/console/login?expired=1" } else { "/console/login" };
+            Redirect::to(to).into_response()
+        };
+        let Some(id) = cookie(headers, SESSION_COOKIE).filter(|id| id.len() <= 64) else {
+            return Err(to_login(false));
+        };
+        match console.app.caller_from_session(id).await {
+            Ok(caller) => Ok(Session {
+                id: id.to_string(),
+                caller,
+            }),
+            Err(AppError::SessionExpired) => Err(to_login(true)),
+            Err(e) => Err(super::PageError::from(e).into_response()),
+        }
+    }
+
+    /// The token every form of this session carries.
+    pub fn csrf(&self) -> String {
+        csrf_token(&self.id)
+    }
+
+    pub fn csrf_matches(&self, given: &str) -> bool {
+        same_secret(&self.csrf(), given)
+    }
+
+    /// What the page header shows: who is logged in, and the logout form's token.
+    pub fn nav(&self) -> Nav {
+        Nav {
+            user: self.caller.user.name.clone(),
+            merchant: self.caller.user.merchant_code.clone().unwrap_or_default(),
+            admin: self.caller.is_admin(),
+            csrf: self.csrf(),
+        }
+    }
+}
+
+impl FromRequestParts<Console> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Self, Self::Rejection> {
+        Session::from_headers(&parts.headers, console).await
+    }
+}
+
+fn csrf_token(session_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"hookd console csrf\0");
+    h.update(session_id.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// The value of cookie `name`, if the request has it.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+fn set_cookie(response: &mut Response, name: &str, value: &str, path: &str, max_age: u64) {
+    let text = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict");
+    if let Ok(v) = HeaderValue::from_str(&text) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    nav: Option<Nav>,
+    csrf: String,
+    username: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    expired: Option<String>,
+}
+
+/// The login page, with a fresh login token (and its cookie) each time.
+pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+    let notice = q
+        .expired
+        .map(|_| "Your session has expired or was not found. Please log in again.");
+    login_form(StatusCode::OK, String::new(), None, notice)
+}
+
+fn login_form(status: StatusCode, username: String, error: Option<String>, notice: Option<&'static str>) -> Response {
+    let token = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
+    let page = LoginPage {
+        nav: None,
+        csrf: token.clone(),
+        username,
+        error,
+        notice,
+    };
+    let mut response = render(status, &page);
+    set_cookie(&mut response, LOGIN_COOKIE, &token, "/console/login", 3600);
+    response
+}
+
+/// `POST /console/login`: `App::login`, then the session cookie and the webhook list.
+pub async fn login(State(console): State<Console>, request: Request) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let expected = cookie(request.headers(), LOGIN_COOKIE).map(str::to_string);
+    let fields = match read_form(&console, request).await {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let username = fields.get("username").unwrap_or_default().trim().to_string();
+    let key = fields.get("api_key").unwrap_or_default().trim();
+    let token_ok = expected.is_some_and(|t| same_secret(&t, fields.get("csrf").unwrap_or_default()));
+    if !token_ok {
+        let why = "This login form has expired or your browser did not send its cookie \
+                   (the console needs cookies): please try again.";
+        return login_form(StatusCode::FORBIDDEN, username, Some(why.into()), None);
+    }
+    if username.is_empty() || key.is_empty() || username.len() > MAX_NAME || key.len() > MAX_KEY {
+        let why = "Enter your user name and API key (as given by `hookd user add`).";
+        return login_form(StatusCode::BAD_REQUEST, username, Some(why.into()), None);
+    }
+    match console.app.login(&username, key, client).await {
+        Ok(id) => {
+            let mut response = Redirect::to("/console/").into_response();
+            let ttl = console.app.settings.session_ttl.as_secs();
+            set_cookie(&mut response, SESSION_COOKIE, &id, "/console", ttl);
+            set_cookie(&mut response, LOGIN_COOKIE, "", "/console/login", 0);
+            response
+        }
+        Err(e) => {
+            let status = app_status(&e);
+            login_form(status, username, Some(app_message(e)), None)
+        }
+    }
+}
+
+/// `POST /console/logout`: forgets the session cookie in this browser.
+pub async fn logout(_post: Post) -> Response {
+    let mut response = Redirect::to("/console/login").into_response();
+    set_cookie(&mut response, SESSION_COOKIE, "", "/console", 0);
+    response
+}

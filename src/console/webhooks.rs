@@ -1,0 +1,296 @@
+//! The webhook pages: the list (an admin's: every merchant's, filterable), the create and
+//! edit form, and the actions on one webhook (status, delete after a confirmation page,
+//! test ping, secret rotation, recovery of failed payloads). Each action is one `App` call;
+//! its refusal is shown with the API's message and changes nothing.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::forms::{check_len, Fields, Post};
+use super::session::Session;
+use super::views::{notice, HookView, Nav};
+use super::{app_message, app_status, parse_id, render, Console, PageError, PageResult};
+use crate::app::AppError;
+use crate::domain::{DeliveryFilter, StatusTarget, WebhookId};
+use crate::time::now_millis;
+
+/// Field caps of the webhook form (the domain types check the content).
+const MAX_URL: usize = 2048;
+const MAX_HEADERS: usize = 8192;
+const MAX_SECRET: usize = 512;
+const MAX_TOPIC: usize = 200;
+const MAX_TOPICS: usize = 500;
+
+#[derive(Template)]
+#[template(path = "webhooks.html")]
+struct ListPage {
+    nav: Option<Nav>,
+    hooks: Vec<HookView>,
+    merchants: Vec<String>,
+    merchant: String,
+    notice: Option<String>,
+    admin: bool,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    merchant: Option<String>,
+    msg: Option<String>,
+}
+
+/// `GET /console/`: the caller's webhooks with their latest outcome.
+pub async fn list(State(console): State<Console>, session: Session, Query(q): Query<ListQuery>) -> PageResult {
+    let app = &console.app;
+    let caller = &session.caller;
+    let merchant = q.merchant.unwrap_or_default();
+    let merchants = if caller.is_admin() { app.merchant_codes(caller).await? } else { Vec::new() };
+    let mut hooks = Vec::new();
+    for hook in app.webhook_list(caller).await? {
+        if !merchant.is_empty() && hook.merchant_code != merchant {
+            continue;
+        }
+        let latest = DeliveryFilter {
+            status: None,
+            before: None,
+            limit: 1,
+        };
+        let last = app.deliveries(caller, hook.id, &latest).await?;
+        hooks.push(HookView::new(&hook, last.first()));
+    }
+    let page = ListPage {
+        nav: Some(session.nav()),
+        hooks,
+        merchants,
+        merchant,
+        notice: notice(q.msg.as_deref(), None),
+        admin: caller.is_admin(),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// A topic of the catalog, ticked or not.
+struct TopicChoice {
+    name: String,
+    checked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "hook_form.html")]
+struct FormPage {
+    nav: Option<Nav>,
+    /// None: a new webhook.
+    hook_id: Option<i64>,
+    url: String,
+    catalog: Vec<TopicChoice>,
+    /// Entries that are not catalog topics (patterns such as `order:*`), comma-separated.
+    typed_topics: String,
+    extra_headers: String,
+    /// For an admin creating a webhook: the merchants to choose from.
+    merchants: Vec<String>,
+    merchant: String,
+    error: Option<String>,
+}
+
+impl FormPage {
+    fn new(console: &Console, session: &Session, hook_id: Option<i64>, topics: &[String]) -> Self {
+        let catalog: Vec<TopicChoice> = console
+            .app
+            .topic_list()
+            .into_iter()
+            .map(|name| TopicChoice {
+                checked: topics.contains(&name),
+                name,
+            })
+            .collect();
+        let typed: Vec<&str> = topics
+            .iter()
+            .filter(|t| !catalog.iter().any(|c| &c.name == *t))
+            .map(String::as_str)
+            .collect();
+        Self {
+            nav: Some(session.nav()),
+            hook_id,
+            url: String::new(),
+            catalog,
+            typed_topics: typed.join(","),
+            extra_headers: String::new(),
+            merchants: Vec::new(),
+            merchant: String::new(),
+            error: None,
+        }
+    }
+}
+
+/// `GET /console/webhooks/new`.
+pub async fn new_page(State(console): State<Console>, session: Session) -> PageResult {
+    let mut page = FormPage::new(&console, &session, None, &[]);
+    if session.caller.is_admin() {
+        page.merchants = console.app.merchant_codes(&session.caller).await?;
+    }
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// The topics of a posted form: every `topics` value (ticked boxes, typed text), split on
+/// commas, trimmed, without repeats.
+fn posted_topics(fields: &Fields) -> Result<Vec<String>, PageError> {
+    let mut topics: Vec<String> = Vec::new();
+    for entry in fields.all("topics").flat_map(|v| v.split(',')) {
+        let entry = entry.trim();
+        check_len("topics", entry, MAX_TOPIC)?;
+        if !entry.is_empty() && !topics.iter().any(|t| t == entry) {
+            topics.push(entry.to_string());
+        }
+    }
+    if topics.len() > MAX_TOPICS {
+        return Err(PageError::new(StatusCode::BAD_REQUEST, "Too many topics: nothing was changed."));
+    }
+    Ok(topics)
+}
+
+/// The webhook object of a posted form, as the API's `webhook.create`/`update` take it.
+fn posted_data(fields: &Fields, topics: &[String], creating: bool) -> Result<Map<String, Value>, PageError> {
+    let mut data = Map::new();
+    data.insert("url".into(), fields.text("url", MAX_URL)?.trim().into());
+    data.insert("topics".into(), json!(topics));
+    data.insert("extra_headers".into(), fields.text("extra_headers", MAX_HEADERS)?.into());
+    if creating {
+        let secret = fields.text("secret_key", MAX_SECRET)?;
+        if !secret.is_empty() {
+            data.insert("secret_key".into(), secret.into());
+        }
+    }
+    // TODO(lifecycle fields): `ordered`, `max_rate` and `filter` go here once the domain has them.
+    Ok(data)
+}
+
+/// The form again, with what was typed and why it was refused (an admin's create form
+/// with its merchants to choose from).
+async fn refused(console: &Console, session: &Session, hook_id: Option<i64>, fields: &Fields, err: AppError) -> PageResult {
+    let topics = posted_topics(fields)?;
+    let mut page = FormPage::new(console, session, hook_id, &topics);
+    page.url = fields.get("url").unwrap_or_default().chars().take(MAX_URL).collect();
+    page.extra_headers = fields.get("extra_headers").unwrap_or_default().chars().take(MAX_HEADERS).collect();
+    page.merchant = fields.get("merchant_code").unwrap_or_default().chars().take(100).collect();
+    if hook_id.is_none() && session.caller.is_admin() {
+        page.merchants = console.app.merchant_codes(&session.caller).await?;
+    }
+    let status = app_status(&err);
+    page.error = Some(app_message(err));
+    Ok(render(status, &page))
+}
+
+/// `POST /console/webhooks/new`: `webhook.create`, then the new webhook's page.
+pub async fn create(State(console): State<Console>, post: Post) -> PageResult {
+    let Post { session, fields } = post;
+    let topics = posted_topics(&fields)?;
+    let mut data = posted_data(&fields, &topics, true)?;
+    let merchant = fields.text("merchant_code", 100)?;
+    if session.caller.is_admin() && !merchant.is_empty() {
+        data.insert("merchant_code".into(), merchant.into());
+    }
+    match console.app.webhook_create(&session.caller, &Value::Object(data)).await {
+        Ok(id) => Ok(Redirect::to(&format!("/console/webhooks/{id}?msg=created")).into_response()),
+        Err(e @ (AppError::InvalidData(_) | AppError::NotCreated(_))) => refused(&console, &session, None, &fields, e).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /console/webhooks/{id}/edit`.
+pub async fn edit_page(State(console): State<Console>, session: Session, Path(id): Path<String>) -> PageResult {
+    let hook = console.app.webhook_get(&session.caller, WebhookId(parse_id(&id)?)).await?;
+    let topics: Vec<String> = hook.topics.split(',').map(str::to_string).collect();
+    let mut page = FormPage::new(&console, &session, Some(hook.id.0), &topics);
+    page.url = hook.url;
+    page.extra_headers = hook.extra_headers;
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// `POST /console/webhooks/{id}/edit`: `webhook.update`.
+pub async fn update(State(console): State<Console>, Path(id): Path<String>, post: Post) -> PageResult {
+    let Post { session, fields } = post;
+    let id = parse_id(&id)?;
+    let topics = posted_topics(&fields)?;
+    let data = posted_data(&fields, &topics, false)?;
+    match console.app.webhook_update(&session.caller, WebhookId(id), &Value::Object(data)).await {
+        Ok(()) => Ok(Redirect::to(&format!("/console/webhooks/{id}?msg=updated")).into_response()),
+        Err(e @ AppError::InvalidData(_)) => refused(&console, &session, Some(id), &fields, e).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /console/webhooks/{id}/status` with `active` 1 or 0.
+pub async fn set_status(State(console): State<Console>, Path(id): Path<String>, post: Post) -> PageResult {
+    let id = parse_id(&id)?;
+    let active = match post.fields.get("active") {
+        Some("1") => true,
+        Some("0") => false,
+        _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "The status must be 1 or 0.")),
+    };
+    let target = Some(StatusTarget::Id(WebhookId(id)));
+    console.app.webhook_update_status(&post.session.caller, target, active).await?;
+    let msg = if active { "activated" } else { "deactivated" };
+    Ok(Redirect::to(&format!("/console/webhooks/{id}?msg={msg}")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "delete.html")]
+struct DeletePage {
+    nav: Option<Nav>,
+    hook: HookView,
+}
+
+/// `GET /console/webhooks/{id}/delete`: the confirmation step.
+pub async fn delete_page(State(console): State<Console>, session: Session, Path(id): Path<String>) -> PageResult {
+    let hook = console.app.webhook_get(&session.caller, WebhookId(parse_id(&id)?)).await?;
+    let page = DeletePage {
+        nav: Some(session.nav()),
+        hook: HookView::new(&hook, None),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+/// `POST /console/webhooks/{id}/delete` with `confirm=yes` (from the confirmation page).
+pub async fn delete(State(console): State<Console>, Path(id): Path<String>, post: Post) -> PageResult {
+    let id = parse_id(&id)?;
+    if post.fields.get("confirm") != Some("yes") {
+        return Ok(Redirect::to(&format!("/console/webhooks/{id}/delete")).into_response());
+    }
+    console.app.webhook_delete(&post.session.caller, WebhookId(id)).await?;
+    Ok(Redirect::to("/console/?msg=deleted").into_response())
+}
+
+/// `POST /console/webhooks/{id}/test`: a `test:ping` sent now; its delivery page shows how it went.
+pub async fn test(State(console): State<Console>, Path(id): Path<String>, post: Post) -> PageResult {
+    let id = parse_id(&id)?;
+    let result = console.app.webhook_test(&post.session.caller, WebhookId(id)).await?;
+    let to = format!("/console/deliveries/{}?msg=test", result.delivery_id);
+    Ok(Redirect::to(&to).into_response())
+}
+
+/// `POST /console/webhooks/{id}/rotate` with `overlap` (how long the old secret still signs).
+pub async fn rotate(State(console): State<Console>, Path(id): Path<String>, post: Post) -> PageResult {
+    let id = parse_id(&id)?;
+    let overlap = post.fields.text("overlap", 20)?;
+    let options = json!({ "overlap": if overlap.is_empty() { "24h".to_string() } else { overlap } });
+    console
+        .app
+        .webhook_rotate_secret(&post.session.caller, WebhookId(id), Some(&options))
+        .await?;
+    Ok(Redirect::to(&format!("/console/webhooks/{id}?msg=rotated")).into_response())
+}
+
+/// `POST /console/webhooks/{id}/recover` with `hours`: failed payloads of that many hours back, again.
+pub async fn recover(State(console): State<Console>, Path(id): Path<String>, post: Post) -> PageResult {
+    let id = parse_id(&id)?;
+    let hours: i64 = match post.fields.get("hours").and_then(|h| h.parse().ok()) {
+        Some(h @ 1..=8760) => h,
+        _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "Choose how far back to recover.")),
+    };
+    let since = now_millis() - hours * 3_600_000;
+    let n = console.app.webhook_recover(&post.session.caller, WebhookId(id), since).await?;
+    Ok(Redirect::to(&format!("/console/webhooks/{id}?msg=recovered&n={n}")).into_response())
+}
