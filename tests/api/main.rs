@@ -6,6 +6,8 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod console;
+mod console_support;
 mod crash;
 mod delivery;
 mod delivery_faults;
