@@ -1,0 +1,221 @@
+//! The web console in a real browser: headless Chromium driven through chromedriver
+//! (WebDriver), against a real hookd server and a real receiver, on the backend
+//! `HOOKD_TEST_BACKEND` names (as in `tests/api`).
+//!
+//! With `HOOKD_CONSOLE_SCREENSHOTS=docs/console` the runs also save the README's screenshots.
+
+#[path = "../api/helpers.rs"]
+mod helpers;
+#[path = "../api/receiver.rs"]
+mod receiver;
+
+mod driver;
+
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use serde_json::json;
+
+use driver::{screenshot, with_browser};
+use helpers::*;
+use receiver::{Behaviour, TestReceiver};
+
+/// The page's visible text (tried again while a navigation replaces the page under it).
+async fn text(c: &Client) -> String {
+    let mut tries = 0;
+    loop {
+        let read = async { c.find(Locator::Css("body")).await?.text().await };
+        match read.await {
+            Ok(text) => return text,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("reading the page: {e}"),
+        }
+    }
+}
+
+/// Reloads the page until its text contains `needle`; panics with the last text after 15 s.
+async fn wait_for_text(c: &Client, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = text(c).await;
+        if now.contains(needle) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "'{needle}' never appeared; the page says:\n{now}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        c.refresh().await.unwrap();
+    }
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let field = c.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(value).await.unwrap();
+}
+
+/// Clicks the submit button of the page's main form (not the header's logout).
+async fn submit(c: &Client, form: &str) {
+    let css = format!("main form{form} button[type=submit]");
+    c.find(Locator::Css(&css)).await.unwrap().click().await.unwrap();
+}
+
+async fn log_in(c: &Client, app: &TestApp, name: &str, key: &str) {
+    c.goto(&format!("http://{}/", app.addr)).await.unwrap();
+    assert!(c.current_url().await.unwrap().path().ends_with("/console/login"));
+    fill(c, "input[name=username]", name).await;
+    fill(c, "input[name=api_key]", key).await;
+    submit(c, "").await;
+}
+
+/// A merchant with a webhook made through the API; the webhook's id.
+async fn merchant_with_hook(app: &TestApp, code: &str, url: &str) -> i64 {
+    let session = app.merchant_session(code).await;
+    assert_ok(&app.create_webhook(&session, json!({"url": url, "topics": "order:created"})).await);
+    app.list_webhooks(&session).await.last().unwrap()["webhook_id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_refused_and_the_right_one_opens_the_merchant_s_webhooks() {
+    let app = TestApp::spawn().await;
+    let (name, key) = app.create_merchant_user("acme").await;
+    with_browser("browser::login", |c| async move {
+        log_in(&c, &app, &name, "not-the-key").await;
+        let page = text(&c).await;
+        assert!(page.contains("Access denied."), "{page}");
+        screenshot(&c, "login", 1024).await;
+        log_in(&c, &app, &name, &key).await;
+        let page = text(&c).await;
+        assert!(page.contains("Webhooks") && page.contains("No webhooks yet"), "{page}");
+        c.find(Locator::Css("header button.link")).await.unwrap().click().await.unwrap();
+        assert!(text(&c).await.contains("Log in"));
+        c.goto(&format!("http://{}/console/", app.addr)).await.unwrap();
+        assert!(c.current_url().await.unwrap().path().ends_with("/console/login"), "logged out");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_merchant_creates_a_webhook_with_the_form_and_never_sees_another_merchant_s() {
+    let app = TestApp::spawn().await;
+    let theirs = merchant_with_hook(&app, "globex", "http://127.0.0.1:9/globex-only").await;
+    let (name, key) = app.create_merchant_user("acme").await;
+    with_browser("browser::create_and_isolation", |c| async move {
+        log_in(&c, &app, &name, &key).await;
+        c.find(Locator::LinkText("New webhook")).await.unwrap().click().await.unwrap();
+        fill(&c, "input[name=url]", "http://127.0.0.1:9/acme<script>alert(1)</script>").await;
+        c.find(Locator::Css("input[type=checkbox][value='order:created']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        fill(&c, "#typed-topics", "shipment:*").await;
+        fill(&c, "textarea[name=extra_headers]", "X-Shop: acme").await;
+        submit(&c, "").await;
+        let page = text(&c).await;
+        assert!(page.contains("Webhook created."), "{page}");
+        assert!(page.contains("http://127.0.0.1:9/acme<script>alert(1)</script>"), "shown as text: {page}");
+        assert!(page.contains("order:created") && page.contains("shipment:*"), "{page}");
+        c.goto(&format!("http://{}/console/", app.addr)).await.unwrap();
+        let list = text(&c).await;
+        assert!(list.contains("acme<script>") && !list.contains("globex-only"), "{list}");
+        c.goto(&format!("http://{}/console/webhooks/{theirs}", app.addr)).await.unwrap();
+        let page = text(&c).await;
+        assert!(page.contains("Webhook not exists.") && !page.contains("globex-only"), "{page}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_delivery_is_opened_with_its_attempts_and_retried_until_it_succeeds() {
+    // One retry 300 ms after the first attempt, then the payload is failed.
+    let app = TestApp::spawn_with(|c| {
+        c.app.delivery.schedule = "300ms".parse().unwrap();
+        c.app.delivery.poll_interval = Duration::from_millis(100);
+    })
+    .await;
+    let receiver = TestReceiver::start().await;
+    receiver.set("/orders", Behaviour::Status(500));
+    let id = merchant_with_hook(&app, "acme", &receiver.url("/orders")).await;
+    merchant_with_hook(&app, "acme", &receiver.url("/audit")).await;
+    let (name, key) = app.create_merchant_user("acme").await;
+    let admin = app.admin_session().await;
+    for n in 1..=3 {
+        let message = json!({"order_id": 1000 + n, "total": 25.5 * n as f64, "currency": "EUR"});
+        let resp = app
+            .call(&admin, "event.publish", json!(["order:created", message]))
+            .await;
+        assert_ok(&resp);
+    }
+    receiver.wait_for("/audit", 3, Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let resp = app.call(&admin, "webhook.deliveries", json!([id, "failed"])).await;
+        if assert_ok(&resp).as_array().unwrap().len() == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the three payloads never failed: {resp}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    with_browser("browser::failing_delivery", |c| async move {
+        log_in(&c, &app, &name, &key).await;
+        screenshot(&c, "webhooks", 1024).await;
+        screenshot(&c, "webhooks-360", 360).await;
+        c.goto(&format!("http://{}/console/webhooks/{id}?status=success", app.addr)).await.unwrap();
+        assert!(text(&c).await.contains("No deliveries with status success"));
+        c.goto(&format!("http://{}/console/webhooks/{id}", app.addr)).await.unwrap();
+        screenshot(&c, "webhook", 1024).await;
+        c.find(Locator::Css("table.deliveries a")).await.unwrap().click().await.unwrap();
+        let page = text(&c).await;
+        assert!(page.contains("Retry") && page.contains("HTTP 500") && page.contains("#2"), "two attempts, both 500: {page}");
+        assert!(page.contains("\"order_id\": 1003"), "the pretty-printed body: {page}");
+        screenshot(&c, "delivery", 1024).await;
+        receiver.set("/orders", Behaviour::Status(200));
+        c.find(Locator::Css("main form button[type=submit]")).await.unwrap().click().await.unwrap();
+        assert!(text(&c).await.contains("Delivery queued again"));
+        let page = wait_for_text(&c, "success").await;
+        assert!(page.contains("HTTP 200") && page.contains("#3"), "{page}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_admin_sees_every_merchant_s_webhooks_filters_by_merchant_and_publishes() {
+    let app = TestApp::spawn().await;
+    let receiver = TestReceiver::start().await;
+    merchant_with_hook(&app, "acme", &receiver.url("/acme")).await;
+    merchant_with_hook(&app, "globex", &receiver.url("/globex")).await;
+    let (name, key) = app.create_admin().await;
+    with_browser("browser::admin", |c| async move {
+        log_in(&c, &app, &name, &key).await;
+        let all = text(&c).await;
+        assert!(all.contains("/acme") && all.contains("/globex"), "{all}");
+        c.find(Locator::Css("select[name=merchant]"))
+            .await
+            .unwrap()
+            .select_by_value("globex")
+            .await
+            .unwrap();
+        submit(&c, ".filter").await;
+        let only = text(&c).await;
+        assert!(only.contains("/globex") && !only.contains("/acme"), "{only}");
+        c.find(Locator::LinkText("Publish")).await.unwrap().click().await.unwrap();
+        let topic = c.find(Locator::Css("select[name=topic]")).await.unwrap();
+        topic.select_by_value("order:created").await.unwrap();
+        let merchant = c.find(Locator::Css("select[name=merchant_code]")).await.unwrap();
+        merchant.select_by_value("acme").await.unwrap();
+        fill(&c, "textarea[name=message]", r#"{"order_id": 42, "note": "<b>bold?</b>"}"#).await;
+        submit(&c, "").await;
+        let page = text(&c).await;
+        assert!(page.contains("published: 1 payload(s)"), "{page}");
+        screenshot(&c, "admin", 1024).await;
+        let got = receiver.wait_for("/acme", 1, Duration::from_secs(10)).await;
+        assert_eq!(got[0].json()["message"]["order_id"], 42);
+        assert!(receiver.received("/globex").is_empty());
+    })
+    .await;
+}
