@@ -73,8 +73,15 @@ pub async fn publish(State(console): State<Console>, post: Post) -> PageResult {
     };
     let status = match result {
         Ok(done) => {
-            let again = if done.replayed { " (a repeat of an earlier publish: nothing new was made)" } else { "" };
-            page.published = Some(format!("Event {} published: {} payload(s){again}.", done.event_id, done.payloads));
+            let again = if done.replayed {
+                " (a repeat of an earlier publish: nothing new was made)"
+            } else {
+                ""
+            };
+            page.published = Some(format!(
+                "Event {} published: {} payload(s){again}.",
+                done.event_id, done.payloads
+            ));
             StatusCode::OK
         }
         Err(e) => {

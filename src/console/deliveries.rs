@@ -65,7 +65,11 @@ pub async fn webhook_page(
     } else {
         None
     };
-    let last = if filter.before.is_none() && status.is_none() { found.first() } else { None };
+    let last = if filter.before.is_none() && status.is_none() {
+        found.first()
+    } else {
+        None
+    };
     let page = WebhookPage {
         nav: Some(session.nav()),
         csrf: session.csrf(),

@@ -58,15 +58,21 @@ pub async fn read_form(console: &Console, request: Request) -> Result<Fields, Pa
             "The console accepts forms only (application/x-www-form-urlencoded).",
         ));
     }
-    let bytes = read_body(body, &parts.headers, console.body).await.map_err(|e| match e {
-        BodyError::TooLarge => PageError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("The form is larger than the {}-byte limit: nothing was changed.", console.body.max_bytes),
-        ),
-        BodyError::TimedOut | BodyError::Broken(_) => {
-            PageError::new(StatusCode::BAD_REQUEST, "The form did not arrive whole: nothing was changed.")
-        }
-    })?;
+    let bytes = read_body(body, &parts.headers, console.body)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => PageError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "The form is larger than the {}-byte limit: nothing was changed.",
+                    console.body.max_bytes
+                ),
+            ),
+            BodyError::TimedOut | BodyError::Broken(_) => PageError::new(
+                StatusCode::BAD_REQUEST,
+                "The form did not arrive whole: nothing was changed.",
+            ),
+        })?;
     Ok(Fields(
         url::form_urlencoded::parse(&bytes)
             .map(|(n, v)| (n.into_owned(), v.into_owned()))

@@ -51,13 +51,25 @@ pub fn router(app: App, body: BodyLimits) -> Router {
         .route("/console/", get(webhooks::list))
         .route("/console/login", get(session::login_page).post(session::login))
         .route("/console/logout", post(session::logout))
-        .route("/console/assets/console.css", get(|| asset("text/css; charset=utf-8", CSS)))
-        .route("/console/assets/console.js", get(|| asset("text/javascript; charset=utf-8", JS)))
+        .route(
+            "/console/assets/console.css",
+            get(|| asset("text/css; charset=utf-8", CSS)),
+        )
+        .route(
+            "/console/assets/console.js",
+            get(|| asset("text/javascript; charset=utf-8", JS)),
+        )
         .route("/console/webhooks/new", get(webhooks::new_page).post(webhooks::create))
         .route("/console/webhooks/{id}", get(deliveries::webhook_page))
-        .route("/console/webhooks/{id}/edit", get(webhooks::edit_page).post(webhooks::update))
+        .route(
+            "/console/webhooks/{id}/edit",
+            get(webhooks::edit_page).post(webhooks::update),
+        )
         .route("/console/webhooks/{id}/status", post(webhooks::set_status))
-        .route("/console/webhooks/{id}/delete", get(webhooks::delete_page).post(webhooks::delete))
+        .route(
+            "/console/webhooks/{id}/delete",
+            get(webhooks::delete_page).post(webhooks::delete),
+        )
         .route("/console/webhooks/{id}/test", post(webhooks::test))
         .route("/console/webhooks/{id}/rotate", post(webhooks::rotate))
         .route("/console/webhooks/{id}/recover", post(webhooks::recover))

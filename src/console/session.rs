@@ -39,7 +39,11 @@ impl Session {
     /// The session behind the request's cookie; a redirect to the login page otherwise.
     pub async fn from_headers(headers: &HeaderMap, console: &Console) -> Result<Session, Response> {
         let to_login = |expired: bool| {
-            let to = if expired { "/console/login?expired=1" } else { "/console/login" };
+            let to = if expired {
+                "/console/login?expired=1"
+            } else {
+                "/console/login"
+            };
             Redirect::to(to).into_response()
         };
         let Some(id) = cookie(headers, SESSION_COOKIE).filter(|id| id.len() <= 64) else {

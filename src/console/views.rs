@@ -44,7 +44,12 @@ impl HookView {
             id: hook.id.0,
             merchant: hook.merchant_code.clone(),
             url: hook.url.clone(),
-            topics: hook.topics.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
+            topics: hook
+                .topics
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
             active: hook.is_active,
             // TODO(lifecycle fields): `hook.disabled_reason` once the webhook carries it.
             disabled_reason: String::new(),
@@ -99,9 +104,18 @@ impl DeliveryRow {
             status: d.status.as_str().to_string(),
             attempts: d.attempts,
             created: when(d.created_at),
-            next: if waiting { when(d.next_attempt_at) } else { String::new() },
+            next: if waiting {
+                when(d.next_attempt_at)
+            } else {
+                String::new()
+            },
             last_http: d.last_http_status.map(|c| c.to_string()).unwrap_or_default(),
-            last_error: d.last_error.as_deref().map(|e| short(e, 120)).unwrap_or_default(),
+            last_error: d
+                .last_error
+                .as_deref()
+                .filter(|e| !says_only_status(e, d.last_http_status))
+                .map(|e| short(e, 120))
+                .unwrap_or_default(),
         }
     }
 }
@@ -124,9 +138,18 @@ impl AttemptRow {
             http_status: a.http_status.map(|c| c.to_string()).unwrap_or_else(|| "—".into()),
             duration_ms: a.duration_ms,
             response: a.response_prefix.clone(),
-            error: a.error.clone().unwrap_or_default(),
+            error: a
+                .error
+                .clone()
+                .filter(|e| !says_only_status(e, a.http_status))
+                .unwrap_or_default(),
         }
     }
+}
+
+/// Whether an error text only repeats the HTTP status shown beside it ("HTTP 500").
+fn says_only_status(error: &str, status: Option<i64>) -> bool {
+    status.is_some_and(|code| error == format!("HTTP {code}"))
 }
 
 /// A time as people read it: `2026-12-01 12:30:05 UTC`.
@@ -166,8 +189,9 @@ pub fn notice(msg: Option<&str>, n: Option<u64>) -> Option<String> {
         "activated" => "Webhook activated.".to_string(),
         "deactivated" => "Webhook deactivated.".to_string(),
         "deleted" => "Webhook deleted.".to_string(),
-        "rotated" => "Secret rotated. The new secret is below; the previous one keeps signing until the time shown."
-            .to_string(),
+        "rotated" => {
+            "Secret rotated. The new secret is below; the previous one keeps signing until the time shown.".to_string()
+        }
         "recovered" => format!("{} failed payload(s) queued again.", n.unwrap_or(0)),
         "retried" => "Delivery queued again: it is sent within moments.".to_string(),
         "test" => "Test ping sent. Its first attempt is below.".to_string(),

@@ -47,7 +47,11 @@ pub async fn list(State(console): State<Console>, session: Session, Query(q): Qu
     let app = &console.app;
     let caller = &session.caller;
     let merchant = q.merchant.unwrap_or_default();
-    let merchants = if caller.is_admin() { app.merchant_codes(caller).await? } else { Vec::new() };
+    let merchants = if caller.is_admin() {
+        app.merchant_codes(caller).await?
+    } else {
+        Vec::new()
+    };
     let mut hooks = Vec::new();
     for hook in app.webhook_list(caller).await? {
         if !merchant.is_empty() && hook.merchant_code != merchant {
@@ -146,7 +150,10 @@ fn posted_topics(fields: &Fields) -> Result<Vec<String>, PageError> {
         }
     }
     if topics.len() > MAX_TOPICS {
-        return Err(PageError::new(StatusCode::BAD_REQUEST, "Too many topics: nothing was changed."));
+        return Err(PageError::new(
+            StatusCode::BAD_REQUEST,
+            "Too many topics: nothing was changed.",
+        ));
     }
     Ok(topics)
 }
@@ -156,7 +163,10 @@ fn posted_data(fields: &Fields, topics: &[String], creating: bool) -> Result<Map
     let mut data = Map::new();
     data.insert("url".into(), fields.text("url", MAX_URL)?.trim().into());
     data.insert("topics".into(), json!(topics));
-    data.insert("extra_headers".into(), fields.text("extra_headers", MAX_HEADERS)?.into());
+    data.insert(
+        "extra_headers".into(),
+        fields.text("extra_headers", MAX_HEADERS)?.into(),
+    );
     if creating {
         let secret = fields.text("secret_key", MAX_SECRET)?;
         if !secret.is_empty() {
@@ -169,12 +179,28 @@ fn posted_data(fields: &Fields, topics: &[String], creating: bool) -> Result<Map
 
 /// The form again, with what was typed and why it was refused (an admin's create form
 /// with its merchants to choose from).
-async fn refused(console: &Console, session: &Session, hook_id: Option<i64>, fields: &Fields, err: AppError) -> PageResult {
+async fn refused(
+    console: &Console,
+    session: &Session,
+    hook_id: Option<i64>,
+    fields: &Fields,
+    err: AppError,
+) -> PageResult {
     let topics = posted_topics(fields)?;
     let mut page = FormPage::new(console, session, hook_id, &topics);
     page.url = fields.get("url").unwrap_or_default().chars().take(MAX_URL).collect();
-    page.extra_headers = fields.get("extra_headers").unwrap_or_default().chars().take(MAX_HEADERS).collect();
-    page.merchant = fields.get("merchant_code").unwrap_or_default().chars().take(100).collect();
+    page.extra_headers = fields
+        .get("extra_headers")
+        .unwrap_or_default()
+        .chars()
+        .take(MAX_HEADERS)
+        .collect();
+    page.merchant = fields
+        .get("merchant_code")
+        .unwrap_or_default()
+        .chars()
+        .take(100)
+        .collect();
     if hook_id.is_none() && session.caller.is_admin() {
         page.merchants = console.app.merchant_codes(&session.caller).await?;
     }
@@ -194,14 +220,19 @@ pub async fn create(State(console): State<Console>, post: Post) -> PageResult {
     }
     match console.app.webhook_create(&session.caller, &Value::Object(data)).await {
         Ok(id) => Ok(Redirect::to(&format!("/console/webhooks/{id}?msg=created")).into_response()),
-        Err(e @ (AppError::InvalidData(_) | AppError::NotCreated(_))) => refused(&console, &session, None, &fields, e).await,
+        Err(e @ (AppError::InvalidData(_) | AppError::NotCreated(_))) => {
+            refused(&console, &session, None, &fields, e).await
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 /// `GET /console/webhooks/{id}/edit`.
 pub async fn edit_page(State(console): State<Console>, session: Session, Path(id): Path<String>) -> PageResult {
-    let hook = console.app.webhook_get(&session.caller, WebhookId(parse_id(&id)?)).await?;
+    let hook = console
+        .app
+        .webhook_get(&session.caller, WebhookId(parse_id(&id)?))
+        .await?;
     let topics: Vec<String> = hook.topics.split(',').map(str::to_string).collect();
     let mut page = FormPage::new(&console, &session, Some(hook.id.0), &topics);
     page.url = hook.url;
@@ -215,7 +246,11 @@ pub async fn update(State(console): State<Console>, Path(id): Path<String>, post
     let id = parse_id(&id)?;
     let topics = posted_topics(&fields)?;
     let data = posted_data(&fields, &topics, false)?;
-    match console.app.webhook_update(&session.caller, WebhookId(id), &Value::Object(data)).await {
+    match console
+        .app
+        .webhook_update(&session.caller, WebhookId(id), &Value::Object(data))
+        .await
+    {
         Ok(()) => Ok(Redirect::to(&format!("/console/webhooks/{id}?msg=updated")).into_response()),
         Err(e @ AppError::InvalidData(_)) => refused(&console, &session, Some(id), &fields, e).await,
         Err(e) => Err(e.into()),
@@ -231,7 +266,10 @@ pub async fn set_status(State(console): State<Console>, Path(id): Path<String>, 
         _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "The status must be 1 or 0.")),
     };
     let target = Some(StatusTarget::Id(WebhookId(id)));
-    console.app.webhook_update_status(&post.session.caller, target, active).await?;
+    console
+        .app
+        .webhook_update_status(&post.session.caller, target, active)
+        .await?;
     let msg = if active { "activated" } else { "deactivated" };
     Ok(Redirect::to(&format!("/console/webhooks/{id}?msg={msg}")).into_response())
 }
@@ -245,7 +283,10 @@ struct DeletePage {
 
 /// `GET /console/webhooks/{id}/delete`: the confirmation step.
 pub async fn delete_page(State(console): State<Console>, session: Session, Path(id): Path<String>) -> PageResult {
-    let hook = console.app.webhook_get(&session.caller, WebhookId(parse_id(&id)?)).await?;
+    let hook = console
+        .app
+        .webhook_get(&session.caller, WebhookId(parse_id(&id)?))
+        .await?;
     let page = DeletePage {
         nav: Some(session.nav()),
         hook: HookView::new(&hook, None),
@@ -288,9 +329,17 @@ pub async fn recover(State(console): State<Console>, Path(id): Path<String>, pos
     let id = parse_id(&id)?;
     let hours: i64 = match post.fields.get("hours").and_then(|h| h.parse().ok()) {
         Some(h @ 1..=8760) => h,
-        _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "Choose how far back to recover.")),
+        _ => {
+            return Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                "Choose how far back to recover.",
+            ))
+        }
     };
     let since = now_millis() - hours * 3_600_000;
-    let n = console.app.webhook_recover(&post.session.caller, WebhookId(id), since).await?;
+    let n = console
+        .app
+        .webhook_recover(&post.session.caller, WebhookId(id), since)
+        .await?;
     Ok(Redirect::to(&format!("/console/webhooks/{id}?msg=recovered&n={n}")).into_response())
 }

@@ -21,7 +21,9 @@ async fn hook(app: &TestApp, session: &str, url: &str) -> i64 {
         .create_webhook(session, json!({"url": url, "topics": "order:created"}))
         .await;
     assert_ok(&resp);
-    app.list_webhooks(session).await.last().unwrap()["webhook_id"].as_i64().unwrap()
+    app.list_webhooks(session).await.last().unwrap()["webhook_id"]
+        .as_i64()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -47,7 +49,10 @@ async fn the_login_page_has_the_contract_s_fields_and_a_strict_content_security_
     assert!(csp.contains("default-src 'self'"), "{csp}");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
-    assert!(!page.body.contains("<script>") && !page.body.contains("style="), "no inline code");
+    assert!(
+        !page.body.contains("<script>") && !page.body.contains("style="),
+        "no inline code"
+    );
     let css = ConsoleClient::new(&app).get("/console/assets/console.css").await;
     assert_eq!(css.status, StatusCode::OK);
     assert!(css.headers["content-type"].to_str().unwrap().starts_with("text/css"));
@@ -111,13 +116,21 @@ async fn a_form_without_the_right_csrf_token_is_refused_and_changes_nothing() {
     let missing = client.post_raw("/console/webhooks/new", &create).await;
     assert_eq!(missing.status, StatusCode::FORBIDDEN);
     assert!(missing.body.contains("CSRF"), "{}", missing.body);
-    let mut wrong = vec![("csrf", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")];
+    let mut wrong = vec![(
+        "csrf",
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    )];
     wrong.extend_from_slice(&create);
-    assert_eq!(client.post_raw("/console/webhooks/new", &wrong).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        client.post_raw("/console/webhooks/new", &wrong).await.status,
+        StatusCode::FORBIDDEN
+    );
     let path = format!("/console/webhooks/{id}/delete");
     let delete = client.post_raw(&path, &[("csrf", "nope"), ("confirm", "yes")]).await;
     assert_eq!(delete.status, StatusCode::FORBIDDEN);
-    let status = client.post_raw(&format!("/console/webhooks/{id}/status"), &[("active", "0")]).await;
+    let status = client
+        .post_raw(&format!("/console/webhooks/{id}/status"), &[("active", "0")])
+        .await;
     assert_eq!(status.status, StatusCode::FORBIDDEN);
     let hooks = app.list_webhooks(&session).await;
     assert_eq!(hooks.len(), 1, "{hooks:?}");
@@ -127,7 +140,10 @@ async fn a_form_without_the_right_csrf_token_is_refused_and_changes_nothing() {
     let other = ConsoleClient::merchant(&app, &code).await;
     let mut stolen = vec![("csrf", other.csrf.as_str())];
     stolen.extend_from_slice(&create);
-    assert_eq!(client.post_raw("/console/webhooks/new", &stolen).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        client.post_raw("/console/webhooks/new", &stolen).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(app.list_webhooks(&session).await.len(), 1);
 }
 
@@ -147,9 +163,18 @@ async fn a_merchant_cannot_see_or_change_another_merchant_s_webhook_by_id() {
     }
     let base = format!("/console/webhooks/{theirs}");
     let edit = [("url", "http://127.0.0.1:9/stolen"), ("topics", "order:created")];
-    assert_eq!(a.post(&format!("{base}/edit"), &edit).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(a.post(&format!("{base}/delete"), &[("confirm", "yes")]).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(a.post(&format!("{base}/status"), &[("active", "0")]).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.post(&format!("{base}/edit"), &edit).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.post(&format!("{base}/delete"), &[("confirm", "yes")]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        a.post(&format!("{base}/status"), &[("active", "0")]).await.status,
+        StatusCode::BAD_REQUEST
+    );
     assert_eq!(a.post(&format!("{base}/test"), &[]).await.status, StatusCode::NOT_FOUND);
     let hooks = app.list_webhooks(&session_b).await;
     assert_eq!(hooks[0]["url"], "http://127.0.0.1:9/b-secret-place");
@@ -170,7 +195,11 @@ async fn script_in_a_url_or_header_is_shown_as_text() {
     assert_ok(&app.create_webhook(&session, data).await);
     let id = app.list_webhooks(&session).await[0]["webhook_id"].as_i64().unwrap();
     let mut client = ConsoleClient::merchant(&app, &code).await;
-    for path in ["/console/".to_string(), format!("/console/webhooks/{id}"), format!("/console/webhooks/{id}/edit")] {
+    for path in [
+        "/console/".to_string(),
+        format!("/console/webhooks/{id}"),
+        format!("/console/webhooks/{id}/edit"),
+    ] {
         let page = client.get(&path).await;
         assert!(!page.body.contains("<script>alert"), "{path}: {}", page.body);
         assert!(page.body.contains("&#60;script&#62;alert("), "{path}: {}", page.body);
@@ -190,10 +219,19 @@ async fn hostile_or_oversized_form_input_gets_a_clear_message_and_changes_nothin
     let page = client.post("/console/webhooks/new", &bad_topic).await;
     assert!(page.body.contains("Invalid data given. "), "{}", page.body);
     assert!(!page.body.contains("no:such<b>"), "the typed topic is escaped");
-    let header = [("url", "http://127.0.0.1:9/a"), ("topics", "order:created"), ("extra_headers", "Host: evil")];
-    assert_eq!(client.post("/console/webhooks/new", &header).await.status, StatusCode::BAD_REQUEST);
+    let header = [
+        ("url", "http://127.0.0.1:9/a"),
+        ("topics", "order:created"),
+        ("extra_headers", "Host: evil"),
+    ];
+    assert_eq!(
+        client.post("/console/webhooks/new", &header).await.status,
+        StatusCode::BAD_REQUEST
+    );
     let long = "a".repeat(3000);
-    let page = client.post("/console/webhooks/new", &[("url", &long), ("topics", "*")]).await;
+    let page = client
+        .post("/console/webhooks/new", &[("url", &long), ("topics", "*")])
+        .await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert!(page.body.contains("longer than 2048"), "{}", page.body);
     let huge = format!("csrf={}&url={}", client.csrf, "b".repeat(100 * 1024));
@@ -212,7 +250,12 @@ async fn a_merchant_creates_edits_tests_deactivates_and_deletes_through_the_form
     let (code, _, _, session) = shop(&app).await;
     let mut client = ConsoleClient::merchant(&app, &code).await;
     let url = receiver.url("/console-hook");
-    let form = [("url", url.as_str()), ("topics", "order:created"), ("topics", "shipment:*"), ("extra_headers", "X-A: 1")];
+    let form = [
+        ("url", url.as_str()),
+        ("topics", "order:created"),
+        ("topics", "shipment:*"),
+        ("extra_headers", "X-A: 1"),
+    ];
     let created = client.post("/console/webhooks/new", &form).await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     let id = webhook_id_from(created.location());
@@ -226,21 +269,37 @@ async fn a_merchant_creates_edits_tests_deactivates_and_deletes_through_the_form
     assert_eq!(app.list_webhooks(&session).await[0]["topics"], "order:*");
 
     let tested = client.post(&format!("/console/webhooks/{id}/test"), &[]).await;
-    assert!(tested.location().starts_with("/console/deliveries/"), "{}", tested.location());
+    assert!(
+        tested.location().starts_with("/console/deliveries/"),
+        "{}",
+        tested.location()
+    );
     let delivery = client.get(tested.location()).await;
-    assert!(delivery.body.contains("test:ping") && delivery.body.contains("HTTP 200"), "{}", delivery.body);
+    assert!(
+        delivery.body.contains("test:ping") && delivery.body.contains("HTTP 200"),
+        "{}",
+        delivery.body
+    );
 
-    client.post(&format!("/console/webhooks/{id}/status"), &[("active", "0")]).await;
+    client
+        .post(&format!("/console/webhooks/{id}/status"), &[("active", "0")])
+        .await;
     assert_eq!(app.list_webhooks(&session).await[0]["is_active"], 0);
     let page = client.get(&format!("/console/webhooks/{id}")).await;
-    assert!(page.body.contains("inactive") && page.body.contains("test:ping"), "{}", page.body);
+    assert!(
+        page.body.contains("inactive") && page.body.contains("test:ping"),
+        "{}",
+        page.body
+    );
 
     let confirm = client.get(&format!("/console/webhooks/{id}/delete")).await;
     assert!(confirm.body.contains("Delete webhook"), "{}", confirm.body);
     let unconfirmed = client.post(&format!("/console/webhooks/{id}/delete"), &[]).await;
     assert_eq!(unconfirmed.location(), format!("/console/webhooks/{id}/delete"));
     assert_eq!(app.list_webhooks(&session).await.len(), 1);
-    let deleted = client.post(&format!("/console/webhooks/{id}/delete"), &[("confirm", "yes")]).await;
+    let deleted = client
+        .post(&format!("/console/webhooks/{id}/delete"), &[("confirm", "yes")])
+        .await;
     assert_eq!(deleted.location(), "/console/?msg=deleted");
     assert!(app.list_webhooks(&session).await.is_empty());
 }
@@ -255,23 +314,46 @@ async fn an_admin_sees_every_merchant_s_webhooks_filters_them_and_publishes() {
     let (name, key) = app.create_admin().await;
     let mut admin = ConsoleClient::logged_in(&app, &name, &key).await;
     let all = admin.get("/console/").await;
-    assert!(all.body.contains("hook-of-a") && all.body.contains("hook-of-b"), "{}", all.body);
+    assert!(
+        all.body.contains("hook-of-a") && all.body.contains("hook-of-b"),
+        "{}",
+        all.body
+    );
     let only_b = admin.get(&format!("/console/?merchant={code_b}")).await;
     assert!(!only_b.body.contains("hook-of-a") && only_b.body.contains("hook-of-b"));
 
     let form = admin.get("/console/admin").await;
-    assert!(form.body.contains(&code_a) && form.body.contains(&code_b), "{}", form.body);
+    assert!(
+        form.body.contains(&code_a) && form.body.contains(&code_b),
+        "{}",
+        form.body
+    );
     let message = r#"{"order_id": 7}"#;
     let published = admin
-        .post("/console/admin", &[("topic", "order:created"), ("merchant_code", &code_a), ("message", message)])
+        .post(
+            "/console/admin",
+            &[
+                ("topic", "order:created"),
+                ("merchant_code", &code_a),
+                ("message", message),
+            ],
+        )
         .await;
     assert_eq!(published.status, StatusCode::OK, "{}", published.body);
     assert!(published.body.contains("published: 1 payload(s)"), "{}", published.body);
     assert_eq!(app.list_webhooks(&session_a).await[0]["increment_id"], 1);
     assert_eq!(app.list_webhooks(&session_b).await[0]["increment_id"], 0);
-    let not_json = [("topic", "order:created"), ("merchant_code", code_a.as_str()), ("message", "{nope")];
+    let not_json = [
+        ("topic", "order:created"),
+        ("merchant_code", code_a.as_str()),
+        ("message", "{nope"),
+    ];
     let refused = admin.post("/console/admin", &not_json).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
-    assert!(refused.body.contains("Invalid data given. message is not JSON"), "{}", refused.body);
+    assert!(
+        refused.body.contains("Invalid data given. message is not JSON"),
+        "{}",
+        refused.body
+    );
     assert_eq!(app.list_webhooks(&session_a).await[0]["increment_id"], 1);
 }

@@ -83,8 +83,11 @@ impl ConsoleClient {
     pub async fn login(&mut self, name: &str, key: &str) -> Page {
         let form = self.get("/console/login").await;
         let token = form.csrf();
-        self.post_raw("/console/login", &[("csrf", &token), ("username", name), ("api_key", key)])
-            .await
+        self.post_raw(
+            "/console/login",
+            &[("csrf", &token), ("username", name), ("api_key", key)],
+        )
+        .await
     }
 
     pub async fn get(&mut self, path: &str) -> Page {

@@ -106,7 +106,6 @@ impl Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
-
 }
 
 /// Runs `scenario` with a browser (or skips, see `Browser::start`), and ends the browser
@@ -128,22 +127,18 @@ pub async fn screenshot(c: &Client, name: &str, width: u32) {
     let Some(dir) = std::env::var_os("HOOKD_CONSOLE_SCREENSHOTS") else {
         return;
     };
-    {
-        c.set_window_size(width, 900).await.unwrap();
-        let height = c
-            .execute("return document.documentElement.scrollHeight", vec![])
-            .await
-            .unwrap()
-            .as_u64()
-            .unwrap_or(900)
-            .clamp(600, 2400);
-        c.set_window_size(width, height as u32).await.unwrap();
-        let png = c.screenshot().await.unwrap();
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = PathBuf::from(dir).join(format!("{name}.png"));
-        std::fs::write(&path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        c.set_window_size(1024, 900).await.unwrap();
-    }
+    c.set_window_size(width, 900).await.unwrap();
+    // The window's height includes what is not page (the window's own frame).
+    let script = "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]";
+    let sizes = c.execute(script, vec![]).await.unwrap();
+    let page = sizes[0].as_u64().unwrap_or(900).clamp(600, 2400);
+    let frame = sizes[1].as_u64().unwrap_or(0).min(400);
+    c.set_window_size(width, (page + frame) as u32).await.unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = PathBuf::from(dir).join(format!("{name}.png"));
+    std::fs::write(&path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    c.set_window_size(1024, 900).await.unwrap();
 }
 
 impl Drop for Browser {

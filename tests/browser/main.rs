@@ -45,7 +45,10 @@ async fn wait_for_text(c: &Client, needle: &str) -> String {
         if now.contains(needle) {
             return now;
         }
-        assert!(Instant::now() < deadline, "'{needle}' never appeared; the page says:\n{now}");
+        assert!(
+            Instant::now() < deadline,
+            "'{needle}' never appeared; the page says:\n{now}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         c.refresh().await.unwrap();
     }
@@ -74,8 +77,13 @@ async fn log_in(c: &Client, app: &TestApp, name: &str, key: &str) {
 /// A merchant with a webhook made through the API; the webhook's id.
 async fn merchant_with_hook(app: &TestApp, code: &str, url: &str) -> i64 {
     let session = app.merchant_session(code).await;
-    assert_ok(&app.create_webhook(&session, json!({"url": url, "topics": "order:created"})).await);
-    app.list_webhooks(&session).await.last().unwrap()["webhook_id"].as_i64().unwrap()
+    assert_ok(
+        &app.create_webhook(&session, json!({"url": url, "topics": "order:created"}))
+            .await,
+    );
+    app.list_webhooks(&session).await.last().unwrap()["webhook_id"]
+        .as_i64()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -90,10 +98,18 @@ async fn a_wrong_key_is_refused_and_the_right_one_opens_the_merchant_s_webhooks(
         log_in(&c, &app, &name, &key).await;
         let page = text(&c).await;
         assert!(page.contains("Webhooks") && page.contains("No webhooks yet"), "{page}");
-        c.find(Locator::Css("header button.link")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("header button.link"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         assert!(text(&c).await.contains("Log in"));
         c.goto(&format!("http://{}/console/", app.addr)).await.unwrap();
-        assert!(c.current_url().await.unwrap().path().ends_with("/console/login"), "logged out");
+        assert!(
+            c.current_url().await.unwrap().path().ends_with("/console/login"),
+            "logged out"
+        );
     })
     .await;
 }
@@ -105,8 +121,18 @@ async fn a_merchant_creates_a_webhook_with_the_form_and_never_sees_another_merch
     let (name, key) = app.create_merchant_user("acme").await;
     with_browser("browser::create_and_isolation", |c| async move {
         log_in(&c, &app, &name, &key).await;
-        c.find(Locator::LinkText("New webhook")).await.unwrap().click().await.unwrap();
-        fill(&c, "input[name=url]", "http://127.0.0.1:9/acme<script>alert(1)</script>").await;
+        c.find(Locator::LinkText("New webhook"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        fill(
+            &c,
+            "input[name=url]",
+            "http://127.0.0.1:9/acme<script>alert(1)</script>",
+        )
+        .await;
         c.find(Locator::Css("input[type=checkbox][value='order:created']"))
             .await
             .unwrap()
@@ -118,14 +144,22 @@ async fn a_merchant_creates_a_webhook_with_the_form_and_never_sees_another_merch
         submit(&c, "").await;
         let page = text(&c).await;
         assert!(page.contains("Webhook created."), "{page}");
-        assert!(page.contains("http://127.0.0.1:9/acme<script>alert(1)</script>"), "shown as text: {page}");
+        assert!(
+            page.contains("http://127.0.0.1:9/acme<script>alert(1)</script>"),
+            "shown as text: {page}"
+        );
         assert!(page.contains("order:created") && page.contains("shipment:*"), "{page}");
         c.goto(&format!("http://{}/console/", app.addr)).await.unwrap();
         let list = text(&c).await;
         assert!(list.contains("acme<script>") && !list.contains("globex-only"), "{list}");
-        c.goto(&format!("http://{}/console/webhooks/{theirs}", app.addr)).await.unwrap();
+        c.goto(&format!("http://{}/console/webhooks/{theirs}", app.addr))
+            .await
+            .unwrap();
         let page = text(&c).await;
-        assert!(page.contains("Webhook not exists.") && !page.contains("globex-only"), "{page}");
+        assert!(
+            page.contains("Webhook not exists.") && !page.contains("globex-only"),
+            "{page}"
+        );
     })
     .await;
 }
@@ -165,17 +199,34 @@ async fn a_failing_delivery_is_opened_with_its_attempts_and_retried_until_it_suc
         log_in(&c, &app, &name, &key).await;
         screenshot(&c, "webhooks", 1024).await;
         screenshot(&c, "webhooks-360", 360).await;
-        c.goto(&format!("http://{}/console/webhooks/{id}?status=success", app.addr)).await.unwrap();
+        c.goto(&format!("http://{}/console/webhooks/{id}?status=success", app.addr))
+            .await
+            .unwrap();
         assert!(text(&c).await.contains("No deliveries with status success"));
-        c.goto(&format!("http://{}/console/webhooks/{id}", app.addr)).await.unwrap();
+        c.goto(&format!("http://{}/console/webhooks/{id}", app.addr))
+            .await
+            .unwrap();
         screenshot(&c, "webhook", 1024).await;
-        c.find(Locator::Css("table.deliveries a")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("table.deliveries a"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         let page = text(&c).await;
-        assert!(page.contains("Retry") && page.contains("HTTP 500") && page.contains("#2"), "two attempts, both 500: {page}");
+        assert!(
+            page.contains("Retry") && page.contains("HTTP 500") && page.contains("#2"),
+            "two attempts, both 500: {page}"
+        );
         assert!(page.contains("\"order_id\": 1003"), "the pretty-printed body: {page}");
         screenshot(&c, "delivery", 1024).await;
         receiver.set("/orders", Behaviour::Status(200));
-        c.find(Locator::Css("main form button[type=submit]")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("main form button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         assert!(text(&c).await.contains("Delivery queued again"));
         let page = wait_for_text(&c, "success").await;
         assert!(page.contains("HTTP 200") && page.contains("#3"), "{page}");
@@ -203,12 +254,22 @@ async fn an_admin_sees_every_merchant_s_webhooks_filters_by_merchant_and_publish
         submit(&c, ".filter").await;
         let only = text(&c).await;
         assert!(only.contains("/globex") && !only.contains("/acme"), "{only}");
-        c.find(Locator::LinkText("Publish")).await.unwrap().click().await.unwrap();
+        c.find(Locator::LinkText("Publish"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         let topic = c.find(Locator::Css("select[name=topic]")).await.unwrap();
         topic.select_by_value("order:created").await.unwrap();
         let merchant = c.find(Locator::Css("select[name=merchant_code]")).await.unwrap();
         merchant.select_by_value("acme").await.unwrap();
-        fill(&c, "textarea[name=message]", r#"{"order_id": 42, "note": "<b>bold?</b>"}"#).await;
+        fill(
+            &c,
+            "textarea[name=message]",
+            r#"{"order_id": 42, "note": "<b>bold?</b>"}"#,
+        )
+        .await;
         submit(&c, "").await;
         let page = text(&c).await;
         assert!(page.contains("published: 1 payload(s)"), "{page}");
