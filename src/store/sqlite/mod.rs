@@ -198,6 +198,11 @@ impl Store for SqliteStore {
         self.writer.write(move |c, _| webhooks::delete(c, scope, id)).await
     }
 
+    async fn webhook_disable(&self, id: WebhookId, reason: &str) -> StoreResult<bool> {
+        let reason = reason.to_string();
+        self.writer.write(move |c, _| webhooks::disable(c, id, &reason)).await
+    }
+
     async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
         let change = change.clone();
         self.writer
