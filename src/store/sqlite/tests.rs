@@ -256,6 +256,11 @@ fn database_urls_name_their_file() {
     );
     assert_eq!(file_path("sqlite:rel/h.db"), Some(PathBuf::from("rel/h.db")));
     assert_eq!(file_path("sqlite::memory:"), None);
+    assert_eq!(file_path("sqlite://h.db?mode=memory&cache=shared"), None);
+    assert_eq!(
+        file_path("sqlite:///tmp/my%20data/h.db"),
+        Some(PathBuf::from("/tmp/my data/h.db"))
+    );
     assert_eq!(file_path("sqlite://"), None);
     assert_eq!(file_path("postgres://x"), None);
 }
