@@ -180,6 +180,10 @@ mod tests {
             version: 3,
             previous_secret_key: Some("old".into()),
             previous_expires_at: Some(1000),
+            disabled_reason: None,
+            ordered: false,
+            max_rate: None,
+            filter: None,
         };
         let t = Target::of(&hook);
         assert_eq!((t.secret.as_slice(), t.version), (&b"new"[..], 3));

@@ -8,6 +8,7 @@ pub mod payload;
 pub mod records;
 pub mod rotation;
 pub mod secret;
+pub mod steering;
 pub mod target;
 pub mod topic;
 pub mod user;
@@ -25,6 +26,7 @@ pub use records::{
 };
 pub use rotation::SecretRotation;
 pub use secret::SecretKey;
+pub use steering::{FilterSource, MaxRate};
 pub use topic::{Catalog, Topic, TopicList, TopicPattern};
 pub use user::{ApiKey, MerchantCode, Role, UserName};
 pub use webhook::{NewWebhook, Webhook};

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::headers::HeadersError;
 use super::secret::SecretError;
+use super::steering::{parse_filter, parse_max_rate, parse_ordered, FilterSource, MaxRate};
 use super::topic::TopicError;
 use super::webhook_url::UrlError;
 use super::{parse_flag, Catalog, ExtraHeaders, MerchantCode, MerchantId, SecretKey, TopicList, WebhookId, WebhookUrl};
@@ -35,8 +36,8 @@ pub enum WebhookDataError {
     MerchantCode(String),
     #[error("overlap: {0}")]
     Overlap(String),
-    #[error("{0} is not supported yet")]
-    NotSupportedYet(&'static str),
+    #[error("filter: {0}")]
+    Filter(String),
 }
 
 /// A webhook to be created, every field validated.
@@ -49,6 +50,9 @@ pub struct NewWebhook {
     pub secret_key: SecretKey,
     /// Only admins may name the merchant; merchant users create for their own.
     pub merchant_code: Option<MerchantCode>,
+    pub ordered: bool,
+    pub max_rate: Option<MaxRate>,
+    pub filter: Option<FilterSource>,
 }
 
 const FIELDS: &[&str] = &[
@@ -58,6 +62,9 @@ const FIELDS: &[&str] = &[
     "extra_headers",
     "secret_key",
     "merchant_code",
+    "ordered",
+    "max_rate",
+    "filter",
 ];
 
 impl NewWebhook {
@@ -93,6 +100,9 @@ impl NewWebhook {
             extra_headers,
             secret_key,
             merchant_code,
+            ordered: parse_ordered(obj)?.unwrap_or(false),
+            max_rate: parse_max_rate(obj)?.flatten(),
+            filter: parse_filter(obj)?.flatten(),
         })
     }
 }
@@ -143,7 +153,7 @@ pub(super) fn optional_str<'a>(
 }
 
 /// A stored webhook, as `webhook.list` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Webhook {
     pub id: WebhookId,
     pub merchant_id: MerchantId,
@@ -163,6 +173,15 @@ pub struct Webhook {
     /// `previous_expires_at`.
     pub previous_secret_key: Option<String>,
     pub previous_expires_at: Option<crate::time::Millis>,
+    /// Why hookd turned it off (410 Gone, failing too long), with when; cleared when a
+    /// caller sets its status.
+    pub disabled_reason: Option<String>,
+    /// At most one attempt in flight, in increment order.
+    pub ordered: bool,
+    /// Deliveries per second at most; None is no limit.
+    pub max_rate: Option<f64>,
+    /// A CEL expression over `topic` and `message`; payloads are made only where it holds.
+    pub filter: Option<String>,
 }
 
 #[cfg(test)]

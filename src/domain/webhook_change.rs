@@ -2,12 +2,11 @@
 //! the same 101 messages) as `webhook.create`. Every field is optional; a field not given
 //! keeps its value.
 //!
-//! `ordered`, `max_rate` and `filter` belong to receiver steering (CONTRACT §6.2), which is
-//! not built yet: their current behaviour (`false`, `null`, `null`) is accepted, anything
-//! else is refused, so no setting is stored that nothing would honour.
+//! For `max_rate` and `filter`, null is a value ("no limit", "no filter"), not "keep".
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::steering::{parse_filter, parse_max_rate, parse_ordered, FilterSource, MaxRate};
 use super::webhook::{optional_str, parse_active, parse_topics, WebhookDataError};
 use super::{Catalog, ExtraHeaders, TopicList, WebhookUrl};
 
@@ -18,6 +17,11 @@ pub struct WebhookChange {
     pub topics: Option<TopicList>,
     pub extra_headers: Option<ExtraHeaders>,
     pub is_active: Option<bool>,
+    pub ordered: Option<bool>,
+    /// `Some(None)`: remove the limit.
+    pub max_rate: Option<Option<MaxRate>>,
+    /// `Some(None)`: remove the filter.
+    pub filter: Option<Option<FilterSource>>,
 }
 
 const FIELDS: &[&str] = &[
@@ -36,9 +40,6 @@ impl WebhookChange {
         if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(WebhookDataError::UnknownField(unknown.clone()));
         }
-        not_yet(obj, "ordered", &Value::Bool(false))?;
-        not_yet(obj, "max_rate", &Value::Null)?;
-        not_yet(obj, "filter", &Value::Null)?;
         let topics = match obj.get("topics") {
             None | Some(Value::Null) => None,
             Some(v) => Some(parse_topics(v, catalog)?),
@@ -58,20 +59,15 @@ impl WebhookChange {
             topics,
             extra_headers,
             is_active,
+            ordered: parse_ordered(obj)?,
+            max_rate: parse_max_rate(obj)?,
+            filter: parse_filter(obj)?,
         })
     }
 
     /// Whether it changes where or how payloads are sent (which dispatchers cache).
     pub fn changes_target(&self) -> bool {
         self.url.is_some() || self.extra_headers.is_some()
-    }
-}
-
-/// A steering field: only its current behaviour is accepted until it is built.
-fn not_yet(obj: &Map<String, Value>, field: &'static str, current: &Value) -> Result<(), WebhookDataError> {
-    match obj.get(field) {
-        Some(v) if v != current => Err(WebhookDataError::NotSupportedYet(field)),
-        _ => Ok(()),
     }
 }
 
@@ -95,20 +91,15 @@ mod tests {
     }
 
     #[test]
-    fn steering_fields_accept_only_their_current_behaviour() {
-        assert!(parse(json!({"ordered": false, "max_rate": null, "filter": null})).is_ok());
-        assert_eq!(
-            parse(json!({"ordered": true})).unwrap_err(),
-            WebhookDataError::NotSupportedYet("ordered")
-        );
-        assert_eq!(
-            parse(json!({"max_rate": 5})).unwrap_err(),
-            WebhookDataError::NotSupportedYet("max_rate")
-        );
-        assert_eq!(
-            parse(json!({"filter": "true"})).unwrap_err(),
-            WebhookDataError::NotSupportedYet("filter")
-        );
+    fn steering_fields_set_and_clear() {
+        let c = parse(json!({"ordered": true, "max_rate": 5, "filter": "topic == 'order:created'"})).unwrap();
+        assert_eq!(c.ordered, Some(true));
+        assert_eq!(c.max_rate.unwrap().unwrap().per_second(), 5.0);
+        assert_eq!(c.filter.unwrap().unwrap().as_str(), "topic == 'order:created'");
+        let c = parse(json!({"max_rate": null, "filter": null})).unwrap();
+        assert_eq!((c.max_rate, c.filter), (Some(None), Some(None)));
+        let c = parse(json!({})).unwrap();
+        assert!(c.ordered.is_none() && c.max_rate.is_none() && c.filter.is_none());
     }
 
     #[test]

@@ -106,6 +106,10 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>>;
     /// Sets `is_active` on every matching webhook of the scope; returns how many matched.
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64>;
+    /// hookd turns the webhook off (receiver steering): `is_active` 0 with `reason`. True
+    /// only for the call that turned it off (false when it was already off or is gone), so
+    /// one node announces it.
+    async fn webhook_disable(&self, id: WebhookId, reason: &str) -> StoreResult<bool>;
     /// Deletes the webhook and cancels its queued deliveries; false when it did not exist.
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool>;
 

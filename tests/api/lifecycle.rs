@@ -108,9 +108,11 @@ async fn updates_change_only_what_is_given_and_validate_like_create() {
         (json!({"is_active": "yes"}), "is_active"),
         (json!({"colour": "red"}), "colour"),
         (json!({"secret_key": "x"}), "secret_key"),
-        (json!({"ordered": true}), "ordered is not supported yet"),
-        (json!({"max_rate": 10}), "max_rate is not supported yet"),
-        (json!({"filter": "message.total > 1"}), "filter is not supported yet"),
+        (json!({"ordered": "yes"}), "ordered"),
+        (json!({"max_rate": 0}), "max_rate"),
+        (json!({"max_rate": "10"}), "max_rate"),
+        (json!({"filter": ""}), "filter"),
+        (json!({"filter": 5}), "filter"),
         (json!("not an object"), "object"),
     ] {
         let resp = w.as_shop("webhook.update", json!([id, data])).await;

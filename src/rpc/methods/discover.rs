@@ -133,9 +133,12 @@ fn schemas() -> Map<String, Value> {
             "topics": topics.clone(), "url": {"type": "string", "format": "uri"},
             "is_active": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}]},
             "extra_headers": {"type": "string"},
-            "ordered": {"const": false, "description": "only false until ordered delivery is built"},
-            "max_rate": {"type": "null", "description": "only null until rate limits are built"},
-            "filter": {"type": "null", "description": "only null until filters are built"}}}),
+            "ordered": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}],
+                "description": "at most one attempt in flight, in increment order"},
+            "max_rate": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 100000,
+                "description": "deliveries per second at most; null: no limit"},
+            "filter": {"type": ["string", "null"], "maxLength": 4096,
+                "description": "a CEL expression over topic and message; null: every event"}}}),
     );
     s.insert(
         "Payload".into(),
@@ -150,7 +153,14 @@ fn schemas() -> Map<String, Value> {
         json!({"type": "object", "required": ["topics", "url"], "additionalProperties": false, "properties": {
             "topics": topics, "url": {"type": "string", "format": "uri"},
             "is_active": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}]},
-            "extra_headers": {"type": "string"}, "secret_key": {"type": "string"}}}),
+            "extra_headers": {"type": "string"}, "secret_key": {"type": "string"},
+            "merchant_code": {"type": "string", "description": "admins only: whose webhook it is"},
+            "ordered": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}],
+                "description": "at most one attempt in flight, in increment order"},
+            "max_rate": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 100000,
+                "description": "deliveries per second at most; null: no limit"},
+            "filter": {"type": ["string", "null"], "maxLength": 4096,
+                "description": "a CEL expression over topic and message; null: every event"}}}),
     );
     s.insert(
         "Delivery".into(),

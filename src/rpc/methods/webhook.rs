@@ -18,12 +18,10 @@ fn entity(w: &Webhook) -> Value {
         "extra_headers": w.extra_headers,
         "secret_key": w.secret_key,
         "merchant_code": w.merchant_code,
-        // hookd does not turn webhooks off yet (CONTRACT §6.2), and ordered delivery, rate
-        // limits and filters are not built yet: their current behaviour.
-        "disabled_reason": Value::Null,
-        "ordered": false,
-        "max_rate": Value::Null,
-        "filter": Value::Null,
+        "disabled_reason": w.disabled_reason,
+        "ordered": w.ordered,
+        "max_rate": w.max_rate,
+        "filter": w.filter,
     })
 }
 

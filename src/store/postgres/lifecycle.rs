@@ -22,6 +22,11 @@ pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &Webhook
     let merchant: Option<i64> = sqlx::query_scalar(
         "UPDATE webhooks SET url = COALESCE($3, url), topics = COALESCE($4, topics), \
            extra_headers = COALESCE($5, extra_headers), is_active = COALESCE($6, is_active), \
+           disabled_reason = CASE WHEN $6::BOOLEAN IS NULL THEN disabled_reason END, \
+           failing_since = CASE WHEN $6::BOOLEAN IS NULL THEN failing_since END, \
+           ordered = COALESCE($7, ordered), \
+           max_rate = CASE WHEN $8 THEN $9 ELSE max_rate END, \
+           filter = CASE WHEN $10 THEN $11 ELSE filter END, \
            version = version + 1 \
          WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2) \
          RETURNING merchant_id",
@@ -32,6 +37,11 @@ pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &Webhook
     .bind(change.topics.as_ref().map(|t| t.joined()))
     .bind(change.extra_headers.as_ref().map(|h| h.raw()))
     .bind(change.is_active)
+    .bind(change.ordered)
+    .bind(change.max_rate.is_some())
+    .bind(change.max_rate.flatten().map(|r| r.per_second()))
+    .bind(change.filter.is_some())
+    .bind(change.filter.as_ref().and_then(|f| f.as_ref().map(|f| f.as_str())))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(merchant) = merchant else {

@@ -178,6 +178,10 @@ impl Store for PostgresStore {
         self.health.observe(webhooks::delete(&self.pool, scope, id).await)
     }
 
+    async fn webhook_disable(&self, id: WebhookId, reason: &str) -> StoreResult<bool> {
+        self.health.observe(webhooks::disable(&self.pool, id, reason).await)
+    }
+
     async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
         self.health
             .observe(lifecycle::update(&self.pool, scope, id, change).await)

@@ -15,7 +15,8 @@ use crate::time::now_millis;
 
 /// Read from `webhooks w JOIN merchants m` (see `FROM`).
 const COLUMNS: &str = "w.id, w.merchant_id, w.increment_id, w.is_active, w.topics, w.url, w.extra_headers, \
-     w.secret_key, m.code, w.version, w.previous_secret_key, w.previous_expires_at";
+     w.secret_key, m.code, w.version, w.previous_secret_key, w.previous_expires_at, \
+     w.disabled_reason, w.ordered, w.max_rate, w.filter";
 const FROM: &str = "webhooks w JOIN merchants m ON m.id = w.merchant_id";
 
 fn webhook_from_row(row: &PgRow) -> Webhook {
@@ -32,6 +33,10 @@ fn webhook_from_row(row: &PgRow) -> Webhook {
         version: row.get(9),
         previous_secret_key: row.get(10),
         previous_expires_at: row.get(11),
+        disabled_reason: row.get(12),
+        ordered: row.get(13),
+        max_rate: row.get(14),
+        filter: row.get(15),
     }
 }
 
@@ -55,8 +60,9 @@ pub async fn create(
         return Ok(None); // at the limit (or no such merchant)
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at, \
+           ordered, max_rate, filter) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(merchant.0)
     .bind(hook.is_active)
@@ -65,6 +71,9 @@ pub async fn create(
     .bind(hook.extra_headers.raw())
     .bind(hook.secret_key.as_str())
     .bind(now_millis())
+    .bind(hook.ordered)
+    .bind(hook.max_rate.map(|r| r.per_second()))
+    .bind(hook.filter.as_ref().map(|f| f.as_str()))
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query(
@@ -124,7 +133,7 @@ pub async fn set_active(pool: &PgPool, scope: Scope, target: &StatusTarget, acti
         StatusTarget::All => "$2::TEXT IS NULL",
     };
     let sql = format!(
-        "UPDATE webhooks SET is_active = $1 WHERE id IN ( \
+        "UPDATE webhooks SET is_active = $1, disabled_reason = NULL, failing_since = NULL WHERE id IN ( \
            SELECT id FROM webhooks WHERE {matching} AND ($3::BIGINT IS NULL OR merchant_id = $3) \
            ORDER BY id FOR UPDATE) \
          RETURNING id"
@@ -142,6 +151,18 @@ pub async fn set_active(pool: &PgPool, scope: Scope, target: &StatusTarget, acti
     }
     tx.commit().await?;
     Ok(ids.len() as u64)
+}
+
+pub async fn disable(pool: &PgPool, id: WebhookId, reason: &str) -> StoreResult<bool> {
+    let changed = sqlx::query(
+        "UPDATE webhooks SET is_active = FALSE, disabled_reason = $2, failing_since = NULL \
+         WHERE id = $1 AND is_active",
+    )
+    .bind(id.0)
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(changed.rows_affected() > 0)
 }
 
 pub async fn delete(pool: &PgPool, scope: Scope, id: WebhookId) -> StoreResult<bool> {

@@ -29,6 +29,11 @@ pub fn update(c: &Connection, scope: Scope, id: WebhookId, change: &WebhookChang
     c.prepare_cached(
         "UPDATE webhooks SET url = COALESCE(?2, url), topics = COALESCE(?3, topics), \
            extra_headers = COALESCE(?4, extra_headers), is_active = COALESCE(?5, is_active), \
+           disabled_reason = CASE WHEN ?5 IS NULL THEN disabled_reason END, \
+           failing_since = CASE WHEN ?5 IS NULL THEN failing_since END, \
+           ordered = COALESCE(?6, ordered), \
+           max_rate = CASE WHEN ?7 THEN ?8 ELSE max_rate END, \
+           filter = CASE WHEN ?9 THEN ?10 ELSE filter END, \
            version = version + 1 \
          WHERE id = ?1",
     )?
@@ -38,6 +43,11 @@ pub fn update(c: &Connection, scope: Scope, id: WebhookId, change: &WebhookChang
         change.topics.as_ref().map(|t| t.joined()),
         change.extra_headers.as_ref().map(|h| h.raw()),
         change.is_active.map(i64::from),
+        change.ordered.map(i64::from),
+        change.max_rate.is_some(),
+        change.max_rate.flatten().map(|r| r.per_second()),
+        change.filter.is_some(),
+        change.filter.as_ref().and_then(|f| f.as_ref().map(|f| f.as_str())),
     ])?;
     if let Some(topics) = &change.topics {
         c.prepare_cached("DELETE FROM webhook_topics WHERE webhook_id = ?1")?

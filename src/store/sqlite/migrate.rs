@@ -48,6 +48,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "webhook lifecycle",
         sql: include_str!("../../../migrations/sqlite/0005_webhook_lifecycle.sql"),
     },
+    Migration {
+        version: 6,
+        description: "receiver steering",
+        sql: include_str!("../../../migrations/sqlite/0006_receiver_steering.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration

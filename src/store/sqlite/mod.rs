@@ -55,16 +55,18 @@ pub struct SqliteStore {
 }
 
 /// The file a `sqlite:` database url names (`sqlite://path`, `sqlite:path`, with or without
-/// `?options`); None for an in-memory database, which a store cannot share across its
-/// connections.
+/// `?options`; `%20` and the like decoded); None for an in-memory database (`:memory:`,
+/// `?mode=memory`), which a store cannot share across its connections.
 pub fn file_path(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("sqlite:")?;
     let rest = rest.strip_prefix("//").unwrap_or(rest);
-    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
-    if path.is_empty() || path == ":memory:" {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = query.split('&').any(|option| option == "mode=memory");
+    if path.is_empty() || path == ":memory:" || in_memory {
         return None;
     }
-    Some(PathBuf::from(path))
+    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    Some(PathBuf::from(path.as_ref()))
 }
 
 impl SqliteStore {
@@ -196,6 +198,11 @@ impl Store for SqliteStore {
 
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool> {
         self.writer.write(move |c, _| webhooks::delete(c, scope, id)).await
+    }
+
+    async fn webhook_disable(&self, id: WebhookId, reason: &str) -> StoreResult<bool> {
+        let reason = reason.to_string();
+        self.writer.write(move |c, _| webhooks::disable(c, id, &reason)).await
     }
 
     async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {

@@ -185,7 +185,7 @@ async fn a_database_migrated_by_sqlx_is_adopted_and_brought_up_to_date() {
         .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5],
+        vec![1, 2, 3, 4, 5, 6],
         "0001 adopted, not run again; the rest applied"
     );
     let lease_columns: i64 = c
@@ -256,6 +256,11 @@ fn database_urls_name_their_file() {
     );
     assert_eq!(file_path("sqlite:rel/h.db"), Some(PathBuf::from("rel/h.db")));
     assert_eq!(file_path("sqlite::memory:"), None);
+    assert_eq!(file_path("sqlite://h.db?mode=memory&cache=shared"), None);
+    assert_eq!(
+        file_path("sqlite:///tmp/my%20data/h.db"),
+        Some(PathBuf::from("/tmp/my data/h.db"))
+    );
     assert_eq!(file_path("sqlite://"), None);
     assert_eq!(file_path("postgres://x"), None);
 }

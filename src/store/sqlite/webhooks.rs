@@ -11,7 +11,8 @@ use crate::time::now_millis;
 
 /// Read from `webhooks w JOIN merchants m` (see `FROM`).
 const COLUMNS: &str = "w.id, w.merchant_id, w.increment_id, w.is_active, w.topics, w.url, w.extra_headers, \
-     w.secret_key, m.code, w.version, w.previous_secret_key, w.previous_expires_at";
+     w.secret_key, m.code, w.version, w.previous_secret_key, w.previous_expires_at, \
+     w.disabled_reason, w.ordered, w.max_rate, w.filter";
 const FROM: &str = "webhooks w JOIN merchants m ON m.id = w.merchant_id";
 
 fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
@@ -28,6 +29,10 @@ fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
         version: r.get(9)?,
         previous_secret_key: r.get(10)?,
         previous_expires_at: r.get(11)?,
+        disabled_reason: r.get(12)?,
+        ordered: r.get::<_, i64>(13)? != 0,
+        max_rate: r.get(14)?,
+        filter: r.get(15)?,
     })
 }
 
@@ -39,8 +44,9 @@ pub fn create(c: &Connection, merchant: MerchantId, hook: &NewWebhook, limit: i6
         return Ok(None); // at the limit (or no such merchant)
     }
     c.prepare_cached(
-        "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at, \
+           ordered, max_rate, filter) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         merchant.0,
@@ -49,7 +55,10 @@ pub fn create(c: &Connection, merchant: MerchantId, hook: &NewWebhook, limit: i6
         hook.url.as_str(),
         hook.extra_headers.raw(),
         hook.secret_key.as_str(),
-        now_millis()
+        now_millis(),
+        hook.ordered as i64,
+        hook.max_rate.map(|r| r.per_second()),
+        hook.filter.as_ref().map(|f| f.as_str()),
     ])?;
     let id = c.last_insert_rowid();
     let mut topic =
@@ -93,11 +102,21 @@ pub fn set_active(c: &Connection, scope: Scope, target: &StatusTarget, active: b
         // ?2 is bound to NULL so every variant takes the same three parameters.
         StatusTarget::All => ("?2 IS NULL", Value::Null),
     };
-    let sql = format!("UPDATE webhooks SET is_active = ?1 WHERE {matching} AND (?3 IS NULL OR merchant_id = ?3)");
+    let sql = format!("UPDATE webhooks SET is_active = ?1, disabled_reason = NULL, failing_since = NULL WHERE {matching} AND (?3 IS NULL OR merchant_id = ?3)");
     let changed = c
         .prepare_cached(&sql)?
         .execute(params![active as i64, key, scope.merchant_filter()])?;
     Ok(changed as u64)
+}
+
+pub fn disable(c: &Connection, id: WebhookId, reason: &str) -> StoreResult<bool> {
+    let changed = c
+        .prepare_cached(
+            "UPDATE webhooks SET is_active = 0, disabled_reason = ?2, failing_since = NULL \
+             WHERE id = ?1 AND is_active = 1",
+        )?
+        .execute(params![id.0, reason])?;
+    Ok(changed > 0)
 }
 
 /// Deletes the webhook and cancels its queued payloads (their leases, in memory, end as

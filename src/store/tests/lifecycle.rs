@@ -45,6 +45,45 @@ store_test! {
 }
 
 store_test! {
+    async fn steering_settings_are_kept_and_a_status_change_clears_the_disabled_reason(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = create_hook(&*store, m, "order:created", true).await;
+        let got = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!((got.ordered, got.max_rate, got.filter.clone(), got.disabled_reason.clone()), (false, None, None, None));
+
+        let c = change(json!({"ordered": true, "max_rate": 2.5, "filter": "topic == 'order:created'"}));
+        assert!(store.webhook_update(Scope::All, hook, &c).await.unwrap());
+        let got = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!((got.ordered, got.max_rate), (true, Some(2.5)));
+        assert_eq!(got.filter.as_deref(), Some("topic == 'order:created'"));
+        // Other changes keep them; null clears max_rate and filter.
+        assert!(store.webhook_update(Scope::All, hook, &change(json!({"url": "https://x.example/"}))).await.unwrap());
+        assert_eq!(store.webhook_get(Scope::All, hook).await.unwrap().unwrap().max_rate, Some(2.5));
+        let c = change(json!({"max_rate": null, "filter": null, "ordered": false}));
+        assert!(store.webhook_update(Scope::All, hook, &c).await.unwrap());
+        let got = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!((got.ordered, got.max_rate, got.filter), (false, None, None));
+
+        // Turned off by hookd once; the reason shows until a caller sets the status.
+        assert!(store.webhook_disable(hook, "410 Gone at 2026-12-01T00:00:00Z").await.unwrap());
+        assert!(!store.webhook_disable(hook, "again").await.unwrap(), "already off");
+        let got = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert!(!got.is_active);
+        assert_eq!(got.disabled_reason.as_deref(), Some("410 Gone at 2026-12-01T00:00:00Z"));
+        assert!(store.webhook_update(Scope::All, hook, &change(json!({"url": "https://y.example/"}))).await.unwrap());
+        assert!(store.webhook_get(Scope::All, hook).await.unwrap().unwrap().disabled_reason.is_some());
+        store.webhook_set_active(Scope::All, &StatusTarget::Id(hook), true).await.unwrap();
+        let got = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert!(got.is_active && got.disabled_reason.is_none());
+        // And through webhook.update's is_active.
+        assert!(store.webhook_disable(hook, "failing since 5 days").await.unwrap());
+        assert!(store.webhook_update(Scope::All, hook, &change(json!({"is_active": 1}))).await.unwrap());
+        let got = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert!(got.is_active && got.disabled_reason.is_none());
+    }
+}
+
+store_test! {
     async fn a_rotation_keeps_the_old_key_until_it_expires(db, store) {
         let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
         let hook = create_hook(&*store, m, "order:created", true).await;

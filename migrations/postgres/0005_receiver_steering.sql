@@ -1,0 +1,10 @@
+-- Receiver steering (CONTRACT §6.2). `disabled_reason` says why hookd turned a webhook off
+-- (410 Gone, failing for too long); `failing_since` is when its current run of failed
+-- attempts began (null after a success), which auto-disable measures. `ordered`,
+-- `max_rate` and `filter` are the webhook's own settings. None is indexed, so publishes'
+-- increment_id bumps stay HOT.
+ALTER TABLE webhooks ADD COLUMN disabled_reason TEXT;
+ALTER TABLE webhooks ADD COLUMN failing_since BIGINT;
+ALTER TABLE webhooks ADD COLUMN ordered BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE webhooks ADD COLUMN max_rate DOUBLE PRECISION;
+ALTER TABLE webhooks ADD COLUMN filter TEXT;
