@@ -24,6 +24,11 @@ pub struct HookView {
     pub active: bool,
     /// Why hookd turned it off ("" when it did not).
     pub disabled_reason: String,
+    /// Steering (CONTRACT §6.2): one at a time in order, a rate cap ("" for none), a filter
+    /// expression ("" for none).
+    pub ordered: bool,
+    pub max_rate: String,
+    pub filter: String,
     pub increment_id: i64,
     pub extra_headers: String,
     pub secret_key: String,
@@ -51,8 +56,10 @@ impl HookView {
                 .map(str::to_string)
                 .collect(),
             active: hook.is_active,
-            // TODO(lifecycle fields): `hook.disabled_reason` once the webhook carries it.
-            disabled_reason: String::new(),
+            disabled_reason: hook.disabled_reason.clone().unwrap_or_default(),
+            ordered: hook.ordered,
+            max_rate: hook.max_rate.map(|r| r.to_string()).unwrap_or_default(),
+            filter: hook.filter.clone().unwrap_or_default(),
             increment_id: hook.increment_id,
             extra_headers: hook.extra_headers.clone(),
             secret_key: hook.secret_key.clone(),

@@ -24,6 +24,8 @@ const MAX_HEADERS: usize = 8192;
 const MAX_SECRET: usize = 512;
 const MAX_TOPIC: usize = 200;
 const MAX_TOPICS: usize = 500;
+const MAX_RATE_TEXT: usize = 32;
+const MAX_FILTER: usize = crate::domain::steering::MAX_FILTER_BYTES;
 
 #[derive(Template)]
 #[template(path = "webhooks.html")]
@@ -93,6 +95,9 @@ struct FormPage {
     /// Entries that are not catalog topics (patterns such as `order:*`), comma-separated.
     typed_topics: String,
     extra_headers: String,
+    ordered: bool,
+    max_rate: String,
+    filter: String,
     /// For an admin creating a webhook: the merchants to choose from.
     merchants: Vec<String>,
     merchant: String,
@@ -122,6 +127,9 @@ impl FormPage {
             catalog,
             typed_topics: typed.join(","),
             extra_headers: String::new(),
+            ordered: false,
+            max_rate: String::new(),
+            filter: String::new(),
             merchants: Vec::new(),
             merchant: String::new(),
             error: None,
@@ -173,7 +181,25 @@ fn posted_data(fields: &Fields, topics: &[String], creating: bool) -> Result<Map
             data.insert("secret_key".into(), secret.into());
         }
     }
-    // TODO(lifecycle fields): `ordered`, `max_rate` and `filter` go here once the domain has them.
+    // Steering: the form always says all three, so an emptied field removes the setting.
+    data.insert("ordered".into(), (fields.get("ordered") == Some("1")).into());
+    let max_rate = fields.text("max_rate", MAX_RATE_TEXT)?;
+    let max_rate = max_rate.trim();
+    let max_rate = match max_rate.parse::<f64>() {
+        _ if max_rate.is_empty() => Value::Null,
+        // The domain's own message for a number out of range; a word stays a string, which
+        // the domain refuses as the wrong type.
+        Ok(n) => serde_json::Number::from_f64(n).map_or(Value::String(max_rate.into()), Value::Number),
+        Err(_) => Value::String(max_rate.into()),
+    };
+    data.insert("max_rate".into(), max_rate);
+    let filter = fields.text("filter", MAX_FILTER)?;
+    let filter = if filter.trim().is_empty() {
+        Value::Null
+    } else {
+        Value::String(filter)
+    };
+    data.insert("filter".into(), filter);
     Ok(data)
 }
 
@@ -188,25 +214,23 @@ async fn refused(
 ) -> PageResult {
     let topics = posted_topics(fields)?;
     let mut page = FormPage::new(console, session, hook_id, &topics);
-    page.url = fields.get("url").unwrap_or_default().chars().take(MAX_URL).collect();
-    page.extra_headers = fields
-        .get("extra_headers")
-        .unwrap_or_default()
-        .chars()
-        .take(MAX_HEADERS)
-        .collect();
-    page.merchant = fields
-        .get("merchant_code")
-        .unwrap_or_default()
-        .chars()
-        .take(100)
-        .collect();
+    page.url = kept(fields, "url", MAX_URL);
+    page.extra_headers = kept(fields, "extra_headers", MAX_HEADERS);
+    page.merchant = kept(fields, "merchant_code", 100);
+    page.ordered = fields.get("ordered") == Some("1");
+    page.max_rate = kept(fields, "max_rate", MAX_RATE_TEXT);
+    page.filter = kept(fields, "filter", MAX_FILTER);
     if hook_id.is_none() && session.caller.is_admin() {
         page.merchants = console.app.merchant_codes(&session.caller).await?;
     }
     let status = app_status(&err);
     page.error = Some(app_message(err));
     Ok(render(status, &page))
+}
+
+/// What was typed in `name`, at most `max` characters of it.
+fn kept(fields: &Fields, name: &str, max: usize) -> String {
+    fields.get(name).unwrap_or_default().chars().take(max).collect()
 }
 
 /// `POST /console/webhooks/new`: `webhook.create`, then the new webhook's page.
@@ -237,6 +261,9 @@ pub async fn edit_page(State(console): State<Console>, session: Session, Path(id
     let mut page = FormPage::new(&console, &session, Some(hook.id.0), &topics);
     page.url = hook.url;
     page.extra_headers = hook.extra_headers;
+    page.ordered = hook.ordered;
+    page.max_rate = hook.max_rate.map(|r| r.to_string()).unwrap_or_default();
+    page.filter = hook.filter.unwrap_or_default();
     Ok(render(StatusCode::OK, &page))
 }
 

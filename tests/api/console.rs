@@ -357,3 +357,80 @@ async fn an_admin_sees_every_merchant_s_webhooks_filters_them_and_publishes() {
     );
     assert_eq!(app.list_webhooks(&session_a).await[0]["increment_id"], 1);
 }
+
+#[tokio::test]
+async fn the_edit_form_sets_and_clears_the_steering_settings_and_pages_show_why_hookd_turned_a_webhook_off() {
+    let app = TestApp::spawn().await;
+    let (code, _, _, session) = shop(&app).await;
+    let id = hook(&app, &session, "http://127.0.0.1:9/steer").await;
+    let mut client = ConsoleClient::merchant(&app, &code).await;
+    let path = format!("/console/webhooks/{id}/edit");
+    let url = "http://127.0.0.1:9/steer";
+    let filter = r#"message.total > 100 && topic == "order:created""#;
+    let set = [
+        ("url", url),
+        ("topics", "order:created"),
+        ("ordered", "1"),
+        ("max_rate", "2.5"),
+        ("filter", filter),
+    ];
+    let done = client.post(&path, &set).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let listed = &app.list_webhooks(&session).await[0];
+    assert_eq!(
+        (listed["ordered"].clone(), listed["max_rate"].clone()),
+        (json!(true), json!(2.5))
+    );
+    assert_eq!(listed["filter"], filter);
+    let form = client.get(&path).await;
+    assert!(
+        form.body.contains("value=\"2.5\"") && form.body.contains(" checked>"),
+        "{}",
+        form.body
+    );
+    assert!(form.body.contains("message.total &#62; 100"), "{}", form.body);
+
+    let bad = [("url", url), ("topics", "order:created"), ("max_rate", "fast")];
+    let refused = client.post(&path, &bad).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.body.contains("Invalid data given. field &#39;max_rate&#39;"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("value=\"fast\""),
+        "what was typed stays: {}",
+        refused.body
+    );
+    assert_eq!(
+        app.list_webhooks(&session).await[0]["max_rate"],
+        json!(2.5),
+        "unchanged"
+    );
+
+    let clear = [
+        ("url", url),
+        ("topics", "order:created"),
+        ("max_rate", ""),
+        ("filter", ""),
+    ];
+    assert_eq!(client.post(&path, &clear).await.status, StatusCode::SEE_OTHER);
+    let listed = &app.list_webhooks(&session).await[0];
+    assert_eq!(listed["ordered"], json!(false));
+    assert!(listed["max_rate"].is_null() && listed["filter"].is_null(), "{listed}");
+
+    let disabled = app
+        .app
+        .store
+        .webhook_disable(hookd::domain::WebhookId(id), "410 Gone <b>at</b> noon")
+        .await;
+    assert!(disabled.unwrap());
+    for page in ["/console/".to_string(), format!("/console/webhooks/{id}")] {
+        let body = client.get(&page).await.body;
+        assert!(
+            body.contains("Turned off by hookd: 410 Gone &#60;b&#62;at"),
+            "{page}: {body}"
+        );
+    }
+}

@@ -176,6 +176,14 @@ async fn a_failing_delivery_is_opened_with_its_attempts_and_retried_until_it_suc
     receiver.set("/orders", Behaviour::Status(500));
     let id = merchant_with_hook(&app, "acme", &receiver.url("/orders")).await;
     merchant_with_hook(&app, "acme", &receiver.url("/audit")).await;
+    let gone = merchant_with_hook(&app, "acme", &receiver.url("/old-endpoint")).await;
+    let reason = "410 Gone at 2026-12-01T09:12:00+00:00";
+    assert!(app
+        .app
+        .store
+        .webhook_disable(hookd::domain::WebhookId(gone), reason)
+        .await
+        .unwrap());
     let (name, key) = app.create_merchant_user("acme").await;
     let admin = app.admin_session().await;
     for n in 1..=3 {
@@ -197,6 +205,8 @@ async fn a_failing_delivery_is_opened_with_its_attempts_and_retried_until_it_suc
     }
     with_browser("browser::failing_delivery", |c| async move {
         log_in(&c, &app, &name, &key).await;
+        let list = text(&c).await;
+        assert!(list.contains("Turned off by hookd: 410 Gone"), "{list}");
         screenshot(&c, "webhooks", 1024).await;
         screenshot(&c, "webhooks-360", 360).await;
         c.goto(&format!("http://{}/console/webhooks/{id}?status=success", app.addr))
