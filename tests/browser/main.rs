@@ -60,10 +60,29 @@ async fn fill(c: &Client, css: &str, value: &str) {
     field.send_keys(value).await.unwrap();
 }
 
+/// Clicks what `locator` finds (waiting for it to appear) and waits until the next page
+/// has replaced this one.
+async fn click(c: &Client, locator: Locator<'_>) {
+    let old = c.find(Locator::Css("body")).await.unwrap();
+    let target = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(locator)
+        .await
+        .unwrap_or_else(|e| panic!("nothing to click: {e}"));
+    target.click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // The old page's body goes stale once the new page is there.
+    while old.tag_name().await.is_ok() {
+        assert!(Instant::now() < deadline, "the click led to no new page");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Clicks the submit button of the page's main form (not the header's logout).
 async fn submit(c: &Client, form: &str) {
     let css = format!("main form{form} button[type=submit]");
-    c.find(Locator::Css(&css)).await.unwrap().click().await.unwrap();
+    click(c, Locator::Css(&css)).await;
 }
 
 async fn log_in(c: &Client, app: &TestApp, name: &str, key: &str) {
@@ -98,12 +117,7 @@ async fn a_wrong_key_is_refused_and_the_right_one_opens_the_merchant_s_webhooks(
         log_in(&c, &app, &name, &key).await;
         let page = text(&c).await;
         assert!(page.contains("Webhooks") && page.contains("No webhooks yet"), "{page}");
-        c.find(Locator::Css("header button.link"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::Css("header button.link")).await;
         assert!(text(&c).await.contains("Log in"));
         c.goto(&format!("http://{}/console/", app.addr)).await.unwrap();
         assert!(
@@ -121,12 +135,7 @@ async fn a_merchant_creates_a_webhook_with_the_form_and_never_sees_another_merch
     let (name, key) = app.create_merchant_user("acme").await;
     with_browser("browser::create_and_isolation", |c| async move {
         log_in(&c, &app, &name, &key).await;
-        c.find(Locator::LinkText("New webhook"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::LinkText("New webhook")).await;
         fill(
             &c,
             "input[name=url]",
@@ -217,12 +226,7 @@ async fn a_failing_delivery_is_opened_with_its_attempts_and_retried_until_it_suc
             .await
             .unwrap();
         screenshot(&c, "webhook", 1024).await;
-        c.find(Locator::Css("table.deliveries a"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::Css("table.deliveries a")).await;
         let page = text(&c).await;
         assert!(
             page.contains("Retry") && page.contains("HTTP 500") && page.contains("#2"),
@@ -231,12 +235,7 @@ async fn a_failing_delivery_is_opened_with_its_attempts_and_retried_until_it_suc
         assert!(page.contains("\"order_id\": 1003"), "the pretty-printed body: {page}");
         screenshot(&c, "delivery", 1024).await;
         receiver.set("/orders", Behaviour::Status(200));
-        c.find(Locator::Css("main form button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::Css("main form button[type=submit]")).await;
         assert!(text(&c).await.contains("Delivery queued again"));
         let page = wait_for_text(&c, "success").await;
         assert!(page.contains("HTTP 200") && page.contains("#3"), "{page}");
@@ -264,12 +263,7 @@ async fn an_admin_sees_every_merchant_s_webhooks_filters_by_merchant_and_publish
         submit(&c, ".filter").await;
         let only = text(&c).await;
         assert!(only.contains("/globex") && !only.contains("/acme"), "{only}");
-        c.find(Locator::LinkText("Publish"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::LinkText("Publish")).await;
         let topic = c.find(Locator::Css("select[name=topic]")).await.unwrap();
         topic.select_by_value("order:created").await.unwrap();
         let merchant = c.find(Locator::Css("select[name=merchant_code]")).await.unwrap();
