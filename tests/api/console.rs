@@ -180,6 +180,14 @@ async fn a_merchant_cannot_see_or_change_another_merchant_s_webhook_by_id() {
     assert_eq!(hooks[0]["url"], "http://127.0.0.1:9/b-secret-place");
     assert_eq!(hooks[0]["is_active"], 1);
     assert_eq!(hooks[0]["increment_id"], 0, "no test ping was made");
+    // B's own ping fails (nothing listens on port 9); A can neither open it nor retry it.
+    let ping = app.call(&session_b, "webhook.test", json!([theirs])).await;
+    let delivery = assert_ok(&ping)["delivery_id"].as_i64().unwrap();
+    let page = a.get(&format!("/console/deliveries/{delivery}")).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body.contains("Delivery not exists."), "{}", page.body);
+    let retry = a.post(&format!("/console/deliveries/{delivery}/retry"), &[]).await;
+    assert_eq!(retry.status, StatusCode::NOT_FOUND);
     // Nor an admin page.
     assert_eq!(a.get("/console/admin").await.status, StatusCode::FORBIDDEN);
     let publish = [("topic", "order:created"), ("message", "{}")];
