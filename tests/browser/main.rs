@@ -150,6 +150,7 @@ async fn a_merchant_creates_a_webhook_with_the_form_and_never_sees_another_merch
             .unwrap();
         fill(&c, "#typed-topics", "shipment:*").await;
         fill(&c, "textarea[name=extra_headers]", "X-Shop: acme").await;
+        screenshot(&c, "new-webhook", 1024).await;
         submit(&c, "").await;
         let page = text(&c).await;
         assert!(page.contains("Webhook created."), "{page}");
