@@ -211,6 +211,12 @@ impl App {
         Ok(Caller { user })
     }
 
+    /// Ends the session (the console's logout); unknown ids are no error.
+    pub async fn logout(&self, id: &str) -> Result<(), AppError> {
+        self.store.session_delete(&hash_session_id(id)).await?;
+        Ok(())
+    }
+
     pub async fn caller_from_basic(&self, name: &str, key: &str, client: Option<IpAddr>) -> Result<Caller, AppError> {
         Ok(Caller {
             user: self.verify_credentials(name, key, client).await?,

@@ -188,8 +188,12 @@ pub async fn login(State(console): State<Console>, request: Request) -> Response
     }
 }
 
-/// `POST /console/logout`: forgets the session cookie in this browser.
-pub async fn logout(_post: Post) -> Response {
+/// `POST /console/logout`: ends the session (on the server, so a copied cookie is dead
+/// too) and forgets its cookie in this browser.
+pub async fn logout(State(console): State<Console>, post: Post) -> Response {
+    if let Err(e) = console.app.logout(&post.session.id).await {
+        return super::PageError::from(e).into_response();
+    }
     let mut response = Redirect::to("/console/login").into_response();
     set_cookie(&mut response, SESSION_COOKIE, "", "/console", 0);
     response

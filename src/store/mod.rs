@@ -89,6 +89,8 @@ pub trait Store: Send + Sync + 'static {
     /// The session's user, if the session exists and has not expired at `now`.
     async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>>;
     async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64>;
+    /// Ends the session at once (logout); false when there was none.
+    async fn session_delete(&self, id_hash: &str) -> StoreResult<bool>;
 
     // --- webhooks ---
     /// Creates the webhook unless the merchant already has `limit` webhooks (then None).

@@ -80,10 +80,15 @@ async fn a_right_key_logs_in_with_an_httponly_strict_cookie_for_a_day_and_logout
     assert_eq!(list.status, StatusCode::OK);
     assert!(list.body.contains(&name) && list.body.contains(&code), "{}", list.body);
 
+    assert!(app.call(session_id, "webhook.list", json!([])).await["result"].is_array());
+
     client.csrf = list.csrf();
     let out = client.post("/console/logout", &[]).await;
     assert_eq!(out.location(), "/console/login");
     assert_eq!(client.get("/console/").await.location(), "/console/login");
+    // The session is over on the server too: its id no longer works anywhere.
+    let reply = app.call(session_id, "webhook.list", json!([])).await;
+    assert_eq!(reply["error"]["code"], -32005, "{reply}");
 }
 
 #[tokio::test]

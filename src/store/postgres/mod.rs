@@ -143,6 +143,10 @@ impl Store for PostgresStore {
         users::session_user(&self.pool, id_hash, now).await
     }
 
+    async fn session_delete(&self, id_hash: &str) -> StoreResult<bool> {
+        self.health.observe(users::session_delete(&self.pool, id_hash).await)
+    }
+
     async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64> {
         self.health.observe(users::session_purge_expired(&self.pool, now).await)
     }

@@ -129,6 +129,14 @@ pub async fn session_user(pool: &PgPool, id_hash: &str, now: Millis) -> StoreRes
     Ok(row.as_ref().map(user_from_row))
 }
 
+pub async fn session_delete(pool: &PgPool, id_hash: &str) -> StoreResult<bool> {
+    let done = sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 pub async fn session_purge_expired(pool: &PgPool, now: Millis) -> StoreResult<u64> {
     let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
         .bind(now)

@@ -159,6 +159,11 @@ impl Store for SqliteStore {
         self.readers.with(|c| users::session_user(c, id_hash, now))
     }
 
+    async fn session_delete(&self, id_hash: &str) -> StoreResult<bool> {
+        let id_hash = id_hash.to_string();
+        self.writer.write(move |c, _| users::session_delete(c, &id_hash)).await
+    }
+
     async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64> {
         self.writer
             .write(move |c, _| users::session_purge_expired(c, now))

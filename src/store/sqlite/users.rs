@@ -98,6 +98,12 @@ pub fn session_user(c: &Connection, id_hash: &str, now: Millis) -> StoreResult<O
     .optional()?)
 }
 
+pub fn session_delete(c: &Connection, id_hash: &str) -> StoreResult<bool> {
+    Ok(c.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")?
+        .execute([id_hash])?
+        > 0)
+}
+
 pub fn session_purge_expired(c: &Connection, now: Millis) -> StoreResult<u64> {
     Ok(c.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?
         .execute([now])? as u64)
