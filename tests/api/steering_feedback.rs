@@ -9,7 +9,6 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 
 use crate::delivery_support::*;
-use crate::helpers::*;
 use crate::receiver::*;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -41,7 +40,8 @@ async fn wait_disabled(w: &World, id: i64, timeout: Duration) -> Value {
     }
 }
 
-/// The `webhook:disabled` payloads a watcher on `path` received, as their messages.
+/// The `webhook:disabled` payloads a watcher on `path` received, as their messages without
+/// the fields every payload has (`webhook_increment_id`, `event_timestamp`).
 fn announcements(w: &World, path: &str) -> Vec<Value> {
     w.receiver
         .received(path)
@@ -50,7 +50,11 @@ fn announcements(w: &World, path: &str) -> Vec<Value> {
             let body = r.json();
             assert_eq!(body["topic"], "webhook:disabled", "{body}");
             assert_eq!(body["merchant_code"], w.code.as_str(), "{body}");
-            body["message"].clone()
+            let mut message = body["message"].clone();
+            let fields = message.as_object_mut().expect("an object");
+            assert!(fields.remove("webhook_increment_id").is_some(), "{body}");
+            assert!(fields.remove("event_timestamp").is_some(), "{body}");
+            message
         })
         .collect()
 }
