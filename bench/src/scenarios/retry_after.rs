@@ -126,46 +126,33 @@ fn gaps_summary(gaps: &[u64]) -> Value {
     json!({"count": gaps.len(), "min": at(0.0), "p50": at(0.5), "max": at(1.0)})
 }
 
+/// Per increment id, when it last came while throttling; and every gap between two
+/// attempts of one payload (µs).
+type Seen = Mutex<(HashMap<u64, u64>, Vec<u64>)>;
+
 /// The throttling receiver: 200 until `on`, then 429 with `Retry-After: 1` to everything;
 /// it records when each payload (by increment id) came back.
+#[derive(Clone, Default)]
 struct Throttle {
     url: String,
     on: Arc<AtomicBool>,
     requests: Arc<AtomicU64>,
     last_us: Arc<AtomicU64>,
-    /// Per increment id: when it was last seen while throttling, and every gap since.
-    seen: Arc<Mutex<(HashMap<u64, u64>, Vec<u64>)>>,
-}
-
-#[derive(Clone)]
-struct ThrottleState {
-    on: Arc<AtomicBool>,
-    requests: Arc<AtomicU64>,
-    last_us: Arc<AtomicU64>,
-    seen: Arc<Mutex<(HashMap<u64, u64>, Vec<u64>)>>,
+    seen: Arc<Seen>,
 }
 
 impl Throttle {
     async fn start() -> anyhow::Result<Self> {
-        let state = ThrottleState {
-            on: Arc::default(),
-            requests: Arc::default(),
-            last_us: Arc::default(),
-            seen: Arc::default(),
-        };
-        let router = Router::new().route("/t", post(answer)).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}/t", listener.local_addr()?);
+        let throttle = Throttle {
+            url: format!("http://{}/t", listener.local_addr()?),
+            ..Default::default()
+        };
+        let router = Router::new().route("/t", post(answer)).with_state(throttle.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Ok(Self {
-            url,
-            on: state.on,
-            requests: state.requests,
-            last_us: state.last_us,
-            seen: state.seen,
-        })
+        Ok(throttle)
     }
 
     /// Every gap between two attempts of one payload while throttling, sorted (µs).
@@ -176,7 +163,7 @@ impl Throttle {
     }
 }
 
-async fn answer(State(s): State<ThrottleState>, body: Bytes) -> Response {
+async fn answer(State(s): State<Throttle>, body: Bytes) -> Response {
     if !s.on.load(Ordering::Relaxed) {
         return StatusCode::OK.into_response();
     }
