@@ -216,6 +216,25 @@ async fn many_410s_at_once_turn_the_webhook_off_and_announce_it_once() {
     assert_eq!(w.receiver.received("/gone").len(), 5, "nothing sent while off");
 }
 
+#[tokio::test]
+async fn a_410_on_the_last_scheduled_attempt_does_not_fail_the_payload() {
+    // One retry: the 410 comes on the payload's last scheduled attempt.
+    let w = World::start_with(|c| schedule(c, "200ms")).await;
+    w.receiver.set("/late", Behaviour::Sequence(vec![500, 410]));
+    let id = id_of(&w.hook_at("order:created", "/late").await);
+    w.publish_ok("order:created", json!({"n": 1})).await;
+    wait_disabled(&w, id, WAIT).await;
+    let delivery = w.only_delivery(id).await;
+    let info = w.wait_attempts(delivery, 2, WAIT).await;
+    assert_eq!(info["status"], "retrying", "waiting, not failed: {info:#}");
+    assert_eq!(attempt_log(&info)[1]["http_status"], 410, "{info:#}");
+
+    // On again: the payload gets its attempt (the receiver answers 200 by now).
+    w.set_active(id, true).await;
+    let info = w.wait_status(delivery, "success", WAIT).await;
+    assert_eq!(info["attempts"], 3, "{info:#}");
+}
+
 // --- failing for too long ---
 
 #[tokio::test]
