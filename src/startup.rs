@@ -72,6 +72,8 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut background = vec![
             tokio::spawn(purge_sessions(self.app.clone(), stop_rx.clone())),
+            // webhook:disabled events (webhook.test can turn a webhook off on any node).
+            tokio::spawn(self.app.clone().announce_disabled(stop_rx.clone())),
             tokio::spawn(dispatch::retention::run(
                 self.app.store.clone(),
                 self.app.settings.delivery.retention,

@@ -96,7 +96,7 @@ impl App {
         self.metrics.payloads_created.inc();
         let (delivery_id, increment_id) = (claimed.id, claimed.increment_id);
         let (update, outcome) = attempt(&self.engine, &Target::of(hook), claimed, owner).await;
-        self.store.delivery_record(std::slice::from_ref(&update)).await?;
+        self.engine.record_outcomes(std::slice::from_ref(&update)).await?;
         if update.status == DeliveryStatus::Retrying {
             self.wake.rescan();
         }

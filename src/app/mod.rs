@@ -2,6 +2,7 @@
 //! and what each method does (`webhooks`, `events`, `deliveries`). The rpc layer unpacks
 //! parameters, calls one function here and maps the `AppError` it may return to a code.
 
+mod announce;
 pub mod auth;
 mod console;
 pub mod deliveries;

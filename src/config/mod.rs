@@ -105,6 +105,10 @@ pub struct Settings {
     #[arg(long, env = "HOOKD_DB_ACQUIRE_TIMEOUT")]
     pub db_acquire_timeout: Option<String>,
 
+    /// Turn off a webhook all of whose attempts have failed for this long; 0: never [default: 5days]
+    #[arg(long, env = "HOOKD_DISABLE_AFTER")]
+    pub disable_after: Option<String>,
+
     /// How long delivered, failed and canceled payloads are kept [default: 30days]
     #[arg(long, env = "HOOKD_RETENTION")]
     pub retention: Option<String>,
@@ -169,6 +173,7 @@ impl Settings {
             poll_interval: self.poll_interval.or(lower.poll_interval),
             lease: self.lease.or(lower.lease),
             retention: self.retention.or(lower.retention),
+            disable_after: self.disable_after.or(lower.disable_after),
             dispatch: self.dispatch.or(lower.dispatch),
             db_max_connections: self.db_max_connections.or(lower.db_max_connections),
             db_acquire_timeout: self.db_acquire_timeout.or(lower.db_acquire_timeout),
@@ -287,7 +292,7 @@ impl Config {
         count("max_message_bytes", self.app.max_message_bytes, 64, 16 << 20)?;
         count("retry_schedule (number of retries)", d.schedule.retries(), 1, 100)?;
         for step in 1..=d.schedule.retries() {
-            let delay = d.schedule.delay_after(step as u32).unwrap_or_default();
+            let delay = d.schedule.step_after(step as u32).unwrap_or_default();
             within("retry_schedule (each delay)", delay, MS, 30 * DAY)?;
         }
         within("connect_timeout", d.client.connect_timeout, 10 * MS, 5 * MINUTE)?;
@@ -297,6 +302,9 @@ impl Config {
         within("poll_interval", d.poll_interval, 10 * MS, HOUR)?;
         within("lease", d.lease, 100 * MS, DAY)?;
         within("retention", d.retention, MINUTE, 10 * YEAR)?;
+        if let Some(after) = d.disable_after {
+            within("disable_after", after, SECOND, 10 * YEAR)?;
+        }
         count("db_max_connections", self.pool.max_connections, 2, 1000)?;
         within("db_acquire_timeout", self.pool.acquire_timeout, 100 * MS, 10 * MINUTE)?;
         count("max_connections", http.max_connections, 1, 1_000_000)?;
@@ -350,6 +358,9 @@ fn delivery_settings(s: &Settings, mut d: DeliverySettings) -> anyhow::Result<De
     d.poll_interval = duration("poll_interval", &s.poll_interval, d.poll_interval)?;
     d.lease = duration("lease", &s.lease, d.lease)?;
     d.retention = duration("retention", &s.retention, d.retention)?;
+    // `0` (any zero duration) turns auto-disable off.
+    let disable_after = duration("disable_after", &s.disable_after, d.disable_after.unwrap_or_default())?;
+    d.disable_after = (!disable_after.is_zero()).then_some(disable_after);
     d.max_in_flight = s.max_in_flight.unwrap_or(d.max_in_flight);
     d.per_webhook = s.per_webhook_concurrency.unwrap_or(d.per_webhook);
     Ok(d)

@@ -74,6 +74,9 @@ fn absurd_durations_are_refused_naming_the_setting_and_its_range() {
     let cases: Vec<(&str, Settings)> = vec![
         ("HOOKD_RETENTION", with(|s| s.retention = d("300000000years"))),
         ("HOOKD_RETENTION", with(|s| s.retention = d("0s"))),
+        ("HOOKD_DISABLE_AFTER", with(|s| s.disable_after = d("500ms"))),
+        ("HOOKD_DISABLE_AFTER", with(|s| s.disable_after = d("11years"))),
+        ("HOOKD_DISABLE_AFTER", with(|s| s.disable_after = d("soon"))),
         ("HOOKD_REQUEST_TIMEOUT", with(|s| s.request_timeout = d("0s"))),
         (
             "HOOKD_REQUEST_TIMEOUT",
@@ -230,4 +233,24 @@ fn the_new_limits_come_from_the_file_too() {
     assert_eq!(c.http.max_connections, 64);
     assert_eq!(c.http.header_read_timeout, Duration::from_secs(5));
     assert_eq!(c.app.auth.max_failures_per_user, 3);
+}
+
+#[test]
+fn disable_after_defaults_to_five_days_and_zero_turns_it_off() {
+    let five_days = Some(Duration::from_secs(5 * 86_400));
+    assert_eq!(Config::defaults().app.delivery.disable_after, five_days);
+    for (value, want) in [
+        ("0", None),
+        ("0s", None),
+        ("2s", Some(Duration::from_secs(2))),
+        ("10years", Some(Duration::from_secs(315_576_000))),
+    ] {
+        let c = Config::resolve(with(|s| s.disable_after = d(value)), None).unwrap();
+        assert_eq!(c.app.delivery.disable_after, want, "{value}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hookd.toml");
+    std::fs::write(&file, "disable_after = \"1day\"\n").unwrap();
+    let c = Config::resolve(Settings::default(), Some(&file)).unwrap();
+    assert_eq!(c.app.delivery.disable_after, Some(Duration::from_secs(86_400)));
 }

@@ -1,5 +1,14 @@
 //! One delivery attempt of a claimed payload, and what it means for the payload: success,
-//! a retry at the next step of the schedule, or `failed` when the schedule is used up.
+//! a retry at the next step of the schedule (jittered), or `failed` when the schedule is
+//! used up. The receiver can steer this:
+//! - 429/503 with `Retry-After`: the next attempt waits that long (1 s … 24 h) instead of
+//!   the schedule's step; it still counts as an attempt, so a used-up schedule still fails.
+//! - 410 Gone: the webhook is turned off (see `disable`) before the outcome is written, and
+//!   the payload goes back to waiting, due at once, whatever its attempt count: it is never
+//!   `failed` by a 410. The attempt is logged and counted like any other, so once the
+//!   webhook is on again the payload continues its schedule from there (a payload whose
+//!   schedule was used up gets one more attempt). Later payloads simply wait, unclaimed,
+//!   while the webhook is off.
 
 use std::sync::Arc;
 
@@ -7,6 +16,7 @@ use bytes::Bytes;
 use tracing::Instrument;
 
 use super::client::{AttemptOutcome, AttemptRequest};
+use super::disable::{gone_reason, url_host};
 use super::retry::RetrySchedule;
 use super::Engine;
 use crate::domain::{AttemptLog, ClaimedDelivery, DeliveryUpdate};
@@ -85,13 +95,29 @@ pub async fn attempt(
         })
         .instrument(span.clone())
         .await;
-    let (status, next_attempt_at) = next_state(schedule, &outcome, claimed.attempts + 1, now_millis());
+    let now = now_millis();
+    // Turned off before the outcome is written, so the payload (due at once) is not claimed
+    // again meanwhile. Should the write fail, the 410 counts as an ordinary failure.
+    let parked = outcome.gone()
+        && match engine
+            .disable(claimed.webhook_id, gone_reason(now))
+            .instrument(span.clone())
+            .await
+        {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(parent: &span, error = ?e, "turning off a webhook after 410 Gone failed");
+                false
+            }
+        };
+    let (status, next_attempt_at) = next_state(schedule, &outcome, parked, claimed.attempts + 1, now);
     engine.metrics.attempt(outcome.success, outcome.duration.as_secs_f64());
     span.in_scope(|| {
         tracing::debug!(
             success = outcome.success,
             http_status = outcome.http_status,
             error = outcome.error.as_deref(),
+            retry_after_ms = outcome.retry_after.map(|d| d.as_millis() as u64),
             status = status.as_str(),
             next_attempt_at = %format_timestamp_millis(next_attempt_at),
             "attempt finished"
@@ -112,6 +138,7 @@ pub async fn attempt(
     });
     let update = DeliveryUpdate {
         delivery_id: claimed.id,
+        webhook_id: claimed.webhook_id,
         attempt_no: claimed.attempts + 1,
         lease_owner: owner.to_string(),
         attempt: AttemptLog {
@@ -127,25 +154,27 @@ pub async fn attempt(
     (update, outcome)
 }
 
-/// The host of a receiver URL, for log lines (the path and query may carry secrets).
-fn url_host(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
+/// The payload's next state: `parked` (the webhook was turned off by this 410) waits due
+/// at once; a failure waits the receiver's Retry-After, else the schedule's jittered step,
+/// unless the schedule is used up.
 fn next_state(
     schedule: &RetrySchedule,
     outcome: &AttemptOutcome,
+    parked: bool,
     attempts_made: i64,
     now: Millis,
 ) -> (DeliveryStatus, Millis) {
     if outcome.success {
         return (DeliveryStatus::Success, now);
     }
+    if parked {
+        return (DeliveryStatus::Retrying, now);
+    }
     match schedule.delay_after(attempts_made as u32) {
-        Some(delay) => (DeliveryStatus::Retrying, now + delay.as_millis() as i64),
+        Some(step) => {
+            let delay = outcome.retry_after.unwrap_or(step);
+            (DeliveryStatus::Retrying, now + delay.as_millis() as i64)
+        }
         None => (DeliveryStatus::Failed, now),
     }
 }
@@ -162,7 +191,21 @@ mod tests {
             duration: Duration::ZERO,
             response_prefix: String::new(),
             error: None,
+            retry_after: None,
         }
+    }
+
+    fn answered(status: u16, retry_after: Option<u64>) -> AttemptOutcome {
+        AttemptOutcome {
+            http_status: Some(status),
+            retry_after: retry_after.map(Duration::from_secs),
+            ..outcome(false)
+        }
+    }
+
+    /// `at` is `now + step` give or take 10 %.
+    fn jittered(at: Millis, now: Millis, step_ms: i64) -> bool {
+        (now + step_ms * 9 / 10..=now + step_ms * 11 / 10).contains(&at)
     }
 
     #[test]
@@ -198,17 +241,57 @@ mod tests {
     }
 
     #[test]
-    fn failures_follow_the_schedule_then_fail() {
+    fn failures_follow_the_jittered_schedule_then_fail() {
         let s = RetrySchedule::standard();
-        assert_eq!(
-            next_state(&s, &outcome(false), 1, 0),
-            (DeliveryStatus::Retrying, 60_000)
+        let (status, at) = next_state(&s, &outcome(false), false, 1, 1000);
+        assert!(status == DeliveryStatus::Retrying && jittered(at, 1000, 60_000), "{at}");
+        let (status, at) = next_state(&s, &outcome(false), false, 14, 0);
+        assert!(
+            status == DeliveryStatus::Retrying && jittered(at, 0, 24 * 3600 * 1000),
+            "{at}"
         );
         assert_eq!(
-            next_state(&s, &outcome(false), 14, 0),
-            (DeliveryStatus::Retrying, 24 * 3600 * 1000)
+            next_state(&s, &outcome(false), false, 15, 5),
+            (DeliveryStatus::Failed, 5)
         );
-        assert_eq!(next_state(&s, &outcome(false), 15, 5), (DeliveryStatus::Failed, 5));
-        assert_eq!(next_state(&s, &outcome(true), 3, 7), (DeliveryStatus::Success, 7));
+        assert_eq!(
+            next_state(&s, &outcome(true), false, 3, 7),
+            (DeliveryStatus::Success, 7)
+        );
+    }
+
+    #[test]
+    fn a_retry_after_replaces_the_step_exactly_but_not_a_used_up_schedule() {
+        let s = RetrySchedule::parse("100ms,100ms").unwrap();
+        for status in [429, 503] {
+            assert_eq!(
+                next_state(&s, &answered(status, Some(2)), false, 1, 1000),
+                (DeliveryStatus::Retrying, 3000)
+            );
+        }
+        // Still an attempt: the schedule's end fails the payload as before.
+        assert_eq!(
+            next_state(&s, &answered(429, Some(2)), false, 3, 1000),
+            (DeliveryStatus::Failed, 1000)
+        );
+        // No (usable) Retry-After: the schedule's step.
+        let (_, at) = next_state(&s, &answered(503, None), false, 1, 1000);
+        assert!(jittered(at, 1000, 100), "{at}");
+    }
+
+    #[test]
+    fn a_payload_parked_by_410_waits_due_at_once_even_at_the_end_of_its_schedule() {
+        let s = RetrySchedule::parse("100ms").unwrap();
+        for attempts_made in [1, 2, 50] {
+            assert_eq!(
+                next_state(&s, &answered(410, None), true, attempts_made, 1000),
+                (DeliveryStatus::Retrying, 1000)
+            );
+        }
+        // Not parked (the webhook could not be turned off): an ordinary failure.
+        assert_eq!(
+            next_state(&s, &answered(410, None), false, 2, 1000),
+            (DeliveryStatus::Failed, 1000)
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! Delivery of payloads to receivers: one HTTP attempt (`client`), its signatures
 //! (`signing`), when to try again (`retry`), what an attempt means for its payload
-//! (`deliver`), attempts in flight per webhook (`slots`), the loop that claims due payloads
-//! and runs attempts (`worker`), and the purge of old payloads (`retention`). `Engine` is
+//! (`deliver`), turning a webhook off because of its receiver (`disable`), attempts in
+//! flight per webhook (`slots`), the loop that claims due payloads and runs attempts
+//! (`worker`), and the purge of old payloads (`retention`). `Engine` is
 //! what the worker and `webhook.test` share; publishers wake the worker through its `Wake`.
 
 pub mod client;
 pub mod deliver;
+pub mod disable;
 pub mod retention;
 pub mod retry;
 pub mod signing;
@@ -36,6 +38,8 @@ pub struct Engine {
     /// Attempts in flight per webhook, over every sender.
     pub slots: Slots,
     pub metrics: Arc<Metrics>,
+    /// Webhooks this engine turned off, for the app to publish `webhook:disabled` events.
+    pub announcements: disable::Announcements,
 }
 
 impl Engine {
@@ -55,6 +59,7 @@ impl Engine {
             settings,
             wake: Default::default(),
             metrics,
+            announcements: Default::default(),
         }))
     }
 
@@ -100,6 +105,8 @@ pub struct DeliverySettings {
     pub lease: Duration,
     /// How long finished payloads and their attempts are kept.
     pub retention: Duration,
+    /// A webhook all of whose attempts have failed for this long is turned off; None: never.
+    pub disable_after: Option<Duration>,
 }
 
 impl Default for DeliverySettings {
@@ -112,6 +119,7 @@ impl Default for DeliverySettings {
             poll_interval: Duration::from_secs(1),
             lease: Duration::from_secs(60),
             retention: Duration::from_secs(30 * 24 * 3600),
+            disable_after: Some(Duration::from_secs(5 * 24 * 3600)),
         }
     }
 }

@@ -4,12 +4,21 @@
 //! `len + 1` attempts in all. The standard one (1m, 2m, 4m … 24h, 14 retries) spreads
 //! 15 attempts over about three and a half days. After the last attempt fails,
 //! [`RetrySchedule::delay_after`] answers `None` and the payload's status becomes `failed`.
-//! Configured as a comma list such as `100ms,250ms,1s` (`HOOKD_RETRY_SCHEDULE`); there is no
-//! jitter, so tests can predict every delay.
+//! Configured as a comma list such as `100ms,250ms,1s` (`HOOKD_RETRY_SCHEDULE`).
+//!
+//! The one idea to know: every delay is jittered, uniformly within ±10 % of its step
+//! ([`JITTER`]), so the retries of many payloads that failed together (a receiver's outage)
+//! spread out instead of arriving in lockstep when it comes back. Tests predict ranges, not
+//! instants. (A receiver's own `Retry-After` is taken as given instead; see `deliver`.)
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
+
+use rand::Rng;
+
+/// How far a retry delay may move from its step either way, as a fraction of the step.
+pub const JITTER: f64 = 0.1;
 
 /// Delays before retries 1, 2, 3 …; never empty, every delay positive.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,16 +87,29 @@ impl RetrySchedule {
         self.delays.len()
     }
 
-    /// Delay before the next attempt after `attempts_made` failed attempts (1-based).
-    /// `None` means give up: the payload's status becomes `failed`.
+    /// The configured step before the next attempt after `attempts_made` failed attempts
+    /// (1-based), without jitter; `None` once the schedule is used up.
     ///
-    /// `delay_after(0)` (nothing has failed yet) is zero: the first attempt is not delayed.
-    pub fn delay_after(&self, attempts_made: u32) -> Option<Duration> {
+    /// `step_after(0)` (nothing has failed yet) is zero: the first attempt is not delayed.
+    pub fn step_after(&self, attempts_made: u32) -> Option<Duration> {
         match attempts_made {
             0 => Some(Duration::ZERO),
             n => self.delays.get(n as usize - 1).copied(),
         }
     }
+
+    /// Delay before the next attempt after `attempts_made` failed attempts: the step with
+    /// ±10 % jitter. `None` means give up: the payload's status becomes `failed`.
+    pub fn delay_after(&self, attempts_made: u32) -> Option<Duration> {
+        let step = self.step_after(attempts_made)?;
+        Some(jitter(step, rand::thread_rng().gen_range(-1.0..=1.0)))
+    }
+}
+
+/// `step` moved by `unit` × [`JITTER`] of itself (`unit` in -1 … 1): a pure function, so its
+/// bounds can be tested without randomness.
+pub fn jitter(step: Duration, unit: f64) -> Duration {
+    step.mul_f64(1.0 + JITTER * unit.clamp(-1.0, 1.0))
 }
 
 fn parse_entry(position: usize, entry: &str) -> Result<Duration, RetryScheduleError> {
@@ -140,6 +162,41 @@ mod tests {
     const MIN: u64 = 60;
     const HOUR: u64 = 3600;
 
+    /// `delay` is within ±10 % of `step`.
+    fn within_jitter(delay: Duration, step: Duration) -> bool {
+        step.mul_f64(0.9) <= delay && delay <= step.mul_f64(1.1)
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent_either_way() {
+        let step = Duration::from_secs(100);
+        assert_eq!(jitter(step, -1.0), Duration::from_secs(90));
+        assert_eq!(jitter(step, 0.0), step);
+        assert_eq!(jitter(step, 1.0), Duration::from_secs(110));
+        // Out-of-range units are held to the bounds.
+        assert_eq!(jitter(step, -7.0), Duration::from_secs(90));
+        assert_eq!(jitter(step, 7.0), Duration::from_secs(110));
+    }
+
+    #[test]
+    fn retry_delays_are_spread_over_the_whole_jitter_range() {
+        let schedule = RetrySchedule::parse("10s").unwrap();
+        let step = Duration::from_secs(10);
+        let delays: Vec<Duration> = (0..2000).map(|_| schedule.delay_after(1).unwrap()).collect();
+        assert!(delays.iter().all(|d| within_jitter(*d, step)));
+        // Uniform over 9 s … 11 s: both outer fifths of the range are hit, and not all alike.
+        assert!(
+            delays.iter().any(|d| *d < Duration::from_millis(9_400)),
+            "no low delays"
+        );
+        assert!(
+            delays.iter().any(|d| *d > Duration::from_millis(10_600)),
+            "no high delays"
+        );
+        let below = delays.iter().filter(|d| **d < step).count();
+        assert!((800..1200).contains(&below), "{below} of 2000 below the step");
+    }
+
     #[test]
     fn standard_schedule_has_fourteen_retries_then_gives_up() {
         let schedule = RetrySchedule::standard();
@@ -162,11 +219,14 @@ mod tests {
         ];
         for (i, secs) in expected.into_iter().enumerate() {
             let attempts_made = i as u32 + 1;
+            let step = Duration::from_secs(secs);
             assert_eq!(
-                schedule.delay_after(attempts_made),
-                Some(Duration::from_secs(secs)),
+                schedule.step_after(attempts_made),
+                Some(step),
                 "after attempt {attempts_made}"
             );
+            let delay = schedule.delay_after(attempts_made).unwrap();
+            assert!(within_jitter(delay, step), "after attempt {attempts_made}: {delay:?}");
         }
         assert_eq!(schedule.delay_after(15), None);
         assert_eq!(schedule.delay_after(1000), None);
@@ -181,22 +241,24 @@ mod tests {
     #[test]
     fn nothing_failed_yet_means_no_delay() {
         assert_eq!(RetrySchedule::standard().delay_after(0), Some(Duration::ZERO));
+        assert_eq!(RetrySchedule::standard().step_after(0), Some(Duration::ZERO));
     }
 
     #[test]
     fn parses_a_short_test_schedule() {
         let schedule: RetrySchedule = "100ms,250ms,1s".parse().unwrap();
         assert_eq!(schedule.retries(), 3);
-        assert_eq!(schedule.delay_after(1), Some(Duration::from_millis(100)));
-        assert_eq!(schedule.delay_after(2), Some(Duration::from_millis(250)));
-        assert_eq!(schedule.delay_after(3), Some(Duration::from_secs(1)));
+        assert_eq!(schedule.step_after(1), Some(Duration::from_millis(100)));
+        assert_eq!(schedule.step_after(2), Some(Duration::from_millis(250)));
+        assert_eq!(schedule.step_after(3), Some(Duration::from_secs(1)));
+        assert!(within_jitter(schedule.delay_after(3).unwrap(), Duration::from_secs(1)));
         assert_eq!(schedule.delay_after(4), None);
     }
 
     #[test]
     fn whitespace_around_entries_is_ignored() {
         let schedule = RetrySchedule::parse("  1s , 2m,\t1h 30m ").unwrap();
-        assert_eq!(schedule.delay_after(3), Some(Duration::from_secs(HOUR + 30 * MIN)));
+        assert_eq!(schedule.step_after(3), Some(Duration::from_secs(HOUR + 30 * MIN)));
     }
 
     #[test]

@@ -301,7 +301,7 @@ async fn recorder(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<DeliveryU
             }
         }
         let mut tries = 0;
-        while let Err(e) = engine.store.delivery_record(&batch).await {
+        while let Err(e) = engine.record_outcomes(&batch).await {
             tries += 1;
             tracing::error!(error = ?e, tries, "recording delivery outcomes failed");
             if tries >= 30 {

@@ -94,6 +94,8 @@ pub struct AttemptLog {
 #[derive(Clone, Debug)]
 pub struct DeliveryUpdate {
     pub delivery_id: crate::domain::DeliveryId,
+    /// The payload's webhook (its `failing_since` follows the outcome).
+    pub webhook_id: WebhookId,
     /// Which attempt this is (1-based: the claimed `attempts` plus one). Recording the same
     /// attempt again changes nothing, so a write-back retried after an unclear failure
     /// never counts an attempt twice.
@@ -102,6 +104,14 @@ pub struct DeliveryUpdate {
     pub attempt: AttemptLog,
     pub status: crate::domain::DeliveryStatus,
     pub next_attempt_at: Millis,
+}
+
+/// A webhook an outcome batch logged failures for, and that has had nothing but failures
+/// since `since` (its `failing_since`): what auto-disable (`HOOKD_DISABLE_AFTER`) looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failing {
+    pub webhook: WebhookId,
+    pub since: Millis,
 }
 
 /// A payload as `webhook.deliveries` lists it.

@@ -2,6 +2,7 @@
 //! default) and `postgres` implement it. Nothing above this module writes SQL.
 
 mod error;
+mod failing;
 mod health;
 pub mod postgres;
 pub mod sqlite;
@@ -27,7 +28,7 @@ use crate::wake::Wake;
 // The records passed across the boundary live in `domain`; re-exported for the backends.
 pub use crate::domain::records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, UserRecord,
+    Failing, PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, UserRecord,
 };
 pub use error::StoreError;
 pub use health::WriteHealth;
@@ -184,7 +185,11 @@ pub trait Store: Send + Sync + 'static {
     /// A payload whose lease `owner` lost, or that was canceled meanwhile, keeps its state.
     /// Idempotent per attempt (`attempt_no`): an attempt recorded again changes nothing, so
     /// a write-back retried after an unclear failure never counts an attempt twice.
-    async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()>;
+    /// In the same transaction each webhook's `failing_since` follows its outcomes (set by
+    /// the first failure after a success, cleared by a success; one UPDATE per webhook and
+    /// batch at most, none while nothing changes). Returns the webhooks whose failures the
+    /// batch logged and that have only failed since their `failing_since`.
+    async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<Vec<Failing>>;
     async fn delivery_list(
         &self,
         scope: Scope,

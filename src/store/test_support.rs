@@ -102,6 +102,7 @@ pub fn outcome(
 ) -> DeliveryUpdate {
     DeliveryUpdate {
         delivery_id: c.id,
+        webhook_id: c.webhook_id,
         attempt_no: c.attempts + 1,
         lease_owner: owner.to_string(),
         attempt: AttemptLog {

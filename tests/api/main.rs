@@ -33,5 +33,6 @@ mod process;
 mod receiver;
 mod seed;
 mod soak;
+mod steering_feedback;
 mod tenancy;
 mod webhooks;

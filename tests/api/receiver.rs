@@ -1,6 +1,6 @@
 //! A real HTTP receiver for delivery tests: it records every request (path with query,
 //! headers, body, arrival time) and answers as each path is told to: a status, a redirect,
-//! a stall, or a scripted sequence of statuses. Signatures are checked with code written
+//! a stall, a scripted sequence of statuses, a `Retry-After`, or a status after a stall. Signatures are checked with code written
 //! here, independently of hookd's own signing module.
 
 #![allow(dead_code)]
@@ -58,6 +58,10 @@ pub enum Behaviour {
     Sequence(Vec<u16>),
     /// Answers 503 to this percentage of requests, picked at random, and 200 to the rest.
     Flaky(u8),
+    /// Answers this status (429, 503 …) with a `Retry-After` header of this value.
+    RetryAfter(u16, String),
+    /// Waits this long, then answers this status (e.g. a 410 that lets more payloads queue).
+    StallThen(Duration, u16),
 }
 
 #[derive(Default)]
@@ -198,6 +202,16 @@ async fn answer(behaviour: Behaviour) -> Response {
         Behaviour::Stall(d) => {
             tokio::time::sleep(d).await;
             (StatusCode::OK, "late").into_response()
+        }
+        Behaviour::RetryAfter(code, value) => (
+            StatusCode::from_u16(code).unwrap(),
+            [("retry-after", value)],
+            format!("answered {code}"),
+        )
+            .into_response(),
+        Behaviour::StallThen(d, code) => {
+            tokio::time::sleep(d).await;
+            (StatusCode::from_u16(code).unwrap(), format!("answered {code}")).into_response()
         }
         // An exhausted sequence answers 200.
         Behaviour::Sequence(_) => (StatusCode::OK, "ok").into_response(),

@@ -5,13 +5,15 @@
 //!
 //! Sizes: a full run publishes for 15 s per throughput phase (so a faster hookd does not
 //! make the run too short to mean anything), 10,000 events at 500/s for latency, 1,500
-//! events × 100 webhooks for fan-out, 5,000 events × 11 webhooks per isolation phase and a
+//! events × 100 webhooks for fan-out, 5,000 events × 11 webhooks per isolation and
+//! retry-after phase and a
 //! million payloads for backlog; `--smoke` uses a few hundred events everywhere;
 //! `--events N` fixes the event count of every phase (for `backlog`, the payload count).
 
 mod backlog;
 mod isolation;
 mod many_webhooks;
+mod retry_after;
 mod two_nodes;
 
 pub use two_nodes::compare_with_one_node;
@@ -58,12 +60,14 @@ pub enum Scenario {
     Backlog,
     /// One webhook stalls 5 s on 10% of its deliveries; the others' throughput
     Isolation,
+    /// One webhook's receiver answers 429 with Retry-After: 1; its retries and the others' throughput
+    RetryAfter,
     /// Every scenario above, in this order
     All,
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 9] = [
+    pub const EACH: [Scenario; 10] = [
         Scenario::Publish,
         Scenario::PublishBatch,
         Scenario::E2e,
@@ -73,6 +77,7 @@ impl Scenario {
         Scenario::ManyWebhooks,
         Scenario::Backlog,
         Scenario::Isolation,
+        Scenario::RetryAfter,
     ];
 
     pub fn name(self) -> String {
@@ -100,6 +105,7 @@ impl Scenario {
             Scenario::ManyWebhooks => return many_webhooks::run(ctx, &name).await,
             Scenario::Backlog => return backlog::run(ctx, &name).await,
             Scenario::Isolation => return isolation::run(ctx, &name).await,
+            Scenario::RetryAfter => return retry_after::run(ctx, &name).await,
             Scenario::All => anyhow::bail!("'all' is not a scenario of its own"),
         };
         let (events, deliveries) = (r.events_per_s, r.deliveries_per_s);

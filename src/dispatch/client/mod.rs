@@ -21,8 +21,11 @@ use url::{Host, Url};
 
 mod errors;
 mod resolver;
+pub mod retry_after;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_steering;
 
 use errors::{chain_text, find_in_chain, innermost_io};
 use resolver::{ForbiddenResolution, GuardedResolver};
@@ -83,6 +86,16 @@ pub struct AttemptOutcome {
     pub response_prefix: String,
     /// One readable line saying why the attempt failed; `None` on success.
     pub error: Option<String>,
+    /// A 429 or 503 answer's `Retry-After`, parsed and held to 1 s … 24 h (see
+    /// [`retry_after`]); `None` for other answers and for a header that does not parse.
+    pub retry_after: Option<Duration>,
+}
+
+impl AttemptOutcome {
+    /// The receiver answered 410 Gone: it wants no more deliveries (the webhook is turned off).
+    pub fn gone(&self) -> bool {
+        self.http_status == Some(410)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +156,7 @@ impl DeliveryClient {
             duration: started.elapsed(),
             response_prefix: outcome.prefix,
             error: outcome.error,
+            retry_after: outcome.retry_after,
         };
         tracing::debug!(
             status = outcome.http_status,
@@ -177,11 +191,15 @@ impl DeliveryClient {
             Err(_) => return Sent::failed(self.timed_out()),
         };
         let status = response.status();
+        let retry_after = retry_after_of(&response);
         let prefix = read_prefix(&mut response, deadline).await;
         let error = if status.is_success() {
             None
         } else if status.is_redirection() {
             Some(format!("redirect ({}) not followed", status.as_u16()))
+        } else if let Some(wait) = retry_after {
+            let wait = humantime::format_duration(wait);
+            Some(format!("HTTP {} (Retry-After: {wait})", status.as_u16()))
         } else {
             Some(format!("HTTP {}", status.as_u16()))
         };
@@ -189,6 +207,7 @@ impl DeliveryClient {
             status: Some(status.as_u16()),
             prefix,
             error,
+            retry_after,
         }
     }
 
@@ -236,6 +255,7 @@ struct Sent {
     status: Option<u16>,
     prefix: String,
     error: Option<String>,
+    retry_after: Option<Duration>,
 }
 
 impl Sent {
@@ -244,8 +264,18 @@ impl Sent {
             status: None,
             prefix: String::new(),
             error: Some(error),
+            retry_after: None,
         }
     }
+}
+
+/// The `Retry-After` of a 429 or 503 answer, when it parses (the first one, if repeated).
+fn retry_after_of(response: &reqwest::Response) -> Option<Duration> {
+    if !retry_after::applies_to(response.status().as_u16()) {
+        return None;
+    }
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    retry_after::parse(value, SystemTime::now())
 }
 
 /// Refuses a URL whose host is a forbidden literal IP (the resolver never sees those).

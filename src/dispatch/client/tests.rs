@@ -22,7 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 const SECRET: &[u8] = b"s3cr3t-key";
 const BODY: &str = r#"{"topic":"order.created","merchant_code":"M1","message":{"id":7}}"#;
 
-fn client(allow_private_targets: bool) -> DeliveryClient {
+pub(super) fn client(allow_private_targets: bool) -> DeliveryClient {
     DeliveryClient::new(ClientConfig {
         connect_timeout: Duration::from_millis(300),
         request_timeout: Duration::from_millis(300),
@@ -32,7 +32,7 @@ fn client(allow_private_targets: bool) -> DeliveryClient {
     .unwrap()
 }
 
-async fn attempt(client: &DeliveryClient, url: &str) -> AttemptOutcome {
+pub(super) async fn attempt(client: &DeliveryClient, url: &str) -> AttemptOutcome {
     attempt_with_headers(client, url, &[]).await
 }
 
@@ -78,7 +78,7 @@ async fn receiver(status: StatusCode) -> (String, Received) {
 }
 
 /// A raw TCP server on 127.0.0.1 that hands each connection to `handle`.
-async fn raw_server<F, Fut>(handle: F) -> SocketAddr
+pub(super) async fn raw_server<F, Fut>(handle: F) -> SocketAddr
 where
     F: Fn(TcpStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -94,7 +94,7 @@ where
 }
 
 /// Reads one request (head and Content-Length body) so the client sees a clean close.
-async fn read_request(stream: &mut TcpStream) {
+pub(super) async fn read_request(stream: &mut TcpStream) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -130,7 +130,7 @@ async fn assert_never_connected(listener: TcpListener) {
     assert!(accepted.is_err(), "the client connected to a forbidden target");
 }
 
-fn error_of(outcome: &AttemptOutcome) -> &str {
+pub(super) fn error_of(outcome: &AttemptOutcome) -> &str {
     assert!(!outcome.success, "{outcome:?}");
     outcome.error.as_deref().expect("a failed attempt has an error")
 }

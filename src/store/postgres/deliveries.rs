@@ -1,12 +1,15 @@
 //! Payloads and attempts in PostgreSQL, off the hot path: the delivery log, manual retry
-//! and retention. (Publish is in `publish`, the work queue in `queue`.)
+//! and retention, and each webhook's `failing_since` after an outcome batch. (Publish is in
+//! `publish`, the work queue and the outcome write in `queue`.)
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 use super::wakeups;
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
-use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, Requeue, Scope, StoreResult};
+use crate::store::failing::changes;
+use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, Failing};
+use crate::store::{Requeue, Scope, StoreResult};
 use crate::time::Millis;
 
 pub(super) const RECORD_COLUMNS: &str = "id, webhook_id, event_id, increment_id, topic, status, attempts, \
@@ -167,4 +170,46 @@ pub async fn purge(pool: &PgPool, before: Millis) -> StoreResult<u64> {
         }
     }
     Ok(purged)
+}
+
+/// Moves `failing_since` after an outcome batch (see `store::failing`) and returns the
+/// webhooks still failing: one statement, run after the outcome write has committed. Its
+/// UPDATE touches (and locks) only rows it changes, so a batch of successes for webhooks
+/// that are not failing writes nothing, takes no row lock (publishes hold webhook rows
+/// across their commit) and commits without a WAL flush. Should it fail, the recorder
+/// retries the batch, whose outcome write then changes nothing.
+pub async fn track_failing(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<Vec<Failing>> {
+    let changes = changes(updates);
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = changes.iter().map(|(w, _)| w.0).collect();
+    let codes: Vec<i16> = changes.iter().map(|(_, c)| c.code()).collect();
+    let at: Vec<Option<i64>> = changes.iter().map(|(_, c)| c.at()).collect();
+    // kind: 0 clear, 1 restart at `at`, 2 fail from `at` unless already failing.
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "WITH f AS (SELECT * FROM UNNEST($1::BIGINT[], $2::SMALLINT[], $3::BIGINT[]) AS t(id, kind, at)), \
+         moved AS ( \
+           UPDATE webhooks w SET failing_since = f.at FROM f \
+           WHERE w.id = f.id AND ((f.kind = 0 AND w.failing_since IS NOT NULL) \
+             OR (f.kind = 1 AND w.failing_since IS DISTINCT FROM f.at) \
+             OR (f.kind = 2 AND w.failing_since IS NULL)) \
+           RETURNING w.id, w.failing_since) \
+         SELECT w.id, COALESCE(moved.failing_since, w.failing_since) FROM f \
+           JOIN webhooks w ON w.id = f.id LEFT JOIN moved ON moved.id = f.id \
+         WHERE f.kind <> 0 AND COALESCE(moved.failing_since, w.failing_since) IS NOT NULL \
+         ORDER BY w.id",
+    )
+    .bind(&ids)
+    .bind(&codes)
+    .bind(&at)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, since)| Failing {
+            webhook: WebhookId(id),
+            since,
+        })
+        .collect())
 }

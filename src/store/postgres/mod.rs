@@ -30,8 +30,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 
 use super::{
-    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, PayloadRecord,
-    PoolSettings, PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, Failing,
+    PayloadRecord, PoolSettings, PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreResult,
+    UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
@@ -265,8 +266,10 @@ impl Store for PostgresStore {
             .observe(queue::claim(&self.pool, webhook, owner, now, lease_until, limit).await)
     }
 
-    async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()> {
-        self.health.observe(queue::record(&self.pool, updates).await)
+    async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<Vec<Failing>> {
+        self.health.observe(queue::record(&self.pool, updates).await)?;
+        self.health
+            .observe(deliveries::track_failing(&self.pool, updates).await)
     }
 
     async fn delivery_list(

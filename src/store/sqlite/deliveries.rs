@@ -1,10 +1,13 @@
 //! Payloads and attempts in SQLite, the parts off the hot path: the delivery log (reads),
-//! manual retry and retention (writer jobs). Publish is in `publish`, the queue in `queue`.
+//! manual retry and retention (writer jobs), and each webhook's `failing_since` after an
+//! outcome batch. Publish is in `publish`, the queue (and the outcome write) in `queue`.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
-use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, Requeue, Scope, StoreResult};
+use crate::store::failing::{changes, Change};
+use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, Failing};
+use crate::store::{Requeue, Scope, StoreResult};
 use crate::time::Millis;
 
 pub(super) const RECORD_COLUMNS: &str =
@@ -123,4 +126,33 @@ pub fn purge(c: &Connection, before: Millis) -> StoreResult<u64> {
     c.prepare_cached("DELETE FROM events WHERE created_at < ?1")?
         .execute([before])?;
     Ok(purged as u64)
+}
+
+/// Moves `failing_since` after an outcome batch (in the batch's writer job, so in its
+/// transaction; see `store::failing`) and returns the webhooks still failing. At most one
+/// UPDATE per webhook, and only when it changes the row; one point read per failing webhook.
+pub fn track_failing(c: &Connection, updates: &[DeliveryUpdate]) -> StoreResult<Vec<Failing>> {
+    let mut clear =
+        c.prepare_cached("UPDATE webhooks SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL")?;
+    let mut restart =
+        c.prepare_cached("UPDATE webhooks SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NOT ?2")?;
+    let mut start =
+        c.prepare_cached("UPDATE webhooks SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL")?;
+    let mut since = c.prepare_cached("SELECT failing_since FROM webhooks WHERE id = ?1")?;
+    let mut failing = Vec::new();
+    for (webhook, change) in changes(updates) {
+        match change {
+            Change::Clear => {
+                clear.execute([webhook.0])?;
+                continue;
+            }
+            Change::Restart(at) => restart.execute([webhook.0, at])?,
+            Change::Fail(at) => start.execute([webhook.0, at])?,
+        };
+        let found: Option<Option<i64>> = since.query_row([webhook.0], |r| r.get(0)).optional()?;
+        if let Some(Some(since)) = found {
+            failing.push(Failing { webhook, since });
+        }
+    }
+    Ok(failing)
 }

@@ -31,8 +31,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, PayloadRecord,
-    PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, Failing,
+    PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord,
+    WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
@@ -319,14 +320,20 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<()> {
+    async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<Vec<Failing>> {
         let ids: Vec<DeliveryId> = updates.iter().map(|u| u.delivery_id).collect();
         let updates = updates.to_vec();
-        self.writer.write(move |c, _| queue::record(c, &updates)).await?;
+        let failing = self
+            .writer
+            .write(move |c, _| {
+                queue::record(c, &updates)?;
+                deliveries::track_failing(c, &updates)
+            })
+            .await?;
         // Committed: the payloads have left the queue (or wait for a retry), so their
         // leases can go.
         self.leases.release(ids);
-        Ok(())
+        Ok(failing)
     }
 
     async fn delivery_list(

@@ -163,3 +163,58 @@ store_test! {
         );
     }
 }
+
+store_test! {
+    /// `failing_since` follows the outcomes: set by the first failure after a success, kept
+    /// by later failures, cleared by a success (or by hookd turning the webhook off); each
+    /// batch reports the webhooks it saw fail that are failing, with their run's start.
+    async fn outcomes_keep_each_webhook_s_failing_since(db, store) {
+        use crate::store::Failing;
+        let m = merchant(&*store, "shop").await;
+        let (a, b) = (
+            create_hook(&*store, m, "order:created", true).await,
+            create_hook(&*store, m, "order:created", true).await,
+        );
+        for _ in 0..7 {
+            publish(&*store, m, "order:created").await;
+        }
+        let now = now_millis();
+        let ca = store.delivery_claim(a, "n", now, now + HOUR, 7).await.unwrap();
+        let cb = store.delivery_claim(b, "n", now, now + HOUR, 7).await.unwrap();
+        let (fail, ok) = (DeliveryStatus::Retrying, DeliveryStatus::Success);
+        let failing = |webhook, since| Failing { webhook, since };
+
+        // A fails (from 1000), B succeeds: only A is reported.
+        let got = store
+            .delivery_record(&[outcome(&ca[0], "n", fail, Some(500), 1000), outcome(&cb[0], "n", ok, Some(200), 1000)])
+            .await
+            .unwrap();
+        assert_eq!(got, vec![failing(a, 1000)]);
+        // Later failures keep the run's start; a failing batch of B starts B's.
+        let got = store
+            .delivery_record(&[outcome(&ca[1], "n", fail, Some(500), 2000), outcome(&cb[1], "n", fail, None, 2500)])
+            .await
+            .unwrap();
+        assert_eq!(got, vec![failing(a, 1000), failing(b, 2500)]);
+        // A success ends A's run: the next failure starts a new one.
+        assert!(store.delivery_record(&[outcome(&ca[2], "n", ok, Some(200), 3000)]).await.unwrap().is_empty());
+        let got = store.delivery_record(&[outcome(&ca[3], "n", fail, Some(500), 4000)]).await.unwrap();
+        assert_eq!(got, vec![failing(a, 4000)]);
+        // A success then a failure in one batch: the run starts at that failure.
+        let got = store
+            .delivery_record(&[outcome(&ca[5], "n", fail, Some(503), 6000), outcome(&ca[4], "n", ok, Some(200), 5000)])
+            .await
+            .unwrap();
+        assert_eq!(got, vec![failing(a, 6000)]);
+        // Turned off, its run is over; the same for a status change by the merchant.
+        assert!(store.webhook_disable(a, "410 Gone").await.unwrap());
+        let got = store.delivery_record(&[outcome(&ca[6], "n", fail, Some(410), 7000)]).await.unwrap();
+        assert_eq!(got, vec![failing(a, 7000)]);
+        store.webhook_set_active(Scope::All, &StatusTarget::Id(b), true).await.unwrap();
+        let got = store.delivery_record(&[outcome(&cb[2], "n", fail, Some(500), 8000)]).await.unwrap();
+        assert_eq!(got, vec![failing(b, 8000)]);
+        // A deleted webhook is not reported.
+        assert!(store.webhook_delete(Scope::All, b).await.unwrap());
+        assert!(store.delivery_record(&[outcome(&cb[3], "n", fail, Some(500), 9000)]).await.unwrap().is_empty());
+    }
+}
