@@ -6,9 +6,12 @@
 //! committed. If the process dies in between, the lease expires (or, on SQLite, ends with
 //! the process) and the payload is sent again.
 //!
-//! Work is organised in lanes, one per webhook with payloads due, each with at most
-//! `per_webhook` attempts in flight (and `max_in_flight` over all lanes), so a receiver that
-//! hangs only holds its own lane. New payloads of this process wake the loop at once; a
+//! Work is organised in lanes, one per webhook with payloads due, each with at most its
+//! webhook's limit of attempts in flight (adaptive, at most `per_webhook`, see `slots`; one
+//! for an ordered webhook) and `max_in_flight` over all lanes, so a receiver that hangs only
+//! holds its own lane. Claims are paced by the webhook's settings (`ordered`, `max_rate`,
+//! see `store::pace`): when pacing holds due payloads back, the claim says until when, and
+//! the lane sleeps until exactly then. New payloads of this process wake the loop at once; a
 //! queue scan every `poll_interval` finds the rest (retries come due, other processes'
 //! payloads, expired leases). Outcomes are written back by a recorder task in batches.
 
@@ -20,9 +23,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::deliver::{attempt, Target};
+use super::slots::Signal;
 use super::Engine;
 use crate::domain::{DeliveryStatus, WebhookId};
 use crate::domain::{DeliveryUpdate, Scope};
+use crate::store::Pacing;
 use crate::time::{now_millis, Millis};
 
 /// Most webhook targets kept loaded (a few hundred bytes each).
@@ -41,8 +46,8 @@ struct Lane {
 }
 
 impl Lane {
-    fn has_room(&self, per_webhook: usize) -> bool {
-        self.in_flight < per_webhook && !self.starved
+    fn has_room(&self, cap: usize) -> bool {
+        self.in_flight < cap && !self.starved
     }
 
     fn due(&mut self, at: Millis) {
@@ -65,6 +70,8 @@ struct Dispatcher {
     /// a claim showing a newer version reloads the target before anything is sent. A
     /// deleted webhook just has nothing to claim.
     targets: HashMap<WebhookId, Arc<Target>>,
+    /// Each webhook's pacing, loaded (and reloaded) with its target.
+    pacing: HashMap<WebhookId, Pacing>,
     in_flight: usize,
     record_tx: mpsc::UnboundedSender<DeliveryUpdate>,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -83,6 +90,7 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
         owner,
         lanes: HashMap::new(),
         targets: HashMap::new(),
+        pacing: HashMap::new(),
         in_flight: 0,
         record_tx,
         done_tx,
@@ -148,13 +156,13 @@ impl Dispatcher {
     /// concurrently (on PostgreSQL each is a query of its own).
     async fn claim_due(&mut self) {
         let s = &self.engine.settings;
-        let (per_webhook, max_in_flight) = (s.per_webhook, s.max_in_flight);
+        let max_in_flight = s.max_in_flight;
         let lease = s.lease.as_millis() as i64;
         let now = now_millis();
         let mut due: Vec<(Millis, WebhookId)> = self
             .lanes
             .iter()
-            .filter(|(_, l)| l.has_room(per_webhook) && l.next_due.is_some_and(|t| t <= now))
+            .filter(|(id, l)| l.has_room(self.cap(**id)) && l.next_due.is_some_and(|t| t <= now))
             .map(|(id, l)| (l.next_due.unwrap_or(now), *id))
             .collect();
         due.sort_unstable();
@@ -168,13 +176,14 @@ impl Dispatcher {
                 self.lanes.remove(&webhook);
                 continue;
             };
+            let (cap, pacing) = (self.cap(webhook), self.pacing_of(webhook));
             let lane = self.lanes.get_mut(&webhook).expect("lane exists");
             // The webhook's slots are shared with `webhook.test` pings; a lane whose slots
             // they hold waits until one is given back (which wakes it).
             let want = self
                 .engine
                 .slots
-                .take(webhook, (per_webhook - lane.in_flight).min(room));
+                .take(webhook, cap.saturating_sub(lane.in_flight).min(room));
             if want == 0 {
                 lane.starved = true;
                 continue;
@@ -183,7 +192,7 @@ impl Dispatcher {
             let (store, owner) = (self.engine.store.clone(), self.owner.clone());
             claims.spawn(async move {
                 let claimed = store
-                    .delivery_claim(webhook, &owner, now, now + lease, want as i64)
+                    .delivery_claim_paced(webhook, &owner, now, now + lease, want as i64, pacing)
                     .await;
                 (webhook, target, want, claimed)
             });
@@ -192,10 +201,11 @@ impl Dispatcher {
             let Ok((webhook, target, want, claimed)) = joined else {
                 continue;
             };
-            let got = claimed.as_ref().map_or(0, Vec::len);
+            let got = claimed.as_ref().map_or(0, |c| c.claimed.len());
             self.engine.slots.give(webhook, want - got);
             match claimed {
-                Ok(claimed) => {
+                Ok(paced) => {
+                    let claimed = paced.claimed;
                     // Changed since it was loaded (on any node): load it again. Should that
                     // fail, the payloads go out as before rather than wait.
                     let target = match claimed.iter().map(|c| c.webhook_version).max() {
@@ -204,7 +214,8 @@ impl Dispatcher {
                     };
                     let lane = self.lanes.entry(webhook).or_default();
                     if claimed.len() < want {
-                        lane.next_due = None;
+                        // Nothing more is due, or pacing holds it back until `next_at`.
+                        lane.next_due = paced.next_at;
                     }
                     lane.in_flight += claimed.len();
                     self.in_flight += claimed.len();
@@ -228,6 +239,21 @@ impl Dispatcher {
         self.target(webhook).await
     }
 
+    fn pacing_of(&self, webhook: WebhookId) -> Pacing {
+        self.pacing.get(&webhook).copied().unwrap_or_default()
+    }
+
+    /// How many attempts the webhook's lane may have in flight: its adaptive limit, or one
+    /// when it is ordered.
+    fn cap(&self, webhook: WebhookId) -> usize {
+        let limit = self.engine.slots.limit(webhook);
+        if self.pacing_of(webhook).ordered {
+            limit.min(1)
+        } else {
+            limit
+        }
+    }
+
     /// The webhook's target, loaded once; None when the webhook is gone.
     async fn target(&mut self, webhook: WebhookId) -> Option<Arc<Target>> {
         if let Some(t) = self.targets.get(&webhook) {
@@ -238,8 +264,14 @@ impl Dispatcher {
                 let t = Target::of(&hook);
                 if self.targets.len() >= MAX_TARGETS {
                     self.targets.clear();
+                    self.pacing.clear();
                 }
                 self.targets.insert(webhook, t.clone());
+                let pacing = Pacing {
+                    ordered: hook.ordered,
+                    max_rate: hook.max_rate,
+                };
+                self.pacing.insert(webhook, pacing);
                 Some(t)
             }
             Ok(None) => None,
@@ -256,7 +288,9 @@ impl Dispatcher {
         let (record, done) = (self.record_tx.clone(), self.done_tx.clone());
         tokio::spawn(async move {
             let webhook = claimed.webhook_id;
-            let (update, _) = attempt(&engine, &target, claimed, &owner).await;
+            let sent_at = std::time::Instant::now();
+            let (update, outcome) = attempt(&engine, &target, claimed, &owner).await;
+            engine.slots.feedback(webhook, sent_at, Signal::of(&outcome));
             engine.slots.give(webhook, 1);
             let retry_at = (update.status == DeliveryStatus::Retrying).then_some(update.next_attempt_at);
             // The slot is free once the receiver has answered; until the outcome is written
@@ -267,23 +301,26 @@ impl Dispatcher {
     }
 
     fn finish(&mut self, done: Done) {
+        let ordered = self.pacing_of(done.webhook).ordered;
         self.in_flight = self.in_flight.saturating_sub(1);
         let lane = self.lanes.entry(done.webhook).or_default();
         lane.in_flight = lane.in_flight.saturating_sub(1);
         lane.starved = false;
         if let Some(at) = done.retry_at {
             lane.due(at);
+        } else if ordered {
+            // The head is done with (delivered or failed): the next one may go at once.
+            lane.due(now_millis());
         }
     }
 
     /// The earliest due time among lanes that have room for more.
     fn next_timer(&self) -> Option<Instant> {
-        let per_webhook = self.engine.settings.per_webhook;
         let earliest = self
             .lanes
-            .values()
-            .filter(|l| l.has_room(per_webhook))
-            .filter_map(|l| l.next_due)
+            .iter()
+            .filter(|(id, l)| l.has_room(self.cap(**id)))
+            .filter_map(|(_, l)| l.next_due)
             .min()?;
         let wait = (earliest - now_millis()).max(0) as u64;
         Some(Instant::now() + Duration::from_millis(wait))

@@ -31,5 +31,6 @@ mod process;
 mod receiver;
 mod seed;
 mod soak;
+mod steering_pacing;
 mod tenancy;
 mod webhooks;
