@@ -120,7 +120,11 @@ mod tests {
         assert_eq!(b.settle(W, bucket, 1000, 0), Some(1050));
         assert_eq!(b.take(W, bucket, 1049, 10), 0);
         assert_eq!(b.take(W, bucket, 1050, 10), 1);
-        assert_eq!(b.take(W, bucket, 1200, 10), 2, "never more than the burst after a pause");
+        assert_eq!(
+            b.take(W, bucket, 1200, 10),
+            2,
+            "never more than the burst after a pause"
+        );
         assert_eq!(b.take(WebhookId(2), bucket, 1200, 1), 1, "buckets are per webhook");
     }
 
@@ -128,7 +132,11 @@ mod tests {
     fn unused_tokens_go_back() {
         let (b, bucket) = (Buckets::default(), Bucket::for_rate(10.0)); // 100 ms, burst 1
         assert_eq!(b.take(W, bucket, 0, 1), 1);
-        assert_eq!(b.settle(W, bucket, 0, 1), None, "the token was not used: it is still there");
+        assert_eq!(
+            b.settle(W, bucket, 0, 1),
+            None,
+            "the token was not used: it is still there"
+        );
         assert_eq!(b.take(W, bucket, 0, 1), 1);
         assert_eq!(b.settle(W, bucket, 0, 0), Some(100));
     }

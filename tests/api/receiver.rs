@@ -60,7 +60,10 @@ pub enum Behaviour {
     Flaky(u8),
     /// A receiver with little room: 429 at once when more than `max_open` requests are open
     /// (this one included), else waits `hold` and answers 200.
-    Crowded { max_open: usize, hold: Duration },
+    Crowded {
+        max_open: usize,
+        hold: Duration,
+    },
 }
 
 #[derive(Default)]

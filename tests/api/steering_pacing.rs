@@ -178,7 +178,10 @@ async fn concurrency_shrinks_for_a_crowded_receiver_and_everything_is_delivered(
     let log = attempts(&w, hook).await;
     let (warm_up, rest) = log.split_at(40);
     let (early, late) = (share_429(warm_up), share_429(rest));
-    println!("429 share: {early:.2} in the first 40 attempts, {late:.2} in the {} after", rest.len());
+    println!(
+        "429 share: {early:.2} in the first 40 attempts, {late:.2} in the {} after",
+        rest.len()
+    );
     assert!(
         early > 0.3 && late < 0.4 && late < early,
         "429 share: {early:.2} in the first 40 attempts, {late:.2} after ({} attempts)",

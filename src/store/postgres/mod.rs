@@ -30,8 +30,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 
 use super::{
-    ClaimedDelivery, PacedClaim, Pacing, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, PayloadRecord,
-    PoolSettings, PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, PacedClaim,
+    Pacing, PayloadRecord, PoolSettings, PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreResult,
+    UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,

@@ -32,8 +32,9 @@ use async_trait::async_trait;
 
 use super::pace::Buckets;
 use super::{
-    ClaimedDelivery, PacedClaim, Pacing, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, PayloadRecord,
-    PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, PacedClaim,
+    Pacing, PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult,
+    UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,

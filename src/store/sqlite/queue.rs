@@ -137,7 +137,9 @@ fn claim_head(
                    AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1) \
                  ORDER BY increment_id LIMIT 1",
             )?
-            .query_row(params![webhook.0], |r| Ok((claimed_row(webhook, r)?, r.get::<_, Millis>(5)?)))
+            .query_row(params![webhook.0], |r| {
+                Ok((claimed_row(webhook, r)?, r.get::<_, Millis>(5)?))
+            })
             .optional()?;
         let Some((head, due)) = head else {
             return Ok((Vec::new(), None));
