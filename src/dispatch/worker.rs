@@ -213,9 +213,12 @@ impl Dispatcher {
                         _ => target,
                     };
                     let lane = self.lanes.entry(webhook).or_default();
-                    if claimed.len() < want {
-                        // Nothing more is due, or pacing holds it back until `next_at`.
+                    if paced.next_at.is_some() {
+                        // Pacing holds what is due back until then (the next token, or an
+                        // ordered head's retry): sleep until exactly that time.
                         lane.next_due = paced.next_at;
+                    } else if claimed.len() < want {
+                        lane.next_due = None;
                     }
                     lane.in_flight += claimed.len();
                     self.in_flight += claimed.len();
