@@ -183,7 +183,7 @@ async fn concurrency_shrinks_for_a_crowded_receiver_and_everything_is_delivered(
         rest.len()
     );
     assert!(
-        early > 0.3 && late < 0.4 && late < early,
+        late < 0.4 && late + 0.1 < early,
         "429 share: {early:.2} in the first 40 attempts, {late:.2} after ({} attempts)",
         log.len()
     );
