@@ -64,9 +64,13 @@ impl Slots {
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WebhookId, Window>> {
+        self.windows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Runs `f` on the webhook's window, dropping it after when it is back to a fresh one's.
     fn with<T>(&self, webhook: WebhookId, f: impl FnOnce(&mut Window) -> T) -> T {
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut windows = self.lock();
         let w = windows.entry(webhook).or_insert(Window {
             used: 0,
             limit: self.per_webhook,
@@ -116,12 +120,12 @@ impl Slots {
 
     /// Slots of the webhook in use now.
     pub fn in_use(&self, webhook: WebhookId) -> usize {
-        self.with(webhook, |w| w.used)
+        self.lock().get(&webhook).map_or(0, |w| w.used)
     }
 
     /// How many attempts the webhook may have in flight now.
     pub fn limit(&self, webhook: WebhookId) -> usize {
-        self.with(webhook, |w| w.limit)
+        self.lock().get(&webhook).map_or(self.per_webhook, |w| w.limit)
     }
 
     /// Adapts the webhook's limit to the outcome of an attempt sent at `sent_at`.

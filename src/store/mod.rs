@@ -185,6 +185,7 @@ pub trait Store: Send + Sync + 'static {
             .await?;
         Ok(claim.claimed)
     }
+
     /// `delivery_claim` paced as the webhook's settings say (see `pace`): an ordered webhook
     /// gives only its head, when due and not leased (never two nodes at once); a `max_rate`
     /// takes a token per payload from the webhook's bucket (on PostgreSQL shared by nodes).
