@@ -6,13 +6,17 @@
 //! committed. If the process dies in between, the lease expires (or, on SQLite, ends with
 //! the process) and the payload is sent again.
 //!
-//! Work is organised in lanes, one per webhook with payloads due, each with at most
-//! `per_webhook` attempts in flight (and `max_in_flight` over all lanes), so a receiver that
-//! hangs only holds its own lane. New payloads of this process wake the loop at once; a
+//! Work is organised in lanes, one per webhook with payloads due, each with at most its
+//! webhook's limit of attempts in flight (adaptive, at most `per_webhook`, see `slots`; one
+//! for an ordered webhook) and `max_in_flight` over all lanes, so a receiver that hangs only
+//! holds its own lane. Claims are paced by the webhook's settings (`ordered`, `max_rate`,
+//! see `store::pace`): when pacing holds due payloads back, the claim says until when, and
+//! the lane sleeps until exactly then. New payloads of this process wake the loop at once; a
 //! queue scan every `poll_interval` finds the rest (retries come due, other processes'
 //! payloads, expired leases). Outcomes are written back by a recorder task in batches.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,9 +24,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::deliver::{attempt, Target};
+use super::slots::Signal;
 use super::Engine;
 use crate::domain::{DeliveryStatus, WebhookId};
 use crate::domain::{DeliveryUpdate, Scope};
+use crate::store::Pacing;
 use crate::time::{now_millis, Millis};
 
 /// Most webhook targets kept loaded (a few hundred bytes each).
@@ -31,22 +37,44 @@ const MAX_TARGETS: usize = 100_000;
 /// Most outcomes written back in one transaction.
 const RECORD_BATCH: usize = 512;
 
+/// Most retry times a lane remembers; past that the queue scan finds the rest.
+const MAX_REMEMBERED_RETRIES: usize = 4096;
+
 #[derive(Default)]
 struct Lane {
     in_flight: usize,
     /// When this lane next has a payload due; None when it has none we know of.
     next_due: Option<Millis>,
+    /// When this node's own retries of the webhook come due (earliest first), so a claim that
+    /// finds nothing due yet still knows when to look again, rather than waiting for the
+    /// next queue scan.
+    retries: BinaryHeap<Reverse<Millis>>,
     /// Its webhook's slots are all held by others (test pings) until one is given back.
     starved: bool,
 }
 
 impl Lane {
-    fn has_room(&self, per_webhook: usize) -> bool {
-        self.in_flight < per_webhook && !self.starved
+    fn has_room(&self, cap: usize) -> bool {
+        self.in_flight < cap && !self.starved
     }
 
     fn due(&mut self, at: Millis) {
         self.next_due = Some(self.next_due.map_or(at, |d| d.min(at)));
+    }
+
+    fn retry_at(&mut self, at: Millis) {
+        self.due(at);
+        if self.retries.len() < MAX_REMEMBERED_RETRIES {
+            self.retries.push(Reverse(at));
+        }
+    }
+
+    /// A claim took everything due at `now`: the lane waits for its next known retry.
+    fn drained(&mut self, now: Millis) {
+        while self.retries.peek().is_some_and(|Reverse(at)| *at <= now) {
+            self.retries.pop();
+        }
+        self.next_due = self.retries.peek().map(|Reverse(at)| *at);
     }
 }
 
@@ -65,6 +93,8 @@ struct Dispatcher {
     /// a claim showing a newer version reloads the target before anything is sent. A
     /// deleted webhook just has nothing to claim.
     targets: HashMap<WebhookId, Arc<Target>>,
+    /// Each webhook's pacing, loaded (and reloaded) with its target.
+    pacing: HashMap<WebhookId, Pacing>,
     in_flight: usize,
     record_tx: mpsc::UnboundedSender<DeliveryUpdate>,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -83,6 +113,7 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
         owner,
         lanes: HashMap::new(),
         targets: HashMap::new(),
+        pacing: HashMap::new(),
         in_flight: 0,
         record_tx,
         done_tx,
@@ -148,13 +179,13 @@ impl Dispatcher {
     /// concurrently (on PostgreSQL each is a query of its own).
     async fn claim_due(&mut self) {
         let s = &self.engine.settings;
-        let (per_webhook, max_in_flight) = (s.per_webhook, s.max_in_flight);
+        let max_in_flight = s.max_in_flight;
         let lease = s.lease.as_millis() as i64;
         let now = now_millis();
         let mut due: Vec<(Millis, WebhookId)> = self
             .lanes
             .iter()
-            .filter(|(_, l)| l.has_room(per_webhook) && l.next_due.is_some_and(|t| t <= now))
+            .filter(|(id, l)| l.has_room(self.cap(**id)) && l.next_due.is_some_and(|t| t <= now))
             .map(|(id, l)| (l.next_due.unwrap_or(now), *id))
             .collect();
         due.sort_unstable();
@@ -168,13 +199,14 @@ impl Dispatcher {
                 self.lanes.remove(&webhook);
                 continue;
             };
+            let (cap, pacing) = (self.cap(webhook), self.pacing_of(webhook));
             let lane = self.lanes.get_mut(&webhook).expect("lane exists");
             // The webhook's slots are shared with `webhook.test` pings; a lane whose slots
             // they hold waits until one is given back (which wakes it).
             let want = self
                 .engine
                 .slots
-                .take(webhook, (per_webhook - lane.in_flight).min(room));
+                .take(webhook, cap.saturating_sub(lane.in_flight).min(room));
             if want == 0 {
                 lane.starved = true;
                 continue;
@@ -183,7 +215,7 @@ impl Dispatcher {
             let (store, owner) = (self.engine.store.clone(), self.owner.clone());
             claims.spawn(async move {
                 let claimed = store
-                    .delivery_claim(webhook, &owner, now, now + lease, want as i64)
+                    .delivery_claim_paced(webhook, &owner, now, now + lease, want as i64, pacing)
                     .await;
                 (webhook, target, want, claimed)
             });
@@ -192,10 +224,11 @@ impl Dispatcher {
             let Ok((webhook, target, want, claimed)) = joined else {
                 continue;
             };
-            let got = claimed.as_ref().map_or(0, Vec::len);
+            let got = claimed.as_ref().map_or(0, |c| c.claimed.len());
             self.engine.slots.give(webhook, want - got);
             match claimed {
-                Ok(claimed) => {
+                Ok(paced) => {
+                    let claimed = paced.claimed;
                     // Changed since it was loaded (on any node): load it again. Should that
                     // fail, the payloads go out as before rather than wait.
                     let target = match claimed.iter().map(|c| c.webhook_version).max() {
@@ -203,8 +236,12 @@ impl Dispatcher {
                         _ => target,
                     };
                     let lane = self.lanes.entry(webhook).or_default();
-                    if claimed.len() < want {
-                        lane.next_due = None;
+                    if paced.next_at.is_some() {
+                        // Pacing holds what is due back until then (the next token, or an
+                        // ordered head's retry): sleep until exactly that time.
+                        lane.next_due = paced.next_at;
+                    } else if claimed.len() < want {
+                        lane.drained(now);
                     }
                     lane.in_flight += claimed.len();
                     self.in_flight += claimed.len();
@@ -228,6 +265,21 @@ impl Dispatcher {
         self.target(webhook).await
     }
 
+    fn pacing_of(&self, webhook: WebhookId) -> Pacing {
+        self.pacing.get(&webhook).copied().unwrap_or_default()
+    }
+
+    /// How many attempts the webhook's lane may have in flight: its adaptive limit, or one
+    /// when it is ordered.
+    fn cap(&self, webhook: WebhookId) -> usize {
+        let limit = self.engine.slots.limit(webhook);
+        if self.pacing_of(webhook).ordered {
+            limit.min(1)
+        } else {
+            limit
+        }
+    }
+
     /// The webhook's target, loaded once; None when the webhook is gone.
     async fn target(&mut self, webhook: WebhookId) -> Option<Arc<Target>> {
         if let Some(t) = self.targets.get(&webhook) {
@@ -238,8 +290,14 @@ impl Dispatcher {
                 let t = Target::of(&hook);
                 if self.targets.len() >= MAX_TARGETS {
                     self.targets.clear();
+                    self.pacing.clear();
                 }
                 self.targets.insert(webhook, t.clone());
+                let pacing = Pacing {
+                    ordered: hook.ordered,
+                    max_rate: hook.max_rate,
+                };
+                self.pacing.insert(webhook, pacing);
                 Some(t)
             }
             Ok(None) => None,
@@ -256,7 +314,9 @@ impl Dispatcher {
         let (record, done) = (self.record_tx.clone(), self.done_tx.clone());
         tokio::spawn(async move {
             let webhook = claimed.webhook_id;
-            let (update, _) = attempt(&engine, &target, claimed, &owner).await;
+            let sent_at = std::time::Instant::now();
+            let (update, outcome) = attempt(&engine, &target, claimed, &owner).await;
+            engine.slots.feedback(webhook, sent_at, Signal::of(&outcome));
             engine.slots.give(webhook, 1);
             let retry_at = (update.status == DeliveryStatus::Retrying).then_some(update.next_attempt_at);
             // The slot is free once the receiver has answered; until the outcome is written
@@ -267,23 +327,26 @@ impl Dispatcher {
     }
 
     fn finish(&mut self, done: Done) {
+        let ordered = self.pacing_of(done.webhook).ordered;
         self.in_flight = self.in_flight.saturating_sub(1);
         let lane = self.lanes.entry(done.webhook).or_default();
         lane.in_flight = lane.in_flight.saturating_sub(1);
         lane.starved = false;
         if let Some(at) = done.retry_at {
-            lane.due(at);
+            lane.retry_at(at);
+        } else if ordered {
+            // The head is done with (delivered or failed): the next one may go at once.
+            lane.due(now_millis());
         }
     }
 
     /// The earliest due time among lanes that have room for more.
     fn next_timer(&self) -> Option<Instant> {
-        let per_webhook = self.engine.settings.per_webhook;
         let earliest = self
             .lanes
-            .values()
-            .filter(|l| l.has_room(per_webhook))
-            .filter_map(|l| l.next_due)
+            .iter()
+            .filter(|(id, l)| l.has_room(self.cap(**id)))
+            .filter_map(|(_, l)| l.next_due)
             .min()?;
         let wait = (earliest - now_millis()).max(0) as u64;
         Some(Instant::now() + Duration::from_millis(wait))

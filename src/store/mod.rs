@@ -4,6 +4,7 @@
 mod error;
 mod failing;
 mod health;
+mod pace;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(test)]
@@ -32,6 +33,7 @@ pub use crate::domain::records::{
 };
 pub use error::StoreError;
 pub use health::WriteHealth;
+pub use pace::{PacedClaim, Pacing};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -180,7 +182,25 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         lease_until: Millis,
         limit: i64,
-    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        let claim = self
+            .delivery_claim_paced(webhook, owner, now, lease_until, limit, Pacing::default())
+            .await?;
+        Ok(claim.claimed)
+    }
+
+    /// `delivery_claim` paced as the webhook's settings say (see `pace`): an ordered webhook
+    /// gives only its head, when due and not leased (never two nodes at once); a `max_rate`
+    /// takes a token per payload from the webhook's bucket (on PostgreSQL shared by nodes).
+    async fn delivery_claim_paced(
+        &self,
+        webhook: WebhookId,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+        limit: i64,
+        pacing: Pacing,
+    ) -> StoreResult<PacedClaim>;
     /// Logs the attempts and moves each payload to its new state, in one transaction.
     /// A payload whose lease `owner` lost, or that was canceled meanwhile, keeps its state.
     /// Idempotent per attempt (`attempt_no`): an attempt recorded again changes nothing, so

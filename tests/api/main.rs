@@ -34,5 +34,6 @@ mod receiver;
 mod seed;
 mod soak;
 mod steering_feedback;
+mod steering_pacing;
 mod tenancy;
 mod webhooks;

@@ -62,6 +62,12 @@ pub enum Behaviour {
     RetryAfter(u16, String),
     /// Waits this long, then answers this status (e.g. a 410 that lets more payloads queue).
     StallThen(Duration, u16),
+    /// A receiver with little room: 429 at once when more than `max_open` requests are open
+    /// (this one included), else waits `hold` and answers 200.
+    Crowded {
+        max_open: usize,
+        hold: Duration,
+    },
 }
 
 #[derive(Default)]
@@ -181,18 +187,26 @@ async fn handle(
         at: Instant::now(),
     });
     shared.arrived.notify_waiters();
-    {
+    let now_open = {
         let mut open = shared.open.lock().unwrap();
         open.0 += 1;
         open.1 = open.1.max(open.0);
-    }
-    let response = answer(behaviour).await;
+        open.0
+    };
+    let response = answer(behaviour, now_open).await;
     shared.open.lock().unwrap().0 -= 1;
     response
 }
 
-async fn answer(behaviour: Behaviour) -> Response {
+async fn answer(behaviour: Behaviour, now_open: usize) -> Response {
     match behaviour {
+        Behaviour::Crowded { max_open, .. } if now_open > max_open => {
+            (StatusCode::TOO_MANY_REQUESTS, "too many at once").into_response()
+        }
+        Behaviour::Crowded { hold, .. } => {
+            tokio::time::sleep(hold).await;
+            (StatusCode::OK, "ok").into_response()
+        }
         Behaviour::Flaky(percent) if rand::random::<u8>() % 100 < percent => {
             (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response()
         }

@@ -31,7 +31,8 @@ use tokio::sync::watch;
 
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, Failing,
-    PayloadRecord, PoolSettings, PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreResult,
+    PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest, Published, Requeue, Scope, StatusTarget, Store,
+    StoreResult,
     UserRecord, WriteHealth,
 };
 use crate::domain::{
@@ -254,16 +255,17 @@ impl Store for PostgresStore {
         queue::due_count(&self.pool, now, cap).await
     }
 
-    async fn delivery_claim(
+    async fn delivery_claim_paced(
         &self,
         webhook: WebhookId,
         owner: &str,
         now: Millis,
         lease_until: Millis,
         limit: i64,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        pacing: Pacing,
+    ) -> StoreResult<PacedClaim> {
         self.health
-            .observe(queue::claim(&self.pool, webhook, owner, now, lease_until, limit).await)
+            .observe(queue::claim_paced(&self.pool, webhook, owner, (now, lease_until), limit, pacing).await)
     }
 
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<Vec<Failing>> {

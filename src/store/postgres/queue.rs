@@ -1,10 +1,12 @@
 //! The leased work queue in PostgreSQL: the scan for webhooks with work, claims (leases
 //! written onto the rows, so several nodes can share the queue) and recording outcomes.
 
+use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
-use crate::store::{ClaimedDelivery, DeliveryUpdate, StoreResult};
+use crate::store::pace::Bucket;
+use crate::store::{ClaimedDelivery, DeliveryUpdate, PacedClaim, Pacing, StoreResult};
 use crate::time::Millis;
 
 pub async fn queue_scan(pool: &PgPool, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
@@ -71,19 +73,144 @@ pub async fn claim(
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    let mut claimed: Vec<ClaimedDelivery> = rows
-        .iter()
-        .map(|r| ClaimedDelivery {
-            id: DeliveryId(r.get(0)),
-            webhook_id: webhook,
-            increment_id: r.get(1),
-            attempts: r.get(2),
-            body: r.get(3),
-            webhook_version: r.get(4),
-        })
-        .collect();
+    let mut claimed: Vec<ClaimedDelivery> = rows.iter().map(|r| claimed_row(webhook, r)).collect();
     claimed.sort_by_key(|c| c.increment_id);
     Ok(claimed)
+}
+
+fn claimed_row(webhook: WebhookId, r: &PgRow) -> ClaimedDelivery {
+    ClaimedDelivery {
+        id: DeliveryId(r.get(0)),
+        webhook_id: webhook,
+        increment_id: r.get(1),
+        attempts: r.get(2),
+        body: r.get(3),
+        webhook_version: r.get(4),
+    }
+}
+
+/// A claim paced by the webhook's settings (see `store::pace`), in one statement like the
+/// plain claim (and committed the same way, without waiting for its WAL flush).
+///
+/// Ordered: the head, the webhook's queued payload with the lowest increment id, is locked
+/// `FOR UPDATE` and taken only if due and unleased. No SKIP LOCKED here, on purpose: a node
+/// that skipped a head another node is locking would take the payload after it, out of
+/// order. Waiting instead (a claim holds the lock for microseconds) and then re-reading the
+/// head's lease as committed means two nodes can never both claim it.
+///
+/// `max_rate`: the webhook's `webhook_pace` row is locked first, so nodes take tokens one
+/// after the other; the claim takes at most the tokens held, and the bucket is charged only
+/// for what was claimed. A webhook's first paced claim makes its row.
+pub async fn claim_paced(
+    pool: &PgPool,
+    webhook: WebhookId,
+    owner: &str,
+    (now, lease_until): (Millis, Millis),
+    limit: i64,
+    pacing: Pacing,
+) -> StoreResult<PacedClaim> {
+    if pacing == Pacing::default() {
+        let claimed = claim(pool, webhook, owner, now, lease_until, limit).await?;
+        return Ok(PacedClaim { claimed, next_at: None });
+    }
+    let bucket = pacing.max_rate.map(Bucket::for_rate);
+    let sql = paced_sql(pacing.ordered, bucket.is_some());
+    for _ in 0..2 {
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(webhook.0)
+            .bind(now)
+            .bind(if pacing.ordered { limit.min(1) } else { limit })
+            .bind(bucket.map_or(1.0, |b| b.interval))
+            .bind(bucket.map_or(1.0, |b| b.burst))
+            .fetch_all(pool)
+            .await?;
+        // Every variant answers at least one row (claimed or not), except a rated claim
+        // whose webhook has no bucket yet.
+        let Some(first) = rows.first() else {
+            sqlx::query(
+                "INSERT INTO webhook_pace (webhook_id, pace_at) \
+                 SELECT id, '-Infinity' FROM webhooks WHERE id = $1 ON CONFLICT DO NOTHING",
+            )
+            .bind(webhook.0)
+            .execute(pool)
+            .await?;
+            continue;
+        };
+        let head_due: Option<Millis> = first.get(5);
+        let pace_at: Option<f64> = first.get(6);
+        let mut claimed: Vec<ClaimedDelivery> = rows
+            .iter()
+            .filter(|r| r.get::<Option<i64>, _>(0).is_some())
+            .map(|r| claimed_row(webhook, r))
+            .collect();
+        claimed.sort_by_key(|c| c.increment_id);
+        let waiting_head = head_due.filter(|&due| due > now);
+        let next_token = bucket.zip(pace_at).and_then(|(b, pace_at)| {
+            let base = b.base(pace_at, now);
+            (b.tokens(base, now) == 0).then(|| b.next_token(base))
+        });
+        return Ok(PacedClaim {
+            claimed,
+            next_at: waiting_head.or(next_token),
+        });
+    }
+    Ok(PacedClaim::default())
+}
+
+/// The paced claim statement. Binds: $1 owner, $2 lease until, $3 webhook, $4 now, $5 limit,
+/// $6 milliseconds per token, $7 burst (the last two unused without a rate).
+fn paced_sql(ordered: bool, rated: bool) -> String {
+    const QUEUED: &str = "webhook_id = $3 AND status IN ('pending', 'retrying')";
+    const FREE: &str = "next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until <= $4) \
+         AND EXISTS (SELECT 1 FROM webhooks WHERE id = $3 AND is_active)";
+    let mut sql = String::from("WITH ");
+    let limit = if rated {
+        sql.push_str(
+            "bucket AS (SELECT greatest(pace_at, $4 - $7 * $6) AS base FROM webhook_pace \
+               WHERE webhook_id = $3 FOR UPDATE), ",
+        );
+        "coalesce((SELECT greatest(0, least($5, floor(($4 - base) / $6)::bigint)) FROM bucket), 0)"
+    } else {
+        "$5"
+    };
+    if ordered {
+        sql.push_str(&format!(
+            "head AS (SELECT id, next_attempt_at, lease_until FROM deliveries WHERE {QUEUED} \
+               ORDER BY increment_id LIMIT 1 FOR UPDATE), \
+             picked AS (SELECT id FROM head WHERE {FREE} LIMIT {limit}), "
+        ));
+    } else {
+        sql.push_str(&format!(
+            "picked AS (SELECT id FROM deliveries WHERE {QUEUED} AND {FREE} \
+               ORDER BY next_attempt_at, id LIMIT {limit} FOR UPDATE SKIP LOCKED), "
+        ));
+    }
+    sql.push_str(
+        "claimed AS (UPDATE deliveries SET lease_owner = $1, lease_until = $2 \
+           WHERE id IN (SELECT id FROM picked) RETURNING id, increment_id, attempts, body)",
+    );
+    let from = if rated {
+        sql.push_str(
+            ", moved AS (UPDATE webhook_pace \
+               SET pace_at = (SELECT base FROM bucket) + (SELECT count(*) FROM claimed) * $6 \
+               WHERE webhook_id = $3 RETURNING pace_at) ",
+        );
+        "moved m LEFT JOIN claimed c ON true"
+    } else {
+        "(SELECT NULL::float8 AS pace_at) m LEFT JOIN claimed c ON true"
+    };
+    let head_due = if ordered {
+        "(SELECT next_attempt_at FROM head)"
+    } else {
+        "NULL::bigint"
+    };
+    sql.push_str(&format!(
+        " SELECT c.id, c.increment_id, c.attempts, c.body, (SELECT version FROM webhooks WHERE id = $3), \
+           {head_due}, m.pace_at, set_config('synchronous_commit', 'off', true) FROM {from}"
+    ));
+    sql
 }
 
 /// The whole batch in one statement (so one transaction and one round trip): the outcomes

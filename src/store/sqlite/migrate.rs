@@ -53,6 +53,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "receiver steering",
         sql: include_str!("../../../migrations/sqlite/0006_receiver_steering.sql"),
     },
+    Migration {
+        version: 7,
+        description: "pacing",
+        sql: include_str!("../../../migrations/sqlite/0007_pacing.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration

@@ -30,10 +30,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::pace::Buckets;
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, Failing,
-    PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord,
-    WriteHealth,
+    PacedClaim, Pacing, PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreError,
+    StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
@@ -52,6 +53,8 @@ pub struct SqliteStore {
     writer: writer::Writer,
     readers: reads::Readers,
     leases: Arc<leases::Leases>,
+    /// `max_rate` token buckets, in memory like the leases (see `store::pace`).
+    buckets: Arc<Buckets>,
     health: Arc<WriteHealth>,
 }
 
@@ -87,6 +90,7 @@ impl SqliteStore {
             writer,
             readers,
             leases,
+            buckets: Default::default(),
             health,
         })
     }
@@ -305,18 +309,19 @@ impl Store for SqliteStore {
         self.readers.off_thread(move |c| queue::due_count(c, now, cap)).await
     }
 
-    async fn delivery_claim(
+    async fn delivery_claim_paced(
         &self,
         webhook: WebhookId,
         _owner: &str,
         now: Millis,
         lease_until: Millis,
         limit: i64,
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        pacing: Pacing,
+    ) -> StoreResult<PacedClaim> {
         let limit = usize::try_from(limit).unwrap_or(0);
-        let leases = self.leases.clone();
+        let (leases, buckets) = (self.leases.clone(), self.buckets.clone());
         self.readers
-            .off_thread(move |c| queue::claim(c, &leases, webhook, now, lease_until, limit))
+            .off_thread(move |c| queue::claim(c, &leases, &buckets, pacing, webhook, (now, lease_until), limit))
             .await
     }
 

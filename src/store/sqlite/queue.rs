@@ -4,11 +4,12 @@
 //! through the queue index on a reader connection and holds what it takes; nothing is
 //! written until the outcome, which a writer job records.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::leases::Leases;
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
-use crate::store::{ClaimedDelivery, DeliveryUpdate, StoreResult};
+use crate::store::pace::{Bucket, Buckets};
+use crate::store::{ClaimedDelivery, DeliveryUpdate, PacedClaim, Pacing, StoreResult};
 use crate::time::Millis;
 
 /// Active webhooks with payloads to send, each with its earliest due time (leases are in
@@ -47,15 +48,43 @@ pub fn due_count(c: &Connection, now: Millis, cap: i64) -> StoreResult<i64> {
     Ok(n)
 }
 
-/// Claims up to `limit` due payloads of an active webhook, oldest first: reads the
-/// queue through its index (with enough rows to skip what `leases` holds) and holds what
-/// it takes until `until`. Nothing is written; see `leases`.
+/// Claims due payloads of an active webhook as `pacing` allows (see `store::pace`): up to
+/// `limit`, oldest first, or for an ordered webhook only its head; with a `max_rate`, no
+/// more than the webhook's in-memory bucket holds. Nothing is written; see `leases`.
 pub fn claim(
     c: &Connection,
     leases: &Leases,
+    buckets: &Buckets,
+    pacing: Pacing,
     webhook: WebhookId,
-    now: Millis,
-    until: Millis,
+    (now, until): (Millis, Millis),
+    limit: usize,
+) -> StoreResult<PacedClaim> {
+    let limit = if pacing.ordered { limit.min(1) } else { limit };
+    let bucket = pacing.max_rate.map(Bucket::for_rate);
+    let tokens = bucket.map_or(limit, |b| buckets.take(webhook, b, now, limit));
+    let mut paced = PacedClaim::default();
+    if tokens > 0 {
+        if pacing.ordered {
+            (paced.claimed, paced.next_at) = claim_head(c, leases, webhook, (now, until))?;
+        } else {
+            paced.claimed = claim_oldest(c, leases, webhook, (now, until), tokens)?;
+        }
+    }
+    if let Some(b) = bucket {
+        let next_token = buckets.settle(webhook, b, now, tokens - paced.claimed.len());
+        paced.next_at = paced.next_at.or(next_token);
+    }
+    Ok(paced)
+}
+
+/// Up to `limit` due payloads, oldest first: reads the queue through its index (with enough
+/// rows to skip what `leases` holds) and holds what it takes until `until`.
+fn claim_oldest(
+    c: &Connection,
+    leases: &Leases,
+    webhook: WebhookId,
+    (now, until): (Millis, Millis),
     limit: usize,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let mut claimed = Vec::with_capacity(limit);
@@ -76,14 +105,7 @@ pub fn claim(
                  ORDER BY next_attempt_at, id LIMIT ?3",
             )?
             .query_map(params![webhook.0, now, (want + leases.held_for(webhook)) as i64], |r| {
-                Ok(ClaimedDelivery {
-                    id: DeliveryId(r.get(0)?),
-                    webhook_id: webhook,
-                    increment_id: r.get(1)?,
-                    attempts: r.get(2)?,
-                    body: r.get(3)?,
-                    webhook_version: r.get(4)?,
-                })
+                claimed_row(webhook, r)
             })?
             .collect::<Result<_, _>>()?;
         let (taken, refused_stale) = leases.take(webhook, seen, candidates, |d| d.id, (now, until), want);
@@ -93,6 +115,55 @@ pub fn claim(
         }
     }
     Ok(claimed)
+}
+
+/// An ordered webhook's head (its queued payload with the lowest increment id, through the
+/// `deliveries_head` index), if it is due and not held; else nothing, and when the head
+/// waits for its retry time, that time. Never a later payload: they wait behind the head.
+fn claim_head(
+    c: &Connection,
+    leases: &Leases,
+    webhook: WebhookId,
+    (now, until): (Millis, Millis),
+) -> StoreResult<(Vec<ClaimedDelivery>, Option<Millis>)> {
+    for _ in 0..3 {
+        let seen = leases.epoch();
+        let head = c
+            .prepare_cached(
+                "SELECT id, increment_id, attempts, body, (SELECT version FROM webhooks WHERE id = ?1), \
+                   next_attempt_at \
+                 FROM deliveries \
+                 WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') \
+                   AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1) \
+                 ORDER BY increment_id LIMIT 1",
+            )?
+            .query_row(params![webhook.0], |r| {
+                Ok((claimed_row(webhook, r)?, r.get::<_, Millis>(5)?))
+            })
+            .optional()?;
+        let Some((head, due)) = head else {
+            return Ok((Vec::new(), None));
+        };
+        if due > now {
+            return Ok((Vec::new(), Some(due)));
+        }
+        let (taken, refused_stale) = leases.take(webhook, seen, vec![head], |d| d.id, (now, until), 1);
+        if !refused_stale {
+            return Ok((taken, None));
+        }
+    }
+    Ok((Vec::new(), None))
+}
+
+fn claimed_row(webhook: WebhookId, r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedDelivery> {
+    Ok(ClaimedDelivery {
+        id: DeliveryId(r.get(0)?),
+        webhook_id: webhook,
+        increment_id: r.get(1)?,
+        attempts: r.get(2)?,
+        body: r.get(3)?,
+        webhook_version: r.get(4)?,
+    })
 }
 
 /// Outcomes of attempts. The payload's lease is in memory (see `leases`), so the update

@@ -1,11 +1,13 @@
 //! The work queue: claims never hand a payload out twice and leases run out, outcomes take
 //! payloads out of the queue or back at their retry time, inactive or deleted webhooks have
-//! nothing to claim, and `webhook.test`'s payload is held from the start. (SQLite holds
-//! leases in memory, PostgreSQL on the rows; both behave alike through the trait.)
+//! nothing to claim, and `webhook.test`'s payload is held from the start; paced claims hand
+//! out an ordered webhook's head alone and no more than a `max_rate` bucket holds, even to
+//! concurrent claimers. (SQLite holds leases and buckets in memory, PostgreSQL on rows;
+//! both behave alike through the trait.)
 
 use super::*;
 use crate::domain::{BodyTemplate, MerchantId, WebhookId};
-use crate::store::{ClaimedDelivery, DeliveryUpdate, Store};
+use crate::store::{ClaimedDelivery, DeliveryUpdate, PacedClaim, Pacing, Store};
 
 const TOPIC: &str = "order:created";
 
@@ -17,6 +19,24 @@ async fn publish_n(store: &dyn Store, m: MerchantId, n: usize) {
 
 async fn claim(store: &dyn Store, hook: WebhookId, now: Millis, limit: i64) -> Vec<ClaimedDelivery> {
     store.delivery_claim(hook, "me", now, now + HOUR, limit).await.unwrap()
+}
+
+const ORDERED: Pacing = Pacing {
+    ordered: true,
+    max_rate: None,
+};
+
+/// 20 per second: a token every 50 ms, a burst of 2.
+const RATED: Pacing = Pacing {
+    ordered: false,
+    max_rate: Some(20.0),
+};
+
+async fn claim_paced(store: &dyn Store, hook: WebhookId, now: Millis, limit: i64, pacing: Pacing) -> PacedClaim {
+    store
+        .delivery_claim_paced(hook, "me", now, now + HOUR, limit, pacing)
+        .await
+        .unwrap()
 }
 
 fn done(c: &ClaimedDelivery, status: DeliveryStatus, at: Millis) -> DeliveryUpdate {
@@ -148,5 +168,106 @@ store_test! {
             .await
             .unwrap();
         assert_eq!(increments(&claim(&*store, hook, now + 60_000, 10).await), vec![1]);
+    }
+}
+
+store_test! {
+    async fn an_ordered_claim_takes_only_the_head_and_the_next_once_the_head_is_done(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = create_hook(&*store, m, TOPIC, true).await;
+        publish_n(&*store, m, 3).await;
+        let now = now_millis();
+        let head = claim_paced(&*store, hook, now, 10, ORDERED).await.claimed;
+        assert_eq!(increments(&head), vec![1], "the head alone, however many are asked for");
+        let leased = claim_paced(&*store, hook, now, 10, ORDERED).await;
+        assert!(leased.claimed.is_empty(), "nothing while the head is leased: {:?}", increments(&leased.claimed));
+        // The head fails and waits for its retry: the others wait behind it, and the claim
+        // says until when.
+        store.delivery_record(&[done(&head[0], DeliveryStatus::Retrying, now)]).await.unwrap();
+        let waiting = claim_paced(&*store, hook, now + 1000, 10, ORDERED).await;
+        assert_eq!((waiting.claimed.len(), waiting.next_at), (0, Some(now + 60_000)));
+        let again = claim_paced(&*store, hook, now + 60_000, 10, ORDERED).await.claimed;
+        assert_eq!(increments(&again), vec![1]);
+        store.delivery_record(&[done(&again[0], DeliveryStatus::Success, now + 60_000)]).await.unwrap();
+        let second = claim_paced(&*store, hook, now + 60_000, 10, ORDERED).await.claimed;
+        assert_eq!(increments(&second), vec![2], "delivered: the next goes");
+        store.delivery_record(&[done(&second[0], DeliveryStatus::Failed, now + 60_000)]).await.unwrap();
+        let third = claim_paced(&*store, hook, now + 60_000, 10, ORDERED).await.claimed;
+        assert_eq!(increments(&third), vec![3], "failed: the next goes too");
+        // The unpaced claim of the same webhook is unchanged.
+        assert!(claim(&*store, hook, now + 60_000, 10).await.is_empty());
+    }
+}
+
+store_test! {
+    async fn concurrent_ordered_claims_hand_out_the_head_once(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = create_hook(&*store, m, TOPIC, true).await;
+        publish_n(&*store, m, 5).await;
+        let now = now_millis();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { claim_paced(&*store, hook, now, 5, ORDERED).await.claimed })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for task in tasks {
+            got.extend(increments(&task.await.unwrap()));
+        }
+        assert_eq!(got, vec![1], "one claimer gets the head, the others nothing");
+    }
+}
+
+store_test! {
+    async fn a_rate_bucket_gives_its_burst_then_a_token_per_interval(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = create_hook(&*store, m, TOPIC, true).await;
+        publish_n(&*store, m, 5).await;
+        let t = now_millis();
+        let first = claim_paced(&*store, hook, t, 10, RATED).await;
+        assert_eq!((increments(&first.claimed), first.next_at), (vec![1, 2], Some(t + 50)));
+        let empty = claim_paced(&*store, hook, t + 10, 10, RATED).await;
+        assert_eq!((empty.claimed.len(), empty.next_at), (0, Some(t + 50)), "no token before then");
+        assert_eq!(increments(&claim_paced(&*store, hook, t + 50, 10, RATED).await.claimed), vec![3]);
+        let later = claim_paced(&*store, hook, t + 1000, 10, RATED).await;
+        assert_eq!(increments(&later.claimed), vec![4, 5], "an idle bucket holds its burst, no more");
+        // Only what is claimed is charged: an empty queue keeps the tokens.
+        let idle = claim_paced(&*store, hook, t + 2000, 10, RATED).await;
+        assert_eq!((idle.claimed.len(), idle.next_at), (0, None));
+        publish_n(&*store, m, 3).await;
+        let burst = claim_paced(&*store, hook, t + 2000, 10, RATED).await;
+        assert_eq!(increments(&burst.claimed), vec![6, 7]);
+        // Ordered and rated together: the head alone, when a token is there.
+        let both = Pacing { ordered: true, ..RATED };
+        let held = claim_paced(&*store, hook, t + 2000, 10, both).await;
+        assert_eq!((held.claimed.len(), held.next_at), (0, Some(t + 2050)));
+    }
+}
+
+store_test! {
+    async fn concurrent_rated_claims_share_one_bucket(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = create_hook(&*store, m, TOPIC, true).await;
+        publish_n(&*store, m, 20).await;
+        let t = now_millis();
+        // Four claimers (on PostgreSQL: four connections, as four nodes would be) at the same
+        // instants: each instant's tokens are handed out once in all.
+        let mut total = 0;
+        for (at, tokens) in [(t, 2), (t + 50, 1), (t + 150, 2)] {
+            let tasks: Vec<_> = (0..4)
+                .map(|_| {
+                    let store = store.clone();
+                    tokio::spawn(async move { claim_paced(&*store, hook, at, 10, RATED).await.claimed.len() })
+                })
+                .collect();
+            let mut got = 0;
+            for task in tasks {
+                got += task.await.unwrap();
+            }
+            assert_eq!(got, tokens, "claimed at +{} ms", at - t);
+            total += got;
+        }
+        assert_eq!(total, 5);
     }
 }
