@@ -10,6 +10,7 @@
 //! `--events N` fixes the event count of every phase (for `backlog`, the payload count).
 
 mod backlog;
+mod filtered;
 mod isolation;
 mod many_webhooks;
 mod two_nodes;
@@ -43,6 +44,8 @@ pub enum Scenario {
     Publish,
     /// JSON-RPC batches of 100 events, 4 in flight
     PublishBatch,
+    /// Single-event publishes, 100 webhooks with filters (half accept) against none
+    PublishFiltered,
     /// Publish→delivery throughput to one webhook
     E2e,
     /// e2e on two hookd nodes sharing one PostgreSQL database (postgres only)
@@ -63,9 +66,10 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 9] = [
+    pub const EACH: [Scenario; 10] = [
         Scenario::Publish,
         Scenario::PublishBatch,
+        Scenario::PublishFiltered,
         Scenario::E2e,
         Scenario::E2e2Nodes,
         Scenario::Latency,
@@ -98,6 +102,7 @@ impl Scenario {
             Scenario::Latency => return latency(ctx, &name).await,
             Scenario::E2e2Nodes => return two_nodes::run(ctx, &name).await,
             Scenario::ManyWebhooks => return many_webhooks::run(ctx, &name).await,
+            Scenario::PublishFiltered => return filtered::run(ctx, &name).await,
             Scenario::Backlog => return backlog::run(ctx, &name).await,
             Scenario::Isolation => return isolation::run(ctx, &name).await,
             Scenario::All => anyhow::bail!("'all' is not a scenario of its own"),
