@@ -36,11 +36,15 @@ async fn only_events_a_filter_accepts_are_delivered_and_their_ids_stay_gap_free(
         ("order:created", json!({"total": 200.5}), 2),
         ("order:created", json!({"total": "lots"}), 1), // a wrong type: false
         ("order:created", json!({"amount": 500}), 1),   // a missing field: false
-        ("order:updated", json!({"total": 999}), 1),    // another topic
+        ("order:shipped", json!({"total": 999}), 1),    // another topic
         ("order:created", json!({"total": 300}), 2),
     ];
     for (topic, message, expected) in &events {
-        assert_eq!(publish_payloads(&w, topic, message.clone()).await, *expected, "{message}");
+        assert_eq!(
+            publish_payloads(&w, topic, message.clone()).await,
+            *expected,
+            "{message}"
+        );
     }
 
     let got = w.receiver.wait_for("/big", 3, WAIT).await;
@@ -50,7 +54,10 @@ async fn only_events_a_filter_accepts_are_delivered_and_their_ids_stay_gap_free(
         .collect();
     seen.sort_by_key(|s| s.0);
     assert_eq!(seen, vec![(1, json!(150)), (2, json!(200.5)), (3, json!(300))]);
-    assert_eq!(w.receiver.wait_for("/all", events.len(), WAIT).await.len(), events.len());
+    assert_eq!(
+        w.receiver.wait_for("/all", events.len(), WAIT).await.len(),
+        events.len()
+    );
     // Payloads are made when the event is published, so nothing more can come.
     assert_eq!(w.deliveries(id_of(&big)).await.len(), 3);
     assert_eq!(w.increment_id(id_of(&big)).await, 3);
@@ -69,10 +76,16 @@ async fn a_bad_filter_is_refused_with_the_parser_s_message_and_nothing_is_stored
         .hook(json!({"topics": "order:created", "url": w.receiver.url("/x"), "filter": "true"}))
         .await;
     for bad in ["message.total >", "(topic", "topic == 'a' &&& true", "message.a.all(x,"] {
-        let resp = w.as_shop("webhook.update", json!([id_of(&hook), {"filter": bad}])).await;
+        let resp = w
+            .as_shop("webhook.update", json!([id_of(&hook), {"filter": bad}]))
+            .await;
         assert_invalid_data(&resp, "filter: line 1, column ");
     }
-    assert_eq!(w.webhook(id_of(&hook)).await["filter"], "true", "a refused update changes nothing");
+    assert_eq!(
+        w.webhook(id_of(&hook)).await["filter"],
+        "true",
+        "a refused update changes nothing"
+    );
 }
 
 #[tokio::test]
@@ -84,7 +97,9 @@ async fn an_updated_filter_applies_to_the_next_publish() {
     let id = id_of(&hook);
     assert_eq!(publish_payloads(&w, "order:created", json!({"n": 2})).await, 0);
 
-    let resp = w.as_shop("webhook.update", json!([id, {"filter": "message.n == 2"}])).await;
+    let resp = w
+        .as_shop("webhook.update", json!([id, {"filter": "message.n == 2"}]))
+        .await;
     assert_eq!(assert_ok(&resp), &json!(true));
     assert_eq!(publish_payloads(&w, "order:created", json!({"n": 2})).await, 1);
     let resp = w.as_shop("webhook.update", json!([id, {"filter": null}])).await;

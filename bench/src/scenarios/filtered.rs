@@ -90,7 +90,11 @@ async fn case(ctx: &Ctx, name: &str, filtered: bool, amount: Amount) -> anyhow::
         setup.create_webhooks(0..MATCHING, TOPIC).await?;
         setup.create_unused_webhooks(WEBHOOKS - MATCHING, OTHER_TOPIC).await?;
     }
-    let phase = if filtered { "published (filters)" } else { "published (none)" };
+    let phase = if filtered {
+        "published (filters)"
+    } else {
+        "published (none)"
+    };
     let publisher = setup.publisher(ctx.bar(name, phase, amount.events()));
     let watch = DeliveryWatch::start(&setup, &publisher, ctx.bar(name, "delivered", Some(0)));
     let meter = UsageMeter::start(ctx.backend());

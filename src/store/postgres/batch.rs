@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use sqlx::{PgConnection, Row};
 
 use super::wakeups;
-use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
 use crate::domain::filter::FilterInput;
+use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
 use crate::domain::{BodyTemplate, EventId, Topic, WebhookId};
 use crate::store::Published;
 use crate::time::Millis;
@@ -270,7 +270,10 @@ struct Made {
 /// a job filtered out takes no id. Each job's event is converted for filters at most once.
 /// (Synchronous: the CEL values are not `Send`, and must not live across an await.)
 fn plan(jobs: &[&Job], locked: &[Locked]) -> Made {
-    let inputs: Vec<FilterInput> = jobs.iter().map(|j| FilterInput::new(j.topic.as_str(), &j.body)).collect();
+    let inputs: Vec<FilterInput> = jobs
+        .iter()
+        .map(|j| FilterInput::new(j.topic.as_str(), &j.body))
+        .collect();
     let mut out = Made {
         published: jobs
             .iter()
