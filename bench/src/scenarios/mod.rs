@@ -44,7 +44,7 @@ pub enum Scenario {
     Publish,
     /// JSON-RPC batches of 100 events, 4 in flight
     PublishBatch,
-    /// Single-event publishes, 100 webhooks with filters (half accept) against none
+    /// Single-event publishes, 100 webhooks with filters (1 accepts) against none
     PublishFiltered,
     /// Publish→delivery throughput to one webhook
     E2e,
