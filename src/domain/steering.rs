@@ -27,7 +27,7 @@ impl MaxRate {
     }
 }
 
-/// A filter expression as given: not empty, not too long.
+/// A filter expression as given: not empty, not too long, and valid CEL (`filter`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FilterSource(String);
 
@@ -43,6 +43,8 @@ impl FilterSource {
                 "the expression is longer than {MAX_FILTER_BYTES} bytes"
             )));
         }
+        // Compiled only to check it: the program itself is compiled again, once, at publish.
+        super::filter::compile(s).map_err(|e| WebhookDataError::Filter(e.to_string()))?;
         Ok(Self(s.to_string()))
     }
 
@@ -139,7 +141,13 @@ mod tests {
             parse_filter(&obj(json!({"filter": "  "}))).unwrap_err(),
             WebhookDataError::Filter(_)
         ));
-        let long = "a".repeat(MAX_FILTER_BYTES + 1);
+        let WebhookDataError::Filter(message) = parse_filter(&obj(json!({"filter": "message.total >"}))).unwrap_err()
+        else {
+            panic!("a CEL syntax error is a filter error")
+        };
+        assert!(message.starts_with("line 1, column "), "{message}");
+        assert!(parse_filter(&obj(json!({"filter": "message.total > 100"}))).is_ok());
+        let long = format!("true{}", " ".repeat(MAX_FILTER_BYTES));
         assert!(matches!(
             parse_filter(&obj(json!({ "filter": long }))).unwrap_err(),
             WebhookDataError::Filter(_)

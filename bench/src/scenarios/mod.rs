@@ -11,6 +11,7 @@
 //! `--events N` fixes the event count of every phase (for `backlog`, the payload count).
 
 mod backlog;
+mod filtered;
 mod isolation;
 mod many_webhooks;
 mod retry_after;
@@ -45,6 +46,8 @@ pub enum Scenario {
     Publish,
     /// JSON-RPC batches of 100 events, 4 in flight
     PublishBatch,
+    /// Single-event publishes, 100 webhooks with filters (1 accepts) against none
+    PublishFiltered,
     /// Publish→delivery throughput to one webhook
     E2e,
     /// e2e on two hookd nodes sharing one PostgreSQL database (postgres only)
@@ -70,6 +73,7 @@ impl Scenario {
     pub const EACH: [Scenario; 10] = [
         Scenario::Publish,
         Scenario::PublishBatch,
+        Scenario::PublishFiltered,
         Scenario::E2e,
         Scenario::E2e2Nodes,
         Scenario::Latency,
@@ -103,6 +107,7 @@ impl Scenario {
             Scenario::Latency => return latency(ctx, &name).await,
             Scenario::E2e2Nodes => return two_nodes::run(ctx, &name).await,
             Scenario::ManyWebhooks => return many_webhooks::run(ctx, &name).await,
+            Scenario::PublishFiltered => return filtered::run(ctx, &name).await,
             Scenario::Backlog => return backlog::run(ctx, &name).await,
             Scenario::Isolation => return isolation::run(ctx, &name).await,
             Scenario::RetryAfter => return retry_after::run(ctx, &name).await,

@@ -4,15 +4,17 @@
 //!
 //! Lock order, the same on every node so batches cannot deadlock: the idempotency keys'
 //! advisory locks first (ascending hash), then the matched webhooks (ascending id, in one
-//! statement). Each webhook is bumped once per batch by the number of its payloads, so its
-//! row lock is taken once, and its ids stay gap-free: the batch's payloads take the ids
-//! `new - count + 1 ..= new` in publish order, and a rollback undoes the bump with them.
+//! statement, which also reads their filters). Each webhook's row lock is taken once per
+//! batch and the webhook is bumped once by the number of its payloads (those whose event
+//! passed its filter), so its ids stay gap-free: the batch's payloads take the ids
+//! `last + 1 ..= last + count` in publish order, and a rollback undoes the bump with them.
 
 use std::collections::HashMap;
 
 use sqlx::{PgConnection, Row};
 
 use super::wakeups;
+use crate::domain::filter::FilterInput;
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
 use crate::domain::{BodyTemplate, EventId, Topic, WebhookId};
 use crate::store::Published;
@@ -148,27 +150,29 @@ async fn idempotency(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Plan>
     Ok(plans)
 }
 
-/// Makes the events and their payloads: locks and bumps the matched webhooks (one
-/// statement), then inserts events and payloads and queues one wake-up (one statement).
+/// Makes the events and their payloads: locks and reads the matched webhooks (one
+/// statement), decides in Rust which of them each event's filters let through and their
+/// increment ids, then bumps them and inserts events and payloads and queues one wake-up
+/// (one statement). Filters add no round trip: the lock statement reads them.
 async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>, sqlx::Error> {
     let merchants: Vec<i64> = jobs.iter().map(|j| j.merchant).collect();
     let match_keys: Vec<[String; 3]> = jobs.iter().map(|j| j.topic.match_keys()).collect();
     let key = |i: usize| match_keys.iter().map(|k| k[i].as_str()).collect::<Vec<_>>();
-    // Each matched active webhook, locked in id order, bumped by its number of payloads; `ns`
-    // are the (1-based) jobs it gets one for. A webhook deactivated or deleted by a
-    // transaction we waited for is re-checked after the wait and left out.
-    let bumped = sqlx::query(
+    // Each matched active webhook, locked in id order, with its last increment id, its
+    // filter and `ns`, the (1-based) jobs it matched. A webhook deactivated or deleted by a
+    // transaction we waited for is re-checked after the wait and left out, and what is read
+    // is the row as that transaction left it (its filter and increment id included).
+    let locked = sqlx::query(
         "WITH j AS (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) \
                     WITH ORDINALITY AS t(m, k0, k1, k2, n)), \
          matched AS ( \
            SELECT wt.webhook_id AS w, array_agg(DISTINCT j.n ORDER BY j.n) AS ns \
            FROM j JOIN webhook_topics wt ON wt.merchant_id = j.m AND wt.pattern IN (j.k0, j.k1, j.k2) \
            GROUP BY wt.webhook_id) \
-         UPDATE webhooks wh SET increment_id = wh.increment_id + cardinality(matched.ns) \
-         FROM matched WHERE wh.id = matched.w AND wh.id IN ( \
-           SELECT id FROM webhooks WHERE id IN (SELECT w FROM matched) AND is_active \
-           ORDER BY id FOR UPDATE) \
-         RETURNING wh.id, wh.increment_id, wh.merchant_id, matched.ns",
+         SELECT l.id, l.increment_id, l.merchant_id, l.filter, matched.ns \
+         FROM (SELECT id, increment_id, merchant_id, filter FROM webhooks \
+               WHERE id IN (SELECT w FROM matched) AND is_active ORDER BY id FOR UPDATE) l \
+         JOIN matched ON matched.w = l.id",
     )
     .bind(&merchants)
     .bind(key(0))
@@ -176,48 +180,37 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>
     .bind(key(2))
     .fetch_all(&mut *conn)
     .await?;
-    let mut bumped: Vec<(i64, i64, i64, Vec<i64>)> = bumped
+    let mut locked: Vec<Locked> = locked
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
-    bumped.sort_unstable_by_key(|b| b.0);
-
-    let mut published: Vec<Published> = jobs
-        .iter()
-        .map(|_| Published {
-            event_id: EventId(0),
-            payloads: 0,
-            webhooks: vec![],
-            replayed: false,
+        .map(|r| Locked {
+            webhook: r.get(0),
+            last: r.get(1),
+            merchant: r.get(2),
+            filter: r.get(3),
+            jobs: r.get(4),
         })
         .collect();
-    let mut p = PayloadArrays::default();
-    let mut woken = Vec::with_capacity(bumped.len());
-    for (webhook, last, merchant, ns) in &bumped {
-        woken.push(*webhook);
-        let first = last - ns.len() as i64 + 1;
-        for (k, &n) in ns.iter().enumerate() {
-            let job = (n - 1) as usize;
-            let increment = first + k as i64;
-            p.webhook.push(*webhook);
-            p.merchant.push(*merchant);
-            p.increment.push(increment);
-            p.job.push(n);
-            p.body.push(jobs[job].body.render(increment));
-            published[job].webhooks.push(WebhookId(*webhook));
-        }
-    }
+    locked.sort_unstable_by_key(|l| l.webhook);
+    let Made {
+        mut published,
+        payloads: p,
+        bumped: woken,
+        last,
+    } = plan(jobs, &locked);
     let topics: Vec<&str> = jobs.iter().map(|j| j.topic.as_str()).collect();
     let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.key.as_deref()).collect();
     let counts: Vec<i64> = published.iter().map(|p| p.webhooks.len() as i64).collect();
     let nows: Vec<Millis> = jobs.iter().map(|j| j.now).collect();
     // The event ids are drawn first (`j`, evaluated once), so payloads can name their event
-    // and the caller learns each job's id; the wake-up is queued only when something is due.
+    // and the caller learns each job's id; the webhooks locked above that got payloads move
+    // to their new last increment id (`bump`); the wake-up is queued only when something is due.
     let ids: Vec<i64> = sqlx::query_scalar(
         "WITH j AS ( \
            SELECT t.*, nextval(pg_get_serial_sequence('events', 'id')) AS id \
            FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[]) \
              WITH ORDINALITY AS t(m, topic, key, payloads, at, n)), \
+         bump AS (UPDATE webhooks wh SET increment_id = b.last \
+           FROM UNNEST($14::BIGINT[], $15::BIGINT[]) AS b(id, last) WHERE wh.id = b.id), \
          ev AS ( \
            INSERT INTO events (id, merchant_id, topic, idempotency_key, payloads, created_at) \
            OVERRIDING SYSTEM VALUE SELECT id, m, topic, key, payloads, at FROM j), \
@@ -243,6 +236,8 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>
     .bind(!woken.is_empty())
     .bind(wakeups::CHANNEL)
     .bind(wakeups::payload(&woken))
+    .bind(&woken)
+    .bind(&last)
     .fetch_one(&mut *conn)
     .await?;
     for (published, id) in published.iter_mut().zip(ids) {
@@ -250,6 +245,73 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>
         published.payloads = published.webhooks.len() as i64;
     }
     Ok(published)
+}
+
+/// A matched webhook as locked: its last increment id, its filter, the jobs it matched.
+struct Locked {
+    webhook: i64,
+    last: i64,
+    merchant: i64,
+    filter: Option<String>,
+    jobs: Vec<i64>,
+}
+
+/// What the batch makes, decided before anything is written.
+struct Made {
+    published: Vec<Published>,
+    payloads: PayloadArrays,
+    /// Webhooks that get payloads, with their new last increment id.
+    bumped: Vec<i64>,
+    last: Vec<i64>,
+}
+
+/// Gives each locked webhook a payload for every job it matched whose event passes its
+/// filter, numbered on from its last increment id in job order, so the ids stay gap-free:
+/// a job filtered out takes no id. Each job's event is converted for filters at most once.
+/// (Synchronous: the CEL values are not `Send`, and must not live across an await.)
+fn plan(jobs: &[&Job], locked: &[Locked]) -> Made {
+    let inputs: Vec<FilterInput> = jobs
+        .iter()
+        .map(|j| FilterInput::new(j.topic.as_str(), &j.body))
+        .collect();
+    let mut out = Made {
+        published: jobs
+            .iter()
+            .map(|_| Published {
+                event_id: EventId(0),
+                payloads: 0,
+                webhooks: vec![],
+                replayed: false,
+            })
+            .collect(),
+        payloads: PayloadArrays::default(),
+        bumped: Vec::with_capacity(locked.len()),
+        last: Vec::with_capacity(locked.len()),
+    };
+    let p = &mut out.payloads;
+    for hook in locked {
+        let mut increment = hook.last;
+        for &n in &hook.jobs {
+            let job = (n - 1) as usize;
+            if let Some(filter) = &hook.filter {
+                if !inputs[job].passes(filter) {
+                    continue;
+                }
+            }
+            increment += 1;
+            p.webhook.push(hook.webhook);
+            p.merchant.push(hook.merchant);
+            p.increment.push(increment);
+            p.job.push(n);
+            p.body.push(jobs[job].body.render(increment));
+            out.published[job].webhooks.push(WebhookId(hook.webhook));
+        }
+        if increment > hook.last {
+            out.bumped.push(hook.webhook);
+            out.last.push(increment);
+        }
+    }
+    out
 }
 
 /// The batch's payloads as one array per column.

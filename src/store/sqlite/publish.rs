@@ -1,5 +1,5 @@
-//! Events and payloads in SQLite: publish (fan-out with gap-free increment ids) and
-//! `webhook.test`'s payload. Both run as writer jobs, inside a batch transaction; the one
+//! Events and payloads in SQLite: publish (fan-out with gap-free increment ids, webhooks'
+//! filters evaluated on the matched rows) and `webhook.test`'s payload. Both run as writer jobs, inside a batch transaction; the one
 //! writer is what makes the increment ids gap-free (a webhook's last id is read and bumped
 //! with no other write in between, and a rolled-back job takes its bump with it).
 
@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::leases::Leases;
 
+use crate::domain::filter::FilterInput;
 use crate::domain::{BodyTemplate, DeliveryId, EventId, WebhookId};
 use crate::store::{ClaimedDelivery, Published, StoreResult};
 use crate::time::{now_millis, Millis};
@@ -58,19 +59,27 @@ pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Published> {
     }
     // A webhook subscribed through two matching patterns appears twice: dedup here, which
     // is cheaper than a DISTINCT (a temporary b-tree in SQLite) on every publish.
-    // Each with its last increment id.
-    let mut hooks: Vec<(i64, i64)> = c
+    // Each with its last increment id and its filter.
+    let mut matched: Vec<(i64, i64, Option<String>)> = c
         .prepare_cached(
-            "SELECT t.webhook_id, w.increment_id FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
+            "SELECT t.webhook_id, w.increment_id, w.filter FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
              WHERE t.merchant_id = ?1 AND t.pattern IN (?2, ?3, ?4) AND w.is_active = 1",
         )?
         .query_map(
             params![job.merchant, job.match_keys[0], job.match_keys[1], job.match_keys[2]],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?
         .collect::<Result<_, _>>()?;
-    hooks.sort_unstable();
-    hooks.dedup();
+    matched.sort_unstable_by_key(|m| m.0);
+    matched.dedup_by_key(|m| m.0);
+    // A webhook whose filter is not true for this event gets no payload and keeps its
+    // increment id. The event is converted for the filters only if one is met.
+    let input = FilterInput::new(&job.topic, &job.body);
+    let hooks: Vec<(i64, i64)> = matched
+        .into_iter()
+        .filter(|(_, _, filter)| filter.as_deref().is_none_or(|f| input.passes(f)))
+        .map(|(webhook, last, _)| (webhook, last))
+        .collect();
     // No RETURNING here or below: SQLite runs it through a temporary table.
     c.prepare_cached(
         "INSERT INTO events (merchant_id, topic, idempotency_key, payloads, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -1,6 +1,8 @@
-//! Publishing: fan-out, gap-free increment ids under concurrency, idempotency keys.
+//! Publishing: fan-out, gap-free increment ids under concurrency, idempotency keys, filters.
 
 use super::*;
+use crate::domain::{BodyTemplate, MerchantId, WebhookChange, WebhookId};
+use crate::store::{DeliveryRecord, PublishRequest, Store};
 
 store_test! {
     async fn publishing_fans_out_by_exact_prefix_and_wildcard_topics(db, store) {
@@ -151,5 +153,126 @@ store_test! {
         assert!(results.iter().all(|p| p.payloads == 1));
         let increments: Vec<i64> = payloads(&*store, hook).await.iter().map(|p| p.increment_id).collect();
         assert_eq!(increments, vec![1, 2, 3, 4]);
+    }
+}
+
+/// A webhook of merchant `m` on `topics` with the filter `filter` (a valid CEL expression).
+async fn filtered_hook(store: &dyn Store, m: MerchantId, topics: &str, filter: &str) -> WebhookId {
+    let value = json!({"topics": topics, "url": "https://receiver.example/hook", "filter": filter});
+    let hook = NewWebhook::from_json(&value, &catalog(), false).expect("a valid webhook");
+    store
+        .webhook_create(m, &hook, i64::MAX)
+        .await
+        .unwrap()
+        .expect("no webhook limit")
+}
+
+/// Publishes `message` on topic `t` as merchant `m`.
+async fn publish_message(
+    store: &dyn Store,
+    m: MerchantId,
+    t: &str,
+    message: serde_json::Value,
+    key: Option<&str>,
+) -> Published {
+    let topic = topic(t);
+    let now = now_millis();
+    let body = BodyTemplate::new(topic.as_str(), "shop", message.as_object().unwrap(), now);
+    let req = PublishRequest {
+        merchant: m,
+        topic: &topic,
+        body: &body,
+        idempotency_key: key,
+        now,
+    };
+    store.event_publish(&req).await.expect("publishing")
+}
+
+fn increments(made: &[DeliveryRecord]) -> Vec<i64> {
+    made.iter().map(|p| p.increment_id).collect()
+}
+
+store_test! {
+    async fn a_filter_decides_which_events_make_payloads_and_the_ids_stay_gap_free(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let big = filtered_hook(&*store, m, "order:*", "message.total > 100").await;
+        let created = filtered_hook(&*store, m, "*", "topic == \"order:created\"").await;
+        let vip = filtered_hook(&*store, m, "*", "message.customer.vip").await;
+        let plain = create_hook(&*store, m, "*", true).await;
+
+        let p = publish_message(&*store, m, "order:created", json!({"total": 150}), None).await;
+        assert_eq!((p.webhooks.clone(), p.payloads), (vec![big, created, plain], 3));
+        let p = publish_message(&*store, m, "order:shipped", json!({"total": 50}), None).await;
+        assert_eq!((p.webhooks.clone(), p.payloads), (vec![plain], 1));
+        let p = publish_message(&*store, m, "order:shipped", json!({"total": 101.5}), None).await;
+        assert_eq!(p.webhooks, vec![big, plain]);
+        let p = publish_message(&*store, m, "order:created", json!({"total": "lots"}), None).await;
+        assert_eq!(p.webhooks, vec![created, plain], "a wrong type is false, not an error");
+        let p = publish_message(&*store, m, "order:created", json!({"customer": {"vip": true}}), None).await;
+        assert_eq!(p.webhooks, vec![created, vip, plain]);
+
+        for (hook, expected) in [(big, 2), (created, 3), (vip, 1), (plain, 5)] {
+            let made = payloads(&*store, hook).await;
+            assert_eq!(increments(&made), (1..=expected).collect::<Vec<_>>(), "webhook {hook}");
+            assert_eq!(store.webhook_get(Scope::All, hook).await.unwrap().unwrap().increment_id, expected);
+            for p in &made {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&store.delivery_get(Scope::All, p.id).await.unwrap().unwrap().body).unwrap();
+                assert_eq!(body["message"]["webhook_increment_id"], json!(p.increment_id));
+            }
+        }
+
+        // A replay answers as the first publish did, filters and all, and makes nothing.
+        let first = publish_message(&*store, m, "order:created", json!({"total": 1}), Some("k")).await;
+        let again = publish_message(&*store, m, "order:created", json!({"total": 1000}), Some("k")).await;
+        assert_eq!((first.payloads, again.payloads, again.replayed), (2, 2, true));
+        assert_eq!(payloads(&*store, big).await.len(), 2);
+    }
+}
+
+store_test! {
+    async fn concurrent_filtered_publishes_on_two_nodes_take_gap_free_ids(db, store) {
+        let second = db.store().await;
+        let m = merchant(&*store, "shop").await;
+        let even = filtered_hook(&*store, m, "order:created", "message.n % 2 == 0").await;
+        let odd = filtered_hook(&*store, m, "order:*", "message.n % 2 == 1").await;
+        let all = create_hook(&*store, m, "order:created", true).await;
+        let (tasks, per_task): (i64, i64) = (8, 40);
+        let mut handles = Vec::new();
+        for t in 0..tasks {
+            let node = if t % 2 == 0 { store.clone() } else { second.clone() };
+            handles.push(tokio::spawn(async move {
+                for i in 0..per_task {
+                    let n = t * per_task + i;
+                    let p = publish_message(&*node, m, "order:created", json!({ "n": n }), None).await;
+                    assert_eq!(p.payloads, 2, "one of the filtered webhooks and the plain one");
+                }
+            }));
+        }
+        for h in handles {
+            h.await.expect("a publisher panicked");
+        }
+        let total = tasks * per_task;
+        for (hook, expected) in [(even, total / 2), (odd, total / 2), (all, total)] {
+            let mut got = increments(&payloads(&*store, hook).await);
+            got.sort_unstable();
+            assert_eq!(got, (1..=expected).collect::<Vec<i64>>(), "webhook {hook}: no gaps, no repeats");
+            assert_eq!(store.webhook_get(Scope::All, hook).await.unwrap().unwrap().increment_id, expected);
+        }
+    }
+}
+
+store_test! {
+    async fn a_changed_filter_applies_to_the_next_publish(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = filtered_hook(&*store, m, "order:created", "message.total > 100").await;
+        assert_eq!(publish_message(&*store, m, "order:created", json!({"total": 5}), None).await.payloads, 0);
+        let change = WebhookChange::from_json(&json!({"filter": "message.total < 10"}), &catalog(), false).unwrap();
+        assert!(store.webhook_update(Scope::All, hook, &change).await.unwrap());
+        assert_eq!(publish_message(&*store, m, "order:created", json!({"total": 5}), None).await.payloads, 1);
+        let change = WebhookChange::from_json(&json!({"filter": null}), &catalog(), false).unwrap();
+        assert!(store.webhook_update(Scope::All, hook, &change).await.unwrap());
+        assert_eq!(publish_message(&*store, m, "order:created", json!({"total": 500}), None).await.payloads, 1);
+        assert_eq!(increments(&payloads(&*store, hook).await), vec![1, 2]);
     }
 }

@@ -1,0 +1,125 @@
+//! Tests of `filter`: compile errors, evaluation, errors counting as false, depth, cache.
+
+use super::*;
+use crate::domain::steering::MAX_FILTER_BYTES;
+use serde_json::json;
+
+fn event(topic: &str, message: Value) -> BodyTemplate {
+    BodyTemplate::new(topic, "shop1", message.as_object().unwrap(), 1_638_893_295_000)
+}
+
+fn passes(filter: &str, topic: &str, message: Value) -> bool {
+    let body = event(topic, message);
+    FilterInput::new(topic, &body).passes_program(&compile(filter).unwrap())
+}
+
+#[test]
+fn a_bad_expression_gives_the_parser_s_message_with_its_position() {
+    let e = compile("message.total >").unwrap_err().to_string();
+    assert_eq!(e.split(':').next(), Some("line 1, column 16"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    assert!(compile("topic == ").is_err());
+    assert!(compile("(message").is_err());
+    assert!(compile("message.total > 100 && topic == \"order:created\"").is_ok());
+}
+
+#[test]
+fn deep_expressions_are_refused_without_overflowing_any_stack() {
+    let half = MAX_FILTER_BYTES / 2 - 2;
+    let parens = format!("{}true{}", "(".repeat(half), ")".repeat(half));
+    let negations = format!("{}true{}", "!(".repeat(half / 2), ")".repeat(half / 2));
+    let lists = format!("{}1{}", "[".repeat(half), "]".repeat(half));
+    let members = format!("message{}", ".a".repeat(half));
+    for deep in [&parens, &negations, &lists, &members] {
+        let e = compile(deep).unwrap_err().to_string();
+        assert!(e.starts_with("line 1, column ") || e.contains("levels deep"), "{e}");
+        assert!(e.len() < 1000, "a bounded message: {e}");
+    }
+    // A long chain of && is balanced by the parser: not deep.
+    let chain = vec!["message.a == 1"; 280].join(" && ");
+    assert!(depth(compile(&chain).unwrap().expression()) < 16);
+    // The deepest accepted tree evaluates on an ordinary (test) thread's stack.
+    let n = MAX_DEPTH - 2;
+    let deepest = format!("{}true{}", "!(".repeat(n), ")".repeat(n));
+    assert!(depth(compile(&deepest).unwrap().expression()) <= MAX_DEPTH);
+    assert_eq!(passes(&deepest, "order:created", json!({})), n.is_multiple_of(2));
+    // Nested comprehensions (macros), as deep as accepted, evaluate there too.
+    let nested = |k: usize| {
+        let open: String = (0..k).map(|i| format!("message.l.exists(x{i}, ")).collect();
+        format!("{open}x0 == 1{}", ")".repeat(k))
+    };
+    let k = (1..).take_while(|&k| compile(&nested(k)).is_ok()).last().unwrap();
+    assert!(k >= 3, "{k}");
+    assert!(passes(&nested(k), "order:created", json!({"l": [1]})));
+}
+
+#[test]
+fn an_expression_is_true_only_for_the_events_it_describes() {
+    let f = "message.total > 100 && topic == \"order:created\"";
+    assert!(passes(f, "order:created", json!({"total": 150})));
+    assert!(!passes(f, "order:created", json!({"total": 50})));
+    assert!(!passes(f, "order:updated", json!({"total": 150})));
+    assert!(passes("message.price >= 9.5", "order:created", json!({"price": 9.75})));
+    assert!(passes(
+        "message.items.exists(i, i.sku == \"A\") && size(message.items) == 2",
+        "order:created",
+        json!({"items": [{"sku": "B"}, {"sku": "A"}]})
+    ));
+    assert!(passes(
+        "message.customer.vip",
+        "order:created",
+        json!({"customer": {"vip": true}})
+    ));
+    assert!(passes("topic.startsWith(\"order:\")", "order:created", json!({})));
+    assert!(passes(
+        "message.big == 18446744073709551615u",
+        "order:created",
+        json!({"big": u64::MAX})
+    ));
+}
+
+#[test]
+fn an_evaluation_error_or_a_non_bool_result_counts_as_false() {
+    let m = json!({"total": 150, "name": "x"});
+    for f in [
+        "message.missing == 1",    // no such field
+        "!(message.missing == 1)", // an error stays an error when negated
+        "message.name > 100",      // no such overload
+        "message.total",           // an int, not a bool
+        "message.total / 0 == 1",  // division by zero
+        "nosuchvariable",          // undeclared
+    ] {
+        assert!(!passes(f, "order:created", m.clone()), "{f}");
+    }
+}
+
+#[test]
+fn hookd_s_own_fields_are_not_part_of_the_message() {
+    let m = json!({"a": 1, "webhook_increment_id": 5});
+    assert!(passes(
+        "!has(message.webhook_increment_id) && !has(message.event_timestamp)",
+        "order:created",
+        m
+    ));
+    assert!(passes("size(message) == 0", "order:created", json!({})));
+}
+
+#[test]
+fn the_cache_is_bounded_and_keeps_what_is_used() {
+    let cache = ProgramCache::new(2);
+    let first = cache.get("1 == 1").unwrap();
+    for i in 0..10 {
+        cache.get(&format!("{i} == {i}"));
+        assert!(Arc::ptr_eq(&first, &cache.get("1 == 1").unwrap()), "kept while in use");
+        assert!(cache.len() <= 4);
+    }
+    assert!(cache.get("1 ==").is_none(), "a stored expression that does not compile");
+}
+
+#[test]
+fn a_stored_expression_that_does_not_compile_matches_nothing() {
+    let body = event("order:created", json!({}));
+    let input = FilterInput::new("order:created", &body);
+    assert!(!input.passes("true &&"));
+    assert!(input.passes("true"));
+}
