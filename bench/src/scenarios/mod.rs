@@ -70,7 +70,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 10] = [
+    pub const EACH: [Scenario; 11] = [
         Scenario::Publish,
         Scenario::PublishBatch,
         Scenario::PublishFiltered,
