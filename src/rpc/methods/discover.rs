@@ -127,18 +127,20 @@ fn schemas() -> Map<String, Value> {
             "ordered": {"type": "boolean"}, "max_rate": {"type": ["number", "null"]},
             "filter": {"type": ["string", "null"]}}}),
     );
+    // What create and update both take; create also takes the secret and (admins) the merchant.
+    let writable = json!({
+        "topics": topics, "url": {"type": "string", "format": "uri"},
+        "is_active": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}]},
+        "extra_headers": {"type": "string"},
+        "ordered": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}],
+            "description": "at most one attempt in flight, in increment order"},
+        "max_rate": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 100000,
+            "description": "deliveries per second at most; null: no limit"},
+        "filter": {"type": ["string", "null"], "maxLength": 4096,
+            "description": "a CEL expression over topic and message; null: every event"}});
     s.insert(
         "WebhookChange".into(),
-        json!({"type": "object", "additionalProperties": false, "properties": {
-            "topics": topics.clone(), "url": {"type": "string", "format": "uri"},
-            "is_active": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}]},
-            "extra_headers": {"type": "string"},
-            "ordered": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}],
-                "description": "at most one attempt in flight, in increment order"},
-            "max_rate": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 100000,
-                "description": "deliveries per second at most; null: no limit"},
-            "filter": {"type": ["string", "null"], "maxLength": 4096,
-                "description": "a CEL expression over topic and message; null: every event"}}}),
+        json!({"type": "object", "additionalProperties": false, "properties": writable.clone()}),
     );
     s.insert(
         "Payload".into(),
@@ -148,19 +150,13 @@ fn schemas() -> Map<String, Value> {
             "status": {"enum": ["pending", "retrying", "success", "failed", "canceled"]},
             "created_at": {"type": "string"}, "body": {"type": "string"}}}),
     );
+    let mut creatable = writable;
+    creatable["secret_key"] = json!({"type": "string"});
+    creatable["merchant_code"] = json!({"type": "string", "description": "admins only: whose webhook it is"});
     s.insert(
         "NewWebhook".into(),
-        json!({"type": "object", "required": ["topics", "url"], "additionalProperties": false, "properties": {
-            "topics": topics, "url": {"type": "string", "format": "uri"},
-            "is_active": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}]},
-            "extra_headers": {"type": "string"}, "secret_key": {"type": "string"},
-            "merchant_code": {"type": "string", "description": "admins only: whose webhook it is"},
-            "ordered": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}],
-                "description": "at most one attempt in flight, in increment order"},
-            "max_rate": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 100000,
-                "description": "deliveries per second at most; null: no limit"},
-            "filter": {"type": ["string", "null"], "maxLength": 4096,
-                "description": "a CEL expression over topic and message; null: every event"}}}),
+        json!({"type": "object", "required": ["topics", "url"], "additionalProperties": false,
+            "properties": creatable}),
     );
     s.insert(
         "Delivery".into(),
