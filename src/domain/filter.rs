@@ -86,46 +86,79 @@ fn compile_here(source: &str) -> Result<Program, CompileError> {
         }
         CompileError::Invalid(message)
     })?;
-    let depth = depth(program.expression());
-    if depth > MAX_DEPTH {
-        // Dropped here, on the large stack, like any deep tree the parser made.
+    // Each refused program is dropped here, on the large stack, like any deep tree the
+    // parser made. The two loop rules keep an evaluation's cost in proportion to the
+    // message's size times the expression's, so no filter can hold a publisher for long.
+    let shape = shape(program.expression());
+    if shape.depth > MAX_DEPTH {
         return Err(CompileError::Invalid(format!(
-            "the expression is nested {depth} levels deep, more than {MAX_DEPTH}"
+            "the expression is nested {} levels deep, more than {MAX_DEPTH}",
+            shape.depth
         )));
+    }
+    if shape.nested_loops {
+        return Err(CompileError::Invalid(
+            "a list macro (all, exists, exists_one, map, filter) may not be used inside another".into(),
+        ));
+    }
+    if shape.message_in_loop {
+        return Err(CompileError::Invalid(
+            "inside a list macro (all, exists, exists_one, map, filter) use its element, not message".into(),
+        ));
     }
     Ok(program)
 }
 
-/// The depth of an expression tree (macros count as what they expand to), walked without
-/// recursion so a deep tree cannot overflow the walk either.
-fn depth(root: &IdedExpr) -> usize {
-    let mut deepest = 0;
-    let mut todo: Vec<(&IdedExpr, usize)> = vec![(root, 1)];
-    while let Some((node, d)) = todo.pop() {
-        deepest = deepest.max(d);
+/// What a walk of the expression tree found: its depth, and whether it uses the list
+/// macros (`all`, `exists`, `exists_one`, `map`, `filter`) in a way whose cost is not
+/// bounded by the size of the message.
+struct Shape {
+    depth: usize,
+    /// A list macro inside another one's body: the product of two lengths.
+    nested_loops: bool,
+    /// `message` read inside a list macro's body: the message's size times the list's.
+    message_in_loop: bool,
+}
+
+/// Walks the tree without recursion (macros count as what they expand to), so a deep tree
+/// cannot overflow the walk either.
+fn shape(root: &IdedExpr) -> Shape {
+    let mut found = Shape {
+        depth: 0,
+        nested_loops: false,
+        message_in_loop: false,
+    };
+    // (node, its depth, whether it is inside a list macro's body)
+    let mut todo: Vec<(&IdedExpr, usize, bool)> = vec![(root, 1, false)];
+    while let Some((node, d, in_loop)) = todo.pop() {
+        found.depth = found.depth.max(d);
         let d = d + 1;
         match &node.expr {
             Expr::Call(call) => {
-                todo.extend(call.target.iter().map(|t| (&**t, d)));
-                todo.extend(call.args.iter().map(|a| (a, d)));
+                todo.extend(call.target.iter().map(|t| (&**t, d, in_loop)));
+                todo.extend(call.args.iter().map(|a| (a, d, in_loop)));
             }
             Expr::Comprehension(c) => {
-                todo.extend([&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result].map(|e| (e, d)));
+                found.nested_loops |= in_loop;
+                // The range and the start are evaluated once; the rest once per element.
+                todo.extend([&c.iter_range, &c.accu_init].map(|e| (e, d, in_loop)));
+                todo.extend([&c.loop_cond, &c.loop_step, &c.result].map(|e| (e, d, true)));
             }
-            Expr::List(list) => todo.extend(list.elements.iter().map(|e| (e, d))),
+            Expr::List(list) => todo.extend(list.elements.iter().map(|e| (e, d, in_loop))),
             Expr::Map(MapExpr { entries }) | Expr::Struct(StructExpr { entries, .. }) => {
                 for entry in entries {
                     match &entry.expr {
-                        EntryExpr::MapEntry(e) => todo.extend([(&e.key, d), (&e.value, d)]),
-                        EntryExpr::StructField(f) => todo.push((&f.value, d)),
+                        EntryExpr::MapEntry(e) => todo.extend([(&e.key, d, in_loop), (&e.value, d, in_loop)]),
+                        EntryExpr::StructField(f) => todo.push((&f.value, d, in_loop)),
                     }
                 }
             }
-            Expr::Select(select) => todo.push((&select.operand, d)),
-            Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+            Expr::Select(select) => todo.push((&select.operand, d, in_loop)),
+            Expr::Ident(name) => found.message_in_loop |= in_loop && name == "message",
+            Expr::Unspecified | Expr::Literal(_) => {}
         }
     }
-    deepest
+    found
 }
 
 /// Compiled programs by expression text, bounded: two generations of at most `cap` entries.

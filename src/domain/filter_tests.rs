@@ -37,20 +37,17 @@ fn deep_expressions_are_refused_without_overflowing_any_stack() {
     }
     // A long chain of && is balanced by the parser: not deep.
     let chain = vec!["message.a == 1"; 280].join(" && ");
-    assert!(depth(compile(&chain).unwrap().expression()) < 16);
+    assert!(shape(compile(&chain).unwrap().expression()).depth < 16);
     // The deepest accepted tree evaluates on an ordinary (test) thread's stack.
     let n = MAX_DEPTH - 2;
     let deepest = format!("{}true{}", "!(".repeat(n), ")".repeat(n));
-    assert!(depth(compile(&deepest).unwrap().expression()) <= MAX_DEPTH);
+    assert!(shape(compile(&deepest).unwrap().expression()).depth <= MAX_DEPTH);
     assert_eq!(passes(&deepest, "order:created", json!({})), n.is_multiple_of(2));
-    // Nested comprehensions (macros), as deep as accepted, evaluate there too.
-    let nested = |k: usize| {
-        let open: String = (0..k).map(|i| format!("message.l.exists(x{i}, ")).collect();
-        format!("{open}x0 == 1{}", ")".repeat(k))
-    };
-    let k = (1..).take_while(|&k| compile(&nested(k)).is_ok()).last().unwrap();
-    assert!(k >= 3, "{k}");
-    assert!(passes(&nested(k), "order:created", json!({"l": [1]})));
+    // A macro (a comprehension) with a body as deep as accepted evaluates there too.
+    let in_macro = |k: usize| format!("message.l.exists(x, {}x == 1{})", "!(".repeat(2 * k), ")".repeat(2 * k));
+    let k = (1..).take_while(|&k| compile(&in_macro(k)).is_ok()).last().unwrap();
+    assert!(k >= 5, "{k}");
+    assert!(passes(&in_macro(k), "order:created", json!({"l": [1]})));
 }
 
 #[test]
@@ -122,4 +119,31 @@ fn a_stored_expression_that_does_not_compile_matches_nothing() {
     let input = FilterInput::new("order:created", &body);
     assert!(!input.passes("true &&"));
     assert!(input.passes("true"));
+}
+
+#[test]
+fn list_macros_cost_at_most_the_message_times_the_expression() {
+    // One macro over a list of the message, reading its element (and the topic): fine.
+    assert!(compile("message.items.all(x, x.qty > 0 && topic != '')").is_ok());
+    assert!(passes(
+        "message.items.exists(i, i.sku == 'A-1')",
+        "order:created",
+        json!({"items": [{"sku": "B-2"}, {"sku": "A-1"}]})
+    ));
+    // A macro inside another's body multiplies two lengths; reading the message inside a
+    // body multiplies its size by the list's. Both are refused with what to do instead.
+    for (source, says) in [
+        (
+            "message.items.all(x, message.items.exists(y, y == x))",
+            "inside another",
+        ),
+        ("[1, 2].all(a, [3, 4].exists(b, a < b))", "inside another"),
+        ("message.items.exists(x, message.note.contains(x.sku))", "not message"),
+        ("message.items.map(x, message).size() > 0", "not message"),
+    ] {
+        match compile(source) {
+            Err(CompileError::Invalid(message)) => assert!(message.contains(says), "{source}: {message}"),
+            other => panic!("{source}: {:?}", other.map(|_| "compiled")),
+        }
+    }
 }

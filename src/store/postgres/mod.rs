@@ -32,8 +32,7 @@ use tokio::sync::watch;
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, Failing,
     PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest, Published, Requeue, Scope, StatusTarget, Store,
-    StoreResult,
-    UserRecord, WriteHealth,
+    StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
