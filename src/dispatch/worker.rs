@@ -16,7 +16,7 @@
 //! payloads, expired leases). Outcomes are written back by a recorder task in batches.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -364,14 +364,28 @@ async fn recorder(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<DeliveryU
             }
         }
         let mut tries = 0;
-        while let Err(e) = engine.record_outcomes(&batch).await {
-            tries += 1;
-            tracing::error!(error = ?e, tries, "recording delivery outcomes failed");
-            if tries >= 30 {
-                // The leases will expire and the payloads be sent again: at-least-once.
-                break;
+        loop {
+            match engine.record_outcomes(&batch).await {
+                Ok(()) => {
+                    // A finished payload no longer holds its webhook's order: an ordered
+                    // lane's next head can be claimed now that the outcome is written
+                    // (its lane asked at the attempt's end and may have found it leased).
+                    let finished = batch.iter().filter(|u| u.status != DeliveryStatus::Retrying);
+                    engine
+                        .wake
+                        .webhooks(finished.map(|u| u.webhook_id).collect::<HashSet<_>>());
+                    break;
+                }
+                Err(e) => {
+                    tries += 1;
+                    tracing::error!(error = ?e, tries, "recording delivery outcomes failed");
+                    if tries >= 30 {
+                        // The leases will expire and the payloads be sent again: at-least-once.
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 }

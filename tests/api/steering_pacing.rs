@@ -66,6 +66,35 @@ async fn an_ordered_webhook_gets_one_payload_at_a_time_in_increment_order_behind
     assert_eq!(w.receiver.received("").len(), 27, "nothing sent twice");
 }
 
+#[tokio::test]
+async fn an_ordered_webhook_sends_its_next_payload_once_the_head_is_done_not_at_the_next_scan() {
+    // Queue scans far apart: only the dispatcher's own bookkeeping can move the order along.
+    let w = World::start_with(|c| c.app.delivery.poll_interval = Duration::from_secs(10)).await;
+    let id = id_of(
+        &w.hook(json!({"topics": TOPIC, "url": w.receiver.url("/in-order"), "ordered": true}))
+            .await,
+    );
+    // The head is held at the receiver while the rest queue up behind it.
+    w.receiver
+        .set("/in-order", Behaviour::Stall(Duration::from_millis(500)));
+    for n in 1..=20 {
+        w.publish_ok(TOPIC, json!({"n": n})).await;
+    }
+    w.receiver.set("/in-order", Behaviour::Status(200));
+    let started = Instant::now();
+    let got = w.receiver.wait_for("/in-order", 20, WAIT).await;
+    assert_eq!(increments(&got), (1..=20).collect::<Vec<_>>());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "20 ordered payloads took {:?}: the next one waited for a queue scan",
+        started.elapsed()
+    );
+    w.wait_deliveries(id, "all delivered", WAIT, |list| {
+        statuses(list).iter().all(|&s| s == "success")
+    })
+    .await;
+}
+
 /// Waits for `n` arrivals and checks they kept to 5 a second: the bucket's burst at 5/s is
 /// one token, so no half-open second holds more than 5 (one more allowed for timing noise),
 /// and 20 take at least 19 × 200 ms less that slack.
