@@ -66,23 +66,16 @@ pub(super) fn parse_ordered(obj: &Map<String, Value>) -> Result<Option<bool>, We
 
 /// `max_rate`: absent is "not given" (None); null is "no limit" (Some(None)).
 pub(super) fn parse_max_rate(obj: &Map<String, Value>) -> Result<Option<Option<MaxRate>>, WebhookDataError> {
-    match obj.get("max_rate") {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(Value::Number(n)) => {
-            n.as_f64()
-                .and_then(MaxRate::new)
-                .map(|r| Some(Some(r)))
-                .ok_or(WebhookDataError::WrongType {
-                    field: "max_rate",
-                    expected: "null or a number of deliveries per second above 0 and at most 100000",
-                })
-        }
-        Some(_) => Err(WebhookDataError::WrongType {
-            field: "max_rate",
-            expected: "null or a number of deliveries per second above 0 and at most 100000",
-        }),
-    }
+    let rate = match obj.get("max_rate") {
+        None => return Ok(None),
+        Some(Value::Null) => return Ok(Some(None)),
+        Some(Value::Number(n)) => n.as_f64().and_then(MaxRate::new),
+        Some(_) => None,
+    };
+    rate.map(|r| Some(Some(r))).ok_or(WebhookDataError::WrongType {
+        field: "max_rate",
+        expected: "null or a number of deliveries per second above 0 and at most 100000",
+    })
 }
 
 /// `filter`: absent is "not given" (None); null is "no filter" (Some(None)).
