@@ -1,5 +1,6 @@
-//! Reads the web console needs beyond the API's methods: one webhook by id (the API lists
-//! them all) and, for an admin, the merchants to choose from. Both go through the caller's
+//! Reads beyond the API's methods: one webhook by id (the API lists them all; the console's
+//! pages and the per-webhook operations use it) and, for an admin, the merchants to choose
+//! from. Both go through the caller's
 //! scope, like every other operation, so a merchant never sees another's webhook.
 
 use super::{App, AppError, Caller};

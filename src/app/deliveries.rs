@@ -27,9 +27,7 @@ impl App {
         webhook: WebhookId,
         filter: &DeliveryFilter,
     ) -> Result<Vec<DeliveryRecord>, AppError> {
-        if self.store.webhook_get(caller.scope(), webhook).await?.is_none() {
-            return Err(AppError::WebhookNotFound);
-        }
+        self.webhook_get(caller, webhook).await?;
         Ok(self.store.delivery_list(caller.scope(), webhook, filter).await?)
     }
 
@@ -57,36 +55,18 @@ impl App {
     /// Makes a `test:ping` payload (it takes the next increment id) and sends it now; a
     /// failed first attempt is retried on the schedule like any other.
     pub async fn webhook_test(&self, caller: &Caller, webhook: WebhookId) -> Result<TestResult, AppError> {
-        let hook = self
-            .store
-            .webhook_get(caller.scope(), webhook)
-            .await?
-            .ok_or(AppError::WebhookNotFound)?;
-        let code = self
-            .store
-            .merchant_list()
-            .await?
-            .into_iter()
-            .find(|(id, _)| *id == hook.merchant_id)
-            .map(|(_, code)| code)
-            .unwrap_or_default();
+        let hook = self.webhook_get(caller, webhook).await?;
         let owner = format!("test-{}", caller.user.name);
         // A ping takes one of the webhook's slots like any attempt, so pings cannot open
         // more requests to a receiver than the dispatcher would.
         let _slot = self.engine.slot_for_test(webhook).await.ok_or(AppError::Busy)?;
-        self.send_test(caller, &hook, &code, &owner).await
+        self.send_test(caller, &hook, &owner).await
     }
 
-    async fn send_test(
-        &self,
-        caller: &Caller,
-        hook: &Webhook,
-        code: &str,
-        owner: &str,
-    ) -> Result<TestResult, AppError> {
+    async fn send_test(&self, caller: &Caller, hook: &Webhook, owner: &str) -> Result<TestResult, AppError> {
         let webhook = hook.id;
         let now = now_millis();
-        let body = BodyTemplate::new(TEST_TOPIC, code, &Map::new(), now);
+        let body = BodyTemplate::new(TEST_TOPIC, &hook.merchant_code, &Map::new(), now);
         let lease_until = now + self.settings.delivery.lease.as_millis() as i64;
         let claimed = self
             .store

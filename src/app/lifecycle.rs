@@ -61,9 +61,7 @@ impl App {
         to: i64,
         limit: i64,
     ) -> Result<Vec<PayloadRecord>, AppError> {
-        if self.store.webhook_get(caller.scope(), id).await?.is_none() {
-            return Err(AppError::WebhookNotFound);
-        }
+        self.webhook_get(caller, id).await?;
         Ok(self.store.payload_range(caller.scope(), id, from, to, limit).await?)
     }
 
