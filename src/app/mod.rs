@@ -9,6 +9,7 @@ pub mod deliveries;
 mod error;
 pub mod events;
 pub mod lifecycle;
+mod merchants;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -70,6 +71,7 @@ pub struct App {
     pub wake: Arc<Wake>,
     pub metrics: Arc<Metrics>,
     auth: Arc<auth::AuthState>,
+    merchants: Arc<merchants::MerchantCache>,
 }
 
 impl App {
@@ -90,6 +92,7 @@ impl App {
             engine,
             settings: Arc::new(settings),
             auth: Arc::new(auth),
+            merchants: Arc::default(),
         })
     }
 }

@@ -41,26 +41,6 @@ impl App {
         Ok(self.resolve_merchant(code).await?.0)
     }
 
-    /// For admin operations: the named merchant, or the only one when none is named.
-    pub async fn resolve_merchant(&self, code: Option<&str>) -> Result<(MerchantId, String), AppError> {
-        if let Some(code) = code {
-            return match self.store.merchant_by_code(code).await? {
-                Some(id) => Ok((id, code.to_string())),
-                None => Err(AppError::InvalidData(format!("merchant_code: no merchant '{code}'"))),
-            };
-        }
-        let merchants = self.store.merchant_list().await?;
-        match merchants.as_slice() {
-            [(only, code)] => Ok((*only, code.clone())),
-            [] => Err(AppError::InvalidData(
-                "no merchant exists yet (create a merchant user first)".into(),
-            )),
-            _ => Err(AppError::InvalidData(
-                "merchant_code is required when more than one merchant exists".into(),
-            )),
-        }
-    }
-
     /// `webhook.update_status`: `target` None means every webhook of the caller.
     pub async fn webhook_update_status(
         &self,

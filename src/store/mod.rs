@@ -170,11 +170,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<ClaimedDelivery>>;
     /// Active webhooks with unleased payloads to send, each with its earliest due time. (On
     /// SQLite leases live in memory, so leased payloads count too; the claim skips them.)
+    /// It also resets where claims start reading (PostgreSQL's claim floors), so a payload
+    /// that turned due below one (a lease run out, another node's late commit) is claimable
+    /// once the scan has run.
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>>;
     /// How many payloads of active webhooks are due now (for the `hookd_queue_due` gauge),
     /// counting at most `cap` of them so a huge backlog costs a bounded read.
     async fn queue_due_count(&self, now: Millis, cap: i64) -> StoreResult<i64>;
-    /// Leases up to `limit` due payloads of one active webhook to `owner`, oldest first.
+    /// Leases up to `limit` due payloads of one active webhook to `owner`, oldest first
+    /// (of those at or after the webhook's claim floor, see `queue_scan`).
     async fn delivery_claim(
         &self,
         webhook: WebhookId,

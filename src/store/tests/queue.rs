@@ -122,6 +122,9 @@ store_test! {
         assert_eq!(retried[0].attempts, 1);
         // A success is never claimed again, even after every lease has run out; the payload
         // due first is taken first. (The order within one claim's answer is the backend's.)
+        // A lease that ran out is seen again once the queue scan ran, at the latest, as the
+        // dispatcher scans every poll interval (see `ClaimFloors`).
+        store.queue_scan(now + 2 * HOUR).await.unwrap();
         let late = claim(&*store, hook, now + 2 * HOUR, 1).await;
         assert_eq!(increments(&late), vec![3], "oldest due first");
         assert_eq!(increments(&claim(&*store, hook, now + 2 * HOUR, 10).await), vec![2]);
@@ -269,5 +272,30 @@ store_test! {
             total += got;
         }
         assert_eq!(total, 5);
+    }
+}
+
+store_test! {
+    async fn a_payload_committed_after_a_claim_with_an_earlier_time_is_still_claimed(db, store) {
+        // Publishes take their time before their batch commits, and batches commit out of
+        // order: claims must still find such a payload (PostgreSQL starts a webhook's claims
+        // near the latest time it took, see `ClaimFloors`).
+        let m = merchant(&*store, "shop").await;
+        let hook = create_hook(&*store, m, TOPIC, true).await;
+        let now = now_millis();
+        publish_at(&*store, m, TOPIC, None, now).await;
+        assert_eq!(increments(&claim(&*store, hook, now + 10, 10).await), vec![1]);
+        publish_at(&*store, m, TOPIC, None, now - 900).await;
+        assert_eq!(
+            increments(&claim(&*store, hook, now + 10, 10).await),
+            vec![2],
+            "committed later with a time 0.9 s before the last claimed: claimed at once"
+        );
+        publish_at(&*store, m, TOPIC, None, now - 60_000).await;
+        let before_scan = claim(&*store, hook, now + 10, 10).await;
+        store.queue_scan(now + 10).await.unwrap();
+        let after_scan = claim(&*store, hook, now + 10, 10).await;
+        let both: Vec<i64> = increments(&before_scan).into_iter().chain(increments(&after_scan)).collect();
+        assert_eq!(both, vec![3], "a minute earlier: claimed once the queue scan ran, at the latest");
     }
 }
