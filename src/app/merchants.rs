@@ -128,7 +128,9 @@ mod tests {
         let t0 = Instant::now();
         assert!(matches!(cache.unnamed(t0), Unnamed::Unknown));
         cache.learn(&[m(7, "shop")], t0);
-        assert!(matches!(cache.unnamed(t0 + Duration::from_millis(999)), Unnamed::Only(MerchantId(7), ref c) if c == "shop"));
+        assert!(
+            matches!(cache.unnamed(t0 + Duration::from_millis(999)), Unnamed::Only(MerchantId(7), ref c) if c == "shop")
+        );
         assert!(matches!(cache.unnamed(t0 + ONLY_FOR), Unnamed::Unknown));
     }
 
@@ -139,7 +141,10 @@ mod tests {
         cache.learn(&[], t0);
         assert!(matches!(cache.unnamed(t0), Unnamed::Unknown));
         cache.learn(&[m(1, "a"), m(2, "b")], t0);
-        assert!(matches!(cache.unnamed(t0 + Duration::from_secs(3600)), Unnamed::Several));
+        assert!(matches!(
+            cache.unnamed(t0 + Duration::from_secs(3600)),
+            Unnamed::Several
+        ));
     }
 
     #[test]

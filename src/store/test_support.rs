@@ -81,6 +81,38 @@ pub async fn publish(store: &dyn Store, m: MerchantId, t: &str) -> Published {
     publish_at(store, m, t, None, now_millis()).await
 }
 
+/// A webhook of merchant `m` on `topics` with the filter `filter` (a valid CEL expression).
+pub async fn filtered_hook(store: &dyn Store, m: MerchantId, topics: &str, filter: &str) -> WebhookId {
+    let value = json!({"topics": topics, "url": "https://receiver.example/hook", "filter": filter});
+    let hook = NewWebhook::from_json(&value, &catalog(), false).expect("a valid webhook");
+    store
+        .webhook_create(m, &hook, i64::MAX)
+        .await
+        .unwrap()
+        .expect("no webhook limit")
+}
+
+/// Publishes `message` on topic `t` as merchant `m`.
+pub async fn publish_message(
+    store: &dyn Store,
+    m: MerchantId,
+    t: &str,
+    message: serde_json::Value,
+    key: Option<&str>,
+) -> Published {
+    let topic = topic(t);
+    let now = now_millis();
+    let body = BodyTemplate::new(topic.as_str(), "shop", message.as_object().unwrap(), now);
+    let req = PublishRequest {
+        merchant: m,
+        topic: &topic,
+        body: &body,
+        idempotency_key: key,
+        now,
+    };
+    store.event_publish(&req).await.expect("publishing")
+}
+
 /// Every payload of a webhook, oldest first.
 pub async fn payloads(store: &dyn Store, w: WebhookId) -> Vec<DeliveryRecord> {
     let filter = DeliveryFilter {

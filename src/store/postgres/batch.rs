@@ -3,10 +3,14 @@
 //! semantics it had alone.
 //!
 //! Lock order, the same on every node so batches cannot deadlock: the idempotency keys'
-//! advisory locks first (ascending hash), then the matched webhooks (ascending id, in one
-//! statement, which also reads their filters). Each webhook's row lock is taken once per
-//! batch and the webhook is bumped once by the number of its payloads (those whose event
-//! passed its filter), so its ids stay gap-free: the batch's payloads take the ids
+//! advisory locks first (ascending hash), then the matched webhooks without a filter
+//! (ascending id, in the statement that also reads the filtered ones), then the filtered
+//! webhooks some event of the batch passed (ascending id), and only those: a webhook whose
+//! filter refuses everything in the batch is not locked, so it neither waits for nor holds up
+//! other batches. (Only a filter set or removed while two batches run can reverse the order
+//! for one webhook; PostgreSQL then aborts one of them, which runs again publish by publish.)
+//! Each webhook's row lock is taken once per batch and the webhook is bumped once by the
+//! number of its payloads, so its ids stay gap-free: the batch's payloads take the ids
 //! `last + 1 ..= last + count` in publish order, and a rollback undoes the bump with them.
 
 use std::collections::HashMap;
@@ -150,47 +154,13 @@ async fn idempotency(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Plan>
     Ok(plans)
 }
 
-/// Makes the events and their payloads: locks and reads the matched webhooks (one
-/// statement), decides in Rust which of them each event's filters let through and their
+/// Makes the events and their payloads: locks the matched webhooks (see the lock order
+/// above), decides in Rust which of them each event's filters let through and their
 /// increment ids, then bumps them and inserts events and payloads and queues one wake-up
-/// (one statement). Filters add no round trip: the lock statement reads them.
+/// (one statement). Filters cost a round trip only when one of them lets an event through.
 async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>, sqlx::Error> {
     let merchants: Vec<i64> = jobs.iter().map(|j| j.merchant).collect();
-    let match_keys: Vec<[String; 3]> = jobs.iter().map(|j| j.topic.match_keys()).collect();
-    let key = |i: usize| match_keys.iter().map(|k| k[i].as_str()).collect::<Vec<_>>();
-    // Each matched active webhook, locked in id order, with its last increment id, its
-    // filter and `ns`, the (1-based) jobs it matched. A webhook deactivated or deleted by a
-    // transaction we waited for is re-checked after the wait and left out, and what is read
-    // is the row as that transaction left it (its filter and increment id included).
-    let locked = sqlx::query(
-        "WITH j AS (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) \
-                    WITH ORDINALITY AS t(m, k0, k1, k2, n)), \
-         matched AS ( \
-           SELECT wt.webhook_id AS w, array_agg(DISTINCT j.n ORDER BY j.n) AS ns \
-           FROM j JOIN webhook_topics wt ON wt.merchant_id = j.m AND wt.pattern IN (j.k0, j.k1, j.k2) \
-           GROUP BY wt.webhook_id) \
-         SELECT l.id, l.increment_id, l.merchant_id, l.filter, matched.ns \
-         FROM (SELECT id, increment_id, merchant_id, filter FROM webhooks \
-               WHERE id IN (SELECT w FROM matched) AND is_active ORDER BY id FOR UPDATE) l \
-         JOIN matched ON matched.w = l.id",
-    )
-    .bind(&merchants)
-    .bind(key(0))
-    .bind(key(1))
-    .bind(key(2))
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut locked: Vec<Locked> = locked
-        .iter()
-        .map(|r| Locked {
-            webhook: r.get(0),
-            last: r.get(1),
-            merchant: r.get(2),
-            filter: r.get(3),
-            jobs: r.get(4),
-        })
-        .collect();
-    locked.sort_unstable_by_key(|l| l.webhook);
+    let locked = lock_webhooks(conn, jobs, &merchants).await?;
     let Made {
         mut published,
         payloads: p,
@@ -245,6 +215,143 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>
         published.payloads = published.webhooks.len() as i64;
     }
     Ok(published)
+}
+
+/// The matched active webhooks that may get payloads, locked, in id order.
+///
+/// One statement locks those without a filter (ascending id) and reads the filtered ones
+/// without locking them; a webhook whose row changed while the lock waited (deactivated,
+/// filter set) is re-checked by PostgreSQL and comes back unlocked. The filters are tried on
+/// the events here; only webhooks with an event passing are locked, by a second statement
+/// that reads their filter again under the lock (a filter changed meanwhile is tried again
+/// in `plan`). What is locked is read as the last committed transaction left it.
+async fn lock_webhooks(conn: &mut PgConnection, jobs: &[&Job], merchants: &[i64]) -> Result<Vec<Locked>, sqlx::Error> {
+    let match_keys: Vec<[String; 3]> = jobs.iter().map(|j| j.topic.match_keys()).collect();
+    let key = |i: usize| match_keys.iter().map(|k| k[i].as_str()).collect::<Vec<_>>();
+    // `ns`: the (1-based) jobs each webhook matched.
+    let rows = sqlx::query(
+        "WITH j AS (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) \
+                    WITH ORDINALITY AS t(m, k0, k1, k2, n)), \
+         matched AS ( \
+           SELECT wt.webhook_id AS w, array_agg(DISTINCT j.n ORDER BY j.n) AS ns \
+           FROM j JOIN webhook_topics wt ON wt.merchant_id = j.m AND wt.pattern IN (j.k0, j.k1, j.k2) \
+           GROUP BY wt.webhook_id), \
+         l AS (SELECT wh.id, wh.increment_id, wh.merchant_id, wh.filter, matched.ns \
+               FROM webhooks wh JOIN matched ON matched.w = wh.id \
+               WHERE wh.is_active AND wh.filter IS NULL ORDER BY wh.id FOR UPDATE OF wh) \
+         SELECT id, increment_id, merchant_id, filter, ns, true FROM l \
+         UNION ALL \
+         SELECT wh.id, wh.increment_id, wh.merchant_id, wh.filter, matched.ns, false \
+         FROM webhooks wh JOIN matched ON matched.w = wh.id \
+         WHERE wh.is_active AND wh.id NOT IN (SELECT id FROM l)",
+    )
+    .bind(merchants)
+    .bind(key(0))
+    .bind(key(1))
+    .bind(key(2))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut locked = Vec::with_capacity(rows.len());
+    let mut unlocked = Vec::new();
+    for r in &rows {
+        let hook = Locked {
+            webhook: r.get(0),
+            last: r.get(1),
+            merchant: r.get(2),
+            filter: r.get(3),
+            jobs: r.get(4),
+        };
+        if r.get::<bool, _>(5) {
+            locked.push(hook);
+        } else {
+            unlocked.push(hook);
+        }
+    }
+    let passing = passing(jobs, unlocked);
+    if !passing.is_empty() {
+        let ids: Vec<i64> = passing.iter().map(|(h, _)| h.webhook).collect();
+        let rows: Vec<(i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, increment_id, filter FROM webhooks WHERE id = ANY($1) AND is_active \
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let now: HashMap<i64, (i64, Option<String>)> = rows.into_iter().map(|(id, last, f)| (id, (last, f))).collect();
+        for (mut hook, tried) in passing {
+            // Gone or turned off meanwhile: nothing for it.
+            let Some((last, filter)) = now.get(&hook.webhook) else {
+                continue;
+            };
+            hook.last = *last;
+            if *filter != tried.filter {
+                // Changed meanwhile: every job it matched, tried against the filter as it
+                // is now (in `plan`).
+                hook.filter = filter.clone();
+                hook.jobs = tried.jobs;
+            }
+            locked.push(hook);
+        }
+    }
+    locked.sort_unstable_by_key(|l| l.webhook);
+    Ok(locked)
+}
+
+/// What a filtered webhook read without its lock was tried with: its filter then, and
+/// every job it matched.
+struct Tried {
+    filter: Option<String>,
+    jobs: Vec<i64>,
+}
+
+/// The filtered webhooks with at least one job passing their filter, in id order, each with
+/// no filter left and only the jobs that passed. Each job's event is converted for filters
+/// at most once. (Synchronous, like `plan`: the CEL values are not `Send`.)
+fn passing(jobs: &[&Job], unlocked: Vec<Locked>) -> Vec<(Locked, Tried)> {
+    if unlocked.is_empty() {
+        return Vec::new();
+    }
+    let mut inputs: HashMap<usize, FilterInput> = HashMap::new();
+    let mut out = Vec::new();
+    for hook in unlocked {
+        let Some(filter) = hook.filter else {
+            // Without a filter yet not locked: its row changed while the lock waited (a
+            // filter set, or turned off). Locked below and tried as it is then.
+            let tried = Tried {
+                filter: None,
+                jobs: hook.jobs.clone(),
+            };
+            out.push((hook, tried));
+            continue;
+        };
+        let passed: Vec<i64> = hook
+            .jobs
+            .iter()
+            .copied()
+            .filter(|&n| {
+                let job = (n - 1) as usize;
+                inputs
+                    .entry(job)
+                    .or_insert_with(|| FilterInput::new(jobs[job].topic.as_str(), &jobs[job].body))
+                    .passes(&filter)
+            })
+            .collect();
+        if !passed.is_empty() {
+            out.push((
+                Locked {
+                    filter: None,
+                    jobs: passed,
+                    ..hook
+                },
+                Tried {
+                    filter: Some(filter),
+                    jobs: hook.jobs,
+                },
+            ));
+        }
+    }
+    out.sort_unstable_by_key(|(h, _)| h.webhook);
+    out
 }
 
 /// A matched webhook as locked: its last increment id, its filter, the jobs it matched.

@@ -282,8 +282,18 @@ impl Store for PostgresStore {
         limit: i64,
         pacing: Pacing,
     ) -> StoreResult<PacedClaim> {
-        self.health
-            .observe(queue::claim_paced(&self.pool, &self.floors, webhook, owner, (now, lease_until), limit, pacing).await)
+        self.health.observe(
+            queue::claim_paced(
+                &self.pool,
+                &self.floors,
+                webhook,
+                owner,
+                (now, lease_until),
+                limit,
+                pacing,
+            )
+            .await,
+        )
     }
 
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<Vec<Failing>> {

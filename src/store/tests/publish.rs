@@ -1,8 +1,8 @@
 //! Publishing: fan-out, gap-free increment ids under concurrency, idempotency keys, filters.
 
 use super::*;
-use crate::domain::{BodyTemplate, MerchantId, WebhookChange, WebhookId};
-use crate::store::{DeliveryRecord, PublishRequest, Store};
+use crate::domain::WebhookChange;
+use crate::store::DeliveryRecord;
 
 store_test! {
     async fn publishing_fans_out_by_exact_prefix_and_wildcard_topics(db, store) {
@@ -154,38 +154,6 @@ store_test! {
         let increments: Vec<i64> = payloads(&*store, hook).await.iter().map(|p| p.increment_id).collect();
         assert_eq!(increments, vec![1, 2, 3, 4]);
     }
-}
-
-/// A webhook of merchant `m` on `topics` with the filter `filter` (a valid CEL expression).
-async fn filtered_hook(store: &dyn Store, m: MerchantId, topics: &str, filter: &str) -> WebhookId {
-    let value = json!({"topics": topics, "url": "https://receiver.example/hook", "filter": filter});
-    let hook = NewWebhook::from_json(&value, &catalog(), false).expect("a valid webhook");
-    store
-        .webhook_create(m, &hook, i64::MAX)
-        .await
-        .unwrap()
-        .expect("no webhook limit")
-}
-
-/// Publishes `message` on topic `t` as merchant `m`.
-async fn publish_message(
-    store: &dyn Store,
-    m: MerchantId,
-    t: &str,
-    message: serde_json::Value,
-    key: Option<&str>,
-) -> Published {
-    let topic = topic(t);
-    let now = now_millis();
-    let body = BodyTemplate::new(topic.as_str(), "shop", message.as_object().unwrap(), now);
-    let req = PublishRequest {
-        merchant: m,
-        topic: &topic,
-        body: &body,
-        idempotency_key: key,
-        now,
-    };
-    store.event_publish(&req).await.expect("publishing")
 }
 
 fn increments(made: &[DeliveryRecord]) -> Vec<i64> {

@@ -111,3 +111,68 @@ async fn two_publishes_with_one_key_in_one_batch_make_one_event() {
     assert_eq!(ids, (1..=5).collect::<Vec<_>>(), "two earlier, three new payloads");
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_batch_locks_only_the_filtered_webhooks_its_events_pass() {
+    let (db, store) = setup!();
+    let m = merchant(&store, "shop").await;
+    let refuses = filtered_hook(&store, m, "order:created", "message.n < 0").await;
+    let passes = filtered_hook(&store, m, "order:created", "message.n >= 0").await;
+    let plain = create_hook(&store, m, "order:created", true).await;
+    // Another transaction holds the refusing webhook's row: the publish does not wait for it.
+    let mut other = store.pool.acquire().await.unwrap();
+    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
+    sqlx::query("SELECT 1 FROM webhooks WHERE id = $1 FOR UPDATE")
+        .bind(refuses.0)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(
+        Duration::from_secs(5),
+        publish_message(&store, m, "order:created", serde_json::json!({"n": 1}), None),
+    )
+    .await
+    .expect("not held up by a webhook whose filter refuses the event");
+    assert_eq!(first.webhooks, vec![passes, plain]);
+    sqlx::query("ROLLBACK").execute(&mut *other).await.unwrap();
+    // The one it passes is locked, though: held elsewhere, the publish waits for it, then
+    // reads the webhook as that transaction left it; here its filter changed to refuse.
+    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
+    sqlx::query("SELECT 1 FROM webhooks WHERE id = $1 FOR UPDATE")
+        .bind(passes.0)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let second = tokio::spawn({
+        let store = Arc::new(db.store().await);
+        async move { publish_message(&*store, m, "order:created", serde_json::json!({"n": 2}), None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !second.is_finished(),
+        "a webhook the event passes is locked by the batch"
+    );
+    sqlx::query("UPDATE webhooks SET filter = 'message.n == 5' WHERE id = $1")
+        .bind(passes.0)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        second.webhooks,
+        vec![plain],
+        "tried against the filter as changed meanwhile"
+    );
+    let ids: Vec<i64> = payloads(&store, passes).await.iter().map(|d| d.increment_id).collect();
+    assert_eq!(ids, vec![1]);
+    let third = publish_message(&store, m, "order:created", serde_json::json!({"n": 5}), None).await;
+    assert_eq!(third.webhooks, vec![passes, plain]);
+    let ids: Vec<i64> = payloads(&store, passes).await.iter().map(|d| d.increment_id).collect();
+    assert_eq!(ids, vec![1, 2], "gap-free");
+    assert!(payloads(&store, refuses).await.is_empty());
+    db.drop_database().await;
+}
