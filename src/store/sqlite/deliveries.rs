@@ -67,14 +67,19 @@ pub fn latest(c: &Connection, scope: Scope, ids: &[i64]) -> StoreResult<Vec<Deli
         return Ok(Vec::new());
     }
     let ids = serde_json::to_string(ids).expect("integers serialise");
-    Ok(c.prepare_cached(&format!(
+    Ok(c.prepare_cached(&latest_sql())?
+        .query_map(params![ids, scope.merchant_filter()], record_from_row)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// `latest`'s statement: ?1 the ids as a JSON array, ?2 the merchant filter.
+pub(super) fn latest_sql() -> String {
+    format!(
         "SELECT {RECORD_COLUMNS} FROM deliveries WHERE id IN ( \
            SELECT (SELECT d.id FROM deliveries d WHERE d.webhook_id = j.value ORDER BY d.id DESC LIMIT 1) \
            FROM json_each(?1) j) \
          AND (?2 IS NULL OR merchant_id = ?2) ORDER BY webhook_id"
-    ))?
-    .query_map(params![ids, scope.merchant_filter()], record_from_row)?
-    .collect::<Result<_, _>>()?)
+    )
 }
 
 /// Reads the payload and its attempts in one read transaction (one snapshot), so they agree

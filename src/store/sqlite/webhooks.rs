@@ -88,6 +88,14 @@ pub fn list(c: &Connection, scope: Scope) -> StoreResult<Vec<Webhook>> {
 /// id > ?` and walks `webhooks_merchant (merchant_id, id)` from the page's start (for an
 /// admin, the primary key): a page reads its own rows, not the merchants before it.
 pub fn page(c: &Connection, scope: Scope, after: Option<WebhookId>, limit: i64) -> StoreResult<Vec<Webhook>> {
+    let (sql, values) = page_query(scope, after, limit);
+    Ok(c.prepare_cached(&sql)?
+        .query_map(params_from_iter(values), webhook_from_row)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// `page`'s statement and its parameters.
+pub(super) fn page_query(scope: Scope, after: Option<WebhookId>, limit: i64) -> (String, Vec<Value>) {
     let mut conditions = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     if let Some(m) = scope.merchant_filter() {
@@ -105,9 +113,7 @@ pub fn page(c: &Connection, scope: Scope, after: Option<WebhookId>, limit: i64) 
         sql.push_str(&conditions.join(" AND "));
     }
     sql.push_str(&format!(" ORDER BY w.id LIMIT ?{}", values.len()));
-    Ok(c.prepare_cached(&sql)?
-        .query_map(params_from_iter(values), webhook_from_row)?
-        .collect::<Result<_, _>>()?)
+    (sql, values)
 }
 
 pub fn get(c: &Connection, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
