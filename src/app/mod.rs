@@ -15,6 +15,7 @@ pub mod webhooks;
 use std::sync::Arc;
 
 pub use auth::{AuthSettings, Caller};
+pub use console::WebhookPage;
 pub use error::{AppError, StorageProblem};
 
 use crate::dispatch::client::ClientBuildError;

@@ -15,7 +15,7 @@ use super::session::Session;
 use super::views::{notice, HookView, Nav};
 use super::{app_message, app_status, parse_id, render, Console, PageError, PageResult};
 use crate::app::AppError;
-use crate::domain::{DeliveryFilter, StatusTarget, WebhookId};
+use crate::domain::{StatusTarget, WebhookId};
 use crate::time::now_millis;
 
 /// Field caps of the webhook form (the domain types check the content).
@@ -27,6 +27,9 @@ const MAX_TOPICS: usize = 500;
 const MAX_RATE_TEXT: usize = 32;
 const MAX_FILTER: usize = crate::domain::steering::MAX_FILTER_BYTES;
 
+/// Webhooks per page of the list (a merchant may have a thousand; an admin sees all).
+const PAGE: usize = 50;
+
 #[derive(Template)]
 #[template(path = "webhooks.html")]
 struct ListPage {
@@ -36,40 +39,72 @@ struct ListPage {
     merchant: String,
     notice: Option<String>,
     admin: bool,
+    /// Links to the first page (on a later one) and to the next (when there are more), with
+    /// the merchant filter kept.
+    first_href: Option<String>,
+    next_href: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct ListQuery {
     merchant: Option<String>,
+    /// Where the page starts: after this webhook id (keyset paging). Read as text so a bad
+    /// value gets the console's error page rather than the extractor's plain refusal.
+    after: Option<String>,
     msg: Option<String>,
 }
 
-/// `GET /console/`: the caller's webhooks with their latest outcome.
+/// The list's address with the merchant filter (when set) and, when given, a page start.
+fn list_href(merchant: &str, after: Option<WebhookId>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if !merchant.is_empty() {
+        query.append_pair("merchant", merchant);
+    }
+    if let Some(after) = after {
+        query.append_pair("after", &after.0.to_string());
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        "/console/".to_string()
+    } else {
+        format!("/console/?{query}")
+    }
+}
+
+/// `GET /console/`: a page of the caller's webhooks with their latest outcome (`?after=ID`
+/// for the next; an admin's `?merchant=CODE` keeps to one merchant).
 pub async fn list(State(console): State<Console>, session: Session, Query(q): Query<ListQuery>) -> PageResult {
     let app = &console.app;
     let caller = &session.caller;
     let merchant = q.merchant.unwrap_or_default();
+    let after = match q.after.as_deref() {
+        None | Some("") => None,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(id) if id >= 0 => Some(WebhookId(id)),
+            _ => {
+                return Err(PageError::new(
+                    StatusCode::BAD_REQUEST,
+                    "The page to show (after) must be a webhook id.",
+                ))
+            }
+        },
+    };
     let merchants = if caller.is_admin() {
         app.merchant_codes(caller).await?
     } else {
         Vec::new()
     };
-    let mut hooks = Vec::new();
-    for hook in app.webhook_list(caller).await? {
-        if !merchant.is_empty() && hook.merchant_code != merchant {
-            continue;
-        }
-        let latest = DeliveryFilter {
-            status: None,
-            before: None,
-            limit: 1,
-        };
-        let last = app.deliveries(caller, hook.id, &latest).await?;
-        hooks.push(HookView::new(&hook, last.first()));
-    }
+    let filter = Some(merchant.as_str()).filter(|m| !m.is_empty());
+    let page = app.webhook_page(caller, filter, after, PAGE).await?;
     let page = ListPage {
         nav: Some(session.nav()),
-        hooks,
+        hooks: page
+            .hooks
+            .iter()
+            .map(|(hook, last)| HookView::new(hook, last.as_ref()))
+            .collect(),
+        first_href: after.map(|_| list_href(&merchant, None)),
+        next_href: page.next_after.map(|next| list_href(&merchant, Some(next))),
         merchants,
         merchant,
         notice: notice(q.msg.as_deref(), None),

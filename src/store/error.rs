@@ -22,6 +22,9 @@ pub enum StoreError {
     /// BEGIN or its COMMIT failed, so none of them can be told apart).
     #[error("the publish batch could not be committed")]
     BatchFailed(#[source] Arc<sqlx::Error>),
+    /// A read asked about more rows by id than it takes in one statement (a caller's bug).
+    #[error("{given} ids given where at most {max} are taken")]
+    TooManyIds { given: usize, max: usize },
     #[error("the database writer has stopped")]
     WriterGone,
     #[error("the database readers have stopped")]

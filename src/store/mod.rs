@@ -54,6 +54,24 @@ impl Default for PoolSettings {
     }
 }
 
+/// How many webhooks one `delivery_latest` call may ask about.
+pub const LATEST_MAX_WEBHOOKS: usize = 50;
+
+/// The ids `delivery_latest` asks about: sorted, without repeats, at most
+/// `LATEST_MAX_WEBHOOKS` of them (shared by the backends).
+fn latest_ids(webhooks: &[WebhookId]) -> StoreResult<Vec<i64>> {
+    let mut ids: Vec<i64> = webhooks.iter().map(|w| w.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.len() > LATEST_MAX_WEBHOOKS {
+        return Err(StoreError::TooManyIds {
+            given: ids.len(),
+            max: LATEST_MAX_WEBHOOKS,
+        });
+    }
+    Ok(ids)
+}
+
 /// Everything hookd keeps. Implementations must make each method atomic.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -108,6 +126,10 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64>;
     /// The scope's webhooks ordered by id.
     async fn webhook_list(&self, scope: Scope) -> StoreResult<Vec<Webhook>>;
+    /// A page of the scope's webhooks: those with an id above `after` (all when None),
+    /// ordered by id, at most `limit`. Keyset paging, so a page costs the same however far
+    /// into the list it is (the console's list; `webhook.list` still reads them all).
+    async fn webhook_page(&self, scope: Scope, after: Option<WebhookId>, limit: i64) -> StoreResult<Vec<Webhook>>;
     async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>>;
     /// Sets `is_active` on every matching webhook of the scope; returns how many matched.
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64>;
@@ -220,6 +242,12 @@ pub trait Store: Send + Sync + 'static {
         webhook: WebhookId,
         filter: &DeliveryFilter,
     ) -> StoreResult<Vec<DeliveryRecord>>;
+    /// The newest payload of each of `webhooks` that has one and is in the scope, in one
+    /// query (a point read of `deliveries_by_webhook` per id), ordered by webhook id: what a
+    /// list of webhooks shows as their last outcome. At most `LATEST_MAX_WEBHOOKS` ids (one
+    /// page of the console's list); more are refused with `TooManyIds` rather than making the
+    /// statement as long as the caller likes. Repeated ids count once.
+    async fn delivery_latest(&self, scope: Scope, webhooks: &[WebhookId]) -> StoreResult<Vec<DeliveryRecord>>;
     async fn delivery_get(&self, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>>;
     /// Puts a failed payload back in the queue, due at `now`.
     async fn delivery_requeue(&self, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue>;

@@ -447,3 +447,99 @@ async fn the_edit_form_sets_and_clears_the_steering_settings_and_pages_show_why_
         );
     }
 }
+
+/// Walks the list from `start` by its "Next" links; the ids of each page.
+async fn walk_pages(client: &mut ConsoleClient, start: &str) -> Vec<Vec<i64>> {
+    let (mut pages, mut next) = (Vec::new(), Some(start.to_string()));
+    while let Some(path) = next {
+        let page = client.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        let ids = listed_webhook_ids(&page.body);
+        assert!(ids.len() <= 50, "{path}: {} webhooks on one page", ids.len());
+        assert!(!page.body.contains("b-secret-place"), "{path}: {}", page.body);
+        if !pages.is_empty() {
+            assert!(link_to(&page.body, "« First page").is_some(), "{path}: {}", page.body);
+        }
+        next = link_to(&page.body, "Next »");
+        assert!(pages.len() < 10, "the pages do not end");
+        pages.push(ids);
+    }
+    pages
+}
+
+#[tokio::test]
+async fn the_list_pages_fifty_webhooks_at_a_time_with_their_last_outcome_and_keeps_the_merchant_filter() {
+    let app = TestApp::spawn().await;
+    let receiver = crate::receiver::TestReceiver::start().await;
+    let (code_a, _, _, session_a) = shop(&app).await;
+    let (_, _, _, session_b) = shop(&app).await;
+    let create = |session: &str, url: String| {
+        let data = json!({"url": url, "topics": "order:created"});
+        let (app, session) = (&app, session.to_string());
+        async move { assert_ok(&app.create_webhook(&session, data).await).clone() }
+    };
+    // B's webhooks fall between A's ids, so a page of A's spans them.
+    for i in 0..57 {
+        if i == 30 {
+            for j in 0..2 {
+                create(&session_b, format!("http://127.0.0.1:9/b-secret-place-{j}")).await;
+            }
+        }
+        let url = if i == 55 {
+            receiver.url("/answered")
+        } else {
+            format!("http://127.0.0.1:9/a-{i}")
+        };
+        create(&session_a, url).await;
+    }
+    let of_a: Vec<i64> = app
+        .list_webhooks(&session_a)
+        .await
+        .iter()
+        .map(|h| h["webhook_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(of_a.len(), 57);
+    let answered = of_a[55];
+    let ping = app.call(&session_a, "webhook.test", json!([answered])).await;
+    assert_ok(&ping);
+
+    let mut client = ConsoleClient::merchant(&app, &code_a).await;
+    let pages = walk_pages(&mut client, "/console/").await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![50, 7]);
+    assert_eq!(pages.concat(), of_a, "every webhook once, in id order");
+    let second = link_to(&client.get("/console/").await.body, "Next »").unwrap();
+    assert_eq!(second, format!("/console/?after={}", of_a[49]));
+    let page = client.get(&second).await;
+    assert_eq!(link_to(&page.body, "« First page").as_deref(), Some("/console/"));
+    let shown = listed_hook(&page.body, answered);
+    assert!(
+        shown.contains("<span class=\"status success\">success</span>") && shown.contains("HTTP 200"),
+        "{shown}"
+    );
+    assert!(listed_hook(&page.body, of_a[56]).contains("none yet"));
+    let past_the_end = client.get(&format!("/console/?after={}", of_a[56])).await;
+    assert_eq!(past_the_end.status, StatusCode::OK);
+    assert!(listed_webhook_ids(&past_the_end.body).is_empty());
+    assert!(past_the_end.body.contains("No more webhooks."), "{}", past_the_end.body);
+
+    for bad in ["abc", "-1", "1.5", "99999999999999999999"] {
+        let page = client.get(&format!("/console/?after={bad}")).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{bad}: {}", page.body);
+        assert!(page.body.contains("must be a webhook id"), "{}", page.body);
+    }
+
+    // An admin filtering by A pages through A's alone, and the links keep the filter.
+    let (name, key) = app.create_admin().await;
+    let mut admin = ConsoleClient::logged_in(&app, &name, &key).await;
+    let start = format!("/console/?merchant={code_a}");
+    let pages = walk_pages(&mut admin, &start).await;
+    assert_eq!(pages.concat(), of_a);
+    assert_eq!(pages.len(), 2);
+    let next = link_to(&admin.get(&start).await.body, "Next »").unwrap();
+    assert_eq!(next, format!("/console/?merchant={code_a}&after={}", of_a[49]));
+    let back = link_to(&admin.get(&next).await.body, "« First page").unwrap();
+    assert_eq!(back, start);
+    let nobody = admin.get("/console/?merchant=no-such-shop").await;
+    assert_eq!(nobody.status, StatusCode::OK);
+    assert!(listed_webhook_ids(&nobody.body).is_empty());
+}

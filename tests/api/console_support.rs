@@ -153,3 +153,30 @@ pub fn webhook_id_from(location: &str) -> i64 {
     let rest = location.strip_prefix("/console/webhooks/").expect("a webhook page");
     rest.split(['?', '/']).next().unwrap().parse().unwrap()
 }
+
+/// The ids of the webhooks a list page shows, in page order.
+pub fn listed_webhook_ids(body: &str) -> Vec<i64> {
+    let marker = "<a class=\"url\" href=\"/console/webhooks/";
+    body.match_indices(marker)
+        .map(|(at, _)| {
+            let rest = &body[at + marker.len()..];
+            rest[..rest.find('"').unwrap()].parse().unwrap()
+        })
+        .collect()
+}
+
+/// The address of the link whose text is `text` (as the page writes it), unescaped.
+pub fn link_to(body: &str, text: &str) -> Option<String> {
+    let end = body.find(&format!("\">{text}</a>"))?;
+    let start = body[..end].rfind("href=\"")? + "href=\"".len();
+    Some(body[start..end].replace("&#38;", "&").replace("&amp;", "&"))
+}
+
+/// The `<li class="hook">` block of webhook `id` on a list page.
+pub fn listed_hook(body: &str, id: i64) -> &str {
+    let start = body
+        .find(&format!("href=\"/console/webhooks/{id}\""))
+        .unwrap_or_else(|| panic!("webhook {id} not on the page: {body}"));
+    let end = body[start..].find("</li>").map_or(body.len(), |e| start + e);
+    &body[start..end]
+}

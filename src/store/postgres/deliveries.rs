@@ -53,6 +53,29 @@ pub async fn list(
     Ok(rows.iter().map(record_from_row).collect())
 }
 
+/// The newest payload of each webhook in `ids` (see `Store::delivery_latest`): per id, a
+/// LATERAL step backwards into `deliveries_by_webhook (webhook_id, id)` that stops at the
+/// first row. The scope is checked on the row found, not in that step: a webhook of another
+/// merchant would otherwise walk its whole history to find none.
+pub async fn latest(pool: &PgPool, scope: Scope, ids: &[i64]) -> StoreResult<Vec<DeliveryRecord>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT d.* FROM UNNEST($1::BIGINT[]) AS w(id) \
+         CROSS JOIN LATERAL ( \
+           SELECT {RECORD_COLUMNS}, merchant_id FROM deliveries \
+           WHERE webhook_id = w.id ORDER BY id DESC LIMIT 1) d \
+         WHERE ($2::BIGINT IS NULL OR d.merchant_id = $2) \
+         ORDER BY d.webhook_id"
+    ))
+    .bind(ids)
+    .bind(scope.merchant_filter())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(record_from_row).collect())
+}
+
 /// attempted_at, http_status, duration_ms, response_prefix, error
 type AttemptRow = (Millis, Option<i64>, i64, String, Option<String>);
 

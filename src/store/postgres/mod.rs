@@ -187,6 +187,10 @@ impl Store for PostgresStore {
         webhooks::list(&self.pool, scope).await
     }
 
+    async fn webhook_page(&self, scope: Scope, after: Option<WebhookId>, limit: i64) -> StoreResult<Vec<Webhook>> {
+        webhooks::page(&self.pool, scope, after, limit).await
+    }
+
     async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
         webhooks::get(&self.pool, scope, id).await
     }
@@ -309,6 +313,10 @@ impl Store for PostgresStore {
         filter: &DeliveryFilter,
     ) -> StoreResult<Vec<DeliveryRecord>> {
         deliveries::list(&self.pool, scope, webhook, filter).await
+    }
+
+    async fn delivery_latest(&self, scope: Scope, webhooks: &[WebhookId]) -> StoreResult<Vec<DeliveryRecord>> {
+        deliveries::latest(&self.pool, scope, &super::latest_ids(webhooks)?).await
     }
 
     async fn delivery_get(&self, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {

@@ -57,6 +57,31 @@ pub fn list(
     .collect::<Result<_, _>>()?)
 }
 
+/// The newest payload of each webhook in `ids` (see `Store::delivery_latest`). The ids go
+/// in as one JSON array, so the statement is the same (and cached) whatever their number;
+/// for each, the inner SELECT is a backwards step into `deliveries_by_webhook (webhook_id,
+/// id)` that stops at the first row. The scope is checked on the row found, not in that
+/// step: a webhook of another merchant would otherwise walk its whole history to find none.
+pub fn latest(c: &Connection, scope: Scope, ids: &[i64]) -> StoreResult<Vec<DeliveryRecord>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = serde_json::to_string(ids).expect("integers serialise");
+    Ok(c.prepare_cached(&latest_sql())?
+        .query_map(params![ids, scope.merchant_filter()], record_from_row)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// `latest`'s statement: ?1 the ids as a JSON array, ?2 the merchant filter.
+pub(super) fn latest_sql() -> String {
+    format!(
+        "SELECT {RECORD_COLUMNS} FROM deliveries WHERE id IN ( \
+           SELECT (SELECT d.id FROM deliveries d WHERE d.webhook_id = j.value ORDER BY d.id DESC LIMIT 1) \
+           FROM json_each(?1) j) \
+         AND (?2 IS NULL OR merchant_id = ?2) ORDER BY webhook_id"
+    )
+}
+
 /// Reads the payload and its attempts in one read transaction (one snapshot), so they agree
 /// while outcomes are being recorded.
 pub fn get(c: &Connection, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {

@@ -195,6 +195,12 @@ impl Store for SqliteStore {
         self.readers.off_thread(move |c| webhooks::list(c, scope)).await
     }
 
+    async fn webhook_page(&self, scope: Scope, after: Option<WebhookId>, limit: i64) -> StoreResult<Vec<Webhook>> {
+        self.readers
+            .off_thread(move |c| webhooks::page(c, scope, after, limit))
+            .await
+    }
+
     async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
         self.readers.with(|c| webhooks::get(c, scope, id))
     }
@@ -350,6 +356,13 @@ impl Store for SqliteStore {
         let filter = filter.clone();
         self.readers
             .off_thread(move |c| deliveries::list(c, scope, webhook, &filter))
+            .await
+    }
+
+    async fn delivery_latest(&self, scope: Scope, webhooks: &[WebhookId]) -> StoreResult<Vec<DeliveryRecord>> {
+        let ids = super::latest_ids(webhooks)?;
+        self.readers
+            .off_thread(move |c| deliveries::latest(c, scope, &ids))
             .await
     }
 

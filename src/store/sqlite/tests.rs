@@ -1,7 +1,8 @@
 //! Store-level tests of what is SQLite's own: the writer's batches (a failing job is undone
 //! alone; a failed fsync answers no one and makes the store unready until a write
-//! succeeds), taking over databases that sqlx's migrator made, and database urls. (The
-//! tests both backends pass, claims included, are in `store/tests`.)
+//! succeeds), taking over databases that sqlx's migrator made, database urls, and the
+//! plans of the console list's reads. (The tests both backends pass, claims included, are
+//! in `store/tests`.)
 
 use std::sync::Arc;
 
@@ -263,4 +264,43 @@ fn database_urls_name_their_file() {
     );
     assert_eq!(file_path("sqlite://"), None);
     assert_eq!(file_path("postgres://x"), None);
+}
+
+/// The plan of a statement run with `params`, one line per step.
+fn plan(c: &rusqlite::Connection, sql: &str, params: impl rusqlite::Params) -> String {
+    let mut explain = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let steps = explain.query_map(params, |r| r.get::<_, String>(3)).unwrap();
+    steps.collect::<Result<Vec<_>, _>>().unwrap().join("\n")
+}
+
+/// The console's list reads by index: the newest payload of each webhook is one step into
+/// `deliveries_by_webhook` (not a scan of a webhook's history or of the table), and a
+/// merchant's page starts in `webhooks_merchant` at the page's first id.
+#[tokio::test]
+async fn the_console_list_s_reads_use_their_indexes() {
+    let t = setup().await;
+    let c = rusqlite::Connection::open(t._dir.path().join("hookd.db")).unwrap();
+    let latest = plan(&c, &super::deliveries::latest_sql(), rusqlite::params!["[1, 2, 3]", 1]);
+    assert!(
+        latest.contains("SEARCH d USING COVERING INDEX deliveries_by_webhook (webhook_id=?)"),
+        "{latest}"
+    );
+    assert!(
+        latest.contains("SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)"),
+        "{latest}"
+    );
+    assert!(
+        !latest.contains("SCAN deliveries") && !latest.contains("SCAN d"),
+        "{latest}"
+    );
+
+    let (sql, values) = super::webhooks::page_query(Scope::Merchant(t.merchant), Some(WebhookId(7)), 51);
+    let page = plan(&c, &sql, rusqlite::params_from_iter(values));
+    assert!(
+        page.contains("USING INDEX webhooks_merchant (merchant_id=? AND id>?)"),
+        "{page}"
+    );
+    let (sql, values) = super::webhooks::page_query(Scope::All, Some(WebhookId(7)), 51);
+    let page = plan(&c, &sql, rusqlite::params_from_iter(values));
+    assert!(page.contains("SEARCH w USING INTEGER PRIMARY KEY (rowid>?)"), "{page}");
 }

@@ -3,7 +3,7 @@
 //! moved in the job that creates or deletes one, so the limit check is one row update.
 
 use rusqlite::types::Value;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
 use crate::store::{Scope, StatusTarget, StoreResult};
@@ -82,6 +82,38 @@ pub fn list(c: &Connection, scope: Scope) -> StoreResult<Vec<Webhook>> {
     ))?
     .query_map([scope.merchant_filter()], webhook_from_row)?
     .collect::<Result<_, _>>()?)
+}
+
+/// Only the conditions that apply are written, so the planner sees `merchant_id = ? AND
+/// id > ?` and walks `webhooks_merchant (merchant_id, id)` from the page's start (for an
+/// admin, the primary key): a page reads its own rows, not the merchants before it.
+pub fn page(c: &Connection, scope: Scope, after: Option<WebhookId>, limit: i64) -> StoreResult<Vec<Webhook>> {
+    let (sql, values) = page_query(scope, after, limit);
+    Ok(c.prepare_cached(&sql)?
+        .query_map(params_from_iter(values), webhook_from_row)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// `page`'s statement and its parameters.
+pub(super) fn page_query(scope: Scope, after: Option<WebhookId>, limit: i64) -> (String, Vec<Value>) {
+    let mut conditions = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    if let Some(m) = scope.merchant_filter() {
+        values.push(Value::Integer(m));
+        conditions.push(format!("w.merchant_id = ?{}", values.len()));
+    }
+    if let Some(after) = after {
+        values.push(Value::Integer(after.0));
+        conditions.push(format!("w.id > ?{}", values.len()));
+    }
+    values.push(Value::Integer(limit));
+    let mut sql = format!("SELECT {COLUMNS} FROM {FROM}");
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(&format!(" ORDER BY w.id LIMIT ?{}", values.len()));
+    (sql, values)
 }
 
 pub fn get(c: &Connection, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {

@@ -218,3 +218,66 @@ store_test! {
         assert!(store.delivery_record(&[outcome(&cb[3], "n", fail, Some(500), 9000)]).await.unwrap().is_empty());
     }
 }
+
+store_test! {
+    /// The console's list reads the last outcome of a page of webhooks in one call: the
+    /// newest payload of each, none for a webhook without any, nothing of another merchant's.
+    async fn the_newest_payload_of_each_webhook_is_read_in_one_call(db, store) {
+        let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
+        let busy = create_hook(&*store, m, "order:created", true).await;
+        let quiet = create_hook(&*store, m, "product:created", true).await;
+        let theirs = create_hook(&*store, other, "order:created", true).await;
+        for _ in 0..3 {
+            publish(&*store, m, "order:created").await;
+        }
+        publish(&*store, other, "order:created").await;
+        let now = now_millis();
+        let c = store.delivery_claim(busy, "n", now, now + HOUR, 3).await.unwrap();
+        store
+            .delivery_record(&[
+                outcome(&c[0], "n", DeliveryStatus::Success, Some(200), now),
+                outcome(&c[2], "n", DeliveryStatus::Failed, Some(500), now),
+            ])
+            .await
+            .unwrap();
+
+        let latest = store
+            .delivery_latest(Scope::Merchant(m), &[theirs, quiet, busy, busy])
+            .await
+            .unwrap();
+        assert_eq!(latest.len(), 1, "only the merchant's webhook with payloads: {latest:?}");
+        let newest = &latest[0];
+        assert_eq!((newest.webhook_id, newest.id, newest.increment_id), (busy, c[2].id, 3));
+        assert_eq!(newest.status, DeliveryStatus::Failed);
+        assert_eq!(newest.last_http_status, Some(500));
+        assert_eq!(newest.last_error.as_deref(), Some("HTTP 500"));
+
+        // A newer payload takes its place; an admin sees every merchant's, by webhook id.
+        publish(&*store, m, "order:created").await;
+        let all = store.delivery_latest(Scope::All, &[theirs, quiet, busy]).await.unwrap();
+        let seen: Vec<_> = all.iter().map(|d| (d.webhook_id, d.increment_id, d.status)).collect();
+        assert_eq!(
+            seen,
+            vec![(busy, 4, DeliveryStatus::Pending), (theirs, 1, DeliveryStatus::Pending)]
+        );
+        assert!(store
+            .delivery_latest(Scope::Merchant(other), &[busy, quiet])
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(store.delivery_latest(Scope::All, &[]).await.unwrap().is_empty());
+
+        // One page at most per call.
+        let many: Vec<_> = (1..=crate::store::LATEST_MAX_WEBHOOKS as i64 + 1)
+            .map(crate::domain::WebhookId)
+            .collect();
+        assert!(matches!(
+            store.delivery_latest(Scope::All, &many).await,
+            Err(StoreError::TooManyIds { given: 51, max: 50 })
+        ));
+        assert!(store
+            .delivery_latest(Scope::All, &many[1..])
+            .await
+            .is_ok());
+    }
+}

@@ -147,3 +147,49 @@ store_test! {
         assert!(store.webhook_create(m, &hook, 5).await.unwrap().is_none());
     }
 }
+
+store_test! {
+    /// The console's list pages by id: each page starts after the last one shown, within the
+    /// scope, and the pages together are the whole list once.
+    async fn webhooks_are_paged_by_id_within_the_scope(db, store) {
+        let (a, b) = (merchant(&*store, "a").await, merchant(&*store, "b").await);
+        let mut of_a = Vec::new();
+        let mut every = Vec::new();
+        for i in 0..7 {
+            let owner = if i % 3 == 2 { b } else { a };
+            let id = create_hook(&*store, owner, "order:created", true).await;
+            if owner == a {
+                of_a.push(id);
+            }
+            every.push(id);
+        }
+        let ids = |v: Vec<crate::domain::Webhook>| v.into_iter().map(|w| w.id).collect::<Vec<_>>();
+        let walk = |scope: Scope| {
+            let store = store.clone();
+            async move {
+                let (mut seen, mut after) = (Vec::new(), None);
+                loop {
+                    let page = ids(store.webhook_page(scope, after, 2).await.unwrap());
+                    assert!(page.len() <= 2);
+                    let Some(last) = page.last().copied() else { break };
+                    seen.extend(page);
+                    after = Some(last);
+                }
+                seen
+            }
+        };
+        assert_eq!(walk(Scope::Merchant(a)).await, of_a);
+        assert_eq!(walk(Scope::All).await, every);
+        assert_eq!(ids(store.webhook_page(Scope::All, None, 100).await.unwrap()), every);
+        assert_eq!(
+            ids(store.webhook_page(Scope::Merchant(b), Some(of_a[0]), 1).await.unwrap()),
+            vec![every[2]],
+            "after any id, the scope's next"
+        );
+        assert!(store
+            .webhook_page(Scope::Merchant(b), Some(every[6]), 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
