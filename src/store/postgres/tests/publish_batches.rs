@@ -112,6 +112,16 @@ async fn two_publishes_with_one_key_in_one_batch_make_one_event() {
     db.drop_database().await;
 }
 
+/// Opens a transaction on `conn` holding the webhook's row lock, as a batch of another node would.
+async fn hold_row(conn: &mut PgConnection, hook: WebhookId) {
+    sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+    sqlx::query("SELECT 1 FROM webhooks WHERE id = $1 FOR UPDATE")
+        .bind(hook.0)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_batch_locks_only_the_filtered_webhooks_its_events_pass() {
     let (db, store) = setup!();
@@ -121,12 +131,7 @@ async fn a_batch_locks_only_the_filtered_webhooks_its_events_pass() {
     let plain = create_hook(&store, m, "order:created", true).await;
     // Another transaction holds the refusing webhook's row: the publish does not wait for it.
     let mut other = store.pool.acquire().await.unwrap();
-    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
-    sqlx::query("SELECT 1 FROM webhooks WHERE id = $1 FOR UPDATE")
-        .bind(refuses.0)
-        .execute(&mut *other)
-        .await
-        .unwrap();
+    hold_row(&mut other, refuses).await;
     let first = tokio::time::timeout(
         Duration::from_secs(5),
         publish_message(&store, m, "order:created", serde_json::json!({"n": 1}), None),
@@ -137,12 +142,7 @@ async fn a_batch_locks_only_the_filtered_webhooks_its_events_pass() {
     sqlx::query("ROLLBACK").execute(&mut *other).await.unwrap();
     // The one it passes is locked, though: held elsewhere, the publish waits for it, then
     // reads the webhook as that transaction left it; here its filter changed to refuse.
-    sqlx::query("BEGIN").execute(&mut *other).await.unwrap();
-    sqlx::query("SELECT 1 FROM webhooks WHERE id = $1 FOR UPDATE")
-        .bind(passes.0)
-        .execute(&mut *other)
-        .await
-        .unwrap();
+    hold_row(&mut other, passes).await;
     let second = tokio::spawn({
         let store = Arc::new(db.store().await);
         async move { publish_message(&*store, m, "order:created", serde_json::json!({"n": 2}), None).await }
