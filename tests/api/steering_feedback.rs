@@ -325,7 +325,10 @@ async fn an_announcement_left_pending_by_a_stop_is_made_by_the_next_server_once(
     // which would nudge the announcer, is bypassed), then the server gone.
     let reason = "410 Gone from the receiver at 2026-12-01T12:00:00+00:00";
     let store = w.app.app.store.clone();
-    assert!(store.webhook_disable(hookd::domain::WebhookId(id), reason).await.unwrap());
+    assert!(store
+        .webhook_disable(hookd::domain::WebhookId(id), reason)
+        .await
+        .unwrap());
     drop(store);
     w.app.stop().await;
     assert_eq!(pending(&w).await, 1);
