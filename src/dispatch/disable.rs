@@ -8,8 +8,9 @@
 //! is told: the app's announcer (`app::announce`) publishes pending announcements and clears
 //! the mark, at once when this nudges it over a channel (dispatch cannot call the app:
 //! layering), and at start-up and every minute otherwise. A crash right after the write
-//! therefore delays the event until the next process starts; it does not lose it. The
-//! webhook is inactive by then, so it gets no payload of its own announcement.
+//! therefore delays the event until the next sweep (another PostgreSQL node's, or the next
+//! process's start-up); it does not lose it. The webhook is inactive by then, so it gets no
+//! payload of its own announcement.
 
 use std::sync::Mutex;
 use std::time::Duration;
