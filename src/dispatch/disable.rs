@@ -3,12 +3,14 @@
 //!
 //! The one idea to know: turning off is a store write that only one caller wins
 //! (`webhook_disable` is true for the call that flipped `is_active`), and only the winner
-//! counts it, logs it and announces it, so a webhook turned off by several attempts or nodes
-//! at once yields one `webhook:disabled` event. Announcements go through a channel that the
-//! app drains into its ordinary publish path (dispatch cannot call the app: layering);
-//! the webhook is then inactive, so it gets no payload of its own announcement.
-//! An announcement lost to a crash right after the write is not made again (the reason
-//! stays on the webhook, `webhook.list` shows it).
+//! counts it and logs it. The same write marks the webhook's `webhook:disabled` event
+//! pending (with the moment it was turned off), so the announcement is stored before anyone
+//! is told: the app's announcer (`app::announce`) publishes pending announcements and clears
+//! the mark, at once when this nudges it over a channel (dispatch cannot call the app:
+//! layering), and at start-up and every minute otherwise. A crash right after the write
+//! therefore delays the event until the next sweep (another PostgreSQL node's, or the next
+//! process's start-up); it does not lose it. The webhook is inactive by then, so it gets no
+//! payload of its own announcement.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -23,19 +25,11 @@ use crate::time::{format_timestamp, now_millis, Millis};
 /// The catalog topic of the announcement.
 pub const TOPIC: &str = "webhook:disabled";
 
-/// A webhook hookd just turned off: what its `webhook:disabled` event says.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Disabled {
-    pub webhook_id: WebhookId,
-    pub merchant_code: String,
-    pub url: String,
-    pub reason: String,
-}
-
-/// The channel announcements travel on; the app takes the receiving end once.
+/// The channel that tells the announcer a webhook was just turned off (the announcement
+/// itself is in the store); the app takes the receiving end once.
 pub struct Announcements {
-    tx: mpsc::UnboundedSender<Disabled>,
-    rx: Mutex<Option<mpsc::UnboundedReceiver<Disabled>>>,
+    tx: mpsc::UnboundedSender<WebhookId>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<WebhookId>>>,
 }
 
 impl Default for Announcements {
@@ -50,7 +44,7 @@ impl Default for Announcements {
 
 impl Announcements {
     /// The receiving end; None after the first call.
-    pub fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<Disabled>> {
+    pub fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<WebhookId>> {
         self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
@@ -71,16 +65,20 @@ pub fn failing_reason(since: Millis, now: Millis, after: Duration) -> String {
 }
 
 impl Engine {
-    /// Turns the webhook off with `reason`. True when this call did it: it is then counted
-    /// (`hookd_webhooks_disabled_total`), logged (one WARN line, the receiver's host only)
-    /// and announced. False when it was off already or is gone.
+    /// Turns the webhook off with `reason`, its announcement pending in the same write. True
+    /// when this call did it: it is then counted (`hookd_webhooks_disabled_total`), logged
+    /// (one WARN line, the receiver's host only) and the announcer is nudged. False when it
+    /// was off already or is gone.
     pub async fn disable(&self, webhook: WebhookId, reason: String) -> StoreResult<bool> {
         if !self.store.webhook_disable(webhook, &reason).await? {
             return Ok(false);
         }
         self.metrics.webhooks_disabled.inc();
-        // For the log line and the announcement; it was just turned off, so it exists
-        // unless deleted this very moment.
+        // The announcement is stored: a nudge lost here (no announcer running) only waits
+        // for the next sweep.
+        let _ = self.announcements.tx.send(webhook);
+        // For the log line; it was just turned off, so it exists unless deleted this very
+        // moment.
         let hook = self.store.webhook_get(Scope::All, webhook).await?;
         let host = hook.as_ref().map(|h| url_host(&h.url)).unwrap_or_default();
         tracing::warn!(
@@ -89,14 +87,6 @@ impl Engine {
             reason,
             "webhook turned off because of its receiver (webhook.update_status turns it on again)"
         );
-        if let Some(hook) = hook {
-            let _ = self.announcements.tx.send(Disabled {
-                webhook_id: webhook,
-                merchant_code: hook.merchant_code,
-                url: hook.url,
-                reason,
-            });
-        }
         Ok(true)
     }
 

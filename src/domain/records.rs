@@ -33,6 +33,18 @@ impl Scope {
     }
 }
 
+/// A webhook hookd turned off whose `webhook:disabled` event is not known to be published
+/// yet (`announce_pending`): what the event says, and when it was turned off, which makes the
+/// event's idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisabledAnnouncement {
+    pub webhook_id: WebhookId,
+    pub merchant_code: String,
+    pub url: String,
+    pub reason: String,
+    pub disabled_at: Millis,
+}
+
 /// Which webhooks `webhook.update_status` changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StatusTarget {

@@ -29,7 +29,7 @@ use crate::wake::Wake;
 // The records passed across the boundary live in `domain`; re-exported for the backends.
 pub use crate::domain::records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    Failing, PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, UserRecord,
+    DisabledAnnouncement, Failing, PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, UserRecord,
 };
 pub use error::StoreError;
 pub use health::WriteHealth;
@@ -133,10 +133,19 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>>;
     /// Sets `is_active` on every matching webhook of the scope; returns how many matched.
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64>;
-    /// hookd turns the webhook off (receiver steering): `is_active` 0 with `reason`. True
-    /// only for the call that turned it off (false when it was already off or is gone), so
-    /// one node announces it.
+    /// hookd turns the webhook off (receiver steering): `is_active` 0 with `reason`, and in
+    /// the same write its `webhook:disabled` announcement pending, with the moment (see
+    /// `webhook_announcements_pending`). True only for the call that turned it off (false
+    /// when it was already off or is gone), so one node counts and logs it.
     async fn webhook_disable(&self, id: WebhookId, reason: &str) -> StoreResult<bool>;
+    /// Webhooks whose `webhook:disabled` event is pending (turned off by hookd, the event not
+    /// known to be published), lowest id first, at most `limit`. A status change by a
+    /// caller (`webhook_set_active`, `webhook_update` with `is_active`) ends the pending
+    /// announcement along with the reason.
+    async fn webhook_announcements_pending(&self, limit: i64) -> StoreResult<Vec<DisabledAnnouncement>>;
+    /// The announcement of the webhook's turn-off at `disabled_at` is made: no longer
+    /// pending. Idempotent; a later turn-off (another `disabled_at`) stays pending.
+    async fn webhook_announcement_done(&self, id: WebhookId, disabled_at: Millis) -> StoreResult<()>;
     /// Deletes the webhook and cancels its queued deliveries; false when it did not exist.
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool>;
 

@@ -2,7 +2,8 @@
 //! the next attempt's delay (clamped to 1 s … 24 h), 410 Gone turns the webhook off with a
 //! reason while its payloads wait, a webhook failing for `HOOKD_DISABLE_AFTER` is turned off
 //! the same way, and each turn-off is announced as a `webhook:disabled` event that the
-//! merchant's other webhooks receive. Real misbehaving receivers; both backends.
+//! merchant's other webhooks receive, once, even when hookd stops between turning the
+//! webhook off and publishing. Real misbehaving receivers; both backends.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -282,4 +283,83 @@ async fn a_webhook_failing_for_disable_after_is_turned_off_and_announced() {
     assert_eq!(w.info(delivery).await["status"], "retrying");
     assert_eq!(w.webhook(flaky).await["is_active"], 1);
     assert_eq!(disabled_total(&w).await, 1);
+}
+
+// --- a stop between turning off and announcing ---
+
+/// How many webhooks have a `webhook:disabled` announcement pending.
+async fn pending(w: &World) -> i64 {
+    w.app
+        .query_i64("SELECT COUNT(*) FROM webhooks WHERE announce_pending")
+        .await
+}
+
+/// Polls until no announcement is pending: the announcer published and cleared them.
+async fn wait_none_pending(w: &World, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = pending(w).await;
+        if n == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{n} announcements still pending");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// How many `webhook:disabled` events are stored.
+async fn disabled_events(w: &World) -> i64 {
+    w.app
+        .query_i64("SELECT COUNT(*) FROM events WHERE topic = 'webhook:disabled'")
+        .await
+}
+
+#[tokio::test]
+async fn an_announcement_left_pending_by_a_stop_is_made_by_the_next_server_once() {
+    let mut w = World::start().await;
+    let gone = w.hook_at("order:created", "/gone").await;
+    let (id, url) = (id_of(&gone), gone["url"].clone());
+    w.hook_at("webhook:disabled", "/watch").await;
+
+    // What a crash right after the turn-off leaves: the store's write alone (the engine,
+    // which would nudge the announcer, is bypassed), then the server gone.
+    let reason = "410 Gone from the receiver at 2026-12-01T12:00:00+00:00";
+    let store = w.app.app.store.clone();
+    assert!(store
+        .webhook_disable(hookd::domain::WebhookId(id), reason)
+        .await
+        .unwrap());
+    drop(store);
+    w.app.stop().await;
+    assert_eq!(pending(&w).await, 1);
+    assert_eq!(disabled_events(&w).await, 0);
+    assert!(w.receiver.received("/watch").is_empty());
+
+    // The next server announces it at start-up: once, with what the webhook said.
+    w.app.restart().await;
+    w.receiver.wait_for("/watch", 1, WAIT).await;
+    assert_eq!(
+        announcements(&w, "/watch"),
+        [json!({"webhook_id": id, "url": url, "reason": reason})]
+    );
+    wait_none_pending(&w, WAIT).await;
+    assert_eq!(w.webhook(id).await["is_active"], 0);
+
+    // One more start finds nothing to announce.
+    w.app.restart().await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(disabled_events(&w).await, 1);
+    assert_eq!(announcements(&w, "/watch").len(), 1);
+
+    // A stop between the publish and the clear: the mark is back, the event made. The next
+    // server publishes it again with the same idempotency key, which is answered as a
+    // replay: no second event, no second payload.
+    w.app
+        .execute_sql(&format!("UPDATE webhooks SET announce_pending = TRUE WHERE id = {id}"))
+        .await;
+    w.app.restart().await;
+    wait_none_pending(&w, WAIT).await;
+    assert_eq!(disabled_events(&w).await, 1);
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(announcements(&w, "/watch").len(), 1, "announced once");
 }

@@ -24,6 +24,7 @@ pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &Webhook
            extra_headers = COALESCE($5, extra_headers), is_active = COALESCE($6, is_active), \
            disabled_reason = CASE WHEN $6::BOOLEAN IS NULL THEN disabled_reason END, \
            failing_since = CASE WHEN $6::BOOLEAN IS NULL THEN failing_since END, \
+           announce_pending = CASE WHEN $6::BOOLEAN IS NULL THEN announce_pending ELSE FALSE END, \
            ordered = COALESCE($7, ordered), \
            max_rate = CASE WHEN $8 THEN $9 ELSE max_rate END, \
            filter = CASE WHEN $10 THEN $11 ELSE filter END, \

@@ -30,15 +30,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::watch;
 
 use super::{
-    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, Failing,
-    PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest, Published, Requeue, Scope, StatusTarget, Store,
-    StoreResult, UserRecord, WriteHealth,
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
+    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest, Published, Requeue,
+    Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
     WebhookId,
 };
-use crate::time::Millis;
+use crate::time::{now_millis, Millis};
 use crate::wake::Wake;
 
 /// A pooled connection idle at least this long is pinged before it is handed out.
@@ -205,7 +205,17 @@ impl Store for PostgresStore {
     }
 
     async fn webhook_disable(&self, id: WebhookId, reason: &str) -> StoreResult<bool> {
-        self.health.observe(webhooks::disable(&self.pool, id, reason).await)
+        self.health
+            .observe(webhooks::disable(&self.pool, id, reason, now_millis()).await)
+    }
+
+    async fn webhook_announcements_pending(&self, limit: i64) -> StoreResult<Vec<DisabledAnnouncement>> {
+        webhooks::announcements_pending(&self.pool, limit).await
+    }
+
+    async fn webhook_announcement_done(&self, id: WebhookId, disabled_at: Millis) -> StoreResult<()> {
+        self.health
+            .observe(webhooks::announcement_done(&self.pool, id, disabled_at).await)
     }
 
     async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {

@@ -9,9 +9,9 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 use super::wakeups;
-use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
+use crate::domain::{DisabledAnnouncement, MerchantId, NewWebhook, Webhook, WebhookId};
 use crate::store::{Scope, StatusTarget, StoreResult};
-use crate::time::now_millis;
+use crate::time::{now_millis, Millis};
 
 /// Read from `webhooks w JOIN merchants m` (see `FROM`).
 const COLUMNS: &str = "w.id, w.merchant_id, w.increment_id, w.is_active, w.topics, w.url, w.extra_headers, \
@@ -153,7 +153,7 @@ pub async fn set_active(pool: &PgPool, scope: Scope, target: &StatusTarget, acti
         StatusTarget::All => "$2::TEXT IS NULL",
     };
     let sql = format!(
-        "UPDATE webhooks SET is_active = $1, disabled_reason = NULL, failing_since = NULL WHERE id IN ( \
+        "UPDATE webhooks SET is_active = $1, disabled_reason = NULL, failing_since = NULL, announce_pending = FALSE WHERE id IN ( \
            SELECT id FROM webhooks WHERE {matching} AND ($3::BIGINT IS NULL OR merchant_id = $3) \
            ORDER BY id FOR UPDATE) \
          RETURNING id"
@@ -173,16 +173,53 @@ pub async fn set_active(pool: &PgPool, scope: Scope, target: &StatusTarget, acti
     Ok(ids.len() as u64)
 }
 
-pub async fn disable(pool: &PgPool, id: WebhookId, reason: &str) -> StoreResult<bool> {
+/// Turns the webhook off at `now` with its announcement pending, in one statement: a crash
+/// leaves either both or neither.
+pub async fn disable(pool: &PgPool, id: WebhookId, reason: &str, now: Millis) -> StoreResult<bool> {
     let changed = sqlx::query(
-        "UPDATE webhooks SET is_active = FALSE, disabled_reason = $2, failing_since = NULL \
+        "UPDATE webhooks SET is_active = FALSE, disabled_reason = $2, failing_since = NULL, \
+           announce_pending = TRUE, disabled_at = $3 \
          WHERE id = $1 AND is_active",
     )
     .bind(id.0)
     .bind(reason)
+    .bind(now)
     .execute(pool)
     .await?;
     Ok(changed.rows_affected() > 0)
+}
+
+/// Reads only pending rows (the partial index `webhooks_announce_pending`), locking none:
+/// nodes sweeping at once may read the same rows, and their publishes' shared idempotency
+/// key makes one event.
+pub async fn announcements_pending(pool: &PgPool, limit: i64) -> StoreResult<Vec<DisabledAnnouncement>> {
+    let rows = sqlx::query(
+        "SELECT w.id, m.code, w.url, COALESCE(w.disabled_reason, ''), COALESCE(w.disabled_at, 0) \
+         FROM webhooks w JOIN merchants m ON m.id = w.merchant_id \
+         WHERE w.announce_pending ORDER BY w.id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| DisabledAnnouncement {
+            webhook_id: WebhookId(r.get(0)),
+            merchant_code: r.get(1),
+            url: r.get(2),
+            reason: r.get(3),
+            disabled_at: r.get(4),
+        })
+        .collect())
+}
+
+pub async fn announcement_done(pool: &PgPool, id: WebhookId, disabled_at: Millis) -> StoreResult<()> {
+    sqlx::query("UPDATE webhooks SET announce_pending = FALSE WHERE id = $1 AND disabled_at = $2 AND announce_pending")
+        .bind(id.0)
+        .bind(disabled_at)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 pub async fn delete(pool: &PgPool, scope: Scope, id: WebhookId) -> StoreResult<bool> {

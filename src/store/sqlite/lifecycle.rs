@@ -31,6 +31,7 @@ pub fn update(c: &Connection, scope: Scope, id: WebhookId, change: &WebhookChang
            extra_headers = COALESCE(?4, extra_headers), is_active = COALESCE(?5, is_active), \
            disabled_reason = CASE WHEN ?5 IS NULL THEN disabled_reason END, \
            failing_since = CASE WHEN ?5 IS NULL THEN failing_since END, \
+           announce_pending = CASE WHEN ?5 IS NULL THEN announce_pending ELSE 0 END, \
            ordered = COALESCE(?6, ordered), \
            max_rate = CASE WHEN ?7 THEN ?8 ELSE max_rate END, \
            filter = CASE WHEN ?9 THEN ?10 ELSE filter END, \

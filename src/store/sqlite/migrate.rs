@@ -58,6 +58,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "pacing",
         sql: include_str!("../../../migrations/sqlite/0007_pacing.sql"),
     },
+    Migration {
+        version: 8,
+        description: "disabled announcements",
+        sql: include_str!("../../../migrations/sqlite/0008_disabled_announcements.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration

@@ -32,15 +32,15 @@ use async_trait::async_trait;
 
 use super::pace::Buckets;
 use super::{
-    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate, Failing,
-    PacedClaim, Pacing, PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, Store, StoreError,
-    StoreResult, UserRecord, WriteHealth,
+    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
+    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published, Requeue, Scope,
+    StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
     WebhookId,
 };
-use crate::time::Millis;
+use crate::time::{now_millis, Millis};
 
 /// Read connections for point lookups in place (as many as there were before the reader
 /// threads: the async worker threads that authenticate every call share them).
@@ -218,7 +218,20 @@ impl Store for SqliteStore {
 
     async fn webhook_disable(&self, id: WebhookId, reason: &str) -> StoreResult<bool> {
         let reason = reason.to_string();
-        self.writer.write(move |c, _| webhooks::disable(c, id, &reason)).await
+        let now = now_millis();
+        self.writer
+            .write(move |c, _| webhooks::disable(c, id, &reason, now))
+            .await
+    }
+
+    async fn webhook_announcements_pending(&self, limit: i64) -> StoreResult<Vec<DisabledAnnouncement>> {
+        self.readers.with(|c| webhooks::announcements_pending(c, limit))
+    }
+
+    async fn webhook_announcement_done(&self, id: WebhookId, disabled_at: Millis) -> StoreResult<()> {
+        self.writer
+            .write(move |c, _| webhooks::announcement_done(c, id, disabled_at))
+            .await
     }
 
     async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {

@@ -5,9 +5,9 @@
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
-use crate::domain::{MerchantId, NewWebhook, Webhook, WebhookId};
+use crate::domain::{DisabledAnnouncement, MerchantId, NewWebhook, Webhook, WebhookId};
 use crate::store::{Scope, StatusTarget, StoreResult};
-use crate::time::now_millis;
+use crate::time::{now_millis, Millis};
 
 /// Read from `webhooks w JOIN merchants m` (see `FROM`).
 const COLUMNS: &str = "w.id, w.merchant_id, w.increment_id, w.is_active, w.topics, w.url, w.extra_headers, \
@@ -134,21 +134,53 @@ pub fn set_active(c: &Connection, scope: Scope, target: &StatusTarget, active: b
         // ?2 is bound to NULL so every variant takes the same three parameters.
         StatusTarget::All => ("?2 IS NULL", Value::Null),
     };
-    let sql = format!("UPDATE webhooks SET is_active = ?1, disabled_reason = NULL, failing_since = NULL WHERE {matching} AND (?3 IS NULL OR merchant_id = ?3)");
+    let sql = format!("UPDATE webhooks SET is_active = ?1, disabled_reason = NULL, failing_since = NULL, announce_pending = 0 WHERE {matching} AND (?3 IS NULL OR merchant_id = ?3)");
     let changed = c
         .prepare_cached(&sql)?
         .execute(params![active as i64, key, scope.merchant_filter()])?;
     Ok(changed as u64)
 }
 
-pub fn disable(c: &Connection, id: WebhookId, reason: &str) -> StoreResult<bool> {
+/// Turns the webhook off at `now` with its announcement pending, in one statement: a crash
+/// leaves either both or neither.
+pub fn disable(c: &Connection, id: WebhookId, reason: &str, now: Millis) -> StoreResult<bool> {
     let changed = c
         .prepare_cached(
-            "UPDATE webhooks SET is_active = 0, disabled_reason = ?2, failing_since = NULL \
+            "UPDATE webhooks SET is_active = 0, disabled_reason = ?2, failing_since = NULL, \
+               announce_pending = 1, disabled_at = ?3 \
              WHERE id = ?1 AND is_active = 1",
         )?
-        .execute(params![id.0, reason])?;
+        .execute(params![id.0, reason, now])?;
     Ok(changed > 0)
+}
+
+/// Reads only pending rows (the partial index `webhooks_announce_pending`).
+pub fn announcements_pending(c: &Connection, limit: i64) -> StoreResult<Vec<DisabledAnnouncement>> {
+    let rows = c
+        .prepare_cached(
+            "SELECT w.id, m.code, w.url, COALESCE(w.disabled_reason, ''), COALESCE(w.disabled_at, 0) \
+             FROM webhooks w JOIN merchants m ON m.id = w.merchant_id \
+             WHERE w.announce_pending = 1 ORDER BY w.id LIMIT ?1",
+        )?
+        .query_map([limit], |r| {
+            Ok(DisabledAnnouncement {
+                webhook_id: WebhookId(r.get(0)?),
+                merchant_code: r.get(1)?,
+                url: r.get(2)?,
+                reason: r.get(3)?,
+                disabled_at: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+pub fn announcement_done(c: &Connection, id: WebhookId, disabled_at: Millis) -> StoreResult<()> {
+    c.prepare_cached(
+        "UPDATE webhooks SET announce_pending = 0 WHERE id = ?1 AND disabled_at = ?2 AND announce_pending = 1",
+    )?
+    .execute(params![id.0, disabled_at])?;
+    Ok(())
 }
 
 /// Deletes the webhook and cancels its queued payloads (their leases, in memory, end as

@@ -84,6 +84,68 @@ store_test! {
 }
 
 store_test! {
+    /// The `webhook:disabled` announcement is stored with the turn-off (see `app::announce`).
+    async fn a_turn_off_leaves_its_announcement_pending_until_it_is_done(db, store) {
+        let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
+        let hook = create_hook(&*store, m, "order:created", true).await;
+        let on = create_hook(&*store, other, "order:created", true).await;
+        let url = store.webhook_get(Scope::All, hook).await.unwrap().unwrap().url;
+        assert!(store.webhook_announcements_pending(100).await.unwrap().is_empty(), "none before");
+
+        let before = now_millis();
+        assert!(store.webhook_disable(hook, "410 Gone at noon").await.unwrap());
+        let after = now_millis();
+        let pending = store.webhook_announcements_pending(100).await.unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        let a = &pending[0];
+        assert_eq!((a.webhook_id, a.merchant_code.as_str()), (hook, "shop"));
+        assert_eq!((a.url.as_str(), a.reason.as_str()), (url.as_str(), "410 Gone at noon"));
+        assert!((before..=after).contains(&a.disabled_at), "{a:?} not in {before}..={after}");
+
+        // Done, and done again: nothing pending, no error.
+        store.webhook_announcement_done(hook, a.disabled_at).await.unwrap();
+        store.webhook_announcement_done(hook, a.disabled_at).await.unwrap();
+        assert!(store.webhook_announcements_pending(100).await.unwrap().is_empty());
+        // Turning it off again while off changes nothing, so nothing is pending again.
+        assert!(!store.webhook_disable(hook, "again").await.unwrap());
+        assert!(store.webhook_announcements_pending(100).await.unwrap().is_empty());
+        assert!(!store.webhook_disable(crate::domain::WebhookId(9999), "gone").await.unwrap());
+        assert!(store.webhook_announcements_pending(100).await.unwrap().is_empty());
+        let got = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!(got.disabled_reason.as_deref(), Some("410 Gone at noon"), "the first reason kept");
+
+        // On again, off again: a new announcement, which the old one's done does not end.
+        store.webhook_set_active(Scope::All, &StatusTarget::Id(hook), true).await.unwrap();
+        while now_millis() == a.disabled_at {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert!(store.webhook_disable(hook, "failing for 5 days").await.unwrap());
+        assert!(store.webhook_disable(on, "410 Gone").await.unwrap());
+        let pending = store.webhook_announcements_pending(100).await.unwrap();
+        let ids: Vec<_> = pending.iter().map(|p| (p.webhook_id, p.merchant_code.as_str())).collect();
+        assert_eq!(ids, [(hook, "shop"), (on, "other")], "lowest id first");
+        assert!(pending[0].disabled_at > a.disabled_at);
+        assert_eq!(pending[0].reason, "failing for 5 days");
+        store.webhook_announcement_done(hook, a.disabled_at).await.unwrap();
+        assert_eq!(store.webhook_announcements_pending(100).await.unwrap(), pending, "a stale done");
+        assert_eq!(store.webhook_announcements_pending(1).await.unwrap(), pending[..1], "the limit");
+
+        // A caller's status change ends a pending announcement with the reason, either way.
+        store.webhook_set_active(Scope::All, &StatusTarget::Id(hook), true).await.unwrap();
+        assert!(store.webhook_update(Scope::All, on, &change(json!({"is_active": 1}))).await.unwrap());
+        assert!(store.webhook_announcements_pending(100).await.unwrap().is_empty());
+        store.webhook_set_active(Scope::All, &StatusTarget::Id(hook), false).await.unwrap();
+        assert!(store.webhook_announcements_pending(100).await.unwrap().is_empty(), "a caller's turn-off");
+        // Other changes keep it.
+        assert!(store.webhook_disable(on, "410 Gone again").await.unwrap());
+        assert!(store.webhook_update(Scope::All, on, &change(json!({"url": "https://z.example/"}))).await.unwrap());
+        let pending = store.webhook_announcements_pending(100).await.unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!((pending[0].webhook_id, pending[0].url.as_str()), (on, "https://z.example/"));
+    }
+}
+
+store_test! {
     async fn a_rotation_keeps_the_old_key_until_it_expires(db, store) {
         let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
         let hook = create_hook(&*store, m, "order:created", true).await;
