@@ -1,5 +1,5 @@
 //! The statements of one group commit of publishes (`publisher` runs them in a transaction):
-//! at most five round trips, whatever the number of publishes, and every publish keeps the
+//! at most six round trips, whatever the number of publishes, and every publish keeps the
 //! semantics it had alone.
 //!
 //! Lock order, the same on every node so batches cannot deadlock: the idempotency keys'
