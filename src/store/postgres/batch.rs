@@ -311,7 +311,7 @@ fn passing(jobs: &[&Job], unlocked: Vec<Locked>) -> Vec<(Locked, Tried)> {
     if unlocked.is_empty() {
         return Vec::new();
     }
-    let mut inputs: HashMap<usize, FilterInput> = HashMap::new();
+    let inputs = filter_inputs(jobs);
     let mut out = Vec::new();
     for hook in unlocked {
         let Some(filter) = hook.filter else {
@@ -328,13 +328,7 @@ fn passing(jobs: &[&Job], unlocked: Vec<Locked>) -> Vec<(Locked, Tried)> {
             .jobs
             .iter()
             .copied()
-            .filter(|&n| {
-                let job = (n - 1) as usize;
-                inputs
-                    .entry(job)
-                    .or_insert_with(|| FilterInput::new(jobs[job].topic.as_str(), &jobs[job].body))
-                    .passes(&filter)
-            })
+            .filter(|&n| inputs[(n - 1) as usize].passes(&filter))
             .collect();
         if !passed.is_empty() {
             out.push((
@@ -377,10 +371,7 @@ struct Made {
 /// a job filtered out takes no id. Each job's event is converted for filters at most once.
 /// (Synchronous: the CEL values are not `Send`, and must not live across an await.)
 fn plan(jobs: &[&Job], locked: &[Locked]) -> Made {
-    let inputs: Vec<FilterInput> = jobs
-        .iter()
-        .map(|j| FilterInput::new(j.topic.as_str(), &j.body))
-        .collect();
+    let inputs = filter_inputs(jobs);
     let mut out = Made {
         published: jobs
             .iter()
@@ -419,6 +410,13 @@ fn plan(jobs: &[&Job], locked: &[Locked]) -> Made {
         }
     }
     out
+}
+
+/// Each job's event as filters see it; converted only when a filter first reads it, once.
+fn filter_inputs<'a>(jobs: &[&'a Job]) -> Vec<FilterInput<'a>> {
+    jobs.iter()
+        .map(|j| FilterInput::new(j.topic.as_str(), &j.body))
+        .collect()
 }
 
 /// The batch's payloads as one array per column.
