@@ -44,7 +44,7 @@ impl App {
         };
         let scope = match merchant {
             None => caller.scope(),
-            Some(code) => match self.store.merchant_by_code(code).await? {
+            Some(code) => match self.merchant_id(code).await? {
                 Some(m) if caller.scope() == Scope::All || caller.scope() == Scope::Merchant(m) => Scope::Merchant(m),
                 _ => return Ok(empty),
             },

@@ -78,17 +78,23 @@ impl MerchantCache {
 }
 
 impl App {
+    /// The merchant with this code, if there is one (remembered once found).
+    pub async fn merchant_id(&self, code: &str) -> Result<Option<MerchantId>, AppError> {
+        if let Some(id) = self.merchants.by_code(code) {
+            return Ok(Some(id));
+        }
+        let found = self.store.merchant_by_code(code).await?;
+        if let Some(id) = found {
+            self.merchants.remember(code, id);
+        }
+        Ok(found)
+    }
+
     /// For admin operations: the named merchant, or the only one when none is named.
     pub async fn resolve_merchant(&self, code: Option<&str>) -> Result<(MerchantId, String), AppError> {
         if let Some(code) = code {
-            if let Some(id) = self.merchants.by_code(code) {
-                return Ok((id, code.to_string()));
-            }
-            return match self.store.merchant_by_code(code).await? {
-                Some(id) => {
-                    self.merchants.remember(code, id);
-                    Ok((id, code.to_string()))
-                }
+            return match self.merchant_id(code).await? {
+                Some(id) => Ok((id, code.to_string())),
                 None => Err(AppError::InvalidData(format!("merchant_code: no merchant '{code}'"))),
             };
         }
