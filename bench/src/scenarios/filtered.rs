@@ -12,10 +12,9 @@
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use super::{phase_seconds, PHASE};
-use crate::harness::{Ctx, DeliveryWatch, Setup, OTHER_TOPIC, TOPIC};
-use crate::load::{closed_loop, Amount, PublishRun};
-use crate::metrics::UsageMeter;
+use super::{measure_closed, phase_seconds, PHASE};
+use crate::harness::{Ctx, Setup, OTHER_TOPIC, TOPIC};
+use crate::load::{Amount, PublishRun};
 use crate::report::{Check, Curve, ScenarioResult};
 
 /// Webhooks per case, and how many of them get each event.
@@ -98,14 +97,7 @@ async fn case(ctx: &Ctx, name: &str, filtered: bool, amount: Amount) -> anyhow::
     } else {
         "published (none)"
     };
-    let publisher = setup.publisher(ctx.bar(name, phase, amount.events()));
-    let watch = DeliveryWatch::start(&setup, &publisher, ctx.bar(name, "delivered", Some(0)));
-    let meter = UsageMeter::start(ctx.backend());
-    let run = closed_loop(&publisher, amount, 32, 1).await;
-    setup.wait_all(&publisher).await;
-    let usage = meter.finish();
-    watch.stop().await;
-    let mut r = setup.result(run, &publisher, usage, run.events * MATCHING as u64);
+    let (run, mut r, _) = measure_closed(ctx, &setup, name, phase, amount, (32, 1), MATCHING).await;
     r.set_cpu_per_event();
     setup.server.stop().await;
     Ok((run, r))

@@ -7,10 +7,10 @@ use futures_util::StreamExt;
 use hookd::domain::NewWebhook;
 use serde_json::json;
 
-use super::{phase_seconds, PHASE};
-use crate::harness::{seconds_between, Ctx, DeliveryWatch, Setup, OTHER_TOPIC, TOPIC};
-use crate::load::{closed_loop, Amount, PublishRun};
-use crate::metrics::{now_us, UsageMeter};
+use super::{measure_closed, phase_seconds, PHASE};
+use crate::harness::{seconds_between, Ctx, Setup, OTHER_TOPIC, TOPIC};
+use crate::load::{Amount, PublishRun};
+use crate::metrics::now_us;
 use crate::report::{num, Check, Curve, ScenarioResult};
 
 const FEW: usize = 10;
@@ -53,14 +53,7 @@ async fn case(ctx: &Ctx, name: &str, webhooks: usize, amount: Amount) -> anyhow:
     register(ctx, name, &setup, webhooks - FEW).await?;
     let register_s = seconds_between(registering, now_us());
     let phase = format!("published ({})", num(webhooks as f64));
-    let publisher = setup.publisher(ctx.bar(name, &phase, amount.events()));
-    let watch = DeliveryWatch::start(&setup, &publisher, ctx.bar(name, "delivered", Some(0)));
-    let meter = UsageMeter::start(ctx.backend());
-    let run = closed_loop(&publisher, amount, 32, 1).await;
-    setup.wait_all(&publisher).await;
-    let usage = meter.finish();
-    watch.stop().await;
-    let mut r = setup.result(run, &publisher, usage, run.events);
+    let (run, mut r, _) = measure_closed(ctx, &setup, name, &phase, amount, (32, 1), 1).await;
     if webhooks > FEW {
         r.note("webhooks_registered_per_s", (webhooks - FEW) as f64 / register_s);
     }

@@ -25,7 +25,7 @@ use clap::ValueEnum;
 use serde_json::json;
 
 use crate::harness::{steady_rate, Ctx, DeliveryWatch, Setup, TOPIC};
-use crate::load::{closed_loop, open_loop, Amount};
+use crate::load::{closed_loop, open_loop, Amount, PublishRun};
 use crate::metrics::UsageMeter;
 use crate::report::{Check, ScenarioResult};
 use crate::server::Backend;
@@ -156,19 +156,37 @@ async fn closed(
 ) -> anyhow::Result<ScenarioResult> {
     let setup = Setup::start(ctx, webhooks, None, |_| {}).await?;
     setup.create_webhooks(0..webhooks, TOPIC).await?;
-    let publisher = setup.publisher(ctx.bar(name, "published", amount.events()));
-    let watch = DeliveryWatch::start(&setup, &publisher, ctx.bar(name, "delivered", Some(0)));
-    let meter = UsageMeter::start(ctx.backend());
-    let run = closed_loop(&publisher, amount, concurrency, batch).await;
-    setup.wait_all(&publisher).await;
-    let usage = meter.finish();
-    let series = watch.stop().await;
-    let mut r = setup.result(run, &publisher, usage, run.events * webhooks as u64);
+    let (run, mut r, series) =
+        measure_closed(ctx, &setup, name, "published", amount, (concurrency, batch), webhooks).await;
     r.params = json!({"webhooks": webhooks, "events": run.events, "concurrency": concurrency, "batch": batch,
         "publish_for_s": phase_seconds(amount)});
     r.note("deliveries_per_s_steady_10_90", steady_rate(&series));
     setup.server.stop().await;
     Ok(r)
+}
+
+/// One measured closed-loop phase on a started setup whose events each make `payloads`
+/// payloads: publishes (`batch` events a request, `concurrency` requests in flight) under
+/// the progress bar `phase`, waits until every payload arrived, and gives the run, its
+/// result and the deliveries over time.
+async fn measure_closed(
+    ctx: &Ctx,
+    setup: &Setup,
+    name: &str,
+    phase: &str,
+    amount: Amount,
+    (concurrency, batch): (usize, u64),
+    payloads: usize,
+) -> (PublishRun, ScenarioResult, Vec<(u64, u64)>) {
+    let publisher = setup.publisher(ctx.bar(name, phase, amount.events()));
+    let watch = DeliveryWatch::start(setup, &publisher, ctx.bar(name, "delivered", Some(0)));
+    let meter = UsageMeter::start(ctx.backend());
+    let run = closed_loop(&publisher, amount, concurrency, batch).await;
+    setup.wait_all(&publisher).await;
+    let usage = meter.finish();
+    let series = watch.stop().await;
+    let r = setup.result(run, &publisher, usage, run.events * payloads as u64);
+    (run, r, series)
 }
 
 /// Open loop: single events at a fixed rate, whatever the answers' latency.
