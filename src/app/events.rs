@@ -1,9 +1,11 @@
-//! `event.publish`: validate, then store the event and its payloads in one durable
-//! transaction, then wake the dispatcher for the webhooks that got payloads.
+//! `event.publish`: validate, judge the event by the filters it is known to meet (off the
+//! store's write path: `store::publish_judged`), then store the event and its payloads in
+//! one durable transaction, then wake the dispatcher for the webhooks that got payloads.
 
 use serde_json::Value;
 
 use super::{App, AppError};
+use crate::domain::filter::Verdicts;
 use crate::domain::{BodyTemplate, Topic};
 use crate::domain::{PublishRequest, Published};
 use crate::time::now_millis;
@@ -40,16 +42,21 @@ impl App {
                 self.settings.max_message_bytes
             )));
         }
-        let published = self
-            .store
-            .event_publish(&PublishRequest {
-                merchant,
-                topic: &topic,
-                body: &body,
-                idempotency_key: options.idempotency_key.as_deref(),
-                now,
-            })
-            .await?;
+        let request = PublishRequest {
+            merchant,
+            topic: &topic,
+            body: &body,
+            idempotency_key: options.idempotency_key.as_deref(),
+            now,
+            verdicts: &Verdicts::default(),
+        };
+        let mut known = self.filters.get(merchant, topic.as_str());
+        let before = known.len();
+        let published = crate::store::publish_judged(&*self.store, &request, &mut known).await;
+        if known.len() != before {
+            self.filters.set(merchant, topic.as_str(), known);
+        }
+        let published = published?;
         self.wake.webhooks(published.webhooks.iter().copied());
         if !published.replayed {
             self.metrics.events_published.inc();

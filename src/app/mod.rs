@@ -8,6 +8,7 @@ mod console;
 pub mod deliveries;
 mod error;
 pub mod events;
+mod filters;
 pub mod lifecycle;
 mod merchants;
 pub mod webhooks;
@@ -73,6 +74,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     auth: Arc<auth::AuthState>,
     merchants: Arc<merchants::MerchantCache>,
+    filters: Arc<filters::LearnedFilters>,
 }
 
 impl App {
@@ -94,6 +96,7 @@ impl App {
             settings: Arc::new(settings),
             auth: Arc::new(auth),
             merchants: Arc::default(),
+            filters: Arc::default(),
         })
     }
 }

@@ -66,6 +66,8 @@ pub struct PublishRequest<'a> {
     pub body: &'a crate::domain::BodyTemplate,
     pub idempotency_key: Option<&'a str>,
     pub now: Millis,
+    /// The event judged by the filters of the webhooks it may reach (see `filter::Verdicts`).
+    pub verdicts: &'a crate::domain::filter::Verdicts,
 }
 
 /// The answer to a publish. `replayed` is true when an earlier publish with the same

@@ -25,6 +25,10 @@ pub enum StoreError {
     /// A read asked about more rows by id than it takes in one statement (a caller's bug).
     #[error("{given} ids given where at most {max} are taken")]
     TooManyIds { given: usize, max: usize },
+    /// A publish matched webhooks whose filters its request did not judge (these): nothing
+    /// was stored; judge them and publish again (see `filter::Verdicts`).
+    #[error("the publish needs the verdicts of {} more filter(s)", .0.len())]
+    FiltersUnjudged(Vec<Arc<str>>),
     #[error("the database writer has stopped")]
     WriterGone,
     #[error("the database readers have stopped")]

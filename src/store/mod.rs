@@ -4,6 +4,7 @@
 mod error;
 mod failing;
 mod health;
+mod judge;
 mod pace;
 pub mod postgres;
 pub mod sqlite;
@@ -33,6 +34,7 @@ pub use crate::domain::records::{
 };
 pub use error::StoreError;
 pub use health::WriteHealth;
+pub use judge::publish_judged;
 pub use pace::{PacedClaim, Pacing};
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -15,6 +15,7 @@ use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::PoolSettings;
 
+use crate::domain::filter::Verdicts;
 use crate::domain::{BodyTemplate, Catalog, DeliveryStatus, MerchantCode, MerchantId, NewWebhook, Topic, WebhookId};
 use crate::store::{
     AttemptLog, ClaimedDelivery, DeliveryFilter, DeliveryRecord, DeliveryUpdate, PublishRequest, Published, Scope,
@@ -62,15 +63,15 @@ pub async fn try_publish(
     let topic = topic(t);
     let message = json!({"n": 1});
     let body = BodyTemplate::new(topic.as_str(), "shop", message.as_object().unwrap(), now);
-    store
-        .event_publish(&PublishRequest {
-            merchant: m,
-            topic: &topic,
-            body: &body,
-            idempotency_key: key,
-            now,
-        })
-        .await
+    let req = PublishRequest {
+        merchant: m,
+        topic: &topic,
+        body: &body,
+        idempotency_key: key,
+        now,
+        verdicts: &Verdicts::default(),
+    };
+    crate::store::publish_judged(store, &req, &mut Vec::new()).await
 }
 
 pub async fn publish_at(store: &dyn Store, m: MerchantId, t: &str, key: Option<&str>, now: Millis) -> Published {
@@ -109,8 +110,11 @@ pub async fn publish_message(
         body: &body,
         idempotency_key: key,
         now,
+        verdicts: &Verdicts::default(),
     };
-    store.event_publish(&req).await.expect("publishing")
+    crate::store::publish_judged(store, &req, &mut Vec::new())
+        .await
+        .expect("publishing")
 }
 
 /// Every payload of a webhook, oldest first.

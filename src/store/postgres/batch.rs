@@ -14,11 +14,12 @@
 //! `last + 1 ..= last + count` in publish order, and a rollback undoes the bump with them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use sqlx::{PgConnection, Row};
 
 use super::wakeups;
-use crate::domain::filter::FilterInput;
+use crate::domain::filter::Verdicts;
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
 use crate::domain::{BodyTemplate, EventId, Topic, WebhookId};
 use crate::store::Published;
@@ -31,6 +32,24 @@ pub(super) struct Job {
     pub body: BodyTemplate,
     pub key: Option<String>,
     pub now: Millis,
+    /// The event judged by the filters it may meet: filters are looked up here, never
+    /// evaluated in the batch (it holds every merchant's publishes and their row locks).
+    pub verdicts: Verdicts,
+}
+
+/// Why a batch did not store.
+#[derive(Debug)]
+pub(super) enum BatchError {
+    Sql(sqlx::Error),
+    /// These jobs (indexes into the batch) matched webhooks whose filters they did not
+    /// judge (these filters): the batch is rolled back and runs again without them.
+    Unjudged(Vec<(usize, Vec<Arc<str>>)>),
+}
+
+impl From<sqlx::Error> for BatchError {
+    fn from(e: sqlx::Error) -> Self {
+        BatchError::Sql(e)
+    }
 }
 
 /// What a job of the batch comes to before anything is inserted.
@@ -44,7 +63,7 @@ enum Plan {
 }
 
 /// Stores the jobs in the open transaction; one `Published` per job, in order.
-pub(super) async fn store(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>, sqlx::Error> {
+pub(super) async fn store(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>, BatchError> {
     let plans = idempotency(conn, jobs).await?;
     let fresh: Vec<&Job> = jobs
         .iter()
@@ -54,7 +73,18 @@ pub(super) async fn store(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<
         .collect();
     let mut made: Vec<Option<Published>> = Vec::new();
     if !fresh.is_empty() {
-        made = insert(conn, &fresh).await?.into_iter().map(Some).collect();
+        made = match insert(conn, &fresh).await? {
+            Ok(published) => published.into_iter().map(Some).collect(),
+            Err(unjudged) => {
+                // Indexes among the fresh jobs, back to indexes in the batch.
+                let fresh_at: Vec<usize> = (plans.iter().enumerate())
+                    .filter(|(_, p)| matches!(p, Plan::Fresh(_)))
+                    .map(|(i, _)| i)
+                    .collect();
+                let unjudged = unjudged.into_iter().map(|(n, f)| (fresh_at[n], f)).collect();
+                return Err(BatchError::Unjudged(unjudged));
+            }
+        };
     }
     let mut out: Vec<Published> = Vec::with_capacity(jobs.len());
     for plan in &plans {
@@ -158,15 +188,21 @@ async fn idempotency(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Plan>
 /// above), decides in Rust which of them each event's filters let through and their
 /// increment ids, then bumps them and inserts events and payloads and queues one wake-up
 /// (one statement). Filters cost a round trip only when one of them lets an event through.
-async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>, sqlx::Error> {
+async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Published>, Unjudged>, sqlx::Error> {
     let merchants: Vec<i64> = jobs.iter().map(|j| j.merchant).collect();
-    let locked = lock_webhooks(conn, jobs, &merchants).await?;
+    let locked = match lock_webhooks(conn, jobs, &merchants).await? {
+        Ok(locked) => locked,
+        Err(unjudged) => return Ok(Err(unjudged)),
+    };
     let Made {
         mut published,
         payloads: p,
         bumped: woken,
         last,
-    } = plan(jobs, &locked);
+    } = match plan(jobs, &locked) {
+        Ok(made) => made,
+        Err(unjudged) => return Ok(Err(unjudged)),
+    };
     let topics: Vec<&str> = jobs.iter().map(|j| j.topic.as_str()).collect();
     let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.key.as_deref()).collect();
     let counts: Vec<i64> = published.iter().map(|p| p.webhooks.len() as i64).collect();
@@ -214,7 +250,30 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>
         published.event_id = EventId(id);
         published.payloads = published.webhooks.len() as i64;
     }
-    Ok(published)
+    Ok(Ok(published))
+}
+
+/// Jobs (indexes into the jobs given) and the filters of their matched webhooks that they
+/// did not judge.
+type Unjudged = Vec<(usize, Vec<Arc<str>>)>;
+
+/// Collects, per job, the filters `hooks` meet that the job's verdicts lack.
+fn unjudged<'h>(jobs: &[&Job], hooks: impl IntoIterator<Item = (&'h str, &'h [i64])>) -> Unjudged {
+    let mut out: Unjudged = Vec::new();
+    for (filter, matched) in hooks {
+        for &n in matched {
+            let job = (n - 1) as usize;
+            if jobs[job].verdicts.get(filter).is_some() {
+                continue;
+            }
+            match out.iter_mut().find(|(j, _)| *j == job) {
+                Some((_, filters)) if filters.iter().any(|f| &**f == filter) => {}
+                Some((_, filters)) => filters.push(filter.into()),
+                None => out.push((job, vec![filter.into()])),
+            }
+        }
+    }
+    out
 }
 
 /// The matched active webhooks that may get payloads, locked, in id order.
@@ -225,7 +284,11 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>
 /// the events here; only webhooks with an event passing are locked, by a second statement
 /// that reads their filter again under the lock (a filter changed meanwhile is tried again
 /// in `plan`). What is locked is read as the last committed transaction left it.
-async fn lock_webhooks(conn: &mut PgConnection, jobs: &[&Job], merchants: &[i64]) -> Result<Vec<Locked>, sqlx::Error> {
+async fn lock_webhooks(
+    conn: &mut PgConnection,
+    jobs: &[&Job],
+    merchants: &[i64],
+) -> Result<Result<Vec<Locked>, Unjudged>, sqlx::Error> {
     let match_keys: Vec<[String; 3]> = jobs.iter().map(|j| j.topic.match_keys()).collect();
     let key = |i: usize| match_keys.iter().map(|k| k[i].as_str()).collect::<Vec<_>>();
     // `ns`: the (1-based) jobs each webhook matched.
@@ -267,6 +330,13 @@ async fn lock_webhooks(conn: &mut PgConnection, jobs: &[&Job], merchants: &[i64]
             unlocked.push(hook);
         }
     }
+    let missing = unjudged(
+        jobs,
+        (unlocked.iter()).filter_map(|h| Some((h.filter.as_deref()?, h.jobs.as_slice()))),
+    );
+    if !missing.is_empty() {
+        return Ok(Err(missing));
+    }
     let passing = passing(jobs, unlocked);
     if !passing.is_empty() {
         let ids: Vec<i64> = passing.iter().map(|(h, _)| h.webhook).collect();
@@ -294,7 +364,7 @@ async fn lock_webhooks(conn: &mut PgConnection, jobs: &[&Job], merchants: &[i64]
         }
     }
     locked.sort_unstable_by_key(|l| l.webhook);
-    Ok(locked)
+    Ok(Ok(locked))
 }
 
 /// What a filtered webhook read without its lock was tried with: its filter then, and
@@ -305,13 +375,8 @@ struct Tried {
 }
 
 /// The filtered webhooks with at least one job passing their filter, in id order, each with
-/// no filter left and only the jobs that passed. Each job's event is converted for filters
-/// at most once. (Synchronous, like `plan`: the CEL values are not `Send`.)
+/// no filter left and only the jobs that passed (every job judged each filter: see `unjudged`).
 fn passing(jobs: &[&Job], unlocked: Vec<Locked>) -> Vec<(Locked, Tried)> {
-    if unlocked.is_empty() {
-        return Vec::new();
-    }
-    let inputs = filter_inputs(jobs);
     let mut out = Vec::new();
     for hook in unlocked {
         let Some(filter) = hook.filter else {
@@ -328,7 +393,7 @@ fn passing(jobs: &[&Job], unlocked: Vec<Locked>) -> Vec<(Locked, Tried)> {
             .jobs
             .iter()
             .copied()
-            .filter(|&n| inputs[(n - 1) as usize].passes(&filter))
+            .filter(|&n| jobs[(n - 1) as usize].verdicts.get(&filter) == Some(true))
             .collect();
         if !passed.is_empty() {
             out.push((
@@ -368,10 +433,16 @@ struct Made {
 
 /// Gives each locked webhook a payload for every job it matched whose event passes its
 /// filter, numbered on from its last increment id in job order, so the ids stay gap-free:
-/// a job filtered out takes no id. Each job's event is converted for filters at most once.
-/// (Synchronous: the CEL values are not `Send`, and must not live across an await.)
-fn plan(jobs: &[&Job], locked: &[Locked]) -> Made {
-    let inputs = filter_inputs(jobs);
+/// a job filtered out takes no id. A filter is left here only when it changed between the
+/// read and the lock; a job that did not judge it goes back to its publisher (`Err`).
+fn plan(jobs: &[&Job], locked: &[Locked]) -> Result<Made, Unjudged> {
+    let missing = unjudged(
+        jobs,
+        (locked.iter()).filter_map(|h| Some((h.filter.as_deref()?, h.jobs.as_slice()))),
+    );
+    if !missing.is_empty() {
+        return Err(missing);
+    }
     let mut out = Made {
         published: jobs
             .iter()
@@ -392,7 +463,7 @@ fn plan(jobs: &[&Job], locked: &[Locked]) -> Made {
         for &n in &hook.jobs {
             let job = (n - 1) as usize;
             if let Some(filter) = &hook.filter {
-                if !inputs[job].passes(filter) {
+                if jobs[job].verdicts.get(filter) != Some(true) {
                     continue;
                 }
             }
@@ -409,14 +480,7 @@ fn plan(jobs: &[&Job], locked: &[Locked]) -> Made {
             out.last.push(increment);
         }
     }
-    out
-}
-
-/// Each job's event as filters see it; converted only when a filter first reads it, once.
-fn filter_inputs<'a>(jobs: &[&'a Job]) -> Vec<FilterInput<'a>> {
-    jobs.iter()
-        .map(|j| FilterInput::new(j.topic.as_str(), &j.body))
-        .collect()
+    Ok(out)
 }
 
 /// The batch's payloads as one array per column.

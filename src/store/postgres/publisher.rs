@@ -21,7 +21,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::batch::{self, Job};
+use super::batch::{self, BatchError, Job};
 use crate::store::{PublishRequest, Published, StoreError, StoreResult};
 
 /// Most publishes in one transaction (a JSON-RPC batch holds at most 1000).
@@ -62,6 +62,7 @@ impl Publisher {
             body: req.body.clone(),
             key: req.idempotency_key.map(str::to_owned),
             now: req.now,
+            verdicts: req.verdicts.clone(),
         };
         self.jobs
             .send(Queued { job, reply })
@@ -125,42 +126,66 @@ fn fail_all(queued: Vec<Queued>, e: sqlx::Error) {
     }
 }
 
-/// Runs the batch in one transaction; if it fails, again with a savepoint per job. Errs only
-/// when the transaction itself broke (BEGIN, COMMIT, the connection): then nothing committed
-/// that anyone is told about, and every job fails.
+/// Runs the batch in one transaction; if it fails, again with a savepoint per job. Jobs
+/// that did not judge a filter they meet are answered `FiltersUnjudged` and the rest run
+/// again without them. Errs only when the transaction itself broke (BEGIN, COMMIT, the
+/// connection): then nothing committed that anyone is told about, and every job fails.
 pub(super) async fn run_batch(
     conn: &mut PgConnection,
     jobs: &[Job],
 ) -> Result<Vec<StoreResult<Published>>, sqlx::Error> {
-    let all: Vec<&Job> = jobs.iter().collect();
-    let mut tx = conn.begin().await?;
-    let failed = match batch::store(&mut tx, &all).await {
-        Ok(published) => {
-            tx.commit().await?;
-            return Ok(published.into_iter().map(Ok).collect());
+    let mut results: Vec<Option<StoreResult<Published>>> = jobs.iter().map(|_| None).collect();
+    let mut todo: Vec<usize> = (0..jobs.len()).collect();
+    let failed = loop {
+        let all: Vec<&Job> = todo.iter().map(|&i| &jobs[i]).collect();
+        let mut tx = conn.begin().await?;
+        match batch::store(&mut tx, &all).await {
+            Ok(published) => {
+                tx.commit().await?;
+                for (&i, p) in todo.iter().zip(published) {
+                    results[i] = Some(Ok(p));
+                }
+                return Ok(results.into_iter().map(|r| r.expect("every job answered")).collect());
+            }
+            Err(BatchError::Unjudged(unjudged)) => {
+                tx.rollback().await?;
+                for (n, filters) in unjudged {
+                    results[todo[n]] = Some(Err(StoreError::FiltersUnjudged(filters)));
+                }
+                todo.retain(|&i| results[i].is_none());
+                if todo.is_empty() {
+                    return Ok(results.into_iter().map(|r| r.expect("every job answered")).collect());
+                }
+            }
+            Err(BatchError::Sql(e)) => {
+                tx.rollback().await?;
+                break e;
+            }
         }
-        Err(e) => e,
     };
-    tx.rollback().await?;
-    if jobs.len() == 1 {
-        return Ok(vec![Err(StoreError::from(failed))]);
+    if todo.len() == 1 {
+        results[todo[0]] = Some(Err(StoreError::from(failed)));
+        return Ok(results.into_iter().map(|r| r.expect("every job answered")).collect());
     }
-    tracing::warn!(error = ?failed, jobs = jobs.len(), "a publish failed; running its batch again job by job");
+    tracing::warn!(error = ?failed, jobs = todo.len(), "a publish failed; running its batch again job by job");
     let mut tx = conn.begin().await?;
-    let mut results = Vec::with_capacity(jobs.len());
-    for job in &all {
+    for &i in &todo {
         let mut savepoint = tx.begin().await?;
-        match batch::store(&mut savepoint, std::slice::from_ref(job)).await {
+        let result = match batch::store(&mut savepoint, &[&jobs[i]]).await {
             Ok(mut published) => {
                 savepoint.commit().await?;
-                results.push(Ok(published.remove(0)));
+                Ok(published.remove(0))
             }
             Err(e) => {
                 savepoint.rollback().await?;
-                results.push(Err(StoreError::from(e)));
+                Err(match e {
+                    BatchError::Sql(e) => StoreError::from(e),
+                    BatchError::Unjudged(mut u) => StoreError::FiltersUnjudged(u.remove(0).1),
+                })
             }
-        }
+        };
+        results[i] = Some(result);
     }
     tx.commit().await?;
-    Ok(results)
+    Ok(results.into_iter().map(|r| r.expect("every job answered")).collect())
 }

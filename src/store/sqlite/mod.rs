@@ -294,8 +294,10 @@ impl Store for SqliteStore {
             body: req.body.clone(),
             idempotency_key: req.idempotency_key.map(str::to_string),
             now: req.now,
+            verdicts: req.verdicts.clone(),
         };
-        self.writer.write(move |c, _| publish::publish(c, &job)).await
+        let published = self.writer.write(move |c, _| publish::publish(c, &job)).await?;
+        published.map_err(StoreError::FiltersUnjudged)
     }
 
     async fn delivery_create_claimed(

@@ -7,7 +7,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::leases::Leases;
 
-use crate::domain::filter::FilterInput;
+use std::sync::Arc;
+
+use crate::domain::filter::Verdicts;
 use crate::domain::{BodyTemplate, DeliveryId, EventId, WebhookId};
 use crate::store::{ClaimedDelivery, Published, StoreResult};
 use crate::time::{now_millis, Millis};
@@ -23,6 +25,7 @@ pub struct PublishJob {
     pub body: BodyTemplate,
     pub idempotency_key: Option<String>,
     pub now: Millis,
+    pub verdicts: Verdicts,
 }
 
 pub struct CreateClaimedJob {
@@ -33,7 +36,10 @@ pub struct CreateClaimedJob {
     pub lease_until: Millis,
 }
 
-pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Published> {
+/// Stores the event and its payloads; or, with nothing stored, the filters of matched
+/// webhooks that `job.verdicts` does not judge (filters are never evaluated here, on the
+/// writer thread every merchant's publish goes through).
+pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Result<Published, Vec<Arc<str>>>> {
     if let Some(key) = &job.idempotency_key {
         let earlier: Option<(i64, i64, Millis)> = c
             .prepare_cached(
@@ -43,12 +49,12 @@ pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Published> {
             .optional()?;
         match earlier {
             Some((id, payloads, at)) if at > job.now - IDEMPOTENCY_WINDOW_MS => {
-                return Ok(Published {
+                return Ok(Ok(Published {
                     event_id: EventId(id),
                     payloads,
                     webhooks: vec![],
                     replayed: true,
-                });
+                }));
             }
             Some((id, _, _)) => {
                 c.prepare_cached("UPDATE events SET idempotency_key = NULL WHERE id = ?1")?
@@ -73,11 +79,18 @@ pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Published> {
     matched.sort_unstable_by_key(|m| m.0);
     matched.dedup_by_key(|m| m.0);
     // A webhook whose filter is not true for this event gets no payload and keeps its
-    // increment id. The event is converted for the filters only if one is met.
-    let input = FilterInput::new(&job.topic, &job.body);
+    // increment id.
+    let unjudged: Vec<Arc<str>> = (matched.iter())
+        .filter_map(|(_, _, filter)| filter.as_deref())
+        .filter(|f| job.verdicts.get(f).is_none())
+        .map(Arc::from)
+        .collect();
+    if !unjudged.is_empty() {
+        return Ok(Err(unjudged));
+    }
     let hooks: Vec<(i64, i64)> = matched
         .into_iter()
-        .filter(|(_, _, filter)| filter.as_deref().is_none_or(|f| input.passes(f)))
+        .filter(|(_, _, filter)| filter.as_deref().is_none_or(|f| job.verdicts.get(f) == Some(true)))
         .map(|(webhook, last, _)| (webhook, last))
         .collect();
     // No RETURNING here or below: SQLite runs it through a temporary table.
@@ -100,12 +113,12 @@ pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Published> {
         };
         insert_payload(c, &at, Some(event_id), &job.topic, &job.body, job.now)?;
     }
-    Ok(Published {
+    Ok(Ok(Published {
         event_id: EventId(event_id),
         payloads: hooks.len() as i64,
         webhooks: hooks.into_iter().map(|(w, _)| WebhookId(w)).collect(),
         replayed: false,
-    })
+    }))
 }
 
 /// Where a payload goes: its webhook, that webhook's merchant, and its increment id (the

@@ -244,3 +244,43 @@ store_test! {
         assert_eq!(increments(&payloads(&*store, hook).await), vec![1, 2]);
     }
 }
+
+store_test! {
+    /// The store never evaluates a filter (its write path serves every merchant): a publish
+    /// that did not judge a matched webhook's filter stores nothing and is told which.
+    async fn a_publish_without_the_verdict_of_a_matched_filter_stores_nothing_and_names_it(db, store) {
+        use crate::domain::filter::Verdicts;
+        use crate::domain::BodyTemplate;
+        let m = merchant(&*store, "shop").await;
+        let big = filtered_hook(&*store, m, "order:*", "message.total > 100").await;
+        let plain = create_hook(&*store, m, "order:*", true).await;
+        let _elsewhere = filtered_hook(&*store, m, "product:*", "message.x == 1").await;
+        let t = topic("order:created");
+        let now = now_millis();
+        let body = BodyTemplate::new(t.as_str(), "shop", json!({"total": 150}).as_object().unwrap(), now);
+        let mut req = crate::store::PublishRequest {
+            merchant: m,
+            topic: &t,
+            body: &body,
+            idempotency_key: Some("k1"),
+            now,
+            verdicts: &Verdicts::default(),
+        };
+        match store.event_publish(&req).await {
+            Err(StoreError::FiltersUnjudged(filters)) => {
+                assert_eq!(filters.iter().map(|f| &**f).collect::<Vec<_>>(), vec!["message.total > 100"])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(payloads(&*store, plain).await.is_empty(), "nothing stored, not even the plain webhook's");
+        assert_eq!(store.webhook_get(Scope::All, big).await.unwrap().unwrap().increment_id, 0);
+        // The verdict given is the one used, whatever the filter would say.
+        let refused = Verdicts::judge("order:created", &BodyTemplate::new(t.as_str(), "shop", json!({"total": 1}).as_object().unwrap(), now), [&"message.total > 100".into()]);
+        req.verdicts = &refused;
+        let p = store.event_publish(&req).await.unwrap();
+        assert_eq!((p.webhooks.clone(), p.replayed), (vec![plain], false));
+        // The idempotency key was not taken by the refused attempt: a replay now is this one.
+        let again = store.event_publish(&req).await.unwrap();
+        assert_eq!((again.event_id, again.replayed), (p.event_id, true));
+    }
+}

@@ -15,6 +15,7 @@ fn job(m: MerchantId, key: Option<&str>, now: Millis) -> Job {
         topic: t,
         key: key.map(str::to_owned),
         now,
+        verdicts: Default::default(),
     }
 }
 

@@ -37,11 +37,11 @@ fn deep_expressions_are_refused_without_overflowing_any_stack() {
     }
     // A long chain of && is balanced by the parser: not deep.
     let chain = vec!["message.a == 1"; 280].join(" && ");
-    assert!(shape(compile(&chain).unwrap().expression()).depth < 16);
+    assert!(shape::walk(compile(&chain).unwrap().expression()).depth < 16);
     // The deepest accepted tree evaluates on an ordinary (test) thread's stack.
     let n = MAX_DEPTH - 2;
     let deepest = format!("{}true{}", "!(".repeat(n), ")".repeat(n));
-    assert!(shape(compile(&deepest).unwrap().expression()).depth <= MAX_DEPTH);
+    assert!(shape::walk(compile(&deepest).unwrap().expression()).depth <= MAX_DEPTH);
     assert_eq!(passes(&deepest, "order:created", json!({})), n.is_multiple_of(2));
     // A macro (a comprehension) with a body as deep as accepted evaluates there too.
     let in_macro = |k: usize| format!("message.l.exists(x, {}x == 1{})", "!(".repeat(2 * k), ")".repeat(2 * k));
@@ -146,4 +146,95 @@ fn list_macros_cost_at_most_the_message_times_the_expression() {
             other => panic!("{source}: {:?}", other.map(|_| "compiled")),
         }
     }
+}
+
+/// The 1.8 KB expression: a macro over 900 literal elements, each turn matching the
+/// topic against a pattern that compiles to megabytes.
+fn stall_expression() -> String {
+    format!(
+        "[{}].exists(i, topic.matches(\"\\\\w{{300}}\"))",
+        vec!["0"; 900].join(",")
+    )
+}
+
+#[test]
+fn what_is_certain_to_cost_too_much_is_refused_when_a_filter_is_set() {
+    let refused = |source: &str| match compile(source) {
+        Err(CompileError::Invalid(message)) => message,
+        other => panic!("{source}: {:?}", other.map(|_| "compiled")),
+    };
+    let stall = stall_expression();
+    assert!(stall.len() > 1700 && stall.len() <= MAX_FILTER_BYTES);
+    assert!(
+        refused(&stall).contains("900 elements, more than 256"),
+        "{}",
+        refused(&stall)
+    );
+    // A shorter list, but a body big enough that the turns times its size is too much.
+    let body = vec!["topic == 'x'"; 20].join(" || ");
+    let wide = format!("[{}].exists(i, {body})", vec!["0"; 250].join(","));
+    assert!(
+        refused(&wide).contains("list macro over a literal list"),
+        "{}",
+        refused(&wide)
+    );
+    // A literal pattern that compiles too large, or not at all.
+    assert!(refused("topic.matches('\\\\w{300}')").contains("compiles to more than"));
+    assert!(refused("matches(topic, '(order')").contains("not a valid regular expression"));
+    assert!(!refused("matches(topic, '(order')").contains('\n'));
+    // What a merchant writes in practice is accepted.
+    assert!(compile("topic.matches('^order:(created|updated)$')").is_ok());
+    assert!(compile(&format!("message.sku in [{}]", vec!["'a'"; 256].join(","))).is_ok());
+    assert!(compile("['order:created', 'order:updated'].exists(t, topic == t)").is_ok());
+}
+
+#[test]
+fn a_stored_costly_expression_keeps_evaluating_but_within_its_budget() {
+    let body = event("order:created", json!({}));
+    let input = FilterInput::new("order:created", &body);
+    // Stored before the rules above: still evaluated (an old filter keeps working), and a
+    // pattern that does not compile is compiled once, not once per turn.
+    let started = std::time::Instant::now();
+    assert!(!input.passes(&stall_expression()));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    let listed = format!("topic in [{}, 'order:created']", vec!["'a'"; 400].join(","));
+    assert!(input.passes(&listed), "an old long list still matches");
+    // Each turn reads the topic 30 times: over the step budget long before the last
+    // element, which would make it true. Over budget is false, and counted.
+    let reads = vec!["topic == 'x'"; 30].join(" || ");
+    let costly = format!(
+        "[{}].exists(i, {reads} || i == 999)",
+        (0..1000).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    );
+    assert!(
+        costly.len() <= MAX_FILTER_BYTES * 4,
+        "a test expression, never stored through the API"
+    );
+    let counted = OVER_BUDGET.get();
+    PROGRAMS.get(&costly).expect("compiles, as a stored filter");
+    let started = std::time::Instant::now();
+    assert!(!input.passes(&costly));
+    assert!(started.elapsed() < budget::TIME * 10, "{:?}", started.elapsed());
+    assert!(OVER_BUDGET.get() > counted, "counted in hookd_filter_over_budget_total");
+    // The same expression over a short list is within budget, and true.
+    let cheap = format!("[998, 999].exists(i, {reads} || i == 999)");
+    assert!(input.passes(&cheap));
+}
+
+#[test]
+fn verdicts_judge_each_filter_once_and_keep_the_first_answer() {
+    let body = event("order:created", json!({"total": 150}));
+    let big: Arc<str> = "message.total > 100".into();
+    let small: Arc<str> = "message.total < 10".into();
+    let mut v = Verdicts::judge("order:created", &body, [&big, &small, &big]);
+    assert_eq!(
+        (v.get(&big), v.get(&small), v.get("true")),
+        (Some(true), Some(false), None)
+    );
+    v.extend(Verdicts::judge("order:created", &body, [&"true".into()]));
+    assert_eq!(v.get("true"), Some(true));
 }
