@@ -77,6 +77,11 @@ impl Default for Metrics {
             "Payloads of active webhooks due for an attempt now (counted up to 1,000,000)",
             queue_due.clone(),
         );
+        registry.register(
+            "hookd_filter_over_budget",
+            "Filter evaluations stopped for going over their budget (the event did not pass; logged once per filter)",
+            crate::domain::filter::OVER_BUDGET.clone(),
+        );
         let series = |outcome| attempts.get_or_create(&OutcomeLabel { outcome }).clone();
         let (attempts_success, attempts_failure) = (series("success"), series("failure"));
         Self {
@@ -138,6 +143,7 @@ mod tests {
             "hookd_delivery_attempts_total{outcome=\"success\"} 1",
             "hookd_delivery_attempts_total{outcome=\"failure\"} 1",
             "hookd_payloads_failed_total 0",
+            "# TYPE hookd_filter_over_budget counter",
             "hookd_webhooks_disabled_total 0",
             "hookd_queue_due 7",
             "hookd_delivery_attempt_duration_seconds_count 2",

@@ -18,6 +18,7 @@ mod delivery_support;
 mod discover;
 mod envelope;
 mod failures;
+mod filter_budget;
 mod filters;
 mod full_disk;
 mod hardening_auth;
