@@ -4,6 +4,10 @@
 //! database). At the end every acknowledged event must have reached every webhook, with
 //! increment ids exactly 1..=N (CONTRACT.md §4).
 //!
+//! Faults beside the restarts: misbehaving receivers, and a webhook whose filter is the
+//! costly expression of the filter-stall report (stored straight into the database, as
+//! create refuses it now), which every event meets and none passes.
+//!
 //! Not part of the default `cargo test` (it is `#[ignore]`d); run it with
 //! `cargo test --release --test api soak -- --ignored --nocapture`, for
 //! `HOOKD_SOAK_SECS` seconds (default 120).
@@ -81,6 +85,22 @@ async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and
         shop.call_ok("webhook.create", json!([{"topics": TOPIC, "url": url}]))
             .await;
     }
+    // The costly filter: created harmless, then made costly behind the API's back.
+    let stalled_url = receiver.url("/stalled/");
+    shop.call_ok(
+        "webhook.create",
+        json!([{"topics": TOPIC, "url": stalled_url, "filter": "true"}]),
+    )
+    .await;
+    let stall = format!(
+        "[{}].exists(i, topic.matches(\"\\\\w{{300}}\"))",
+        vec!["0"; 900].join(",")
+    );
+    execute_sql(
+        &database_url,
+        &format!("UPDATE webhooks SET filter = '{stall}' WHERE url = '{stalled_url}'"),
+    )
+    .await;
 
     let acks = Acks::default();
     let next = Arc::new(AtomicU64::new(0));
@@ -137,5 +157,24 @@ async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and
         let tally = check_delivered(path, &receiver.received(path), n, &acked);
         eprintln!("soak: {path} {tally:?}");
     }
+    assert_eq!(increments[&stalled_url], 0, "the costly filter passed nothing");
+    assert!(receiver.received("/stalled/").is_empty());
     node.assert_no_panic();
+}
+
+/// Runs `sql` on the soak's database, behind the server's back.
+async fn execute_sql(database_url: &str, sql: &str) {
+    use sqlx::{Connection, Executor};
+    match database_url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.busy_timeout(Duration::from_secs(10)).unwrap();
+            conn.execute_batch(sql).unwrap();
+        }
+        None => {
+            let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
+            conn.execute(sql).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
 }
