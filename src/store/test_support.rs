@@ -60,8 +60,20 @@ pub async fn try_publish(
     key: Option<&str>,
     now: Millis,
 ) -> StoreResult<Published> {
+    try_publish_message(store, m, t, json!({"n": 1}), key, now).await
+}
+
+/// Publishes `message` on topic `t` as merchant `m`, its filters judged as `event.publish`
+/// judges them; the store's answer, error included.
+pub async fn try_publish_message(
+    store: &dyn Store,
+    m: MerchantId,
+    t: &str,
+    message: serde_json::Value,
+    key: Option<&str>,
+    now: Millis,
+) -> StoreResult<Published> {
     let topic = topic(t);
-    let message = json!({"n": 1});
     let body = BodyTemplate::new(topic.as_str(), "shop", message.as_object().unwrap(), now);
     let req = PublishRequest {
         merchant: m,
@@ -101,18 +113,7 @@ pub async fn publish_message(
     message: serde_json::Value,
     key: Option<&str>,
 ) -> Published {
-    let topic = topic(t);
-    let now = now_millis();
-    let body = BodyTemplate::new(topic.as_str(), "shop", message.as_object().unwrap(), now);
-    let req = PublishRequest {
-        merchant: m,
-        topic: &topic,
-        body: &body,
-        idempotency_key: key,
-        now,
-        verdicts: &Verdicts::default(),
-    };
-    crate::store::publish_judged(store, &req, &mut Vec::new())
+    try_publish_message(store, m, t, message, key, now_millis())
         .await
         .expect("publishing")
 }
