@@ -12,6 +12,10 @@
 //! Each webhook's row lock is taken once per batch and the webhook is bumped once by the
 //! number of its payloads, so its ids stay gap-free: the batch's payloads take the ids
 //! `last + 1 ..= last + count` in publish order, and a rollback undoes the bump with them.
+//!
+//! Filters are never evaluated here: each job brings its event's verdicts (`Verdicts`), and
+//! a job meeting a filter it did not judge makes the batch roll back (`BatchError::Unjudged`)
+//! and run again without it, while its publisher judges the filter off this path.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -185,7 +189,7 @@ async fn idempotency(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Plan>
 }
 
 /// Makes the events and their payloads: locks the matched webhooks (see the lock order
-/// above), decides in Rust which of them each event's filters let through and their
+/// above), decides in Rust which of them each event's verdicts let through and their
 /// increment ids, then bumps them and inserts events and payloads and queues one wake-up
 /// (one statement). Filters cost a round trip only when one of them lets an event through.
 async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Published>, Unjudged>, sqlx::Error> {
@@ -280,8 +284,9 @@ fn unjudged<'h>(jobs: &[&Job], hooks: impl IntoIterator<Item = (&'h str, &'h [i6
 ///
 /// One statement locks those without a filter (ascending id) and reads the filtered ones
 /// without locking them; a webhook whose row changed while the lock waited (deactivated,
-/// filter set) is re-checked by PostgreSQL and comes back unlocked. The filters are tried on
-/// the events here; only webhooks with an event passing are locked, by a second statement
+/// filter set) is re-checked by PostgreSQL and comes back unlocked. The jobs' verdicts for
+/// the filters decide here (a job without the verdict of a filter it meets goes back to its
+/// publisher, `Unjudged`); only webhooks with an event passing are locked, by a second statement
 /// that reads their filter again under the lock (a filter changed meanwhile is tried again
 /// in `plan`). What is locked is read as the last committed transaction left it.
 async fn lock_webhooks(
