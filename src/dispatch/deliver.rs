@@ -140,6 +140,7 @@ pub async fn attempt(
         delivery_id: claimed.id,
         webhook_id: claimed.webhook_id,
         attempt_no: claimed.attempts + 1,
+        request: rand::random(),
         lease_owner: owner.to_string(),
         attempt: AttemptLog {
             attempted_at: started_at,

@@ -114,6 +114,10 @@ pub struct DeliveryUpdate {
     /// attempt again changes nothing, so a write-back retried after an unclear failure
     /// never counts an attempt twice.
     pub attempt_no: i64,
+    /// Which request this was: random, drawn once per HTTP request sent. The log keeps a row
+    /// per (attempt number, request): two requests with one number (another node sent the
+    /// payload once this one's lease ran out) are both logged, one recorded again is not.
+    pub request: i64,
     pub lease_owner: String,
     pub attempt: AttemptLog,
     pub status: crate::domain::DeliveryStatus,

@@ -77,6 +77,7 @@ mod tests {
             delivery_id: DeliveryId(at),
             webhook_id: WebhookId(webhook),
             attempt_no: 1,
+            request: 0,
             lease_owner: "n".into(),
             attempt: AttemptLog {
                 attempted_at: at,

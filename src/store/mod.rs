@@ -239,9 +239,10 @@ pub trait Store: Send + Sync + 'static {
         pacing: Pacing,
     ) -> StoreResult<PacedClaim>;
     /// Logs the attempts and moves each payload to its new state, in one transaction.
-    /// A payload whose lease `owner` lost, or that was canceled meanwhile, keeps its state.
-    /// Idempotent per attempt (`attempt_no`): an attempt recorded again changes nothing, so
-    /// a write-back retried after an unclear failure never counts an attempt twice.
+    /// A payload whose lease `owner` lost, or that was canceled meanwhile, keeps its state
+    /// (its attempt is logged all the same: the request was sent).
+    /// Idempotent per request (`attempt_no`, `request`): an attempt recorded again changes
+    /// nothing, so a write-back retried after an unclear failure never counts an attempt twice.
     /// In the same transaction each webhook's `failing_since` follows its outcomes (set by
     /// the first failure after a success, cleared by a success; one UPDATE per webhook and
     /// batch at most, none while nothing changes). Returns the webhooks whose failures the

@@ -141,6 +141,10 @@ pub fn outcome(
         delivery_id: c.id,
         webhook_id: c.webhook_id,
         attempt_no: c.attempts + 1,
+        // One request per owner and attempt: recording it again is the same request.
+        request: owner
+            .bytes()
+            .fold(0, |h: i64, b| h.wrapping_mul(31).wrapping_add(i64::from(b))),
         lease_owner: owner.to_string(),
         attempt: AttemptLog {
             attempted_at: at,

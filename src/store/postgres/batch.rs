@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use sqlx::{PgConnection, Row};
 
+use super::clock::on_db_clock;
 use super::wakeups;
 use crate::domain::filter::Verdicts;
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
@@ -192,6 +193,7 @@ async fn idempotency(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Plan>
 /// above), decides in Rust which of them each event's verdicts let through and their
 /// increment ids, then bumps them and inserts events and payloads and queues one wake-up
 /// (one statement). Filters cost a round trip only when one of them lets an event through.
+/// Payloads are due when their publish was made, on the database's clock (see `clock`).
 async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Published>, Unjudged>, sqlx::Error> {
     let merchants: Vec<i64> = jobs.iter().map(|j| j.merchant).collect();
     let locked = match lock_webhooks(conn, jobs, &merchants).await? {
@@ -211,10 +213,11 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Pub
     let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.key.as_deref()).collect();
     let counts: Vec<i64> = published.iter().map(|p| p.webhooks.len() as i64).collect();
     let nows: Vec<Millis> = jobs.iter().map(|j| j.now).collect();
+    let clock = crate::time::now_millis();
     // The event ids are drawn first (`j`, evaluated once), so payloads can name their event
     // and the caller learns each job's id; the webhooks locked above that got payloads move
     // to their new last increment id (`bump`); the wake-up is queued only when something is due.
-    let ids: Vec<i64> = sqlx::query_scalar(
+    let ids: Vec<i64> = sqlx::query_scalar(concat!(
         "WITH j AS ( \
            SELECT t.*, nextval(pg_get_serial_sequence('events', 'id')) AS id \
            FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[]) \
@@ -227,12 +230,14 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Pub
          made AS ( \
            INSERT INTO deliveries (webhook_id, merchant_id, event_id, increment_id, topic, body, \
              status, next_attempt_at, created_at) \
-           SELECT p.w, p.m, j.id, p.inc, j.topic, p.body, 'pending', j.at, j.at \
+           SELECT p.w, p.m, j.id, p.inc, j.topic, p.body, 'pending', ",
+        on_db_clock!("j.at", "$16"),
+        ", j.at \
            FROM UNNEST($6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::BYTEA[]) \
              AS p(w, m, inc, n, body) JOIN j ON j.n = p.n) \
          SELECT (SELECT array_agg(id ORDER BY n) FROM j) \
            || CASE WHEN $11 THEN (SELECT ARRAY[]::BIGINT[] FROM pg_notify($12, $13) AS n) END",
-    )
+    ))
     .bind(&merchants)
     .bind(&topics)
     .bind(&keys)
@@ -248,6 +253,7 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Pub
     .bind(wakeups::payload(&woken))
     .bind(&woken)
     .bind(&last)
+    .bind(clock)
     .fetch_one(&mut *conn)
     .await?;
     for (published, id) in published.iter_mut().zip(ids) {

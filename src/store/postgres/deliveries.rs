@@ -3,8 +3,9 @@
 //! `publish`, the work queue and the outcome write in `queue`.)
 
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::{Acquire, PgPool, Row};
 
+use super::clock::{self, on_db_clock};
 use super::wakeups;
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
 use crate::store::failing::changes;
@@ -122,17 +123,22 @@ pub async fn get(pool: &PgPool, scope: Scope, id: DeliveryId) -> StoreResult<Opt
     }))
 }
 
-/// Requeues a failed payload and, in the same transaction, wakes every node for its webhook.
+/// Requeues a failed payload, due at `now` on the database's clock (see `clock`), and, in
+/// the same transaction, wakes every node for its webhook.
 pub async fn requeue(pool: &PgPool, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue> {
-    let mut tx = pool.begin().await?;
-    let webhook: Option<i64> = sqlx::query_scalar(
-        "UPDATE deliveries SET status = 'retrying', next_attempt_at = $1, finished_at = NULL \
+    let (mut conn, clock) = clock::clocked(pool).await?;
+    let mut tx = conn.begin().await?;
+    let webhook: Option<i64> = sqlx::query_scalar(concat!(
+        "UPDATE deliveries SET status = 'retrying', next_attempt_at = ",
+        on_db_clock!("$1", "$4"),
+        ", finished_at = NULL \
          WHERE id = $2 AND ($3::BIGINT IS NULL OR merchant_id = $3) AND status = 'failed' \
          RETURNING webhook_id",
-    )
+    ))
     .bind(now)
     .bind(id.0)
     .bind(scope.merchant_filter())
+    .bind(clock)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(webhook) = webhook {

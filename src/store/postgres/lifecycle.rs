@@ -8,8 +8,9 @@
 //! by NOTIFY in the same transaction, as `set_active` and `requeue` do.
 
 use sqlx::postgres::PgArguments;
-use sqlx::{Arguments, PgPool, Row};
+use sqlx::{Acquire, Arguments, PgPool, Row};
 
+use super::clock::{self, on_db_clock};
 use super::deliveries::{record_from_row, RECORD_COLUMNS};
 use super::wakeups;
 use crate::domain::{DeliveryId, DeliveryStatus, SecretKey, WebhookChange, WebhookId};
@@ -128,7 +129,8 @@ pub async fn payload_range(
 }
 
 /// None when the webhook does not exist in the scope. Reads through `deliveries_failed`;
-/// rows are locked in id order, as the recorder and webhook deletion lock them.
+/// rows are locked in id order, as the recorder and webhook deletion lock them. Due at
+/// `now` on the database's clock (see `clock`).
 pub async fn recover(
     pool: &PgPool,
     scope: Scope,
@@ -136,7 +138,8 @@ pub async fn recover(
     since: Millis,
     now: Millis,
 ) -> StoreResult<Option<u64>> {
-    let mut tx = pool.begin().await?;
+    let (mut conn, clock) = clock::clocked(pool).await?;
+    let mut tx = conn.begin().await?;
     let exists: Option<i64> =
         sqlx::query_scalar("SELECT id FROM webhooks WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2)")
             .bind(id.0)
@@ -146,15 +149,17 @@ pub async fn recover(
     if exists.is_none() {
         return Ok(None);
     }
-    let done = sqlx::query(
-        "UPDATE deliveries SET status = 'retrying', next_attempt_at = $3, finished_at = NULL, \
-           lease_owner = NULL, lease_until = NULL \
+    let done = sqlx::query(concat!(
+        "UPDATE deliveries SET status = 'retrying', next_attempt_at = ",
+        on_db_clock!("$3", "$4"),
+        ", finished_at = NULL, lease_owner = NULL, lease_until = NULL \
          WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = $1 AND status = 'failed' \
                         AND created_at >= $2 ORDER BY id FOR UPDATE)",
-    )
+    ))
     .bind(id.0)
     .bind(since)
     .bind(now)
+    .bind(clock)
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() > 0 {

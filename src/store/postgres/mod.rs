@@ -10,6 +10,7 @@
 //! are delivered exactly when the rows they announce become visible (see `wakeups`).
 
 mod batch;
+mod clock;
 mod deliveries;
 mod lifecycle;
 mod publish;

@@ -4,14 +4,16 @@
 //! inside the transaction that stores the payload: the row lock makes concurrent writers
 //! (on any node) take turns per webhook, and a rollback undoes the bump with the payload.
 
-use sqlx::PgPool;
+use sqlx::{Acquire, PgPool};
 
+use super::clock::{self, on_db_clock};
 use crate::domain::{BodyTemplate, DeliveryId, WebhookId};
 use crate::store::{ClaimedDelivery, Scope, StoreResult};
 use crate::time::Millis;
 
 /// webhook.test's payload: takes the webhook's next increment id (any webhook of the
 /// scope, active or not) and is stored already leased to `owner`, so no dispatcher takes it.
+/// Its due time and lease are on the database's clock (see `clock`).
 pub async fn create_claimed(
     pool: &PgPool,
     scope: Scope,
@@ -21,7 +23,8 @@ pub async fn create_claimed(
     owner: &str,
     lease_until: Millis,
 ) -> StoreResult<Option<ClaimedDelivery>> {
-    let mut tx = pool.begin().await?;
+    let (mut conn, clock) = clock::clocked(pool).await?;
+    let mut tx = conn.begin().await?;
     let bumped: Option<(i64, i64)> = sqlx::query_as(
         "UPDATE webhooks SET increment_id = increment_id + 1 \
          WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2) \
@@ -34,19 +37,22 @@ pub async fn create_claimed(
     let Some((increment_id, merchant)) = bumped else {
         return Ok(None);
     };
-    let now = crate::time::now_millis();
     let rendered = body.render(increment_id);
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = sqlx::query_scalar(concat!(
         "INSERT INTO deliveries (webhook_id, merchant_id, event_id, increment_id, topic, body, status, \
          next_attempt_at, lease_owner, lease_until, created_at) \
-         VALUES ($1, $2, NULL, $3, $4, $5, 'pending', $6, $7, $8, $6) RETURNING id",
-    )
+         VALUES ($1, $2, NULL, $3, $4, $5, 'pending', ",
+        on_db_clock!("$6", "$6"),
+        ", $7, ",
+        on_db_clock!("$8", "$6"),
+        ", $6) RETURNING id",
+    ))
     .bind(webhook.0)
     .bind(merchant)
     .bind(increment_id)
     .bind(topic)
     .bind(&rendered)
-    .bind(now)
+    .bind(clock)
     .bind(owner)
     .bind(lease_until)
     .fetch_one(&mut *tx)

@@ -1,21 +1,25 @@
 //! The leased work queue in PostgreSQL: the scan for webhooks with work, claims (leases
 //! written onto the rows, so several nodes can share the queue) and recording outcomes.
+//! Every time here is judged by the database's clock (see `clock`).
 
 use std::collections::HashMap;
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
+use super::clock::{self, db_offset, on_db_clock};
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
 use crate::store::pace::Bucket;
 use crate::store::{ClaimedDelivery, DeliveryUpdate, PacedClaim, Pacing, StoreResult};
 use crate::time::Millis;
 
+/// Each webhook with work and when its earliest unleased payload is due, on the node's clock.
 pub async fn queue_scan(pool: &PgPool, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
+    let (mut conn, clock) = clock::clocked(pool).await?;
     // Hops from one webhook id to the next through the queue index (a "loose index scan"),
     // so the cost grows with the number of webhooks that have work, not with the number of
     // queued payloads; then one index probe per such webhook for its earliest unleased payload.
-    let rows: Vec<(i64, Millis)> = sqlx::query_as(
+    let rows: Vec<(i64, Millis)> = sqlx::query_as(concat!(
         "WITH RECURSIVE hop(w) AS ( \
            (SELECT webhook_id FROM deliveries WHERE status IN ('pending', 'retrying') \
             ORDER BY webhook_id LIMIT 1) \
@@ -24,17 +28,22 @@ pub async fn queue_scan(pool: &PgPool, now: Millis) -> StoreResult<Vec<(WebhookI
                    WHERE status IN ('pending', 'retrying') AND webhook_id > hop.w \
                    ORDER BY webhook_id LIMIT 1) \
            FROM hop WHERE hop.w IS NOT NULL) \
-         SELECT hop.w, due.next_attempt_at \
+         SELECT hop.w, due.next_attempt_at - ",
+        db_offset!("$2"),
+        " \
          FROM hop JOIN webhooks wh ON wh.id = hop.w AND wh.is_active \
          CROSS JOIN LATERAL ( \
            SELECT next_attempt_at FROM deliveries \
            WHERE webhook_id = hop.w AND status IN ('pending', 'retrying') \
-             AND (lease_until IS NULL OR lease_until <= $1) \
+             AND (lease_until IS NULL OR lease_until <= ",
+        on_db_clock!("$1", "$2"),
+        ") \
            ORDER BY next_attempt_at LIMIT 1) due \
          ORDER BY hop.w",
-    )
+    ))
     .bind(now)
-    .fetch_all(pool)
+    .bind(clock)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(rows.into_iter().map(|(w, due)| (WebhookId(w), due)).collect())
 }
@@ -48,12 +57,12 @@ pub async fn queue_scan(pool: &PgPool, now: Millis) -> StoreResult<Vec<(WebhookI
 /// prefix of what is free in that order, so nothing free and unlocked is left below the
 /// latest `next_attempt_at` it took, save what commits later with an earlier time: a
 /// publish takes its time before its batch commits, and batches (of this node's two
-/// publish runners, or of other nodes) commit out of order. So the next claim starts
-/// `FLOOR_SLACK` before that time, which covers a publish's commit many times over and
-/// leaves only that much of the dead front to walk. What can still turn up below (a publish
-/// that took longer, another node's expired lease or a row another claim had locked, another
-/// node's clock running behind) is found when the queue scan, every poll interval, forgets
-/// the floors.
+/// publish runners, or of other nodes) commit out of order. (Every node's payloads are due
+/// by the database's clock, see `clock`, so no node's clock running behind adds to that.)
+/// So the next claim starts `FLOOR_SLACK` before that time, which covers a publish's commit
+/// many times over and leaves only that much of the dead front to walk. What can still turn
+/// up below (a publish that took longer, another node's expired lease or a row another
+/// claim had locked) is found when the queue scan, every poll interval, forgets the floors.
 #[derive(Default)]
 pub struct ClaimFloors(std::sync::Mutex<HashMap<WebhookId, Millis>>);
 
@@ -100,25 +109,31 @@ pub async fn claim(
     // flushed in order, the durable outcome write that ends the attempt flushes the claim
     // with it. Publishes and outcomes stay synchronous. It saves an fsync per claim, which on
     // a disk doing ~300 fsyncs/s is most of a delivery's latency.
-    let rows = sqlx::query(
-        "UPDATE deliveries SET lease_owner = $1, lease_until = $2 WHERE id IN ( \
+    let (mut conn, clock) = clock::clocked(pool).await?;
+    let rows = sqlx::query(concat!(
+        "UPDATE deliveries SET lease_owner = $1, lease_until = ",
+        on_db_clock!("$2", "$7"),
+        " WHERE id IN ( \
            SELECT id FROM deliveries WHERE webhook_id = $3 AND status IN ('pending', 'retrying') \
-             AND next_attempt_at >= $6 AND next_attempt_at <= $4 \
-             AND (lease_until IS NULL OR lease_until <= $4) \
-             AND EXISTS (SELECT 1 FROM webhooks WHERE id = $3 AND is_active) \
+             AND next_attempt_at >= $6 AND next_attempt_at <= ",
+        on_db_clock!("$4", "$7"),
+        " AND (lease_until IS NULL OR lease_until <= ",
+        on_db_clock!("$4", "$7"),
+        ") AND EXISTS (SELECT 1 FROM webhooks WHERE id = $3 AND is_active) \
            ORDER BY next_attempt_at, id LIMIT $5 \
            FOR UPDATE SKIP LOCKED) \
          RETURNING id, increment_id, attempts, body, \
            (SELECT version FROM webhooks WHERE id = $3), \
            set_config('synchronous_commit', 'off', true), next_attempt_at",
-    )
+    ))
     .bind(owner)
     .bind(lease_until)
     .bind(webhook.0)
     .bind(now)
     .bind(limit)
     .bind(floors.get(webhook))
-    .fetch_all(pool)
+    .bind(clock)
+    .fetch_all(&mut *conn)
     .await?;
     if let Some(latest) = rows.iter().map(|r| r.get::<Millis, _>(6)).max() {
         floors.raise(webhook, latest - FLOOR_SLACK);
@@ -167,6 +182,7 @@ pub async fn claim_paced(
     let bucket = pacing.max_rate.map(Bucket::for_rate);
     let sql = paced_sql(pacing.ordered, bucket.is_some());
     for _ in 0..2 {
+        let (mut conn, clock) = clock::clocked(pool).await?;
         let rows = sqlx::query(&sql)
             .bind(owner)
             .bind(lease_until)
@@ -175,7 +191,8 @@ pub async fn claim_paced(
             .bind(if pacing.ordered { limit.min(1) } else { limit })
             .bind(bucket.map_or(1.0, |b| b.interval))
             .bind(bucket.map_or(1.0, |b| b.burst))
-            .fetch_all(pool)
+            .bind(clock)
+            .fetch_all(&mut *conn)
             .await?;
         // Every variant answers at least one row (claimed or not), except a rated claim
         // whose webhook has no bucket yet.
@@ -185,22 +202,26 @@ pub async fn claim_paced(
                  SELECT id, '-Infinity' FROM webhooks WHERE id = $1 ON CONFLICT DO NOTHING",
             )
             .bind(webhook.0)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
             continue;
         };
         let head_due: Option<Millis> = first.get(5);
         let pace_at: Option<f64> = first.get(6);
+        // The claim's `now` on the database's clock, which the head's due time and the
+        // bucket are on; what the node is told is moved back onto its clock.
+        let now_on_db: Millis = first.get(8);
+        let on_node_clock = |t: Millis| t - now_on_db + now;
         let mut claimed: Vec<ClaimedDelivery> = rows
             .iter()
             .filter(|r| r.get::<Option<i64>, _>(0).is_some())
             .map(|r| claimed_row(webhook, r))
             .collect();
         claimed.sort_by_key(|c| c.increment_id);
-        let waiting_head = head_due.filter(|&due| due > now);
+        let waiting_head = head_due.filter(|&due| due > now_on_db).map(on_node_clock);
         let next_token = bucket.zip(pace_at).and_then(|(b, pace_at)| {
-            let base = b.base(pace_at, now);
-            (b.tokens(base, now) == 0).then(|| b.next_token(base))
+            let base = b.base(pace_at, now_on_db);
+            (b.tokens(base, now_on_db) == 0).then(|| on_node_clock(b.next_token(base)))
         });
         return Ok(PacedClaim {
             claimed,
@@ -211,37 +232,43 @@ pub async fn claim_paced(
 }
 
 /// The paced claim statement. Binds: $1 owner, $2 lease until, $3 webhook, $4 now, $5 limit,
-/// $6 milliseconds per token, $7 burst (the last two unused without a rate).
+/// $6 milliseconds per token, $7 burst (the last two unused without a rate), $8 the node's
+/// clock (see `clock`: `now` and the lease's end are placed on the database's clock, as
+/// the bucket's `pace_at` is).
 fn paced_sql(ordered: bool, rated: bool) -> String {
+    const NOW: &str = on_db_clock!("$4", "$8");
+    const LEASE_UNTIL: &str = on_db_clock!("$2", "$8");
     const QUEUED: &str = "webhook_id = $3 AND status IN ('pending', 'retrying')";
-    const FREE: &str = "next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until <= $4) \
-         AND EXISTS (SELECT 1 FROM webhooks WHERE id = $3 AND is_active)";
+    let free = format!(
+        "next_attempt_at <= {NOW} AND (lease_until IS NULL OR lease_until <= {NOW}) \
+         AND EXISTS (SELECT 1 FROM webhooks WHERE id = $3 AND is_active)"
+    );
     let mut sql = String::from("WITH ");
     let limit = if rated {
-        sql.push_str(
-            "bucket AS (SELECT greatest(pace_at, $4 - $7 * $6) AS base FROM webhook_pace \
-               WHERE webhook_id = $3 FOR UPDATE), ",
-        );
-        "coalesce((SELECT greatest(0, least($5, floor(($4 - base) / $6)::bigint)) FROM bucket), 0)"
+        sql.push_str(&format!(
+            "bucket AS (SELECT greatest(pace_at, {NOW} - $7 * $6) AS base FROM webhook_pace \
+               WHERE webhook_id = $3 FOR UPDATE), "
+        ));
+        format!("coalesce((SELECT greatest(0, least($5, floor(({NOW} - base) / $6)::bigint)) FROM bucket), 0)")
     } else {
-        "$5"
+        "$5".to_string()
     };
     if ordered {
         sql.push_str(&format!(
             "head AS (SELECT id, next_attempt_at, lease_until FROM deliveries WHERE {QUEUED} \
                ORDER BY increment_id LIMIT 1 FOR UPDATE), \
-             picked AS (SELECT id FROM head WHERE {FREE} LIMIT {limit}), "
+             picked AS (SELECT id FROM head WHERE {free} LIMIT {limit}), "
         ));
     } else {
         sql.push_str(&format!(
-            "picked AS (SELECT id FROM deliveries WHERE {QUEUED} AND {FREE} \
+            "picked AS (SELECT id FROM deliveries WHERE {QUEUED} AND {free} \
                ORDER BY next_attempt_at, id LIMIT {limit} FOR UPDATE SKIP LOCKED), "
         ));
     }
-    sql.push_str(
-        "claimed AS (UPDATE deliveries SET lease_owner = $1, lease_until = $2 \
-           WHERE id IN (SELECT id FROM picked) RETURNING id, increment_id, attempts, body)",
-    );
+    sql.push_str(&format!(
+        "claimed AS (UPDATE deliveries SET lease_owner = $1, lease_until = {LEASE_UNTIL} \
+           WHERE id IN (SELECT id FROM picked) RETURNING id, increment_id, attempts, body)"
+    ));
     let from = if rated {
         sql.push_str(
             ", moved AS (UPDATE webhook_pace \
@@ -259,7 +286,7 @@ fn paced_sql(ordered: bool, rated: bool) -> String {
     };
     sql.push_str(&format!(
         " SELECT c.id, c.increment_id, c.attempts, c.body, (SELECT version FROM webhooks WHERE id = $3), \
-           {head_due}, m.pace_at, set_config('synchronous_commit', 'off', true) FROM {from}"
+           {head_due}, m.pace_at, set_config('synchronous_commit', 'off', true), {NOW} FROM {from}"
     ));
     sql
 }
@@ -267,9 +294,11 @@ fn paced_sql(ordered: bool, rated: bool) -> String {
 /// The whole batch in one statement (so one transaction and one round trip): the outcomes
 /// travel as parallel arrays, a CTE logs every attempt, and the UPDATE moves each payload
 /// whose lease is still held by the attempt's owner and that is still at the attempt before
-/// this one. An attempt recorded again (its first write-back committed but was not
-/// confirmed, and the recorder retried) so changes nothing: the payload has moved on, and
-/// the log's unique (payload, attempt number) key turns the second log row away.
+/// this one. An attempt whose lease was lost is logged all the same (its request was sent)
+/// but moves nothing. An attempt recorded again (its first write-back committed but was not
+/// confirmed, and the recorder retried) changes nothing: the payload has moved on, and the
+/// log's unique (payload, attempt number, request) key turns the second log row away. The
+/// next attempt's due time is placed on the database's clock (see `clock`).
 pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()> {
     if updates.is_empty() {
         return Ok(());
@@ -278,12 +307,14 @@ pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()
     // would still only abort one side; the recorder retries.)
     let mut sorted: Vec<&DeliveryUpdate> = updates.iter().collect();
     sorted.sort_by_key(|u| u.delivery_id.0);
+    let (mut conn, clock) = clock::clocked(pool).await?;
     let mut a = Arrays::default();
     for u in sorted {
         let finished =
             matches!(u.status, DeliveryStatus::Success | DeliveryStatus::Failed).then_some(u.attempt.attempted_at);
         a.id.push(u.delivery_id.0);
         a.attempt_no.push(u.attempt_no);
+        a.request.push(u.request);
         a.owner.push(u.lease_owner.as_str());
         a.status.push(u.status.as_str());
         a.next_attempt_at.push(u.next_attempt_at);
@@ -295,25 +326,28 @@ pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()
         a.error.push(u.attempt.error.as_deref());
     }
     // Attempts of payloads purged meanwhile are dropped rather than failing the batch.
-    sqlx::query(
+    sqlx::query(concat!(
         "WITH u AS ( \
            SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], \
-             $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::BIGINT[]) \
+             $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::BIGINT[], \
+             $12::BIGINT[]) \
              WITH ORDINALITY AS t(id, owner, status, next_attempt_at, finished_at, attempted_at, \
-                  http_status, duration_ms, response_prefix, error, attempt_no, n)), \
+                  http_status, duration_ms, response_prefix, error, attempt_no, request, n)), \
          logged AS ( \
-           INSERT INTO delivery_attempts (delivery_id, attempt_no, attempted_at, http_status, \
+           INSERT INTO delivery_attempts (delivery_id, attempt_no, request, attempted_at, http_status, \
              duration_ms, response_prefix, error) \
-           SELECT u.id, u.attempt_no, u.attempted_at, u.http_status, u.duration_ms, \
+           SELECT u.id, u.attempt_no, u.request, u.attempted_at, u.http_status, u.duration_ms, \
              u.response_prefix, u.error \
            FROM u WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.id) ORDER BY u.n \
-           ON CONFLICT (delivery_id, attempt_no) DO NOTHING) \
+           ON CONFLICT (delivery_id, attempt_no, request) DO NOTHING) \
          UPDATE deliveries d SET status = u.status, attempts = u.attempt_no, \
-           next_attempt_at = u.next_attempt_at, lease_owner = NULL, lease_until = NULL, \
+           next_attempt_at = ",
+        on_db_clock!("u.next_attempt_at", "$13"),
+        ", lease_owner = NULL, lease_until = NULL, \
            last_http_status = u.http_status, last_error = u.error, finished_at = u.finished_at \
          FROM u WHERE d.id = u.id AND d.lease_owner = u.owner AND d.status IN ('pending', 'retrying') \
            AND d.attempts = u.attempt_no - 1",
-    )
+    ))
     .bind(&a.id)
     .bind(&a.owner)
     .bind(&a.status)
@@ -325,7 +359,9 @@ pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()
     .bind(&a.response_prefix)
     .bind(&a.error)
     .bind(&a.attempt_no)
-    .execute(pool)
+    .bind(&a.request)
+    .bind(clock)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -335,6 +371,7 @@ pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()
 struct Arrays<'a> {
     id: Vec<i64>,
     attempt_no: Vec<i64>,
+    request: Vec<i64>,
     owner: Vec<&'a str>,
     status: Vec<&'static str>,
     next_attempt_at: Vec<Millis>,
@@ -348,13 +385,17 @@ struct Arrays<'a> {
 
 /// Payloads of active webhooks due at `now`, at most `cap` counted.
 pub async fn due_count(pool: &PgPool, now: Millis, cap: i64) -> StoreResult<i64> {
-    let n: i64 = sqlx::query_scalar(
+    let (mut conn, clock) = clock::clocked(pool).await?;
+    let n: i64 = sqlx::query_scalar(concat!(
         "SELECT count(*) FROM (SELECT 1 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-         WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= $1 AND w.is_active LIMIT $2) due",
-    )
+         WHERE d.status IN ('pending', 'retrying') AND d.next_attempt_at <= ",
+        on_db_clock!("$1", "$3"),
+        " AND w.is_active LIMIT $2) due",
+    ))
     .bind(now)
     .bind(cap)
-    .fetch_one(pool)
+    .bind(clock)
+    .fetch_one(&mut *conn)
     .await?;
     Ok(n)
 }

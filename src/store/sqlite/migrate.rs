@@ -63,6 +63,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "disabled announcements",
         sql: include_str!("../../../migrations/sqlite/0008_disabled_announcements.sql"),
     },
+    Migration {
+        version: 9,
+        description: "attempt requests",
+        sql: include_str!("../../../migrations/sqlite/0009_attempt_requests.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration

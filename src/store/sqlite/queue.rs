@@ -170,7 +170,9 @@ fn claimed_row(webhook: WebhookId, r: &rusqlite::Row<'_>) -> rusqlite::Result<Cl
 /// only requires the payload to be still queued (a canceled one keeps its state) and to be
 /// still at the attempt before this one: an attempt recorded again (its first write-back
 /// committed but was not confirmed, and the recorder retried) changes nothing, and the log's
-/// unique (payload, attempt number) key keeps its row from being added twice.
+/// unique (payload, attempt number, request) key keeps its row from being added twice. A
+/// second request with the same attempt number (sent once the first's lease ran out) is
+/// logged too, but moves nothing.
 pub fn record(c: &Connection, updates: &[DeliveryUpdate]) -> StoreResult<()> {
     let mut update = c.prepare_cached(
         "UPDATE deliveries SET status = ?1, attempts = ?7, next_attempt_at = ?2, \
@@ -179,16 +181,16 @@ pub fn record(c: &Connection, updates: &[DeliveryUpdate]) -> StoreResult<()> {
     )?;
     let mut log = c.prepare_cached(
         "INSERT INTO delivery_attempts (delivery_id, attempt_no, attempted_at, http_status, duration_ms, \
-           response_prefix, error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (delivery_id, attempt_no) DO NOTHING",
+           response_prefix, error, request) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (delivery_id, attempt_no, request) DO NOTHING",
     )?;
     // A payload that was not updated may have been purged while its attempt was in flight:
     // it then gets no log row.
     let mut log_if_kept = c.prepare_cached(
         "INSERT INTO delivery_attempts (delivery_id, attempt_no, attempted_at, http_status, duration_ms, \
-           response_prefix, error) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1) \
-         ON CONFLICT (delivery_id, attempt_no) DO NOTHING",
+           response_prefix, error, request) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1) \
+         ON CONFLICT (delivery_id, attempt_no, request) DO NOTHING",
     )?;
     for u in updates {
         let a = &u.attempt;
@@ -210,7 +212,8 @@ pub fn record(c: &Connection, updates: &[DeliveryUpdate]) -> StoreResult<()> {
             a.http_status,
             a.duration_ms,
             a.response_prefix,
-            a.error
+            a.error,
+            u.request
         ])?;
     }
     Ok(())

@@ -165,6 +165,43 @@ store_test! {
 }
 
 store_test! {
+    /// A payload sent twice for one attempt (claimed again once the first lease ran out,
+    /// while the first request was still out): both requests are in the log, but the
+    /// payload counts one attempt and keeps the outcome written first; the late one, a
+    /// failure, moves nothing back.
+    async fn an_attempt_whose_lease_was_lost_is_logged_but_moves_nothing(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = create_hook(&*store, m, "order:created", true).await;
+        publish(&*store, m, "order:created").await;
+        let now = now_millis();
+        let first = store.delivery_claim(hook, "slow", now, now + 1000, 1).await.unwrap();
+        let second = store
+            .delivery_claim(hook, "fast", now + 2000, now + HOUR, 1)
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 1, "the first lease ran out");
+        let fast = outcome(&second[0], "fast", DeliveryStatus::Success, Some(200), now + 2100);
+        let slow = outcome(&first[0], "slow", DeliveryStatus::Retrying, Some(500), now + 2500);
+        store.delivery_record(&[fast]).await.unwrap();
+        store.delivery_record(std::slice::from_ref(&slow)).await.unwrap();
+        // Recorded again (a retried write-back): nothing more.
+        store.delivery_record(&[slow]).await.unwrap();
+        let d = store.delivery_get(Scope::All, second[0].id).await.unwrap().unwrap();
+        assert_eq!(
+            (d.record.status, d.record.attempts, d.record.last_http_status),
+            (DeliveryStatus::Success, 1, Some(200))
+        );
+        let log: Vec<_> = d.attempts.iter().map(|a| (a.attempted_at, a.http_status)).collect();
+        assert_eq!(log, vec![(now + 2100, Some(200)), (now + 2500, Some(500))]);
+        assert!(store
+            .delivery_claim(hook, "n", now + HOUR, now + 2 * HOUR, 1)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
+
+store_test! {
     /// `failing_since` follows the outcomes: set by the first failure after a success, kept
     /// by later failures, cleared by a success (or by hookd turning the webhook off); each
     /// batch reports the webhooks it saw fail that are failing, with their run's start.

@@ -197,6 +197,21 @@ async fn recording_moves_payloads_and_ignores_lost_leases() {
     assert_eq!((lost.record.status, lost.record.attempts), (DeliveryStatus::Pending, 0));
     assert_eq!(lost.attempts.len(), 1);
     assert_eq!(lost.attempts[0].response_prefix, "answer 4");
+    // n2 sent it too, for the same attempt number: both requests are logged, n2's outcome
+    // counts, once.
+    store
+        .delivery_record(&[outcome(&taken[3], "n2", DeliveryStatus::Success, Some(204), at + 10)])
+        .await
+        .unwrap();
+    let both = get(c[3].id).await;
+    assert_eq!(
+        (both.record.status, both.record.attempts, both.record.last_http_status),
+        (DeliveryStatus::Success, 1, Some(204))
+    );
+    assert_eq!(
+        both.attempts.iter().map(|a| a.http_status).collect::<Vec<_>>(),
+        vec![Some(200), Some(204)]
+    );
 
     // A retrying payload is claimable again when due, and counts its attempts.
     let again = store
