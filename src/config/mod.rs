@@ -305,7 +305,7 @@ impl Config {
         if let Some(after) = d.disable_after {
             within("disable_after", after, SECOND, 10 * YEAR)?;
         }
-        count("db_max_connections", self.pool.max_connections, 2, 1000)?;
+        count("db_max_connections", self.pool.max_connections, 3, 1000)?;
         within("db_acquire_timeout", self.pool.acquire_timeout, 100 * MS, 10 * MINUTE)?;
         count("max_connections", http.max_connections, 1, 1_000_000)?;
         within("header_read_timeout", http.header_read_timeout, 100 * MS, 10 * MINUTE)?;

@@ -28,6 +28,7 @@ mod lifecycle;
 mod lifecycle_nodes;
 mod lifecycle_secrets;
 mod multinode;
+mod overload;
 mod observability;
 mod persistence;
 mod process;
