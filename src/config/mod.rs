@@ -453,15 +453,10 @@ fn boolish<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Er
     Ok(Some(value))
 }
 
-/// A database URL without its password, for logs and messages.
-pub fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
+/// A database URL fit for logs and messages: credentials masked, and nothing of a URL that
+/// does not parse (see `redact`).
+pub fn redacted_database_url(url: &str) -> String {
+    crate::redact::database_url(url)
 }
 
 #[cfg(test)]

@@ -135,8 +135,7 @@ pub mod message {
     /// The detail of an answer refused for load (-32603, or 102/104).
     pub const OVERLOADED: &str = "The server is overloaded: nothing was stored. Retry shortly (a retry is safe).";
     /// The detail of an answer cut off before anything was committed.
-    pub const UNAVAILABLE: &str =
-        "The database is unavailable: nothing was stored. Retry shortly (a retry is safe).";
+    pub const UNAVAILABLE: &str = "The database is unavailable: nothing was stored. Retry shortly (a retry is safe).";
     /// The detail of an answer cut off while committing.
     pub const OUTCOME_UNKNOWN: &str = "The database connection broke while committing: the outcome is unknown. \
          Retry with the same idempotency key (event.publish then answers as it first did and stores nothing twice); \

@@ -217,8 +217,14 @@ mod tests {
             StoreError::from(sqlx::Error::PoolTimedOut),
             StoreError::Unavailable(_)
         ));
-        assert!(matches!(StoreError::from(pg_error("57P01")), StoreError::Unavailable(_)));
-        assert!(matches!(StoreError::from(pg_error("08006")), StoreError::Unavailable(_)));
+        assert!(matches!(
+            StoreError::from(pg_error("57P01")),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            StoreError::from(pg_error("08006")),
+            StoreError::Unavailable(_)
+        ));
         let reset = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert!(matches!(
             StoreError::from_batch(Arc::new(reset()), false),
@@ -228,7 +234,10 @@ mod tests {
             StoreError::from_batch(Arc::new(reset()), true),
             StoreError::OutcomeUnknown(_)
         ));
-        assert!(matches!(StoreError::from_commit_pg(reset()), StoreError::OutcomeUnknown(_)));
+        assert!(matches!(
+            StoreError::from_commit_pg(reset()),
+            StoreError::OutcomeUnknown(_)
+        ));
         // A COMMIT the server refused (a deferred constraint) was rolled back: not unknown.
         assert!(matches!(
             StoreError::from_commit_pg(pg_error("23505")),

@@ -33,11 +33,7 @@ fn node_env(database_url: &str) -> Vec<(&'static str, String)> {
 }
 
 /// Two nodes, an admin key, and one webhook on `path` of a fresh receiver.
-async fn two_nodes(
-    db: &TestDatabase,
-    dir: &std::path::Path,
-    path: &str,
-) -> (Node, Node, String, TestReceiver) {
+async fn two_nodes(db: &TestDatabase, dir: &std::path::Path, path: &str) -> (Node, Node, String, TestReceiver) {
     let admin_key = user_add(dir, &db.url, "root", &["--admin"]).await;
     let shop_key = user_add(dir, &db.url, "shop", &["--merchant", "shop1"]).await;
     let env = node_env(&db.url);
@@ -92,7 +88,14 @@ async fn a_publish_burst_on_two_nodes_with_small_pools_is_queued_and_never_faile
     let acked = acks.acked();
     let n = nodes[0].increment_ids().await[&receiver.url("/burst/")];
     assert_eq!(n, acked.len() as i64, "one payload per acknowledged publish");
-    wait_delivered(&receiver, "/burst/", n, &acked, Instant::now() + Duration::from_secs(120)).await;
+    wait_delivered(
+        &receiver,
+        "/burst/",
+        n,
+        &acked,
+        Instant::now() + Duration::from_secs(120),
+    )
+    .await;
     check_delivered("/burst/", &receiver.received("/burst/"), n, &acked);
     a.assert_no_panic();
     b.assert_no_panic();
@@ -204,10 +207,7 @@ async fn publishes_while_postgres_connections_die_say_whether_anything_was_store
         count(Told::OutcomeUnknown)
     );
     assert!(killed > 0, "no connection was terminated");
-    let other: Vec<_> = answers
-        .iter()
-        .filter(|(_, a)| matches!(a, Told::Other(_)))
-        .collect();
+    let other: Vec<_> = answers.iter().filter(|(_, a)| matches!(a, Told::Other(_))).collect();
     assert!(
         other.is_empty(),
         "{} failed publishes said neither 'nothing was stored' nor 'outcome unknown'; the first: {:?}",

@@ -86,10 +86,38 @@ mod tests {
 
     #[test]
     fn every_share_gets_a_connection_and_together_they_take_the_setting() {
-        assert_eq!(Split::of(3), Split { publish: 1, work: 1, api: 1 });
-        assert_eq!(Split::of(4), Split { publish: 1, work: 1, api: 2 });
-        assert_eq!(Split::of(8), Split { publish: 2, work: 3, api: 3 });
-        assert_eq!(Split::of(16), Split { publish: 2, work: 7, api: 7 });
+        assert_eq!(
+            Split::of(3),
+            Split {
+                publish: 1,
+                work: 1,
+                api: 1
+            }
+        );
+        assert_eq!(
+            Split::of(4),
+            Split {
+                publish: 1,
+                work: 1,
+                api: 2
+            }
+        );
+        assert_eq!(
+            Split::of(8),
+            Split {
+                publish: 2,
+                work: 3,
+                api: 3
+            }
+        );
+        assert_eq!(
+            Split::of(16),
+            Split {
+                publish: 2,
+                work: 7,
+                api: 7
+            }
+        );
         for max in 3..=1000 {
             let s = Split::of(max);
             assert_eq!(s.publish + s.work + s.api, max, "{max}");
