@@ -13,6 +13,7 @@ pub mod console;
 pub mod dispatch;
 pub mod domain;
 pub mod metrics;
+pub mod redact;
 pub mod rpc;
 pub mod server;
 pub mod startup;

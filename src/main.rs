@@ -15,7 +15,9 @@ fn main() -> ExitCode {
     match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hookd: error: {}", format!("{e:#}").replace('\n', " "));
+            // Masked: an error may quote the database credentials (see `redact`).
+            let text = format!("{e:#}").replace('\n', " ");
+            eprintln!("hookd: error: {}", hookd::redact::mask(&text));
             ExitCode::from(1)
         }
     }

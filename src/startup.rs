@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::config::{redacted, Config};
+use crate::config::{redacted_database_url, Config};
 use crate::dispatch;
 use crate::rpc::BodyLimits;
 use crate::server;
@@ -36,7 +36,7 @@ impl Application {
         let sqlite_lock = lock_sqlite_file(&config.database_url).await?;
         let store = store::connect(&config.database_url, &config.pool)
             .await
-            .with_context(|| format!("opening database {}", redacted(&config.database_url)))?;
+            .with_context(|| format!("opening database {}", redacted_database_url(&config.database_url)))?;
         store.migrate().await.context("applying migrations")?;
         let listener = TcpListener::bind(&config.listen).await.with_context(|| {
             format!(
@@ -96,7 +96,7 @@ impl Application {
             read_timeout: self.config.http.body_read_timeout,
         };
         let router = crate::rpc::router(self.app.clone(), body).merge(crate::console::router(self.app.clone(), body));
-        tracing::info!(%addr, database = %redacted(&self.config.database_url), "listening on {addr}");
+        tracing::info!(%addr, database = %redacted_database_url(&self.config.database_url), "listening on {addr}");
         if let Ok(users) = self.app.store.user_list().await {
             if users.is_empty() {
                 tracing::info!(

@@ -59,3 +59,29 @@ impl AppError {
         }
     }
 }
+
+/// Why a failed operation was cut short, when load or a lost database connection did it:
+/// whether anything was stored decides how a client may retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interruption {
+    /// Refused for load: nothing was stored.
+    Overloaded,
+    /// The database could not be reached, or the connection broke before committing:
+    /// nothing was stored.
+    Unavailable,
+    /// The connection broke while committing: stored or not, nobody can tell.
+    OutcomeUnknown,
+}
+
+impl AppError {
+    pub fn interruption(&self) -> Option<Interruption> {
+        match self {
+            // Filters that kept changing under a publish for every round it made (see
+            // `store::publish_judged`): nothing was stored, and a retry is safe.
+            AppError::Store(StoreError::Overloaded | StoreError::FiltersUnjudged(_)) => Some(Interruption::Overloaded),
+            AppError::Store(StoreError::Unavailable(_)) => Some(Interruption::Unavailable),
+            AppError::Store(StoreError::OutcomeUnknown(_)) => Some(Interruption::OutcomeUnknown),
+            _ => None,
+        }
+    }
+}

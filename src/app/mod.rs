@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use auth::{AuthSettings, Caller};
 pub use console::WebhookPage;
-pub use error::{AppError, StorageProblem};
+pub use error::{AppError, Interruption, StorageProblem};
 
 use crate::dispatch::client::ClientBuildError;
 use crate::dispatch::{DeliverySettings, Engine};

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::events::PublishOptions;
 use crate::app::App;
-use crate::config::{redacted, Common, Config, Settings};
+use crate::config::{redacted_database_url, Common, Config, Settings};
 use crate::startup::Application;
 use crate::store::{self, Store};
 
@@ -97,12 +97,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         return listen::run(args).await;
     }
     let config = cli.config()?;
+    // From here on, whatever quotes the database credentials prints `***` instead.
+    crate::redact::register(&config.database_url);
     match cli.command {
         Command::Listen(_) => unreachable!("handled above"),
         Command::Serve(_) => Application::build(config).await?.run_until_stopped().await,
         Command::Migrate => {
             open_store(&config).await?;
-            println!("migrations applied to {}", redacted(&config.database_url));
+            println!("migrations applied to {}", redacted_database_url(&config.database_url));
             Ok(())
         }
         Command::User(cmd) => {
@@ -157,7 +159,7 @@ async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> 
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let store = store::connect(&config.database_url, &config.pool)
         .await
-        .with_context(|| format!("opening database {}", redacted(&config.database_url)))?;
+        .with_context(|| format!("opening database {}", redacted_database_url(&config.database_url)))?;
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }

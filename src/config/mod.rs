@@ -305,7 +305,7 @@ impl Config {
         if let Some(after) = d.disable_after {
             within("disable_after", after, SECOND, 10 * YEAR)?;
         }
-        count("db_max_connections", self.pool.max_connections, 2, 1000)?;
+        count("db_max_connections", self.pool.max_connections, 3, 1000)?;
         within("db_acquire_timeout", self.pool.acquire_timeout, 100 * MS, 10 * MINUTE)?;
         count("max_connections", http.max_connections, 1, 1_000_000)?;
         within("header_read_timeout", http.header_read_timeout, 100 * MS, 10 * MINUTE)?;
@@ -453,15 +453,10 @@ fn boolish<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Er
     Ok(Some(value))
 }
 
-/// A database URL without its password, for logs and messages.
-pub fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
+/// A database URL fit for logs and messages: credentials masked, and nothing of a URL that
+/// does not parse (see `redact`).
+pub fn redacted_database_url(url: &str) -> String {
+    crate::redact::database_url(url)
 }
 
 #[cfg(test)]

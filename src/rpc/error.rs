@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::app::{AppError, StorageProblem};
+use crate::app::{AppError, Interruption, StorageProblem};
 
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
@@ -132,6 +132,14 @@ pub mod message {
         "Webhook busy. It has as many attempts in flight as it may (per-webhook concurrency); try again shortly.";
     pub const CREATE_FAILED: &str = "An unexpected error occurred while creating the webhook.";
     pub const DELETE_FAILED: &str = "An unexpected error occurred while deleting the webhook.";
+    /// The detail of an answer refused for load (-32603, or 102/104).
+    pub const OVERLOADED: &str = "The server is overloaded: nothing was stored. Retry shortly (a retry is safe).";
+    /// The detail of an answer cut off before anything was committed.
+    pub const UNAVAILABLE: &str = "The database is unavailable: nothing was stored. Retry shortly (a retry is safe).";
+    /// The detail of an answer cut off while committing.
+    pub const OUTCOME_UNKNOWN: &str = "The database connection broke while committing: the outcome is unknown. \
+         Retry with the same idempotency key (event.publish then answers as it first did and stores nothing twice); \
+         check other changes before repeating them.";
 }
 
 /// The fixed text of application error `n` (for the API's description).
@@ -178,8 +186,16 @@ impl From<AppError> for RpcError {
     }
 }
 
-/// What a client is told of a storage failure; None for other errors.
+/// What a client is told of a storage failure, or of load or a lost database connection
+/// (whether anything was stored, and how to retry); None for other errors.
 fn storage_failure_text(e: &AppError) -> Option<&'static str> {
+    if let Some(cut) = e.interruption() {
+        return Some(match cut {
+            Interruption::Overloaded => message::OVERLOADED,
+            Interruption::Unavailable => message::UNAVAILABLE,
+            Interruption::OutcomeUnknown => message::OUTCOME_UNKNOWN,
+        });
+    }
     Some(match e.storage_problem()? {
         StorageProblem::Full => {
             "The server's storage is full: nothing was stored. Try again once an operator has made room."
@@ -243,5 +259,21 @@ mod tests {
         assert!(e.message.contains("storage is failing"), "{e:?}");
         let e = from_app(AppError::Store(StoreError::WriterGone), Operation::Other);
         assert_eq!(e, RpcError::internal(), "no detail of other causes goes out");
+    }
+
+    #[test]
+    fn load_and_lost_connections_say_whether_anything_was_stored() {
+        let lost = || Arc::new(sqlx::Error::PoolTimedOut);
+        for (err, said) in [
+            (StoreError::Overloaded, "overloaded: nothing was stored"),
+            (StoreError::Unavailable(lost()), "unavailable: nothing was stored"),
+            (StoreError::OutcomeUnknown(lost()), "the outcome is unknown"),
+        ] {
+            let e = from_app(AppError::Store(err), Operation::Other);
+            assert_eq!((e.code, e.message.as_str()), (INTERNAL_ERROR, "Internal error"));
+            assert!(e.data.as_deref().unwrap().contains(said), "{e:?}");
+        }
+        let e = from_app(AppError::Store(StoreError::OutcomeUnknown(lost())), Operation::Other);
+        assert!(e.data.unwrap().contains("Retry with the same idempotency key"));
     }
 }

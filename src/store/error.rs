@@ -2,7 +2,9 @@
 //! never on a driver's error. The one idea: a storage failure (a full disk, a failed fsync,
 //! a batch that would not commit) is named as such, whatever the backend, so it can be told
 //! from a bad request and reported (`/readyz`, see `health`); the driver's error stays the
-//! cause.
+//! cause. Likewise a request refused for load, or cut off by a broken database connection,
+//! says whether anything was stored (`Overloaded`, `Unavailable`: nothing; `OutcomeUnknown`:
+//! the connection broke while COMMIT was in flight), so a client knows how to retry.
 
 use std::sync::Arc;
 
@@ -22,6 +24,16 @@ pub enum StoreError {
     /// BEGIN or its COMMIT failed, so none of them can be told apart).
     #[error("the publish batch could not be committed")]
     BatchFailed(#[source] Arc<sqlx::Error>),
+    /// Refused for load before anything was stored: the publish queue stayed full.
+    #[error("the server is overloaded: nothing was stored")]
+    Overloaded,
+    /// No database connection could be had, or it broke before COMMIT was sent: nothing was
+    /// stored.
+    #[error("the database is unavailable: nothing was stored")]
+    Unavailable(#[source] Arc<sqlx::Error>),
+    /// The connection broke while COMMIT was in flight: the write may or may not be stored.
+    #[error("the database connection broke while committing: the outcome is unknown")]
+    OutcomeUnknown(#[source] Arc<sqlx::Error>),
     /// A read asked about more rows by id than it takes in one statement (a caller's bug).
     #[error("{given} ids given where at most {max} are taken")]
     TooManyIds { given: usize, max: usize },
@@ -70,11 +82,49 @@ impl StoreError {
         }
     }
 
-    /// A failure of a PostgreSQL group commit, shared by its jobs: a full disk is named as such.
-    pub fn from_batch(e: Arc<sqlx::Error>) -> Self {
+    /// A failure of a PostgreSQL group commit, shared by its jobs: a full disk is named as
+    /// such, and a lost connection by whether the COMMIT had been sent (`committing`).
+    pub fn from_batch(e: Arc<sqlx::Error>, committing: bool) -> Self {
         match &*e {
             sqlx::Error::Database(d) if d.code().as_deref() == Some(SQLSTATE_DISK_FULL) => StoreError::StorageFull(e),
+            lost if Self::is_connection_lost(lost) => {
+                if committing {
+                    StoreError::OutcomeUnknown(e)
+                } else {
+                    StoreError::Unavailable(e)
+                }
+            }
             _ => StoreError::BatchFailed(e),
+        }
+    }
+
+    /// A failed PostgreSQL COMMIT outside the publisher: a lost connection leaves the
+    /// outcome unknown; any other error means the transaction was rolled back.
+    pub fn from_commit_pg(e: sqlx::Error) -> Self {
+        if Self::is_connection_lost(&e) {
+            StoreError::OutcomeUnknown(Arc::new(e))
+        } else {
+            StoreError::from(e)
+        }
+    }
+
+    /// Whether the error says no connection could be had or the one in use broke (the
+    /// server went away, terminated the backend, or cannot take connections now), rather
+    /// than that a statement failed.
+    pub fn is_connection_lost(e: &sqlx::Error) -> bool {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(d) => d.code().is_some_and(|code| {
+                // Class 08: connection exception; 57P01-03: the server shut the backend
+                // down or cannot take connections now; 53300: too many connections.
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+            }),
+            _ => false,
         }
     }
 
@@ -124,6 +174,7 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(d) if d.code().as_deref() == Some(SQLSTATE_DISK_FULL) => {
                 StoreError::StorageFull(Arc::new(e))
             }
+            lost if Self::is_connection_lost(lost) => StoreError::Unavailable(Arc::new(e)),
             _ => StoreError::Database(e),
         }
     }
@@ -162,9 +213,43 @@ mod tests {
             StoreError::StorageFull(_)
         ));
         assert!(matches!(StoreError::from(pg_error("23505")), StoreError::Database(_)));
+    }
+
+    #[test]
+    fn a_lost_connection_says_whether_the_commit_was_sent() {
         assert!(matches!(
             StoreError::from(sqlx::Error::PoolTimedOut),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            StoreError::from(pg_error("57P01")),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            StoreError::from(pg_error("08006")),
+            StoreError::Unavailable(_)
+        ));
+        let reset = || sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(matches!(
+            StoreError::from_batch(Arc::new(reset()), false),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            StoreError::from_batch(Arc::new(reset()), true),
+            StoreError::OutcomeUnknown(_)
+        ));
+        assert!(matches!(
+            StoreError::from_commit_pg(reset()),
+            StoreError::OutcomeUnknown(_)
+        ));
+        // A COMMIT the server refused (a deferred constraint) was rolled back: not unknown.
+        assert!(matches!(
+            StoreError::from_commit_pg(pg_error("23505")),
             StoreError::Database(_)
+        ));
+        assert!(matches!(
+            StoreError::from_batch(Arc::new(pg_error("23505")), true),
+            StoreError::BatchFailed(_)
         ));
     }
 

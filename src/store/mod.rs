@@ -275,6 +275,6 @@ pub async fn connect(database_url: &str, pool: &PoolSettings) -> StoreResult<Arc
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PostgresStore::connect(database_url, pool).await?))
     } else {
-        Err(StoreError::UnsupportedUrl(database_url.to_string()))
+        Err(StoreError::UnsupportedUrl(crate::redact::database_url(database_url)))
     }
 }

@@ -10,7 +10,7 @@ use super::wakeups;
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
 use crate::store::failing::changes;
 use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, Failing};
-use crate::store::{Requeue, Scope, StoreResult};
+use crate::store::{Requeue, Scope, StoreError, StoreResult};
 use crate::time::Millis;
 
 pub(super) const RECORD_COLUMNS: &str = "id, webhook_id, event_id, increment_id, topic, status, attempts, \
@@ -104,7 +104,7 @@ pub async fn get(pool: &PgPool, scope: Scope, id: DeliveryId) -> StoreResult<Opt
     .bind(id.0)
     .fetch_all(&mut *tx)
     .await?;
-    tx.commit().await?;
+    tx.commit().await.map_err(StoreError::from_commit_pg)?;
     Ok(Some(DeliveryDetail {
         record: record_from_row(&row),
         body: row.get(11),
@@ -143,7 +143,7 @@ pub async fn requeue(pool: &PgPool, scope: Scope, id: DeliveryId, now: Millis) -
     .await?;
     if let Some(webhook) = webhook {
         wakeups::notify(&mut tx, &[webhook]).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(StoreError::from_commit_pg)?;
         return Ok(Requeue::Requeued(WebhookId(webhook)));
     }
     let status: Option<String> =

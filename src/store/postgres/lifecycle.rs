@@ -14,7 +14,7 @@ use super::clock::{self, on_db_clock};
 use super::deliveries::{record_from_row, RECORD_COLUMNS};
 use super::wakeups;
 use crate::domain::{DeliveryId, DeliveryStatus, SecretKey, WebhookChange, WebhookId};
-use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Scope, StoreResult};
+use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Scope, StoreError, StoreResult};
 use crate::time::Millis;
 
 pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
@@ -68,7 +68,7 @@ pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &Webhook
     if change.is_active == Some(true) {
         wakeups::notify(&mut tx, &[id.0]).await?;
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(StoreError::from_commit_pg)?;
     Ok(true)
 }
 
@@ -165,7 +165,7 @@ pub async fn recover(
     if done.rows_affected() > 0 {
         wakeups::notify(&mut tx, &[id.0]).await?;
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(StoreError::from_commit_pg)?;
     Ok(Some(done.rows_affected()))
 }
 

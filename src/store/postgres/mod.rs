@@ -13,6 +13,7 @@ mod batch;
 mod clock;
 mod deliveries;
 mod lifecycle;
+mod pools;
 mod publish;
 mod publisher;
 mod queue;
@@ -27,7 +28,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool};
 use tokio::sync::watch;
 
 use super::{
@@ -42,13 +43,13 @@ use crate::domain::{
 use crate::time::{now_millis, Millis};
 use crate::wake::Wake;
 
-/// A pooled connection idle at least this long is pinged before it is handed out.
-const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
-
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PostgresStore {
+    /// API requests' connections (see `pools` for the split).
     pool: PgPool,
+    /// The dispatcher's connections: scans, claims, outcomes, housekeeping.
+    work: PgPool,
     /// Kept to open the wake-up listener's own connection.
     options: PgConnectOptions,
     settings: PoolSettings,
@@ -61,36 +62,20 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects a pool (failing at once when the server cannot be reached). Later connection
-    /// losses are not fatal: a query fails with `StoreError::Database` and the pool opens a
-    /// fresh connection for the next one.
+    /// Connects the pools (failing at once when the server cannot be reached; see `pools`
+    /// for how `max_connections` is shared). Later connection losses are not fatal: a query
+    /// fails with `StoreError::Unavailable` (or `OutcomeUnknown` at a COMMIT) and the pool
+    /// opens a fresh connection for the next one.
     pub async fn connect(url: &str, settings: &PoolSettings) -> StoreResult<Self> {
         let mut options = PgConnectOptions::from_str(url)?;
         if options.get_application_name().is_none() {
             options = options.application_name("hookd");
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            // A connection the server dropped (restart, failover) is found and replaced
-            // before a query runs on it, not reported as that query's failure. Only
-            // connections that sat idle are asked: sqlx already pings every connection as
-            // it is given back, so one in steady use was answering a moment ago, and a
-            // ping on every acquire was a third round trip per query on the hot paths.
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= IDLE_BEFORE_PING {
-                        sqlx::Connection::ping(conn).await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .connect_with(options.clone())
-            .await?;
+        let pools = pools::Pools::connect(&options, settings).await?;
         Ok(Self {
-            publisher: publisher::Publisher::start(pool.clone()),
-            pool,
+            publisher: publisher::Publisher::start(pools.publish, settings.acquire_timeout),
+            pool: pools.api,
+            work: pools.work,
             options,
             settings: settings.clone(),
             health: WriteHealth::default(),
@@ -167,7 +152,7 @@ impl Store for PostgresStore {
     }
 
     async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64> {
-        self.health.observe(users::session_purge_expired(&self.pool, now).await)
+        self.health.observe(users::session_purge_expired(&self.work, now).await)
     }
 
     async fn webhook_create(
@@ -207,16 +192,16 @@ impl Store for PostgresStore {
 
     async fn webhook_disable(&self, id: WebhookId, reason: &str) -> StoreResult<bool> {
         self.health
-            .observe(webhooks::disable(&self.pool, id, reason, now_millis()).await)
+            .observe(webhooks::disable(&self.work, id, reason, now_millis()).await)
     }
 
     async fn webhook_announcements_pending(&self, limit: i64) -> StoreResult<Vec<DisabledAnnouncement>> {
-        webhooks::announcements_pending(&self.pool, limit).await
+        webhooks::announcements_pending(&self.work, limit).await
     }
 
     async fn webhook_announcement_done(&self, id: WebhookId, disabled_at: Millis) -> StoreResult<()> {
         self.health
-            .observe(webhooks::announcement_done(&self.pool, id, disabled_at).await)
+            .observe(webhooks::announcement_done(&self.work, id, disabled_at).await)
     }
 
     async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
@@ -281,11 +266,11 @@ impl Store for PostgresStore {
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {
         // Forgotten before the scan reads, so nothing the scan finds is below a floor.
         self.floors.forget();
-        queue::queue_scan(&self.pool, now).await
+        queue::queue_scan(&self.work, now).await
     }
 
     async fn queue_due_count(&self, now: Millis, cap: i64) -> StoreResult<i64> {
-        queue::due_count(&self.pool, now, cap).await
+        queue::due_count(&self.work, now, cap).await
     }
 
     async fn delivery_claim_paced(
@@ -299,7 +284,7 @@ impl Store for PostgresStore {
     ) -> StoreResult<PacedClaim> {
         self.health.observe(
             queue::claim_paced(
-                &self.pool,
+                &self.work,
                 &self.floors,
                 webhook,
                 owner,
@@ -312,9 +297,9 @@ impl Store for PostgresStore {
     }
 
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<Vec<Failing>> {
-        self.health.observe(queue::record(&self.pool, updates).await)?;
+        self.health.observe(queue::record(&self.work, updates).await)?;
         self.health
-            .observe(deliveries::track_failing(&self.pool, updates).await)
+            .observe(deliveries::track_failing(&self.work, updates).await)
     }
 
     async fn delivery_list(
@@ -340,6 +325,6 @@ impl Store for PostgresStore {
     }
 
     async fn purge_finished(&self, before: Millis) -> StoreResult<u64> {
-        self.health.observe(deliveries::purge(&self.pool, before).await)
+        self.health.observe(deliveries::purge(&self.work, before).await)
     }
 }

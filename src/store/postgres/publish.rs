@@ -8,7 +8,7 @@ use sqlx::{Acquire, PgPool};
 
 use super::clock::{self, on_db_clock};
 use crate::domain::{BodyTemplate, DeliveryId, WebhookId};
-use crate::store::{ClaimedDelivery, Scope, StoreResult};
+use crate::store::{ClaimedDelivery, Scope, StoreError, StoreResult};
 use crate::time::Millis;
 
 /// webhook.test's payload: takes the webhook's next increment id (any webhook of the
@@ -57,7 +57,7 @@ pub async fn create_claimed(
     .bind(lease_until)
     .fetch_one(&mut *tx)
     .await?;
-    tx.commit().await?;
+    tx.commit().await.map_err(StoreError::from_commit_pg)?;
     Ok(Some(ClaimedDelivery {
         id: DeliveryId(id),
         webhook_id: webhook,

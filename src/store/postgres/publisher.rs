@@ -11,11 +11,16 @@
 //!
 //! Two runners take turns: while one waits for its COMMIT, the other gathers the next batch
 //! and does everything up to the webhook locks, which it then takes as soon as the first
-//! commit releases them. A failing publish does not fail its batch: the batch is rolled back
+//! commit releases them. Each runner keeps a connection of the publisher's own pool (see
+//! `pools`), so a publish never waits for a connection behind other work; it waits in a
+//! bounded queue, and when even that stays full it is refused as `Overloaded` (nothing
+//! stored). A batch whose connection breaks says whether its COMMIT had been sent: before,
+//! nothing was stored (`Unavailable`); during, the outcome is unknown (`OutcomeUnknown`). A failing publish does not fail its batch: the batch is rolled back
 //! and run again with each publish in its own savepoint (as `sqlite/writer.rs` does), so the
 //! common path pays for no savepoints.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgConnection, PgPool, Postgres};
@@ -27,14 +32,14 @@ use crate::store::{PublishRequest, Published, StoreError, StoreResult};
 /// Most publishes in one transaction (a JSON-RPC batch holds at most 1000).
 const MAX_BATCH: usize = 1000;
 
-/// Runner tasks per node: one commits while the next batch is prepared.
-const RUNNERS: usize = 2;
-
-/// Pools at least this large lend each runner a connection for good (see `run`).
-const HOLD_FROM: u32 = 8;
+/// Publishes waiting for a runner, at most: beyond, a publish waits for room (up to the
+/// acquire timeout) and is then refused, rather than queue without bound.
+const MAX_QUEUED: usize = 4 * MAX_BATCH;
 
 pub(super) struct Publisher {
-    jobs: mpsc::UnboundedSender<Queued>,
+    jobs: mpsc::Sender<Queued>,
+    /// How long a publish waits for room in a full queue.
+    queue_wait: Duration,
 }
 
 struct Queued {
@@ -43,14 +48,15 @@ struct Queued {
 }
 
 impl Publisher {
-    /// Starts the runners on the current tokio runtime; they end when the publisher is dropped.
-    pub(super) fn start(pool: PgPool) -> Self {
-        let (jobs, rx) = mpsc::unbounded_channel();
+    /// Starts one runner per connection of `pool` (the publisher's own) on the current tokio
+    /// runtime; they end when the publisher is dropped.
+    pub(super) fn start(pool: PgPool, queue_wait: Duration) -> Self {
+        let (jobs, rx) = mpsc::channel(MAX_QUEUED);
         let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..RUNNERS {
+        for _ in 0..pool.options().get_max_connections() {
             tokio::spawn(run(pool.clone(), rx.clone()));
         }
-        Self { jobs }
+        Self { jobs, queue_wait }
     }
 
     /// Stores the publish in the next batch; answers once that batch has committed.
@@ -64,16 +70,17 @@ impl Publisher {
             now: req.now,
             verdicts: req.verdicts.clone(),
         };
-        self.jobs
-            .send(Queued { job, reply })
-            .map_err(|_| StoreError::WriterGone)?;
+        match tokio::time::timeout(self.queue_wait, self.jobs.send(Queued { job, reply })).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(StoreError::WriterGone),
+            Err(_) => return Err(StoreError::Overloaded),
+        }
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 }
 
 /// One runner: takes what is queued (waiting for the first), runs it, answers, again.
-async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>) {
-    let hold = pool.options().get_max_connections() >= HOLD_FROM;
+async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Queued>>>) {
     let mut held: Option<PoolConnection<Postgres>> = None;
     loop {
         let mut queued = Vec::new();
@@ -83,46 +90,82 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Queued>>>) {
                 return;
             }
         }
-        // With a pool of at least `HOLD_FROM` connections each runner keeps its own between
-        // batches (no pool check, one round trip less per batch); with a smaller pool it
-        // takes one per batch and gives it back, so idle runners never starve the pool. A
-        // held connection the server dropped fails one batch (its callers get an error, as
-        // other requests do during a restart) and is replaced by a checked one.
-        let mut conn = match held.take() {
-            Some(c) => c,
-            None => match pool.acquire().await {
-                Ok(c) => c,
-                Err(e) => {
-                    fail_all(queued, e);
-                    continue;
-                }
-            },
-        };
         let (jobs, replies): (Vec<Job>, Vec<_>) = queued.into_iter().map(|q| (q.job, q.reply)).unzip();
-        match run_batch(&mut conn, &jobs).await {
+        match run_on(&pool, &mut held, &jobs).await {
             Ok(results) => {
-                if hold {
-                    held = Some(conn);
-                }
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
             }
-            Err(e) => {
-                conn.close_on_drop();
-                let e = Arc::new(e);
+            Err(broke) => {
+                let (e, committing) = (Arc::new(broke.error), broke.committing);
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::from_batch(e.clone())));
+                    let _ = reply.send(Err(StoreError::from_batch(e.clone(), committing)));
                 }
             }
         }
     }
 }
 
-fn fail_all(queued: Vec<Queued>, e: sqlx::Error) {
-    let e = Arc::new(e);
-    for q in queued {
-        let _ = q.reply.send(Err(StoreError::from_batch(e.clone())));
+/// Runs the batch on the runner's held connection, or a fresh one from the pool.
+///
+/// Each runner keeps its connection between batches (no pool check, one round trip less per
+/// batch). A held connection the server dropped meanwhile (a restart, a terminated backend)
+/// is found by the batch's first statement, before anything was sent to commit: the batch
+/// runs once more on a fresh, checked connection.
+async fn run_on(
+    pool: &PgPool,
+    held: &mut Option<PoolConnection<Postgres>>,
+    jobs: &[Job],
+) -> Result<Vec<StoreResult<Published>>, Broke> {
+    loop {
+        let was_held = held.is_some();
+        let mut conn = match held.take() {
+            Some(c) => c,
+            None => pool.acquire().await.map_err(Broke::before_commit)?,
+        };
+        match run_batch(&mut conn, jobs).await {
+            Ok(results) => {
+                *held = Some(conn);
+                return Ok(results);
+            }
+            Err(broke) => {
+                conn.close_on_drop();
+                if !(was_held && !broke.committing && StoreError::is_connection_lost(&broke.error)) {
+                    return Err(broke);
+                }
+            }
+        }
+    }
+}
+
+/// Why a batch's transaction broke, and whether its COMMIT had been sent (then the batch
+/// may have been stored: its outcome is unknown).
+#[derive(Debug)]
+pub(super) struct Broke {
+    pub error: sqlx::Error,
+    pub committing: bool,
+}
+
+impl Broke {
+    fn before_commit(error: sqlx::Error) -> Self {
+        Broke {
+            error,
+            committing: false,
+        }
+    }
+
+    fn at_commit(error: sqlx::Error) -> Self {
+        Broke {
+            error,
+            committing: true,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Broke {
+    fn from(error: sqlx::Error) -> Self {
+        Broke::before_commit(error)
     }
 }
 
@@ -130,10 +173,7 @@ fn fail_all(queued: Vec<Queued>, e: sqlx::Error) {
 /// that did not judge a filter they meet are answered `FiltersUnjudged` and the rest run
 /// again without them. Errs only when the transaction itself broke (BEGIN, COMMIT, the
 /// connection): then nothing committed that anyone is told about, and every job fails.
-pub(super) async fn run_batch(
-    conn: &mut PgConnection,
-    jobs: &[Job],
-) -> Result<Vec<StoreResult<Published>>, sqlx::Error> {
+pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<Vec<StoreResult<Published>>, Broke> {
     let mut results: Vec<Option<StoreResult<Published>>> = jobs.iter().map(|_| None).collect();
     let mut todo: Vec<usize> = (0..jobs.len()).collect();
     let failed = loop {
@@ -141,7 +181,7 @@ pub(super) async fn run_batch(
         let mut tx = conn.begin().await?;
         match batch::store(&mut tx, &all).await {
             Ok(published) => {
-                tx.commit().await?;
+                tx.commit().await.map_err(Broke::at_commit)?;
                 for (&i, p) in todo.iter().zip(published) {
                     results[i] = Some(Ok(p));
                 }
@@ -186,6 +226,6 @@ pub(super) async fn run_batch(
         };
         results[i] = Some(result);
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(Broke::at_commit)?;
     Ok(results.into_iter().map(|r| r.expect("every job answered")).collect())
 }

@@ -10,7 +10,7 @@ use sqlx::{PgPool, Row};
 
 use super::wakeups;
 use crate::domain::{DisabledAnnouncement, MerchantId, NewWebhook, Webhook, WebhookId};
-use crate::store::{Scope, StatusTarget, StoreResult};
+use crate::store::{Scope, StatusTarget, StoreError, StoreResult};
 use crate::time::{now_millis, Millis};
 
 /// Read from `webhooks w JOIN merchants m` (see `FROM`).
@@ -85,7 +85,7 @@ pub async fn create(
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    tx.commit().await.map_err(StoreError::from_commit_pg)?;
     Ok(Some(WebhookId(id)))
 }
 
@@ -169,7 +169,7 @@ pub async fn set_active(pool: &PgPool, scope: Scope, target: &StatusTarget, acti
     if active && !ids.is_empty() {
         wakeups::notify(&mut tx, &ids).await?;
     }
-    tx.commit().await?;
+    tx.commit().await.map_err(StoreError::from_commit_pg)?;
     Ok(ids.len() as u64)
 }
 
@@ -251,6 +251,6 @@ pub async fn delete(pool: &PgPool, scope: Scope, id: WebhookId) -> StoreResult<b
     .bind(id.0)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    tx.commit().await.map_err(StoreError::from_commit_pg)?;
     Ok(true)
 }

@@ -77,7 +77,8 @@ impl SqliteStore {
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let Some(path) = file_path(url) else {
             return Err(StoreError::UnsupportedUrl(format!(
-                "{url} (an in-memory SQLite database cannot be shared)"
+                "{} (an in-memory SQLite database cannot be shared)",
+                crate::redact::database_url(url)
             )));
         };
         let path = path.to_string_lossy().into_owned();

@@ -1,0 +1,211 @@
+//! Keeping the database credentials out of everything hookd prints: logs (its own lines
+//! and its dependencies', sqlx's warnings included), error messages, command output.
+//!
+//! The one idea: a URL is shown only through `database_url` (userinfo password and
+//! secret-looking query parameters as `***`; a URL that does not parse is not shown at all),
+//! and as a backstop the credentials' literal values are registered once (`register`) and
+//! masked by `mask` in every line the log writer writes and in the final error message,
+//! whatever error text happened to quote them.
+
+use std::borrow::Cow;
+use std::sync::RwLock;
+
+/// What a credential is replaced with.
+pub const MASK: &str = "***";
+
+/// What a database URL that does not parse is shown as.
+pub const UNPARSEABLE: &str = "<unparseable database URL>";
+
+/// Shorter values are not masked in free text (a one- or two-letter password would turn
+/// every such letter of a log line into `***`); `database_url` masks them all the same.
+const MIN_MASKED_LEN: usize = 4;
+
+/// The credential values `mask` replaces, registered from the configured database URL.
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Whether a query parameter of that name carries a secret (`password`, `sslpassword`,
+/// `passwd`, `pwd`, `secret`, `token`, `api_key`, `sslkey`…).
+fn secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "key", "auth", "credential"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// A database URL fit to print: the userinfo password and the values of secret-looking
+/// query parameters as `***`; a URL that does not parse becomes `<unparseable database URL>`.
+pub fn database_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return UNPARSEABLE.to_string();
+    };
+    if parsed.password().is_some() && parsed.set_password(Some(MASK)).is_err() {
+        return UNPARSEABLE.to_string();
+    }
+    if parsed.query_pairs().any(|(name, _)| secret_name(&name)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if secret_name(&name) {
+                    MASK.into()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+/// The literal credential values in a database URL, as written and percent-decoded: the
+/// userinfo password, secret-looking query parameters, and the whole URL when it does not
+/// parse. Read off the text itself, so a URL the `url` crate refuses gives them too.
+pub fn secrets_of(url: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if url::Url::parse(url).is_err() {
+        found.push(url.to_string());
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if let Some((userinfo, _)) = before_query.rsplit_once('@') {
+        if let Some((_, password)) = userinfo.split_once(':') {
+            found.push(password.to_string());
+        }
+    }
+    for pair in query.split(['&', '#']) {
+        if let Some((name, value)) = pair.split_once('=') {
+            if secret_name(name) {
+                found.push(value.to_string());
+            }
+        }
+    }
+    let decoded: Vec<String> = found
+        .iter()
+        .map(|s| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .chain(
+            found
+                .iter()
+                .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()),
+        )
+        .collect();
+    found.extend(decoded);
+    found.retain(|s| s.len() >= MIN_MASKED_LEN);
+    // Longest first, so a value containing another is masked whole.
+    found.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    found.dedup();
+    found
+}
+
+/// Registers the credentials of `url` for `mask` (and so for every log line from now on).
+pub fn register(url: &str) {
+    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    for secret in secrets_of(url) {
+        if !secrets.contains(&secret) {
+            secrets.push(secret);
+        }
+    }
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// `text` with every registered credential replaced by `***`.
+pub fn mask(text: &str) -> Cow<'_, str> {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    mask_with(text, &secrets)
+}
+
+fn mask_with<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
+    let mut out = Cow::Borrowed(text);
+    for secret in secrets {
+        if out.contains(secret.as_str()) {
+            out = Cow::Owned(out.replace(secret.as_str(), MASK));
+        }
+    }
+    out
+}
+
+/// A writer that masks registered credentials in what passes through it (the log writer).
+/// A log line is written in one call, so a credential is never split across two.
+pub struct Masking<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for Masking<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        match mask(&text) {
+            Cow::Borrowed(_) => self.0.write_all(buf)?,
+            Cow::Owned(masked) => self.0.write_all(masked.as_bytes())?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_userinfo_password_is_masked() {
+        assert_eq!(
+            database_url("postgres://app:hunter2secret@db:5432/hookd"),
+            "postgres://app:***@db:5432/hookd"
+        );
+        assert_eq!(database_url("postgres://app@db/hookd"), "postgres://app@db/hookd");
+    }
+
+    #[test]
+    fn secret_looking_query_parameters_are_masked_and_the_others_kept() {
+        assert_eq!(
+            database_url("postgres://postgres@127.0.0.1:5432/x?password=hunter2secret&sslmode=require"),
+            "postgres://postgres@127.0.0.1:5432/x?password=***&sslmode=require"
+        );
+        for name in [
+            "PASSWORD",
+            "passwd",
+            "pwd",
+            "sslpassword",
+            "secret",
+            "auth_token",
+            "api_key",
+        ] {
+            let shown = database_url(&format!("postgres://h/x?{name}=hunter2secret"));
+            assert!(!shown.contains("hunter2secret"), "{name}: {shown}");
+        }
+    }
+
+    #[test]
+    fn an_unparseable_url_is_not_shown_at_all() {
+        assert_eq!(database_url("postgres://u:hunter2secret@host:notaport/x"), UNPARSEABLE);
+        assert_eq!(database_url("hunter2secret"), UNPARSEABLE);
+    }
+
+    #[test]
+    fn sqlite_urls_show_as_given() {
+        assert_eq!(database_url("sqlite://hookd.db"), "sqlite://hookd.db");
+    }
+
+    #[test]
+    fn every_written_form_of_a_credential_is_masked_in_free_text() {
+        let secrets = secrets_of("postgres://u:p%40ss%2Fword@h/x?sslpassword=other+secret&sslmode=require");
+        let text = "failed: p%40ss%2Fword, p@ss/word, other+secret, other secret, require";
+        assert_eq!(mask_with(text, &secrets), "failed: ***, ***, ***, ***, require");
+        let unparseable = "postgres://u:hunter2secret@host:notaport/x";
+        let secrets = secrets_of(unparseable);
+        assert_eq!(mask_with(&format!("bad url {unparseable}"), &secrets), "bad url ***");
+        assert_eq!(
+            mask_with("port of u:hunter2secret@host", &secrets),
+            "port of u:***@host"
+        );
+        assert!(
+            secrets_of("postgres://u:ab@h/x").is_empty(),
+            "too short to mask in free text"
+        );
+    }
+}
