@@ -27,6 +27,7 @@ mod ledger;
 mod lifecycle;
 mod lifecycle_nodes;
 mod lifecycle_secrets;
+mod limits_head;
 mod multinode;
 mod observability;
 mod persistence;
