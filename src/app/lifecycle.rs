@@ -25,8 +25,10 @@ impl App {
         if !self.store.webhook_update(caller.scope(), id, &change).await? {
             return Err(AppError::WebhookNotFound);
         }
-        if change.is_active == Some(true) {
-            self.wake.webhooks([id]);
+        match change.is_active {
+            Some(true) => self.wake.webhooks([id]),
+            Some(false) => self.wake.forget([id]),
+            None => {}
         }
         Ok(())
     }

@@ -205,6 +205,11 @@ pub trait Store: Send + Sync + 'static {
     /// that turned due below one (a lease run out, another node's late commit) is claimable
     /// once the scan has run.
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>>;
+    /// How many `max_rate` buckets are held in memory (the `hookd_rate_buckets` gauge): 0
+    /// where they are rows of the database.
+    fn rate_buckets(&self) -> usize {
+        0
+    }
     /// How many payloads of active webhooks are due now (for the `hookd_queue_due` gauge),
     /// counting at most `cap` of them so a huge backlog costs a bounded read.
     async fn queue_due_count(&self, now: Millis, cap: i64) -> StoreResult<i64>;

@@ -36,6 +36,7 @@ mod receiver;
 mod seed;
 mod soak;
 mod steering_feedback;
+mod steering_lanes;
 mod steering_pacing;
 mod tenancy;
 mod webhooks;

@@ -213,7 +213,15 @@ impl Store for SqliteStore {
     }
 
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool> {
-        self.writer.write(move |c, _| webhooks::delete(c, scope, id)).await
+        let deleted = self.writer.write(move |c, _| webhooks::delete(c, scope, id)).await?;
+        if deleted {
+            self.buckets.forget(id);
+        }
+        Ok(deleted)
+    }
+
+    fn rate_buckets(&self) -> usize {
+        self.buckets.held()
     }
 
     async fn webhook_disable(&self, id: WebhookId, reason: &str) -> StoreResult<bool> {
