@@ -10,6 +10,7 @@ mod error;
 pub mod events;
 pub mod lifecycle;
 mod merchants;
+mod recover_budget;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     auth: Arc<auth::AuthState>,
     merchants: Arc<merchants::MerchantCache>,
+    /// What `webhook.recover` may still queue again, per webhook (per node).
+    recover_budget: Arc<recover_budget::RecoverBudget>,
 }
 
 impl App {
@@ -94,6 +97,7 @@ impl App {
             settings: Arc::new(settings),
             auth: Arc::new(auth),
             merchants: Arc::default(),
+            recover_budget: Arc::default(),
         })
     }
 }

@@ -29,7 +29,7 @@ use crate::wake::Wake;
 // The records passed across the boundary live in `domain`; re-exported for the backends.
 pub use crate::domain::records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, UserRecord,
+    DisabledAnnouncement, Failing, PayloadRecord, PublishRequest, Published, Recovered, Requeue, Scope, StatusTarget, UserRecord,
 };
 pub use error::StoreError;
 pub use health::WriteHealth;
@@ -172,15 +172,17 @@ pub trait Store: Send + Sync + 'static {
         to: i64,
         limit: i64,
     ) -> StoreResult<Vec<PayloadRecord>>;
-    /// Queues every `failed` payload of the webhook made at or after `since` again, due at
-    /// `now`; how many, or None when the webhook does not exist in the scope. Wakes every node.
+    /// Queues at most `limit` of the `failed` payloads of the webhook made at or after
+    /// `since` again (oldest first), due at `now`; how many, and how many such are left, or
+    /// None when the webhook does not exist in the scope. Wakes every node.
     async fn delivery_recover(
         &self,
         scope: Scope,
         id: WebhookId,
         since: Millis,
         now: Millis,
-    ) -> StoreResult<Option<u64>>;
+        limit: u64,
+    ) -> StoreResult<Option<Recovered>>;
     /// Payloads across the scope's webhooks, newest first.
     async fn delivery_search(&self, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>>;
 

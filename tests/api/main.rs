@@ -26,6 +26,7 @@ mod hardening_proptest;
 mod ledger;
 mod lifecycle;
 mod lifecycle_nodes;
+mod lifecycle_recover;
 mod lifecycle_secrets;
 mod limits_head;
 mod multinode;

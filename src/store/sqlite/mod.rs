@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use super::pace::Buckets;
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published, Requeue, Scope,
+    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published, Recovered, Requeue, Scope,
     StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
@@ -281,9 +281,10 @@ impl Store for SqliteStore {
         id: WebhookId,
         since: Millis,
         now: Millis,
-    ) -> StoreResult<Option<u64>> {
+        limit: u64,
+    ) -> StoreResult<Option<Recovered>> {
         self.writer
-            .write(move |c, _| lifecycle::recover(c, scope, id, since, now))
+            .write(move |c, _| lifecycle::recover(c, scope, id, since, now, limit))
             .await
     }
 
