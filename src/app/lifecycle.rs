@@ -95,7 +95,10 @@ impl App {
                 )));
             }
         };
-        let recovered = self.store.delivery_recover(caller.scope(), id, since, now, granted).await;
+        let recovered = self
+            .store
+            .delivery_recover(caller.scope(), id, since, now, granted)
+            .await;
         let requeued = match &recovered {
             Ok(Some(r)) => r.requeued,
             _ => 0,

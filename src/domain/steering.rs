@@ -131,7 +131,10 @@ mod tests {
 
     #[test]
     fn the_slowest_rate_is_one_an_hour_and_stored_rates_are_clamped_into_the_bounds() {
-        assert_eq!(MaxRate::new(1.0 / 3600.0).map(MaxRate::per_second), Some(MIN_RATE_LIMIT));
+        assert_eq!(
+            MaxRate::new(1.0 / 3600.0).map(MaxRate::per_second),
+            Some(MIN_RATE_LIMIT)
+        );
         assert_eq!(MaxRate::new(100_000.0).map(MaxRate::per_second), Some(MAX_RATE_LIMIT));
         assert_eq!(MaxRate::new(1.0 / 3601.0), None);
         assert_eq!(MaxRate::new(f64::NAN), None);
@@ -155,7 +158,15 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_field() {
-        for bad in [json!(0), json!(-1), json!("5"), json!(1e9), json!(true), json!(5e-324), json!(0.0002)] {
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!("5"),
+            json!(1e9),
+            json!(true),
+            json!(5e-324),
+            json!(0.0002),
+        ] {
             assert!(matches!(
                 parse_max_rate(&obj(json!({ "max_rate": bad }))).unwrap_err(),
                 WebhookDataError::WrongType { field: "max_rate", .. }

@@ -29,7 +29,8 @@ use crate::wake::Wake;
 // The records passed across the boundary live in `domain`; re-exported for the backends.
 pub use crate::domain::records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PayloadRecord, PublishRequest, Published, Recovered, Requeue, Scope, StatusTarget, UserRecord,
+    DisabledAnnouncement, Failing, PayloadRecord, PublishRequest, Published, Recovered, Requeue, Scope, StatusTarget,
+    UserRecord,
 };
 pub use error::StoreError;
 pub use health::WriteHealth;

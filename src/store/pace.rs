@@ -101,7 +101,9 @@ impl Inner {
             self.pace_at.retain(|_, (_, full_at)| *full_at > now);
             self.next_sweep = now as Millis + SWEEP_EVERY;
         }
-        self.pace_at.entry(webhook).or_insert((f64::NEG_INFINITY, f64::NEG_INFINITY))
+        self.pace_at
+            .entry(webhook)
+            .or_insert((f64::NEG_INFINITY, f64::NEG_INFINITY))
     }
 }
 
@@ -198,7 +200,10 @@ mod tests {
         assert_eq!(b.settle(W, bucket, now + 1, 0), Some(now + 3_600_000));
         for stored in [f64::NAN, -1.0, 0.0, f64::INFINITY] {
             let bucket = Bucket::for_rate(stored);
-            assert!(bucket.interval.is_finite() && bucket.interval > 0.0, "{stored}: {bucket:?}");
+            assert!(
+                bucket.interval.is_finite() && bucket.interval > 0.0,
+                "{stored}: {bucket:?}"
+            );
         }
     }
 

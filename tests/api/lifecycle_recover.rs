@@ -59,7 +59,10 @@ async fn a_recovery_queues_at_most_a_thousand_a_call_and_five_thousand_a_minute(
     );
     let failed = w.deliveries_where(hook, json!({"status": "failed"})).await;
     assert!(failed.is_empty(), "{} still failed", failed.len());
-    assert_eq!(assert_ok(&recover(&w, hook).await), &json!({"requeued": 0, "remaining": 0}));
+    assert_eq!(
+        assert_ok(&recover(&w, hook).await),
+        &json!({"requeued": 0, "remaining": 0})
+    );
 
     // Failed again: the minute's budget (2,500 spent) has 2,500 left, in calls of 1,000.
     fail_all(&w, hook).await;
@@ -80,7 +83,9 @@ async fn a_recovery_queues_at_most_a_thousand_a_call_and_five_thousand_a_minute(
     let message = assert_app_error(&recover(&w, hook).await, 109);
     assert!(message.starts_with("Webhook busy. "), "{message}");
     assert!(
-        message.contains("at most 5000") && message.contains("2500 failed payload(s) remain") && message.contains("retry in"),
+        message.contains("at most 5000")
+            && message.contains("2500 failed payload(s) remain")
+            && message.contains("retry in"),
         "{message}"
     );
     let failed = format!("SELECT count(*) FROM deliveries WHERE webhook_id = {hook} AND status = 'failed'");

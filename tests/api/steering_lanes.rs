@@ -56,10 +56,16 @@ async fn max_rate_is_one_delivery_an_hour_at_the_least() {
     for rate in [json!(5e-324), json!(0.0001), json!(1e-9)] {
         let resp = w
             .app
-            .create_webhook(&w.shop, json!({"topics": TOPIC, "url": w.receiver.url("/r"), "max_rate": rate}))
+            .create_webhook(
+                &w.shop,
+                json!({"topics": TOPIC, "url": w.receiver.url("/r"), "max_rate": rate}),
+            )
             .await;
         let message = assert_app_error(&resp, 101);
-        assert!(message.contains("max_rate") && message.contains("1/3600 (one an hour)"), "{message}");
+        assert!(
+            message.contains("max_rate") && message.contains("1/3600 (one an hour)"),
+            "{message}"
+        );
     }
     let id = id_of(
         &w.hook(json!({"topics": TOPIC, "url": w.receiver.url("/r"), "max_rate": ONE_AN_HOUR}))
@@ -67,7 +73,11 @@ async fn max_rate_is_one_delivery_an_hour_at_the_least() {
     );
     let resp = w.as_shop("webhook.update", json!([id, {"max_rate": 5e-324}])).await;
     assert_invalid_data(&resp, "1/3600");
-    assert_eq!(w.webhook(id).await["max_rate"], json!(ONE_AN_HOUR), "the refused update changed nothing");
+    assert_eq!(
+        w.webhook(id).await["max_rate"],
+        json!(ONE_AN_HOUR),
+        "the refused update changed nothing"
+    );
 }
 
 #[tokio::test]
@@ -90,7 +100,11 @@ async fn lanes_and_buckets_go_as_soon_as_their_webhooks_are_deleted_or_turned_of
     let buckets = if w.app.backend() == Backend::Sqlite { 4 } else { 0 };
     wait_metrics(
         &base,
-        &[("hookd_dispatch_lanes", 4), ("hookd_rate_buckets", buckets), ("hookd_queue_due", 8)],
+        &[
+            ("hookd_dispatch_lanes", 4),
+            ("hookd_rate_buckets", buckets),
+            ("hookd_queue_due", 8),
+        ],
     )
     .await;
     // One turned off (its payloads wait, its lane goes), the others deleted.
@@ -102,7 +116,11 @@ async fn lanes_and_buckets_go_as_soon_as_their_webhooks_are_deleted_or_turned_of
     let buckets = if w.app.backend() == Backend::Sqlite { 1 } else { 0 };
     wait_metrics(
         &base,
-        &[("hookd_dispatch_lanes", 0), ("hookd_rate_buckets", buckets), ("hookd_queue_due", 0)],
+        &[
+            ("hookd_dispatch_lanes", 0),
+            ("hookd_rate_buckets", buckets),
+            ("hookd_queue_due", 0),
+        ],
     )
     .await;
     assert_eq!(w.receiver.received("/hourly/").len(), 4, "nothing more was sent");
@@ -189,12 +207,19 @@ async fn a_rate_stored_below_the_bound_neither_spins_nor_outlives_its_webhook() 
     }
     wait_metrics(
         &base,
-        &[("hookd_dispatch_lanes", 0), ("hookd_rate_buckets", 0), ("hookd_queue_due", 0)],
+        &[
+            ("hookd_dispatch_lanes", 0),
+            ("hookd_rate_buckets", 0),
+            ("hookd_queue_due", 0),
+        ],
     )
     .await;
     let idle = cpu_share(node.pid(), Duration::from_secs(2)).await;
     println!("CPU: {waiting:.3} of a core while paced, {idle:.3} after the deletes");
-    assert!(waiting < 0.05, "{waiting:.3} of a core while three webhooks wait for their pace");
+    assert!(
+        waiting < 0.05,
+        "{waiting:.3} of a core while three webhooks wait for their pace"
+    );
     assert!(idle < 0.05, "{idle:.3} of a core after their deletes");
     assert_eq!(receiver.received("/tiny/").len(), 3, "nothing more was sent");
     node.assert_no_panic();

@@ -31,8 +31,8 @@ use tokio::sync::watch;
 
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest, Published, Recovered, Requeue,
-    Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
+    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest, Published,
+    Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,

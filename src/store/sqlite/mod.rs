@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use super::pace::Buckets;
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published, Recovered, Requeue, Scope,
-    StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
+    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published, Recovered, Requeue,
+    Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
