@@ -29,6 +29,12 @@ pub struct Metrics {
     pub webhooks_disabled: Counter,
     pub attempt_duration: Histogram,
     pub queue_due: Gauge,
+    /// Webhooks the dispatcher holds a lane for (work due or waiting for its pace, or
+    /// attempts in flight).
+    pub dispatch_lanes: Gauge,
+    /// `max_rate` token buckets kept in memory (SQLite; PostgreSQL keeps them as rows, which
+    /// go with their webhook).
+    pub rate_buckets: Gauge,
 }
 
 impl Default for Metrics {
@@ -42,6 +48,8 @@ impl Default for Metrics {
         // 5 ms … about 41 s, doubling.
         let attempt_duration = Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let queue_due = Gauge::default();
+        let dispatch_lanes = Gauge::default();
+        let rate_buckets = Gauge::default();
         registry.register(
             "hookd_events_published",
             "Events accepted by event.publish (replays of an idempotency key not counted)",
@@ -82,6 +90,16 @@ impl Default for Metrics {
             "Filter evaluations stopped for going over their budget (the event did not pass; logged once per filter)",
             crate::domain::filter::OVER_BUDGET.clone(),
         );
+        registry.register(
+            "hookd_dispatch_lanes",
+            "Webhooks this node's dispatcher holds a lane for (work due or paced, or attempts in flight)",
+            dispatch_lanes.clone(),
+        );
+        registry.register(
+            "hookd_rate_buckets",
+            "max_rate token buckets held in memory (SQLite; on PostgreSQL they are rows)",
+            rate_buckets.clone(),
+        );
         let series = |outcome| attempts.get_or_create(&OutcomeLabel { outcome }).clone();
         let (attempts_success, attempts_failure) = (series("success"), series("failure"));
         Self {
@@ -94,6 +112,8 @@ impl Default for Metrics {
             webhooks_disabled,
             attempt_duration,
             queue_due,
+            dispatch_lanes,
+            rate_buckets,
         }
     }
 }
@@ -146,6 +166,8 @@ mod tests {
             "# TYPE hookd_filter_over_budget counter",
             "hookd_webhooks_disabled_total 0",
             "hookd_queue_due 7",
+            "hookd_dispatch_lanes 0",
+            "hookd_rate_buckets 0",
             "hookd_delivery_attempt_duration_seconds_count 2",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");

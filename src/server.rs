@@ -57,9 +57,11 @@ impl Default for HttpLimits {
     }
 }
 
-/// hyper's read buffer per connection, and so the largest request head (431 beyond it):
-/// hyper's default (~400 KiB) would let each slow client hold that much.
-const MAX_BUF_BYTES: usize = 64 * 1024;
+/// The largest request head, request line and headers (431 beyond it), and hyper's read
+/// buffer per connection: hyper's default (~400 KiB) would let each slow client hold that
+/// much. The buffer alone does not bound the head (a read may fill more than it asks for,
+/// and a head read whole is parsed before the buffer is checked), so both are set.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// After a failed accept (e.g. out of file descriptors), wait this long before the next,
 /// so the loop does not spin while the condition lasts.
@@ -74,7 +76,8 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &HttpLimits, s
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(MAX_BUF_BYTES)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_header_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let mut connections = JoinSet::new();
     tokio::pin!(stop);

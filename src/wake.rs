@@ -1,5 +1,7 @@
 //! Wake-ups for the dispatcher: publishers name the webhooks that just got payloads, so
-//! new work starts at once instead of waiting for the next queue scan.
+//! new work starts at once instead of waiting for the next queue scan; and deletions and
+//! deactivations name the webhooks whose lanes it should drop now rather than when their
+//! next (paced) claim finds nothing.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -11,6 +13,8 @@ use crate::domain::WebhookId;
 #[derive(Default)]
 pub struct Wake {
     pending: Mutex<(HashSet<WebhookId>, bool)>,
+    /// Webhooks deleted or turned off, and whether every webhook's state may have changed.
+    forgotten: Mutex<(HashSet<WebhookId>, bool)>,
     notify: Notify,
 }
 
@@ -34,6 +38,29 @@ impl Wake {
     pub fn rescan(&self) {
         self.pending.lock().unwrap().1 = true;
         self.notify.notify_one();
+    }
+
+    /// These webhooks were deleted or turned off: the dispatcher drops their lanes and what
+    /// it cached of them.
+    pub fn forget(&self, ids: impl IntoIterator<Item = WebhookId>) {
+        self.forgotten.lock().unwrap().0.extend(ids);
+        self.notify.notify_one();
+    }
+
+    /// Webhooks were turned off without naming them (all of a merchant's, or by topic): the
+    /// dispatcher drops every idle lane and its cache, and a queue scan finds what still has
+    /// work.
+    pub fn forget_all(&self) {
+        self.forgotten.lock().unwrap().1 = true;
+        self.notify.notify_one();
+    }
+
+    /// Takes the forgotten webhooks and whether all were.
+    pub fn take_forgotten(&self) -> (Vec<WebhookId>, bool) {
+        let mut f = self.forgotten.lock().unwrap();
+        let ids = f.0.drain().collect();
+        let all = std::mem::take(&mut f.1);
+        (ids, all)
     }
 
     /// Takes the announced webhooks and whether a scan was asked for.

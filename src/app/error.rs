@@ -35,6 +35,10 @@ pub enum AppError {
     /// The webhook has as many attempts in flight as it may, for too long (code 109).
     #[error("webhook busy")]
     Busy,
+    /// `webhook.recover` already queued as many of the webhook's payloads again as it may
+    /// this minute; the text says how many remain and when to retry (also code 109).
+    #[error("webhook busy: {0}")]
+    RecoverLimited(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -7,8 +7,11 @@
 
 use serde_json::Value;
 
+use super::recover_budget::{Exhausted, PER_MINUTE};
 use super::{App, AppError, Caller};
-use crate::domain::{DeliveryRecord, DeliverySearch, PayloadRecord, SecretRotation, WebhookChange, WebhookId};
+use crate::domain::{
+    DeliveryRecord, DeliverySearch, PayloadRecord, Recovered, SecretRotation, WebhookChange, WebhookId,
+};
 use crate::time::{now_millis, Millis};
 
 /// What `webhook.rotate_secret` answers.
@@ -25,8 +28,10 @@ impl App {
         if !self.store.webhook_update(caller.scope(), id, &change).await? {
             return Err(AppError::WebhookNotFound);
         }
-        if change.is_active == Some(true) {
-            self.wake.webhooks([id]);
+        match change.is_active {
+            Some(true) => self.wake.webhooks([id]),
+            Some(false) => self.wake.forget([id]),
+            None => {}
         }
         Ok(())
     }
@@ -65,17 +70,45 @@ impl App {
         Ok(self.store.payload_range(caller.scope(), id, from, to, limit).await?)
     }
 
-    /// `webhook.recover`: every failed payload made at or after `since`, queued again now.
-    pub async fn webhook_recover(&self, caller: &Caller, id: WebhookId, since: Millis) -> Result<u64, AppError> {
-        let requeued = self
+    /// `webhook.recover`: the failed payloads made at or after `since`, oldest first, queued
+    /// again now; at most `PER_CALL` a call and `PER_MINUTE` a webhook in a minute (see
+    /// `recover_budget`), the answer saying how many remain. A call with the minute's budget
+    /// spent is refused (109, saying when to retry) unless nothing remains anyway.
+    pub async fn webhook_recover(&self, caller: &Caller, id: WebhookId, since: Millis) -> Result<Recovered, AppError> {
+        let now = now_millis();
+        let granted = match self.recover_budget.reserve(id, now) {
+            Ok(granted) => granted,
+            Err(Exhausted { retry_in }) => {
+                let left = self
+                    .store
+                    .delivery_recover(caller.scope(), id, since, now, 0)
+                    .await?
+                    .ok_or(AppError::WebhookNotFound)?;
+                if left.remaining == 0 {
+                    return Ok(left);
+                }
+                return Err(AppError::RecoverLimited(format!(
+                    "webhook.recover queues at most {PER_MINUTE} of a webhook's payloads again a minute, \
+                     and this one's are spent; {} failed payload(s) remain: retry in {} s.",
+                    left.remaining,
+                    (retry_in + 999) / 1000
+                )));
+            }
+        };
+        let recovered = self
             .store
-            .delivery_recover(caller.scope(), id, since, now_millis())
-            .await?
-            .ok_or(AppError::WebhookNotFound)?;
-        if requeued > 0 {
+            .delivery_recover(caller.scope(), id, since, now, granted)
+            .await;
+        let requeued = match &recovered {
+            Ok(Some(r)) => r.requeued,
+            _ => 0,
+        };
+        self.recover_budget.refund(id, granted - requeued);
+        let recovered = recovered?.ok_or(AppError::WebhookNotFound)?;
+        if recovered.requeued > 0 {
             self.wake.webhooks([id]);
         }
-        Ok(requeued)
+        Ok(recovered)
     }
 
     /// `delivery.list`: payloads across the caller's webhooks (an admin's: all), newest first.

@@ -11,6 +11,7 @@ pub mod events;
 mod filters;
 pub mod lifecycle;
 mod merchants;
+mod recover_budget;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -75,6 +76,8 @@ pub struct App {
     auth: Arc<auth::AuthState>,
     merchants: Arc<merchants::MerchantCache>,
     filters: Arc<filters::LearnedFilters>,
+    /// What `webhook.recover` may still queue again, per webhook (per node).
+    recover_budget: Arc<recover_budget::RecoverBudget>,
 }
 
 impl App {
@@ -97,6 +100,7 @@ impl App {
             auth: Arc::new(auth),
             merchants: Arc::default(),
             filters: Arc::default(),
+            recover_budget: Arc::default(),
         })
     }
 }

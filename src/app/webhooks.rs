@@ -53,6 +53,13 @@ impl App {
         if active && matched > 0 {
             self.wake.rescan();
         }
+        if !active && matched > 0 {
+            // Their payloads wait now: the dispatcher drops their lanes at once.
+            match &target {
+                StatusTarget::Id(id) => self.wake.forget([*id]),
+                _ => self.wake.forget_all(),
+            }
+        }
         if matched == 0 {
             let what = match target {
                 StatusTarget::Id(id) => format!("no webhook with id {id}"),
@@ -66,6 +73,7 @@ impl App {
 
     pub async fn webhook_delete(&self, caller: &Caller, id: WebhookId) -> Result<(), AppError> {
         if self.store.webhook_delete(caller.scope(), id).await? {
+            self.wake.forget([id]);
             Ok(())
         } else {
             Err(AppError::WebhookNotFound)

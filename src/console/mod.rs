@@ -148,6 +148,7 @@ fn app_status(err: &AppError) -> StatusCode {
         AppError::WebhookNotFound | AppError::DeliveryNotFound => StatusCode::NOT_FOUND,
         AppError::InvalidData(_) | AppError::StatusNotChanged(_) => StatusCode::BAD_REQUEST,
         AppError::NotCreated(_) | AppError::NotRetried(_) | AppError::Busy => StatusCode::CONFLICT,
+        AppError::RecoverLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

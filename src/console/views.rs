@@ -200,6 +200,10 @@ pub fn notice(msg: Option<&str>, n: Option<u64>) -> Option<String> {
             "Secret rotated. The new secret is below; the previous one keeps signing until the time shown.".to_string()
         }
         "recovered" => format!("{} failed payload(s) queued again.", n.unwrap_or(0)),
+        "recovered_some" => format!(
+            "{} failed payload(s) queued again; more remain (a recovery queues at most 1000): recover again for the next ones.",
+            n.unwrap_or(0)
+        ),
         "retried" => "Delivery queued again: it is sent within moments.".to_string(),
         "test" => "Test ping sent. Its first attempt is below.".to_string(),
         _ => return None,

@@ -399,9 +399,13 @@ pub async fn recover(State(console): State<Console>, Path(id): Path<String>, pos
         }
     };
     let since = now_millis() - hours * 3_600_000;
-    let n = console
+    let recovered = console
         .app
         .webhook_recover(&post.session.caller, WebhookId(id), since)
         .await?;
-    Ok(Redirect::to(&format!("/console/webhooks/{id}?msg=recovered&n={n}")).into_response())
+    let (n, msg) = match recovered.remaining {
+        0 => (recovered.requeued, "recovered"),
+        _ => (recovered.requeued, "recovered_some"),
+    };
+    Ok(Redirect::to(&format!("/console/webhooks/{id}?msg={msg}&n={n}")).into_response())
 }

@@ -74,6 +74,8 @@ impl Engine {
             return Ok(false);
         }
         self.metrics.webhooks_disabled.inc();
+        // Its payloads wait now: the dispatcher drops the lane rather than pace it on.
+        self.wake.forget([webhook]);
         // The announcement is stored: a nudge lost here (no announcer running) only waits
         // for the next sweep.
         let _ = self.announcements.tx.send(webhook);

@@ -121,6 +121,9 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
     let mut next_scan = Instant::now();
     loop {
         let (woken, rescan) = wake.take();
+        let (forgotten, forget_all) = wake.take_forgotten();
+        d.forget(&forgotten, forget_all);
+        let rescan = rescan || forget_all;
         let now = now_millis();
         for id in woken {
             let lane = d.lanes.entry(id).or_default();
@@ -132,6 +135,7 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
             next_scan = Instant::now() + settings.poll_interval;
         }
         d.claim_due().await;
+        engine.metrics.dispatch_lanes.set(d.lanes.len() as i64);
         let wake_at = d.next_timer().map_or(next_scan, |t| t.min(next_scan));
         tokio::select! {
             _ = stop.changed() => break,
@@ -257,6 +261,30 @@ impl Dispatcher {
             }
         }
         self.lanes.retain(|_, l| l.in_flight > 0 || l.next_due.is_some());
+    }
+
+    /// Drops what is held for webhooks deleted or turned off (`all`: for every webhook): idle
+    /// lanes go at once, busy ones once their attempts end (their webhook then has nothing
+    /// to claim), and the cached target and pacing are loaded again if it still has work.
+    /// Without this a lane lived on until its next claim, which pacing may put far off.
+    fn forget(&mut self, ids: &[WebhookId], all: bool) {
+        let forget_lane = |lane: &mut Lane| {
+            lane.next_due = None;
+            lane.retries.clear();
+            lane.in_flight > 0
+        };
+        if all {
+            self.targets.clear();
+            self.pacing.clear();
+            self.lanes.retain(|_, lane| forget_lane(lane));
+        }
+        for id in ids {
+            self.targets.remove(id);
+            self.pacing.remove(id);
+            if self.lanes.get_mut(id).is_some_and(|lane| !forget_lane(lane)) {
+                self.lanes.remove(id);
+            }
+        }
     }
 
     /// The webhook's target loaded afresh (it changed since it was cached).

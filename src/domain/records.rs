@@ -165,6 +165,14 @@ pub struct DeliveryFilter {
     pub limit: i64,
 }
 
+/// What `webhook.recover` did: how many failed payloads it queued again, and how many of
+/// those it was asked for are still failed (a call requeues a bounded number).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    pub requeued: u64,
+    pub remaining: u64,
+}
+
 /// What `delivery.retry` found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Requeue {

@@ -10,16 +10,31 @@ use super::webhook::WebhookDataError;
 /// Highest `max_rate` accepted, in deliveries per second.
 pub const MAX_RATE_LIMIT: f64 = 100_000.0;
 
+/// Lowest `max_rate` accepted: one delivery an hour. A slower cap means nothing a receiver
+/// could want, and its interval between tokens stops being a usable number.
+pub const MIN_RATE_LIMIT: f64 = 1.0 / 3600.0;
+
 /// Longest `filter` expression accepted, in bytes.
 pub const MAX_FILTER_BYTES: usize = 4096;
 
-/// A webhook's rate cap in deliveries per second: positive and finite.
+/// A webhook's rate cap in deliveries per second: from one an hour to `MAX_RATE_LIMIT`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MaxRate(f64);
 
 impl MaxRate {
     pub fn new(per_second: f64) -> Option<Self> {
-        (per_second.is_finite() && per_second > 0.0 && per_second <= MAX_RATE_LIMIT).then_some(Self(per_second))
+        (MIN_RATE_LIMIT..=MAX_RATE_LIMIT)
+            .contains(&per_second)
+            .then_some(Self(per_second))
+    }
+
+    /// A stored rate as pacing uses it: within the bounds whatever was stored (a row written
+    /// before the lower bound existed, or by hand), so a token's interval is always finite.
+    pub fn clamped(per_second: f64) -> Self {
+        if per_second.is_nan() {
+            return Self(MIN_RATE_LIMIT);
+        }
+        Self(per_second.clamp(MIN_RATE_LIMIT, MAX_RATE_LIMIT))
     }
 
     pub fn per_second(self) -> f64 {
@@ -74,7 +89,7 @@ pub(super) fn parse_max_rate(obj: &Map<String, Value>) -> Result<Option<Option<M
     };
     rate.map(|r| Some(Some(r))).ok_or(WebhookDataError::WrongType {
         field: "max_rate",
-        expected: "null or a number of deliveries per second above 0 and at most 100000",
+        expected: "null or a number of deliveries per second from 1/3600 (one an hour) to 100000",
     })
 }
 
@@ -115,8 +130,43 @@ mod tests {
     }
 
     #[test]
+    fn the_slowest_rate_is_one_an_hour_and_stored_rates_are_clamped_into_the_bounds() {
+        assert_eq!(
+            MaxRate::new(1.0 / 3600.0).map(MaxRate::per_second),
+            Some(MIN_RATE_LIMIT)
+        );
+        assert_eq!(MaxRate::new(100_000.0).map(MaxRate::per_second), Some(MAX_RATE_LIMIT));
+        assert_eq!(MaxRate::new(1.0 / 3601.0), None);
+        assert_eq!(MaxRate::new(f64::NAN), None);
+        assert_eq!(MaxRate::new(f64::INFINITY), None);
+        for (stored, used) in [
+            (5e-324, MIN_RATE_LIMIT),
+            (-1.0, MIN_RATE_LIMIT),
+            (f64::NAN, MIN_RATE_LIMIT),
+            (f64::INFINITY, MAX_RATE_LIMIT),
+            (2.5, 2.5),
+        ] {
+            assert_eq!(MaxRate::clamped(stored).per_second(), used, "{stored}");
+        }
+        let WebhookDataError::WrongType { expected, .. } =
+            parse_max_rate(&obj(json!({"max_rate": 5e-324}))).unwrap_err()
+        else {
+            panic!("a wrong max_rate")
+        };
+        assert!(expected.contains("1/3600 (one an hour)"), "{expected}");
+    }
+
+    #[test]
     fn bad_values_name_the_field() {
-        for bad in [json!(0), json!(-1), json!("5"), json!(1e9), json!(true)] {
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!("5"),
+            json!(1e9),
+            json!(true),
+            json!(5e-324),
+            json!(0.0002),
+        ] {
             assert!(matches!(
                 parse_max_rate(&obj(json!({ "max_rate": bad }))).unwrap_err(),
                 WebhookDataError::WrongType { field: "max_rate", .. }

@@ -219,6 +219,7 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
         AppError::DeliveryNotFound => RpcError::app(DELIVERY_NOT_FOUND, message::DELIVERY_NOT_FOUND),
         AppError::NotRetried(d) => RpcError::app(NOT_RETRIED, with_detail(message::NOT_RETRIED, &d)),
         AppError::Busy => RpcError::app(BUSY, message::BUSY),
+        AppError::RecoverLimited(d) => RpcError::app(BUSY, with_detail("Webhook busy.", &d)),
         AppError::Store(_) => {
             let why = storage_failure_text(&err);
             tracing::error!(error = ?err, "store failure");

@@ -185,6 +185,8 @@ async fn metrics(State(state): State<RpcState>) -> Response {
         }
         Err(e) => tracing::warn!(error = ?e, "counting the due payloads for /metrics failed"),
     }
+    let buckets = state.app.store.rate_buckets();
+    state.app.metrics.rate_buckets.set(buckets as i64);
     let text = state.app.metrics.render();
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }

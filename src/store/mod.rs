@@ -30,7 +30,8 @@ use crate::wake::Wake;
 // The records passed across the boundary live in `domain`; re-exported for the backends.
 pub use crate::domain::records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PayloadRecord, PublishRequest, Published, Requeue, Scope, StatusTarget, UserRecord,
+    DisabledAnnouncement, Failing, PayloadRecord, PublishRequest, Published, Recovered, Requeue, Scope, StatusTarget,
+    UserRecord,
 };
 pub use error::StoreError;
 pub use health::WriteHealth;
@@ -174,15 +175,17 @@ pub trait Store: Send + Sync + 'static {
         to: i64,
         limit: i64,
     ) -> StoreResult<Vec<PayloadRecord>>;
-    /// Queues every `failed` payload of the webhook made at or after `since` again, due at
-    /// `now`; how many, or None when the webhook does not exist in the scope. Wakes every node.
+    /// Queues at most `limit` of the `failed` payloads of the webhook made at or after
+    /// `since` again (oldest first), due at `now`; how many, and how many such are left, or
+    /// None when the webhook does not exist in the scope. Wakes every node.
     async fn delivery_recover(
         &self,
         scope: Scope,
         id: WebhookId,
         since: Millis,
         now: Millis,
-    ) -> StoreResult<Option<u64>>;
+        limit: u64,
+    ) -> StoreResult<Option<Recovered>>;
     /// Payloads across the scope's webhooks, newest first.
     async fn delivery_search(&self, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>>;
 
@@ -207,6 +210,11 @@ pub trait Store: Send + Sync + 'static {
     /// that turned due below one (a lease run out, another node's late commit) is claimable
     /// once the scan has run.
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>>;
+    /// How many `max_rate` buckets are held in memory (the `hookd_rate_buckets` gauge): 0
+    /// where they are rows of the database.
+    fn rate_buckets(&self) -> usize {
+        0
+    }
     /// How many payloads of active webhooks are due now (for the `hookd_queue_due` gauge),
     /// counting at most `cap` of them so a huge backlog costs a bounded read.
     async fn queue_due_count(&self, now: Millis, cap: i64) -> StoreResult<i64>;

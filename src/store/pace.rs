@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::domain::{ClaimedDelivery, WebhookId};
+use crate::domain::{ClaimedDelivery, MaxRate, WebhookId};
 use crate::time::Millis;
 
 /// How a webhook's claims are paced; from its stored settings.
@@ -48,7 +48,11 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// The bucket for a stored rate, clamped into `max_rate`'s bounds first: a rate too
+    /// small to be one (say 5e-324) would make the interval infinite and every time computed
+    /// from it NaN, a "next token" in the past, and so a lane that never stops claiming.
     pub fn for_rate(per_second: f64) -> Self {
+        let per_second = MaxRate::clamped(per_second).per_second();
         Self {
             interval: 1000.0 / per_second,
             burst: (per_second / 10.0).floor().max(1.0),
@@ -71,31 +75,73 @@ impl Bucket {
     }
 }
 
-/// In-memory buckets (SQLite: one process, one dispatcher).
+/// In-memory buckets (SQLite: one process, one dispatcher). A bucket that is full again is
+/// the same as none, so such entries are swept away (at most once a second, on a claim) and
+/// a deleted webhook's goes at once (`forget`): the map holds only webhooks paced lately.
 #[derive(Default)]
 pub struct Buckets {
-    pace_at: Mutex<HashMap<WebhookId, f64>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Each webhook's `pace_at`, and when its bucket is full again (and so may go).
+    pace_at: HashMap<WebhookId, (f64, f64)>,
+    next_sweep: Millis,
+}
+
+/// How often full buckets are swept from the map, in milliseconds.
+const SWEEP_EVERY: Millis = 1000;
+
+impl Inner {
+    /// The webhook's `pace_at`, after sweeping full buckets when it is time.
+    fn pace_at(&mut self, webhook: WebhookId, now: Millis) -> &mut (f64, f64) {
+        if now >= self.next_sweep {
+            let now = now as f64;
+            self.pace_at.retain(|_, (_, full_at)| *full_at > now);
+            self.next_sweep = now as Millis + SWEEP_EVERY;
+        }
+        self.pace_at
+            .entry(webhook)
+            .or_insert((f64::NEG_INFINITY, f64::NEG_INFINITY))
+    }
 }
 
 impl Buckets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Takes up to `want` tokens at `now`; returns how many it got.
     pub fn take(&self, webhook: WebhookId, bucket: Bucket, now: Millis, want: usize) -> usize {
-        let mut map = self.pace_at.lock().unwrap_or_else(|e| e.into_inner());
-        let pace_at = map.entry(webhook).or_insert(f64::NEG_INFINITY);
+        let mut inner = self.lock();
+        let (pace_at, full_at) = inner.pace_at(webhook, now);
         let base = bucket.base(*pace_at, now);
         let got = (bucket.tokens(base, now).max(0) as usize).min(want);
         *pace_at = base + got as f64 * bucket.interval;
+        *full_at = *pace_at + bucket.burst * bucket.interval;
         got
     }
 
     /// Gives back tokens taken but not used (fewer payloads were claimable), and tells when
     /// the next token comes if the bucket is now empty.
     pub fn settle(&self, webhook: WebhookId, bucket: Bucket, now: Millis, unused: usize) -> Option<Millis> {
-        let mut map = self.pace_at.lock().unwrap_or_else(|e| e.into_inner());
-        let pace_at = map.entry(webhook).or_insert(f64::NEG_INFINITY);
+        let mut inner = self.lock();
+        let (pace_at, full_at) = inner.pace_at(webhook, now);
         *pace_at -= unused as f64 * bucket.interval;
+        *full_at = *pace_at + bucket.burst * bucket.interval;
         let base = bucket.base(*pace_at, now);
         (bucket.tokens(base, now) == 0).then(|| bucket.next_token(base))
+    }
+
+    /// Drops the webhook's bucket (it was deleted).
+    pub fn forget(&self, webhook: WebhookId) {
+        self.lock().pace_at.remove(&webhook);
+    }
+
+    /// How many buckets are held.
+    pub fn held(&self) -> usize {
+        self.lock().pace_at.len()
     }
 }
 
@@ -139,5 +185,40 @@ mod tests {
         );
         assert_eq!(b.take(W, bucket, 0, 1), 1);
         assert_eq!(b.settle(W, bucket, 0, 0), Some(100));
+    }
+
+    #[test]
+    fn a_rate_too_small_to_be_one_still_gives_a_next_token_in_the_future() {
+        // 5e-324 per second made the interval infinite and the next token NaN, read as 0:
+        // a lane due at once, forever.
+        let (b, bucket) = (Buckets::default(), Bucket::for_rate(5e-324));
+        assert_eq!(bucket, Bucket::for_rate(1.0 / 3600.0), "clamped to one an hour");
+        let now = 1_000_000;
+        assert_eq!(b.take(W, bucket, now, 1), 1);
+        assert_eq!(b.settle(W, bucket, now, 0), Some(now + 3_600_000));
+        assert_eq!(b.take(W, bucket, now + 1, 1), 0);
+        assert_eq!(b.settle(W, bucket, now + 1, 0), Some(now + 3_600_000));
+        for stored in [f64::NAN, -1.0, 0.0, f64::INFINITY] {
+            let bucket = Bucket::for_rate(stored);
+            assert!(
+                bucket.interval.is_finite() && bucket.interval > 0.0,
+                "{stored}: {bucket:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn full_buckets_are_swept_and_a_deleted_webhook_s_goes_at_once() {
+        let (b, bucket) = (Buckets::default(), Bucket::for_rate(10.0)); // 100 ms, burst 1
+        assert_eq!(b.take(W, bucket, 0, 1), 1);
+        assert_eq!(b.take(WebhookId(2), bucket, 0, 1), 1);
+        assert_eq!(b.held(), 2);
+        b.forget(WebhookId(2));
+        assert_eq!(b.held(), 1);
+        assert_eq!(b.take(W, bucket, 50, 1), 0, "not yet full: kept");
+        assert_eq!(b.held(), 1);
+        assert_eq!(b.take(WebhookId(3), bucket, 5000, 0), 0, "a claim a while later sweeps");
+        assert_eq!(b.held(), 1, "only the one just asked for is left");
+        assert_eq!(b.take(W, bucket, 5000, 1), 1, "a swept bucket is a full one");
     }
 }

@@ -228,7 +228,7 @@ async fn failed_payloads_since_a_time_are_recovered_with_the_same_bodies() {
     let future = w
         .as_shop("webhook.recover", json!([id, {"since": "2999-01-01T00:00:00Z"}]))
         .await;
-    assert_eq!(assert_ok(&future), &json!({"requeued": 0}));
+    assert_eq!(assert_ok(&future), &json!({"requeued": 0, "remaining": 0}));
     for (opts, field) in [
         (json!({"since": "yesterday"}), "since"),
         (json!({"since": 5}), "since"),
@@ -243,7 +243,7 @@ async fn failed_payloads_since_a_time_are_recovered_with_the_same_bodies() {
     let resp = w
         .as_shop("webhook.recover", json!([id, {"since": "2000-01-01T00:00:00+00:00"}]))
         .await;
-    assert_eq!(assert_ok(&resp), &json!({"requeued": 1}));
+    assert_eq!(assert_ok(&resp), &json!({"requeued": 1, "remaining": 0}));
     let info = w.wait_status(delivery, "success", WAIT).await;
     assert_eq!(info["body"], failed_body);
     assert_eq!(info["increment_id"], 1);

@@ -9,6 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{Method, METHODS};
+use crate::domain::steering::{MAX_RATE_LIMIT, MIN_RATE_LIMIT};
 use crate::rpc::error::{app_code, app_message, INTERNAL_ERROR, INVALID_PARAMS};
 
 pub const OPENRPC_VERSION: &str = "1.2.6";
@@ -134,8 +135,8 @@ fn schemas() -> Map<String, Value> {
         "extra_headers": {"type": "string"},
         "ordered": {"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}],
             "description": "at most one attempt in flight, in increment order"},
-        "max_rate": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 100000,
-            "description": "deliveries per second at most; null: no limit"},
+        "max_rate": {"type": ["number", "null"], "minimum": MIN_RATE_LIMIT, "maximum": MAX_RATE_LIMIT,
+            "description": "deliveries per second at most, from 1/3600 (one an hour); null: no limit"},
         "filter": {"type": ["string", "null"], "maxLength": 4096,
             "description": "a CEL expression over topic and message; null: every event"}});
     s.insert(

@@ -114,8 +114,8 @@ pub async fn recover(app: &App, caller: &Caller, args: Args) -> Result<Value, Rp
             .and_then(parse_timestamp)
             .ok_or_else(|| invalid("since must be an ISO-8601 time with an offset, e.g. 2021-12-07T16:08:15+00:00"))?,
     };
-    let requeued = app.webhook_recover(caller, id, since).await?;
-    Ok(json!({ "requeued": requeued }))
+    let recovered = app.webhook_recover(caller, id, since).await?;
+    Ok(json!({ "requeued": recovered.requeued, "remaining": recovered.remaining }))
 }
 
 pub async fn list(app: &App, caller: &Caller, args: Args) -> Result<Value, RpcError> {

@@ -187,7 +187,7 @@ pub static METHODS: &[Method] = &[
     },
     Method {
         path: "webhook.recover",
-        summary: "Queues every failed payload of the webhook made at or after since again now, same bodies and ids",
+        summary: "Queues the failed payloads of the webhook made at or after since again now (oldest first, at most 1000 a call and 5000 a minute), same bodies and ids; remaining: how many are still failed",
         params: &[
             Param {
                 name: "webhook_id",
@@ -202,8 +202,8 @@ pub static METHODS: &[Method] = &[
                 description: "since: an ISO-8601 time with an offset",
             },
         ],
-        result: r#"{"type": "object", "properties": {"requeued": {"type": "integer"}}}"#,
-        errors: &[app_code::INVALID_DATA, app_code::WEBHOOK_NOT_FOUND],
+        result: r#"{"type": "object", "properties": {"requeued": {"type": "integer"}, "remaining": {"type": "integer"}}}"#,
+        errors: &[app_code::INVALID_DATA, app_code::WEBHOOK_NOT_FOUND, app_code::BUSY],
         admin_only: false,
         handler: handler!(lifecycle::recover),
     },

@@ -14,7 +14,7 @@ use super::clock::{self, on_db_clock};
 use super::deliveries::{record_from_row, RECORD_COLUMNS};
 use super::wakeups;
 use crate::domain::{DeliveryId, DeliveryStatus, SecretKey, WebhookChange, WebhookId};
-use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Scope, StoreError, StoreResult};
+use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Recovered, Scope, StoreError, StoreResult};
 use crate::time::Millis;
 
 pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
@@ -128,16 +128,18 @@ pub async fn payload_range(
         .collect())
 }
 
-/// None when the webhook does not exist in the scope. Reads through `deliveries_failed`;
-/// rows are locked in id order, as the recorder and webhook deletion lock them. Due at
-/// `now` on the database's clock (see `clock`).
+/// At most `limit`, oldest first; None when the webhook does not exist in the scope. Reads
+/// (and counts what is left) through `deliveries_failed`; rows are locked in id order, as
+/// the recorder and webhook deletion lock them. Due at `now` on the database's clock (see
+/// `clock`).
 pub async fn recover(
     pool: &PgPool,
     scope: Scope,
     id: WebhookId,
     since: Millis,
     now: Millis,
-) -> StoreResult<Option<u64>> {
+    limit: u64,
+) -> StoreResult<Option<Recovered>> {
     let (mut conn, clock) = clock::clocked(pool).await?;
     let mut tx = conn.begin().await?;
     let exists: Option<i64> =
@@ -151,22 +153,34 @@ pub async fn recover(
     }
     let done = sqlx::query(concat!(
         "UPDATE deliveries SET status = 'retrying', next_attempt_at = ",
-        on_db_clock!("$3", "$4"),
+        on_db_clock!("$3", "$5"),
         ", finished_at = NULL, lease_owner = NULL, lease_until = NULL \
-         WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = $1 AND status = 'failed' \
-                        AND created_at >= $2 ORDER BY id FOR UPDATE)",
+         WHERE id IN (SELECT id FROM (SELECT id FROM deliveries WHERE webhook_id = $1 \
+                          AND status = 'failed' AND created_at >= $2 ORDER BY created_at, id LIMIT $4) oldest \
+                        ORDER BY id FOR UPDATE)",
     ))
     .bind(id.0)
     .bind(since)
     .bind(now)
+    .bind(limit as i64)
     .bind(clock)
     .execute(&mut *tx)
+    .await?;
+    let remaining: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND status = 'failed' AND created_at >= $2",
+    )
+    .bind(id.0)
+    .bind(since)
+    .fetch_one(&mut *tx)
     .await?;
     if done.rows_affected() > 0 {
         wakeups::notify(&mut tx, &[id.0]).await?;
     }
     tx.commit().await.map_err(StoreError::from_commit_pg)?;
-    Ok(Some(done.rows_affected()))
+    Ok(Some(Recovered {
+        requeued: done.rows_affected(),
+        remaining: remaining as u64,
+    }))
 }
 
 /// Only the filters given become conditions, so the planner sees a plain

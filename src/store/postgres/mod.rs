@@ -33,8 +33,8 @@ use tokio::sync::watch;
 
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest, Published, Requeue,
-    Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
+    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest, Published,
+    Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
@@ -237,9 +237,10 @@ impl Store for PostgresStore {
         id: WebhookId,
         since: Millis,
         now: Millis,
-    ) -> StoreResult<Option<u64>> {
+        limit: u64,
+    ) -> StoreResult<Option<Recovered>> {
         self.health
-            .observe(lifecycle::recover(&self.pool, scope, id, since, now).await)
+            .observe(lifecycle::recover(&self.pool, scope, id, since, now, limit).await)
     }
 
     async fn delivery_search(&self, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>> {

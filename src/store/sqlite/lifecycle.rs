@@ -10,7 +10,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::deliveries::{record_from_row, status_from, RECORD_COLUMNS};
 use crate::domain::{DeliveryId, SecretKey, WebhookChange, WebhookId};
-use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Scope, StoreResult};
+use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Recovered, Scope, StoreResult};
 use crate::time::Millis;
 
 /// The webhook's merchant, if it exists in the scope.
@@ -111,18 +111,35 @@ pub fn payload_range(
     .collect::<Result<_, _>>()?)
 }
 
-/// None when the webhook does not exist in the scope. Reads through `deliveries_failed`.
-pub fn recover(c: &Connection, scope: Scope, id: WebhookId, since: Millis, now: Millis) -> StoreResult<Option<u64>> {
+/// At most `limit`, oldest first; None when the webhook does not exist in the scope. Reads
+/// (and counts what is left) through `deliveries_failed`.
+pub fn recover(
+    c: &Connection,
+    scope: Scope,
+    id: WebhookId,
+    since: Millis,
+    now: Millis,
+    limit: u64,
+) -> StoreResult<Option<Recovered>> {
     if owner(c, scope, id)?.is_none() {
         return Ok(None);
     }
     let requeued = c
         .prepare_cached(
             "UPDATE deliveries SET status = 'retrying', next_attempt_at = ?3, finished_at = NULL \
-             WHERE webhook_id = ?1 AND status = 'failed' AND created_at >= ?2",
+             WHERE id IN (SELECT id FROM deliveries WHERE webhook_id = ?1 AND status = 'failed' \
+                            AND created_at >= ?2 ORDER BY created_at, id LIMIT ?4)",
         )?
-        .execute(params![id.0, since, now])?;
-    Ok(Some(requeued as u64))
+        .execute(params![id.0, since, now, limit as i64])?;
+    let remaining: i64 = c
+        .prepare_cached(
+            "SELECT count(*) FROM deliveries WHERE webhook_id = ?1 AND status = 'failed' AND created_at >= ?2",
+        )?
+        .query_row(params![id.0, since], |r| r.get(0))?;
+    Ok(Some(Recovered {
+        requeued: requeued as u64,
+        remaining: remaining as u64,
+    }))
 }
 
 /// Only the filters given become conditions, so the planner sees a plain

@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use super::pace::Buckets;
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published, Requeue, Scope,
-    StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
+    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published, Recovered, Requeue,
+    Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
@@ -214,7 +214,15 @@ impl Store for SqliteStore {
     }
 
     async fn webhook_delete(&self, scope: Scope, id: WebhookId) -> StoreResult<bool> {
-        self.writer.write(move |c, _| webhooks::delete(c, scope, id)).await
+        let deleted = self.writer.write(move |c, _| webhooks::delete(c, scope, id)).await?;
+        if deleted {
+            self.buckets.forget(id);
+        }
+        Ok(deleted)
+    }
+
+    fn rate_buckets(&self) -> usize {
+        self.buckets.held()
     }
 
     async fn webhook_disable(&self, id: WebhookId, reason: &str) -> StoreResult<bool> {
@@ -274,9 +282,10 @@ impl Store for SqliteStore {
         id: WebhookId,
         since: Millis,
         now: Millis,
-    ) -> StoreResult<Option<u64>> {
+        limit: u64,
+    ) -> StoreResult<Option<Recovered>> {
         self.writer
-            .write(move |c, _| lifecycle::recover(c, scope, id, since, now))
+            .write(move |c, _| lifecycle::recover(c, scope, id, since, now, limit))
             .await
     }
 

@@ -2,7 +2,7 @@
 //! merchant-wide delivery log.
 
 use super::*;
-use crate::domain::{DeliverySearch, SecretKey, WebhookChange};
+use crate::domain::{DeliverySearch, Recovered, SecretKey, WebhookChange};
 
 fn change(v: serde_json::Value) -> WebhookChange {
     WebhookChange::from_json(&v, &catalog(), false).expect("a valid change")
@@ -198,14 +198,38 @@ store_test! {
             ])
             .await
             .unwrap();
-        assert_eq!(store.delivery_recover(Scope::Merchant(other), hook, 0, now).await.unwrap(), None);
+        assert_eq!(store.delivery_recover(Scope::Merchant(other), hook, 0, now, 10).await.unwrap(), None);
         let since = now - HOUR - 1000;
-        assert_eq!(store.delivery_recover(Scope::Merchant(m), hook, since, now).await.unwrap(), Some(1));
+        let one = Recovered { requeued: 1, remaining: 0 };
+        assert_eq!(store.delivery_recover(Scope::Merchant(m), hook, since, now, 10).await.unwrap(), Some(one));
         let statuses: Vec<DeliveryStatus> = payloads(&*store, hook).await.iter().map(|p| p.status).collect();
         assert_eq!(statuses, vec![DeliveryStatus::Failed, DeliveryStatus::Success, DeliveryStatus::Retrying]);
-        assert_eq!(store.delivery_recover(Scope::All, hook, 0, now).await.unwrap(), Some(1));
+        assert_eq!(store.delivery_recover(Scope::All, hook, 0, now, 10).await.unwrap(), Some(one));
         let again = store.delivery_claim(hook, "n2", now, now + HOUR, 10).await.unwrap();
         assert_eq!(again.iter().map(|c| c.increment_id).collect::<Vec<_>>(), vec![1, 3]);
+    }
+}
+
+store_test! {
+    async fn recovery_takes_at_most_its_limit_oldest_first_and_counts_what_is_left(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = create_hook(&*store, m, "order:created", true).await;
+        let now = now_millis();
+        for n in 0..5 {
+            publish_at(&*store, m, "order:created", None, now - HOUR + n * 1000).await;
+        }
+        let c = store.delivery_claim(hook, "n", now, now + HOUR, 5).await.unwrap();
+        let failed: Vec<_> = c.iter().map(|c| outcome(c, "n", DeliveryStatus::Failed, Some(500), now)).collect();
+        store.delivery_record(&failed).await.unwrap();
+        let left = |requeued, remaining| Some(Recovered { requeued, remaining });
+        assert_eq!(store.delivery_recover(Scope::All, hook, 0, now, 2).await.unwrap(), left(2, 3));
+        assert_eq!(store.delivery_recover(Scope::All, hook, 0, now, 0).await.unwrap(), left(0, 3), "a count");
+        assert_eq!(store.delivery_recover(Scope::All, hook, 0, now, 2).await.unwrap(), left(2, 1));
+        let again = store.delivery_claim(hook, "n2", now, now + HOUR, 10).await.unwrap();
+        let mut increments: Vec<i64> = again.iter().map(|c| c.increment_id).collect();
+        increments.sort();
+        assert_eq!(increments, vec![1, 2, 3, 4], "the oldest first");
+        assert_eq!(store.delivery_recover(Scope::All, hook, 0, now, 2).await.unwrap(), left(1, 0));
     }
 }
 
