@@ -15,9 +15,12 @@ const TTL: Duration = Duration::from_secs(60);
 /// Most (merchant, topic) entries; past it the map starts again.
 const MAX_ENTRIES: usize = 10_000;
 
+/// By merchant and topic: the filters met, and when that was learned.
+type Entries = HashMap<(MerchantId, Box<str>), (Vec<Arc<str>>, Instant)>;
+
 #[derive(Default)]
 pub struct LearnedFilters {
-    entries: Mutex<HashMap<(MerchantId, Box<str>), (Vec<Arc<str>>, Instant)>>,
+    entries: Mutex<Entries>,
 }
 
 impl LearnedFilters {
@@ -42,7 +45,7 @@ impl LearnedFilters {
         entries.insert((merchant, topic.into()), (filters, Instant::now()));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(MerchantId, Box<str>), (Vec<Arc<str>>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
