@@ -7,7 +7,7 @@
 //! (without it the test says SKIPPED, except under CI, where it fails); each run uses a fresh
 //! database.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -22,16 +22,6 @@ const BATCH: u64 = 50;
 /// How far each node's clock is moved: A this far ahead, B this far behind.
 const SKEW_SECS: i64 = 30;
 const LEASE: Duration = Duration::from_secs(20);
-
-/// Where Debian's `faketime` package puts the preload library.
-const LIBFAKETIME: [&str; 2] = [
-    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-];
-
-fn libfaketime() -> Option<PathBuf> {
-    LIBFAKETIME.iter().map(PathBuf::from).find(|p| p.exists())
-}
 
 /// A node's environment with its wall clock moved by `skew` (`+30s`, `-30s`). Only the
 /// wall clock: the monotonic clock (tokio's timers) keeps running true.

@@ -48,6 +48,18 @@ fn command(dir: &Path, env: &[(&str, String)]) -> Command {
 
 /// `hookd user add NAME ROLE…` on `database_url` (e.g. `&["--admin"]` or
 /// `&["--merchant", "shop1"]`): the new API key, alone on stdout's last line.
+/// Where Debian's `faketime` package puts the preload library.
+const LIBFAKETIME: [&str; 2] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+];
+
+/// libfaketime, when installed: preloaded into a node (with `FAKETIME=+30s` and
+/// `FAKETIME_DONT_FAKE_MONOTONIC=1`) it moves the node's wall clock alone.
+pub fn libfaketime() -> Option<std::path::PathBuf> {
+    LIBFAKETIME.iter().map(std::path::PathBuf::from).find(|p| p.exists())
+}
+
 pub async fn user_add(dir: &Path, database_url: &str, name: &str, role: &[&str]) -> String {
     let env = [("HOOKD_DATABASE_URL", database_url.to_string())];
     let mut cmd = tokio::process::Command::from(command(dir, &env));

@@ -6,7 +6,10 @@
 //!
 //! Faults beside the restarts: misbehaving receivers, and a webhook whose filter is the
 //! costly expression of the filter-stall report (stored straight into the database, as
-//! create refuses it now), which every event meets and none passes.
+//! create refuses it now), which every event meets and none passes. On PostgreSQL also a
+//! second node whose wall clock is 30 s ahead or behind (libfaketime; each round the other
+//! way), publishers spread over both nodes, and every fourth round a burst of 48 clients
+//! publishing at once over both, every one of which must be answered with success.
 //!
 //! Not part of the default `cargo test` (it is `#[ignore]`d); run it with
 //! `cargo test --release --test api soak -- --ignored --nocapture`, for
@@ -79,7 +82,39 @@ async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and
         ("/outage/", receiver.url("/outage/")),
     ];
 
+    // On PostgreSQL a second node with a skewed clock (see the module doc).
+    let skewed = match Backend::from_env() {
+        Backend::Sqlite => None,
+        Backend::Postgres => match libfaketime() {
+            Some(lib) => Some(lib),
+            None => {
+                assert!(std::env::var_os("CI").is_none(), "soak: no libfaketime, and CI is set");
+                eprintln!("soak: no libfaketime (apt-get install faketime): no skewed node");
+                None
+            }
+        },
+    };
+    let skewed_env = |round: usize| {
+        skewed.as_ref().map(|lib| {
+            let mut env = env.to_vec();
+            env.push(("LD_PRELOAD", lib.display().to_string()));
+            env.push(("FAKETIME", if round % 2 == 0 { "+30s" } else { "-30s" }.to_string()));
+            env.push(("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()));
+            env
+        })
+    };
+    let start_skewed = |round: usize| {
+        let env = skewed_env(round);
+        let dir = dir.path().to_path_buf();
+        async move {
+            match env {
+                Some(env) => Some(Node::serve(&format!("skewed-{round}"), &dir, &env).await),
+                None => None,
+            }
+        }
+    };
     let mut node = Node::serve("soak-0", dir.path(), &env).await;
+    let mut second = start_skewed(0).await;
     let shop = node.rpc("shop", &shop_key);
     for (_, url) in &targets {
         shop.call_ok("webhook.create", json!([{"topics": TOPIC, "url": url}]))
@@ -109,8 +144,17 @@ async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and
     while started.elapsed() < soak_for {
         round += 1;
         let admin = node.rpc("root", &admin_key);
+        let admins: Vec<Rpc> = std::iter::once(admin.clone())
+            .chain(second.iter().map(|n| n.rpc("root", &admin_key)))
+            .collect();
         let stop = Arc::new(AtomicBool::new(false));
-        let publishers = spawn_publishers(PUBLISHERS, &admin, &next, &stop, &acks, PAUSE);
+        let per_node = PUBLISHERS / admins.len();
+        let publishers: Vec<_> = (admins.iter())
+            .flat_map(|a| spawn_publishers(per_node, a, &next, &stop, &acks, PAUSE))
+            .collect();
+        if admins.len() > 1 && round % 4 == 1 {
+            burst(&admins, &next, &acks).await;
+        }
         // Publish for a few seconds; every other round the outage receiver is down.
         let run_for = Duration::from_millis(2000 + rand::random::<u64>() % 4000);
         let down = round % 2 == 0;
@@ -131,12 +175,17 @@ async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and
         } else {
             node.kill();
         }
+        if let Some(mut s) = second.take() {
+            s.kill();
+            s.assert_no_panic();
+        }
         stop.store(true, Ordering::SeqCst);
         for p in publishers {
             p.await.expect("a publisher panicked");
         }
         node.assert_no_panic();
         node = Node::serve(&format!("soak-{round}"), dir.path(), &env).await;
+        second = start_skewed(round).await;
     }
     let acked = acks.acked();
     eprintln!(
@@ -160,6 +209,33 @@ async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and
     assert_eq!(increments[&stalled_url], 0, "the costly filter passed nothing");
     assert!(receiver.received("/stalled/").is_empty());
     node.assert_no_panic();
+}
+
+/// 48 clients at once, spread over the nodes, each publishing `BURST_EACH` events without a
+/// pause: every publish must be answered with success (a node queues what it cannot store
+/// at once; it never answers an error for load).
+async fn burst(admins: &[Rpc], next: &Arc<AtomicU64>, acks: &Acks) {
+    const CLIENTS: usize = 48;
+    const BURST_EACH: usize = 4;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (admin, next, acks) = (admins[i % admins.len()].clone(), next.clone(), acks.clone());
+            tokio::spawn(async move {
+                for _ in 0..BURST_EACH {
+                    let seq = next.fetch_add(1, Ordering::SeqCst);
+                    let started = Instant::now();
+                    let outcome = admin.publish(seq).await;
+                    if let Err(e) = &outcome {
+                        panic!("soak: a burst publish was answered with {e:?}");
+                    }
+                    acks.record(seq, started, outcome);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.expect("a burst client panicked");
+    }
 }
 
 /// Runs `sql` on the soak's database, behind the server's back.
