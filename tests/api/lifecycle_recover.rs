@@ -45,18 +45,7 @@ async fn a_recovery_queues_at_most_a_thousand_a_call_and_five_thousand_a_minute(
     }
     fail_all(&w, hook).await;
 
-    let mut answers = Vec::new();
-    for _ in 0..3 {
-        answers.push(assert_ok(&recover(&w, hook).await).clone());
-    }
-    assert_eq!(
-        answers,
-        [
-            json!({"requeued": 1000, "remaining": 1500}),
-            json!({"requeued": 1000, "remaining": 500}),
-            json!({"requeued": 500, "remaining": 0}),
-        ]
-    );
+    recover_2500_in_three_calls(&w, hook).await;
     let failed = w.deliveries_where(hook, json!({"status": "failed"})).await;
     assert!(failed.is_empty(), "{} still failed", failed.len());
     assert_eq!(
@@ -66,18 +55,7 @@ async fn a_recovery_queues_at_most_a_thousand_a_call_and_five_thousand_a_minute(
 
     // Failed again: the minute's budget (2,500 spent) has 2,500 left, in calls of 1,000.
     fail_all(&w, hook).await;
-    let mut answers = Vec::new();
-    for _ in 0..3 {
-        answers.push(assert_ok(&recover(&w, hook).await).clone());
-    }
-    assert_eq!(
-        answers,
-        [
-            json!({"requeued": 1000, "remaining": 1500}),
-            json!({"requeued": 1000, "remaining": 500}),
-            json!({"requeued": 500, "remaining": 0}),
-        ]
-    );
+    recover_2500_in_three_calls(&w, hook).await;
     // And once more within the minute: refused, nothing queued.
     fail_all(&w, hook).await;
     let message = assert_app_error(&recover(&w, hook).await, 109);
@@ -90,4 +68,20 @@ async fn a_recovery_queues_at_most_a_thousand_a_call_and_five_thousand_a_minute(
     );
     let failed = format!("SELECT count(*) FROM deliveries WHERE webhook_id = {hook} AND status = 'failed'");
     assert_eq!(w.app.query_i64(&failed).await, 2500, "the refused call queued nothing");
+}
+
+/// Recovers a webhook's 2,500 failed payloads: three calls, each saying what remains.
+async fn recover_2500_in_three_calls(w: &World, hook: i64) {
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(assert_ok(&recover(w, hook).await).clone());
+    }
+    assert_eq!(
+        answers,
+        [
+            json!({"requeued": 1000, "remaining": 1500}),
+            json!({"requeued": 1000, "remaining": 500}),
+            json!({"requeued": 500, "remaining": 0}),
+        ]
+    );
 }
