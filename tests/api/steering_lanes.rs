@@ -216,11 +216,13 @@ async fn a_rate_stored_below_the_bound_neither_spins_nor_outlives_its_webhook() 
     .await;
     let idle = cpu_share(node.pid(), Duration::from_secs(2)).await;
     println!("CPU: {waiting:.3} of a core while paced, {idle:.3} after the deletes");
+    // The leak was 5–9 % of a core per such webhook (15–27 % for these three); a debug build
+    // on a machine busy with other builds idles at up to ~6 %.
     assert!(
-        waiting < 0.05,
+        waiting < 0.10,
         "{waiting:.3} of a core while three webhooks wait for their pace"
     );
-    assert!(idle < 0.05, "{idle:.3} of a core after their deletes");
+    assert!(idle < 0.10, "{idle:.3} of a core after their deletes");
     assert_eq!(receiver.received("/tiny/").len(), 3, "nothing more was sent");
     node.assert_no_panic();
 }
