@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Stops the TLS-only PostgreSQL of start.sh and removes its directory (quietly if none runs).
+set -euo pipefail
+
+dir="${PG_TLS_DIR:-/tmp/hookd-pg-tls}"
+bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+
+if [ -f "$dir/data/postmaster.pid" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -m fast -w stop || true
+  else
+    "$bin/pg_ctl" -D "$dir/data" -m fast -w stop || true
+  fi
+fi
+rm -rf "$dir"
