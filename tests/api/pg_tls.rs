@@ -47,12 +47,13 @@ impl TlsServer {
             .to_string()
     }
 
-    /// The server's URL with `host`, `database` and the query `params` (`sslmode=…&…`).
+    /// The server's URL with `host`, `database` and the query `params` (`sslmode=…&…`, or
+    /// none when empty).
     fn url(&self, host: &str, database: &str, params: &str) -> String {
         let mut url = self.url.clone();
         url.set_host(Some(host)).expect("a host");
         url.set_path(&format!("/{database}"));
-        url.set_query(Some(params));
+        url.set_query((!params.is_empty()).then_some(params));
         url.to_string()
     }
 
@@ -187,4 +188,19 @@ async fn a_plain_connection_is_refused_by_the_tls_only_server() {
     let dir = tempfile::tempdir().unwrap();
     let out = migrate(dir.path(), &server.url("localhost", "postgres", "sslmode=disable")).await;
     assert_refused(&out, &server, "pg_hba.conf");
+}
+
+#[tokio::test]
+async fn without_sslmode_tls_is_tried_first_so_the_tls_only_server_is_reached() {
+    let Some(server) = TlsServer::from_env("pg_tls") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let database = server.fresh_database().await;
+    let out = migrate(dir.path(), &server.url("localhost", &database, "")).await;
+    assert!(
+        out.status.success(),
+        "migrate with the default sslmode (prefer): {}",
+        stderr(&out)
+    );
 }

@@ -9,11 +9,12 @@
 #   HOOKD_TEST_PG_TLS_URL  postgres://hookd:PASSWORD@localhost:PORT/postgres (no sslmode)
 #   HOOKD_TEST_PG_TLS_CA   the CA certificate's path
 # Idempotent: a server already running from this directory is stopped and made afresh.
-# Environment: PG_TLS_DIR (default /tmp/hookd-pg-tls), PG_TLS_PORT (default 55433).
+# Environment: PG_TLS_DIR (default /tmp/hookd-pg-tls-N, N from this checkout's path, so
+# checkouts do not meet), PG_TLS_PORT (default the first free one from 55433).
 set -euo pipefail
 
-dir="${PG_TLS_DIR:-/tmp/hookd-pg-tls}"
-port="${PG_TLS_PORT:-55433}"
+here="$(cd "$(dirname "$0")" && pwd)"
+dir="${PG_TLS_DIR:-/tmp/hookd-pg-tls-$(printf '%s' "$here" | cksum | cut -d' ' -f1)}"
 password="tls-test-secret"
 bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 [ -x "$bin/initdb" ] || { echo "start.sh: no PostgreSQL binaries under /usr/lib/postgresql" >&2; exit 1; }
@@ -23,7 +24,15 @@ as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-"$(dirname "$0")/stop.sh" >/dev/null 2>&1 || true
+PG_TLS_DIR="$dir" "$here/stop.sh" >/dev/null 2>&1 || true
+
+port="${PG_TLS_PORT:-}"
+if [ -z "$port" ]; then
+  for candidate in $(seq 55433 55532); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null || { port=$candidate; break; }
+  done
+  [ -n "$port" ] || { echo "start.sh: no free port from 55433 to 55532" >&2; exit 1; }
+fi
 rm -rf "$dir"
 mkdir -p "$dir/certs"
 certs="$dir/certs"
@@ -61,7 +70,10 @@ cat >"$dir/data/pg_hba.conf" <<HBA
 hostssl all all 127.0.0.1/32 scram-sha-256
 HBA
 
-as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start >/dev/null
+if ! as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 start >/dev/null; then
+  tail -n 20 "$dir/server.log" >&2
+  exit 1
+fi
 
 echo "export HOOKD_TEST_PG_TLS_URL='postgres://hookd:$password@localhost:$port/postgres'"
 echo "export HOOKD_TEST_PG_TLS_CA='$certs/ca.crt'"
