@@ -36,6 +36,7 @@ mod multinode;
 mod observability;
 mod overload;
 mod persistence;
+mod pg_tls;
 mod process;
 mod receiver;
 mod seed;

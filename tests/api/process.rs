@@ -31,7 +31,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const LOG_LINES_KEPT: usize = 300;
 
 /// `hookd` run in `dir` with `env`, and with no `HOOKD_*` or `RUST_LOG` from outside.
-fn command(dir: &Path, env: &[(&str, String)]) -> Command {
+pub fn command(dir: &Path, env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookd"));
     for (name, _) in std::env::vars_os() {
         let text = name.to_string_lossy();
