@@ -98,7 +98,10 @@ async fn soak_every_acknowledged_event_arrives_through_misbehaving_receivers_and
         skewed.as_ref().map(|lib| {
             let mut env = env.to_vec();
             env.push(("LD_PRELOAD", lib.display().to_string()));
-            env.push(("FAKETIME", if round % 2 == 0 { "+30s" } else { "-30s" }.to_string()));
+            env.push((
+                "FAKETIME",
+                if round.is_multiple_of(2) { "+30s" } else { "-30s" }.to_string(),
+            ));
             env.push(("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()));
             env
         })
