@@ -1,8 +1,9 @@
 //! Building and running a hookd server: `Application::build(config)` opens the store,
-//! applies migrations and binds the listener; `run_until_stopped` serves until SIGTERM or
-//! SIGINT (with `/metrics` on a listener of its own when `metrics_listen` is set), then stops: open requests may finish for `shutdown_grace` (then their
-//! connections are closed) while the delivery workers let their attempts in flight end
-//! (at most the request timeout), so a stop takes at most the longer of the two.
+//! applies migrations and binds the listener (and `/metrics`'s own, with `metrics_listen`);
+//! `run_until_stopped` serves until SIGTERM or SIGINT, then stops: open requests may finish
+//! for `shutdown_grace` (then their connections are closed) while the delivery workers let
+//! their attempts in flight end (at most the request timeout), so a stop takes at most the
+//! longer of the two.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
