@@ -1,8 +1,9 @@
 //! Building and running a hookd server: `Application::build(config)` opens the store,
-//! applies migrations and binds the listener; `run_until_stopped` serves until SIGTERM or
-//! SIGINT, then stops: open requests may finish for `shutdown_grace` (then their
-//! connections are closed) while the delivery workers let their attempts in flight end
-//! (at most the request timeout), so a stop takes at most the longer of the two.
+//! applies migrations and binds the listener (and `/metrics`'s own, with `metrics_listen`);
+//! `run_until_stopped` serves until SIGTERM or SIGINT, then stops: open requests may finish
+//! for `shutdown_grace` (then their connections are closed) while the delivery workers let
+//! their attempts in flight end (at most the request timeout), so a stop takes at most the
+//! longer of the two.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
@@ -23,6 +24,8 @@ use crate::time::now_millis;
 
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics`'s own listener (`metrics_listen`); None: it is served on the API's.
+    metrics_listener: Option<TcpListener>,
     app: App,
     config: Config,
     /// Held while this server may run on its SQLite file (see `lock_sqlite_file`).
@@ -44,9 +47,16 @@ impl Application {
                 config.listen
             )
         })?;
+        let metrics_listener = match &config.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await.with_context(|| {
+                format!("binding {address} for /metrics (metrics_listen is HOST:PORT, e.g. 127.0.0.1:9090)")
+            })?),
+            None => None,
+        };
         let app = App::new(store, catalog, config.app.clone()).context("building the application state")?;
         Ok(Self {
             listener,
+            metrics_listener,
             app,
             config,
             _sqlite_lock: sqlite_lock,
@@ -55,6 +65,13 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served when it has a listener of its own (`metrics_listen`).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn app(&self) -> &App {
@@ -95,8 +112,24 @@ impl Application {
             max_bytes: self.config.max_body_bytes,
             read_timeout: self.config.http.body_read_timeout,
         };
-        let router = crate::rpc::router(self.app.clone(), body).merge(crate::console::router(self.app.clone(), body));
+        let mut router =
+            crate::rpc::router(self.app.clone(), body).merge(crate::console::router(self.app.clone(), body));
+        let metrics = crate::rpc::metrics_router(self.app.clone());
         tracing::info!(%addr, database = %redacted_database_url(&self.config.database_url), "listening on {addr}");
+        match self.metrics_listener {
+            Some(listener) => {
+                let metrics_addr = listener.local_addr().expect("a bound listener has an address");
+                tracing::info!(%metrics_addr, "metrics on http://{metrics_addr}/metrics");
+                let (limits, mut stop) = (self.config.http.clone(), stop_rx.clone());
+                background.push(tokio::spawn(async move {
+                    server::serve(listener, metrics, &limits, async move {
+                        let _ = stop.wait_for(|stopped| *stopped).await;
+                    })
+                    .await
+                }));
+            }
+            None => router = router.merge(metrics),
+        }
         if let Ok(users) = self.app.store.user_list().await {
             if users.is_empty() {
                 tracing::info!(

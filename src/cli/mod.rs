@@ -87,6 +87,7 @@ impl Cli {
         };
         settings.database_url = self.common.database_url.clone();
         settings.topics_file = self.common.topics_file.clone();
+        settings.read_secret_files(|name| std::env::var_os(name))?;
         Config::resolve(settings, self.config.as_deref())
     }
 }

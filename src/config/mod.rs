@@ -15,11 +15,14 @@ use crate::domain::Catalog;
 use crate::server::HttpLimits;
 use crate::store::PoolSettings;
 
+mod secret_files;
+
 /// What every command that opens the database takes: a flag and an environment variable
 /// each, and a key of the config file (same name, snake_case).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Common {
-    /// Database: sqlite://PATH (embedded, the default: sqlite://hookd.db) or postgres://…
+    /// Database: sqlite://PATH (embedded, the default: sqlite://hookd.db) or postgres://…;
+    /// HOOKD_DATABASE_URL_FILE=PATH reads it from a file instead
     #[arg(long, env = "HOOKD_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
@@ -36,6 +39,10 @@ pub struct Settings {
     /// Address the API listens on [default: 127.0.0.1:8080; port 0 picks a free port]
     #[arg(long, env = "HOOKD_LISTEN")]
     pub listen: Option<String>,
+
+    /// Serve /metrics on this address (HOST:PORT) instead of on the API's [default: on the API's]
+    #[arg(long, env = "HOOKD_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 
     /// Given by `Common` (every database command takes it), not by `serve`'s own flags.
     #[arg(skip)]
@@ -159,6 +166,7 @@ impl Settings {
     fn or(self, lower: Settings) -> Settings {
         Settings {
             listen: self.listen.or(lower.listen),
+            metrics_listen: self.metrics_listen.or(lower.metrics_listen),
             database_url: self.database_url.or(lower.database_url),
             topics_file: self.topics_file.or(lower.topics_file),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
@@ -195,6 +203,8 @@ impl Settings {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: String,
+    /// Where `/metrics` is served on a listener of its own; None: on the API's.
+    pub metrics_listen: Option<String>,
     pub database_url: String,
     pub topics_file: Option<PathBuf>,
     pub max_body_bytes: usize,
@@ -225,6 +235,7 @@ impl Config {
         let auth_defaults = AuthSettings::default();
         let config = Config {
             listen: s.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
+            metrics_listen: s.metrics_listen,
             database_url: s.database_url.unwrap_or_else(|| "sqlite://hookd.db".into()),
             topics_file: s.topics_file,
             max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),

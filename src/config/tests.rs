@@ -254,3 +254,115 @@ fn disable_after_defaults_to_five_days_and_zero_turns_it_off() {
     let c = Config::resolve(Settings::default(), Some(&file)).unwrap();
     assert_eq!(c.app.delivery.disable_after, Some(Duration::from_secs(86_400)));
 }
+
+/// An environment of `vars` alone, for `read_secret_files`.
+fn env_of(vars: &[(&str, &Path)]) -> impl Fn(&str) -> Option<std::ffi::OsString> {
+    let vars: Vec<(String, std::ffi::OsString)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_os_str().to_owned()))
+        .collect();
+    move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+#[test]
+fn a_secret_file_gives_the_setting_its_contents_without_the_trailing_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("db");
+    std::fs::write(&file, "sqlite:///var/lib/hookd/hookd.db\n").unwrap();
+    let mut s = Settings::default();
+    s.read_secret_files(env_of(&[("HOOKD_DATABASE_URL_FILE", &file)]))
+        .unwrap();
+    assert_eq!(s.database_url.as_deref(), Some("sqlite:///var/lib/hookd/hookd.db"));
+    let c = Config::resolve(s, None).unwrap();
+    assert_eq!(c.database_url, "sqlite:///var/lib/hookd/hookd.db");
+}
+
+#[test]
+fn without_a_file_variable_nothing_changes() {
+    let mut s = Settings::default();
+    s.read_secret_files(env_of(&[])).unwrap();
+    assert_eq!(s.database_url, None);
+}
+
+#[test]
+fn a_flag_wins_over_the_secret_file_which_wins_over_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("db");
+    std::fs::write(&secret, "sqlite://from-secret.db\n").unwrap();
+    let config = dir.path().join("hookd.toml");
+    std::fs::write(&config, "database_url = \"sqlite://from-config.db\"\n").unwrap();
+    let env = env_of(&[("HOOKD_DATABASE_URL_FILE", &secret)]);
+
+    let mut s = Settings::default();
+    s.read_secret_files(&env).unwrap();
+    assert_eq!(
+        Config::resolve(s, Some(&config)).unwrap().database_url,
+        "sqlite://from-secret.db"
+    );
+    let mut flagged = with(|s| s.database_url = d("sqlite://from-flag.db"));
+    flagged.read_secret_files(&env).unwrap();
+    assert_eq!(flagged.database_url.as_deref(), Some("sqlite://from-flag.db"));
+}
+
+#[test]
+fn a_secret_given_both_ways_is_refused_naming_both_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("db");
+    std::fs::write(&file, "postgres://u:sekrit@db/hookd\n").unwrap();
+    let plain = Path::new("postgres://u:other@db/hookd");
+    let err = Settings::default()
+        .read_secret_files(env_of(&[
+            ("HOOKD_DATABASE_URL", plain),
+            ("HOOKD_DATABASE_URL_FILE", &file),
+        ]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("HOOKD_DATABASE_URL and HOOKD_DATABASE_URL_FILE are both set"),
+        "{err}"
+    );
+    assert!(!err.contains("sekrit") && !err.contains("other"), "{err}");
+}
+
+#[test]
+fn a_missing_or_empty_secret_file_is_refused_naming_the_file_not_its_contents() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let err = Settings::default()
+        .read_secret_files(env_of(&[("HOOKD_DATABASE_URL_FILE", &missing)]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("HOOKD_DATABASE_URL_FILE: cannot read"), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let err = Settings::default()
+        .read_secret_files(env_of(&[("HOOKD_DATABASE_URL_FILE", &empty)]))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, format!("HOOKD_DATABASE_URL_FILE: {} is empty", empty.display()));
+
+    let binary = dir.path().join("binary");
+    std::fs::write(&binary, b"sekrit\xff\xfe").unwrap();
+    let err = Settings::default()
+        .read_secret_files(env_of(&[("HOOKD_DATABASE_URL_FILE", &binary)]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&binary.display().to_string()) && !err.contains("sekrit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn metrics_listen_comes_from_the_settings_or_the_file_and_is_unset_by_default() {
+    assert_eq!(Config::defaults().metrics_listen, None);
+    let c = Config::resolve(with(|s| s.metrics_listen = d("127.0.0.1:9090")), None).unwrap();
+    assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9090"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hookd.toml");
+    std::fs::write(&file, "metrics_listen = \"0.0.0.0:9100\"\n").unwrap();
+    let c = Config::resolve(Settings::default(), Some(&file)).unwrap();
+    assert_eq!(c.metrics_listen.as_deref(), Some("0.0.0.0:9100"));
+}

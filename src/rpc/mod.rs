@@ -1,6 +1,6 @@
 //! The HTTP face of the management API: `POST /api/jsonrpc` (and `/api/jsonrpc/`), plus
 //! `GET /healthz` (the process is up), `GET /readyz` (and its database answers) and
-//! `GET /metrics` (Prometheus text format).
+//! `GET /metrics` (Prometheus text format; `metrics_router`, on the API's listener or its own).
 //! Every JSON-RPC answer is HTTP 200 with a JSON body, except an oversized body, which is
 //! 413 with a JSON-RPC error body (CONTRACT.md §1). A body that does not arrive within the
 //! body read timeout is answered like any error (200, -32600, so clients read why); after
@@ -53,8 +53,12 @@ pub fn router(app: App, body: BodyLimits) -> Router {
         .route("/api/jsonrpc/", post(jsonrpc))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// `GET /metrics` alone: merged into the API's router, or served on a listener of its own.
+pub fn metrics_router(app: App) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(app)
 }
 
 async fn jsonrpc(State(state): State<RpcState>, request: Request) -> Response {
@@ -173,21 +177,20 @@ async fn readyz(State(state): State<RpcState>) -> Response {
 const QUEUE_DUE_CAP: i64 = 1_000_000;
 
 /// Every metric, in the text exposition format (the due count read at the scrape).
-async fn metrics(State(state): State<RpcState>) -> Response {
-    match state
-        .app
+async fn metrics(State(app): State<App>) -> Response {
+    match app
         .store
         .queue_due_count(crate::time::now_millis(), QUEUE_DUE_CAP)
         .await
     {
         Ok(n) => {
-            state.app.metrics.queue_due.set(n);
+            app.metrics.queue_due.set(n);
         }
         Err(e) => tracing::warn!(error = ?e, "counting the due payloads for /metrics failed"),
     }
-    let buckets = state.app.store.rate_buckets();
-    state.app.metrics.rate_buckets.set(buckets as i64);
-    let text = state.app.metrics.render();
+    let buckets = app.store.rate_buckets();
+    app.metrics.rate_buckets.set(buckets as i64);
+    let text = app.metrics.render();
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 

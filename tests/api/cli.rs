@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::helpers::*;
 
 /// `hookd ARGS` in the test's directory, with no `HOOKD_*` variable from outside.
-fn hookd_command(app: &TestApp, args: &[&str]) -> tokio::process::Command {
+pub(crate) fn hookd_command(app: &TestApp, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookd"));
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("HOOKD_") {
@@ -26,11 +26,11 @@ async fn hookd(app: &TestApp, args: &[&str]) -> Output {
     cmd.output().await.expect("running hookd")
 }
 
-fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
 }
 
-fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

@@ -37,6 +37,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// `http://<addr>/api/jsonrpc`
     pub endpoint: String,
+    /// Where `/metrics` is served when `metrics_listen` gives it a listener of its own.
+    pub metrics_addr: Option<SocketAddr>,
     /// The server's shared state; `app.store` gives direct access to the database.
     pub app: App,
     /// The configuration the server was built with (`database_url` included).
@@ -133,10 +135,11 @@ impl TestApp {
         config.database_url = database_url;
         config.app.allow_private_targets = true;
         tweak(&mut config);
-        let (addr, app, server) = start(config.clone()).await;
+        let (addr, metrics_addr, app, server) = start(config.clone()).await;
         TestApp {
             addr,
             endpoint: format!("http://{addr}/api/jsonrpc"),
+            metrics_addr,
             app,
             config,
             client: reqwest::Client::new(),
@@ -182,8 +185,9 @@ impl TestApp {
     /// Stops the server and starts a new one on the same database (and a new port).
     pub async fn restart(&mut self) {
         self.stop().await;
-        let (addr, app, server) = start(self.config.clone()).await;
+        let (addr, metrics_addr, app, server) = start(self.config.clone()).await;
         self.addr = addr;
+        self.metrics_addr = metrics_addr;
         self.endpoint = format!("http://{addr}/api/jsonrpc");
         self.app = app;
         self.client = reqwest::Client::new();
@@ -503,15 +507,16 @@ impl Drop for TestApp {
     }
 }
 
-async fn start(config: Config) -> (SocketAddr, App, RunningServer) {
+async fn start(config: Config) -> (SocketAddr, Option<SocketAddr>, App, RunningServer) {
     let application = Application::build(config).await.expect("building the application");
     let addr = application.local_addr();
+    let metrics_addr = application.metrics_addr();
     let app = application.app().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(application.run_until(async move {
         let _ = stopped.await;
     }));
-    (addr, app, RunningServer { stop, task })
+    (addr, metrics_addr, app, RunningServer { stop, task })
 }
 
 async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {

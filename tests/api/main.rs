@@ -34,6 +34,7 @@ mod lifecycle_secrets;
 mod limits_head;
 mod multinode;
 mod observability;
+mod ops;
 mod overload;
 mod persistence;
 mod pg_tls;
