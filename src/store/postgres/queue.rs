@@ -211,6 +211,11 @@ pub async fn claim_paced(
         // The claim's `now` on the database's clock, which the head's due time and the
         // bucket are on; what the node is told is moved back onto its clock.
         let now_on_db: Millis = first.get(8);
+        // A webhook turned off or deleted has nothing held back, whatever its bucket says:
+        // no time to come back at (its lane then goes, rather than waiting for a token).
+        if !first.get::<bool, _>(9) {
+            return Ok(PacedClaim::default());
+        }
         let on_node_clock = |t: Millis| t - now_on_db + now;
         let mut claimed: Vec<ClaimedDelivery> = rows
             .iter()
@@ -286,7 +291,8 @@ fn paced_sql(ordered: bool, rated: bool) -> String {
     };
     sql.push_str(&format!(
         " SELECT c.id, c.increment_id, c.attempts, c.body, (SELECT version FROM webhooks WHERE id = $3), \
-           {head_due}, m.pace_at, set_config('synchronous_commit', 'off', true), {NOW} FROM {from}"
+           {head_due}, m.pace_at, set_config('synchronous_commit', 'off', true), {NOW}, \
+           coalesce((SELECT is_active FROM webhooks WHERE id = $3), false) FROM {from}"
     ));
     sql
 }
