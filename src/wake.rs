@@ -12,38 +12,58 @@ use crate::domain::WebhookId;
 
 #[derive(Default)]
 pub struct Wake {
-    pending: Mutex<(HashSet<WebhookId>, bool)>,
+    /// Webhooks with new payloads, and whether a queue scan was asked for.
+    pending: Named,
     /// Webhooks deleted or turned off, and whether every webhook's state may have changed.
-    forgotten: Mutex<(HashSet<WebhookId>, bool)>,
+    forgotten: Named,
     notify: Notify,
+}
+
+/// Webhooks named since the dispatcher last looked, and a flag for "all of them".
+#[derive(Default)]
+struct Named(Mutex<(HashSet<WebhookId>, bool)>);
+
+impl Named {
+    /// Adds `ids`; whether there was any.
+    fn add(&self, ids: impl IntoIterator<Item = WebhookId>) -> bool {
+        let mut named = self.0.lock().unwrap();
+        let mut any = false;
+        for id in ids {
+            named.0.insert(id);
+            any = true;
+        }
+        any
+    }
+
+    fn flag(&self) {
+        self.0.lock().unwrap().1 = true;
+    }
+
+    fn take(&self) -> (Vec<WebhookId>, bool) {
+        let mut named = self.0.lock().unwrap();
+        let ids = named.0.drain().collect();
+        (ids, std::mem::take(&mut named.1))
+    }
 }
 
 impl Wake {
     /// These webhooks have new payloads due now.
     pub fn webhooks(&self, ids: impl IntoIterator<Item = WebhookId>) {
-        let mut any = false;
-        {
-            let mut p = self.pending.lock().unwrap();
-            for id in ids {
-                p.0.insert(id);
-                any = true;
-            }
-        }
-        if any {
+        if self.pending.add(ids) {
             self.notify.notify_one();
         }
     }
 
     /// Something changed that only a queue scan finds (e.g. a webhook was re-activated).
     pub fn rescan(&self) {
-        self.pending.lock().unwrap().1 = true;
+        self.pending.flag();
         self.notify.notify_one();
     }
 
     /// These webhooks were deleted or turned off: the dispatcher drops their lanes and what
     /// it cached of them.
     pub fn forget(&self, ids: impl IntoIterator<Item = WebhookId>) {
-        self.forgotten.lock().unwrap().0.extend(ids);
+        self.forgotten.add(ids);
         self.notify.notify_one();
     }
 
@@ -51,24 +71,18 @@ impl Wake {
     /// dispatcher drops every idle lane and its cache, and a queue scan finds what still has
     /// work.
     pub fn forget_all(&self) {
-        self.forgotten.lock().unwrap().1 = true;
+        self.forgotten.flag();
         self.notify.notify_one();
     }
 
     /// Takes the forgotten webhooks and whether all were.
     pub fn take_forgotten(&self) -> (Vec<WebhookId>, bool) {
-        let mut f = self.forgotten.lock().unwrap();
-        let ids = f.0.drain().collect();
-        let all = std::mem::take(&mut f.1);
-        (ids, all)
+        self.forgotten.take()
     }
 
     /// Takes the announced webhooks and whether a scan was asked for.
     pub fn take(&self) -> (Vec<WebhookId>, bool) {
-        let mut p = self.pending.lock().unwrap();
-        let ids = p.0.drain().collect();
-        let rescan = std::mem::take(&mut p.1);
-        (ids, rescan)
+        self.pending.take()
     }
 
     pub async fn notified(&self) {

@@ -15,9 +15,10 @@
 //! `pools`), so a publish never waits for a connection behind other work; it waits in a
 //! bounded queue, and when even that stays full it is refused as `Overloaded` (nothing
 //! stored). A batch whose connection breaks says whether its COMMIT had been sent: before,
-//! nothing was stored (`Unavailable`); during, the outcome is unknown (`OutcomeUnknown`). A failing publish does not fail its batch: the batch is rolled back
-//! and run again with each publish in its own savepoint (as `sqlite/writer.rs` does), so the
-//! common path pays for no savepoints.
+//! nothing was stored (`Unavailable`); during, the outcome is unknown (`OutcomeUnknown`).
+//! A failing publish does not fail its batch: the batch is rolled back and run again with
+//! each publish in its own savepoint (as `sqlite/writer.rs` does), so the common path pays
+//! for no savepoints.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,7 +186,7 @@ pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<V
                 for (&i, p) in todo.iter().zip(published) {
                     results[i] = Some(Ok(p));
                 }
-                return Ok(results.into_iter().map(|r| r.expect("every job answered")).collect());
+                return Ok(answered(results));
             }
             Err(BatchError::Unjudged(unjudged)) => {
                 tx.rollback().await?;
@@ -194,7 +195,7 @@ pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<V
                 }
                 todo.retain(|&i| results[i].is_none());
                 if todo.is_empty() {
-                    return Ok(results.into_iter().map(|r| r.expect("every job answered")).collect());
+                    return Ok(answered(results));
                 }
             }
             Err(BatchError::Sql(e)) => {
@@ -205,7 +206,7 @@ pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<V
     };
     if todo.len() == 1 {
         results[todo[0]] = Some(Err(StoreError::from(failed)));
-        return Ok(results.into_iter().map(|r| r.expect("every job answered")).collect());
+        return Ok(answered(results));
     }
     tracing::warn!(error = ?failed, jobs = todo.len(), "a publish failed; running its batch again job by job");
     let mut tx = conn.begin().await?;
@@ -227,5 +228,10 @@ pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<V
         results[i] = Some(result);
     }
     tx.commit().await.map_err(Broke::at_commit)?;
-    Ok(results.into_iter().map(|r| r.expect("every job answered")).collect())
+    Ok(answered(results))
+}
+
+/// The batch's answers, one per job, once every job has one.
+fn answered(results: Vec<Option<StoreResult<Published>>>) -> Vec<StoreResult<Published>> {
+    results.into_iter().map(|r| r.expect("every job answered")).collect()
 }
