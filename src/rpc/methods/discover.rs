@@ -94,7 +94,8 @@ fn resource_method(m: &Method) -> Value {
     let mut errors = app_errors(m.errors);
     errors.push(error(INVALID_PARAMS, "Invalid params"));
     errors.push(error(INTERNAL_ERROR, "Internal error"));
-    let who = if m.admin_only { " Admins only." } else { "" };
+    let roles: Vec<&str> = m.roles.iter().map(|r| r.as_str()).collect();
+    let who = format!(" Roles: {}.", roles.join(", "));
     json!({
         "name": m.path,
         "summary": m.summary,
@@ -170,6 +171,35 @@ fn schemas() -> Map<String, Value> {
             "last_http_status": {"type": ["integer", "null"]}, "last_error": {"type": ["string", "null"]},
             "created_at": {"type": "string"}, "body": {"type": "string"},
             "attempt_log": {"type": "array", "items": {"type": "object"}}}}),
+    );
+    let code = json!({"type": "string", "pattern": "^[A-Za-z0-9._@-]{1,64}$"});
+    s.insert(
+        "NewMerchant".into(),
+        json!({"type": "object", "required": ["merchant_code"], "additionalProperties": false, "properties": {
+            "merchant_code": code, "name": {"type": "string", "minLength": 1, "maxLength": 200}}}),
+    );
+    s.insert(
+        "Merchant".into(),
+        json!({"type": "object", "properties": {
+            "merchant_code": {"type": "string"}, "name": {"type": ["string", "null"]},
+            "created_at": {"type": "string"}, "webhooks": {"type": "integer"}}}),
+    );
+    s.insert(
+        "NewUser".into(),
+        json!({"type": "object", "required": ["username", "role"], "additionalProperties": false, "properties": {
+            "username": {"type": "string", "pattern": "^[A-Za-z0-9._@-]{1,64}$"},
+            "role": {"enum": ["admin", "merchant", "publisher"]},
+            "merchant_code": {"type": "string", "description": "required for (and only for) role merchant"},
+            "merchant_codes": {"type": "array", "items": code, "maxItems": 100,
+                "description": "role publisher only: the merchants it may publish for (none: any)"}}}),
+    );
+    s.insert(
+        "User".into(),
+        json!({"type": "object", "properties": {
+            "username": {"type": "string"}, "role": {"enum": ["admin", "merchant", "publisher"]},
+            "merchant_code": {"type": ["string", "null"]},
+            "merchant_codes": {"type": "array", "items": {"type": "string"}},
+            "created_at": {"type": "string"}}}),
     );
     s
 }
