@@ -67,7 +67,11 @@ impl RpcError {
         Self::standard(
             METHOD_NOT_FOUND,
             "Method not found",
-            format!("unknown method '{method}'; the methods are 'login', 'call' and 'rpc.discover'"),
+            format!(
+                "unknown method '{}'; the methods are 'login', 'call', 'rpc.discover' and each resource method \
+                 that rpc.discover lists (such as 'webhook.list')",
+                super::params::clip(method)
+            ),
         )
     }
 

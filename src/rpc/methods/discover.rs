@@ -1,10 +1,12 @@
 //! `rpc.discover`: an OpenRPC 1.x document of the API, built from `METHODS`.
 //!
-//! JSON-RPC has two real methods, `login` and `call`; every `resource.method` travels inside
+//! Every `resource.method` is reached two ways: directly, as the JSON-RPC method itself
+//! with its arguments as `params` (by position, or by the names given here) and the caller
+//! named by HTTP Basic or `Authorization: Bearer <session id>`; or inside the seed's
 //! `call(session_id, "resource.method", [args])`. The document lists `login`, `call` and
 //! `rpc.discover` as they are, and each `resource.method` under its own name with its
-//! positional arguments, so tools can show and check them; their descriptions say how they
-//! are reached.
+//! arguments, so a client generated from it (e.g. by `@open-rpc/generator`) calls the
+//! methods directly.
 
 use serde_json::{json, Map, Value};
 
@@ -31,8 +33,10 @@ pub fn document() -> Value {
         "info": {
             "title": "hookd",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Webhook delivery service. POST JSON-RPC 2.0 to /api/jsonrpc. Application error N \
-                            is sent as code -(32000 + N).",
+            "description": "Webhook delivery service. POST JSON-RPC 2.0 to /api/jsonrpc. Every resource method \
+                            is callable directly (params by position or by name; authenticate with HTTP Basic \
+                            username:api_key, or Authorization: Bearer <session id from login>), or through \
+                            call(session_id, path, args). Application error N is sent as code -(32000 + N).",
         },
         "methods": methods,
         "components": {"schemas": schemas()},
@@ -90,8 +94,16 @@ fn discover() -> Value {
     })
 }
 
+/// Errors any directly called resource method may answer, whatever it is.
+const DIRECT_ERRORS: &[i64] = &[
+    app_code::ACCESS_DENIED,
+    app_code::SESSION_EXPIRED,
+    app_code::PARAM_MISSING,
+];
+
 fn resource_method(m: &Method) -> Value {
     let mut errors = app_errors(m.errors);
+    errors.extend(app_errors(DIRECT_ERRORS));
     errors.push(error(INVALID_PARAMS, "Invalid params"));
     errors.push(error(INTERNAL_ERROR, "Internal error"));
     let roles: Vec<&str> = m.roles.iter().map(|r| r.as_str()).collect();
@@ -100,10 +112,11 @@ fn resource_method(m: &Method) -> Value {
         "name": m.path,
         "summary": m.summary,
         "description": format!(
-            "Reached as call(session_id, \"{}\", [args…]); the params below are the args, by position.{who}",
-            m.path
+            "Call it directly as \"{path}\" with these params (by position or by name), authenticated by HTTP \
+             Basic or Authorization: Bearer <session id>; or as call(session_id, \"{path}\", [params by position]).{who}",
+            path = m.path
         ),
-        "paramStructure": "by-position",
+        "paramStructure": "either",
         "params": m.params.iter().map(|p| {
             let mut d = json!({"name": p.name, "required": p.required, "schema": schema(p.schema)});
             if !p.description.is_empty() {
