@@ -28,7 +28,7 @@ const CALL_ERRORS: &[i64] = &[
 pub fn document() -> Value {
     let mut methods = vec![login(), call(), discover()];
     methods.extend(METHODS.iter().map(resource_method));
-    json!({
+    let mut doc = json!({
         "openrpc": OPENRPC_VERSION,
         "info": {
             "title": "hookd",
@@ -40,7 +40,43 @@ pub fn document() -> Value {
         },
         "methods": methods,
         "components": {"schemas": schemas()},
-    })
+    });
+    plain_types(&mut doc);
+    doc
+}
+
+/// Rewrites every schema in the document into the forms code generators handle: a list of
+/// types (`{"type": ["string", "null"]}`) becomes a `oneOf` of single types, and an array
+/// with no `items` gets `"items": {}` (same meaning). `@open-rpc/generator` crashes on the
+/// second and names types it never defines for the first.
+fn plain_types(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(plain_types),
+        Value::Object(obj) => {
+            if obj.get("type") == Some(&Value::from("array")) && !obj.contains_key("items") {
+                obj.insert("items".into(), json!({}));
+            }
+            if let Some(Value::Array(types)) = obj.get("type").cloned() {
+                obj.remove("type");
+                let description = obj.remove("description");
+                let rest = std::mem::take(obj);
+                let branches: Vec<Value> = types
+                    .into_iter()
+                    .map(|t| {
+                        let mut branch = if t == "null" { Map::new() } else { rest.clone() };
+                        branch.insert("type".into(), t);
+                        Value::Object(branch)
+                    })
+                    .collect();
+                obj.insert("oneOf".into(), Value::Array(branches));
+                if let Some(d) = description {
+                    obj.insert("description".into(), d);
+                }
+            }
+            obj.values_mut().for_each(plain_types);
+        }
+        _ => {}
+    }
 }
 
 fn schema(text: &str) -> Value {
@@ -112,11 +148,14 @@ fn resource_method(m: &Method) -> Value {
         "name": m.path,
         "summary": m.summary,
         "description": format!(
-            "Call it directly as \"{path}\" with these params (by position or by name), authenticated by HTTP \
-             Basic or Authorization: Bearer <session id>; or as call(session_id, \"{path}\", [params by position]).{who}",
+            "Call it directly as \"{path}\" with these params, authenticated by HTTP Basic or Authorization: \
+             Bearer <session id> (params by name are accepted too); or as call(session_id, \"{path}\", [params]).{who}",
             path = m.path
         ),
-        "paramStructure": "either",
+        // By position: what `call` takes, and what generated clients send. ("either" makes
+        // @open-rpc/schema-utils-js look an omitted param up by name on the params array,
+        // where `filter` is a function.)
+        "paramStructure": "by-position",
         "params": m.params.iter().map(|p| {
             let mut d = json!({"name": p.name, "required": p.required, "schema": schema(p.schema)});
             if !p.description.is_empty() {
@@ -243,6 +282,8 @@ mod tests {
                 assert!(e["code"].is_i64() && !e["message"].as_str().unwrap().is_empty(), "{e}");
             }
         }
+        let text = doc.to_string();
+        assert!(!text.contains(r#""type":["#), "no list of types: {text}");
         let create = doc["methods"]
             .as_array()
             .unwrap()
