@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod cli_provision;
 mod clock_skew;
 mod console;
 mod console_support;

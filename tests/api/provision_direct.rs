@@ -211,3 +211,25 @@ async fn login_and_call_answer_byte_for_byte_as_the_seed_does() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn every_resource_method_rpc_discover_describes_is_callable_directly() {
+    let app = TestApp::spawn().await;
+    let (admin, key) = app.create_admin().await;
+    let doc = app.request("rpc.discover", json!([])).await;
+    let methods = assert_ok(&doc)["methods"].as_array().unwrap().clone();
+    let direct: Vec<&str> = methods
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .filter(|n| n.contains('.') && *n != "rpc.discover")
+        .collect();
+    assert!(direct.len() >= 20, "{direct:?}");
+    for name in direct {
+        let (_, resp) = app.rpc_basic(&admin, &key, request(name, json!([]))).await;
+        let code = resp["error"]["code"].as_i64();
+        assert!(
+            ![Some(-32601), Some(-32003), Some(-32004), Some(-32603)].contains(&code),
+            "{name} is described but not served directly: {resp}"
+        );
+    }
+}
