@@ -37,11 +37,29 @@ impl Caller {
         self.user.role == Role::Admin
     }
 
-    /// What this caller may see.
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+
+    /// What this caller may see. A publisher sees no merchant's data (no merchant has the
+    /// id 0: ids start at 1); the method table keeps it from reading anyway.
     pub fn scope(&self) -> Scope {
-        match self.user.merchant_id {
-            Some(m) if !self.is_admin() => Scope::Merchant(m),
-            _ => Scope::All,
+        match (self.user.role, self.user.merchant_id) {
+            (Role::Admin, _) => Scope::All,
+            (_, Some(m)) => Scope::Merchant(m),
+            (_, None) => Scope::Merchant(MerchantId(0)),
+        }
+    }
+
+    /// Whether this caller may publish for the merchant `code`: an admin for any, a
+    /// publisher for its listed merchants (any when none are listed), nobody else.
+    pub fn may_publish_for(&self, code: &str) -> bool {
+        match self.user.role {
+            Role::Admin => true,
+            Role::Publisher => {
+                self.user.merchant_codes.is_empty() || self.user.merchant_codes.iter().any(|c| c == code)
+            }
+            Role::Merchant => false,
         }
     }
 
@@ -142,6 +160,16 @@ fn fingerprint(name: &str, key: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
+fn refuse_publisher_in_console(user: &UserRecord) -> Result<(), AppError> {
+    if user.role == Role::Publisher {
+        return Err(AppError::Forbidden(
+            "A publisher key may only publish events through the API; the console is for admin and merchant users."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 fn hash_session_id(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
 }
@@ -209,6 +237,23 @@ impl App {
             .await?
             .ok_or(AppError::SessionExpired)?;
         Ok(Caller { user })
+    }
+
+    /// `login` for the console, which is for people managing webhooks: a publisher's key
+    /// is checked like any (same throttling), then refused with the reason, and no
+    /// session is made.
+    pub async fn console_login(&self, name: &str, key: &str, client: Option<IpAddr>) -> Result<String, AppError> {
+        let user = self.verify_credentials(name, key, client).await?;
+        refuse_publisher_in_console(&user)?;
+        self.login(name, key, client).await
+    }
+
+    /// `caller_from_session` for the console: a publisher's session (made by the API's
+    /// `login`) does not open it.
+    pub async fn console_caller_from_session(&self, id: &str) -> Result<Caller, AppError> {
+        let caller = self.caller_from_session(id).await?;
+        refuse_publisher_in_console(&caller.user)?;
+        Ok(caller)
     }
 
     /// Ends the session (the console's logout); unknown ids are no error.

@@ -11,6 +11,9 @@ pub enum AppError {
     /// lately; the text says which and when to retry (also code 2).
     #[error("access denied: {0}")]
     Throttled(String),
+    /// A role that may not do this, with the reason to show (code 2).
+    #[error("access denied: {0}")]
+    Forbidden(String),
     /// Unknown or expired session id (code 5).
     #[error("session expired")]
     SessionExpired,
@@ -39,6 +42,18 @@ pub enum AppError {
     /// this minute; the text says how many remain and when to retry (also code 109).
     #[error("webhook busy: {0}")]
     RecoverLimited(String),
+    /// The merchant or user to create already exists; the text says which (code 110).
+    #[error("already exists: {0}")]
+    Exists(String),
+    /// No merchant with this code (code 111).
+    #[error("no such merchant: {0}")]
+    NoSuchMerchant(String),
+    /// No user with this name (code 112).
+    #[error("no such user: {0}")]
+    NoSuchUser(String),
+    /// The thread hashing a new API key failed (a bug; -32603).
+    #[error("hashing a new API key failed")]
+    KeyHashing(#[source] tokio::task::JoinError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

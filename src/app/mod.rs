@@ -11,6 +11,7 @@ pub mod events;
 mod filters;
 pub mod lifecycle;
 mod merchants;
+pub mod provision;
 mod recover_budget;
 pub mod webhooks;
 

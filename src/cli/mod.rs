@@ -45,10 +45,10 @@ pub enum Command {
     Serve(Box<Settings>),
     /// Apply database migrations and exit
     Migrate,
-    /// Manage API users (merchant users and admins)
+    /// Manage API users (admins, merchant users and publishers)
     #[command(subcommand)]
     User(user::UserCommand),
-    /// Merchants (list)
+    /// Merchants (list, add)
     #[command(subcommand)]
     Merchant(operate::MerchantCommand),
     /// Webhooks of every merchant (list)
@@ -115,7 +115,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             user::run(cmd, store).await
         }
-        Command::Merchant(cmd) => operate::merchants(cmd, open_existing_store(&config).await?).await,
+        Command::Merchant(cmd) => {
+            let store = match cmd {
+                operate::MerchantCommand::Add { .. } => open_store(&config).await?,
+                _ => open_existing_store(&config).await?,
+            };
+            operate::merchants(cmd, store).await
+        }
         Command::Webhook(cmd) => operate::webhooks(cmd, open_existing_store(&config).await?).await,
         Command::Delivery(cmd) => operate::deliveries(cmd, open_existing_store(&config).await?).await,
         Command::Publish {

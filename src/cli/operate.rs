@@ -16,6 +16,14 @@ use crate::time::{format_timestamp_millis, now_millis};
 pub enum MerchantCommand {
     /// List merchants with how many webhooks each has
     List,
+    /// Create a merchant (`user add --merchant` also makes one on first use)
+    Add {
+        /// Its code: 1 to 64 letters, digits, '.', '_', '-' or '@'
+        code: String,
+        /// A display name
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -56,7 +64,11 @@ const DELIVERY_HEADER: &str =
     "delivery_id\twebhook_id\tincrement_id\ttopic\tstatus\tattempts\tlast_http_status\tcreated_at\tlast_error";
 
 pub async fn merchants(cmd: MerchantCommand, store: Arc<dyn Store>) -> anyhow::Result<()> {
-    let MerchantCommand::List = cmd;
+    if let MerchantCommand::Add { code, name } = cmd {
+        let made = crate::app::provision::merchant_create(&*store, &code, name.as_deref()).await?;
+        eprintln!("created merchant '{}'", made.code);
+        return Ok(());
+    }
     println!("merchant_id\tcode\twebhooks");
     for (id, code) in store.merchant_list().await? {
         println!("{}\t{code}\t{}", id.0, store.webhook_count(id).await?);

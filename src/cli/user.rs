@@ -1,13 +1,16 @@
-//! `hookd user add|list|remove`: API users are made here, never through the API, and a new
-//! key is printed once (alone on stdout's last line) and stored only as a hash.
+//! `hookd user add|list|remove|rotate-key`: API users made by an operator with database
+//! access (admins may also use the API's `user.*`, CONTRACT §7.1; both follow the rules of
+//! `app::provision`). A new key is printed once (alone on stdout's last line) and stored
+//! only as a hash.
 
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
-use crate::domain::{ApiKey, MerchantCode, Role, UserName};
-use crate::store::{Store, StoreError};
+use crate::app::provision::{self, UserRequest};
+use crate::domain::MerchantCode;
+use crate::store::Store;
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
@@ -15,59 +18,74 @@ pub enum UserCommand {
     Add {
         /// Login name
         name: String,
-        /// The merchant this user manages (created if it does not exist yet)
-        #[arg(long, conflicts_with = "admin", required_unless_present = "admin")]
-        merchant: Option<String>,
+        /// A merchant user: the merchant it manages (created if it does not exist yet). A
+        /// publisher: a merchant it may publish for (repeat it; none: any merchant; each must exist)
+        #[arg(long = "merchant", value_name = "CODE", conflicts_with = "admin")]
+        merchants: Vec<String>,
         /// Make an admin (may publish events and see every merchant)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "publisher")]
         admin: bool,
+        /// Make a publisher (may only publish events and read the topic catalog)
+        #[arg(long)]
+        publisher: bool,
     },
     /// List users
     List,
     /// Remove a user (its sessions end at once)
     Remove { name: String },
+    /// Give a user a new API key and print it; the old key and its sessions stop at once
+    RotateKey { name: String },
 }
 
 pub async fn run(cmd: UserCommand, store: Arc<dyn Store>) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { name, merchant, admin } => {
-            let name = UserName::parse(&name)?;
-            let (role, merchant) = match (admin, merchant) {
-                (true, _) => (Role::Admin, None),
-                (false, Some(code)) => {
-                    let code = MerchantCode::parse(&code)?;
-                    (
-                        Role::Merchant,
-                        Some(store.merchant_ensure(&code).await.context("creating merchant")?),
-                    )
+        UserCommand::Add {
+            name,
+            merchants,
+            admin,
+            publisher,
+        } => {
+            let request = match (admin, publisher, merchants.as_slice()) {
+                (true, _, _) => UserRequest {
+                    username: name,
+                    role: "admin".into(),
+                    ..UserRequest::default()
+                },
+                (false, true, codes) => UserRequest {
+                    username: name,
+                    role: "publisher".into(),
+                    merchant_codes: (!codes.is_empty()).then(|| codes.to_vec()),
+                    ..UserRequest::default()
+                },
+                (false, false, [code]) => {
+                    let code = MerchantCode::parse(code)?;
+                    store.merchant_ensure(&code).await.context("creating merchant")?;
+                    UserRequest {
+                        username: name,
+                        role: "merchant".into(),
+                        merchant_code: Some(code.as_str().to_string()),
+                        ..UserRequest::default()
+                    }
                 }
-                (false, None) => bail!("give --merchant CODE or --admin"),
+                (false, false, []) => bail!("give --merchant CODE, --admin or --publisher"),
+                (false, false, _) => bail!("a merchant user has one --merchant (or give --publisher)"),
             };
-            let key = ApiKey::generate();
-            let hash = tokio::task::spawn_blocking({
-                let key = ApiKey::from_plain(key.expose());
-                move || key.hash()
-            })
-            .await?;
-            match store.user_create(&name, role, merchant, &hash).await {
-                Err(StoreError::Conflict(_)) => bail!("a user named '{}' already exists", name.as_str()),
-                other => other.context("creating user")?,
-            };
+            let (user, key) = provision::user_create(&*store, request).await?;
             eprintln!(
                 "created {} user '{}'; its API key is shown once:",
-                role.as_str(),
-                name.as_str()
+                user.role.as_str(),
+                user.name
             );
             println!("{}", key.expose());
         }
         UserCommand::List => {
             for u in store.user_list().await? {
-                println!(
-                    "{}\t{}\t{}",
-                    u.name,
-                    u.role.as_str(),
-                    u.merchant_code.as_deref().unwrap_or("-")
-                );
+                let merchants = match (&u.merchant_code, u.merchant_codes.is_empty()) {
+                    (Some(code), _) => code.clone(),
+                    (None, false) => u.merchant_codes.join(","),
+                    (None, true) => "-".to_string(),
+                };
+                println!("{}\t{}\t{merchants}", u.name, u.role.as_str());
             }
         }
         UserCommand::Remove { name } => {
@@ -75,6 +93,11 @@ pub async fn run(cmd: UserCommand, store: Arc<dyn Store>) -> anyhow::Result<()> 
                 bail!("no user named '{name}'");
             }
             eprintln!("removed user '{name}'");
+        }
+        UserCommand::RotateKey { name } => {
+            let key = provision::user_rotate_key(&*store, &name).await?;
+            eprintln!("new API key for '{name}' (the old one and its sessions no longer work); shown once:");
+            println!("{}", key.expose());
         }
     }
     Ok(())

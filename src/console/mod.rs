@@ -143,13 +143,17 @@ fn app_message(err: AppError) -> String {
 /// The HTTP status a page answers with for an application error.
 fn app_status(err: &AppError) -> StatusCode {
     match err {
-        AppError::AccessDenied | AppError::Throttled(_) => StatusCode::FORBIDDEN,
+        AppError::AccessDenied | AppError::Throttled(_) | AppError::Forbidden(_) => StatusCode::FORBIDDEN,
         AppError::SessionExpired => StatusCode::UNAUTHORIZED,
-        AppError::WebhookNotFound | AppError::DeliveryNotFound => StatusCode::NOT_FOUND,
+        AppError::WebhookNotFound
+        | AppError::DeliveryNotFound
+        | AppError::NoSuchMerchant(_)
+        | AppError::NoSuchUser(_) => StatusCode::NOT_FOUND,
+        AppError::Exists(_) => StatusCode::CONFLICT,
         AppError::InvalidData(_) | AppError::StatusNotChanged(_) => StatusCode::BAD_REQUEST,
         AppError::NotCreated(_) | AppError::NotRetried(_) | AppError::Busy => StatusCode::CONFLICT,
         AppError::RecoverLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-        AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AppError::Store(_) | AppError::KeyHashing(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

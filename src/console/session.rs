@@ -49,7 +49,7 @@ impl Session {
         let Some(id) = cookie(headers, SESSION_COOKIE).filter(|id| id.len() <= 64) else {
             return Err(to_login(false));
         };
-        match console.app.caller_from_session(id).await {
+        match console.app.console_caller_from_session(id).await {
             Ok(caller) => Ok(Session {
                 id: id.to_string(),
                 caller,
@@ -173,7 +173,7 @@ pub async fn login(State(console): State<Console>, request: Request) -> Response
         let why = "Enter your user name and API key (as given by `hookd user add`).";
         return login_form(StatusCode::BAD_REQUEST, username, Some(why.into()), None);
     }
-    match console.app.login(&username, key, client).await {
+    match console.app.console_login(&username, key, client).await {
         Ok(id) => {
             let mut response = Redirect::to("/console/").into_response();
             let ttl = console.app.settings.session_ttl.as_secs();

@@ -23,8 +23,8 @@ pub use ids::{DeliveryId, EventId, MerchantId, UserId, WebhookId};
 pub use payload::{BodyTemplate, DeliveryStatus};
 pub use records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PayloadRecord, PublishRequest, Published, Recovered, Requeue, Scope, StatusTarget,
-    UserRecord,
+    DisabledAnnouncement, Failing, MerchantSummary, PayloadRecord, PublishRequest, Published, Recovered, Requeue,
+    Scope, StatusTarget, UserRecord,
 };
 pub use rotation::SecretRotation;
 pub use secret::SecretKey;

@@ -12,8 +12,26 @@ pub struct UserRecord {
     pub role: Role,
     pub merchant_id: Option<MerchantId>,
     pub merchant_code: Option<String>,
+    /// A publisher's merchants (empty: it may publish for any).
+    pub merchant_codes: Vec<String>,
     pub key_hash: String,
     pub created_at: Millis,
+}
+
+/// The merchant codes a publisher is limited to, as stored: comma-separated ('' = any).
+/// Codes cannot hold a comma (see `MerchantCode`).
+pub fn merchant_codes_from_column(text: &str) -> Vec<String> {
+    text.split(',').filter(|c| !c.is_empty()).map(str::to_string).collect()
+}
+
+/// A merchant as `merchant.list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MerchantSummary {
+    pub code: String,
+    pub name: Option<String>,
+    pub created_at: Millis,
+    /// How many webhooks it has.
+    pub webhooks: i64,
 }
 
 /// Whose data a query may see: an admin sees all, a merchant user only its merchant's.

@@ -14,6 +14,8 @@ use rand::Rng;
 pub enum Role {
     Admin,
     Merchant,
+    /// May only publish events (for its listed merchants, or any) and read the catalog.
+    Publisher,
 }
 
 impl Role {
@@ -21,6 +23,7 @@ impl Role {
         match self {
             Role::Admin => "admin",
             Role::Merchant => "merchant",
+            Role::Publisher => "publisher",
         }
     }
 
@@ -28,6 +31,7 @@ impl Role {
         match s {
             "admin" => Some(Role::Admin),
             "merchant" => Some(Role::Merchant),
+            "publisher" => Some(Role::Publisher),
             _ => None,
         }
     }

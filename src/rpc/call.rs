@@ -1,6 +1,10 @@
-//! The two top-level methods: `login(username, api_key)` and
-//! `call(session_id | null, "resource.method", args)`. A null session id means the
-//! caller authenticates with HTTP Basic instead.
+//! The top-level methods: `login(username, api_key)`,
+//! `call(session_id | null, "resource.method", args)` (a null session id means the caller
+//! authenticates with HTTP Basic instead), `rpc.discover`, and every `resource.method`
+//! called directly (CONTRACT §7.1): its arguments are the JSON-RPC `params`, by position or
+//! by the names `rpc.discover` gives them, and its caller is named by HTTP Basic or
+//! `Authorization: Bearer <session id>`. Both ways reach the same handler, so they answer
+//! alike, errors included.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +22,8 @@ use crate::app::{App, Caller};
 #[derive(Default)]
 pub struct Credentials {
     pub basic: Option<(String, String)>,
+    /// `Authorization: Bearer <session id>`.
+    pub bearer: Option<String>,
     /// The client's address, for throttling failed logins (None when unknown).
     pub client: Option<IpAddr>,
     /// Callers already checked in this HTTP request.
@@ -42,7 +48,10 @@ pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Opti
             "login" => login(app, creds, params).await,
             "call" => call(app, creds, params).await,
             "rpc.discover" => Ok(methods::discover::document()),
-            other => Err(RpcError::method_not_found(other)),
+            other => match methods::find(other) {
+                Some(method) => direct(app, creds, method, params).await,
+                None => Err(RpcError::method_not_found(other)),
+            },
         }
     }
     .instrument(span)
@@ -105,6 +114,61 @@ async fn call(app: &App, creds: &Credentials, params: Option<Value>) -> Result<V
     span.record("user", caller.user.name.as_str());
     let args = Args::new(&path, args);
     methods::invoke(app, &caller, &path, args).await
+}
+
+/// A `resource.method` called as the JSON-RPC method itself.
+async fn direct(
+    app: &App,
+    creds: &Credentials,
+    method: &methods::Method,
+    params: Option<Value>,
+) -> Result<Value, RpcError> {
+    let span = tracing::Span::current();
+    span.record("path", method.path);
+    let caller = match (&creds.bearer, &creds.basic) {
+        (Some(session), _) => creds.callers.session(app, session).await?,
+        (None, Some((name, key))) => creds.callers.basic(app, name, key, creds.client).await?,
+        (None, None) => {
+            return Err(RpcError::access_denied(
+                "Give HTTP Basic credentials, or Authorization: Bearer with a session id from login.",
+            ))
+        }
+    };
+    span.record("user", caller.user.name.as_str());
+    let args = match params {
+        Some(Value::Object(named)) => by_name(method, named)?,
+        other => other,
+    };
+    methods::invoke(
+        app,
+        &caller,
+        method.path,
+        Args::new(method.path, Some(args.unwrap_or(Value::Array(Vec::new())))),
+    )
+    .await
+}
+
+/// Named params in the method's positional order (absent ones null); an unknown name is
+/// -32602.
+fn by_name(method: &methods::Method, mut named: serde_json::Map<String, Value>) -> Result<Option<Value>, RpcError> {
+    let mut items: Vec<Value> = method
+        .params
+        .iter()
+        .map(|p| named.remove(p.name).unwrap_or(Value::Null))
+        .collect();
+    if let Some(unknown) = named.keys().next() {
+        let known: Vec<&str> = method.params.iter().map(|p| p.name).collect();
+        return Err(RpcError::invalid_params(format!(
+            "{}: unknown parameter '{}' (the parameters are: {})",
+            method.path,
+            super::params::clip(unknown),
+            known.join(", ")
+        )));
+    }
+    while items.last().is_some_and(Value::is_null) {
+        items.pop();
+    }
+    Ok(Some(Value::Array(items)))
 }
 
 async fn authenticate(app: &App, creds: &Credentials, session: Option<Value>) -> Result<Caller, RpcError> {

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use super::call::{self, Credentials};
 use super::error::RpcError;
+use super::methods;
 use super::raw::{self, CallHead, Items, Kind, Shape};
 use crate::app::App;
 
@@ -29,10 +30,11 @@ struct Request<'a> {
 }
 
 impl Request<'_> {
-    /// Whether this is `call(…, "event.publish", …)`.
+    /// Whether this is `call(…, "event.publish", …)` or `event.publish` called directly.
     fn is_publish(&self) -> bool {
-        self.method == "call"
-            && CallHead::of(self.params).path.and_then(raw::string).as_deref() == Some("event.publish")
+        self.method == "event.publish"
+            || self.method == "call"
+                && CallHead::of(self.params).path.and_then(raw::string).as_deref() == Some("event.publish")
     }
 }
 
@@ -138,8 +140,12 @@ async fn handle_one(app: &App, creds: &Credentials, request: Result<Request<'_>,
         }
     };
     let refused = request.method == "call" && !check_caller_first(app, creds, request.params).await;
+    // A resource method called directly whose caller is refused gets no params built: it
+    // is refused before they are read.
+    let direct_refused = methods::find(&request.method).is_some() && !check_direct_caller(app, creds).await;
     let params = match request.params {
         None => Ok(None),
+        Some(_) if direct_refused => Ok(None),
         Some(p) if refused => match without_args(p) {
             Some(params) => Ok(Some(params)),
             None => serde_json::from_str(p.get()).map(Some),
@@ -177,6 +183,16 @@ async fn check_caller_first(app: &App, creds: &Credentials, params: Option<&RawV
             None => true,
         },
         Some(_) => true,
+    }
+}
+
+/// Checks the caller of a directly called resource method (Bearer session, or HTTP
+/// Basic); the outcome is kept in `creds.callers` for the call itself.
+async fn check_direct_caller(app: &App, creds: &Credentials) -> bool {
+    match (&creds.bearer, &creds.basic) {
+        (Some(session), _) => creds.callers.session(app, session).await.is_ok(),
+        (None, Some((name, key))) => creds.callers.basic(app, name, key, creds.client).await.is_ok(),
+        (None, None) => false,
     }
 }
 

@@ -30,6 +30,12 @@ pub mod app_code {
     pub const NOT_RETRIED: i64 = 108;
     /// Extension: `webhook.test` found every slot of the webhook taken for too long.
     pub const BUSY: i64 = 109;
+    /// §7.1: the merchant or user to create already exists.
+    pub const EXISTS: i64 = 110;
+    /// §7.1: no merchant with that code.
+    pub const NO_SUCH_MERCHANT: i64 = 111;
+    /// §7.1: no user with that name.
+    pub const NO_SUCH_USER: i64 = 112;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +67,11 @@ impl RpcError {
         Self::standard(
             METHOD_NOT_FOUND,
             "Method not found",
-            format!("unknown method '{method}'; the methods are 'login', 'call' and 'rpc.discover'"),
+            format!(
+                "unknown method '{}'; the methods are 'login', 'call', 'rpc.discover' and each resource method \
+                 that rpc.discover lists (such as 'webhook.list')",
+                super::params::clip(method)
+            ),
         )
     }
 
@@ -130,6 +140,9 @@ pub mod message {
     pub const NOT_RETRIED: &str = "Delivery not retried.";
     pub const BUSY: &str =
         "Webhook busy. It has as many attempts in flight as it may (per-webhook concurrency); try again shortly.";
+    pub const EXISTS: &str = "Already exists.";
+    pub const NO_SUCH_MERCHANT: &str = "Merchant not exists.";
+    pub const NO_SUCH_USER: &str = "User not exists.";
     pub const CREATE_FAILED: &str = "An unexpected error occurred while creating the webhook.";
     pub const DELETE_FAILED: &str = "An unexpected error occurred while deleting the webhook.";
     /// The detail of an answer refused for load (-32603, or 102/104).
@@ -160,6 +173,9 @@ pub fn app_message(n: i64) -> &'static str {
         DELIVERY_NOT_FOUND => message::DELIVERY_NOT_FOUND,
         NOT_RETRIED => message::NOT_RETRIED,
         BUSY => message::BUSY,
+        EXISTS => message::EXISTS,
+        NO_SUCH_MERCHANT => message::NO_SUCH_MERCHANT,
+        NO_SUCH_USER => message::NO_SUCH_USER,
         _ => "Application error.",
     }
 }
@@ -210,7 +226,7 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
     use app_code::*;
     match err {
         AppError::AccessDenied => RpcError::access_denied(""),
-        AppError::Throttled(why) => RpcError::access_denied(&why),
+        AppError::Throttled(why) | AppError::Forbidden(why) => RpcError::access_denied(&why),
         AppError::SessionExpired => RpcError::app(SESSION_EXPIRED, message::SESSION_EXPIRED),
         AppError::InvalidData(d) => RpcError::invalid_data(&d),
         AppError::NotCreated(d) => RpcError::app(NOT_CREATED, with_detail(message::NOT_CREATED, &d)),
@@ -220,6 +236,13 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
         AppError::NotRetried(d) => RpcError::app(NOT_RETRIED, with_detail(message::NOT_RETRIED, &d)),
         AppError::Busy => RpcError::app(BUSY, message::BUSY),
         AppError::RecoverLimited(d) => RpcError::app(BUSY, with_detail("Webhook busy.", &d)),
+        AppError::Exists(d) => RpcError::app(EXISTS, with_detail(message::EXISTS, &d)),
+        AppError::NoSuchMerchant(d) => RpcError::app(NO_SUCH_MERCHANT, with_detail(message::NO_SUCH_MERCHANT, &d)),
+        AppError::NoSuchUser(d) => RpcError::app(NO_SUCH_USER, with_detail(message::NO_SUCH_USER, &d)),
+        AppError::KeyHashing(_) => {
+            tracing::error!(error = ?err, "hashing an API key");
+            RpcError::internal()
+        }
         AppError::Store(_) => {
             let why = storage_failure_text(&err);
             tracing::error!(error = ?err, "store failure");

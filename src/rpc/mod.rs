@@ -86,6 +86,7 @@ async fn jsonrpc(State(state): State<RpcState>, request: Request) -> Response {
     };
     let creds = Credentials {
         basic: basic_auth(&parts.headers),
+        bearer: bearer_token(&parts.headers),
         client: parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
@@ -196,6 +197,13 @@ async fn metrics(State(app): State<App>) -> Response {
 
 fn error_body(err: &RpcError) -> Value {
     json!({"jsonrpc": "2.0", "id": null, "error": err.to_json()})
+}
+
+/// `Authorization: Bearer <session id>`; None when absent or another scheme.
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
 }
 
 /// `Authorization: Basic base64(name:key)`; None when absent or malformed.

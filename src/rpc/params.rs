@@ -1,9 +1,10 @@
 //! Positional arguments of a `call`, with the errors for missing (6) and malformed (-32602)
 //! ones. `args` may be omitted, an array, or a single value standing for one argument.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::error::RpcError;
+use crate::app::AppError;
 
 pub struct Args {
     path: String,
@@ -55,5 +56,39 @@ pub fn as_id(v: &Value) -> Option<i64> {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
+    }
+}
+
+/// An argument that must be a JSON object of named fields, none but `allowed`; anything
+/// else is error 101 naming `what` (or the unknown field).
+pub fn fields<'a>(value: &'a Value, what: &str, allowed: &[&str]) -> Result<&'a Map<String, Value>, AppError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| AppError::InvalidData(format!("{what}: must be a JSON object")))?;
+    if let Some(unknown) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(AppError::InvalidData(format!(
+            "{what}: unknown field '{}' (the fields are {})",
+            clip(unknown),
+            allowed.join(", ")
+        )));
+    }
+    Ok(obj)
+}
+
+/// A field that is a string when present (null counts as absent); 101 naming it otherwise.
+pub fn opt_string(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, AppError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(AppError::InvalidData(format!("{name}: must be a string"))),
+    }
+}
+
+/// A name from a client, cut short for an error message.
+pub fn clip(s: &str) -> String {
+    const MAX: usize = 64;
+    match s.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
     }
 }

@@ -30,8 +30,8 @@ use crate::wake::Wake;
 // The records passed across the boundary live in `domain`; re-exported for the backends.
 pub use crate::domain::records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PayloadRecord, PublishRequest, Published, Recovered, Requeue, Scope, StatusTarget,
-    UserRecord,
+    DisabledAnnouncement, Failing, MerchantSummary, PayloadRecord, PublishRequest, Published, Recovered, Requeue,
+    Scope, StatusTarget, UserRecord,
 };
 pub use error::StoreError;
 pub use health::WriteHealth;
@@ -95,6 +95,10 @@ pub trait Store: Send + Sync + 'static {
     async fn merchant_by_code(&self, code: &str) -> StoreResult<Option<MerchantId>>;
     /// Every merchant's (id, code), ordered by id.
     async fn merchant_list(&self) -> StoreResult<Vec<(MerchantId, String)>>;
+    /// Creates a merchant; fails with `Conflict("merchant")` when the code is taken.
+    async fn merchant_create(&self, code: &MerchantCode, name: Option<&str>) -> StoreResult<MerchantSummary>;
+    /// Every merchant with its name and webhook count, ordered by id.
+    async fn merchant_summaries(&self) -> StoreResult<Vec<MerchantSummary>>;
     /// Fails with `Conflict("user")` when the name is taken.
     async fn user_create(
         &self,
@@ -102,7 +106,21 @@ pub trait Store: Send + Sync + 'static {
         role: Role,
         merchant: Option<MerchantId>,
         key_hash: &str,
+    ) -> StoreResult<UserRecord> {
+        self.user_create_scoped(name, role, merchant, &[], key_hash).await
+    }
+    /// `user_create` for a publisher limited to `merchant_codes` (empty: any merchant).
+    async fn user_create_scoped(
+        &self,
+        name: &UserName,
+        role: Role,
+        merchant: Option<MerchantId>,
+        merchant_codes: &[String],
+        key_hash: &str,
     ) -> StoreResult<UserRecord>;
+    /// Replaces the user's key hash and ends every session of the user, in one transaction;
+    /// false when there is no such user.
+    async fn user_rotate_key(&self, name: &str, key_hash: &str) -> StoreResult<bool>;
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRecord>>;
     async fn user_list(&self) -> StoreResult<Vec<UserRecord>>;
     /// Removes the user and its sessions; false when there was no such user.

@@ -20,7 +20,7 @@ pub(crate) fn hookd_command(app: &TestApp, args: &[&str]) -> tokio::process::Com
 }
 
 /// Runs `hookd ARGS` with `HOOKD_DATABASE_URL` set to the test server's database.
-async fn hookd(app: &TestApp, args: &[&str]) -> Output {
+pub(crate) async fn hookd(app: &TestApp, args: &[&str]) -> Output {
     let mut cmd = hookd_command(app, args);
     cmd.env("HOOKD_DATABASE_URL", &app.config.database_url);
     cmd.output().await.expect("running hookd")
@@ -35,7 +35,7 @@ pub(crate) fn stderr(out: &Output) -> String {
 }
 
 /// `hookd user add ARGS`; asserts success and returns the key from stdout's last line.
-async fn user_add(app: &TestApp, args: &[&str]) -> String {
+pub(crate) async fn user_add(app: &TestApp, args: &[&str]) -> String {
     let mut all = vec!["user", "add"];
     all.extend_from_slice(args);
     let out = hookd(app, &all).await;
@@ -46,7 +46,7 @@ async fn user_add(app: &TestApp, args: &[&str]) -> String {
     last.to_string()
 }
 
-fn is_api_key(s: &str) -> bool {
+pub(crate) fn is_api_key(s: &str) -> bool {
     s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

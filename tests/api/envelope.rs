@@ -183,9 +183,9 @@ async fn an_id_of_the_wrong_type_is_answered_with_a_null_id() {
 }
 
 #[tokio::test]
-async fn a_method_other_than_login_and_call_is_method_not_found() {
+async fn a_method_other_than_login_call_and_the_resource_methods_is_method_not_found() {
     let (app, session) = serving_app().await;
-    for method in ["webhook.list", "Login", "CALL", "logout", ""] {
+    for method in ["webhook.nosuch", "Login", "CALL", "logout", ""] {
         let (status, resp) = app
             .rpc(json!({"jsonrpc": "2.0", "id": 3, "method": method, "params": []}))
             .await;

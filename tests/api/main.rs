@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod cli;
+mod cli_provision;
 mod clock_skew;
 mod console;
 mod console_support;
@@ -39,6 +40,9 @@ mod overload;
 mod persistence;
 mod pg_tls;
 mod process;
+mod provision;
+mod provision_direct;
+mod provision_proptest;
 mod receiver;
 mod seed;
 mod soak;

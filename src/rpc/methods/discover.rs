@@ -1,10 +1,12 @@
 //! `rpc.discover`: an OpenRPC 1.x document of the API, built from `METHODS`.
 //!
-//! JSON-RPC has two real methods, `login` and `call`; every `resource.method` travels inside
+//! Every `resource.method` is reached two ways: directly, as the JSON-RPC method itself
+//! with its arguments as `params` (by position, or by the names given here) and the caller
+//! named by HTTP Basic or `Authorization: Bearer <session id>`; or inside the seed's
 //! `call(session_id, "resource.method", [args])`. The document lists `login`, `call` and
 //! `rpc.discover` as they are, and each `resource.method` under its own name with its
-//! positional arguments, so tools can show and check them; their descriptions say how they
-//! are reached.
+//! arguments, so a client generated from it (e.g. by `@open-rpc/generator`) calls the
+//! methods directly.
 
 use serde_json::{json, Map, Value};
 
@@ -26,17 +28,55 @@ const CALL_ERRORS: &[i64] = &[
 pub fn document() -> Value {
     let mut methods = vec![login(), call(), discover()];
     methods.extend(METHODS.iter().map(resource_method));
-    json!({
+    let mut doc = json!({
         "openrpc": OPENRPC_VERSION,
         "info": {
             "title": "hookd",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Webhook delivery service. POST JSON-RPC 2.0 to /api/jsonrpc. Application error N \
-                            is sent as code -(32000 + N).",
+            "description": "Webhook delivery service. POST JSON-RPC 2.0 to /api/jsonrpc. Every resource method \
+                            is callable directly (params by position or by name; authenticate with HTTP Basic \
+                            username:api_key, or Authorization: Bearer <session id from login>), or through \
+                            call(session_id, path, args). Application error N is sent as code -(32000 + N).",
         },
         "methods": methods,
         "components": {"schemas": schemas()},
-    })
+    });
+    plain_types(&mut doc);
+    doc
+}
+
+/// Rewrites every schema in the document into the forms code generators handle: a list of
+/// types (`{"type": ["string", "null"]}`) becomes a `oneOf` of single types, and an array
+/// with no `items` gets `"items": {}` (same meaning). `@open-rpc/generator` crashes on the
+/// second and names types it never defines for the first.
+fn plain_types(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(plain_types),
+        Value::Object(obj) => {
+            if obj.get("type") == Some(&Value::from("array")) && !obj.contains_key("items") {
+                obj.insert("items".into(), json!({}));
+            }
+            if let Some(Value::Array(types)) = obj.get("type").cloned() {
+                obj.remove("type");
+                let description = obj.remove("description");
+                let rest = std::mem::take(obj);
+                let branches: Vec<Value> = types
+                    .into_iter()
+                    .map(|t| {
+                        let mut branch = if t == "null" { Map::new() } else { rest.clone() };
+                        branch.insert("type".into(), t);
+                        Value::Object(branch)
+                    })
+                    .collect();
+                obj.insert("oneOf".into(), Value::Array(branches));
+                if let Some(d) = description {
+                    obj.insert("description".into(), d);
+                }
+            }
+            obj.values_mut().for_each(plain_types);
+        }
+        _ => {}
+    }
 }
 
 fn schema(text: &str) -> Value {
@@ -90,18 +130,31 @@ fn discover() -> Value {
     })
 }
 
+/// Errors any directly called resource method may answer, whatever it is.
+const DIRECT_ERRORS: &[i64] = &[
+    app_code::ACCESS_DENIED,
+    app_code::SESSION_EXPIRED,
+    app_code::PARAM_MISSING,
+];
+
 fn resource_method(m: &Method) -> Value {
     let mut errors = app_errors(m.errors);
+    errors.extend(app_errors(DIRECT_ERRORS));
     errors.push(error(INVALID_PARAMS, "Invalid params"));
     errors.push(error(INTERNAL_ERROR, "Internal error"));
-    let who = if m.admin_only { " Admins only." } else { "" };
+    let roles: Vec<&str> = m.roles.iter().map(|r| r.as_str()).collect();
+    let who = format!(" Roles: {}.", roles.join(", "));
     json!({
         "name": m.path,
         "summary": m.summary,
         "description": format!(
-            "Reached as call(session_id, \"{}\", [args…]); the params below are the args, by position.{who}",
-            m.path
+            "Call it directly as \"{path}\" with these params, authenticated by HTTP Basic or Authorization: \
+             Bearer <session id> (params by name are accepted too); or as call(session_id, \"{path}\", [params]).{who}",
+            path = m.path
         ),
+        // By position: what `call` takes, and what generated clients send. ("either" makes
+        // @open-rpc/schema-utils-js look an omitted param up by name on the params array,
+        // where `filter` is a function.)
         "paramStructure": "by-position",
         "params": m.params.iter().map(|p| {
             let mut d = json!({"name": p.name, "required": p.required, "schema": schema(p.schema)});
@@ -171,6 +224,35 @@ fn schemas() -> Map<String, Value> {
             "created_at": {"type": "string"}, "body": {"type": "string"},
             "attempt_log": {"type": "array", "items": {"type": "object"}}}}),
     );
+    let code = json!({"type": "string", "pattern": "^[A-Za-z0-9._@-]{1,64}$"});
+    s.insert(
+        "NewMerchant".into(),
+        json!({"type": "object", "required": ["merchant_code"], "additionalProperties": false, "properties": {
+            "merchant_code": code, "name": {"type": "string", "minLength": 1, "maxLength": 200}}}),
+    );
+    s.insert(
+        "Merchant".into(),
+        json!({"type": "object", "properties": {
+            "merchant_code": {"type": "string"}, "name": {"type": ["string", "null"]},
+            "created_at": {"type": "string"}, "webhooks": {"type": "integer"}}}),
+    );
+    s.insert(
+        "NewUser".into(),
+        json!({"type": "object", "required": ["username", "role"], "additionalProperties": false, "properties": {
+            "username": {"type": "string", "pattern": "^[A-Za-z0-9._@-]{1,64}$"},
+            "role": {"enum": ["admin", "merchant", "publisher"]},
+            "merchant_code": {"type": "string", "description": "required for (and only for) role merchant"},
+            "merchant_codes": {"type": "array", "items": code, "maxItems": 100,
+                "description": "role publisher only: the merchants it may publish for (none: any)"}}}),
+    );
+    s.insert(
+        "User".into(),
+        json!({"type": "object", "properties": {
+            "username": {"type": "string"}, "role": {"enum": ["admin", "merchant", "publisher"]},
+            "merchant_code": {"type": ["string", "null"]},
+            "merchant_codes": {"type": "array", "items": {"type": "string"}},
+            "created_at": {"type": "string"}}}),
+    );
     s
 }
 
@@ -200,6 +282,8 @@ mod tests {
                 assert!(e["code"].is_i64() && !e["message"].as_str().unwrap().is_empty(), "{e}");
             }
         }
+        let text = doc.to_string();
+        assert!(!text.contains(r#""type":["#), "no list of types: {text}");
         let create = doc["methods"]
             .as_array()
             .unwrap()

@@ -10,7 +10,9 @@ mod delivery;
 pub mod discover;
 mod event;
 mod lifecycle;
+mod merchant;
 mod topic;
+mod user;
 mod webhook;
 
 use futures_util::future::BoxFuture;
@@ -19,6 +21,7 @@ use serde_json::Value;
 use super::error::{app_code, RpcError};
 use super::params::Args;
 use crate::app::{App, Caller};
+use crate::domain::Role;
 
 type Handler = for<'a> fn(&'a App, &'a Caller, Args) -> BoxFuture<'a, Result<Value, RpcError>>;
 
@@ -32,8 +35,8 @@ pub struct Method {
     pub result: &'static str,
     /// Application error numbers it may answer (besides the ones every `call` may).
     pub errors: &'static [i64],
-    /// Only an admin may call it.
-    pub admin_only: bool,
+    /// The roles that may call it; anyone else gets 2.
+    pub roles: &'static [Role],
     handler: Handler,
 }
 
@@ -55,6 +58,13 @@ macro_rules! handler {
     }};
 }
 
+/// Who may call what (`Method::roles`).
+const ADMIN: &[Role] = &[Role::Admin];
+/// Webhooks and deliveries: admins, and merchant users for their own merchant.
+const MANAGE: &[Role] = &[Role::Admin, Role::Merchant];
+const PUBLISH: &[Role] = &[Role::Admin, Role::Publisher];
+const ANYONE: &[Role] = &[Role::Admin, Role::Merchant, Role::Publisher];
+
 const ID: &str = r#"{"type": "integer", "minimum": 1}"#;
 const TRUE: &str = r#"{"type": "boolean", "const": true}"#;
 const STATUS: &str = r#"{"oneOf": [{"enum": [0, 1, "0", "1"]}, {"type": "boolean"}]}"#;
@@ -66,7 +76,7 @@ pub static METHODS: &[Method] = &[
         params: &[],
         result: r##"{"type": "array", "items": {"$ref": "#/components/schemas/Webhook"}}"##,
         errors: &[],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(webhook::list),
     },
     Method {
@@ -80,7 +90,7 @@ pub static METHODS: &[Method] = &[
         }],
         result: TRUE,
         errors: &[app_code::INVALID_DATA, app_code::NOT_CREATED, app_code::CREATE_FAILED],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(webhook::create),
     },
     Method {
@@ -102,7 +112,7 @@ pub static METHODS: &[Method] = &[
         ],
         result: TRUE,
         errors: &[app_code::STATUS_NOT_CHANGED],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(webhook::update_status),
     },
     Method {
@@ -116,7 +126,7 @@ pub static METHODS: &[Method] = &[
         }],
         result: TRUE,
         errors: &[app_code::WEBHOOK_NOT_FOUND, app_code::DELETE_FAILED],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(webhook::delete),
     },
     Method {
@@ -138,7 +148,7 @@ pub static METHODS: &[Method] = &[
         ],
         result: TRUE,
         errors: &[app_code::INVALID_DATA, app_code::WEBHOOK_NOT_FOUND],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(lifecycle::update),
     },
     Method {
@@ -160,7 +170,7 @@ pub static METHODS: &[Method] = &[
         ],
         result: r#"{"type": "object", "properties": {"secret_key": {"type": "string"}, "previous_expires_at": {"type": "string", "format": "date-time"}}}"#,
         errors: &[app_code::INVALID_DATA, app_code::WEBHOOK_NOT_FOUND],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(lifecycle::rotate_secret),
     },
     Method {
@@ -182,7 +192,7 @@ pub static METHODS: &[Method] = &[
         ],
         result: r##"{"type": "array", "items": {"$ref": "#/components/schemas/Payload"}}"##,
         errors: &[app_code::INVALID_DATA, app_code::WEBHOOK_NOT_FOUND],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(lifecycle::payloads),
     },
     Method {
@@ -204,7 +214,7 @@ pub static METHODS: &[Method] = &[
         ],
         result: r#"{"type": "object", "properties": {"requeued": {"type": "integer"}, "remaining": {"type": "integer"}}}"#,
         errors: &[app_code::INVALID_DATA, app_code::WEBHOOK_NOT_FOUND, app_code::BUSY],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(lifecycle::recover),
     },
     Method {
@@ -226,7 +236,7 @@ pub static METHODS: &[Method] = &[
         ],
         result: r##"{"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}"##,
         errors: &[app_code::WEBHOOK_NOT_FOUND, app_code::INVALID_DATA],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(delivery::deliveries),
     },
     Method {
@@ -240,7 +250,7 @@ pub static METHODS: &[Method] = &[
         }],
         result: r#"{"type": "object", "properties": {"delivery_id": {"type": "integer"}, "increment_id": {"type": "integer"}, "success": {"type": "boolean"}, "status": {"type": "string"}, "http_status": {"type": ["integer", "null"]}, "duration_ms": {"type": "integer"}, "response_body": {"type": "string"}, "error": {"type": ["string", "null"]}}}"#,
         errors: &[app_code::WEBHOOK_NOT_FOUND, app_code::BUSY],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(delivery::test),
     },
     Method {
@@ -254,7 +264,7 @@ pub static METHODS: &[Method] = &[
         }],
         result: r##"{"$ref": "#/components/schemas/Delivery"}"##,
         errors: &[app_code::DELIVERY_NOT_FOUND],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(delivery::info),
     },
     Method {
@@ -268,7 +278,7 @@ pub static METHODS: &[Method] = &[
         }],
         result: r##"{"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}}"##,
         errors: &[app_code::INVALID_DATA],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(lifecycle::list),
     },
     Method {
@@ -282,7 +292,7 @@ pub static METHODS: &[Method] = &[
         }],
         result: TRUE,
         errors: &[app_code::DELIVERY_NOT_FOUND, app_code::NOT_RETRIED],
-        admin_only: false,
+        roles: MANAGE,
         handler: handler!(delivery::retry),
     },
     Method {
@@ -310,7 +320,7 @@ pub static METHODS: &[Method] = &[
         ],
         result: r#"{"type": "object", "properties": {"event_id": {"type": "integer"}, "payloads": {"type": "integer"}}}"#,
         errors: &[app_code::INVALID_DATA],
-        admin_only: true,
+        roles: PUBLISH,
         handler: handler!(event::publish),
     },
     Method {
@@ -319,13 +329,95 @@ pub static METHODS: &[Method] = &[
         params: &[],
         result: r#"{"type": "array", "items": {"type": "string"}}"#,
         errors: &[],
-        admin_only: false,
+        roles: ANYONE,
         handler: handler!(topic::list),
+    },
+    Method {
+        path: "merchant.create",
+        summary: "Creates a merchant (admins only)",
+        params: &[Param {
+            name: "merchant",
+            required: true,
+            schema: r##"{"$ref": "#/components/schemas/NewMerchant"}"##,
+            description: "merchant_code (1 to 64 of letters, digits, '.', '_', '-', '@') and an optional name",
+        }],
+        result: r##"{"$ref": "#/components/schemas/Merchant"}"##,
+        errors: &[app_code::INVALID_DATA, app_code::EXISTS],
+        roles: ADMIN,
+        handler: handler!(merchant::create),
+    },
+    Method {
+        path: "merchant.list",
+        summary: "Every merchant, with its name and webhook count, in the order they were made (admins only)",
+        params: &[],
+        result: r##"{"type": "array", "items": {"$ref": "#/components/schemas/Merchant"}}"##,
+        errors: &[],
+        roles: ADMIN,
+        handler: handler!(merchant::list),
+    },
+    Method {
+        path: "user.create",
+        summary: "Creates a user and returns its API key, shown this once (admins only)",
+        params: &[Param {
+            name: "user",
+            required: true,
+            schema: r##"{"$ref": "#/components/schemas/NewUser"}"##,
+            description: "username, role; merchant_code for a merchant user; merchant_codes (optional) for a publisher",
+        }],
+        result: r#"{"type": "object", "properties": {"username": {"type": "string"}, "role": {"type": "string"}, "api_key": {"type": "string"}}}"#,
+        errors: &[app_code::INVALID_DATA, app_code::EXISTS, app_code::NO_SUCH_MERCHANT],
+        roles: ADMIN,
+        handler: handler!(user::create),
+    },
+    Method {
+        path: "user.list",
+        summary: "Every user, without keys (admins only)",
+        params: &[],
+        result: r##"{"type": "array", "items": {"$ref": "#/components/schemas/User"}}"##,
+        errors: &[],
+        roles: ADMIN,
+        handler: handler!(user::list),
+    },
+    Method {
+        path: "user.rotate_key",
+        summary: "Gives the user a new API key; the old key and every session of the user stop at once (admins only)",
+        params: &[USERNAME],
+        result: r#"{"type": "object", "properties": {"api_key": {"type": "string"}}}"#,
+        errors: &[app_code::INVALID_DATA, app_code::NO_SUCH_USER],
+        roles: ADMIN,
+        handler: handler!(user::rotate_key),
+    },
+    Method {
+        path: "user.delete",
+        summary: "Deletes a user; its sessions end (admins only; not yourself, not the last admin)",
+        params: &[USERNAME],
+        result: TRUE,
+        errors: &[app_code::INVALID_DATA, app_code::NO_SUCH_USER],
+        roles: ADMIN,
+        handler: handler!(user::delete),
     },
 ];
 
+const USERNAME: Param = Param {
+    name: "username",
+    required: true,
+    schema: r#"{"type": "string", "minLength": 1, "maxLength": 64}"#,
+    description: "",
+};
+
+/// The method at `path`, if there is one.
+pub fn find(path: &str) -> Option<&'static Method> {
+    METHODS.iter().find(|m| m.path == path)
+}
+
 pub async fn invoke(app: &App, caller: &Caller, path: &str, args: Args) -> Result<Value, RpcError> {
-    if let Some(method) = METHODS.iter().find(|m| m.path == path) {
+    if let Some(method) = find(path) {
+        if !method.roles.contains(&caller.role()) {
+            return Err(RpcError::access_denied(&format!(
+                "A {} user may not call {path}.",
+                caller.role().as_str()
+            )));
+        }
         return (method.handler)(app, caller, args).await;
     }
     let (resource, _) = path.split_once('.').unwrap_or((path, ""));

@@ -33,8 +33,8 @@ use tokio::sync::watch;
 
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest, Published,
-    Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
+    DisabledAnnouncement, Failing, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest,
+    Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
@@ -115,15 +115,30 @@ impl Store for PostgresStore {
         users::merchant_list(&self.pool).await
     }
 
-    async fn user_create(
+    async fn merchant_create(&self, code: &MerchantCode, name: Option<&str>) -> StoreResult<MerchantSummary> {
+        self.health
+            .observe(users::merchant_create(&self.pool, code, name).await)
+    }
+
+    async fn merchant_summaries(&self) -> StoreResult<Vec<MerchantSummary>> {
+        users::merchant_summaries(&self.pool).await
+    }
+
+    async fn user_create_scoped(
         &self,
         name: &UserName,
         role: Role,
         merchant: Option<MerchantId>,
+        merchant_codes: &[String],
         key_hash: &str,
     ) -> StoreResult<UserRecord> {
         self.health
-            .observe(users::user_create(&self.pool, name, role, merchant, key_hash).await)
+            .observe(users::user_create(&self.pool, name, role, merchant, merchant_codes, key_hash).await)
+    }
+
+    async fn user_rotate_key(&self, name: &str, key_hash: &str) -> StoreResult<bool> {
+        self.health
+            .observe(users::user_rotate_key(&self.pool, name, key_hash).await)
     }
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRecord>> {

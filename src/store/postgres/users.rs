@@ -3,11 +3,12 @@
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
+use crate::domain::records::merchant_codes_from_column;
 use crate::domain::{MerchantCode, MerchantId, Role, UserId, UserName};
-use crate::store::{StoreError, StoreResult, UserRecord};
+use crate::store::{MerchantSummary, StoreError, StoreResult, UserRecord};
 use crate::time::{now_millis, Millis};
 
-const USER_COLUMNS: &str = "u.id, u.name, u.role, u.merchant_id, m.code, u.key_hash, u.created_at";
+const USER_COLUMNS: &str = "u.id, u.name, u.role, u.merchant_id, m.code, u.key_hash, u.created_at, u.merchant_codes";
 
 fn user_from_row(row: &PgRow) -> UserRecord {
     UserRecord {
@@ -16,6 +17,7 @@ fn user_from_row(row: &PgRow) -> UserRecord {
         role: Role::parse(row.get::<&str, _>(2)).unwrap_or(Role::Merchant),
         merchant_id: row.get::<Option<i64>, _>(3).map(MerchantId),
         merchant_code: row.get(4),
+        merchant_codes: merchant_codes_from_column(row.get::<&str, _>(7)),
         key_hash: row.get(5),
         created_at: row.get(6),
     }
@@ -51,16 +53,53 @@ pub async fn merchant_list(pool: &PgPool) -> StoreResult<Vec<(MerchantId, String
     Ok(rows.into_iter().map(|(id, code)| (MerchantId(id), code)).collect())
 }
 
+pub async fn merchant_create(pool: &PgPool, code: &MerchantCode, name: Option<&str>) -> StoreResult<MerchantSummary> {
+    let created_at = now_millis();
+    let made =
+        sqlx::query("INSERT INTO merchants (code, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (code) DO NOTHING")
+            .bind(code.as_str())
+            .bind(name)
+            .bind(created_at)
+            .execute(pool)
+            .await?;
+    if made.rows_affected() == 0 {
+        return Err(StoreError::Conflict("merchant"));
+    }
+    Ok(MerchantSummary {
+        code: code.as_str().to_string(),
+        name: name.map(str::to_string),
+        created_at,
+        webhooks: 0,
+    })
+}
+
+pub async fn merchant_summaries(pool: &PgPool) -> StoreResult<Vec<MerchantSummary>> {
+    let rows: Vec<(String, Option<String>, i64, i64)> =
+        sqlx::query_as("SELECT code, name, created_at, webhook_count FROM merchants ORDER BY id")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(code, name, created_at, webhooks)| MerchantSummary {
+            code,
+            name,
+            created_at,
+            webhooks,
+        })
+        .collect())
+}
+
 pub async fn user_create(
     pool: &PgPool,
     name: &UserName,
     role: Role,
     merchant: Option<MerchantId>,
+    merchant_codes: &[String],
     key_hash: &str,
 ) -> StoreResult<UserRecord> {
     let result = sqlx::query(&format!(
-        "WITH u AS (INSERT INTO users (name, role, merchant_id, key_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING *) \
+        "WITH u AS (INSERT INTO users (name, role, merchant_id, key_hash, created_at, merchant_codes) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING *) \
          SELECT {USER_COLUMNS} FROM u LEFT JOIN merchants m ON m.id = u.merchant_id"
     ))
     .bind(name.as_str())
@@ -68,6 +107,7 @@ pub async fn user_create(
     .bind(merchant.map(|m| m.0))
     .bind(key_hash)
     .bind(now_millis())
+    .bind(merchant_codes.join(","))
     .fetch_one(pool)
     .await;
     match result {
@@ -105,6 +145,26 @@ pub async fn user_remove(pool: &PgPool, name: &str) -> StoreResult<bool> {
         .execute(pool)
         .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// The new hash and the end of every session of the user, in one transaction: once it
+/// commits, no node accepts the old key or a session made with it.
+pub async fn user_rotate_key(pool: &PgPool, name: &str, key_hash: &str) -> StoreResult<bool> {
+    let mut tx = pool.begin().await?;
+    let id: Option<i64> = sqlx::query_scalar("UPDATE users SET key_hash = $2 WHERE name = $1 RETURNING id")
+        .bind(name)
+        .bind(key_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(id) = id else {
+        return Ok(false);
+    };
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub async fn session_create(pool: &PgPool, id_hash: &str, user: &UserRecord, expires_at: Millis) -> StoreResult<()> {

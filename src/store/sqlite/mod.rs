@@ -33,8 +33,8 @@ use async_trait::async_trait;
 use super::pace::Buckets;
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published, Recovered, Requeue,
-    Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
+    DisabledAnnouncement, Failing, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published,
+    Recovered, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
@@ -128,16 +128,36 @@ impl Store for SqliteStore {
         self.readers.off_thread(users::merchant_list).await
     }
 
-    async fn user_create(
+    async fn merchant_create(&self, code: &MerchantCode, name: Option<&str>) -> StoreResult<MerchantSummary> {
+        let (code, name) = (code.as_str().to_string(), name.map(str::to_string));
+        self.writer
+            .write(move |c, _| users::merchant_create(c, &code, name.as_deref()))
+            .await
+    }
+
+    async fn merchant_summaries(&self) -> StoreResult<Vec<MerchantSummary>> {
+        self.readers.off_thread(users::merchant_summaries).await
+    }
+
+    async fn user_create_scoped(
         &self,
         name: &UserName,
         role: Role,
         merchant: Option<MerchantId>,
+        merchant_codes: &[String],
         key_hash: &str,
     ) -> StoreResult<UserRecord> {
         let (name, key_hash) = (name.as_str().to_string(), key_hash.to_string());
+        let codes = merchant_codes.to_vec();
         self.writer
-            .write(move |c, _| users::user_create(c, &name, role, merchant, &key_hash))
+            .write(move |c, _| users::user_create(c, &name, role, merchant, &codes, &key_hash))
+            .await
+    }
+
+    async fn user_rotate_key(&self, name: &str, key_hash: &str) -> StoreResult<bool> {
+        let (name, key_hash) = (name.to_string(), key_hash.to_string());
+        self.writer
+            .write(move |c, _| users::user_rotate_key(c, &name, &key_hash))
             .await
     }
 

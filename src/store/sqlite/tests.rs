@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::SqliteStore;
-use crate::domain::{DeliveryStatus, MerchantId, WebhookId};
+use crate::domain::{DeliveryStatus, MerchantId, Role, WebhookId};
 use crate::store::test_support::{merchant, new_hook, publish, try_publish};
 use crate::store::{ClaimedDelivery, DeliveryUpdate, Scope, Store, StoreError};
 use crate::time::{now_millis, Millis};
@@ -165,6 +165,48 @@ fn sha384(sql: &str) -> Vec<u8> {
     sha2::Sha384::digest(sql.as_bytes()).to_vec()
 }
 
+/// 0010 rebuilds `users` (SQLite cannot change its CHECK for the publisher role): users
+/// keep their ids and keys, sessions survive the rebuild, and publishers can be stored.
+#[tokio::test]
+async fn the_publisher_migration_keeps_users_and_their_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    sqlx_era_database(&path, &sha384(include_str!("../../../migrations/sqlite/0001_init.sql")));
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO users (id, name, role, merchant_id, key_hash, created_at) \
+               VALUES (7, 'root', 'admin', NULL, 'h1', 1), (9, 'shopper', 'merchant', 1, 'h2', 1); \
+             INSERT INTO sessions (id_hash, user_id, expires_at) VALUES ('s1', 7, 9000000000000), ('s2', 9, 9000000000000);",
+        )
+        .unwrap();
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let shopper = store
+        .session_user("s2", 0)
+        .await
+        .unwrap()
+        .expect("the session survived");
+    assert_eq!(
+        (shopper.id.0, shopper.name.as_str(), shopper.key_hash.as_str()),
+        (9, "shopper", "h2")
+    );
+    assert_eq!(shopper.merchant_code.as_deref(), Some("shop"));
+    assert_eq!(store.session_user("s1", 0).await.unwrap().unwrap().role, Role::Admin);
+    let name = crate::domain::UserName::parse("pub").unwrap();
+    let publisher = store
+        .user_create_scoped(&name, Role::Publisher, None, &["shop".to_string()], "h3")
+        .await
+        .unwrap();
+    assert_eq!(publisher.merchant_codes, ["shop"]);
+    assert!(store.user_create(&name, Role::Publisher, None, "h4").await.is_err());
+    // A user stays deletable, and its sessions go with it.
+    assert!(store.user_remove("shopper").await.unwrap());
+    assert!(store.session_user("s2", 0).await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn a_database_migrated_by_sqlx_is_adopted_and_brought_up_to_date() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,7 +228,7 @@ async fn a_database_migrated_by_sqlx_is_adopted_and_brought_up_to_date() {
         .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9],
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
         "0001 adopted, not run again; the rest applied"
     );
     let lease_columns: i64 = c

@@ -3,12 +3,13 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::domain::records::merchant_codes_from_column;
 use crate::domain::{MerchantId, Role, UserId};
-use crate::store::{StoreError, StoreResult, UserRecord};
+use crate::store::{MerchantSummary, StoreError, StoreResult, UserRecord};
 use crate::time::{now_millis, Millis};
 
-const USER_COLUMNS: &str = "u.id, u.name, u.role, u.merchant_id, m.code, u.key_hash, u.created_at \
-     FROM users u LEFT JOIN merchants m ON m.id = u.merchant_id";
+const USER_COLUMNS: &str = "u.id, u.name, u.role, u.merchant_id, m.code, u.key_hash, u.created_at, \
+     u.merchant_codes FROM users u LEFT JOIN merchants m ON m.id = u.merchant_id";
 
 fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -17,6 +18,7 @@ fn user_from_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
         role: Role::parse(&r.get::<_, String>(2)?).unwrap_or(Role::Merchant),
         merchant_id: r.get::<_, Option<i64>>(3)?.map(MerchantId),
         merchant_code: r.get(4)?,
+        merchant_codes: merchant_codes_from_column(&r.get::<_, String>(7)?),
         key_hash: r.get(5)?,
         created_at: r.get(6)?,
     })
@@ -40,6 +42,40 @@ pub fn merchant_list(c: &Connection) -> StoreResult<Vec<(MerchantId, String)>> {
         .collect::<Result<_, _>>()?)
 }
 
+/// A taken code is `Conflict("merchant")`, found without failing the statement.
+pub fn merchant_create(c: &Connection, code: &str, name: Option<&str>) -> StoreResult<MerchantSummary> {
+    let created_at = now_millis();
+    let made = c
+        .prepare_cached(
+            "INSERT INTO merchants (code, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT (code) DO NOTHING",
+        )?
+        .execute(params![code, name, created_at])?;
+    if made == 0 {
+        return Err(StoreError::Conflict("merchant"));
+    }
+    Ok(MerchantSummary {
+        code: code.to_string(),
+        name: name.map(str::to_string),
+        created_at,
+        webhooks: 0,
+    })
+}
+
+pub fn merchant_summaries(c: &Connection) -> StoreResult<Vec<MerchantSummary>> {
+    Ok(
+        c.prepare_cached("SELECT code, name, created_at, webhook_count FROM merchants ORDER BY id")?
+            .query_map([], |r| {
+                Ok(MerchantSummary {
+                    code: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                    webhooks: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?,
+    )
+}
+
 /// A taken name is `Conflict("user")`, found without failing the statement (a failed job
 /// would make the writer run its whole batch again job by job).
 pub fn user_create(
@@ -47,17 +83,19 @@ pub fn user_create(
     name: &str,
     role: Role,
     merchant: Option<MerchantId>,
+    merchant_codes: &[String],
     key_hash: &str,
 ) -> StoreResult<UserRecord> {
     let made = c
         .prepare_cached(
-            "INSERT INTO users (name, role, merchant_id, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO users (name, role, merchant_id, merchant_codes, key_hash, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING",
         )?
         .execute(params![
             name,
             role.as_str(),
             merchant.map(|m| m.0),
+            merchant_codes.join(","),
             key_hash,
             now_millis()
         ])?;
@@ -82,6 +120,20 @@ pub fn user_list(c: &Connection) -> StoreResult<Vec<UserRecord>> {
 /// Sessions go with the user (ON DELETE CASCADE).
 pub fn user_remove(c: &Connection, name: &str) -> StoreResult<bool> {
     Ok(c.prepare_cached("DELETE FROM users WHERE name = ?1")?.execute([name])? > 0)
+}
+
+/// The new hash and the end of every session of the user, in the writer's transaction.
+pub fn user_rotate_key(c: &Connection, name: &str, key_hash: &str) -> StoreResult<bool> {
+    let id: Option<i64> = c
+        .prepare_cached("UPDATE users SET key_hash = ?2 WHERE name = ?1 RETURNING id")?
+        .query_row(params![name, key_hash], |r| r.get(0))
+        .optional()?;
+    let Some(id) = id else {
+        return Ok(false);
+    };
+    c.prepare_cached("DELETE FROM sessions WHERE user_id = ?1")?
+        .execute([id])?;
+    Ok(true)
 }
 
 pub fn session_create(c: &Connection, id_hash: &str, user: UserId, expires_at: Millis) -> StoreResult<()> {
