@@ -32,6 +32,45 @@ fn secret_name(name: &str) -> bool {
         .any(|word| name.contains(word))
 }
 
+/// Whether a query parameter of a listed URL (a webhook's) looks like it carries a
+/// credential: the names `secret_name` catches, and signatures (`sig`, `signature`…); not
+/// a broker URL's `routing_key` (CONTRACT §7.5), which only names a route.
+fn credential_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let credential = secret_name(&lower) || lower == "sig" || lower.ends_with("_sig") || lower.contains("signature");
+    credential && lower != "routing_key"
+}
+
+/// A URL fit for a listing (`hookd webhook list`): without userinfo (user and password),
+/// credential-looking query values as `***`; a URL that does not parse is not shown.
+/// The API keeps returning URLs exactly as given; this is only for what the CLI prints.
+pub fn listed_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "<unparseable URL>".to_string();
+    };
+    if parsed.has_authority() && (!parsed.username().is_empty() || parsed.password().is_some()) {
+        let cleared = parsed.set_password(None).is_ok() && parsed.set_username("").is_ok();
+        if !cleared {
+            return "<unparseable URL>".to_string();
+        }
+    }
+    if parsed.query_pairs().any(|(name, _)| credential_name(&name)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(name, value)| {
+                let value = if credential_name(&name) {
+                    MASK.into()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
 /// A database URL fit to print: the userinfo password and the values of secret-looking
 /// query parameters as `***`; a URL that does not parse becomes `<unparseable database URL>`.
 pub fn database_url(url: &str) -> String {
@@ -62,6 +101,21 @@ pub fn database_url(url: &str) -> String {
 /// userinfo password, secret-looking query parameters, and the whole URL when it does not
 /// parse. Read off the text itself, so a URL the `url` crate refuses gives them too.
 pub fn secrets_of(url: &str) -> Vec<String> {
+    secrets_named(url, secret_name)
+}
+
+/// The credential values of a listed URL (a webhook's), as `listed_url` hides them, for
+/// masking them in text that may quote the URL (a delivery's last error).
+pub fn listed_url_secrets(url: &str) -> Vec<String> {
+    secrets_named(url, credential_name)
+}
+
+/// `text` with each of `secrets` replaced by `***`.
+pub fn mask_secrets<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
+    mask_with(text, secrets)
+}
+
+fn secrets_named(url: &str, secret_name: fn(&str) -> bool) -> Vec<String> {
     let mut found = Vec::new();
     if url::Url::parse(url).is_err() {
         found.push(url.to_string());
@@ -184,6 +238,27 @@ mod tests {
     fn an_unparseable_url_is_not_shown_at_all() {
         assert_eq!(database_url("postgres://u:hunter2secret@host:notaport/x"), UNPARSEABLE);
         assert_eq!(database_url("hunter2secret"), UNPARSEABLE);
+    }
+
+    #[test]
+    fn listed_urls_lose_their_userinfo_and_credential_query_values() {
+        assert_eq!(
+            listed_url("https://bob:hunter2secret@example.com/in?token=abc&x=1&Signature=s&sig=t&api_key=k"),
+            "https://example.com/in?token=***&x=1&Signature=***&sig=***&api_key=***"
+        );
+        assert_eq!(
+            listed_url("amqp://guest:guest@rabbit:5672/%2f?exchange=X&routing_key=Y"),
+            "amqp://rabbit:5672/%2f?exchange=X&routing_key=Y"
+        );
+        for name in ["access_token", "auth", "password", "secret", "key", "X-Amz-Signature"] {
+            let shown = listed_url(&format!("https://h/p?{name}=hunter2secret"));
+            assert!(!shown.contains("hunter2secret"), "{name}: {shown}");
+        }
+        assert_eq!(
+            listed_url("https://example.com/in?design=1"),
+            "https://example.com/in?design=1"
+        );
+        assert_eq!(listed_url("not a url"), "<unparseable URL>");
     }
 
     #[test]

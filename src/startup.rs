@@ -3,7 +3,8 @@
 //! `run_until_stopped` serves until SIGTERM or SIGINT, then stops: open requests may finish
 //! for `shutdown_grace` (then their connections are closed) while the delivery workers let
 //! their attempts in flight end (at most the request timeout), so a stop takes at most the
-//! longer of the two.
+//! longer of the two. With `tls` the API's listener speaks HTTPS, and SIGHUP reloads its
+//! certificate.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
@@ -28,6 +29,8 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     app: App,
     config: Config,
+    /// The API listener's face: HTTPS (loaded at build) and the trusted proxies.
+    front: server::Front,
     /// Held while this server may run on its SQLite file (see `lock_sqlite_file`).
     _sqlite_lock: Option<File>,
 }
@@ -36,6 +39,12 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         return_large_blocks_to_the_system();
         let catalog = config.load_catalog()?;
+        // Before the database: a bad certificate is found at once, whatever the database.
+        let tls = config.tls.clone().map(server::Tls::load).transpose()?;
+        let front = server::Front {
+            tls,
+            trusted_proxies: config.trusted_proxies.clone(),
+        };
         let sqlite_lock = lock_sqlite_file(&config.database_url).await?;
         let store = store::connect(&config.database_url, &config.pool)
             .await
@@ -59,6 +68,7 @@ impl Application {
             metrics_listener,
             app,
             config,
+            front,
             _sqlite_lock: sqlite_lock,
         })
     }
@@ -115,14 +125,22 @@ impl Application {
         let mut router =
             crate::rpc::router(self.app.clone(), body).merge(crate::console::router(self.app.clone(), body));
         let metrics = crate::rpc::metrics_router(self.app.clone());
-        tracing::info!(%addr, database = %redacted_database_url(&self.config.database_url), "listening on {addr}");
+        let database = redacted_database_url(&self.config.database_url);
+        match self.front.tls {
+            Some(_) => tracing::info!(%addr, %database, "listening on {addr} (HTTPS)"),
+            None => tracing::info!(%addr, %database, "listening on {addr}"),
+        }
+        if let Some(tls) = self.front.tls.clone() {
+            background.push(tokio::spawn(reload_tls_on_sighup(tls, stop_rx.clone())));
+        }
         match self.metrics_listener {
             Some(listener) => {
                 let metrics_addr = listener.local_addr().expect("a bound listener has an address");
                 tracing::info!(%metrics_addr, "metrics on http://{metrics_addr}/metrics");
                 let (limits, mut stop) = (self.config.http.clone(), stop_rx.clone());
                 background.push(tokio::spawn(async move {
-                    server::serve(listener, metrics, &limits, async move {
+                    // Plain HTTP: the metrics port is meant for a private network.
+                    server::serve(listener, metrics, &limits, &server::Front::default(), async move {
                         let _ = stop.wait_for(|stopped| *stopped).await;
                     })
                     .await
@@ -140,7 +158,7 @@ impl Application {
         }
         // On stop the background tasks are told at once, so the delivery workers' grace for
         // their attempts in flight runs beside the HTTP server's for open requests.
-        server::serve(self.listener, router, &self.config.http, async move {
+        server::serve(self.listener, router, &self.config.http, &self.front, async move {
             stop.await;
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
@@ -235,6 +253,35 @@ pub fn node_name() -> String {
         .unwrap_or_default();
     let host = if host.is_empty() { "node".to_string() } else { host };
     format!("{host}-{}-{:04x}", std::process::id(), rand::random::<u16>())
+}
+
+/// Loads the certificate and key again on each SIGHUP (a renewed certificate, without a
+/// restart); a reload that fails keeps the previous ones.
+async fn reload_tls_on_sighup(tls: server::Tls, mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; the certificate is not reloaded");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = hangups.recv() => {}
+                _ = stop.changed() => return,
+            }
+            let cert = tls.files().cert.display().to_string();
+            match tls.reload() {
+                Ok(()) => tracing::info!(%cert, "SIGHUP: TLS certificate reloaded"),
+                Err(e) => tracing::error!("SIGHUP: TLS certificate not reloaded, the previous one stays: {e:#}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (tls, stop.changed().await);
 }
 
 async fn shutdown_signal() {

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 use crate::app::events::PublishOptions;
 use crate::app::App;
-use crate::config::{redacted_database_url, Common, Config, Settings};
+use crate::config::{redacted_database_url, Common, Config, Settings, DEFAULT_DATABASE_URL};
 use crate::startup::Application;
 use crate::store::{self, Store};
 
@@ -92,6 +92,42 @@ impl Cli {
     }
 }
 
+impl Cli {
+    /// Whether the database is the default one because none was given (no flag, variable,
+    /// `_FILE` variable or config-file key).
+    fn database_url_defaulted(&self, config: &Config) -> bool {
+        self.common.database_url.is_none()
+            && std::env::var_os("HOOKD_DATABASE_URL_FILE").is_none()
+            && config.database_url == DEFAULT_DATABASE_URL
+    }
+}
+
+/// Says on stderr which database the command uses (credentials masked), and when a command
+/// that `creates` one finds no SQLite file, that it makes a new one now (and where). `serve`
+/// says it in its log (so `--log-format json` stays JSON); the other commands in a plain line.
+fn announce_database(config: &Config, defaulted: bool, creates: bool, as_log: bool) {
+    let shown = redacted_database_url(&config.database_url);
+    let new_file = store::sqlite::file_path(&config.database_url)
+        .filter(|path| creates && !path.exists())
+        .map(|path| std::path::absolute(&path).unwrap_or(path));
+    let why = if defaulted {
+        " (HOOKD_DATABASE_URL is not set: this is the default; set it to use another)"
+    } else {
+        ""
+    };
+    match (new_file, as_log) {
+        (Some(path), true) => {
+            tracing::warn!(database = %shown, "creating a new SQLite database at {}{why}", path.display())
+        }
+        (Some(path), false) => eprintln!(
+            "hookd: database {shown}: creating a new SQLite database at {}{why}",
+            path.display()
+        ),
+        (None, true) => tracing::info!(database = %shown, "database {shown}"),
+        (None, false) => eprintln!("hookd: database {shown}"),
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The receiver needs no database and no server settings.
     if let Command::Listen(args) = cli.command {
@@ -100,6 +136,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config()?;
     // From here on, whatever quotes the database credentials prints `***` instead.
     crate::redact::register(&config.database_url);
+    // Every other command opens the database: say which (and whether it is made now).
+    let creates = matches!(
+        cli.command,
+        Command::Serve(_) | Command::Migrate | Command::Publish { .. } | Command::User(user::UserCommand::Add { .. })
+    );
+    announce_database(
+        &config,
+        cli.database_url_defaulted(&config),
+        creates,
+        matches!(cli.command, Command::Serve(_)),
+    );
     match cli.command {
         Command::Listen(_) => unreachable!("handled above"),
         Command::Serve(_) => Application::build(config).await?.run_until_stopped().await,

@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use crate::domain::{DeliveryFilter, DeliveryId, DeliveryStatus, MerchantId, Requeue, Scope, WebhookId};
+use crate::redact;
 use crate::store::Store;
 use crate::time::{format_timestamp_millis, now_millis};
 
@@ -95,7 +96,12 @@ pub async fn webhooks(cmd: WebhookCommand, store: Arc<dyn Store>) -> anyhow::Res
         let code = codes.get(&w.merchant_id).map(String::as_str).unwrap_or("?");
         println!(
             "{}\t{code}\t{}\t{}\t{}\t{}",
-            w.id.0, w.is_active as u8, w.increment_id, w.topics, w.url
+            w.id.0,
+            w.is_active as u8,
+            w.increment_id,
+            w.topics,
+            // Without userinfo and with query credentials masked (the API shows it as given).
+            redact::listed_url(&w.url)
         );
     }
     Ok(())
@@ -127,9 +133,11 @@ pub async fn deliveries(cmd: DeliveryCommand, store: Arc<dyn Store>) -> anyhow::
             };
             println!("{DELIVERY_HEADER}");
             for hook in hooks {
-                if store.webhook_get(scope, hook).await?.is_none() {
+                let Some(webhook) = store.webhook_get(scope, hook).await? else {
                     bail!("no webhook {} (of that merchant)", hook.0);
-                }
+                };
+                // An error may quote the URL: its credentials are masked as in `webhook list`.
+                let secrets = redact::listed_url_secrets(&webhook.url);
                 for d in store.delivery_list(scope, hook, &filter).await? {
                     println!(
                         "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
@@ -141,7 +149,7 @@ pub async fn deliveries(cmd: DeliveryCommand, store: Arc<dyn Store>) -> anyhow::
                         d.attempts,
                         d.last_http_status.map(|s| s.to_string()).unwrap_or_default(),
                         format_timestamp_millis(d.created_at),
-                        d.last_error.unwrap_or_default().replace(['\t', '\n'], " "),
+                        redact::mask_secrets(&d.last_error.unwrap_or_default(), &secrets).replace(['\t', '\n'], " "),
                     );
                 }
             }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::app::{AppSettings, AuthSettings};
 use crate::dispatch::DeliverySettings;
 use crate::domain::Catalog;
-use crate::server::HttpLimits;
+use crate::server::{HttpLimits, TlsFiles, TrustedProxies};
 use crate::store::PoolSettings;
 
 mod secret_files;
@@ -43,6 +43,18 @@ pub struct Settings {
     /// Serve /metrics on this address (HOST:PORT) instead of on the API's [default: on the API's]
     #[arg(long, env = "HOOKD_METRICS_LISTEN")]
     pub metrics_listen: Option<String>,
+
+    /// HTTPS: the certificate chain, PEM (with tls_key; reloaded on SIGHUP) [default: plain HTTP]
+    #[arg(long, env = "HOOKD_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// HTTPS: the certificate's private key, PEM (with tls_cert)
+    #[arg(long, env = "HOOKD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Proxies (comma list of CIDRs) whose X-Forwarded-For/-Proto are believed [default: none]
+    #[arg(long, env = "HOOKD_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
 
     /// Given by `Common` (every database command takes it), not by `serve`'s own flags.
     #[arg(skip)]
@@ -167,6 +179,9 @@ impl Settings {
         Settings {
             listen: self.listen.or(lower.listen),
             metrics_listen: self.metrics_listen.or(lower.metrics_listen),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             database_url: self.database_url.or(lower.database_url),
             topics_file: self.topics_file.or(lower.topics_file),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
@@ -199,12 +214,19 @@ impl Settings {
     }
 }
 
+/// The database used when none is given.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://hookd.db";
+
 /// The resolved configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: String,
     /// Where `/metrics` is served on a listener of its own; None: on the API's.
     pub metrics_listen: Option<String>,
+    /// HTTPS on the API's listener (`/metrics`'s own stays plain HTTP); None: plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: TrustedProxies,
     pub database_url: String,
     pub topics_file: Option<PathBuf>,
     pub max_body_bytes: usize,
@@ -236,7 +258,12 @@ impl Config {
         let config = Config {
             listen: s.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             metrics_listen: s.metrics_listen,
-            database_url: s.database_url.unwrap_or_else(|| "sqlite://hookd.db".into()),
+            tls: tls_files(s.tls_cert, s.tls_key)?,
+            trusted_proxies: match &s.trusted_proxies {
+                Some(list) => TrustedProxies::parse(list)?,
+                None => TrustedProxies::default(),
+            },
+            database_url: s.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             topics_file: s.topics_file,
             max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
             dispatch: s.dispatch.unwrap_or(true),
@@ -355,6 +382,20 @@ impl Config {
             }
             None => Ok(Catalog::default_catalog()),
         }
+    }
+}
+
+/// Both files, or neither (plain HTTP).
+fn tls_files(cert: Option<PathBuf>, key: Option<PathBuf>) -> anyhow::Result<Option<TlsFiles>> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (None, None) => Ok(None),
+        (Some(_), None) => anyhow::bail!(
+            "tls_cert (HOOKD_TLS_CERT) is set but tls_key (HOOKD_TLS_KEY) is not: give both for HTTPS, or neither"
+        ),
+        (None, Some(_)) => anyhow::bail!(
+            "tls_key (HOOKD_TLS_KEY) is set but tls_cert (HOOKD_TLS_CERT) is not: give both for HTTPS, or neither"
+        ),
     }
 }
 

@@ -7,10 +7,8 @@
 //! can neither read the cookie nor compute the token. The login form itself, before there is
 //! a session, is tied to a random cookie of its own (double submit).
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -22,6 +20,7 @@ use super::forms::{read_form, same_secret, Post};
 use super::views::Nav;
 use super::{app_message, app_status, render, Console};
 use crate::app::{AppError, Caller};
+use crate::server::Client;
 
 const SESSION_COOKIE: &str = "hookd_session";
 const LOGIN_COOKIE: &str = "hookd_login";
@@ -106,8 +105,12 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn set_cookie(response: &mut Response, name: &str, value: &str, path: &str, max_age: u64) {
-    let text = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict");
+/// Sets a cookie; `Secure` when the client reached us over HTTPS (directly or through a
+/// trusted proxy), so a browser never sends it in clear. Over plain HTTP (local use) it is
+/// not, or the browser would not send it back at all.
+fn set_cookie(response: &mut Response, client: Client, name: &str, value: &str, path: &str, max_age: u64) {
+    let secure = if client.https { "; Secure" } else { "" };
+    let text = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}");
     if let Ok(v) = HeaderValue::from_str(&text) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -129,14 +132,20 @@ pub struct LoginQuery {
 }
 
 /// The login page, with a fresh login token (and its cookie) each time.
-pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+pub async fn login_page(client: Client, Query(q): Query<LoginQuery>) -> Response {
     let notice = q
         .expired
         .map(|_| "Your session has expired or was not found. Please log in again.");
-    login_form(StatusCode::OK, String::new(), None, notice)
+    login_form(client, StatusCode::OK, String::new(), None, notice)
 }
 
-fn login_form(status: StatusCode, username: String, error: Option<String>, notice: Option<&'static str>) -> Response {
+fn login_form(
+    client: Client,
+    status: StatusCode,
+    username: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+) -> Response {
     let token = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
     let page = LoginPage {
         nav: None,
@@ -146,16 +155,14 @@ fn login_form(status: StatusCode, username: String, error: Option<String>, notic
         notice,
     };
     let mut response = render(status, &page);
-    set_cookie(&mut response, LOGIN_COOKIE, &token, "/console/login", 3600);
+    set_cookie(&mut response, client, LOGIN_COOKIE, &token, "/console/login", 3600);
     response
 }
 
 /// `POST /console/login`: `App::login`, then the session cookie and the webhook list.
 pub async fn login(State(console): State<Console>, request: Request) -> Response {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+    // The peer, or the client behind a trusted proxy (`server::Client`).
+    let client = request.extensions().get::<Client>().copied().unwrap_or_default();
     let expected = cookie(request.headers(), LOGIN_COOKIE).map(str::to_string);
     let fields = match read_form(&console, request).await {
         Ok(f) => f,
@@ -167,34 +174,34 @@ pub async fn login(State(console): State<Console>, request: Request) -> Response
     if !token_ok {
         let why = "This login form has expired or your browser did not send its cookie \
                    (the console needs cookies): please try again.";
-        return login_form(StatusCode::FORBIDDEN, username, Some(why.into()), None);
+        return login_form(client, StatusCode::FORBIDDEN, username, Some(why.into()), None);
     }
     if username.is_empty() || key.is_empty() || username.len() > MAX_NAME || key.len() > MAX_KEY {
         let why = "Enter your user name and API key (as given by `hookd user add`).";
-        return login_form(StatusCode::BAD_REQUEST, username, Some(why.into()), None);
+        return login_form(client, StatusCode::BAD_REQUEST, username, Some(why.into()), None);
     }
-    match console.app.console_login(&username, key, client).await {
+    match console.app.console_login(&username, key, client.ip).await {
         Ok(id) => {
             let mut response = Redirect::to("/console/").into_response();
             let ttl = console.app.settings.session_ttl.as_secs();
-            set_cookie(&mut response, SESSION_COOKIE, &id, "/console", ttl);
-            set_cookie(&mut response, LOGIN_COOKIE, "", "/console/login", 0);
+            set_cookie(&mut response, client, SESSION_COOKIE, &id, "/console", ttl);
+            set_cookie(&mut response, client, LOGIN_COOKIE, "", "/console/login", 0);
             response
         }
         Err(e) => {
             let status = app_status(&e);
-            login_form(status, username, Some(app_message(e)), None)
+            login_form(client, status, username, Some(app_message(e)), None)
         }
     }
 }
 
 /// `POST /console/logout`: ends the session (on the server, so a copied cookie is dead
 /// too) and forgets its cookie in this browser.
-pub async fn logout(State(console): State<Console>, post: Post) -> Response {
+pub async fn logout(State(console): State<Console>, client: Client, post: Post) -> Response {
     if let Err(e) = console.app.logout(&post.session.id).await {
         return super::PageError::from(e).into_response();
     }
     let mut response = Redirect::to("/console/login").into_response();
-    set_cookie(&mut response, SESSION_COOKIE, "", "/console", 0);
+    set_cookie(&mut response, client, SESSION_COOKIE, "", "/console", 0);
     response
 }

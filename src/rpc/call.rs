@@ -34,7 +34,7 @@ pub struct Credentials {
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 /// Runs one JSON-RPC request inside a span naming it (`req`, `method`, then `path` and
-/// `user` once known), so every log line it causes says what it is about.
+/// `user` once known, and `client`: the address, behind a trusted proxy the forwarded one), so every log line it causes says what it is about.
 pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Option<Value>) -> Result<Value, RpcError> {
     let span = tracing::info_span!(
         "rpc",
@@ -42,7 +42,11 @@ pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Opti
         method,
         path = tracing::field::Empty,
         user = tracing::field::Empty,
+        client = tracing::field::Empty,
     );
+    if let Some(client) = creds.client {
+        span.record("client", tracing::field::display(client));
+    }
     async move {
         match method {
             "login" => login(app, creds, params).await,

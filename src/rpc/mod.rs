@@ -14,11 +14,10 @@ mod methods;
 mod params;
 mod raw;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +27,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::app::App;
+use crate::server::Client;
 use call::Credentials;
 use error::RpcError;
 
@@ -87,10 +87,8 @@ async fn jsonrpc(State(state): State<RpcState>, request: Request) -> Response {
     let creds = Credentials {
         basic: basic_auth(&parts.headers),
         bearer: bearer_token(&parts.headers),
-        client: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip()),
+        // The peer's address, or the client's behind a trusted proxy (`server::Client`).
+        client: parts.extensions.get::<Client>().and_then(|c| c.ip),
         callers: Default::default(),
     };
     match envelope::handle_body(&state.app, &creds, &body).await {

@@ -374,9 +374,12 @@ async fn a_failing_command_prints_one_line_without_the_password_and_exits_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    // The database it uses (CONTRACT §7.2), then the error: one line each.
+    let lines: Vec<&str> = err.trim_end().lines().collect();
+    assert_eq!(lines.len(), 2, "the database, then one error line: {err}");
+    assert!(lines[0].starts_with("hookd: database postgres://someone:***@"), "{err}");
     assert!(
-        err.starts_with("hookd: error: opening database postgres://someone:***@"),
+        lines[1].starts_with("hookd: error: opening database postgres://someone:***@"),
         "{err}"
     );
     assert!(!err.contains("sekrit"), "{err}");

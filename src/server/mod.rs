@@ -8,6 +8,16 @@
 //! connection that does not finish a request head, idle keep-alive ones included; the
 //! rpc handler reads bodies against `body_read_timeout`; `write_timeout` closes a
 //! connection whose client stops reading its answers; `shutdown_grace` bounds the stop).
+//!
+//! `Front` says how the listener faces its clients: HTTPS or not (`tls`), and which
+//! proxies' forwarding headers are believed (`forwarded`); each request carries the
+//! resulting `Client` as an extension.
+
+mod forwarded;
+mod tls;
+
+pub use forwarded::{Client, TrustedProxies};
+pub use tls::{Tls, TlsFiles};
 
 use std::future::Future;
 use std::io;
@@ -22,7 +32,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -67,9 +77,24 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// so the loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How a listener faces its clients.
+#[derive(Clone, Default)]
+pub struct Front {
+    /// Speak HTTPS with this certificate; None: plain HTTP.
+    pub tls: Option<Tls>,
+    /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: TrustedProxies,
+}
+
 /// Serves `router` on `listener` until `stop` completes, then shuts down within
 /// `limits.shutdown_grace` (plus a moment to close the connections still open).
-pub async fn serve(listener: TcpListener, router: Router, limits: &HttpLimits, stop: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: &HttpLimits,
+    front: &Front,
+    stop: impl Future<Output = ()>,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (closing_tx, closing) = watch::channel(false);
     let mut builder = http1::Builder::new();
@@ -103,9 +128,11 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &HttpLimits, s
         let _ = stream.set_nodelay(true);
         connections.spawn(connection(
             builder.clone(),
-            WriteDeadline::new(stream, limits.write_timeout),
+            stream,
             remote,
             router.clone(),
+            front.clone(),
+            limits.clone(),
             closing.clone(),
             permit,
         ));
@@ -126,20 +153,57 @@ pub async fn serve(listener: TcpListener, router: Router, limits: &HttpLimits, s
     }
 }
 
-/// One connection, until the client closes it, a timeout does, or the server stops.
+/// One connection, until the client closes it, a timeout does, or the server stops. Over
+/// HTTPS the handshake must end within the header read timeout.
+#[allow(clippy::too_many_arguments)]
 async fn connection(
     builder: http1::Builder,
-    stream: WriteDeadline<TcpStream>,
+    stream: TcpStream,
     remote: SocketAddr,
     router: Router,
-    mut closing: watch::Receiver<bool>,
+    front: Front,
+    limits: HttpLimits,
+    closing: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
 ) {
+    let https = front.tls.is_some();
+    let proxies = front.trusted_proxies;
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        let client = proxies.client(remote, https, request.headers());
         request.extensions_mut().insert(ConnectInfo(remote));
+        request.extensions_mut().insert(client);
         router.clone().oneshot(request)
     });
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let Some(tls) = front.tls else {
+        let stream = WriteDeadline::new(stream, limits.write_timeout);
+        return http(builder, stream, remote, service, closing).await;
+    };
+    let handshake = async {
+        if !starts_with_tls(&stream).await? {
+            refuse_plain_http(stream).await;
+            return Ok(None);
+        }
+        let stream = WriteDeadline::new(stream, limits.write_timeout);
+        tls.acceptor().accept(stream).await.map(Some)
+    };
+    match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+        Ok(Ok(Some(stream))) => http(builder, stream, remote, service, closing).await,
+        Ok(Ok(None)) => tracing::debug!(%remote, "plain HTTP on the HTTPS port refused"),
+        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%remote, "TLS handshake did not finish in time"),
+    }
+}
+
+/// Serves HTTP/1 on `io` (plain or TLS) until the client closes it, a timeout does, or
+/// the server stops.
+async fn http<I, S>(builder: http1::Builder, io: I, remote: SocketAddr, service: S, mut closing: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<hyper::Request<Incoming>, Response = axum::response::Response> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         served = conn.as_mut() => {
@@ -155,6 +219,39 @@ async fn connection(
             let _ = conn.await;
         }
     }
+}
+
+/// Whether the client's first byte opens a TLS handshake record (0x16); false for plain
+/// HTTP (or a client that closed without a byte).
+async fn starts_with_tls(stream: &TcpStream) -> io::Result<bool> {
+    let mut first = [0u8; 1];
+    let n = stream.peek(&mut first).await?;
+    Ok(n == 1 && first[0] == 0x16)
+}
+
+/// A plain HTTP request on the HTTPS port: a short 400 saying so, then the connection closes.
+async fn refuse_plain_http(mut stream: TcpStream) {
+    const BODY: &str = "This port speaks HTTPS: use https:// in the URL.\n";
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    // Read what the client sent before closing: closing with unread bytes would reset the
+    // connection, and the client might lose the answer.
+    let mut sink = [0u8; 4096];
+    let drain = async {
+        let mut read = 0;
+        while read < MAX_HEAD_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 /// A stream whose writes fail once they have been stalled (the client not reading, its
