@@ -4,7 +4,7 @@
 # packaged binary with the packaged config as the unit's ExecStart runs it (a plain process:
 # CI has no systemd as PID 1), answering the JSON-RPC empty-body probe with -32600. The package
 # (and the state directory, when this made it) is removed again however this ends.
-# Run as root on Debian, from anywhere: packaging/check.sh
+# Run as root on Debian, from anywhere: packaging/check.sh (HOOKD_DEB=FILE: try that package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO_DEB_VERSION=3.8.0
@@ -26,8 +26,13 @@ command -v systemd-analyze >/dev/null || {
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q systemd
 }
 
-cargo build -j2 --release --locked
-deb=$(cargo deb --no-build | tail -n 1)
+# HOOKD_DEB names a package built already (to try one without building it again).
+if [ -n "${HOOKD_DEB:-}" ]; then
+  deb=$HOOKD_DEB
+else
+  cargo build -j2 --release --locked
+  deb=$(cargo deb --no-build | tail -n 1)
+fi
 echo "built $deb ($(du -h "$deb" | cut -f1))"
 
 work=$(mktemp -d)
