@@ -24,6 +24,9 @@ up=$(realpath "$up")
 # HOOKD_UPGRADE_OLD_BIN / HOOKD_UPGRADE_NEW_BIN name binaries built already instead.
 old="${HOOKD_UPGRADE_OLD_BIN:-}"
 if [ -z "$old" ]; then
+  git rev-parse -q --verify "$from^{commit}" >/dev/null || git fetch -q --tags || true
+  git rev-parse -q --verify "$from^{commit}" >/dev/null ||
+    { echo "upgrade: no git tag or commit '$from' here (a clone without tags?)" >&2; exit 1; }
   old_src="$up/src-$from"
   if [ ! -d "$old_src" ]; then
     git worktree prune
