@@ -13,6 +13,8 @@ mod ledger;
 mod process;
 #[path = "api/receiver.rs"]
 mod receiver;
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -91,11 +93,7 @@ fn node_env(database_url: &str) -> Vec<(&'static str, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hookd_rides_out_a_postgresql_restart_and_delivers_every_acknowledged_event() {
     let Some(version) = cluster_version() else {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED pg_restart: no pg_ctlcluster or no single /etc/postgresql/<version>"
-        );
+        skip::skipped("pg_restart", "no pg_ctlcluster or no single /etc/postgresql/<version>");
         return;
     };
     let Some(db) = TestDatabase::create("pg_restart").await else {

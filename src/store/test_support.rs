@@ -8,6 +8,10 @@
 
 use std::sync::Arc;
 
+// The skip recorder every test binary shares, so `./test` counts these skips too.
+#[path = "../../tests/common/skip.rs"]
+mod skip;
+
 use serde_json::json;
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -250,12 +254,7 @@ impl PgTestDb {
     /// None (with a note) when no test server is configured.
     pub async fn create() -> Option<Self> {
         let Ok(admin_url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
-            // Straight to stderr, past the test harness's capture, so a skip is seen.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED (PostgreSQL): set HOOKD_TEST_POSTGRES_URL to run this store test"
-            );
+            skip::skipped("a PostgreSQL store test", "set HOOKD_TEST_POSTGRES_URL to run it");
             return None;
         };
         let name = format!("hookd_t_{:016x}", rand::random::<u64>());

@@ -587,9 +587,6 @@ pub fn assert_invalid_data(resp: &Value, what: &str) {
     );
 }
 
-/// Says that a test was skipped and why, straight to stderr (past the test harness's
-/// capture), so a skip is never mistaken for a pass.
-pub fn skipped(test: &str, why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
-}
+/// Says that a test was skipped and why (stderr, and the test command's count: see
+/// `tests/common/skip.rs`), so a skip is never mistaken for a pass.
+pub use crate::skip::skipped;

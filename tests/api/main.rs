@@ -3,6 +3,8 @@
 //! database with `HOOKD_TEST_BACKEND=postgres` (see `helpers`).
 
 mod helpers;
+#[path = "../common/skip.rs"]
+mod skip;
 
 mod auth;
 mod cli;

@@ -365,12 +365,7 @@ impl TestDatabase {
     pub async fn create(test: &str) -> Option<TestDatabase> {
         use sqlx::{Connection, Executor};
         let Ok(admin_url) = std::env::var("HOOKD_TEST_POSTGRES_URL") else {
-            // Straight to stderr, past the test harness's capture, so a skip is seen.
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: set HOOKD_TEST_POSTGRES_URL to run it"
-            );
+            crate::skip::skipped(test, "set HOOKD_TEST_POSTGRES_URL to run it");
             return None;
         };
         let name = format!("hookd_t_{:016x}", rand::random::<u64>());

@@ -8,6 +8,8 @@
 mod helpers;
 #[path = "../api/receiver.rs"]
 mod receiver;
+#[path = "../common/skip.rs"]
+mod skip;
 
 mod driver;
 

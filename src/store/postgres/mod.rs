@@ -13,6 +13,7 @@ mod batch;
 mod clock;
 mod deliveries;
 mod lifecycle;
+mod migrations;
 mod pools;
 mod publish;
 mod publisher;
@@ -42,8 +43,6 @@ use crate::domain::{
 };
 use crate::time::{now_millis, Millis};
 use crate::wake::Wake;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PostgresStore {
     /// API requests' connections (see `pools` for the split).
@@ -87,8 +86,7 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> StoreResult<()> {
-        // sqlx holds an advisory lock while migrating, so nodes starting together take turns.
-        MIGRATOR.run(&self.pool).await?;
+        migrations::run(&self.pool).await?;
         Ok(())
     }
 

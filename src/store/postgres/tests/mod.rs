@@ -31,6 +31,7 @@ macro_rules! setup {
 }
 
 mod claims;
+mod migrations;
 mod publish_batches;
 mod retention;
 mod wakeups;
