@@ -32,6 +32,9 @@ pub enum AppError {
     /// The delivery cannot be retried in its state (code 108).
     #[error("delivery not retried: {0}")]
     NotRetried(String),
+    /// No merchant with the code given (code 111).
+    #[error("no such merchant")]
+    MerchantNotFound,
     /// The webhook has as many attempts in flight as it may, for too long (code 109).
     #[error("webhook busy")]
     Busy,

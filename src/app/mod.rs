@@ -11,6 +11,7 @@ pub mod events;
 mod filters;
 pub mod lifecycle;
 mod merchants;
+pub mod portal;
 mod recover_budget;
 pub mod webhooks;
 
@@ -38,6 +39,8 @@ pub struct AppSettings {
     pub delivery: DeliverySettings,
     /// Limits on checking API keys.
     pub auth: AuthSettings,
+    /// Portal links and framing of the console.
+    pub portal: portal::PortalSettings,
 }
 
 impl Default for AppSettings {
@@ -49,6 +52,7 @@ impl Default for AppSettings {
             max_message_bytes: 256 * 1024,
             delivery: DeliverySettings::default(),
             auth: AuthSettings::default(),
+            portal: portal::PortalSettings::default(),
         }
     }
 }

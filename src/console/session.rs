@@ -70,12 +70,28 @@ impl Session {
 
     /// What the page header shows: who is logged in, and the logout form's token.
     pub fn nav(&self) -> Nav {
+        let user = match self.caller.portal {
+            Some(_) => "portal".to_string(),
+            None => self.caller.user.name.clone(),
+        };
         Nav {
-            user: self.caller.user.name.clone(),
+            user,
             merchant: self.caller.user.merchant_code.clone().unwrap_or_default(),
             admin: self.caller.is_admin(),
             csrf: self.csrf(),
+            read_only: self.caller.read_only(),
         }
+    }
+
+    /// Refuses (403, a page that says why) when this session is read-only.
+    pub fn may_change(&self) -> Result<(), super::PageError> {
+        if self.caller.read_only() {
+            return Err(super::PageError::new(
+                StatusCode::FORBIDDEN,
+                "This is a read-only session: it shows everything and changes nothing. Nothing was changed.",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -106,8 +122,15 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn set_cookie(response: &mut Response, name: &str, value: &str, path: &str, max_age: u64) {
-    let text = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict");
+/// Sets a cookie with the console's attributes: SameSite=Strict, or SameSite=None; Secure
+/// when the console may be framed by other origins (a framed page's cookies are third-party).
+fn set_cookie(console: &Console, response: &mut Response, name: &str, value: &str, path: &str, max_age: u64) {
+    let same_site = if console.framing.framed() {
+        "SameSite=None; Secure"
+    } else {
+        "SameSite=Strict"
+    };
+    let text = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; {same_site}");
     if let Ok(v) = HeaderValue::from_str(&text) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -129,14 +152,20 @@ pub struct LoginQuery {
 }
 
 /// The login page, with a fresh login token (and its cookie) each time.
-pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+pub async fn login_page(State(console): State<Console>, Query(q): Query<LoginQuery>) -> Response {
     let notice = q
         .expired
         .map(|_| "Your session has expired or was not found. Please log in again.");
-    login_form(StatusCode::OK, String::new(), None, notice)
+    login_form(&console, StatusCode::OK, String::new(), None, notice)
 }
 
-fn login_form(status: StatusCode, username: String, error: Option<String>, notice: Option<&'static str>) -> Response {
+pub(super) fn login_form(
+    console: &Console,
+    status: StatusCode,
+    username: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+) -> Response {
     let token = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
     let page = LoginPage {
         nav: None,
@@ -146,7 +175,7 @@ fn login_form(status: StatusCode, username: String, error: Option<String>, notic
         notice,
     };
     let mut response = render(status, &page);
-    set_cookie(&mut response, LOGIN_COOKIE, &token, "/console/login", 3600);
+    set_cookie(console, &mut response, LOGIN_COOKIE, &token, "/console/login", 3600);
     response
 }
 
@@ -167,23 +196,23 @@ pub async fn login(State(console): State<Console>, request: Request) -> Response
     if !token_ok {
         let why = "This login form has expired or your browser did not send its cookie \
                    (the console needs cookies): please try again.";
-        return login_form(StatusCode::FORBIDDEN, username, Some(why.into()), None);
+        return login_form(&console, StatusCode::FORBIDDEN, username, Some(why.into()), None);
     }
     if username.is_empty() || key.is_empty() || username.len() > MAX_NAME || key.len() > MAX_KEY {
         let why = "Enter your user name and API key (as given by `hookd user add`).";
-        return login_form(StatusCode::BAD_REQUEST, username, Some(why.into()), None);
+        return login_form(&console, StatusCode::BAD_REQUEST, username, Some(why.into()), None);
     }
     match console.app.login(&username, key, client).await {
         Ok(id) => {
             let mut response = Redirect::to("/console/").into_response();
             let ttl = console.app.settings.session_ttl.as_secs();
-            set_cookie(&mut response, SESSION_COOKIE, &id, "/console", ttl);
-            set_cookie(&mut response, LOGIN_COOKIE, "", "/console/login", 0);
+            set_cookie(&console, &mut response, SESSION_COOKIE, &id, "/console", ttl);
+            set_cookie(&console, &mut response, LOGIN_COOKIE, "", "/console/login", 0);
             response
         }
         Err(e) => {
             let status = app_status(&e);
-            login_form(status, username, Some(app_message(e)), None)
+            login_form(&console, status, username, Some(app_message(e)), None)
         }
     }
 }
@@ -195,6 +224,12 @@ pub async fn logout(State(console): State<Console>, post: Post) -> Response {
         return super::PageError::from(e).into_response();
     }
     let mut response = Redirect::to("/console/login").into_response();
-    set_cookie(&mut response, SESSION_COOKIE, "", "/console", 0);
+    set_cookie(&console, &mut response, SESSION_COOKIE, "", "/console", 0);
     response
+}
+
+/// The session cookie for a new session `id` on `response`.
+pub(super) fn set_session_cookie(console: &Console, response: &mut Response, id: &str) {
+    let ttl = console.app.settings.session_ttl.as_secs();
+    set_cookie(console, response, SESSION_COOKIE, id, "/console", ttl);
 }

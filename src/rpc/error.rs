@@ -30,6 +30,8 @@ pub mod app_code {
     pub const NOT_RETRIED: i64 = 108;
     /// Extension: `webhook.test` found every slot of the webhook taken for too long.
     pub const BUSY: i64 = 109;
+    /// CONTRACT §7: no merchant with the code given.
+    pub const MERCHANT_NOT_FOUND: i64 = 111;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +129,7 @@ pub mod message {
     pub const STATUS_NOT_CHANGED: &str = "Error changing status for specified webhook.";
     pub const WEBHOOK_NOT_FOUND: &str = "Webhook not exists.";
     pub const DELIVERY_NOT_FOUND: &str = "Delivery not exists.";
+    pub const MERCHANT_NOT_FOUND: &str = "Merchant not exists.";
     pub const NOT_RETRIED: &str = "Delivery not retried.";
     pub const BUSY: &str =
         "Webhook busy. It has as many attempts in flight as it may (per-webhook concurrency); try again shortly.";
@@ -219,6 +222,7 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
         AppError::DeliveryNotFound => RpcError::app(DELIVERY_NOT_FOUND, message::DELIVERY_NOT_FOUND),
         AppError::NotRetried(d) => RpcError::app(NOT_RETRIED, with_detail(message::NOT_RETRIED, &d)),
         AppError::Busy => RpcError::app(BUSY, message::BUSY),
+        AppError::MerchantNotFound => RpcError::app(MERCHANT_NOT_FOUND, message::MERCHANT_NOT_FOUND),
         AppError::RecoverLimited(d) => RpcError::app(BUSY, with_detail("Webhook busy.", &d)),
         AppError::Store(_) => {
             let why = storage_failure_text(&err);

@@ -10,6 +10,7 @@ mod delivery;
 pub mod discover;
 mod event;
 mod lifecycle;
+mod portal;
 mod topic;
 mod webhook;
 
@@ -312,6 +313,20 @@ pub static METHODS: &[Method] = &[
         errors: &[app_code::INVALID_DATA],
         admin_only: true,
         handler: handler!(event::publish),
+    },
+    Method {
+        path: "portal.link",
+        summary: "A single-use URL that logs whoever opens it into the web console as the merchant (read-only if asked), until ttl passes",
+        params: &[Param {
+            name: "options",
+            required: true,
+            schema: r#"{"type": "object", "required": ["merchant_code"], "properties": {"merchant_code": {"type": "string", "minLength": 1, "maxLength": 64}, "ttl": {"type": "string", "default": "15m", "description": "a duration from 1m to 24h"}, "read_only": {"type": "boolean", "default": false}}, "additionalProperties": false}"#,
+            description: "merchant_code, ttl (default 15m) and read_only (default false)",
+        }],
+        result: r#"{"type": "object", "properties": {"url": {"type": "string", "format": "uri"}, "expires_at": {"type": "string", "format": "date-time"}}}"#,
+        errors: &[app_code::INVALID_DATA, app_code::MERCHANT_NOT_FOUND],
+        admin_only: true,
+        handler: handler!(portal::link),
     },
     Method {
         path: "topic.list",
