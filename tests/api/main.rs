@@ -38,6 +38,7 @@ mod ops;
 mod overload;
 mod persistence;
 mod pg_tls;
+mod portal;
 mod process;
 mod receiver;
 mod seed;
