@@ -92,7 +92,13 @@ pub fn run(c: &Connection) -> StoreResult<()> {
     if current > known {
         return Err(StoreError::SchemaTooNew { found: current, known });
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    // Every migration not yet recorded, not only those above the newest one: numbers are
+    // handed out to branches in advance, so one with a lower number may arrive later.
+    let applied: Vec<i64> = c
+        .prepare("SELECT version FROM hookd_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         tracing::info!(
             version = m.version,
             description = m.description,
