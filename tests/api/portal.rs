@@ -510,3 +510,29 @@ fn any_arguments_get_a_link_or_a_clear_error_and_nothing_else() {
     }
     runtime.block_on(app.assert_still_serving(&admin));
 }
+
+#[tokio::test]
+async fn a_hostile_host_header_never_becomes_the_links_base() {
+    let app = TestApp::spawn().await;
+    let shop = unique("shop");
+    app.merchant_session(&shop).await;
+    let (name, key) = app.create_admin().await;
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "call",
+        "params": [null, "portal.link", [{"merchant_code": shop}]]});
+    for host in ["evil.example/phish?x=", "evil.example@other", "a\"b"] {
+        let response = app
+            .client
+            .post(&app.endpoint)
+            .header("host", host)
+            .basic_auth(&name, Some(&key))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        let message = assert_app_error(&answer, 101);
+        assert!(message.contains("HOOKD_PUBLIC_URL"), "{host}: {message}");
+    }
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM portal_links").await, 0);
+}
