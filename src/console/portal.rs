@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use askama::Template;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::session::{login_form, set_session_cookie};
@@ -60,6 +60,10 @@ impl Framing {
 
 /// `GET /console/portal/{token}`.
 pub async fn open(State(console): State<Console>, Path(token): Path<String>, request: Request) -> Response {
+    // A HEAD (link previews, checkers) answers without using the link up.
+    if request.method() == Method::HEAD {
+        return StatusCode::OK.into_response();
+    }
     let client = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

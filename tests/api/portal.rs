@@ -87,6 +87,17 @@ async fn a_link_logs_in_once_as_its_merchant_and_sees_only_that_merchant() {
         "only a hash of the token is stored"
     );
 
+    let head = app
+        .client
+        .head(format!("http://{}{path}", app.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.status(),
+        StatusCode::OK,
+        "a HEAD (a link preview) does not use the link up"
+    );
     let (mut browser, page) = open(&app, &path).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(page.location(), "/console/portal", "a clean URL, without the token");
