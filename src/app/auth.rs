@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
 use super::{App, AppError};
+use crate::domain::portal::PortalGrant;
 use crate::domain::{MerchantId, Role};
 use crate::domain::{Scope, UserRecord};
 use crate::time::now_millis;
@@ -30,9 +31,17 @@ use crate::time::now_millis;
 #[derive(Clone, Debug)]
 pub struct Caller {
     pub user: UserRecord,
+    /// Set for a console session opened by a portal link (`user` then acts as the link's
+    /// merchant); such a session is the console's only, never the API's.
+    pub portal: Option<PortalGrant>,
 }
 
 impl Caller {
+    /// A read-only portal session: it may look at everything and change nothing.
+    pub fn read_only(&self) -> bool {
+        self.portal.is_some_and(|p| p.read_only)
+    }
+
     pub fn is_admin(&self) -> bool {
         self.user.role == Role::Admin
     }
@@ -110,7 +119,7 @@ pub struct AuthState {
     /// Checks in progress, by fingerprint and stored hash: callers with the same name and
     /// key wait for one run (a batch of Basic-auth calls makes many at once).
     running: Mutex<HashMap<CheckKey, Arc<Check>>>,
-    throttle: throttle::LoginThrottle,
+    pub(super) throttle: throttle::LoginThrottle,
 }
 
 /// A check's fingerprint of name and key, and the stored hash it is made against ("" for
@@ -170,7 +179,7 @@ fn refuse_publisher_in_console(user: &UserRecord) -> Result<(), AppError> {
     Ok(())
 }
 
-fn hash_session_id(id: &str) -> String {
+pub(super) fn hash_session_id(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))
 }
 
@@ -231,12 +240,15 @@ impl App {
 
     /// The caller behind a session id; `SessionExpired` when unknown or expired.
     pub async fn caller_from_session(&self, id: &str) -> Result<Caller, AppError> {
-        let user = self
+        let session = self
             .store
             .session_user(&hash_session_id(id), now_millis())
             .await?
             .ok_or(AppError::SessionExpired)?;
-        Ok(Caller { user })
+        Ok(Caller {
+            user: session.user,
+            portal: session.portal,
+        })
     }
 
     /// `login` for the console, which is for people managing webhooks: a publisher's key
@@ -265,6 +277,7 @@ impl App {
     pub async fn caller_from_basic(&self, name: &str, key: &str, client: Option<IpAddr>) -> Result<Caller, AppError> {
         Ok(Caller {
             user: self.verify_credentials(name, key, client).await?,
+            portal: None,
         })
     }
 }

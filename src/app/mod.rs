@@ -12,6 +12,7 @@ mod filters;
 pub mod lifecycle;
 mod merchants;
 pub mod provision;
+pub mod portal;
 mod recover_budget;
 pub mod webhooks;
 
@@ -39,6 +40,8 @@ pub struct AppSettings {
     pub delivery: DeliverySettings,
     /// Limits on checking API keys.
     pub auth: AuthSettings,
+    /// Portal links and framing of the console.
+    pub portal: portal::PortalSettings,
 }
 
 impl Default for AppSettings {
@@ -50,6 +53,7 @@ impl Default for AppSettings {
             max_message_bytes: 256 * 1024,
             delivery: DeliverySettings::default(),
             auth: AuthSettings::default(),
+            portal: portal::PortalSettings::default(),
         }
     }
 }

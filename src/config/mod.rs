@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use serde::Deserialize;
 
+use crate::app::portal::PortalSettings;
 use crate::app::{AppSettings, AuthSettings};
 use crate::dispatch::DeliverySettings;
 use crate::domain::Catalog;
@@ -171,6 +172,17 @@ pub struct Settings {
     /// The window failed logins are counted in, from the first failure [default: 60s]
     #[arg(long, env = "HOOKD_LOGIN_FAILURE_WINDOW")]
     pub login_failure_window: Option<String>,
+
+    /// Base URL portal links are made under, as users reach hookd, e.g. https://hooks.example.com
+    /// [default: http:// and the Host the portal.link request was sent to]
+    #[arg(long, env = "HOOKD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Origins allowed to frame the console, comma-separated, e.g. "https://platform.example,
+    /// https://*.platform.example" (CSP frame-ancestors; cookies become SameSite=None; Secure,
+    /// so the console must be served over HTTPS) [default: none, never framed]
+    #[arg(long, env = "HOOKD_CONSOLE_FRAME_ANCESTORS")]
+    pub console_frame_ancestors: Option<String>,
 }
 
 impl Settings {
@@ -210,6 +222,8 @@ impl Settings {
             login_failures_per_user: self.login_failures_per_user.or(lower.login_failures_per_user),
             login_failures_per_address: self.login_failures_per_address.or(lower.login_failures_per_address),
             login_failure_window: self.login_failure_window.or(lower.login_failure_window),
+            public_url: self.public_url.or(lower.public_url),
+            console_frame_ancestors: self.console_frame_ancestors.or(lower.console_frame_ancestors),
         }
     }
 }
@@ -255,6 +269,7 @@ impl Config {
         let pool_defaults = PoolSettings::default();
         let http_defaults = HttpLimits::default();
         let auth_defaults = AuthSettings::default();
+        let portal = portal_settings(&s)?;
         let config = Config {
             listen: s.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             metrics_listen: s.metrics_listen,
@@ -310,6 +325,7 @@ impl Config {
                         auth_defaults.failure_window,
                     )?,
                 },
+                portal,
                 ..defaults
             },
         };
@@ -416,6 +432,37 @@ fn delivery_settings(s: &Settings, mut d: DeliverySettings) -> anyhow::Result<De
     d.max_in_flight = s.max_in_flight.unwrap_or(d.max_in_flight);
     d.per_webhook = s.per_webhook_concurrency.unwrap_or(d.per_webhook);
     Ok(d)
+}
+
+/// `public_url` and `console_frame_ancestors`, checked (one line naming the setting and
+/// what is wrong with which value).
+fn portal_settings(s: &Settings) -> anyhow::Result<PortalSettings> {
+    use crate::domain::portal::{parse_frame_ancestor, parse_public_url};
+    let public_url = match &s.public_url {
+        Some(url) if !url.trim().is_empty() => {
+            Some(parse_public_url(url).map_err(|e| anyhow::anyhow!("public_url (HOOKD_PUBLIC_URL): {e}"))?)
+        }
+        _ => None,
+    };
+    let mut frame_ancestors = Vec::new();
+    for origin in s.console_frame_ancestors.iter().flat_map(|v| v.split([',', ' '])) {
+        if origin.trim().is_empty() {
+            continue;
+        }
+        let origin = parse_frame_ancestor(origin.trim())
+            .map_err(|e| anyhow::anyhow!("console_frame_ancestors (HOOKD_CONSOLE_FRAME_ANCESTORS): {e}"))?;
+        if !frame_ancestors.contains(&origin) {
+            frame_ancestors.push(origin);
+        }
+    }
+    anyhow::ensure!(
+        frame_ancestors.len() <= 32,
+        "console_frame_ancestors (HOOKD_CONSOLE_FRAME_ANCESTORS): at most 32 origins"
+    );
+    Ok(PortalSettings {
+        public_url,
+        frame_ancestors,
+    })
 }
 
 /// A duration setting: its value parsed, or `default` when unset.

@@ -366,3 +366,36 @@ fn metrics_listen_comes_from_the_settings_or_the_file_and_is_unset_by_default() 
     let c = Config::resolve(Settings::default(), Some(&file)).unwrap();
     assert_eq!(c.metrics_listen.as_deref(), Some("0.0.0.0:9100"));
 }
+
+#[test]
+fn portal_settings_are_read_and_bad_origins_refused_naming_the_setting() {
+    let c = Config::resolve(
+        with(|s| {
+            s.public_url = d("https://hooks.example.com/");
+            s.console_frame_ancestors = d("https://platform.example, https://*.platform.example:8443");
+        }),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.app.portal.public_url.as_deref(), Some("https://hooks.example.com"));
+    assert_eq!(
+        c.app.portal.frame_ancestors,
+        ["https://platform.example", "https://*.platform.example:8443"]
+    );
+    assert!(
+        Config::defaults().app.portal.frame_ancestors.is_empty(),
+        "never framed by default"
+    );
+    for bad in [
+        "*",
+        "https://x.example/app",
+        "https://*",
+        "platform.example",
+        "https://x.example; script-src *",
+    ] {
+        let err = refused(with(|s| s.console_frame_ancestors = d(bad))).unwrap_or_else(|| panic!("{bad} accepted"));
+        assert!(err.contains("HOOKD_CONSOLE_FRAME_ANCESTORS"), "{err}");
+    }
+    let err = refused(with(|s| s.public_url = d("hooks.example.com"))).expect("a relative public URL is refused");
+    assert!(err.contains("HOOKD_PUBLIC_URL"), "{err}");
+}

@@ -1,7 +1,7 @@
 //! Reading a posted form: the body under the API's size limit and read timeout, decoded as
 //! `application/x-www-form-urlencoded`, each field under a length cap; and `Post`, the
-//! extractor of every form but login, which refuses a request without a session or with a
-//! wrong CSRF token before any handler runs.
+//! extractor of every form but login, which refuses a request without a session, from a
+//! read-only session (logout aside) or with a wrong CSRF token before any handler runs.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
@@ -94,6 +94,11 @@ impl FromRequest<Console> for Post {
         let session = Session::from_headers(request.headers(), console)
             .await
             .map_err(IntoResponse::into_response)?;
+        // A read-only session may post nothing but its logout, and is refused before its
+        // form is even read.
+        if request.uri().path() != "/console/logout" {
+            session.may_change().map_err(IntoResponse::into_response)?;
+        }
         let fields = read_form(console, request).await.map_err(IntoResponse::into_response)?;
         let given = fields.get("csrf").unwrap_or_default();
         if !session.csrf_matches(given) {

@@ -6,19 +6,23 @@
 //! adds a cookie session (`session`), a CSRF token on every form (`forms::Post` refuses a
 //! POST without the right one before its handler runs) and strict response headers.
 //!
-//! Pages: `session` (login, logout), `webhooks` (list, create, edit, status, delete, test,
+//! Pages: `session` (login, logout), `portal` (opening a portal link; framing),
+//! `webhooks` (list, create, edit, status, delete, test,
 //! rotate, recover), `deliveries` (a webhook's page and its deliveries, one delivery,
 //! retry), `admin` (publish an event).
 
 mod admin;
 mod deliveries;
 mod forms;
+mod portal;
 mod session;
 mod views;
 mod webhooks;
 
+use std::sync::Arc;
+
 use askama::Template;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -29,28 +33,29 @@ use crate::app::{App, AppError};
 use crate::rpc::error::{from_app, Operation};
 use crate::rpc::BodyLimits;
 
-/// The console's shared state: the application and the request body limits of the API.
+/// The console's shared state: the application, the request body limits of the API and
+/// who may frame it.
 #[derive(Clone)]
 struct Console {
     app: App,
     body: BodyLimits,
+    framing: Arc<portal::Framing>,
 }
-
-/// The strict policy: scripts, styles, images and forms from this origin only, no inline
-/// code, never framed.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
 
 pub fn router(app: App, body: BodyLimits) -> Router {
+    let framing = Arc::new(portal::Framing::new(&app.settings.portal.frame_ancestors));
+    let console = Console { app, body, framing };
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/") }))
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(webhooks::list))
         .route("/console/login", get(session::login_page).post(session::login))
         .route("/console/logout", post(session::logout))
+        .route("/console/portal", get(portal::landing))
+        .route("/console/portal/{token}", get(portal::open))
         .route(
             "/console/assets/console.css",
             get(|| asset("text/css; charset=utf-8", CSS)),
@@ -76,8 +81,8 @@ pub fn router(app: App, body: BodyLimits) -> Router {
         .route("/console/deliveries/{id}", get(deliveries::delivery_page))
         .route("/console/deliveries/{id}/retry", post(deliveries::retry))
         .route("/console/admin", get(admin::page).post(admin::publish))
-        .layer(middleware::from_fn(security_headers))
-        .with_state(Console { app, body })
+        .layer(middleware::from_fn_with_state(console.clone(), security_headers))
+        .with_state(console)
 }
 
 async fn asset(content_type: &'static str, text: &'static str) -> Response {
@@ -88,14 +93,18 @@ async fn asset(content_type: &'static str, text: &'static str) -> Response {
     response
 }
 
-/// Headers on every console answer: the policy, no sniffing, no referrer, no framing, and
-/// pages (which show secrets) kept out of caches.
-async fn security_headers(request: Request, next: Next) -> Response {
+/// Headers on every console answer: the policy, no sniffing, no referrer, no framing
+/// (unless origins are allowed to: then the policy's frame-ancestors says which, and
+/// X-Frame-Options, which cannot, is left out), and pages (which show secrets) kept out
+/// of caches.
+async fn security_headers(State(console): State<Console>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::CONTENT_SECURITY_POLICY, console.framing.csp());
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !console.framing.framed() {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers
         .entry(header::CACHE_CONTROL)

@@ -69,12 +69,28 @@ impl Session {
 
     /// What the page header shows: who is logged in, and the logout form's token.
     pub fn nav(&self) -> Nav {
+        let user = match self.caller.portal {
+            Some(_) => "portal".to_string(),
+            None => self.caller.user.name.clone(),
+        };
         Nav {
-            user: self.caller.user.name.clone(),
+            user,
             merchant: self.caller.user.merchant_code.clone().unwrap_or_default(),
             admin: self.caller.is_admin(),
             csrf: self.csrf(),
+            read_only: self.caller.read_only(),
         }
+    }
+
+    /// Refuses (403, a page that says why) when this session is read-only.
+    pub fn may_change(&self) -> Result<(), super::PageError> {
+        if self.caller.read_only() {
+            return Err(super::PageError::new(
+                StatusCode::FORBIDDEN,
+                "This is a read-only session: it shows everything and changes nothing. Nothing was changed.",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -105,12 +121,20 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Sets a cookie; `Secure` when the client reached us over HTTPS (directly or through a
-/// trusted proxy), so a browser never sends it in clear. Over plain HTTP (local use) it is
-/// not, or the browser would not send it back at all.
-fn set_cookie(response: &mut Response, client: Client, name: &str, value: &str, path: &str, max_age: u64) {
-    let secure = if client.https { "; Secure" } else { "" };
-    let text = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}");
+/// Sets a cookie with the console's attributes: SameSite=Strict, or SameSite=None; Secure
+/// when the console may be framed by other origins (a framed page's cookies are third-party);
+/// `Secure` too whenever the client reached us over HTTPS (directly or through a trusted
+/// proxy), so a browser never sends it in clear. Over plain HTTP (local use) it is not, or
+/// the browser would not send it back at all.
+fn set_cookie(console: &Console, response: &mut Response, client: Client, name: &str, value: &str, path: &str, max_age: u64) {
+    let attributes = if console.framing.framed() {
+        "SameSite=None; Secure"
+    } else if client.https {
+        "SameSite=Strict; Secure"
+    } else {
+        "SameSite=Strict"
+    };
+    let text = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; {attributes}");
     if let Ok(v) = HeaderValue::from_str(&text) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -132,14 +156,15 @@ pub struct LoginQuery {
 }
 
 /// The login page, with a fresh login token (and its cookie) each time.
-pub async fn login_page(client: Client, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login_page(State(console): State<Console>, client: Client, Query(q): Query<LoginQuery>) -> Response {
     let notice = q
         .expired
         .map(|_| "Your session has expired or was not found. Please log in again.");
-    login_form(client, StatusCode::OK, String::new(), None, notice)
+    login_form(&console, client, StatusCode::OK, String::new(), None, notice)
 }
 
-fn login_form(
+pub(super) fn login_form(
+    console: &Console,
     client: Client,
     status: StatusCode,
     username: String,
@@ -155,7 +180,7 @@ fn login_form(
         notice,
     };
     let mut response = render(status, &page);
-    set_cookie(&mut response, client, LOGIN_COOKIE, &token, "/console/login", 3600);
+    set_cookie(console, &mut response, client, LOGIN_COOKIE, &token, "/console/login", 3600);
     response
 }
 
@@ -174,23 +199,23 @@ pub async fn login(State(console): State<Console>, request: Request) -> Response
     if !token_ok {
         let why = "This login form has expired or your browser did not send its cookie \
                    (the console needs cookies): please try again.";
-        return login_form(client, StatusCode::FORBIDDEN, username, Some(why.into()), None);
+        return login_form(&console, client, StatusCode::FORBIDDEN, username, Some(why.into()), None);
     }
     if username.is_empty() || key.is_empty() || username.len() > MAX_NAME || key.len() > MAX_KEY {
         let why = "Enter your user name and API key (as given by `hookd user add`).";
-        return login_form(client, StatusCode::BAD_REQUEST, username, Some(why.into()), None);
+        return login_form(&console, client, StatusCode::BAD_REQUEST, username, Some(why.into()), None);
     }
     match console.app.console_login(&username, key, client.ip).await {
         Ok(id) => {
             let mut response = Redirect::to("/console/").into_response();
             let ttl = console.app.settings.session_ttl.as_secs();
-            set_cookie(&mut response, client, SESSION_COOKIE, &id, "/console", ttl);
-            set_cookie(&mut response, client, LOGIN_COOKIE, "", "/console/login", 0);
+            set_cookie(&console, &mut response, client, SESSION_COOKIE, &id, "/console", ttl);
+            set_cookie(&console, &mut response, client, LOGIN_COOKIE, "", "/console/login", 0);
             response
         }
         Err(e) => {
             let status = app_status(&e);
-            login_form(client, status, username, Some(app_message(e)), None)
+            login_form(&console, client, status, username, Some(app_message(e)), None)
         }
     }
 }
@@ -202,6 +227,12 @@ pub async fn logout(State(console): State<Console>, client: Client, post: Post) 
         return super::PageError::from(e).into_response();
     }
     let mut response = Redirect::to("/console/login").into_response();
-    set_cookie(&mut response, client, SESSION_COOKIE, "", "/console", 0);
+    set_cookie(&console, &mut response, client, SESSION_COOKIE, "", "/console", 0);
     response
+}
+
+/// The session cookie for a new session `id` on `response`.
+pub(super) fn set_session_cookie(console: &Console, response: &mut Response, client: Client, id: &str) {
+    let ttl = console.app.settings.session_ttl.as_secs();
+    set_cookie(console, response, client, SESSION_COOKIE, id, "/console", ttl);
 }

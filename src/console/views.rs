@@ -13,6 +13,8 @@ pub struct Nav {
     pub merchant: String,
     pub admin: bool,
     pub csrf: String,
+    /// A read-only (portal) session: pages show no forms that change anything.
+    pub read_only: bool,
 }
 
 /// A webhook as the list and its own page show it.

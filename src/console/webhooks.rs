@@ -174,6 +174,7 @@ impl FormPage {
 
 /// `GET /console/webhooks/new`.
 pub async fn new_page(State(console): State<Console>, session: Session) -> PageResult {
+    session.may_change()?;
     let mut page = FormPage::new(&console, &session, None, &[]);
     if session.caller.is_admin() {
         page.merchants = console.app.merchant_codes(&session.caller).await?;
@@ -288,6 +289,7 @@ pub async fn create(State(console): State<Console>, post: Post) -> PageResult {
 
 /// `GET /console/webhooks/{id}/edit`.
 pub async fn edit_page(State(console): State<Console>, session: Session, Path(id): Path<String>) -> PageResult {
+    session.may_change()?;
     let hook = console
         .app
         .webhook_get(&session.caller, WebhookId(parse_id(&id)?))
@@ -345,6 +347,7 @@ struct DeletePage {
 
 /// `GET /console/webhooks/{id}/delete`: the confirmation step.
 pub async fn delete_page(State(console): State<Console>, session: Session, Path(id): Path<String>) -> PageResult {
+    session.may_change()?;
     let hook = console
         .app
         .webhook_get(&session.caller, WebhookId(parse_id(&id)?))

@@ -6,6 +6,7 @@ pub mod flag;
 pub mod headers;
 pub mod ids;
 pub mod payload;
+pub mod portal;
 pub mod records;
 pub mod rotation;
 pub mod secret;

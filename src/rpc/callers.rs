@@ -46,8 +46,14 @@ impl CallerMemo {
             sessions.entry(id.to_string()).or_default().clone()
         };
         cell.get_or_init(|| async {
-            let caller = app.caller_from_session(id).await;
-            caller.map_err(|e| from_app(e, Operation::Other))
+            match app.caller_from_session(id).await {
+                // A portal link's session is the console's: it never calls the API.
+                Ok(caller) if caller.portal.is_some() => {
+                    Err(RpcError::access_denied("A portal session is for the web console only."))
+                }
+                Ok(caller) => Ok(caller),
+                Err(e) => Err(from_app(e, Operation::Other)),
+            }
         })
         .await
         .clone()

@@ -91,10 +91,37 @@ async fn jsonrpc(State(state): State<RpcState>, request: Request) -> Response {
         client: parts.extensions.get::<Client>().and_then(|c| c.ip),
         callers: Default::default(),
     };
-    match envelope::handle_body(&state.app, &creds, &body).await {
+    let base = host_base(&parts.headers);
+    match REQUEST_BASE
+        .scope(base, envelope::handle_body(&state.app, &creds, &body))
+        .await
+    {
         Some(answer) => Json(answer).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     }
+}
+
+tokio::task_local! {
+    /// `http://` + the Host header of the JSON-RPC request being served (None when it has
+    /// no usable one): the base of `portal.link`'s URLs when `HOOKD_PUBLIC_URL` is unset.
+    static REQUEST_BASE: Option<String>;
+}
+
+/// The base URL the current JSON-RPC request came to (see `REQUEST_BASE`).
+pub(crate) fn request_base() -> Option<String> {
+    REQUEST_BASE.try_with(Clone::clone).ok().flatten()
+}
+
+/// `http://HOST[:PORT]` from a Host header made only of the characters a host and port
+/// may have (a hostile header cannot put a path, userinfo or markup into a link).
+fn host_base(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?.trim();
+    let ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    ok.then(|| format!("http://{}", host.to_ascii_lowercase()))
 }
 
 /// Why a body was not read whole.

@@ -20,6 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
     WebhookId,
@@ -129,10 +130,24 @@ pub trait Store: Send + Sync + 'static {
     // --- sessions (stored by the SHA-256 of their id) ---
     async fn session_create(&self, id_hash: &str, user: &UserRecord, expires_at: Millis) -> StoreResult<()>;
     /// The session's user, if the session exists and has not expired at `now`.
-    async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>>;
+    async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<SessionUser>>;
+    /// Removes expired sessions (and expired portal links); the number of sessions removed.
     async fn session_purge_expired(&self, now: Millis) -> StoreResult<u64>;
     /// Ends the session at once (logout); false when there was none.
     async fn session_delete(&self, id_hash: &str) -> StoreResult<bool>;
+
+    // --- portal links (stored by the SHA-256 of their token) ---
+    async fn portal_link_create(&self, link: &NewPortalLink) -> StoreResult<()>;
+    /// Opens a link once: deletes its row and, unless it expired by `now`, makes the portal
+    /// session `session_hash` (valid until `session_expires`) in the same transaction.
+    /// None when no such link exists (never made, or already used).
+    async fn portal_link_redeem(
+        &self,
+        token_hash: &str,
+        session_hash: &str,
+        now: Millis,
+        session_expires: Millis,
+    ) -> StoreResult<Option<Redeemed>>;
 
     // --- webhooks ---
     /// Creates the webhook unless the merchant already has `limit` webhooks (then None).

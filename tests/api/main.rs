@@ -43,6 +43,7 @@ mod ops;
 mod overload;
 mod persistence;
 mod pg_tls;
+mod portal;
 mod process;
 mod provision;
 mod provision_direct;

@@ -69,9 +69,31 @@ impl LoginThrottle {
 
     /// Counts a failed check against `user` and `address`.
     pub fn failed(&self, user: &str, address: Option<IpAddr>) {
+        self.count_failure(std::iter::once(user_subject(user)).chain(address.map(address_subject)));
+    }
+
+    /// `Err(wait)` when `address` has used up its failures (checks with no user name:
+    /// portal links).
+    pub fn check_address(&self, address: Option<IpAddr>) -> Result<(), Duration> {
+        let now = Instant::now();
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let subject = address.map(address_subject);
+        match subject.and_then(|s| windows.get(&s)) {
+            Some(w) if w.failures >= self.max_per_address && w.opened + self.window > now => {
+                Err(w.opened + self.window - now)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed check against `address` alone.
+    pub fn failed_address(&self, address: Option<IpAddr>) {
+        self.count_failure(address.map(address_subject).into_iter());
+    }
+
+    fn count_failure(&self, subjects: impl Iterator<Item = Subject>) {
         let now = Instant::now();
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let subjects = std::iter::once(user_subject(user)).chain(address.map(address_subject));
         for subject in subjects {
             if windows.len() >= MAX_ENTRIES && !windows.contains_key(&subject) {
                 windows.retain(|_, w| w.opened + self.window > now);
@@ -171,5 +193,17 @@ mod tests {
         assert!(t.check("alice", None).is_ok());
         t.failed("bob", ip("10.0.0.1"));
         assert!(t.check("carol", ip("10.0.0.1")).is_err());
+    }
+
+    #[test]
+    fn address_only_failures_share_the_address_window() {
+        let t = LoginThrottle::new(100, 2, Duration::from_secs(60));
+        t.failed_address(ip("10.0.0.9"));
+        assert!(t.check_address(ip("10.0.0.9")).is_ok());
+        t.failed("someone", ip("10.0.0.9"));
+        assert!(t.check_address(ip("10.0.0.9")).is_err());
+        assert!(t.check("anyone", ip("10.0.0.9")).is_err(), "a login from there too");
+        assert!(t.check_address(ip("10.0.0.10")).is_ok());
+        assert!(t.check_address(None).is_ok());
     }
 }

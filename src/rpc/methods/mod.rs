@@ -11,6 +11,7 @@ pub mod discover;
 mod event;
 mod lifecycle;
 mod merchant;
+mod portal;
 mod topic;
 mod user;
 mod webhook;
@@ -322,6 +323,20 @@ pub static METHODS: &[Method] = &[
         errors: &[app_code::INVALID_DATA],
         roles: PUBLISH,
         handler: handler!(event::publish),
+    },
+    Method {
+        path: "portal.link",
+        summary: "A single-use URL that logs whoever opens it into the web console as the merchant (read-only if asked), until ttl passes",
+        params: &[Param {
+            name: "options",
+            required: true,
+            schema: r#"{"type": "object", "required": ["merchant_code"], "properties": {"merchant_code": {"type": "string", "minLength": 1, "maxLength": 64}, "ttl": {"type": "string", "default": "15m", "description": "a duration from 1m to 24h"}, "read_only": {"type": "boolean", "default": false}}, "additionalProperties": false}"#,
+            description: "merchant_code, ttl (default 15m) and read_only (default false)",
+        }],
+        result: r#"{"type": "object", "properties": {"url": {"type": "string", "format": "uri"}, "expires_at": {"type": "string", "format": "date-time"}}}"#,
+        errors: &[app_code::INVALID_DATA, app_code::NO_SUCH_MERCHANT],
+        roles: ADMIN,
+        handler: handler!(portal::link),
     },
     Method {
         path: "topic.list",

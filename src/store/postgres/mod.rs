@@ -37,6 +37,7 @@ use super::{
     DisabledAnnouncement, Failing, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest,
     Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
 };
+use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
     WebhookId,
@@ -156,8 +157,23 @@ impl Store for PostgresStore {
             .observe(users::session_create(&self.pool, id_hash, user, expires_at).await)
     }
 
-    async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
+    async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<SessionUser>> {
         users::session_user(&self.pool, id_hash, now).await
+    }
+
+    async fn portal_link_create(&self, link: &NewPortalLink) -> StoreResult<()> {
+        self.health.observe(users::portal_link_create(&self.pool, link).await)
+    }
+
+    async fn portal_link_redeem(
+        &self,
+        token_hash: &str,
+        session_hash: &str,
+        now: Millis,
+        session_expires: Millis,
+    ) -> StoreResult<Option<Redeemed>> {
+        self.health
+            .observe(users::portal_link_redeem(&self.pool, token_hash, session_hash, now, session_expires).await)
     }
 
     async fn session_delete(&self, id_hash: &str) -> StoreResult<bool> {

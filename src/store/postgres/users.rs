@@ -4,6 +4,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 use crate::domain::records::merchant_codes_from_column;
+use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
 use crate::domain::{MerchantCode, MerchantId, Role, UserId, UserName};
 use crate::store::{MerchantSummary, StoreError, StoreResult, UserRecord};
 use crate::time::{now_millis, Millis};
@@ -177,16 +178,24 @@ pub async fn session_create(pool: &PgPool, id_hash: &str, user: &UserRecord, exp
     Ok(())
 }
 
-pub async fn session_user(pool: &PgPool, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
+pub async fn session_user(pool: &PgPool, id_hash: &str, now: Millis) -> StoreResult<Option<SessionUser>> {
     let row = sqlx::query(&format!(
-        "SELECT {USER_COLUMNS} FROM users u LEFT JOIN merchants m ON m.id = u.merchant_id \
-         JOIN sessions s ON s.user_id = u.id WHERE s.id_hash = $1 AND s.expires_at > $2"
+        "SELECT {USER_COLUMNS}, s.merchant_id, pm.code, s.read_only \
+         FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN merchants m ON m.id = u.merchant_id \
+         LEFT JOIN merchants pm ON pm.id = s.merchant_id \
+         WHERE s.id_hash = $1 AND s.expires_at > $2"
     ))
     .bind(id_hash)
     .bind(now)
     .fetch_optional(pool)
     .await?;
-    Ok(row.as_ref().map(user_from_row))
+    Ok(row.map(|row| {
+        let portal = match (row.get::<Option<i64>, _>(7), row.get::<Option<String>, _>(8)) {
+            (Some(m), Some(code)) => Some((MerchantId(m), code)),
+            _ => None,
+        };
+        SessionUser::new(user_from_row(&row), portal, row.get(9))
+    }))
 }
 
 pub async fn session_delete(pool: &PgPool, id_hash: &str) -> StoreResult<bool> {
@@ -198,9 +207,70 @@ pub async fn session_delete(pool: &PgPool, id_hash: &str) -> StoreResult<bool> {
 }
 
 pub async fn session_purge_expired(pool: &PgPool, now: Millis) -> StoreResult<u64> {
+    sqlx::query("DELETE FROM portal_links WHERE expires_at <= $1")
+        .bind(now)
+        .execute(pool)
+        .await?;
     let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
         .bind(now)
         .execute(pool)
         .await?;
     Ok(done.rows_affected())
+}
+
+pub async fn portal_link_create(pool: &PgPool, link: &NewPortalLink) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO portal_links (token_hash, merchant_id, created_by, read_only, expires_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&link.token_hash)
+    .bind(link.merchant.0)
+    .bind(link.created_by.0)
+    .bind(link.read_only)
+    .bind(link.expires_at)
+    .bind(now_millis())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// One transaction: the link's row is deleted (a concurrent open of the same link waits on
+/// its row lock, then finds it gone) and the session made.
+pub async fn portal_link_redeem(
+    pool: &PgPool,
+    token_hash: &str,
+    session_hash: &str,
+    now: Millis,
+    session_expires: Millis,
+) -> StoreResult<Option<Redeemed>> {
+    let mut tx = pool.begin().await?;
+    let link: Option<(i64, String, i64, bool, i64)> = sqlx::query_as(
+        "DELETE FROM portal_links p USING merchants m WHERE p.token_hash = $1 AND m.id = p.merchant_id \
+         RETURNING p.merchant_id, m.code, p.created_by, p.read_only, p.expires_at",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((merchant, merchant_code, created_by, read_only, expires_at)) = link else {
+        return Ok(None);
+    };
+    if expires_at <= now {
+        tx.commit().await?;
+        return Ok(Some(Redeemed::Expired { merchant_code }));
+    }
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, user_id, expires_at, merchant_id, read_only) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(session_hash)
+    .bind(created_by)
+    .bind(session_expires)
+    .bind(merchant)
+    .bind(read_only)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(Redeemed::Session {
+        merchant_code,
+        read_only,
+    }))
 }

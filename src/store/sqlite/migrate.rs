@@ -73,6 +73,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "publishers",
         sql: include_str!("../../../migrations/sqlite/0010_publishers.sql"),
     },
+    Migration {
+        version: 11,
+        description: "portal links",
+        sql: include_str!("../../../migrations/sqlite/0011_portal_links.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration
@@ -92,7 +97,13 @@ pub fn run(c: &Connection) -> StoreResult<()> {
     if current > known {
         return Err(StoreError::SchemaTooNew { found: current, known });
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    // Every migration not yet recorded, not only those above the newest one: numbers are
+    // handed out to branches in advance, so one with a lower number may arrive later.
+    let applied: Vec<i64> = c
+        .prepare("SELECT version FROM hookd_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         tracing::info!(
             version = m.version,
             description = m.description,

@@ -36,6 +36,7 @@ use super::{
     DisabledAnnouncement, Failing, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published,
     Recovered, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
 };
+use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
 use crate::domain::{
     BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
     WebhookId,
@@ -181,8 +182,26 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
+    async fn session_user(&self, id_hash: &str, now: Millis) -> StoreResult<Option<SessionUser>> {
         self.readers.with(|c| users::session_user(c, id_hash, now))
+    }
+
+    async fn portal_link_create(&self, link: &NewPortalLink) -> StoreResult<()> {
+        let link = link.clone();
+        self.writer.write(move |c, _| users::portal_link_create(c, &link)).await
+    }
+
+    async fn portal_link_redeem(
+        &self,
+        token_hash: &str,
+        session_hash: &str,
+        now: Millis,
+        session_expires: Millis,
+    ) -> StoreResult<Option<Redeemed>> {
+        let (token_hash, session_hash) = (token_hash.to_string(), session_hash.to_string());
+        self.writer
+            .write(move |c, _| users::portal_link_redeem(c, &token_hash, &session_hash, now, session_expires))
+            .await
     }
 
     async fn session_delete(&self, id_hash: &str) -> StoreResult<bool> {

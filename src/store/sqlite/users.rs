@@ -4,6 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::records::merchant_codes_from_column;
+use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
 use crate::domain::{MerchantId, Role, UserId};
 use crate::store::{MerchantSummary, StoreError, StoreResult, UserRecord};
 use crate::time::{now_millis, Millis};
@@ -142,11 +143,22 @@ pub fn session_create(c: &Connection, id_hash: &str, user: UserId, expires_at: M
     Ok(())
 }
 
-pub fn session_user(c: &Connection, id_hash: &str, now: Millis) -> StoreResult<Option<UserRecord>> {
-    Ok(c.prepare_cached(&format!(
-        "SELECT {USER_COLUMNS} JOIN sessions s ON s.user_id = u.id WHERE s.id_hash = ?1 AND s.expires_at > ?2"
-    ))?
-    .query_row(params![id_hash, now], user_from_row)
+pub fn session_user(c: &Connection, id_hash: &str, now: Millis) -> StoreResult<Option<SessionUser>> {
+    Ok(c.prepare_cached(
+        "SELECT u.id, u.name, u.role, u.merchant_id, m.code, u.key_hash, u.created_at, \
+                s.merchant_id, pm.code, s.read_only \
+         FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN merchants m ON m.id = u.merchant_id \
+         LEFT JOIN merchants pm ON pm.id = s.merchant_id \
+         WHERE s.id_hash = ?1 AND s.expires_at > ?2",
+    )?
+    .query_row(params![id_hash, now], |r| {
+        let user = user_from_row(r)?;
+        let portal = match (r.get::<_, Option<i64>>(7)?, r.get::<_, Option<String>>(8)?) {
+            (Some(m), Some(code)) => Some((MerchantId(m), code)),
+            _ => None,
+        };
+        Ok(SessionUser::new(user, portal, r.get(9)?))
+    })
     .optional()?)
 }
 
@@ -157,6 +169,66 @@ pub fn session_delete(c: &Connection, id_hash: &str) -> StoreResult<bool> {
 }
 
 pub fn session_purge_expired(c: &Connection, now: Millis) -> StoreResult<u64> {
+    c.prepare_cached("DELETE FROM portal_links WHERE expires_at <= ?1")?
+        .execute([now])?;
     Ok(c.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?
         .execute([now])? as u64)
+}
+
+pub fn portal_link_create(c: &Connection, link: &NewPortalLink) -> StoreResult<()> {
+    c.prepare_cached(
+        "INSERT INTO portal_links (token_hash, merchant_id, created_by, read_only, expires_at, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        link.token_hash,
+        link.merchant.0,
+        link.created_by.0,
+        link.read_only,
+        link.expires_at,
+        now_millis()
+    ])?;
+    Ok(())
+}
+
+/// Runs as one writer job, so the link's row goes and the session comes in one transaction
+/// (and jobs run one at a time: of two opens of one link, the second finds no row).
+pub fn portal_link_redeem(
+    c: &Connection,
+    token_hash: &str,
+    session_hash: &str,
+    now: Millis,
+    session_expires: Millis,
+) -> StoreResult<Option<Redeemed>> {
+    let link = c
+        .prepare_cached(
+            "DELETE FROM portal_links WHERE token_hash = ?1 \
+             RETURNING merchant_id, created_by, read_only, expires_at",
+        )?
+        .query_row([token_hash], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, bool>(2)?,
+                r.get::<_, Millis>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((merchant, created_by, read_only, expires_at)) = link else {
+        return Ok(None);
+    };
+    let merchant_code: String = c
+        .prepare_cached("SELECT code FROM merchants WHERE id = ?1")?
+        .query_row([merchant], |r| r.get(0))?;
+    if expires_at <= now {
+        return Ok(Some(Redeemed::Expired { merchant_code }));
+    }
+    c.prepare_cached(
+        "INSERT INTO sessions (id_hash, user_id, expires_at, merchant_id, read_only) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![session_hash, created_by, session_expires, merchant, read_only])?;
+    Ok(Some(Redeemed::Session {
+        merchant_code,
+        read_only,
+    }))
 }
