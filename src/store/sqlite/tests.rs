@@ -188,13 +188,14 @@ async fn the_publisher_migration_keeps_users_and_their_sessions() {
         .session_user("s2", 0)
         .await
         .unwrap()
-        .expect("the session survived");
+        .expect("the session survived")
+        .user;
     assert_eq!(
         (shopper.id.0, shopper.name.as_str(), shopper.key_hash.as_str()),
         (9, "shopper", "h2")
     );
     assert_eq!(shopper.merchant_code.as_deref(), Some("shop"));
-    assert_eq!(store.session_user("s1", 0).await.unwrap().unwrap().role, Role::Admin);
+    assert_eq!(store.session_user("s1", 0).await.unwrap().unwrap().user.role, Role::Admin);
     let name = crate::domain::UserName::parse("pub").unwrap();
     let publisher = store
         .user_create_scoped(&name, Role::Publisher, None, &["shop".to_string()], "h3")
