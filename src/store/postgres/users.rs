@@ -190,11 +190,12 @@ pub async fn session_user(pool: &PgPool, id_hash: &str, now: Millis) -> StoreRes
     .fetch_optional(pool)
     .await?;
     Ok(row.map(|row| {
-        let portal = match (row.get::<Option<i64>, _>(7), row.get::<Option<String>, _>(8)) {
+        // Columns 0..=7 are the user's (USER_COLUMNS), then the portal grant's.
+        let portal = match (row.get::<Option<i64>, _>(8), row.get::<Option<String>, _>(9)) {
             (Some(m), Some(code)) => Some((MerchantId(m), code)),
             _ => None,
         };
-        SessionUser::new(user_from_row(&row), portal, row.get(9))
+        SessionUser::new(user_from_row(&row), portal, row.get(10))
     }))
 }
 

@@ -145,7 +145,7 @@ pub fn session_create(c: &Connection, id_hash: &str, user: UserId, expires_at: M
 
 pub fn session_user(c: &Connection, id_hash: &str, now: Millis) -> StoreResult<Option<SessionUser>> {
     Ok(c.prepare_cached(
-        "SELECT u.id, u.name, u.role, u.merchant_id, m.code, u.key_hash, u.created_at, \
+        "SELECT u.id, u.name, u.role, u.merchant_id, m.code, u.key_hash, u.created_at, u.merchant_codes, \
                 s.merchant_id, pm.code, s.read_only \
          FROM sessions s JOIN users u ON u.id = s.user_id LEFT JOIN merchants m ON m.id = u.merchant_id \
          LEFT JOIN merchants pm ON pm.id = s.merchant_id \
@@ -153,11 +153,12 @@ pub fn session_user(c: &Connection, id_hash: &str, now: Millis) -> StoreResult<O
     )?
     .query_row(params![id_hash, now], |r| {
         let user = user_from_row(r)?;
-        let portal = match (r.get::<_, Option<i64>>(7)?, r.get::<_, Option<String>>(8)?) {
+        // Columns 0..=7 are the user's (as USER_COLUMNS), then the portal grant's.
+        let portal = match (r.get::<_, Option<i64>>(8)?, r.get::<_, Option<String>>(9)?) {
             (Some(m), Some(code)) => Some((MerchantId(m), code)),
             _ => None,
         };
-        Ok(SessionUser::new(user, portal, r.get(9)?))
+        Ok(SessionUser::new(user, portal, r.get(10)?))
     })
     .optional()?)
 }
