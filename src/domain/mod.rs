@@ -9,6 +9,7 @@ pub mod payload;
 pub mod records;
 pub mod rotation;
 pub mod secret;
+pub mod signing_keys;
 pub mod steering;
 pub mod target;
 pub mod topic;
@@ -26,8 +27,9 @@ pub use records::{
     DisabledAnnouncement, Failing, PayloadRecord, PublishRequest, Published, Recovered, Requeue, Scope, StatusTarget,
     UserRecord,
 };
-pub use rotation::SecretRotation;
+pub use rotation::{RotateOutcome, SecretRotation};
 pub use secret::SecretKey;
+pub use signing_keys::{KeyPair, PreviousKey, SignatureScheme};
 pub use steering::{FilterSource, MaxRate};
 pub use topic::{Catalog, Topic, TopicList, TopicPattern};
 pub use user::{ApiKey, MerchantCode, Role, UserName};

@@ -41,6 +41,7 @@ mod pg_tls;
 mod process;
 mod receiver;
 mod seed;
+mod signatures;
 mod soak;
 mod steering_feedback;
 mod steering_lanes;
