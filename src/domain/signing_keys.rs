@@ -192,6 +192,51 @@ mod tests {
         assert_eq!(signing_key("AAAA"), None);
     }
 
+    proptest::proptest! {
+        /// Any value but the two names is refused, naming the field, in a bounded message.
+        #[test]
+        fn only_the_two_schemes_parse(text in ".{0,300}", n in proptest::num::i64::ANY, flag in proptest::bool::ANY) {
+            for v in [json!(text.clone()), json!(n), json!(flag), json!([text.clone()]), json!({"s": text.clone()})] {
+                match scheme(v.clone()) {
+                    Ok(Some(s)) => proptest::prop_assert!(v == json!(s.as_str())),
+                    Ok(None) => proptest::prop_assert!(false, "{v} read as absent"),
+                    Err(e) => {
+                        let e = e.to_string();
+                        proptest::prop_assert!(e.starts_with("signature_scheme must be"));
+                        proptest::prop_assert!(e.chars().count() < 120, "{e}");
+                    }
+                }
+            }
+        }
+
+        /// Rotations never keep more than MAX_PREVIOUS_KEYS, never an expired key, and never
+        /// drop a key before its expiry (a refused rotation changes nothing).
+        #[test]
+        fn rotations_keep_keys_as_announced(steps in proptest::collection::vec((0i64..50, 0i64..200), 1..40)) {
+            use crate::domain::rotation::{previous_after_rotation, MAX_PREVIOUS_KEYS};
+            let (mut now, mut previous) = (0i64, Vec::<PreviousKey>::new());
+            for (i, (advance, overlap)) in steps.into_iter().enumerate() {
+                now += advance;
+                let replaced = PreviousKey { secret_key: i.to_string(), signing_key: None, expires_at: now + overlap };
+                let unexpired: Vec<PreviousKey> = previous.iter().filter(|k| k.expires_at > now).cloned().collect();
+                match previous_after_rotation(replaced.clone(), previous.clone(), now) {
+                    Ok(next) => {
+                        proptest::prop_assert!(next.len() <= MAX_PREVIOUS_KEYS);
+                        proptest::prop_assert!(next.iter().all(|k| k.expires_at > now));
+                        proptest::prop_assert!(unexpired.iter().all(|k| next.contains(k)), "a key dropped early");
+                        proptest::prop_assert_eq!(next.contains(&replaced), overlap > 0);
+                        previous = next;
+                    }
+                    Err(refused) => {
+                        proptest::prop_assert_eq!(unexpired.len(), MAX_PREVIOUS_KEYS);
+                        proptest::prop_assert!(overlap > 0);
+                        proptest::prop_assert_eq!(Some(refused.oldest_expires_at), unexpired.iter().map(|k| k.expires_at).min());
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn previous_keys_round_trip() {
         let keys = vec![PreviousKey {

@@ -67,7 +67,10 @@ async fn creating_the_seed_example_lists_it_with_the_seven_seed_fields_and_the_l
             "webhook_id"
         ]
     );
-    assert_eq!((&hook["signature_scheme"], &hook["public_key"]), (&json!("hmac"), &Value::Null));
+    assert_eq!(
+        (&hook["signature_scheme"], &hook["public_key"]),
+        (&json!("hmac"), &Value::Null)
+    );
     assert!(hook["webhook_id"].is_i64(), "{hook:?}");
     assert_eq!(hook["increment_id"], 0);
     assert_eq!(hook["is_active"], 1);
