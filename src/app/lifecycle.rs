@@ -9,10 +9,12 @@ use serde_json::Value;
 
 use super::recover_budget::{Exhausted, PER_MINUTE};
 use super::{App, AppError, Caller};
+use crate::domain::rotation::{TooManyPrevious, MAX_PREVIOUS_KEYS};
 use crate::domain::{
-    DeliveryRecord, DeliverySearch, PayloadRecord, Recovered, SecretRotation, WebhookChange, WebhookId,
+    DeliveryRecord, DeliverySearch, KeyPair, PayloadRecord, Recovered, RotateOutcome, SecretRotation, WebhookChange,
+    WebhookId,
 };
-use crate::time::{now_millis, Millis};
+use crate::time::{format_timestamp, now_millis, Millis};
 
 /// What `webhook.rotate_secret` answers.
 pub struct Rotated {
@@ -43,13 +45,31 @@ impl App {
         options: Option<&Value>,
     ) -> Result<Rotated, AppError> {
         let rotation = SecretRotation::from_json(options).map_err(|e| AppError::InvalidData(e.to_string()))?;
-        let previous_expires_at = now_millis() + rotation.overlap.as_millis() as i64;
-        if !self
+        let now = now_millis();
+        let previous_expires_at = now + rotation.overlap.as_millis() as i64;
+        let key_pair = KeyPair::generate();
+        match self
             .store
-            .webhook_rotate_secret(caller.scope(), id, &rotation.secret_key, previous_expires_at)
+            .webhook_rotate_secret(
+                caller.scope(),
+                id,
+                &rotation.secret_key,
+                &key_pair,
+                now,
+                previous_expires_at,
+            )
             .await?
         {
-            return Err(AppError::WebhookNotFound);
+            RotateOutcome::Rotated => {}
+            RotateOutcome::NotFound => return Err(AppError::WebhookNotFound),
+            RotateOutcome::Refused(TooManyPrevious { oldest_expires_at }) => {
+                return Err(AppError::InvalidData(format!(
+                    "overlap: {MAX_PREVIOUS_KEYS} previous keys still sign; the oldest expires at {}: \
+                     rotate again after that (a rotation with \"overlap\": \"0s\", which keeps no \
+                     previous key, is accepted now).",
+                    format_timestamp(oldest_expires_at)
+                )))
+            }
         }
         Ok(Rotated {
             secret_key: rotation.secret_key.as_str().to_string(),

@@ -14,7 +14,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use ed25519_dalek::VerifyingKey;
+
 use crate::dispatch::signing::{plugin_signature, standard_signature};
+use crate::domain::signing_keys::parse_public_key;
 
 /// The most a request body may be; larger ones are answered 413 and printed without body.
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -27,6 +30,10 @@ pub struct ListenArgs {
     /// The webhook's secret_key (or its `whsec_…` form), to check both signatures
     #[arg(long)]
     pub secret: Option<String>,
+    /// The webhook's Ed25519 public key (`whpk_…`, signature_scheme "hmac+ed25519"), to
+    /// check its `v1a` signatures
+    #[arg(long)]
+    pub public_key: Option<String>,
     /// HTTP status to answer every request with
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u16).range(100..=599))]
     pub status: u16,
@@ -34,6 +41,7 @@ pub struct ListenArgs {
 
 struct Listener {
     secret: Option<Vec<u8>>,
+    public_key: Option<VerifyingKey>,
     status: StatusCode,
 }
 
@@ -41,6 +49,11 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
     let status = StatusCode::from_u16(args.status).context("--status must be an HTTP status code")?;
     let state = Arc::new(Listener {
         secret: args.secret.as_deref().map(secret_bytes).transpose()?,
+        public_key: args
+            .public_key
+            .as_deref()
+            .map(|k| parse_public_key(k.trim()).map_err(|e| anyhow::anyhow!("--public-key: {e}")))
+            .transpose()?,
         status,
     });
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -70,7 +83,11 @@ fn secret_bytes(secret: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 async fn receive(State(state): State<Arc<Listener>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let line = describe(&headers, &body, state.secret.as_deref());
+    let mut line = describe(&headers, &body, state.secret.as_deref());
+    line["asymmetric_signature_ok"] = json!(state
+        .public_key
+        .as_ref()
+        .map(|key| asymmetric_signature_ok(key, &headers, &body)));
     let mut out = std::io::stdout().lock();
     // A closed stdout (`hookd listen | head`) must not take the receiver down.
     let _ = writeln!(out, "{line}").and_then(|_| out.flush());
@@ -135,6 +152,27 @@ fn standard_signature_ok(
     signatures.split(' ').any(|entry| entry == expected)
 }
 
+/// Any `v1a,<base64>` entry of `webhook-signature` is an Ed25519 signature of
+/// `id.timestamp.body` by `key`.
+fn asymmetric_signature_ok(key: &VerifyingKey, headers: &HeaderMap, body: &[u8]) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(id), Some(timestamp), Some(signatures)) = (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    ) else {
+        return false;
+    };
+    let mut signed = format!("{id}.{timestamp}.").into_bytes();
+    signed.extend_from_slice(body);
+    signatures
+        .split(' ')
+        .filter_map(|entry| entry.strip_prefix("v1a,"))
+        .filter_map(|sig| BASE64.decode(sig).ok())
+        .filter_map(|bytes| ed25519_dalek::Signature::from_slice(&bytes).ok())
+        .any(|sig| key.verify_strict(&signed, &sig).is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +222,27 @@ mod tests {
         assert_eq!(line["topic"], Value::Null);
         assert_eq!(line["signature_ok"], false);
         assert!(line["body"].as_str().unwrap().ends_with("not json"));
+    }
+
+    #[test]
+    fn v1a_entries_are_checked_against_the_public_key() {
+        use crate::dispatch::signing::asymmetric_signature;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let mut h = signed(b"s3cret", BODY);
+        let v1a = asymmetric_signature(&key, "msg_1", 1_700_000_000, BODY);
+        let both = format!("{} {v1a}", h["webhook-signature"].to_str().unwrap());
+        h.insert("webhook-signature", both.parse().unwrap());
+        assert!(asymmetric_signature_ok(&key.verifying_key(), &h, BODY));
+        let other = ed25519_dalek::SigningKey::from_bytes(&[4; 32]).verifying_key();
+        assert!(!asymmetric_signature_ok(&other, &h, BODY), "another key");
+        assert!(
+            !asymmetric_signature_ok(&key.verifying_key(), &h, b"tampered"),
+            "another body"
+        );
+        assert!(
+            !asymmetric_signature_ok(&key.verifying_key(), &signed(b"s3cret", BODY), BODY),
+            "no v1a"
+        );
     }
 
     #[test]

@@ -91,17 +91,19 @@ pub async fn webhooks(cmd: WebhookCommand, store: Arc<dyn Store>) -> anyhow::Res
     let WebhookCommand::List { merchant } = cmd;
     let scope = merchant_scope(store.as_ref(), merchant.as_deref()).await?;
     let codes: std::collections::HashMap<MerchantId, String> = store.merchant_list().await?.into_iter().collect();
-    println!("webhook_id\tmerchant\tis_active\tincrement_id\ttopics\turl");
+    println!("webhook_id\tmerchant\tis_active\tincrement_id\ttopics\turl\tsignature_scheme\tpublic_key");
     for w in store.webhook_list(scope).await? {
         let code = codes.get(&w.merchant_id).map(String::as_str).unwrap_or("?");
         println!(
-            "{}\t{code}\t{}\t{}\t{}\t{}",
+            "{}\t{code}\t{}\t{}\t{}\t{}\t{}\t{}",
             w.id.0,
             w.is_active as u8,
             w.increment_id,
             w.topics,
             // Without userinfo and with query credentials masked (the API shows it as given).
-            redact::listed_url(&w.url)
+            redact::listed_url(&w.url),
+            w.signature_scheme.as_str(),
+            w.public_key.as_deref().unwrap_or("-")
         );
     }
     Ok(())

@@ -36,6 +36,8 @@ pub struct HookView {
     pub secret_key: String,
     /// Until when the previous secret still signs ("" when there is none).
     pub previous_until: String,
+    /// The Ed25519 public key (`whpk_…`) with "hmac+ed25519", "" otherwise.
+    pub public_key: String,
     /// The latest delivery's status and when ("" before the first).
     pub last_status: String,
     pub last_detail: String,
@@ -43,10 +45,15 @@ pub struct HookView {
 
 impl HookView {
     pub fn new(hook: &Webhook, last: Option<&DeliveryRecord>) -> Self {
-        let previous_until = match (&hook.previous_secret_key, hook.previous_expires_at) {
-            (Some(_), Some(until)) if until > crate::time::now_millis() => when(until),
-            _ => String::new(),
-        };
+        let now = crate::time::now_millis();
+        let previous_until = hook
+            .previous_keys
+            .iter()
+            .map(|k| k.expires_at)
+            .filter(|until| *until > now)
+            .max()
+            .map(when)
+            .unwrap_or_default();
         Self {
             id: hook.id.0,
             merchant: hook.merchant_code.clone(),
@@ -66,6 +73,11 @@ impl HookView {
             extra_headers: hook.extra_headers.clone(),
             secret_key: hook.secret_key.clone(),
             previous_until,
+            public_key: hook
+                .public_key
+                .clone()
+                .filter(|_| hook.signature_scheme.has_key_pair())
+                .unwrap_or_default(),
             last_status: last.map(|d| d.status.as_str().to_string()).unwrap_or_default(),
             last_detail: last.map(outcome_detail).unwrap_or_default(),
         }

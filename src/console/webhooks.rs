@@ -133,6 +133,8 @@ struct FormPage {
     ordered: bool,
     max_rate: String,
     filter: String,
+    /// `signature_scheme`: true for "hmac+ed25519".
+    ed25519: bool,
     /// For an admin creating a webhook: the merchants to choose from.
     merchants: Vec<String>,
     merchant: String,
@@ -165,6 +167,7 @@ impl FormPage {
             ordered: false,
             max_rate: String::new(),
             filter: String::new(),
+            ed25519: false,
             merchants: Vec::new(),
             merchant: String::new(),
             error: None,
@@ -236,6 +239,13 @@ fn posted_data(fields: &Fields, topics: &[String], creating: bool) -> Result<Map
         Value::String(filter)
     };
     data.insert("filter".into(), filter);
+    // Absent (an older form) keeps the scheme; anything else is the domain's to refuse.
+    if let Some(scheme) = fields.get("signature_scheme") {
+        data.insert(
+            "signature_scheme".into(),
+            scheme.chars().take(64).collect::<String>().into(),
+        );
+    }
     Ok(data)
 }
 
@@ -256,6 +266,7 @@ async fn refused(
     page.ordered = fields.get("ordered") == Some("1");
     page.max_rate = kept(fields, "max_rate", MAX_RATE_TEXT);
     page.filter = kept(fields, "filter", MAX_FILTER);
+    page.ed25519 = fields.get("signature_scheme") == Some("hmac+ed25519");
     if hook_id.is_none() && session.caller.is_admin() {
         page.merchants = console.app.merchant_codes(&session.caller).await?;
     }
@@ -301,6 +312,7 @@ pub async fn edit_page(State(console): State<Console>, session: Session, Path(id
     page.ordered = hook.ordered;
     page.max_rate = hook.max_rate.map(|r| r.to_string()).unwrap_or_default();
     page.filter = hook.filter.unwrap_or_default();
+    page.ed25519 = hook.signature_scheme.has_key_pair();
     Ok(render(StatusCode::OK, &page))
 }
 

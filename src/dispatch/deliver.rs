@@ -18,7 +18,9 @@ use tracing::Instrument;
 use super::client::{AttemptOutcome, AttemptRequest};
 use super::disable::{gone_reason, url_host};
 use super::retry::RetrySchedule;
+use super::signing::Signer;
 use super::Engine;
+use crate::domain::signing_keys::signing_key;
 use crate::domain::{AttemptLog, ClaimedDelivery, DeliveryUpdate};
 use crate::domain::{DeliveryStatus, ExtraHeaders, Webhook};
 use crate::time::{format_timestamp_millis, now_millis, Millis};
@@ -26,9 +28,10 @@ use crate::time::{format_timestamp_millis, now_millis, Millis};
 /// Where and how a webhook's payloads are sent.
 pub struct Target {
     pub url: String,
-    pub secret: Vec<u8>,
-    /// After a rotation: the previous key and until when it signs too.
-    pub previous: Option<(Vec<u8>, Millis)>,
+    /// The current keys.
+    pub current: Signer,
+    /// After rotations: the previous keys (newest first) and until when each signs too.
+    pub previous: Vec<(Signer, Millis)>,
     pub headers: Vec<(String, String)>,
     /// The webhook's `version` this was loaded from (see `worker`).
     pub version: i64,
@@ -40,25 +43,44 @@ impl Target {
         let headers = ExtraHeaders::parse(&hook.extra_headers)
             .map(|h| h.pairs().to_vec())
             .unwrap_or_default();
-        let previous = match (&hook.previous_secret_key, hook.previous_expires_at) {
-            (Some(key), Some(until)) => Some((key.as_bytes().to_vec(), until)),
-            _ => None,
+        // With "hmac" no v1a is sent, not even by previous keys that had a pair.
+        let ed25519 = |stored: Option<&String>| {
+            stored
+                .filter(|_| hook.signature_scheme.has_key_pair())
+                .and_then(|k| signing_key(k))
         };
+        let previous = hook
+            .previous_keys
+            .iter()
+            .map(|k| {
+                let signer = Signer {
+                    secret: k.secret_key.as_bytes().to_vec(),
+                    ed25519: ed25519(k.signing_key.as_ref()),
+                };
+                (signer, k.expires_at)
+            })
+            .collect();
         Arc::new(Self {
             url: hook.url.clone(),
-            secret: hook.secret_key.as_bytes().to_vec(),
+            current: Signer {
+                secret: hook.secret_key.as_bytes().to_vec(),
+                ed25519: ed25519(hook.signing_key.as_ref()),
+            },
             previous,
             headers,
             version: hook.version,
         })
     }
 
-    /// The previous key while its overlap lasts at `now`.
-    pub fn previous_secret(&self, now: Millis) -> Option<&[u8]> {
-        self.previous
-            .as_ref()
+    /// The keys that sign at `now`: the current ones, then every previous one whose overlap
+    /// lasts.
+    pub fn signers(&self, now: Millis) -> Vec<&Signer> {
+        let previous = self
+            .previous
+            .iter()
             .filter(|(_, until)| now < *until)
-            .map(|(key, _)| key.as_slice())
+            .map(|(signer, _)| signer);
+        std::iter::once(&self.current).chain(previous).collect()
     }
 }
 
@@ -88,8 +110,7 @@ pub async fn attempt(
         .attempt(&AttemptRequest {
             url: &target.url,
             body: Bytes::from(claimed.body),
-            secret: &target.secret,
-            previous_secret: target.previous_secret(started_at),
+            signers: &target.signers(started_at),
             msg_id: &msg_id,
             extra_headers: &target.headers,
         })
@@ -209,8 +230,17 @@ mod tests {
         (now + step_ms * 9 / 10..=now + step_ms * 11 / 10).contains(&at)
     }
 
+    fn previous(secret: &str, signing_key: Option<&str>, expires_at: Millis) -> crate::domain::PreviousKey {
+        crate::domain::PreviousKey {
+            secret_key: secret.into(),
+            signing_key: signing_key.map(str::to_string),
+            expires_at,
+        }
+    }
+
     #[test]
-    fn the_previous_key_signs_only_until_its_overlap_ends() {
+    fn previous_keys_sign_only_until_their_own_overlaps_end() {
+        let (new_pair, old_pair) = (crate::domain::KeyPair::generate(), crate::domain::KeyPair::generate());
         let hook = Webhook {
             id: crate::domain::WebhookId(1),
             merchant_id: crate::domain::MerchantId(1),
@@ -222,23 +252,45 @@ mod tests {
             secret_key: "new".into(),
             merchant_code: "shop".into(),
             version: 3,
-            previous_secret_key: Some("old".into()),
-            previous_expires_at: Some(1000),
+            previous_keys: vec![
+                previous("mid", None, 500),
+                previous("old", Some(&old_pair.private), 1000),
+            ],
+            signature_scheme: crate::domain::SignatureScheme::HmacEd25519,
+            signing_key: Some(new_pair.private.clone()),
+            public_key: Some(new_pair.public.clone()),
             disabled_reason: None,
             ordered: false,
             max_rate: None,
             filter: None,
         };
         let t = Target::of(&hook);
-        assert_eq!((t.secret.as_slice(), t.version), (&b"new"[..], 3));
-        assert_eq!(t.previous_secret(999), Some(&b"old"[..]));
-        assert_eq!(t.previous_secret(1000), None);
-        let never = Target::of(&Webhook {
-            previous_secret_key: None,
-            previous_expires_at: None,
+        let secrets = |now| -> Vec<Vec<u8>> { t.signers(now).iter().map(|s| s.secret.clone()).collect() };
+        assert_eq!(t.version, 3);
+        assert_eq!(secrets(499), [&b"new"[..], b"mid", b"old"]);
+        assert_eq!(secrets(500), [&b"new"[..], b"old"]);
+        assert_eq!(secrets(1000), [&b"new"[..]]);
+        let keys: Vec<Option<String>> = t
+            .signers(0)
+            .iter()
+            .map(|s| {
+                s.ed25519
+                    .as_ref()
+                    .map(|k| crate::domain::signing_keys::public_key_text(&k.verifying_key()))
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [Some(new_pair.public.clone()), None, Some(old_pair.public.clone())]
+        );
+        let hmac = Target::of(&Webhook {
+            signature_scheme: crate::domain::SignatureScheme::Hmac,
             ..hook
         });
-        assert_eq!(never.previous_secret(0), None);
+        assert!(
+            hmac.signers(0).iter().all(|s| s.ed25519.is_none()),
+            "no v1a with \"hmac\""
+        );
     }
 
     #[test]

@@ -6,12 +6,16 @@
 //! - Standard Webhooks (standardwebhooks.com) `webhook-signature`, `v1,` + base64 of the HMAC
 //!   of `"{msg_id}.{timestamp}.{body}"`.
 //!
+//! - with `signature_scheme` "hmac+ed25519" (CONTRACT §7.3), also the Standard Webhooks
+//!   asymmetric signature `v1a,` + base64 of the Ed25519 signature of the same string.
+//!
 //! The official Standard Webhooks verifier libraries take the secret as a string
 //! `whsec_` + base64(secret_key); they strip the prefix and base64-decode the rest, so they end
 //! up keying the HMAC with the same raw bytes used here.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+use ed25519_dalek::{Signer as _, SigningKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -34,6 +38,46 @@ pub fn standard_signature(secret: &[u8], msg_id: &str, timestamp: i64, body: &[u
     mac.update(b".");
     mac.update(body);
     format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+}
+
+/// One key set that signs a request: the HMAC secret and, with "hmac+ed25519", the Ed25519
+/// key. During rotation overlaps several sign (the current one first).
+pub struct Signer {
+    pub secret: Vec<u8>,
+    pub ed25519: Option<SigningKey>,
+}
+
+impl Signer {
+    pub fn hmac(secret: &[u8]) -> Self {
+        Self {
+            secret: secret.to_vec(),
+            ed25519: None,
+        }
+    }
+}
+
+/// Standard Webhooks: `"v1a," + base64(Ed25519(key, "{msg_id}.{timestamp}.{body}"))`.
+pub fn asymmetric_signature(key: &SigningKey, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut message = Vec::with_capacity(msg_id.len() + body.len() + 24);
+    message.extend_from_slice(msg_id.as_bytes());
+    message.push(b'.');
+    message.extend_from_slice(timestamp.to_string().as_bytes());
+    message.push(b'.');
+    message.extend_from_slice(body);
+    format!("v1a,{}", BASE64.encode(key.sign(&message).to_bytes()))
+}
+
+/// The `webhook-signature` value: every signer's `v1,` entry, then every `v1a,` entry,
+/// space-separated (a verifier accepts the request when any one entry it knows verifies).
+pub fn signature_header(signers: &[&Signer], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let v1 = signers
+        .iter()
+        .map(|s| standard_signature(&s.secret, msg_id, timestamp, body));
+    let v1a = signers
+        .iter()
+        .filter_map(|s| s.ed25519.as_ref())
+        .map(|k| asymmetric_signature(k, msg_id, timestamp, body));
+    v1.chain(v1a).collect::<Vec<_>>().join(" ")
 }
 
 fn keyed(secret: &[u8]) -> HmacSha256 {
@@ -101,6 +145,48 @@ mod tests {
         assert_eq!(
             standard_signature(&decoded, "msg_1", 1, BODY),
             standard_signature(secret_key, "msg_1", 1, BODY)
+        );
+    }
+
+    #[test]
+    fn asymmetric_signature_matches_the_standard_webhooks_vector() {
+        // The Standard Webhooks reference test vector: this base64 value is the 32-byte seed.
+        let seed: [u8; 32] = BASE64
+            .decode("VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let key = SigningKey::from_bytes(&seed);
+        assert_eq!(
+            asymmetric_signature(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#
+            ),
+            "v1a,tQ9V2XOqn7jL/DQenEFpqIugdBVtiMmER5mhSkXBNwM0mkATuDe6KYYUuxqtaiHeYGb7KaaBRdM5WqyeFiL8Ag=="
+        );
+    }
+
+    #[test]
+    fn the_header_lists_every_v1_then_every_v1a() {
+        let with_pair = Signer {
+            secret: b"a".to_vec(),
+            ed25519: Some(SigningKey::from_bytes(&[7; 32])),
+        };
+        let hmac_only = Signer::hmac(b"b");
+        let header = signature_header(&[&with_pair, &hmac_only], "id", 10, b"body");
+        let entries: Vec<&str> = header.split(' ').collect();
+        assert_eq!(entries.len(), 3, "{header}");
+        assert_eq!(entries[0], standard_signature(b"a", "id", 10, b"body"));
+        assert_eq!(entries[1], standard_signature(b"b", "id", 10, b"body"));
+        assert_eq!(
+            entries[2],
+            asymmetric_signature(with_pair.ed25519.as_ref().unwrap(), "id", 10, b"body")
+        );
+        assert_eq!(
+            signature_header(&[&hmac_only], "id", 10, b"body"),
+            standard_signature(b"b", "id", 10, b"body")
         );
     }
 

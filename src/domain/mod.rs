@@ -10,6 +10,7 @@ pub mod portal;
 pub mod records;
 pub mod rotation;
 pub mod secret;
+pub mod signing_keys;
 pub mod steering;
 pub mod target;
 pub mod topic;
@@ -27,8 +28,9 @@ pub use records::{
     DisabledAnnouncement, Failing, MerchantSummary, PayloadRecord, PublishRequest, Published, Recovered, Requeue,
     Scope, StatusTarget, UserRecord,
 };
-pub use rotation::SecretRotation;
+pub use rotation::{RotateOutcome, SecretRotation};
 pub use secret::SecretKey;
+pub use signing_keys::{KeyPair, PreviousKey, SignatureScheme};
 pub use steering::{FilterSource, MaxRate};
 pub use topic::{Catalog, Topic, TopicList, TopicPattern};
 pub use user::{ApiKey, MerchantCode, Role, UserName};

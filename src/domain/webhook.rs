@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use super::headers::HeadersError;
 use super::secret::SecretError;
+use super::signing_keys::{parse_scheme, KeyPair, PreviousKey, SignatureScheme};
 use super::steering::{parse_filter, parse_max_rate, parse_ordered, FilterSource, MaxRate};
 use super::topic::TopicError;
 use super::webhook_url::UrlError;
@@ -38,6 +39,8 @@ pub enum WebhookDataError {
     Overlap(String),
     #[error("filter: {0}")]
     Filter(String),
+    #[error("signature_scheme must be \"hmac\" or \"hmac+ed25519\", not {0}")]
+    Scheme(String),
 }
 
 /// A webhook to be created, every field validated.
@@ -53,6 +56,9 @@ pub struct NewWebhook {
     pub ordered: bool,
     pub max_rate: Option<MaxRate>,
     pub filter: Option<FilterSource>,
+    pub signature_scheme: SignatureScheme,
+    /// Made when the scheme has one (`hmac+ed25519`).
+    pub key_pair: Option<KeyPair>,
 }
 
 const FIELDS: &[&str] = &[
@@ -65,6 +71,7 @@ const FIELDS: &[&str] = &[
     "ordered",
     "max_rate",
     "filter",
+    "signature_scheme",
 ];
 
 impl NewWebhook {
@@ -93,7 +100,10 @@ impl NewWebhook {
         let merchant_code = optional_str(obj, "merchant_code")?
             .map(|s| MerchantCode::parse(s).map_err(|e| WebhookDataError::MerchantCode(e.to_string())))
             .transpose()?;
+        let signature_scheme = parse_scheme(obj)?.unwrap_or_default();
         Ok(Self {
+            key_pair: signature_scheme.has_key_pair().then(KeyPair::generate),
+            signature_scheme,
             topics,
             url,
             is_active,
@@ -169,10 +179,14 @@ pub struct Webhook {
     /// Moves with every change of where or how its payloads are sent (URL, headers,
     /// secrets), so dispatchers know when a target they loaded is stale.
     pub version: i64,
-    /// After a rotation, the key that keeps signing alongside the new one until
-    /// `previous_expires_at`.
-    pub previous_secret_key: Option<String>,
-    pub previous_expires_at: Option<crate::time::Millis>,
+    /// After rotations, the keys that keep signing alongside the current one, each until
+    /// the expiry its rotation announced (newest first; expired ones may linger until the
+    /// next rotation and never sign).
+    pub previous_keys: Vec<PreviousKey>,
+    pub signature_scheme: SignatureScheme,
+    /// The Ed25519 seed (base64) and the public key (`whpk_…`) with `hmac+ed25519`.
+    pub signing_key: Option<String>,
+    pub public_key: Option<String>,
     /// Why hookd turned it off (410 Gone, failing too long), with when; cleared when a
     /// caller sets its status.
     pub disabled_reason: Option<String>,

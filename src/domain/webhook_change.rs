@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::signing_keys::{parse_scheme, KeyPair, SignatureScheme};
 use super::steering::{parse_filter, parse_max_rate, parse_ordered, FilterSource, MaxRate};
 use super::webhook::{optional_str, parse_active, parse_topics, WebhookDataError};
 use super::{Catalog, ExtraHeaders, TopicList, WebhookUrl};
@@ -22,6 +23,10 @@ pub struct WebhookChange {
     pub max_rate: Option<Option<MaxRate>>,
     /// `Some(None)`: remove the filter.
     pub filter: Option<Option<FilterSource>>,
+    pub signature_scheme: Option<SignatureScheme>,
+    /// A pair to use should the webhook switch to `hmac+ed25519` without one (switching
+    /// to "hmac" drops the pair; switching on again makes a new one).
+    pub key_pair: Option<KeyPair>,
 }
 
 const FIELDS: &[&str] = &[
@@ -32,6 +37,7 @@ const FIELDS: &[&str] = &[
     "ordered",
     "max_rate",
     "filter",
+    "signature_scheme",
 ];
 
 impl WebhookChange {
@@ -54,7 +60,12 @@ impl WebhookChange {
             None | Some(Value::Null) => None,
             Some(v) => Some(parse_active(v)?),
         };
+        let signature_scheme = parse_scheme(obj)?;
         Ok(Self {
+            key_pair: signature_scheme
+                .filter(|s| s.has_key_pair())
+                .map(|_| KeyPair::generate()),
+            signature_scheme,
             url,
             topics,
             extra_headers,
@@ -67,7 +78,7 @@ impl WebhookChange {
 
     /// Whether it changes where or how payloads are sent (which dispatchers cache).
     pub fn changes_target(&self) -> bool {
-        self.url.is_some() || self.extra_headers.is_some()
+        self.url.is_some() || self.extra_headers.is_some() || self.signature_scheme.is_some()
     }
 }
 

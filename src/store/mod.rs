@@ -22,8 +22,8 @@ use tokio::sync::watch;
 
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
 use crate::domain::{
-    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
-    WebhookId,
+    BodyTemplate, DeliveryId, KeyPair, MerchantCode, MerchantId, NewWebhook, Role, RotateOutcome, SecretKey, UserName,
+    Webhook, WebhookChange, WebhookId,
 };
 use crate::time::Millis;
 use crate::wake::Wake;
@@ -189,15 +189,19 @@ pub trait Store: Send + Sync + 'static {
     /// Applies the change (fields not given keep their value) and moves the webhook's
     /// `version`; false when it does not exist in the scope. Activating wakes every node.
     async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool>;
-    /// Makes `secret` the webhook's key; the current key keeps signing until
-    /// `previous_expires_at`. Moves the `version`; false when not found in the scope.
+    /// Makes `secret` (and, with `hmac+ed25519`, `key_pair`) the webhook's keys; the current
+    /// ones join the previous keys until `previous_expires_at`, which keep their own expiries
+    /// (`domain::rotation::previous_after_rotation`, refused when too many still sign at
+    /// `now`). Moves the `version`.
     async fn webhook_rotate_secret(
         &self,
         scope: Scope,
         id: WebhookId,
         secret: &SecretKey,
+        key_pair: &KeyPair,
+        now: Millis,
         previous_expires_at: Millis,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<RotateOutcome>;
     /// The webhook's payloads with `from <= increment_id <= to`, in increment order, at most
     /// `limit`, whatever their status.
     async fn payload_range(

@@ -416,3 +416,59 @@ async fn read_only_commands_refuse_a_missing_sqlite_file_instead_of_making_one()
     }
     assert!(!typo.exists(), "nothing was made");
 }
+
+/// `hookd listen --public-key whpk_…` checks the `v1a` (Ed25519) signature of a webhook
+/// with `signature_scheme` "hmac+ed25519" (`asymmetric_signature_ok`); a key that is not
+/// one is refused at start.
+#[tokio::test]
+async fn hookd_listen_checks_v1a_with_the_public_key() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let app = TestApp::spawn().await;
+    let bad = hookd(
+        &app,
+        &["listen", "--listen", "127.0.0.1:0", "--public-key", "whpk_AAAA"],
+    )
+    .await;
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--public-key"), "{}", stderr(&bad));
+
+    let session = app.merchant_session("listened-ed").await;
+    let hook = json!({"topics": "order:*", "url": "http://127.0.0.1:9/none", "signature_scheme": "hmac+ed25519"});
+    assert_ok(&app.create_webhook(&session, hook).await);
+    let listed = app.list_webhooks(&session).await.remove(0);
+    let public_key = listed["public_key"].as_str().unwrap().to_string();
+    let mut child = hookd_command(
+        &app,
+        &["listen", "--listen", "127.0.0.1:0", "--public-key", &public_key],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("starting hookd listen");
+    let mut stderr_lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), stderr_lines.next_line())
+        .await
+        .expect("hookd listen says where it listens")
+        .unwrap()
+        .unwrap();
+    let addr = first
+        .strip_prefix("listening on ")
+        .expect("the first stderr line")
+        .to_string();
+    let id = listed["webhook_id"].clone();
+    let url = format!("http://{addr}/in");
+    assert_ok(&app.call(&session, "webhook.update", json!([id, {"url": url}])).await);
+    assert_ok(&app.call(&session, "webhook.test", json!([id])).await);
+
+    let mut stdout_lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(10), stdout_lines.next_line())
+        .await
+        .expect("a line per request")
+        .unwrap()
+        .unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
+    assert_eq!(printed["asymmetric_signature_ok"], true, "{printed}");
+    assert_eq!(printed["signature_ok"], serde_json::Value::Null, "no --secret given");
+    child.kill().await.unwrap();
+}

@@ -543,3 +543,56 @@ async fn the_list_pages_fifty_webhooks_at_a_time_with_their_last_outcome_and_kee
     assert_eq!(nobody.status, StatusCode::OK);
     assert!(listed_webhook_ids(&nobody.body).is_empty());
 }
+
+/// The form's "Signatures" choice sets `signature_scheme`; the webhook's page then shows the
+/// public key with a verification snippet, never the private key; a value that is not a
+/// scheme is refused, naming the field, and changes nothing.
+#[tokio::test]
+async fn the_console_switches_to_ed25519_and_shows_the_public_key() {
+    let app = TestApp::spawn().await;
+    let (code, _, _, session) = shop(&app).await;
+    let mut client = ConsoleClient::merchant(&app, &code).await;
+    let form = [
+        ("url", "https://example.com/ed"),
+        ("topics", "order:created"),
+        ("signature_scheme", "hmac+ed25519"),
+    ];
+    let created = client.post("/console/webhooks/new", &form).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let id = webhook_id_from(created.location());
+    let listed = app.list_webhooks(&session).await.remove(0);
+    assert_eq!(listed["signature_scheme"], "hmac+ed25519");
+    let public_key = listed["public_key"].as_str().unwrap();
+    let page = client.get(&format!("/console/webhooks/{id}")).await;
+    assert!(page.body.contains(public_key), "{}", page.body);
+    assert!(page.body.contains("Ed25519PublicKey"), "the verification snippet");
+    let edit = client.get(&format!("/console/webhooks/{id}/edit")).await;
+    assert!(
+        edit.body.contains(r#"<option value="hmac+ed25519" selected>"#),
+        "{}",
+        edit.body
+    );
+
+    let bad = [
+        ("url", "https://example.com/ed"),
+        ("topics", "order:created"),
+        ("signature_scheme", "rsa"),
+    ];
+    let refused = client.post(&format!("/console/webhooks/{id}/edit"), &bad).await;
+    assert!(refused.body.contains("signature_scheme"), "{}", refused.body);
+    assert_eq!(
+        app.list_webhooks(&session).await[0]["public_key"],
+        public_key,
+        "unchanged"
+    );
+
+    let off = [
+        ("url", "https://example.com/ed"),
+        ("topics", "order:created"),
+        ("signature_scheme", "hmac"),
+    ];
+    let saved = client.post(&format!("/console/webhooks/{id}/edit"), &off).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let page = client.get(&format!("/console/webhooks/{id}")).await;
+    assert!(!page.body.contains(public_key) && !page.body.contains("Ed25519PublicKey"));
+}

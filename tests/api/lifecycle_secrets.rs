@@ -1,6 +1,7 @@
 //! `webhook.rotate_secret` with a real receiver: during the overlap both keys sign (both
 //! plugin headers, and a `webhook-signature` that the official Standard Webhooks verifier
-//! accepts with either secret), across a restart; after it only the new key does.
+//! accepts with either secret), across a restart; a key replaced with no overlap stops
+//! signing at once, while an earlier previous key keeps its announced expiry.
 
 use std::time::Duration;
 
@@ -93,7 +94,8 @@ async fn during_the_overlap_both_keys_sign_and_afterwards_only_the_new_one() {
         assert_eq!(official_verifier_accepts("some-other-key", &r), Some(false));
     }
 
-    // No overlap: from now on only the newest key signs.
+    // No overlap: the replaced key stops signing at once; the first rotation's previous key
+    // keeps signing until the expiry that rotation announced (CONTRACT §7.3).
     let resp = w.as_shop("webhook.rotate_secret", json!([id, {"overlap": "0s"}])).await;
     let newest = assert_ok(&resp)["secret_key"].as_str().unwrap().to_string();
     assert!(newest.len() >= 22, "a generated key: {newest}");
@@ -101,8 +103,15 @@ async fn during_the_overlap_both_keys_sign_and_afterwards_only_the_new_one() {
     let r = w.receiver.wait_for("/rot", 2, WAIT).await.remove(1);
     assert_eq!(signs_with(&r, &newest), (true, true));
     assert_eq!(signs_with(&r, "new-secret-key"), (false, false));
-    assert!(r.header("x-plugin-hmac-sha256-previous").is_none());
-    assert_eq!(r.header("webhook-signature").unwrap().split(' ').count(), 1);
+    assert!(
+        standard_webhooks_valid(&whsec("old-secret-key"), &r),
+        "kept as announced"
+    );
+    assert_eq!(
+        r.header("x-plugin-hmac-sha256-previous"),
+        Some(plugin_signature("old-secret-key", &r.body).as_str())
+    );
+    assert_eq!(r.header("webhook-signature").unwrap().split(' ').count(), 2);
     if let Some(ok) = official_verifier_accepts(&newest, &r) {
         assert!(ok);
         assert_eq!(official_verifier_accepts("new-secret-key", &r), Some(false));

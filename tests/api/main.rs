@@ -51,6 +51,7 @@ mod provision_proptest;
 mod proxies;
 mod receiver;
 mod seed;
+mod signatures;
 mod soak;
 mod steering_feedback;
 mod steering_lanes;

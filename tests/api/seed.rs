@@ -92,7 +92,9 @@ async fn the_seed_examples_work_as_documented() {
                "url": "http://example.com", "extra_headers": "", "secret_key": "2RUJ8NXLnLRrAj3",
                // CONTRACT §6.1's additions.
                "merchant_code": code, "disabled_reason": null, "ordered": false, "max_rate": null,
-               "filter": null})
+               "filter": null,
+               // CONTRACT §7.3's.
+               "signature_scheme": "hmac", "public_key": null})
     );
 
     assert_ok(&send_seed(&app, CREATE, &session).await);

@@ -59,11 +59,17 @@ async fn creating_the_seed_example_lists_it_with_the_seven_seed_fields_and_the_l
             "max_rate",
             "merchant_code",
             "ordered",
+            "public_key",
             "secret_key",
+            "signature_scheme",
             "topics",
             "url",
             "webhook_id"
         ]
+    );
+    assert_eq!(
+        (&hook["signature_scheme"], &hook["public_key"]),
+        (&json!("hmac"), &Value::Null)
     );
     assert!(hook["webhook_id"].is_i64(), "{hook:?}");
     assert_eq!(hook["increment_id"], 0);

@@ -30,7 +30,7 @@ mod tests_steering;
 use errors::{chain_text, find_in_chain, innermost_io};
 use resolver::{ForbiddenResolution, GuardedResolver};
 
-use crate::dispatch::signing::{plugin_signature, standard_signature};
+use crate::dispatch::signing::{plugin_signature, signature_header, Signer};
 use crate::domain::target::forbidden_reason;
 
 /// How many bytes of the response body are kept for the attempt log.
@@ -67,9 +67,9 @@ pub struct AttemptRequest<'a> {
     pub url: &'a str,
     /// The exact bytes to send and sign.
     pub body: Bytes,
-    pub secret: &'a [u8],
-    /// During a secret rotation's overlap, the previous key, which signs too.
-    pub previous_secret: Option<&'a [u8]>,
+    /// The current keys first, then, during rotation overlaps, the previous ones (newest
+    /// first), which sign too. Never empty.
+    pub signers: &'a [&'a Signer],
     /// Sent as `webhook-id`; stable across the attempts of one payload.
     pub msg_id: &'a str,
     /// Already validated name/value pairs, sent as given after the standard headers.
@@ -303,20 +303,24 @@ fn build_headers(req: &AttemptRequest<'_>) -> Result<HeaderMap, String> {
 
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert("x-plugin-hmac-sha256", signed(plugin_signature(req.secret, &req.body)));
+    let current = req.signers.first().ok_or("no signing key")?;
+    headers.insert(
+        "x-plugin-hmac-sha256",
+        signed(plugin_signature(&current.secret, &req.body)),
+    );
     headers.insert("webhook-id", msg_id);
     headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
-    let mut standard = standard_signature(req.secret, req.msg_id, timestamp, &req.body);
-    if let Some(previous) = req.previous_secret {
-        // Standard Webhooks: several space-separated signatures; any one verifying is enough.
-        standard.push(' ');
-        standard.push_str(&standard_signature(previous, req.msg_id, timestamp, &req.body));
+    if let Some(previous) = req.signers.get(1) {
+        // The newest previous key (the platform header has room for one).
         headers.insert(
             "x-plugin-hmac-sha256-previous",
-            signed(plugin_signature(previous, &req.body)),
+            signed(plugin_signature(&previous.secret, &req.body)),
         );
     }
-    headers.insert("webhook-signature", signed(standard));
+    headers.insert(
+        "webhook-signature",
+        signed(signature_header(req.signers, req.msg_id, timestamp, &req.body)),
+    );
     for (name, value) in req.extra_headers {
         let header_name =
             HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("extra header name {name:?} is not valid"))?;

@@ -41,11 +41,11 @@ async fn attempt_with_headers(
     url: &str,
     extra_headers: &[(String, String)],
 ) -> AttemptOutcome {
+    let signer = Signer::hmac(SECRET);
     let req = AttemptRequest {
         url,
         body: Bytes::from_static(BODY.as_bytes()),
-        secret: SECRET,
-        previous_secret: None,
+        signers: &[&signer],
         msg_id: "msg_abc123",
         extra_headers,
     };

@@ -179,7 +179,10 @@ fn schemas() -> Map<String, Value> {
             "extra_headers": {"type": "string"}, "secret_key": {"type": "string"},
             "merchant_code": {"type": "string"}, "disabled_reason": {"type": ["string", "null"]},
             "ordered": {"type": "boolean"}, "max_rate": {"type": ["number", "null"]},
-            "filter": {"type": ["string", "null"]}}}),
+            "filter": {"type": ["string", "null"]},
+            "signature_scheme": {"enum": ["hmac", "hmac+ed25519"]},
+            "public_key": {"type": ["string", "null"], "pattern": "^whpk_",
+                "description": "the Ed25519 public key with hmac+ed25519, else null"}}}),
     );
     // What create and update both take; create also takes the secret and (admins) the merchant.
     let writable = json!({
@@ -191,7 +194,9 @@ fn schemas() -> Map<String, Value> {
         "max_rate": {"type": ["number", "null"], "minimum": MIN_RATE_LIMIT, "maximum": MAX_RATE_LIMIT,
             "description": "deliveries per second at most, from 1/3600 (one an hour); null: no limit"},
         "filter": {"type": ["string", "null"], "maxLength": 4096,
-            "description": "a CEL expression over topic and message; null: every event"}});
+            "description": "a CEL expression over topic and message; null: every event"},
+        "signature_scheme": {"enum": ["hmac", "hmac+ed25519"],
+            "description": "hmac+ed25519 adds v1a (Ed25519) signatures; default hmac"}});
     s.insert(
         "WebhookChange".into(),
         json!({"type": "object", "additionalProperties": false, "properties": writable.clone()}),

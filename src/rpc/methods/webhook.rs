@@ -22,6 +22,9 @@ fn entity(w: &Webhook) -> Value {
         "ordered": w.ordered,
         "max_rate": w.max_rate,
         "filter": w.filter,
+        "signature_scheme": w.signature_scheme.as_str(),
+        // null with "hmac"; never the private key.
+        "public_key": w.public_key.as_deref().filter(|_| w.signature_scheme.has_key_pair()),
     })
 }
 

@@ -13,7 +13,12 @@ use sqlx::{Acquire, Arguments, PgPool, Row};
 use super::clock::{self, on_db_clock};
 use super::deliveries::{record_from_row, RECORD_COLUMNS};
 use super::wakeups;
-use crate::domain::{DeliveryId, DeliveryStatus, SecretKey, WebhookChange, WebhookId};
+use crate::domain::rotation::previous_after_rotation;
+use crate::domain::signing_keys::{previous_from_stored, previous_to_stored};
+use crate::domain::{
+    DeliveryId, DeliveryStatus, KeyPair, PreviousKey, RotateOutcome, SecretKey, SignatureScheme, WebhookChange,
+    WebhookId,
+};
 use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Recovered, Scope, StoreError, StoreResult};
 use crate::time::Millis;
 
@@ -29,6 +34,11 @@ pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &Webhook
            ordered = COALESCE($7, ordered), \
            max_rate = CASE WHEN $8 THEN $9 ELSE max_rate END, \
            filter = CASE WHEN $10 THEN $11 ELSE filter END, \
+           signing_key = CASE WHEN $12::TEXT IS NULL THEN signing_key WHEN $12 = 'hmac' THEN NULL \
+             ELSE COALESCE(signing_key, $13) END, \
+           public_key = CASE WHEN $12::TEXT IS NULL THEN public_key WHEN $12 = 'hmac' THEN NULL \
+             ELSE COALESCE(public_key, $14) END, \
+           signature_scheme = COALESCE($12, signature_scheme), \
            version = version + 1 \
          WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2) \
          RETURNING merchant_id",
@@ -44,6 +54,9 @@ pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &Webhook
     .bind(change.max_rate.flatten().map(|r| r.per_second()))
     .bind(change.filter.is_some())
     .bind(change.filter.as_ref().and_then(|f| f.as_ref().map(|f| f.as_str())))
+    .bind(change.signature_scheme.map(|s| s.as_str()))
+    .bind(change.key_pair.as_ref().map(|k| k.private.as_str()))
+    .bind(change.key_pair.as_ref().map(|k| k.public.as_str()))
     .fetch_optional(&mut *tx)
     .await?;
     let Some(merchant) = merchant else {
@@ -72,25 +85,56 @@ pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &Webhook
     Ok(true)
 }
 
+/// Reads and rewrites the row under its lock, so concurrent rotations queue up and each
+/// sees the keys the one before it left.
 pub async fn rotate_secret(
     pool: &PgPool,
     scope: Scope,
     id: WebhookId,
     secret: &SecretKey,
+    key_pair: &KeyPair,
+    now: Millis,
     previous_expires_at: Millis,
-) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE webhooks SET previous_secret_key = secret_key, previous_expires_at = $3, secret_key = $2, \
+) -> StoreResult<RotateOutcome> {
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query(
+        "SELECT secret_key, signing_key, signature_scheme, previous_keys FROM webhooks \
+         WHERE id = $1 AND ($2::BIGINT IS NULL OR merchant_id = $2) FOR UPDATE",
+    )
+    .bind(id.0)
+    .bind(scope.merchant_filter())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(RotateOutcome::NotFound);
+    };
+    let replaced = PreviousKey {
+        secret_key: row.get(0),
+        signing_key: row.get(1),
+        expires_at: previous_expires_at,
+    };
+    let previous = previous_from_stored(row.get::<Option<String>, _>(3).as_deref());
+    let previous = match previous_after_rotation(replaced, previous, now) {
+        Ok(previous) => previous,
+        Err(refused) => return Ok(RotateOutcome::Refused(refused)),
+    };
+    let pair = SignatureScheme::from_stored(row.get::<&str, _>(2))
+        .has_key_pair()
+        .then_some(key_pair);
+    sqlx::query(
+        "UPDATE webhooks SET secret_key = $2, signing_key = $3, public_key = $4, previous_keys = $5, \
            version = version + 1 \
-         WHERE id = $1 AND ($4::BIGINT IS NULL OR merchant_id = $4)",
+         WHERE id = $1",
     )
     .bind(id.0)
     .bind(secret.as_str())
-    .bind(previous_expires_at)
-    .bind(scope.merchant_filter())
-    .execute(pool)
+    .bind(pair.map(|k| k.private.as_str()))
+    .bind(pair.map(|k| k.public.as_str()))
+    .bind(previous_to_stored(&previous))
+    .execute(&mut *tx)
     .await?;
-    Ok(done.rows_affected() > 0)
+    tx.commit().await.map_err(StoreError::from_commit_pg)?;
+    Ok(RotateOutcome::Rotated)
 }
 
 /// Reads through the `(webhook_id, increment_id)` index.

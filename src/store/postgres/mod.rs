@@ -39,8 +39,8 @@ use super::{
 };
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
 use crate::domain::{
-    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
-    WebhookId,
+    BodyTemplate, DeliveryId, KeyPair, MerchantCode, MerchantId, NewWebhook, Role, RotateOutcome, SecretKey, UserName,
+    Webhook, WebhookChange, WebhookId,
 };
 use crate::time::{now_millis, Millis};
 use crate::wake::Wake;
@@ -243,10 +243,12 @@ impl Store for PostgresStore {
         scope: Scope,
         id: WebhookId,
         secret: &SecretKey,
+        key_pair: &KeyPair,
+        now: Millis,
         previous_expires_at: Millis,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<RotateOutcome> {
         self.health
-            .observe(lifecycle::rotate_secret(&self.pool, scope, id, secret, previous_expires_at).await)
+            .observe(lifecycle::rotate_secret(&self.pool, scope, id, secret, key_pair, now, previous_expires_at).await)
     }
 
     async fn payload_range(

@@ -9,14 +9,15 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
 use super::wakeups;
-use crate::domain::{DisabledAnnouncement, MerchantId, NewWebhook, Webhook, WebhookId};
+use crate::domain::signing_keys::previous_from_stored;
+use crate::domain::{DisabledAnnouncement, MerchantId, NewWebhook, SignatureScheme, Webhook, WebhookId};
 use crate::store::{Scope, StatusTarget, StoreError, StoreResult};
 use crate::time::{now_millis, Millis};
 
 /// Read from `webhooks w JOIN merchants m` (see `FROM`).
 const COLUMNS: &str = "w.id, w.merchant_id, w.increment_id, w.is_active, w.topics, w.url, w.extra_headers, \
-     w.secret_key, m.code, w.version, w.previous_secret_key, w.previous_expires_at, \
-     w.disabled_reason, w.ordered, w.max_rate, w.filter";
+     w.secret_key, m.code, w.version, w.previous_keys, w.signature_scheme, \
+     w.disabled_reason, w.ordered, w.max_rate, w.filter, w.signing_key, w.public_key";
 const FROM: &str = "webhooks w JOIN merchants m ON m.id = w.merchant_id";
 
 fn webhook_from_row(row: &PgRow) -> Webhook {
@@ -31,12 +32,14 @@ fn webhook_from_row(row: &PgRow) -> Webhook {
         secret_key: row.get(7),
         merchant_code: row.get(8),
         version: row.get(9),
-        previous_secret_key: row.get(10),
-        previous_expires_at: row.get(11),
+        previous_keys: previous_from_stored(row.get::<Option<String>, _>(10).as_deref()),
+        signature_scheme: SignatureScheme::from_stored(row.get::<&str, _>(11)),
         disabled_reason: row.get(12),
         ordered: row.get(13),
         max_rate: row.get(14),
         filter: row.get(15),
+        signing_key: row.get(16),
+        public_key: row.get(17),
     }
 }
 
@@ -61,8 +64,8 @@ pub async fn create(
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at, \
-           ordered, max_rate, filter) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+           ordered, max_rate, filter, signature_scheme, signing_key, public_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
     )
     .bind(merchant.0)
     .bind(hook.is_active)
@@ -74,6 +77,9 @@ pub async fn create(
     .bind(hook.ordered)
     .bind(hook.max_rate.map(|r| r.per_second()))
     .bind(hook.filter.as_ref().map(|f| f.as_str()))
+    .bind(hook.signature_scheme.as_str())
+    .bind(hook.key_pair.as_ref().map(|k| k.private.as_str()))
+    .bind(hook.key_pair.as_ref().map(|k| k.public.as_str()))
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query(

@@ -9,7 +9,11 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::deliveries::{record_from_row, status_from, RECORD_COLUMNS};
-use crate::domain::{DeliveryId, SecretKey, WebhookChange, WebhookId};
+use crate::domain::rotation::previous_after_rotation;
+use crate::domain::signing_keys::{previous_from_stored, previous_to_stored};
+use crate::domain::{
+    DeliveryId, KeyPair, PreviousKey, RotateOutcome, SecretKey, SignatureScheme, WebhookChange, WebhookId,
+};
 use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Recovered, Scope, StoreResult};
 use crate::time::Millis;
 
@@ -35,6 +39,11 @@ pub fn update(c: &Connection, scope: Scope, id: WebhookId, change: &WebhookChang
            ordered = COALESCE(?6, ordered), \
            max_rate = CASE WHEN ?7 THEN ?8 ELSE max_rate END, \
            filter = CASE WHEN ?9 THEN ?10 ELSE filter END, \
+           signing_key = CASE WHEN ?11 IS NULL THEN signing_key WHEN ?11 = 'hmac' THEN NULL \
+             ELSE COALESCE(signing_key, ?12) END, \
+           public_key = CASE WHEN ?11 IS NULL THEN public_key WHEN ?11 = 'hmac' THEN NULL \
+             ELSE COALESCE(public_key, ?13) END, \
+           signature_scheme = COALESCE(?11, signature_scheme), \
            version = version + 1 \
          WHERE id = ?1",
     )?
@@ -49,6 +58,9 @@ pub fn update(c: &Connection, scope: Scope, id: WebhookId, change: &WebhookChang
         change.max_rate.flatten().map(|r| r.per_second()),
         change.filter.is_some(),
         change.filter.as_ref().and_then(|f| f.as_ref().map(|f| f.as_str())),
+        change.signature_scheme.map(|s| s.as_str()),
+        change.key_pair.as_ref().map(|k| k.private.as_str()),
+        change.key_pair.as_ref().map(|k| k.public.as_str()),
     ])?;
     if let Some(topics) = &change.topics {
         c.prepare_cached("DELETE FROM webhook_topics WHERE webhook_id = ?1")?
@@ -67,21 +79,50 @@ pub fn rotate_secret(
     scope: Scope,
     id: WebhookId,
     secret: &SecretKey,
+    key_pair: &KeyPair,
+    now: Millis,
     previous_expires_at: Millis,
-) -> StoreResult<bool> {
-    let changed = c
+) -> StoreResult<RotateOutcome> {
+    let row = c
         .prepare_cached(
-            "UPDATE webhooks SET previous_secret_key = secret_key, previous_expires_at = ?3, secret_key = ?2, \
-               version = version + 1 \
-             WHERE id = ?1 AND (?4 IS NULL OR merchant_id = ?4)",
+            "SELECT secret_key, signing_key, signature_scheme, previous_keys FROM webhooks \
+             WHERE id = ?1 AND (?2 IS NULL OR merchant_id = ?2)",
         )?
-        .execute(params![
-            id.0,
-            secret.as_str(),
-            previous_expires_at,
-            scope.merchant_filter()
-        ])?;
-    Ok(changed > 0)
+        .query_row(params![id.0, scope.merchant_filter()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((current, signing_key, scheme, previous)) = row else {
+        return Ok(RotateOutcome::NotFound);
+    };
+    let replaced = PreviousKey {
+        secret_key: current,
+        signing_key,
+        expires_at: previous_expires_at,
+    };
+    let previous = match previous_after_rotation(replaced, previous_from_stored(previous.as_deref()), now) {
+        Ok(previous) => previous,
+        Err(refused) => return Ok(RotateOutcome::Refused(refused)),
+    };
+    let pair = SignatureScheme::from_stored(&scheme).has_key_pair().then_some(key_pair);
+    c.prepare_cached(
+        "UPDATE webhooks SET secret_key = ?2, signing_key = ?3, public_key = ?4, previous_keys = ?5, \
+           version = version + 1 \
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id.0,
+        secret.as_str(),
+        pair.map(|k| k.private.as_str()),
+        pair.map(|k| k.public.as_str()),
+        previous_to_stored(&previous),
+    ])?;
+    Ok(RotateOutcome::Rotated)
 }
 
 /// Reads through the `(webhook_id, increment_id)` index.

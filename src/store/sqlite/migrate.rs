@@ -78,6 +78,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "portal links",
         sql: include_str!("../../../migrations/sqlite/0011_portal_links.sql"),
     },
+    Migration {
+        version: 12,
+        description: "signing keys",
+        sql: include_str!("../../../migrations/sqlite/0012_signing_keys.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration

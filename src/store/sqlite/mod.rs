@@ -38,8 +38,8 @@ use super::{
 };
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
 use crate::domain::{
-    BodyTemplate, DeliveryId, MerchantCode, MerchantId, NewWebhook, Role, SecretKey, UserName, Webhook, WebhookChange,
-    WebhookId,
+    BodyTemplate, DeliveryId, KeyPair, MerchantCode, MerchantId, NewWebhook, Role, RotateOutcome, SecretKey, UserName,
+    Webhook, WebhookChange, WebhookId,
 };
 use crate::time::{now_millis, Millis};
 
@@ -294,11 +294,13 @@ impl Store for SqliteStore {
         scope: Scope,
         id: WebhookId,
         secret: &SecretKey,
+        key_pair: &KeyPair,
+        now: Millis,
         previous_expires_at: Millis,
-    ) -> StoreResult<bool> {
-        let secret = secret.clone();
+    ) -> StoreResult<RotateOutcome> {
+        let (secret, key_pair) = (secret.clone(), key_pair.clone());
         self.writer
-            .write(move |c, _| lifecycle::rotate_secret(c, scope, id, &secret, previous_expires_at))
+            .write(move |c, _| lifecycle::rotate_secret(c, scope, id, &secret, &key_pair, now, previous_expires_at))
             .await
     }
 

@@ -5,14 +5,15 @@
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
-use crate::domain::{DisabledAnnouncement, MerchantId, NewWebhook, Webhook, WebhookId};
+use crate::domain::signing_keys::previous_from_stored;
+use crate::domain::{DisabledAnnouncement, MerchantId, NewWebhook, SignatureScheme, Webhook, WebhookId};
 use crate::store::{Scope, StatusTarget, StoreResult};
 use crate::time::{now_millis, Millis};
 
 /// Read from `webhooks w JOIN merchants m` (see `FROM`).
 const COLUMNS: &str = "w.id, w.merchant_id, w.increment_id, w.is_active, w.topics, w.url, w.extra_headers, \
-     w.secret_key, m.code, w.version, w.previous_secret_key, w.previous_expires_at, \
-     w.disabled_reason, w.ordered, w.max_rate, w.filter";
+     w.secret_key, m.code, w.version, w.previous_keys, w.signature_scheme, \
+     w.disabled_reason, w.ordered, w.max_rate, w.filter, w.signing_key, w.public_key";
 const FROM: &str = "webhooks w JOIN merchants m ON m.id = w.merchant_id";
 
 fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
@@ -27,12 +28,14 @@ fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
         secret_key: r.get(7)?,
         merchant_code: r.get(8)?,
         version: r.get(9)?,
-        previous_secret_key: r.get(10)?,
-        previous_expires_at: r.get(11)?,
+        previous_keys: previous_from_stored(r.get::<_, Option<String>>(10)?.as_deref()),
+        signature_scheme: SignatureScheme::from_stored(&r.get::<_, String>(11)?),
         disabled_reason: r.get(12)?,
         ordered: r.get::<_, i64>(13)? != 0,
         max_rate: r.get(14)?,
         filter: r.get(15)?,
+        signing_key: r.get(16)?,
+        public_key: r.get(17)?,
     })
 }
 
@@ -45,8 +48,8 @@ pub fn create(c: &Connection, merchant: MerchantId, hook: &NewWebhook, limit: i6
     }
     c.prepare_cached(
         "INSERT INTO webhooks (merchant_id, is_active, topics, url, extra_headers, secret_key, created_at, \
-           ordered, max_rate, filter) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+           ordered, max_rate, filter, signature_scheme, signing_key, public_key) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         merchant.0,
@@ -59,6 +62,9 @@ pub fn create(c: &Connection, merchant: MerchantId, hook: &NewWebhook, limit: i6
         hook.ordered as i64,
         hook.max_rate.map(|r| r.per_second()),
         hook.filter.as_ref().map(|f| f.as_str()),
+        hook.signature_scheme.as_str(),
+        hook.key_pair.as_ref().map(|k| k.private.as_str()),
+        hook.key_pair.as_ref().map(|k| k.public.as_str()),
     ])?;
     let id = c.last_insert_rowid();
     let mut topic =

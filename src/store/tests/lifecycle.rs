@@ -2,7 +2,7 @@
 //! merchant-wide delivery log.
 
 use super::*;
-use crate::domain::{DeliverySearch, Recovered, SecretKey, WebhookChange};
+use crate::domain::{DeliverySearch, KeyPair, Recovered, RotateOutcome, SecretKey, SignatureScheme, WebhookChange};
 
 fn change(v: serde_json::Value) -> WebhookChange {
     WebhookChange::from_json(&v, &catalog(), false).expect("a valid change")
@@ -146,18 +146,71 @@ store_test! {
 }
 
 store_test! {
-    async fn a_rotation_keeps_the_old_key_until_it_expires(db, store) {
+    async fn rotations_keep_each_previous_key_until_its_own_expiry(db, store) {
         let (m, other) = (merchant(&*store, "shop").await, merchant(&*store, "other").await);
         let hook = create_hook(&*store, m, "order:created", true).await;
         let old = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
-        let new = SecretKey::parse("the-new-key").unwrap();
-        assert!(!store.webhook_rotate_secret(Scope::Merchant(other), hook, &new, 5).await.unwrap());
-        assert!(store.webhook_rotate_secret(Scope::Merchant(m), hook, &new, 12345).await.unwrap());
+        let pair = KeyPair::generate();
+        let key = |s: &str| SecretKey::parse(s).unwrap();
+        let (k1, k2, k3, k4) = (&key("key-1"), &key("key-2"), &key("key-3"), &key("key-4"));
+        macro_rules! rotate {
+            ($key:expr, $now:expr, $until:expr) => {
+                store.webhook_rotate_secret(Scope::Merchant(m), hook, $key, &pair, $now, $until).await.unwrap()
+            };
+        }
+        assert_eq!(
+            store.webhook_rotate_secret(Scope::Merchant(other), hook, k1, &pair, 0, 5).await.unwrap(),
+            RotateOutcome::NotFound,
+            "another merchant's"
+        );
+        assert_eq!(rotate!(k1, 0, 1000), RotateOutcome::Rotated);
+        assert_eq!(rotate!(k2, 10, 500), RotateOutcome::Rotated);
+        assert_eq!(rotate!(k3, 20, 800), RotateOutcome::Rotated);
         let got = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
-        assert_eq!(got.secret_key, "the-new-key");
-        assert_eq!(got.previous_secret_key.as_deref(), Some(old.secret_key.as_str()));
-        assert_eq!(got.previous_expires_at, Some(12345));
+        assert_eq!(got.secret_key, "key-3");
+        let previous: Vec<(&str, i64)> =
+            got.previous_keys.iter().map(|k| (k.secret_key.as_str(), k.expires_at)).collect();
+        assert_eq!(previous, [("key-2", 800), ("key-1", 500), (old.secret_key.as_str(), 1000)]);
         assert!(got.version > old.version);
+        assert_eq!((got.signing_key, got.public_key), (None, None), "\"hmac\" has no pair");
+
+        assert_eq!(
+            rotate!(k4, 30, 900),
+            RotateOutcome::Refused(crate::domain::rotation::TooManyPrevious { oldest_expires_at: 500 })
+        );
+        assert_eq!(store.webhook_get(Scope::All, hook).await.unwrap().unwrap().secret_key, "key-3", "unchanged");
+        assert_eq!(rotate!(k4, 500, 900), RotateOutcome::Rotated, "key-1 expired");
+        let got = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        let previous: Vec<&str> = got.previous_keys.iter().map(|k| k.secret_key.as_str()).collect();
+        assert_eq!(previous, ["key-3", "key-2", old.secret_key.as_str()]);
+    }
+}
+
+store_test! {
+    async fn key_pairs_are_made_switched_and_rotated(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = create_hook(&*store, m, "order:created", true).await;
+        let on = change(json!({"signature_scheme": "hmac+ed25519"}));
+        assert!(store.webhook_update(Scope::All, hook, &on).await.unwrap());
+        let first = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!(first.signature_scheme, SignatureScheme::HmacEd25519);
+        let first_pair = on.key_pair.clone().unwrap();
+        assert_eq!(first.signing_key.as_deref(), Some(first_pair.private.as_str()));
+        assert_eq!(first.public_key.as_deref(), Some(first_pair.public.as_str()));
+        assert!(store.webhook_update(Scope::All, hook, &change(json!({"signature_scheme": "hmac+ed25519"}))).await.unwrap());
+        let again = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!(again.public_key, first.public_key, "switching on again keeps the pair");
+
+        let next = KeyPair::generate();
+        let key = SecretKey::parse("rotated").unwrap();
+        assert_eq!(store.webhook_rotate_secret(Scope::All, hook, &key, &next, 0, i64::MAX).await.unwrap(), RotateOutcome::Rotated);
+        let rotated = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!(rotated.public_key.as_deref(), Some(next.public.as_str()));
+        assert_eq!(rotated.previous_keys[0].signing_key.as_deref(), Some(first_pair.private.as_str()));
+
+        assert!(store.webhook_update(Scope::All, hook, &change(json!({"signature_scheme": "hmac"}))).await.unwrap());
+        let off = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!((off.signature_scheme, off.signing_key, off.public_key), (SignatureScheme::Hmac, None, None));
     }
 }
 
