@@ -146,7 +146,9 @@ fn app_status(err: &AppError) -> StatusCode {
         AppError::AccessDenied | AppError::Throttled(_) => StatusCode::FORBIDDEN,
         AppError::SessionExpired => StatusCode::UNAUTHORIZED,
         AppError::WebhookNotFound | AppError::DeliveryNotFound => StatusCode::NOT_FOUND,
-        AppError::InvalidData(_) | AppError::StatusNotChanged(_) => StatusCode::BAD_REQUEST,
+        AppError::InvalidData(_) | AppError::StatusNotChanged(_) | AppError::SchemaMismatch(_) => {
+            StatusCode::BAD_REQUEST
+        }
         AppError::NotCreated(_) | AppError::NotRetried(_) | AppError::Busy => StatusCode::CONFLICT,
         AppError::RecoverLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,

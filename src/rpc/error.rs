@@ -30,6 +30,8 @@ pub mod app_code {
     pub const NOT_RETRIED: i64 = 108;
     /// Extension: `webhook.test` found every slot of the webhook taken for too long.
     pub const BUSY: i64 = 109;
+    /// CONTRACT §7: `event.publish` of a message its topic's schema refuses.
+    pub const SCHEMA_MISMATCH: i64 = 113;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +125,7 @@ pub mod message {
     pub const ACCESS_DENIED: &str = "Access denied.";
     pub const SESSION_EXPIRED: &str = "Session expired. Try to relogin.";
     pub const INVALID_DATA: &str = "Invalid data given.";
+    pub const SCHEMA_MISMATCH: &str = "Message does not match its topic's schema.";
     pub const NOT_CREATED: &str = "Webhook not created.";
     pub const STATUS_NOT_CHANGED: &str = "Error changing status for specified webhook.";
     pub const WEBHOOK_NOT_FOUND: &str = "Webhook not exists.";
@@ -160,6 +163,7 @@ pub fn app_message(n: i64) -> &'static str {
         DELIVERY_NOT_FOUND => message::DELIVERY_NOT_FOUND,
         NOT_RETRIED => message::NOT_RETRIED,
         BUSY => message::BUSY,
+        SCHEMA_MISMATCH => message::SCHEMA_MISMATCH,
         _ => "Application error.",
     }
 }
@@ -219,6 +223,7 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
         AppError::DeliveryNotFound => RpcError::app(DELIVERY_NOT_FOUND, message::DELIVERY_NOT_FOUND),
         AppError::NotRetried(d) => RpcError::app(NOT_RETRIED, with_detail(message::NOT_RETRIED, &d)),
         AppError::Busy => RpcError::app(BUSY, message::BUSY),
+        AppError::SchemaMismatch(d) => RpcError::app(SCHEMA_MISMATCH, with_detail(message::SCHEMA_MISMATCH, &d)),
         AppError::RecoverLimited(d) => RpcError::app(BUSY, with_detail("Webhook busy.", &d)),
         AppError::Store(_) => {
             let why = storage_failure_text(&err);

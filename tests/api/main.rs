@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod catalog;
 mod cli;
 mod clock_skew;
 mod console;

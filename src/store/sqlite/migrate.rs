@@ -68,6 +68,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "attempt requests",
         sql: include_str!("../../../migrations/sqlite/0009_attempt_requests.sql"),
     },
+    Migration {
+        version: 13,
+        description: "event catalog",
+        sql: include_str!("../../../migrations/sqlite/0013_event_catalog.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration
