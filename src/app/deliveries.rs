@@ -1,6 +1,6 @@
 //! The delivery log and its controls: `webhook.deliveries`, `delivery.info`,
-//! `delivery.retry`, and `webhook.test` (a ping sent at once: the example of the webhook's
-//! first topic, or `test:ping`).
+//! `delivery.retry`, and `webhook.test` (a `test:ping` payload sent at once, whose message is
+//! the example of the webhook's first topic when the catalog has one).
 
 use serde_json::{Map, Value};
 
@@ -64,27 +64,29 @@ impl App {
         self.send_test(caller, &hook, &owner).await
     }
 
-    /// The ping: the catalog's example of the webhook's first topic, under that topic, when
-    /// the first topic is a concrete one with an example (CONTRACT §7.4); else `test:ping`.
-    async fn test_message(&self, hook: &Webhook) -> Result<(String, Map<String, Value>), AppError> {
+    /// The ping's message: the catalog's example of the webhook's first topic when that is a
+    /// concrete topic with one (CONTRACT §7.4), else empty. The topic stays `test:ping`, so
+    /// a receiver never takes a ping for a real event (a realistic order:created with a
+    /// made-up order would be booked as one); the message shows the shape it will get.
+    async fn test_message(&self, hook: &Webhook) -> Result<Map<String, Value>, AppError> {
         let first = hook.topics.split(',').next().unwrap_or_default();
         if !first.is_empty() && !first.contains('*') {
             if let Some(Value::Object(example)) = self.topic_example(first).await? {
-                return Ok((first.to_string(), example));
+                return Ok(example);
             }
         }
-        Ok((TEST_TOPIC.to_string(), Map::new()))
+        Ok(Map::new())
     }
 
     async fn send_test(&self, caller: &Caller, hook: &Webhook, owner: &str) -> Result<TestResult, AppError> {
         let webhook = hook.id;
-        let (topic, message) = self.test_message(hook).await?;
+        let message = self.test_message(hook).await?;
         let now = now_millis();
-        let body = BodyTemplate::new(&topic, &hook.merchant_code, &message, now);
+        let body = BodyTemplate::new(TEST_TOPIC, &hook.merchant_code, &message, now);
         let lease_until = now + self.settings.delivery.lease.as_millis() as i64;
         let claimed = self
             .store
-            .delivery_create_claimed(caller.scope(), webhook, &topic, &body, owner, lease_until)
+            .delivery_create_claimed(caller.scope(), webhook, TEST_TOPIC, &body, owner, lease_until)
             .await?
             .ok_or(AppError::WebhookNotFound)?;
         self.metrics.payloads_created.inc();

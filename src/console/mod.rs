@@ -14,6 +14,7 @@ mod admin;
 mod deliveries;
 mod forms;
 mod session;
+mod topics;
 mod views;
 mod webhooks;
 
@@ -76,6 +77,7 @@ pub fn router(app: App, body: BodyLimits) -> Router {
         .route("/console/deliveries/{id}", get(deliveries::delivery_page))
         .route("/console/deliveries/{id}/retry", post(deliveries::retry))
         .route("/console/admin", get(admin::page).post(admin::publish))
+        .route("/console/topics", get(topics::page))
         .layer(middleware::from_fn(security_headers))
         .with_state(Console { app, body })
 }

@@ -201,6 +201,11 @@ pub trait Store: Send + Sync + 'static {
     /// The topic's version (None: not in the catalog), a point read: whether a compiled
     /// schema is still the stored one.
     async fn catalog_version(&self, topic: &str) -> StoreResult<Option<i64>>;
+    /// `catalog_version` when it can be read without waiting for a connection; None when
+    /// every connection for it is busy (a publish burst), and the caller uses what it knows.
+    async fn catalog_version_if_idle(&self, topic: &str) -> StoreResult<Option<Option<i64>>> {
+        self.catalog_version(topic).await.map(Some)
+    }
     /// Writes `entry` when the stored version is still `expected` (None: the topic must be
     /// new, and the catalog hold fewer than `max_topics`); the version moves by one.
     async fn catalog_define(

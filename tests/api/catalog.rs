@@ -341,14 +341,17 @@ async fn webhook_test_sends_the_example_of_the_first_topic() {
         let resp = app.call(&shop, "webhook.test", json!([h["webhook_id"]])).await;
         assert_eq!(assert_ok(&resp)["success"], true, "{resp}");
     }
+    // Still a test:ping (never taken for a real order), with the example's shape.
     let ex = receiver.wait_for("/ex", 1, WAIT).await[0].json();
-    assert_eq!(ex["topic"], "order:created");
+    assert_eq!(ex["topic"], "test:ping");
     assert_eq!(ex["message"]["order_id"], 1042);
     assert_eq!(ex["message"]["items"][0]["sku"], "MUG-RED");
     assert_eq!(ex["message"]["webhook_increment_id"], 1);
     for path in ["/none", "/pattern"] {
         let ping = receiver.wait_for(path, 1, WAIT).await[0].json();
         assert_eq!(ping["topic"], "test:ping", "{ping}");
+        let fields: Vec<&String> = ping["message"].as_object().unwrap().keys().collect();
+        assert_eq!(fields, ["webhook_increment_id", "event_timestamp"], "{ping}");
     }
 }
 
@@ -587,4 +590,39 @@ fn topic_define_takes_any_arguments_without_harm() {
         app.assert_still_serving(&admin).await;
     });
     result.unwrap();
+}
+
+/// `/console/topics`: the catalog for people, every value escaped, no external assets.
+#[tokio::test]
+async fn the_console_lists_the_catalog_escaped() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_session().await;
+    let hostile = "<script>alert(1)</script> & \"quotes\"";
+    let definition = json!({"topic": "parcel:weighed", "description": hostile,
+        "schema": {"type": "object", "properties": {"note": {"type": "string", "description": hostile}}},
+        "example": {"note": "</pre><img src=x onerror=alert(1)>"}});
+    assert_ok(&app.call(&admin, "topic.define", json!([definition])).await);
+    let mut browser = crate::console_support::ConsoleClient::merchant(&app, "shop1").await;
+    let page = browser.get("/console/topics").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let body = &page.body;
+    assert!(
+        body.contains("<code>order:created</code>") && body.contains("order_id"),
+        "{body}"
+    );
+    assert!(
+        body.contains("&#60;script&#62;alert(1)&#60;/script&#62; &#38; &#34;quotes&#34;"),
+        "{body}"
+    );
+    assert!(!body.contains("<script>alert") && !body.contains("<img src=x"));
+    assert!(
+        !body.contains("src=\"http") && !body.contains("href=\"http"),
+        "no external assets"
+    );
+    assert!(body.contains("href=\"/console/topics\""), "linked from the navigation");
+    // Only a logged-in user sees it.
+    let anonymous = crate::console_support::ConsoleClient::new(&app)
+        .get("/console/topics")
+        .await;
+    assert_ne!(anonymous.status, 200);
 }

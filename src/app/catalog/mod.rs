@@ -6,7 +6,10 @@
 //! read again from the database when a name is not in it, so a topic another node added is
 //! found at once) and each topic's compiled schema with the version it was compiled from.
 //! A publish reads the topic's version (a point read) and compiles again only when it moved,
-//! so a schema defined on one node is applied by every node from then on.
+//! so a schema defined on one node is applied by every node from then on. On PostgreSQL that
+//! read never waits for a connection once the topic's schema is compiled: when every API
+//! connection is busy (a publish burst) the compiled one is used, so a burst does not queue
+//! behind catalog reads; a change made meanwhile applies from the next read.
 
 mod asyncapi;
 
@@ -17,13 +20,16 @@ use serde_json::Value;
 
 use super::{App, AppError, Caller};
 use crate::domain::catalog::{self, CatalogEntry, CatalogWrite, Definition, MessageSchema};
-use crate::domain::topic::TopicError;
+use crate::domain::topic::{TopicError, MAX_TOPIC_LEN};
 use crate::domain::{Catalog, Topic};
+use crate::store::StoreError;
 
 pub use asyncapi::asyncapi_document;
 
 /// Messages larger than this are checked on the blocking pool rather than in place.
 const CHECK_IN_PLACE_BYTES: usize = 64 * 1024;
+/// Reads of a topic's version made again after a broken connection.
+const READ_TRIES: usize = 3;
 /// Tries of a `topic.define` that keeps meeting concurrent changes of the same topic.
 const DEFINE_TRIES: usize = 4;
 
@@ -55,6 +61,12 @@ impl CatalogCache {
             Some((v, s)) if *v == version => Some(s.clone()),
             _ => None,
         }
+    }
+
+    /// The schema last compiled for `topic`, whatever its version.
+    fn last_schema(&self, topic: &str) -> Option<Option<MessageSchema>> {
+        let schemas = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
+        schemas.get(topic).map(|(_, s)| s.clone())
     }
 
     fn set_schema(&self, topic: &str, version: i64, schema: Option<MessageSchema>) {
@@ -104,7 +116,7 @@ impl App {
     pub async fn topic_describe(&self, topic: Option<&str>) -> Result<Vec<CatalogEntry>, AppError> {
         match topic {
             None => Ok(self.store.catalog_list().await?),
-            Some(t) => match self.store.catalog_get(t).await? {
+            Some(t) => match self.catalog_get_bounded(t).await? {
                 Some(entry) => Ok(vec![entry]),
                 None => Err(AppError::InvalidData(format!(
                     "topic '{}' is not in the catalog",
@@ -112,6 +124,15 @@ impl App {
                 ))),
             },
         }
+    }
+
+    /// The entry of `topic`; None for no such topic, or a name too long to be one (not
+    /// looked up).
+    async fn catalog_get_bounded(&self, topic: &str) -> Result<Option<CatalogEntry>, AppError> {
+        if topic.len() > MAX_TOPIC_LEN {
+            return Ok(None);
+        }
+        Ok(self.store.catalog_get(topic).await?)
     }
 
     /// `topic.define` (admin): adds the topic or changes it; nothing is stored unless the
@@ -144,8 +165,14 @@ impl App {
 
     /// The topic's compiled schema as stored now (None: the topic has none).
     pub async fn topic_schema(&self, topic: &str) -> Result<Option<MessageSchema>, AppError> {
-        let Some(version) = self.store.catalog_version(topic).await? else {
-            return Ok(None);
+        let last = self.catalog.last_schema(topic);
+        let version = match self.read_version(topic, last.is_some()).await {
+            Ok(Some(Some(version))) => version,
+            Ok(Some(None)) => return Ok(None),
+            Ok(None) => return Ok(last.flatten()),
+            // The database answers no read now: the schema this node compiled last (the
+            // publish itself then succeeds or fails on the store's own terms).
+            Err(e) => return last.ok_or(e.into()),
         };
         if let Some(schema) = self.catalog.schema(topic, version) {
             return Ok(schema);
@@ -167,6 +194,25 @@ impl App {
         };
         self.catalog.set_schema(topic, entry.version, compiled.clone());
         Ok(compiled)
+    }
+
+    /// The topic's stored version; a read on a connection that broke (PostgreSQL killed it,
+    /// a node's pool still held it) is made again on another, a few times.
+    /// With a schema compiled already, the read is made only on an idle connection (on
+    /// PostgreSQL): under a burst of publishes the compiled one is used (`Ok(None)`).
+    async fn read_version(&self, topic: &str, known: bool) -> Result<Option<Option<i64>>, StoreError> {
+        let mut tries = 0;
+        loop {
+            let read = if known {
+                self.store.catalog_version_if_idle(topic).await
+            } else {
+                self.store.catalog_version(topic).await.map(Some)
+            };
+            match read {
+                Err(StoreError::Unavailable(_)) if tries < READ_TRIES => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     /// `event.publish`'s check: 113 naming the first failing path when the topic's schema

@@ -231,7 +231,7 @@ pub static METHODS: &[Method] = &[
     },
     Method {
         path: "webhook.test",
-        summary: "Makes a test:ping payload for the webhook and reports its first attempt",
+        summary: "Makes a test:ping payload for the webhook (its message: the example of the webhook's first topic, when the catalog has one) and reports its first attempt",
         params: &[Param {
             name: "webhook_id",
             required: true,

@@ -269,6 +269,10 @@ impl Store for PostgresStore {
         catalog::version(&self.pool, topic).await
     }
 
+    async fn catalog_version_if_idle(&self, topic: &str) -> StoreResult<Option<Option<i64>>> {
+        catalog::version_if_idle(&self.pool, topic).await
+    }
+
     async fn catalog_define(
         &self,
         entry: &CatalogEntry,
