@@ -62,7 +62,11 @@ impl Application {
             })?),
             None => None,
         };
-        let app = App::new(store, catalog, config.app.clone()).context("building the application state")?;
+        let app = App::new(store, catalog.clone(), config.app.clone()).context("building the application state")?;
+        app.catalog_seed(&catalog)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("seeding the event catalog")?;
         Ok(Self {
             listener,
             metrics_listener,

@@ -90,6 +90,8 @@ pub struct Publisher {
     rpcs: Vec<Rpc>,
     next_rpc: AtomicU64,
     topic: &'static str,
+    /// More fields of every message, as JSON object members (`"a":1,"b":2`); none when unset.
+    fields: std::sync::OnceLock<String>,
     /// Round trip of each HTTP request (one event, or one batch).
     pub rpc_latency: Histogram,
     next_seq: AtomicU64,
@@ -130,6 +132,7 @@ impl Publisher {
             rpcs,
             next_rpc: AtomicU64::new(0),
             topic,
+            fields: std::sync::OnceLock::new(),
             rpc_latency: Histogram::default(),
             next_seq: AtomicU64::new(0),
             published: AtomicU64::new(0),
@@ -156,10 +159,20 @@ impl Publisher {
         )
     }
 
+    /// Makes every message carry `fields` too (JSON object members, e.g. `"a":1,"b":2`),
+    /// after `seq` and `t_us`; set once, before publishing.
+    pub fn set_fields(&self, fields: String) {
+        let _ = self.fields.set(fields);
+    }
+
     fn request(&self) -> String {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let more = match self.fields.get() {
+            Some(f) => format!(",{f}"),
+            None => String::new(),
+        };
         format!(
-            r#"{{"jsonrpc":"2.0","id":{seq},"method":"call","params":[null,"event.publish",["{}",{{"seq":{seq},"t_us":{}}}]]}}"#,
+            r#"{{"jsonrpc":"2.0","id":{seq},"method":"call","params":[null,"event.publish",["{}",{{"seq":{seq},"t_us":{}{more}}}]]}}"#,
             self.topic,
             now_us()
         )

@@ -1,7 +1,8 @@
 //! The delivery log and its controls: `webhook.deliveries`, `delivery.info`,
-//! `delivery.retry`, and `webhook.test` (a `test:ping` payload sent at once).
+//! `delivery.retry`, and `webhook.test` (a `test:ping` payload sent at once, whose message is
+//! the example of the webhook's first topic when the catalog has one).
 
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use super::{App, AppError, Caller};
 use crate::dispatch::client::AttemptOutcome;
@@ -63,10 +64,25 @@ impl App {
         self.send_test(caller, &hook, &owner).await
     }
 
+    /// The ping's message: the catalog's example of the webhook's first topic when that is a
+    /// concrete topic with one (CONTRACT §7.4), else empty. The topic stays `test:ping`, so
+    /// a receiver never takes a ping for a real event (a realistic order:created with a
+    /// made-up order would be booked as one); the message shows the shape it will get.
+    async fn test_message(&self, hook: &Webhook) -> Result<Map<String, Value>, AppError> {
+        let first = hook.topics.split(',').next().unwrap_or_default();
+        if !first.is_empty() && !first.contains('*') {
+            if let Some(Value::Object(example)) = self.topic_example(first).await? {
+                return Ok(example);
+            }
+        }
+        Ok(Map::new())
+    }
+
     async fn send_test(&self, caller: &Caller, hook: &Webhook, owner: &str) -> Result<TestResult, AppError> {
         let webhook = hook.id;
+        let message = self.test_message(hook).await?;
         let now = now_millis();
-        let body = BodyTemplate::new(TEST_TOPIC, &hook.merchant_code, &Map::new(), now);
+        let body = BodyTemplate::new(TEST_TOPIC, &hook.merchant_code, &message, now);
         let lease_until = now + self.settings.delivery.lease.as_millis() as i64;
         let claimed = self
             .store

@@ -26,6 +26,10 @@ pub enum AppError {
     /// Nothing matched, or a bad status (code 100).
     #[error("status not changed: {0}")]
     StatusNotChanged(String),
+    /// The message does not match its topic's schema; the text names the first failing
+    /// path (code 113).
+    #[error("message does not match the schema: {0}")]
+    SchemaMismatch(String),
     /// No such webhook for this caller (code 103).
     #[error("webhook does not exist")]
     WebhookNotFound,

@@ -1,4 +1,4 @@
-//! `event.publish`: validate, judge the event by the filters it is known to meet (off the
+//! `event.publish`: validate (against the topic's schema too, see `catalog`), judge the event by the filters it is known to meet (off the
 //! store's write path: `store::publish_judged`), then store the event and its payloads in
 //! one durable transaction, then wake the dispatcher for the webhooks that got payloads.
 
@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{App, AppError};
 use crate::domain::filter::Verdicts;
-use crate::domain::{BodyTemplate, Topic};
+use crate::domain::BodyTemplate;
 use crate::domain::{PublishRequest, Published};
 use crate::time::now_millis;
 
@@ -21,7 +21,7 @@ pub struct PublishOptions {
 impl App {
     /// Publishes an event. Only admins may (the rpc layer checks; the CLI is trusted).
     pub async fn publish(&self, topic: &str, message: &Value, options: &PublishOptions) -> Result<Published, AppError> {
-        let topic = Topic::parse(topic, &self.catalog).map_err(|e| AppError::InvalidData(format!("topic: {e}")))?;
+        let topic = self.publish_topic(topic).await?;
         let Value::Object(fields) = message else {
             return Err(AppError::InvalidData("message must be a JSON object".into()));
         };
@@ -42,6 +42,8 @@ impl App {
                 self.settings.max_message_bytes
             )));
         }
+        // Checked here, before the store's write path (SQLite's writer thread serves everyone).
+        self.check_message(&topic, message, size).await?;
         let request = PublishRequest {
             merchant,
             topic: &topic,

@@ -25,7 +25,8 @@ pub struct Rotated {
 impl App {
     /// `webhook.update`: validated like create; a webhook made active wakes the dispatcher.
     pub async fn webhook_update(&self, caller: &Caller, id: WebhookId, data: &Value) -> Result<(), AppError> {
-        let change = WebhookChange::from_json(data, &self.catalog, self.settings.allow_private_targets)
+        let catalog = self.catalog_refresh().await?;
+        let change = WebhookChange::from_json(data, &catalog, self.settings.allow_private_targets)
             .map_err(|e| AppError::InvalidData(e.to_string()))?;
         if !self.store.webhook_update(caller.scope(), id, &change).await? {
             return Err(AppError::WebhookNotFound);

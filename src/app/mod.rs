@@ -4,6 +4,7 @@
 
 mod announce;
 pub mod auth;
+pub mod catalog;
 mod console;
 pub mod deliveries;
 mod error;
@@ -71,7 +72,8 @@ pub enum AppBuildError {
 #[derive(Clone)]
 pub struct App {
     pub store: Arc<dyn Store>,
-    pub catalog: Catalog,
+    /// The event catalog as this node knows it (see `catalog`).
+    catalog: Arc<catalog::CatalogCache>,
     pub settings: Arc<AppSettings>,
     /// The delivery engine (shared by the dispatcher and `webhook.test`).
     pub engine: Arc<Engine>,
@@ -97,7 +99,7 @@ impl App {
         )?;
         Ok(Self {
             store,
-            catalog,
+            catalog: Arc::new(catalog::CatalogCache::new(catalog)),
             wake: engine.wake.clone(),
             metrics,
             engine,

@@ -13,7 +13,9 @@ impl App {
 
     /// `webhook.create(data)`: validates the seed's webhook object and stores it.
     pub async fn webhook_create(&self, caller: &Caller, data: &Value) -> Result<WebhookId, AppError> {
-        let hook = NewWebhook::from_json(data, &self.catalog, self.settings.allow_private_targets)
+        // Read afresh: a topic another node just defined is subscribable at once.
+        let catalog = self.catalog_refresh().await?;
+        let hook = NewWebhook::from_json(data, &catalog, self.settings.allow_private_targets)
             .map_err(|e| AppError::InvalidData(e.to_string()))?;
         let merchant = self
             .target_merchant(caller, hook.merchant_code.as_ref().map(|c| c.as_str()))
@@ -81,6 +83,6 @@ impl App {
     }
 
     pub fn topic_list(&self) -> Vec<String> {
-        self.catalog.iter().map(str::to_string).collect()
+        self.catalog().iter().map(str::to_string).collect()
     }
 }

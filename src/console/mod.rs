@@ -16,6 +16,7 @@ mod deliveries;
 mod forms;
 mod portal;
 mod session;
+mod topics;
 mod views;
 mod webhooks;
 
@@ -81,6 +82,7 @@ pub fn router(app: App, body: BodyLimits) -> Router {
         .route("/console/deliveries/{id}", get(deliveries::delivery_page))
         .route("/console/deliveries/{id}/retry", post(deliveries::retry))
         .route("/console/admin", get(admin::page).post(admin::publish))
+        .route("/console/topics", get(topics::page))
         .layer(middleware::from_fn_with_state(console.clone(), security_headers))
         .with_state(console)
 }
@@ -159,7 +161,9 @@ fn app_status(err: &AppError) -> StatusCode {
         | AppError::NoSuchMerchant(_)
         | AppError::NoSuchUser(_) => StatusCode::NOT_FOUND,
         AppError::Exists(_) => StatusCode::CONFLICT,
-        AppError::InvalidData(_) | AppError::StatusNotChanged(_) => StatusCode::BAD_REQUEST,
+        AppError::InvalidData(_) | AppError::StatusNotChanged(_) | AppError::SchemaMismatch(_) => {
+            StatusCode::BAD_REQUEST
+        }
         AppError::NotCreated(_) | AppError::NotRetried(_) | AppError::Busy => StatusCode::CONFLICT,
         AppError::RecoverLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         AppError::Store(_) | AppError::KeyHashing(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -78,6 +78,15 @@ impl Catalog {
         Self::parse(DEFAULT_CATALOG).expect("the embedded catalog is valid")
     }
 
+    /// This catalog and `more` (names of the catalog's syntax; others are left out).
+    pub fn with(&self, more: impl IntoIterator<Item = String>) -> Self {
+        let mut topics = (*self.topics).clone();
+        topics.extend(more.into_iter().filter(|t| is_topic_syntax(t)));
+        Self {
+            topics: Arc::new(topics),
+        }
+    }
+
     pub fn contains(&self, topic: &str) -> bool {
         self.topics.contains(topic)
     }

@@ -51,7 +51,11 @@ pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Opti
         match method {
             "login" => login(app, creds, params).await,
             "call" => call(app, creds, params).await,
-            "rpc.discover" => Ok(methods::discover::document()),
+            "rpc.discover" => {
+                // Without the catalog (the database unreachable) the document still describes the methods.
+                let entries = app.topic_describe(None).await.unwrap_or_default();
+                Ok(methods::discover::document_with_catalog(&entries))
+            }
             other => match methods::find(other) {
                 Some(method) => direct(app, creds, method, params).await,
                 None => Err(RpcError::method_not_found(other)),

@@ -36,6 +36,8 @@ pub mod app_code {
     pub const NO_SUCH_MERCHANT: i64 = 111;
     /// §7.1: no user with that name.
     pub const NO_SUCH_USER: i64 = 112;
+    /// CONTRACT §7: `event.publish` of a message its topic's schema refuses.
+    pub const SCHEMA_MISMATCH: i64 = 113;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +135,7 @@ pub mod message {
     pub const ACCESS_DENIED: &str = "Access denied.";
     pub const SESSION_EXPIRED: &str = "Session expired. Try to relogin.";
     pub const INVALID_DATA: &str = "Invalid data given.";
+    pub const SCHEMA_MISMATCH: &str = "Message does not match its topic's schema.";
     pub const NOT_CREATED: &str = "Webhook not created.";
     pub const STATUS_NOT_CHANGED: &str = "Error changing status for specified webhook.";
     pub const WEBHOOK_NOT_FOUND: &str = "Webhook not exists.";
@@ -176,6 +179,7 @@ pub fn app_message(n: i64) -> &'static str {
         EXISTS => message::EXISTS,
         NO_SUCH_MERCHANT => message::NO_SUCH_MERCHANT,
         NO_SUCH_USER => message::NO_SUCH_USER,
+        SCHEMA_MISMATCH => message::SCHEMA_MISMATCH,
         _ => "Application error.",
     }
 }
@@ -235,6 +239,7 @@ pub fn from_app(err: AppError, op: Operation) -> RpcError {
         AppError::DeliveryNotFound => RpcError::app(DELIVERY_NOT_FOUND, message::DELIVERY_NOT_FOUND),
         AppError::NotRetried(d) => RpcError::app(NOT_RETRIED, with_detail(message::NOT_RETRIED, &d)),
         AppError::Busy => RpcError::app(BUSY, message::BUSY),
+        AppError::SchemaMismatch(d) => RpcError::app(SCHEMA_MISMATCH, with_detail(message::SCHEMA_MISMATCH, &d)),
         AppError::RecoverLimited(d) => RpcError::app(BUSY, with_detail("Webhook busy.", &d)),
         AppError::Exists(d) => RpcError::app(EXISTS, with_detail(message::EXISTS, &d)),
         AppError::NoSuchMerchant(d) => RpcError::app(NO_SUCH_MERCHANT, with_detail(message::NO_SUCH_MERCHANT, &d)),

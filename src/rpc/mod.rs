@@ -53,6 +53,7 @@ pub fn router(app: App, body: BodyLimits) -> Router {
         .route("/api/jsonrpc/", post(jsonrpc))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route("/catalog/asyncapi.json", get(asyncapi))
         .with_state(state)
 }
 
@@ -185,6 +186,18 @@ const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Ready when the database answers within a second; 503 otherwise (the node keeps running
 /// and recovers by itself).
+/// `GET /catalog/asyncapi.json`: the event catalog as AsyncAPI 3.0 (CONTRACT §7.4). Public,
+/// as `rpc.discover` is: it says what receivers get, and holds no merchant's data.
+async fn asyncapi(State(state): State<RpcState>) -> Response {
+    match state.app.topic_describe(None).await {
+        Ok(entries) => axum::Json(crate::app::catalog::asyncapi_document(&entries)).into_response(),
+        Err(e) => {
+            tracing::warn!(error = ?e, "the AsyncAPI document: reading the catalog failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "the catalog could not be read").into_response()
+        }
+    }
+}
+
 async fn readyz(State(state): State<RpcState>) -> Response {
     match tokio::time::timeout(READY_TIMEOUT, state.app.store.ping()).await {
         Ok(Ok(())) => "ready".into_response(),

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
+use crate::domain::catalog::{CatalogEntry, CatalogWrite};
 use crate::domain::{
     BodyTemplate, DeliveryId, KeyPair, MerchantCode, MerchantId, NewWebhook, Role, RotateOutcome, SecretKey, UserName,
     Webhook, WebhookChange, WebhookId,
@@ -225,6 +226,31 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Recovered>>;
     /// Payloads across the scope's webhooks, newest first.
     async fn delivery_search(&self, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>>;
+
+    // --- the event catalog (`catalog` in each backend; CONTRACT §7.4) ---
+    /// Adds each entry whose topic is missing; topics already there keep what they have.
+    async fn catalog_seed(&self, entries: &[CatalogEntry]) -> StoreResult<()>;
+    /// Every entry, ordered by topic.
+    async fn catalog_list(&self) -> StoreResult<Vec<CatalogEntry>>;
+    /// Every topic's name, ordered.
+    async fn catalog_topics(&self) -> StoreResult<Vec<String>>;
+    async fn catalog_get(&self, topic: &str) -> StoreResult<Option<CatalogEntry>>;
+    /// The topic's version (None: not in the catalog), a point read: whether a compiled
+    /// schema is still the stored one.
+    async fn catalog_version(&self, topic: &str) -> StoreResult<Option<i64>>;
+    /// `catalog_version` when it can be read without waiting for a connection; None when
+    /// every connection for it is busy (a publish burst), and the caller uses what it knows.
+    async fn catalog_version_if_idle(&self, topic: &str) -> StoreResult<Option<Option<i64>>> {
+        self.catalog_version(topic).await.map(Some)
+    }
+    /// Writes `entry` when the stored version is still `expected` (None: the topic must be
+    /// new, and the catalog hold fewer than `max_topics`); the version moves by one.
+    async fn catalog_define(
+        &self,
+        entry: &CatalogEntry,
+        expected: Option<i64>,
+        max_topics: usize,
+    ) -> StoreResult<CatalogWrite>;
 
     // --- events and deliveries ---
     /// Stores the event and one payload per matching active webhook, each taking that

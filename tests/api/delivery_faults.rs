@@ -42,7 +42,7 @@ async fn private_targets_are_refused_at_registration_and_again_at_connect_time()
     let port = w.receiver.addr.port();
     for url in [w.receiver.url("/direct"), format!("http://localhost:{port}/by-name")] {
         let data = json!({"topics": "order:created", "url": url});
-        let hook = NewWebhook::from_json(&data, &w.app.app.catalog, true).unwrap();
+        let hook = NewWebhook::from_json(&data, &w.app.app.catalog(), true).unwrap();
         w.app
             .app
             .store

@@ -7,6 +7,7 @@ mod helpers;
 mod skip;
 
 mod auth;
+mod catalog;
 mod cli;
 mod cli_database;
 mod cli_provision;

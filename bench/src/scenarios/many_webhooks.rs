@@ -76,7 +76,7 @@ async fn register(ctx: &Ctx, name: &str, setup: &Setup, n: usize) -> anyhow::Res
         .on_hookd(async move { app.store.webhook_count(merchant).await })
         .await?;
     let base = setup.receiver.unused_url(0);
-    let catalog = setup.server.app.catalog.clone();
+    let catalog = setup.server.app.catalog();
     let topics: Vec<String> = catalog
         .iter()
         .filter(|t| *t != TOPIC && !t.starts_with("test:"))

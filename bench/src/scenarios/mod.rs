@@ -16,6 +16,7 @@ mod isolation;
 mod many_webhooks;
 mod retry_after;
 mod two_nodes;
+mod validated;
 
 pub use two_nodes::compare_with_one_node;
 
@@ -48,6 +49,8 @@ pub enum Scenario {
     PublishBatch,
     /// Single-event publishes, 100 webhooks with filters (1 accepts) against none
     PublishFiltered,
+    /// Single-event publishes of an order message, its topic with a JSON Schema against none
+    PublishValidated,
     /// Publish→delivery throughput to one webhook
     E2e,
     /// e2e on two hookd nodes sharing one PostgreSQL database (postgres only)
@@ -70,10 +73,11 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 11] = [
+    pub const EACH: [Scenario; 12] = [
         Scenario::Publish,
         Scenario::PublishBatch,
         Scenario::PublishFiltered,
+        Scenario::PublishValidated,
         Scenario::E2e,
         Scenario::E2e2Nodes,
         Scenario::Latency,
@@ -108,6 +112,7 @@ impl Scenario {
             Scenario::E2e2Nodes => return two_nodes::run(ctx, &name).await,
             Scenario::ManyWebhooks => return many_webhooks::run(ctx, &name).await,
             Scenario::PublishFiltered => return filtered::run(ctx, &name).await,
+            Scenario::PublishValidated => return validated::run(ctx, &name).await,
             Scenario::Backlog => return backlog::run(ctx, &name).await,
             Scenario::Isolation => return isolation::run(ctx, &name).await,
             Scenario::RetryAfter => return retry_after::run(ctx, &name).await,

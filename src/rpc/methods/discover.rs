@@ -11,6 +11,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{Method, METHODS};
+use crate::domain::catalog::CatalogEntry;
 use crate::domain::steering::{MAX_RATE_LIMIT, MIN_RATE_LIMIT};
 use crate::rpc::error::{app_code, app_message, INTERNAL_ERROR, INVALID_PARAMS};
 
@@ -258,7 +259,31 @@ fn schemas() -> Map<String, Value> {
             "merchant_codes": {"type": "array", "items": {"type": "string"}},
             "created_at": {"type": "string"}}}),
     );
+    s.insert(
+        "CatalogEntry".into(),
+        json!({"type": "object", "properties": {
+            "topic": {"$ref": "#/components/schemas/Topic"}, "description": {"type": "string"},
+            "schema": {"type": ["object", "boolean", "null"]}, "example": {"type": ["object", "null"]}}}),
+    );
+    s.insert(
+        "Topic".into(),
+        json!({"type": "string", "description": "a catalog topic (topic.list, topic.describe)"}),
+    );
     s
+}
+
+/// The document with the catalog's topics and their descriptions (the ones `topic.describe`
+/// and the AsyncAPI document give) as the `Topic` schema.
+pub fn document_with_catalog(entries: &[CatalogEntry]) -> Value {
+    let mut doc = document();
+    let topics: Vec<Value> = entries
+        .iter()
+        .map(|e| json!({"const": e.topic, "description": e.description}))
+        .collect();
+    if !topics.is_empty() {
+        doc["components"]["schemas"]["Topic"] = json!({"type": "string", "oneOf": topics});
+    }
+    doc
 }
 
 #[cfg(test)]

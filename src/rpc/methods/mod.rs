@@ -242,7 +242,7 @@ pub static METHODS: &[Method] = &[
     },
     Method {
         path: "webhook.test",
-        summary: "Makes a test:ping payload for the webhook and reports its first attempt",
+        summary: "Makes a test:ping payload for the webhook (its message: the example of the webhook's first topic, when the catalog has one) and reports its first attempt",
         params: &[Param {
             name: "webhook_id",
             required: true,
@@ -303,7 +303,7 @@ pub static METHODS: &[Method] = &[
             Param {
                 name: "topic",
                 required: true,
-                schema: r#"{"type": "string"}"#,
+                schema: r##"{"$ref": "#/components/schemas/Topic"}"##,
                 description: "a catalog topic, e.g. order:created",
             },
             Param {
@@ -320,7 +320,7 @@ pub static METHODS: &[Method] = &[
             },
         ],
         result: r#"{"type": "object", "properties": {"event_id": {"type": "integer"}, "payloads": {"type": "integer"}}}"#,
-        errors: &[app_code::INVALID_DATA],
+        errors: &[app_code::INVALID_DATA, app_code::SCHEMA_MISMATCH],
         roles: PUBLISH,
         handler: handler!(event::publish),
     },
@@ -410,6 +410,34 @@ pub static METHODS: &[Method] = &[
         errors: &[app_code::INVALID_DATA, app_code::NO_SUCH_USER],
         roles: ADMIN,
         handler: handler!(user::delete),
+    },
+    Method {
+        path: "topic.describe",
+        summary: "The event catalog with each topic's description, message schema (JSON Schema 2020-12, or null) and example (or null)",
+        params: &[Param {
+            name: "topic",
+            required: false,
+            schema: r#"{"type": ["string", "null"]}"#,
+            description: "one topic (101 when it is not in the catalog); all of them when absent",
+        }],
+        result: r##"{"type": "array", "items": {"$ref": "#/components/schemas/CatalogEntry"}}"##,
+        errors: &[app_code::INVALID_DATA],
+        roles: ANYONE,
+        handler: handler!(topic::describe),
+    },
+    Method {
+        path: "topic.define",
+        summary: "Adds a topic to the catalog or changes one (fields absent keep their value, null clears); with a schema, event.publish refuses messages that do not match it (113)",
+        params: &[Param {
+            name: "definition",
+            required: true,
+            schema: r#"{"type": "object", "required": ["topic"], "properties": {"topic": {"type": "string", "maxLength": 100, "pattern": "^[a-z0-9_.-]+:[a-z0-9_.-]+$"}, "description": {"type": ["string", "null"], "maxLength": 1000}, "schema": {"type": ["object", "boolean", "null"], "description": "JSON Schema 2020-12 of the message, at most 64 KiB and 32 levels deep; $refs only within it"}, "example": {"type": ["object", "null"], "description": "an example message (at most 64 KiB), matching the schema"}}, "additionalProperties": false}"#,
+            description: "{topic, description?, schema?, example?}",
+        }],
+        result: TRUE,
+        errors: &[app_code::INVALID_DATA, app_code::BUSY],
+        roles: ADMIN,
+        handler: handler!(topic::define),
     },
 ];
 

@@ -10,6 +10,7 @@
 //! are delivered exactly when the rows they announce become visible (see `wakeups`).
 
 mod batch;
+mod catalog;
 mod clock;
 mod deliveries;
 mod lifecycle;
@@ -38,6 +39,7 @@ use super::{
     Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
+use crate::domain::catalog::{CatalogEntry, CatalogWrite};
 use crate::domain::{
     BodyTemplate, DeliveryId, KeyPair, MerchantCode, MerchantId, NewWebhook, Role, RotateOutcome, SecretKey, UserName,
     Webhook, WebhookChange, WebhookId,
@@ -276,6 +278,40 @@ impl Store for PostgresStore {
 
     async fn delivery_search(&self, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>> {
         lifecycle::search(&self.pool, scope, filter).await
+    }
+
+    async fn catalog_seed(&self, entries: &[CatalogEntry]) -> StoreResult<()> {
+        self.health.observe(catalog::seed(&self.pool, entries).await)
+    }
+
+    async fn catalog_list(&self) -> StoreResult<Vec<CatalogEntry>> {
+        catalog::list(&self.pool).await
+    }
+
+    async fn catalog_topics(&self) -> StoreResult<Vec<String>> {
+        catalog::topics(&self.pool).await
+    }
+
+    async fn catalog_get(&self, topic: &str) -> StoreResult<Option<CatalogEntry>> {
+        catalog::get(&self.pool, topic).await
+    }
+
+    async fn catalog_version(&self, topic: &str) -> StoreResult<Option<i64>> {
+        catalog::version(&self.pool, topic).await
+    }
+
+    async fn catalog_version_if_idle(&self, topic: &str) -> StoreResult<Option<Option<i64>>> {
+        catalog::version_if_idle(&self.pool, topic).await
+    }
+
+    async fn catalog_define(
+        &self,
+        entry: &CatalogEntry,
+        expected: Option<i64>,
+        max_topics: usize,
+    ) -> StoreResult<CatalogWrite> {
+        self.health
+            .observe(catalog::define(&self.pool, entry, expected, max_topics).await)
     }
 
     async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {

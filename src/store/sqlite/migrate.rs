@@ -83,6 +83,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "signing keys",
         sql: include_str!("../../../migrations/sqlite/0012_signing_keys.sql"),
     },
+    Migration {
+        version: 13,
+        description: "event catalog",
+        sql: include_str!("../../../migrations/sqlite/0013_event_catalog.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration

@@ -11,6 +11,7 @@
 //! `postgres`: `users`, `webhooks`, `publish`, `queue`, `deliveries`; `migrate` keeps the
 //! schema.
 
+mod catalog;
 mod deliveries;
 mod leases;
 mod lifecycle;
@@ -37,6 +38,7 @@ use super::{
     Recovered, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
 };
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
+use crate::domain::catalog::{CatalogEntry, CatalogWrite};
 use crate::domain::{
     BodyTemplate, DeliveryId, KeyPair, MerchantCode, MerchantId, NewWebhook, Role, RotateOutcome, SecretKey, UserName,
     Webhook, WebhookChange, WebhookId,
@@ -334,6 +336,39 @@ impl Store for SqliteStore {
         let filter = filter.clone();
         self.readers
             .off_thread(move |c| lifecycle::search(c, scope, &filter))
+            .await
+    }
+
+    async fn catalog_seed(&self, entries: &[CatalogEntry]) -> StoreResult<()> {
+        let entries = entries.to_vec();
+        self.writer.write(move |c, _| catalog::seed(c, &entries)).await
+    }
+
+    async fn catalog_list(&self) -> StoreResult<Vec<CatalogEntry>> {
+        self.readers.off_thread(catalog::list).await
+    }
+
+    async fn catalog_topics(&self) -> StoreResult<Vec<String>> {
+        self.readers.off_thread(catalog::topics).await
+    }
+
+    async fn catalog_get(&self, topic: &str) -> StoreResult<Option<CatalogEntry>> {
+        self.readers.with(|c| catalog::get(c, topic))
+    }
+
+    async fn catalog_version(&self, topic: &str) -> StoreResult<Option<i64>> {
+        self.readers.with(|c| catalog::version(c, topic))
+    }
+
+    async fn catalog_define(
+        &self,
+        entry: &CatalogEntry,
+        expected: Option<i64>,
+        max_topics: usize,
+    ) -> StoreResult<CatalogWrite> {
+        let entry = entry.clone();
+        self.writer
+            .write(move |c, _| catalog::define(c, &entry, expected, max_topics))
             .await
     }
 
