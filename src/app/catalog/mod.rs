@@ -9,7 +9,8 @@
 //! so a schema defined on one node is applied by every node from then on. On PostgreSQL that
 //! read never waits for a connection once the topic's schema is compiled: when every API
 //! connection is busy (a publish burst) the compiled one is used, so a burst does not queue
-//! behind catalog reads; a change made meanwhile applies from the next read.
+//! behind catalog reads; a change made meanwhile applies from the next read. On SQLite it is
+//! never made once the schema is compiled: the one server of the file makes every change.
 
 mod asyncapi;
 
