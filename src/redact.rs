@@ -54,21 +54,23 @@ pub fn listed_url(url: &str) -> String {
             return "<unparseable URL>".to_string();
         }
     }
-    if parsed.query_pairs().any(|(name, _)| credential_name(&name)) {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(name, value)| {
-                let value = if credential_name(&name) {
-                    MASK.into()
-                } else {
-                    value.into_owned()
-                };
-                (name.into_owned(), value)
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
+    mask_query_values(&mut parsed, credential_name);
     parsed.to_string()
+}
+
+/// Replaces with `***` the value of every query parameter whose name `masked` picks.
+fn mask_query_values(parsed: &mut url::Url, masked: fn(&str) -> bool) {
+    if !parsed.query_pairs().any(|(name, _)| masked(&name)) {
+        return;
+    }
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(name, value)| {
+            let value = if masked(&name) { MASK.into() } else { value.into_owned() };
+            (name.into_owned(), value)
+        })
+        .collect();
+    parsed.query_pairs_mut().clear().extend_pairs(pairs);
 }
 
 /// A database URL fit to print: the userinfo password and the values of secret-looking
@@ -80,20 +82,7 @@ pub fn database_url(url: &str) -> String {
     if parsed.password().is_some() && parsed.set_password(Some(MASK)).is_err() {
         return UNPARSEABLE.to_string();
     }
-    if parsed.query_pairs().any(|(name, _)| secret_name(&name)) {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(name, value)| {
-                let value = if secret_name(&name) {
-                    MASK.into()
-                } else {
-                    value.into_owned()
-                };
-                (name.into_owned(), value)
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
-    }
+    mask_query_values(&mut parsed, secret_name);
     parsed.to_string()
 }
 

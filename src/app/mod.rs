@@ -12,8 +12,8 @@ pub mod events;
 mod filters;
 pub mod lifecycle;
 mod merchants;
-pub mod provision;
 pub mod portal;
+pub mod provision;
 mod recover_budget;
 pub mod webhooks;
 

@@ -126,7 +126,15 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// `Secure` too whenever the client reached us over HTTPS (directly or through a trusted
 /// proxy), so a browser never sends it in clear. Over plain HTTP (local use) it is not, or
 /// the browser would not send it back at all.
-fn set_cookie(console: &Console, response: &mut Response, client: Client, name: &str, value: &str, path: &str, max_age: u64) {
+fn set_cookie(
+    console: &Console,
+    response: &mut Response,
+    client: Client,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: u64,
+) {
     let attributes = if console.framing.framed() {
         "SameSite=None; Secure"
     } else if client.https {
@@ -180,7 +188,15 @@ pub(super) fn login_form(
         notice,
     };
     let mut response = render(status, &page);
-    set_cookie(console, &mut response, client, LOGIN_COOKIE, &token, "/console/login", 3600);
+    set_cookie(
+        console,
+        &mut response,
+        client,
+        LOGIN_COOKIE,
+        &token,
+        "/console/login",
+        3600,
+    );
     response
 }
 
@@ -199,11 +215,25 @@ pub async fn login(State(console): State<Console>, request: Request) -> Response
     if !token_ok {
         let why = "This login form has expired or your browser did not send its cookie \
                    (the console needs cookies): please try again.";
-        return login_form(&console, client, StatusCode::FORBIDDEN, username, Some(why.into()), None);
+        return login_form(
+            &console,
+            client,
+            StatusCode::FORBIDDEN,
+            username,
+            Some(why.into()),
+            None,
+        );
     }
     if username.is_empty() || key.is_empty() || username.len() > MAX_NAME || key.len() > MAX_KEY {
         let why = "Enter your user name and API key (as given by `hookd user add`).";
-        return login_form(&console, client, StatusCode::BAD_REQUEST, username, Some(why.into()), None);
+        return login_form(
+            &console,
+            client,
+            StatusCode::BAD_REQUEST,
+            username,
+            Some(why.into()),
+            None,
+        );
     }
     match console.app.console_login(&username, key, client.ip).await {
         Ok(id) => {

@@ -98,7 +98,10 @@ async fn case(ctx: &Ctx, name: &str, validated: bool, amount: Amount) -> anyhow:
     let example: Value = serde_json::from_str(&format!("{{{ORDER_FIELDS}}}")).context("the bench's order")?;
     setup
         .admin
-        .call("topic.define", json!([{"topic": TOPIC, "schema": schema, "example": example}]))
+        .call(
+            "topic.define",
+            json!([{"topic": TOPIC, "schema": schema, "example": example}]),
+        )
         .await
         .context("defining the topic's schema")?;
     let phase = if validated {

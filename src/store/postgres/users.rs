@@ -3,8 +3,8 @@
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
-use crate::domain::records::merchant_codes_from_column;
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
+use crate::domain::records::merchant_codes_from_column;
 use crate::domain::{MerchantCode, MerchantId, Role, UserId, UserName};
 use crate::store::{MerchantSummary, StoreError, StoreResult, UserRecord};
 use crate::time::{now_millis, Millis};

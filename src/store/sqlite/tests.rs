@@ -195,7 +195,10 @@ async fn the_publisher_migration_keeps_users_and_their_sessions() {
         (9, "shopper", "h2")
     );
     assert_eq!(shopper.merchant_code.as_deref(), Some("shop"));
-    assert_eq!(store.session_user("s1", 0).await.unwrap().unwrap().user.role, Role::Admin);
+    assert_eq!(
+        store.session_user("s1", 0).await.unwrap().unwrap().user.role,
+        Role::Admin
+    );
     let name = crate::domain::UserName::parse("pub").unwrap();
     let publisher = store
         .user_create_scoped(&name, Role::Publisher, None, &["shop".to_string()], "h3")

@@ -3,8 +3,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::domain::records::merchant_codes_from_column;
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
+use crate::domain::records::merchant_codes_from_column;
 use crate::domain::{MerchantId, Role, UserId};
 use crate::store::{MerchantSummary, StoreError, StoreResult, UserRecord};
 use crate::time::{now_millis, Millis};
