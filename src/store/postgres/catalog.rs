@@ -1,12 +1,13 @@
 //! The event catalog in PostgreSQL (`topic_catalog`). Schemas and examples are stored as JSON
 //! text. Every node reads it, so a topic defined on one is seen by the others at once.
 
-use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres, Row};
 
 use crate::domain::catalog::{CatalogEntry, CatalogWrite};
 use crate::store::StoreResult;
-use crate::time::now_millis;
+use crate::time::{now_millis, Millis};
 
 const COLUMNS: &str = "topic, description, schema, example, version FROM topic_catalog";
 
@@ -25,21 +26,24 @@ fn text(v: &Option<serde_json::Value>) -> Option<String> {
     v.as_ref().map(|v| v.to_string())
 }
 
+/// Adds `e` as version 1 unless its topic is in the catalog already.
+fn insert_if_new(e: &CatalogEntry, now: Millis) -> Query<'_, Postgres, PgArguments> {
+    sqlx::query(
+        "INSERT INTO topic_catalog (topic, description, schema, example, version, updated_at) \
+         VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (topic) DO NOTHING",
+    )
+    .bind(&e.topic)
+    .bind(&e.description)
+    .bind(text(&e.schema))
+    .bind(text(&e.example))
+    .bind(now)
+}
+
 pub async fn seed(pool: &PgPool, entries: &[CatalogEntry]) -> StoreResult<()> {
     let mut tx = pool.begin().await?;
     let now = now_millis();
     for e in entries {
-        sqlx::query(
-            "INSERT INTO topic_catalog (topic, description, schema, example, version, updated_at) \
-             VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (topic) DO NOTHING",
-        )
-        .bind(&e.topic)
-        .bind(&e.description)
-        .bind(text(&e.schema))
-        .bind(text(&e.example))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert_if_new(e, now).execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -116,18 +120,7 @@ pub async fn define(
             if count >= max_topics as i64 {
                 return Ok(CatalogWrite::Full);
             }
-            sqlx::query(
-                "INSERT INTO topic_catalog (topic, description, schema, example, version, updated_at) \
-                 VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (topic) DO NOTHING",
-            )
-            .bind(&e.topic)
-            .bind(&e.description)
-            .bind(text(&e.schema))
-            .bind(text(&e.example))
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
+            insert_if_new(e, now).execute(pool).await?.rows_affected()
         }
     };
     Ok(if written == 1 {
