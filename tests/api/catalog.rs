@@ -423,24 +423,7 @@ async fn check_with_asyncapi_parser(doc: &Value) {
         return;
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/asyncapi/validate.mjs");
-    let mut child = tokio::process::Command::new("node")
-        .args([script, &root])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running node");
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(doc.to_string().as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "the AsyncAPI document is not valid: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    node_validates(script, &root, doc, "the AsyncAPI document").await;
 }
 
 /// Issue 24: a topic defined on one PostgreSQL node is used by another at once: its schema

@@ -88,22 +88,5 @@ async fn the_document_is_valid_against_the_official_openrpc_meta_schema() {
     let app = TestApp::spawn().await;
     let doc = document(&app).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/openrpc/validate.cjs");
-    let mut child = tokio::process::Command::new("node")
-        .args([script, &root])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("running node");
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(doc.to_string().as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "the OpenRPC document is not valid: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    node_validates(script, &root, &doc, "the OpenRPC document").await;
 }

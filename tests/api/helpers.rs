@@ -590,3 +590,26 @@ pub fn assert_invalid_data(resp: &Value, what: &str) {
 /// Says that a test was skipped and why (stderr, and the test command's count: see
 /// `tests/common/skip.rs`), so a skip is never mistaken for a pass.
 pub use crate::skip::skipped;
+
+/// Runs `node SCRIPT ROOT` (a checker under tests/, ROOT where `.ci/run` installed its npm
+/// packages) with `doc` on stdin, and fails the test with its output when it refuses `doc`.
+pub async fn node_validates(script: &str, root: &str, doc: &Value, what: &str) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("node")
+        .args([script, root])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running node");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(doc.to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{what} is not valid: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
