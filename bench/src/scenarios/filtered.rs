@@ -12,10 +12,10 @@
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use super::{measure_closed, phase_seconds, PHASE};
+use super::{fold_baseline, measure_closed, phase_seconds, PHASE};
 use crate::harness::{Ctx, Setup, OTHER_TOPIC, TOPIC};
 use crate::load::{Amount, PublishRun};
-use crate::report::{Check, Curve, ScenarioResult};
+use crate::report::{Check, ScenarioResult};
 
 /// Webhooks per case, and how many of them get each event.
 const WEBHOOKS: usize = 100;
@@ -33,23 +33,8 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     r.params = json!({"webhooks": WEBHOOKS, "with_filter": WEBHOOKS, "matching": MATCHING,
         "events": filtered_run.events, "events_unfiltered": plain_run.events, "concurrency": 32,
         "publish_for_s": phase_seconds(amount), "filters": [ACCEPTS, REFUSES]});
-    r.note("events_per_s_unfiltered", plain.events_per_s);
     r.note("deliveries_per_s_unfiltered", plain.deliveries_per_s);
-    r.note("cpu_us_per_published_event_hookd", per_event(&r));
-    r.note("cpu_us_per_published_event_hookd_unfiltered", per_event(&plain));
-    r.note("publish_request_ms_unfiltered", &plain.publish_request_ms);
-    r.note("usage_unfiltered", &plain.usage);
-    r.problems
-        .extend(plain.problems.iter().map(|p| format!("without filters: {p}")));
-    r.ok &= plain.ok;
-    r.latency_curves[0].label = "with filters".into();
-    r.latency_curves.insert(
-        0,
-        Curve {
-            label: "without filters".into(),
-            points: plain.latency_curves[0].points.clone(),
-        },
-    );
+    fold_baseline(&mut r, &plain, "unfiltered", "with filters", "without filters");
     r.checks.push(Check::at_least(
         "publish rate with 100 filters ÷ without (1 payload per event in both)",
         ratio,
@@ -57,14 +42,6 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
         "×",
     ));
     Ok(r)
-}
-
-/// hookd's CPU time per published event (each makes `MATCHING` payloads, all delivered).
-fn per_event(r: &ScenarioResult) -> Option<f64> {
-    r.usage
-        .cpu_hookd_s
-        .filter(|_| r.events > 0)
-        .map(|s| s * 1e6 / r.events as f64)
 }
 
 /// One server with the case's webhooks, measured with 32 single-event publishes in flight.

@@ -28,11 +28,43 @@ use serde_json::json;
 use crate::harness::{steady_rate, Ctx, DeliveryWatch, Setup, TOPIC};
 use crate::load::{closed_loop, open_loop, Amount, PublishRun};
 use crate::metrics::UsageMeter;
-use crate::report::{Check, ScenarioResult};
+use crate::report::{Check, Curve, ScenarioResult};
 use crate::server::Backend;
 
 /// How long a throughput phase publishes in a full run.
 const PHASE: Duration = Duration::from_secs(15);
+/// Folds the baseline run of an A/B scenario (`base`: the same load without the feature)
+/// into `r`: its figures as notes named with `suffix` (e.g. `events_per_s_unfiltered`), its
+/// problems, and its latency curve labelled `without` beside `r`'s labelled `with`.
+fn fold_baseline(r: &mut ScenarioResult, base: &ScenarioResult, suffix: &str, with: &str, without: &str) {
+    r.note(&format!("events_per_s_{suffix}"), base.events_per_s);
+    r.note("cpu_us_per_published_event_hookd", per_published_event(r));
+    r.note(
+        &format!("cpu_us_per_published_event_hookd_{suffix}"),
+        per_published_event(base),
+    );
+    r.note(&format!("publish_request_ms_{suffix}"), &base.publish_request_ms);
+    r.note(&format!("usage_{suffix}"), &base.usage);
+    r.problems
+        .extend(base.problems.iter().map(|p| format!("{without}: {p}")));
+    r.ok &= base.ok;
+    r.latency_curves[0].label = with.into();
+    r.latency_curves.insert(
+        0,
+        Curve {
+            label: without.into(),
+            points: base.latency_curves[0].points.clone(),
+        },
+    );
+}
+
+/// hookd's CPU time per published event.
+fn per_published_event(r: &ScenarioResult) -> Option<f64> {
+    r.usage
+        .cpu_hookd_s
+        .filter(|_| r.events > 0)
+        .map(|s| s * 1e6 / r.events as f64)
+}
 
 fn phase_seconds(amount: Amount) -> Option<f64> {
     match amount {

@@ -8,11 +8,11 @@
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use super::{phase_seconds, PHASE};
+use super::{fold_baseline, phase_seconds, PHASE};
 use crate::harness::{Ctx, DeliveryWatch, Setup, TOPIC};
 use crate::load::{closed_loop, Amount, PublishRun};
 use crate::metrics::UsageMeter;
-use crate::report::{Check, Curve, ScenarioResult};
+use crate::report::{Check, ScenarioResult};
 
 /// The message fields every publish carries besides the bench's `seq` and `t_us`.
 const ORDER_FIELDS: &str = r#""order_id":100042,"unique_id":"100100042","order_ref":"WEB-58211","store_id":1,"status":"new","created_at":"2026-12-01T09:30:00+00:00","customer":{"email":"ana@example.com","firstname":"Ana","lastname":"Silva"},"shipping_address":{"street":["12 Rua Augusta"],"city":"Lisboa","postcode":"1100-053","country":"PT"},"items":[{"sku":"MUG-RED","qty":2,"price":9.5},{"sku":"TEE-L","qty":1,"price":19.0},{"sku":"CAP-BLK","qty":1,"price":14.5}],"grand_total":52.5"#;
@@ -55,22 +55,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     let ratio = checked_run.events_per_s() / plain_run.events_per_s().max(1e-9);
     r.params = json!({"webhooks": 1, "events": checked_run.events, "events_unvalidated": plain_run.events,
         "concurrency": 32, "publish_for_s": phase_seconds(amount), "message_bytes": ORDER_FIELDS.len() + 40});
-    r.note("events_per_s_unvalidated", plain.events_per_s);
-    r.note("cpu_us_per_published_event_hookd", per_event(&r));
-    r.note("cpu_us_per_published_event_hookd_unvalidated", per_event(&plain));
-    r.note("publish_request_ms_unvalidated", &plain.publish_request_ms);
-    r.note("usage_unvalidated", &plain.usage);
-    r.problems
-        .extend(plain.problems.iter().map(|p| format!("without a schema: {p}")));
-    r.ok &= plain.ok;
-    r.latency_curves[0].label = "with a schema".into();
-    r.latency_curves.insert(
-        0,
-        Curve {
-            label: "without a schema".into(),
-            points: plain.latency_curves[0].points.clone(),
-        },
-    );
+    fold_baseline(&mut r, &plain, "unvalidated", "with a schema", "without a schema");
     r.checks.push(Check::at_least(
         "publish rate with a schema ÷ without (same realistic order message)",
         ratio,
@@ -78,14 +63,6 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
         "×",
     ));
     Ok(r)
-}
-
-/// hookd's CPU time per published event (each makes one payload, delivered).
-fn per_event(r: &ScenarioResult) -> Option<f64> {
-    r.usage
-        .cpu_hookd_s
-        .filter(|_| r.events > 0)
-        .map(|s| s * 1e6 / r.events as f64)
 }
 
 /// One server with one webhook on the topic, whose schema is `ORDER_SCHEMA` or none (the
