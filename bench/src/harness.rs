@@ -23,7 +23,7 @@ use crate::load::{Amount, PublishRun, Publisher, Rpc};
 use crate::metrics::{now_us, Usage};
 use crate::receiver::{secret_for, Receiver, Stall};
 use crate::report::{Curve, ScenarioResult};
-use crate::server::{Backend, BenchServer, Databases};
+use crate::server::{Backend, BenchServer, Databases, Login};
 
 /// How long the bench waits without a single new delivery before calling the rest lost.
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
@@ -39,6 +39,38 @@ pub struct Ctx {
     pub events: Option<u64>,
     pub databases: Databases,
     pub multi: MultiProgress,
+    /// `--external`: the hookd to load instead of one in-process.
+    pub external: Option<External>,
+}
+
+/// A `hookd serve` started elsewhere, and the bench's logins on it.
+#[derive(Clone)]
+pub struct External {
+    pub endpoint: String,
+    pub admin: Login,
+    pub merchant_user: Login,
+}
+
+impl External {
+    /// `base` (http://host:port) and the logins in HOOKD_BENCH_ADMIN and
+    /// HOOKD_BENCH_MERCHANT, each `name:key`.
+    pub fn from_env(base: &str) -> anyhow::Result<Self> {
+        let login = |var: &str| -> anyhow::Result<Login> {
+            let value = std::env::var(var).with_context(|| format!("--external needs {var}=name:key"))?;
+            let (name, key) = value
+                .split_once(':')
+                .with_context(|| format!("{var} must be name:key"))?;
+            Ok(Login {
+                name: name.into(),
+                key: key.into(),
+            })
+        };
+        Ok(Self {
+            endpoint: format!("{}/api/jsonrpc", base.trim_end_matches('/')),
+            admin: login("HOOKD_BENCH_ADMIN")?,
+            merchant_user: login("HOOKD_BENCH_MERCHANT")?,
+        })
+    }
 }
 
 impl Ctx {
@@ -92,7 +124,10 @@ impl Setup {
         tweak: impl FnOnce(&mut Config),
     ) -> anyhow::Result<Self> {
         let receiver = Arc::new(Receiver::start(slots, stall).await.context("starting the receiver")?);
-        let server = BenchServer::start(&ctx.hookd, &ctx.databases, tweak).await?;
+        let server = match &ctx.external {
+            None => BenchServer::start(&ctx.hookd, &ctx.databases, tweak).await?,
+            Some(e) => BenchServer::external(&ctx.hookd, e.endpoint.clone(), e.admin.clone(), e.merchant_user.clone()),
+        };
         let admin = Rpc::new(&server.endpoint, &server.admin)?;
         let shop = Rpc::new(&server.endpoint, &server.merchant_user)?;
         // The first Basic-auth call of a key pays for argon2; hookd remembers it afterwards.
@@ -103,6 +138,16 @@ impl Setup {
         shop.call("topic.list", json!([]))
             .await
             .context("first call as the merchant user")?;
+        if ctx.external.is_some() {
+            // A server that outlives the run keeps the last run's webhooks, whose receivers
+            // are gone: the bench merchant's webhooks are removed first.
+            let listed = shop.call("webhook.list", json!([])).await.context("listing webhooks")?;
+            for hook in listed.as_array().into_iter().flatten() {
+                shop.call("webhook.delete", json!([hook["webhook_id"]]))
+                    .await
+                    .context("deleting an old webhook")?;
+            }
+        }
         Ok(Self {
             server,
             receiver,

@@ -75,7 +75,31 @@ struct Cli {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     postgres_url: String,
+
+    /// Load a `hookd serve` started elsewhere at this base URL (e.g. http://127.0.0.1:8080)
+    /// instead of hookd in-process; logins from HOOKD_BENCH_ADMIN and HOOKD_BENCH_MERCHANT
+    /// (`name:key`). Only publish, publish-batch, e2e, e2e-batch and latency run this way;
+    /// see bench/external.sh
+    #[arg(long, value_name = "URL")]
+    external: Option<String>,
+
+    /// With --external: the pid of that hookd, whose CPU is reported as hookd's
+    #[arg(long, value_name = "PID", requires = "external")]
+    external_pid: Option<u32>,
+
+    /// With --external on PostgreSQL: that hookd's database, whose backends' CPU is reported
+    #[arg(long, value_name = "NAME", requires = "external")]
+    external_database: Option<String>,
 }
+
+/// The scenarios that run against a hookd started elsewhere: they only publish and receive.
+const EXTERNAL_SCENARIOS: [Scenario; 5] = [
+    Scenario::Publish,
+    Scenario::PublishBatch,
+    Scenario::E2e,
+    Scenario::E2eBatch,
+    Scenario::Latency,
+];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -117,6 +141,21 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     if chosen.is_empty() {
         chosen = Scenario::EACH.to_vec();
     }
+    let external = match &cli.external {
+        Some(base) => {
+            chosen.retain(|s| EXTERNAL_SCENARIOS.contains(s));
+            anyhow::ensure!(
+                !chosen.is_empty(),
+                "with --external only publish, publish-batch, e2e, e2e-batch and latency run"
+            );
+            let _ = metrics::EXTERNAL.set(metrics::ExternalTarget {
+                pid: cli.external_pid,
+                database: cli.external_database.clone(),
+            });
+            Some(harness::External::from_env(base)?)
+        }
+        None => None,
+    };
     // Two nodes are compared with one (`e2e`), so `e2e` runs first when both are chosen.
     let position = |s: Scenario, chosen: &[Scenario]| chosen.iter().position(|c| *c == s);
     if let (Some(one), Some(two)) = (position(Scenario::E2e, &chosen), position(Scenario::E2e2Nodes, &chosen)) {
@@ -157,6 +196,7 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
             },
         },
         multi: MultiProgress::new(),
+        external,
     };
     // On PostgreSQL, a first connection up front: a wrong URL fails here, not in every scenario.
     let postgres_version = match cli.backend {

@@ -209,8 +209,32 @@ pub struct Usage {
 }
 
 /// A running measurement of CPU and memory; `finish` reports it.
+/// With `--external`: the `hookd serve` process whose CPU is hookd's (instead of this
+/// process's hookd threads), and the database whose PostgreSQL backends count as the
+/// bench's (instead of those this process created).
+pub static EXTERNAL: OnceLock<ExternalTarget> = OnceLock::new();
+
+pub struct ExternalTarget {
+    pub pid: Option<u32>,
+    pub database: Option<String>,
+}
+
+/// User plus system CPU time of process `pid` (its threads, exited ones included).
+fn pid_cpu(pid: u32) -> Option<Duration> {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (cpu, _) = cpu_and_start(&stat)?;
+    Some(Duration::from_secs_f64(cpu / ticks))
+}
+
+fn external_pid() -> Option<u32> {
+    EXTERNAL.get().and_then(|e| e.pid)
+}
+
 pub struct UsageMeter {
     started: Instant,
+    external_cpu: Option<Duration>,
     cpu_total: Duration,
     cpu_bench: Option<Duration>,
     hwm_reset: bool,
@@ -246,6 +270,7 @@ impl UsageMeter {
         }
         Self {
             started: Instant::now(),
+            external_cpu: external_pid().and_then(pid_cpu),
             cpu_total: process_cpu(),
             cpu_bench: bench_threads_cpu(),
             hwm_reset,
@@ -272,7 +297,12 @@ impl UsageMeter {
             _ => (max_rss_kib(), "maxrss"),
         };
         let mb = |kib: u64| kib as f64 / 1024.0;
-        let hookd = bench.map(|b| total.saturating_sub(b));
+        let hookd = match (EXTERNAL.get(), self.external_cpu) {
+            // hookd runs elsewhere: its process's CPU (unknown without its pid).
+            (Some(_), Some(start)) => external_pid().and_then(pid_cpu).map(|now| now.saturating_sub(start)),
+            (Some(_), None) => None,
+            (None, _) => bench.map(|b| total.saturating_sub(b)),
+        };
         let postgres = self
             .postgres
             .as_ref()
@@ -374,7 +404,10 @@ impl PgProcesses {
     fn read() -> Option<Self> {
         // SAFETY: sysconf has no preconditions.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        let prefix = pg_database_prefix();
+        let prefix = match EXTERNAL.get().and_then(|e| e.database.clone()) {
+            Some(database) => database,
+            None => pg_database_prefix(),
+        };
         let mut found = HashMap::new();
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
             let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {

@@ -181,7 +181,8 @@ pub struct Login {
 }
 
 pub struct BenchServer {
-    pub app: App,
+    /// The in-process hookd; None for a server started elsewhere (`--external`).
+    app: Option<App>,
     /// `http://127.0.0.1:PORT/api/jsonrpc`
     pub endpoint: String,
     pub admin: Login,
@@ -265,7 +266,7 @@ impl BenchServer {
             let _ = stopped.await;
         }));
         Self {
-            app,
+            app: Some(app),
             endpoint: format!("http://{addr}/api/jsonrpc"),
             admin,
             merchant_user,
@@ -276,6 +277,30 @@ impl BenchServer {
             dispatcher: None,
             fresh: Some(fresh),
         }
+    }
+
+    /// A `hookd serve` started elsewhere (`--external`): only its endpoint and the logins the
+    /// bench is given; stopping it stops nothing, and nothing of it is removed.
+    pub fn external(hookd: &Handle, endpoint: String, admin: Login, merchant_user: Login) -> Self {
+        Self {
+            app: None,
+            endpoint,
+            admin,
+            merchant_user,
+            merchant: MerchantId(0),
+            hookd: hookd.clone(),
+            stop: None,
+            serving: None,
+            dispatcher: None,
+            fresh: None,
+        }
+    }
+
+    /// The in-process hookd (scenarios that read its store directly never run `--external`).
+    pub fn app(&self) -> &App {
+        self.app
+            .as_ref()
+            .expect("this scenario needs hookd in-process; it does not run with --external")
     }
 
     /// Runs `fut` on hookd's runtime (for direct store calls) and waits for it.
@@ -290,8 +315,9 @@ impl BenchServer {
     /// cross-node wake-up listener as `hookd serve` runs it (on SQLite it returns at once).
     pub fn start_dispatcher(&mut self) {
         let (tx, rx) = watch::channel(false);
-        let worker = hookd::dispatch::worker::run(self.app.engine.clone(), hookd::startup::node_name(), rx.clone());
-        let (store, wake) = (self.app.store.clone(), self.app.wake.clone());
+        let app = self.app().clone();
+        let worker = hookd::dispatch::worker::run(app.engine.clone(), hookd::startup::node_name(), rx.clone());
+        let (store, wake) = (app.store.clone(), app.wake.clone());
         let worker = async move {
             tokio::join!(worker, store.listen_wakeups(wake, rx));
         };

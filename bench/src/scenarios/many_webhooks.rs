@@ -70,25 +70,25 @@ async fn register(ctx: &Ctx, name: &str, setup: &Setup, n: usize) -> anyhow::Res
         return Ok(());
     }
     let bar = ctx.bar(name, "registering", Some(n as u64));
-    let (app, merchant) = (setup.server.app.clone(), setup.server.merchant);
+    let (app, merchant) = (setup.server.app().clone(), setup.server.merchant);
     let before = setup
         .server
         .on_hookd(async move { app.store.webhook_count(merchant).await })
         .await?;
     let base = setup.receiver.unused_url(0);
-    let catalog = setup.server.app.catalog();
+    let catalog = setup.server.app().catalog();
     let topics: Vec<String> = catalog
         .iter()
         .filter(|t| *t != TOPIC && !t.starts_with("test:"))
         .map(String::from)
         .collect();
-    let limit = setup.server.app.settings.max_webhooks_per_merchant;
+    let limit = setup.server.app().settings.max_webhooks_per_merchant;
     let mut hooks = Vec::with_capacity(n);
     for i in 0..n {
         let data = json!({"topics": topics[i % topics.len()], "url": format!("{base}?n={i}")});
         hooks.push(NewWebhook::from_json(&data, &catalog, true).context("a bench webhook")?);
     }
-    let app = setup.server.app.clone();
+    let app = setup.server.app().clone();
     let progress = bar.clone();
     setup
         .server
@@ -109,7 +109,7 @@ async fn register(ctx: &Ctx, name: &str, setup: &Setup, n: usize) -> anyhow::Res
         })
         .await?;
     bar.finish();
-    let app = setup.server.app.clone();
+    let app = setup.server.app().clone();
     let after = setup
         .server
         .on_hookd(async move { app.store.webhook_count(merchant).await })

@@ -11,6 +11,7 @@
 //! `--events N` fixes the event count of every phase (for `backlog`, the payload count).
 
 mod backlog;
+mod e2e;
 mod filtered;
 mod isolation;
 mod many_webhooks;
@@ -83,8 +84,10 @@ pub enum Scenario {
     PublishFiltered,
     /// Single-event publishes of an order message, its topic with a JSON Schema against none
     PublishValidated,
-    /// Publish→delivery throughput to one webhook
+    /// Publish→delivery to one webhook: 40,000 single-event publishes over 32 connections, then 500/s for latency
     E2e,
+    /// Publish→delivery throughput to one webhook, JSON-RPC batches of 100 (4 in flight)
+    E2eBatch,
     /// e2e on two hookd nodes sharing one PostgreSQL database (postgres only)
     #[value(name = "e2e-2nodes")]
     E2e2Nodes,
@@ -105,12 +108,13 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 12] = [
+    pub const EACH: [Scenario; 13] = [
         Scenario::Publish,
         Scenario::PublishBatch,
         Scenario::PublishFiltered,
         Scenario::PublishValidated,
         Scenario::E2e,
+        Scenario::E2eBatch,
         Scenario::E2e2Nodes,
         Scenario::Latency,
         Scenario::Fanout,
@@ -138,7 +142,8 @@ impl Scenario {
         let full = ctx.amount(PHASE, 500);
         let mut r = match self {
             Scenario::Publish => closed(ctx, &name, 1, ctx.amount(PHASE, 300), 32, 1).await?,
-            Scenario::PublishBatch | Scenario::E2e => closed(ctx, &name, 1, full, 4, 100).await?,
+            Scenario::PublishBatch | Scenario::E2eBatch => closed(ctx, &name, 1, full, 4, 100).await?,
+            Scenario::E2e => return e2e::run(ctx, &name).await,
             Scenario::Fanout => closed(ctx, &name, 100, Amount::Events(ctx.size(1_500, 5)), 4, 1).await?,
             Scenario::Latency => return latency(ctx, &name).await,
             Scenario::E2e2Nodes => return two_nodes::run(ctx, &name).await,
@@ -158,8 +163,8 @@ impl Scenario {
             }
             Scenario::PublishBatch => Check::at_least("events/s, batches of 100 (4 in flight)", events, 30_000.0, "/s"),
             // Issue 11 sets PostgreSQL's own end-to-end target; issue 5's is for SQLite.
-            Scenario::E2e => Check::at_least(
-                "deliveries/s, one webhook, first publish→last receipt",
+            Scenario::E2eBatch => Check::at_least(
+                "deliveries/s, one webhook, batches of 100, first publish→last receipt",
                 deliveries,
                 if postgres { 3_000.0 } else { 10_000.0 },
                 "/s",
@@ -167,7 +172,7 @@ impl Scenario {
             Scenario::Fanout => Check::at_least("deliveries/s, each event to 100 webhooks", deliveries, 10_000.0, "/s"),
             _ => unreachable!("the other scenarios return above"),
         });
-        if self == Scenario::E2e && !postgres {
+        if self == Scenario::E2eBatch && !postgres {
             // Issue 11: hookd's own CPU per published-and-delivered event, at saturation.
             let figure = "hookd CPU per published-and-delivered event";
             let check = Check::at_most(figure, r.cpu_us_per_event_hookd.unwrap_or(f64::NAN), 150.0, "µs");
