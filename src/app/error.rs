@@ -101,7 +101,9 @@ impl AppError {
         match self {
             // Filters that kept changing under a publish for every round it made (see
             // `store::publish_judged`): nothing was stored, and a retry is safe.
-            AppError::Store(StoreError::Overloaded | StoreError::FiltersUnjudged(_)) => Some(Interruption::Overloaded),
+            AppError::Store(StoreError::Overloaded | StoreError::FiltersUnjudged(_) | StoreError::CatalogMoved) => {
+                Some(Interruption::Overloaded)
+            }
             AppError::Store(StoreError::Unavailable(_)) => Some(Interruption::Unavailable),
             AppError::Store(StoreError::OutcomeUnknown(_)) => Some(Interruption::OutcomeUnknown),
             _ => None,

@@ -8,9 +8,13 @@ use super::{App, AppError};
 use crate::domain::filter::Verdicts;
 use crate::domain::BodyTemplate;
 use crate::domain::{PublishRequest, Published};
+use crate::store::StoreError;
 use crate::time::now_millis;
 
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// Publishes made at most while the topic's catalog entry keeps changing under them; after
+/// that the answer is "overloaded: nothing stored" (`StoreError::CatalogMoved`).
+const CATALOG_ROUNDS: usize = 4;
 
 #[derive(Clone, Debug, Default)]
 pub struct PublishOptions {
@@ -42,19 +46,28 @@ impl App {
                 self.settings.max_message_bytes
             )));
         }
-        // Checked here, before the store's write path (SQLite's writer thread serves everyone).
-        self.check_message(&topic, message, size).await?;
-        let request = PublishRequest {
-            merchant,
-            topic: &topic,
-            body: &body,
-            idempotency_key: options.idempotency_key.as_deref(),
-            now,
-            verdicts: &Verdicts::default(),
-        };
         let mut known = self.filters.get(merchant, topic.as_str());
         let before = known.len();
-        let published = crate::store::publish_judged(&*self.store, &request, &mut known).await;
+        let mut round = 1;
+        let published = loop {
+            // Checked here, before the store's write path (SQLite's writer thread serves
+            // everyone); again, against the schema as stored now, when the store says the
+            // topic's catalog entry moved since (a `topic.define` on another node).
+            let schema = self.check_message(&topic, message, size, round > 1).await?;
+            let request = PublishRequest {
+                merchant,
+                topic: &topic,
+                body: &body,
+                idempotency_key: options.idempotency_key.as_deref(),
+                now,
+                verdicts: &Verdicts::default(),
+                schema,
+            };
+            match crate::store::publish_judged(&*self.store, &request, &mut known).await {
+                Err(StoreError::CatalogMoved) if round < CATALOG_ROUNDS => round += 1,
+                other => break other,
+            }
+        };
         if known.len() != before {
             self.filters.set(merchant, topic.as_str(), known);
         }

@@ -86,6 +86,22 @@ pub struct PublishRequest<'a> {
     pub now: Millis,
     /// The event judged by the filters of the webhooks it may reach (see `filter::Verdicts`).
     pub verdicts: &'a crate::domain::filter::Verdicts,
+    /// Which catalog version of the topic the message was checked against, for a store that
+    /// confirms it in the publish's own transaction (see `SchemaChecked`).
+    pub schema: SchemaChecked,
+}
+
+/// The catalog version a publish's message was checked against. A store whose catalog other
+/// servers may change (PostgreSQL) compares it with the stored version inside the publish's
+/// transaction, and stores nothing when it moved (`StoreError::CatalogMoved`): the publisher
+/// checks again against the new schema and publishes again. So a node never reads the version
+/// before each publish, yet a `topic.define` made on another node applies at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaChecked {
+    /// Nothing to confirm (SQLite, whose one server makes every change; tests).
+    Unconfirmed,
+    /// Checked against this version of the topic's catalog entry (None: it had none).
+    Version(Option<i64>),
 }
 
 /// The answer to a publish. `replayed` is true when an earlier publish with the same

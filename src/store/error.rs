@@ -41,6 +41,10 @@ pub enum StoreError {
     /// was stored; judge them and publish again (see `filter::Verdicts`).
     #[error("the publish needs the verdicts of {} more filter(s)", .0.len())]
     FiltersUnjudged(Vec<Arc<str>>),
+    /// The topic's catalog entry is no longer the version the message was checked against
+    /// (`SchemaChecked`): nothing was stored; check the message again and publish again.
+    #[error("the topic's catalog entry changed since the message was checked: nothing was stored")]
+    CatalogMoved,
     #[error("the database writer has stopped")]
     WriterGone,
     #[error("the database readers have stopped")]

@@ -243,6 +243,11 @@ pub trait Store: Send + Sync + 'static {
     async fn catalog_version_if_idle(&self, topic: &str) -> StoreResult<Option<Option<i64>>> {
         self.catalog_version(topic).await.map(Some)
     }
+    /// Whether `event_publish` confirms `PublishRequest::schema` in its own transaction
+    /// (answering `CatalogMoved`): then a publisher never reads the version beforehand.
+    fn publish_confirms_schema(&self) -> bool {
+        false
+    }
     /// Writes `entry` when the stored version is still `expected` (None: the topic must be
     /// new, and the catalog hold fewer than `max_topics`); the version moves by one.
     async fn catalog_define(

@@ -5,12 +5,14 @@
 //! things in memory: the topic names (a `Catalog`, what webhook topics are parsed against;
 //! read again from the database when a name is not in it, so a topic another node added is
 //! found at once) and each topic's compiled schema with the version it was compiled from.
-//! A publish reads the topic's version (a point read) and compiles again only when it moved,
-//! so a schema defined on one node is applied by every node from then on. On PostgreSQL that
-//! read never waits for a connection once the topic's schema is compiled: when every API
-//! connection is busy (a publish burst) the compiled one is used, so a burst does not queue
-//! behind catalog reads; a change made meanwhile applies from the next read. On SQLite it is
-//! never made once the schema is compiled: the one server of the file makes every change.
+//! Once a topic's schema is compiled, a publish reads nothing more of the catalog:
+//! - On PostgreSQL the publish carries the version it was checked against into its group
+//!   commit, whose last statement compares it with the stored one (`SchemaChecked`); when it
+//!   moved (a `topic.define` on another node), nothing is stored, the schema is read and
+//!   compiled again, and the message is checked and published again. So a schema defined on
+//!   one node is applied by every node at once, without a read per publish.
+//! - On SQLite the one server of the file makes every change, so its compiled schema is
+//!   always the stored one.
 
 mod asyncapi;
 
@@ -22,7 +24,7 @@ use serde_json::Value;
 use super::{App, AppError, Caller};
 use crate::domain::catalog::{self, CatalogEntry, CatalogWrite, Definition, MessageSchema};
 use crate::domain::topic::{TopicError, MAX_TOPIC_LEN};
-use crate::domain::{Catalog, Topic};
+use crate::domain::{Catalog, SchemaChecked, Topic};
 use crate::store::StoreError;
 
 pub use asyncapi::asyncapi_document;
@@ -37,7 +39,8 @@ const DEFINE_TRIES: usize = 4;
 /// A node's view of the catalog (see the module header).
 pub struct CatalogCache {
     names: RwLock<Catalog>,
-    schemas: Mutex<HashMap<String, (i64, Option<MessageSchema>)>>,
+    /// Per topic: the version compiled (None: the topic had no catalog entry) and its schema.
+    schemas: Mutex<HashMap<String, (Option<i64>, Option<MessageSchema>)>>,
 }
 
 impl CatalogCache {
@@ -56,7 +59,7 @@ impl CatalogCache {
         *self.names.write().unwrap_or_else(|e| e.into_inner()) = names;
     }
 
-    fn schema(&self, topic: &str, version: i64) -> Option<Option<MessageSchema>> {
+    fn schema(&self, topic: &str, version: Option<i64>) -> Option<Option<MessageSchema>> {
         let schemas = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
         match schemas.get(topic) {
             Some((v, s)) if *v == version => Some(s.clone()),
@@ -64,13 +67,13 @@ impl CatalogCache {
         }
     }
 
-    /// The schema last compiled for `topic`, whatever its version.
-    fn last_schema(&self, topic: &str) -> Option<Option<MessageSchema>> {
+    /// The version and schema last compiled for `topic`.
+    fn last_schema(&self, topic: &str) -> Option<(Option<i64>, Option<MessageSchema>)> {
         let schemas = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
-        schemas.get(topic).map(|(_, s)| s.clone())
+        schemas.get(topic).cloned()
     }
 
-    fn set_schema(&self, topic: &str, version: i64, schema: Option<MessageSchema>) {
+    fn set_schema(&self, topic: &str, version: Option<i64>, schema: Option<MessageSchema>) {
         let mut schemas = self.schemas.lock().unwrap_or_else(|e| e.into_inner());
         schemas.insert(topic.to_string(), (version, schema));
     }
@@ -148,7 +151,7 @@ impl App {
             match self.store.catalog_define(&entry, expected, catalog::MAX_TOPICS).await? {
                 CatalogWrite::Written => {
                     self.catalog
-                        .set_schema(&entry.topic, expected.map_or(1, |v| v + 1), compiled);
+                        .set_schema(&entry.topic, Some(expected.map_or(1, |v| v + 1)), compiled);
                     self.catalog_refresh().await?;
                     return Ok(());
                 }
@@ -164,22 +167,37 @@ impl App {
         Err(AppError::Busy)
     }
 
-    /// The topic's compiled schema as stored now (None: the topic has none).
-    pub async fn topic_schema(&self, topic: &str) -> Result<Option<MessageSchema>, AppError> {
+    /// The topic's compiled schema (None: the topic has none) and the version it is of, for
+    /// the publish to confirm (`SchemaChecked`). With `fresh`, or on a store that does not
+    /// confirm versions, the version is read from the database first (see the module header).
+    pub async fn topic_schema(
+        &self,
+        topic: &str,
+        fresh: bool,
+    ) -> Result<(SchemaChecked, Option<MessageSchema>), AppError> {
+        let confirms = self.store.publish_confirms_schema();
+        let stamp = |version| match confirms {
+            true => SchemaChecked::Version(version),
+            false => SchemaChecked::Unconfirmed,
+        };
         let last = self.catalog.last_schema(topic);
-        let version = match self.read_version(topic, last.is_some()).await {
-            Ok(Some(Some(version))) => version,
-            Ok(Some(None)) => return Ok(None),
-            Ok(None) => return Ok(last.flatten()),
+        if let (true, false, Some((version, schema))) = (confirms, fresh, &last) {
+            return Ok((stamp(*version), schema.clone()));
+        }
+        let known = last.is_some() && !fresh;
+        let version = match self.read_version(topic, known).await {
+            Ok(Some(version)) => version,
+            Ok(None) => return Ok(last.map_or((stamp(None), None), |(v, s)| (stamp(v), s))),
             // The database answers no read now: the schema this node compiled last (the
             // publish itself then succeeds or fails on the store's own terms).
-            Err(e) => return last.ok_or(e.into()),
+            Err(e) => return last.map(|(v, s)| (stamp(v), s)).ok_or(e.into()),
         };
         if let Some(schema) = self.catalog.schema(topic, version) {
-            return Ok(schema);
+            return Ok((stamp(version), schema));
         }
         let Some(entry) = self.store.catalog_get(topic).await? else {
-            return Ok(None);
+            self.catalog.set_schema(topic, None, None);
+            return Ok((stamp(None), None));
         };
         let compiled = match &entry.schema {
             None => None,
@@ -193,14 +211,14 @@ impl App {
                 }
             },
         };
-        self.catalog.set_schema(topic, entry.version, compiled.clone());
-        Ok(compiled)
+        self.catalog.set_schema(topic, Some(entry.version), compiled.clone());
+        Ok((stamp(Some(entry.version)), compiled))
     }
 
     /// The topic's stored version; a read on a connection that broke (PostgreSQL killed it,
     /// a node's pool still held it) is made again on another, a few times.
-    /// With a schema compiled already, the read is made only on an idle connection (on
-    /// PostgreSQL): under a burst of publishes the compiled one is used (`Ok(None)`).
+    /// With a schema compiled already (`known`), a store may answer `Ok(None)`: the compiled
+    /// one is still the stored one (SQLite).
     async fn read_version(&self, topic: &str, known: bool) -> Result<Option<Option<i64>>, StoreError> {
         let mut tries = 0;
         loop {
@@ -217,10 +235,18 @@ impl App {
     }
 
     /// `event.publish`'s check: 113 naming the first failing path when the topic's schema
-    /// refuses `message` (`size`: its serialized length).
-    pub(super) async fn check_message(&self, topic: &Topic, message: &Value, size: usize) -> Result<(), AppError> {
-        let Some(schema) = self.topic_schema(topic.as_str()).await? else {
-            return Ok(());
+    /// refuses `message` (`size`: its serialized length); otherwise the version checked
+    /// against. `fresh`: the version is read again first (the store said it moved).
+    pub(super) async fn check_message(
+        &self,
+        topic: &Topic,
+        message: &Value,
+        size: usize,
+        fresh: bool,
+    ) -> Result<SchemaChecked, AppError> {
+        let (stamp, schema) = self.topic_schema(topic.as_str(), fresh).await?;
+        let Some(schema) = schema else {
+            return Ok(stamp);
         };
         let verdict = if size <= CHECK_IN_PLACE_BYTES {
             schema.check(message)
@@ -230,7 +256,8 @@ impl App {
                 .await
                 .unwrap_or_else(|_| Err("(root): the schema check failed".into()))
         };
-        verdict.map_err(AppError::SchemaMismatch)
+        verdict.map_err(AppError::SchemaMismatch)?;
+        Ok(stamp)
     }
 
     /// The example `webhook.test` sends for a webhook whose first topic is `topic`.

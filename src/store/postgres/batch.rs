@@ -26,7 +26,7 @@ use super::clock::on_db_clock;
 use super::wakeups;
 use crate::domain::filter::Verdicts;
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
-use crate::domain::{BodyTemplate, EventId, Topic, WebhookId};
+use crate::domain::{BodyTemplate, EventId, SchemaChecked, Topic, WebhookId};
 use crate::store::Published;
 use crate::time::Millis;
 
@@ -40,6 +40,8 @@ pub(super) struct Job {
     /// The event judged by the filters it may meet: filters are looked up here, never
     /// evaluated in the batch (it holds every merchant's publishes and their row locks).
     pub verdicts: Verdicts,
+    /// The catalog version its message was checked against, confirmed in `insert`.
+    pub schema: SchemaChecked,
 }
 
 /// Why a batch did not store.
@@ -49,6 +51,10 @@ pub(super) enum BatchError {
     /// These jobs (indexes into the batch) matched webhooks whose filters they did not
     /// judge (these filters): the batch is rolled back and runs again without them.
     Unjudged(Vec<(usize, Vec<Arc<str>>)>),
+    /// These jobs (indexes into the batch) were checked against a catalog version of their
+    /// topic that is no longer the stored one: the batch is rolled back and runs again
+    /// without them, and their publishers check again.
+    Stale(Vec<usize>),
 }
 
 impl From<sqlx::Error> for BatchError {
@@ -78,16 +84,21 @@ pub(super) async fn store(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<
         .collect();
     let mut made: Vec<Option<Published>> = Vec::new();
     if !fresh.is_empty() {
-        made = match insert(conn, &fresh).await? {
+        made = match insert(conn, &fresh).await {
             Ok(published) => published.into_iter().map(Some).collect(),
-            Err(unjudged) => {
+            Err(refused) => {
                 // Indexes among the fresh jobs, back to indexes in the batch.
                 let fresh_at: Vec<usize> = (plans.iter().enumerate())
                     .filter(|(_, p)| matches!(p, Plan::Fresh(_)))
                     .map(|(i, _)| i)
                     .collect();
-                let unjudged = unjudged.into_iter().map(|(n, f)| (fresh_at[n], f)).collect();
-                return Err(BatchError::Unjudged(unjudged));
+                return Err(match refused {
+                    BatchError::Unjudged(u) => {
+                        BatchError::Unjudged(u.into_iter().map(|(n, f)| (fresh_at[n], f)).collect())
+                    }
+                    BatchError::Stale(s) => BatchError::Stale(s.into_iter().map(|n| fresh_at[n]).collect()),
+                    sql => sql,
+                });
             }
         };
     }
@@ -194,11 +205,16 @@ async fn idempotency(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Plan>
 /// increment ids, then bumps them and inserts events and payloads and queues one wake-up
 /// (one statement). Filters cost a round trip only when one of them lets an event through.
 /// Payloads are due when their publish was made, on the database's clock (see `clock`).
-async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Published>, Unjudged>, sqlx::Error> {
+///
+/// The same statement confirms each job's catalog version (`SchemaChecked`) against
+/// `topic_catalog` as its snapshot sees it: a job whose topic moved makes the batch roll
+/// back (`BatchError::Stale`). A `topic.define` committed before the statement began is thus
+/// never missed, without a read of the version per publish.
+async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>, BatchError> {
     let merchants: Vec<i64> = jobs.iter().map(|j| j.merchant).collect();
     let locked = match lock_webhooks(conn, jobs, &merchants).await? {
         Ok(locked) => locked,
-        Err(unjudged) => return Ok(Err(unjudged)),
+        Err(unjudged) => return Err(BatchError::Unjudged(unjudged)),
     };
     let Made {
         mut published,
@@ -207,21 +223,28 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Pub
         last,
     } = match plan(jobs, &locked) {
         Ok(made) => made,
-        Err(unjudged) => return Ok(Err(unjudged)),
+        Err(unjudged) => return Err(BatchError::Unjudged(unjudged)),
     };
     let topics: Vec<&str> = jobs.iter().map(|j| j.topic.as_str()).collect();
     let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.key.as_deref()).collect();
     let counts: Vec<i64> = published.iter().map(|p| p.webhooks.len() as i64).collect();
     let nows: Vec<Millis> = jobs.iter().map(|j| j.now).collect();
+    let confirm: Vec<bool> = jobs.iter().map(|j| j.schema != SchemaChecked::Unconfirmed).collect();
+    let versions: Vec<Option<i64>> = (jobs.iter())
+        .map(|j| match j.schema {
+            SchemaChecked::Version(v) => v,
+            SchemaChecked::Unconfirmed => None,
+        })
+        .collect();
     let clock = crate::time::now_millis();
     // The event ids are drawn first (`j`, evaluated once), so payloads can name their event
     // and the caller learns each job's id; the webhooks locked above that got payloads move
     // to their new last increment id (`bump`); the wake-up is queued only when something is due.
-    let ids: Vec<i64> = sqlx::query_scalar(concat!(
+    let (ids, stale): (Vec<i64>, Option<Vec<i64>>) = sqlx::query_as(concat!(
         "WITH j AS ( \
            SELECT t.*, nextval(pg_get_serial_sequence('events', 'id')) AS id \
-           FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[]) \
-             WITH ORDINALITY AS t(m, topic, key, payloads, at, n)), \
+           FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $17::BOOL[], \
+             $18::BIGINT[]) WITH ORDINALITY AS t(m, topic, key, payloads, at, confirm, version, n)), \
          bump AS (UPDATE webhooks wh SET increment_id = b.last \
            FROM UNNEST($14::BIGINT[], $15::BIGINT[]) AS b(id, last) WHERE wh.id = b.id), \
          ev AS ( \
@@ -236,7 +259,9 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Pub
            FROM UNNEST($6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::BIGINT[], $10::BYTEA[]) \
              AS p(w, m, inc, n, body) JOIN j ON j.n = p.n) \
          SELECT (SELECT array_agg(id ORDER BY n) FROM j) \
-           || CASE WHEN $11 THEN (SELECT ARRAY[]::BIGINT[] FROM pg_notify($12, $13) AS n) END",
+           || CASE WHEN $11 THEN (SELECT ARRAY[]::BIGINT[] FROM pg_notify($12, $13) AS n) END, \
+           (SELECT array_agg(j.n) FROM j LEFT JOIN topic_catalog c ON c.topic = j.topic \
+            WHERE j.confirm AND c.version IS DISTINCT FROM j.version)",
     ))
     .bind(&merchants)
     .bind(&topics)
@@ -254,13 +279,18 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Pub
     .bind(&woken)
     .bind(&last)
     .bind(clock)
+    .bind(&confirm)
+    .bind(&versions)
     .fetch_one(&mut *conn)
     .await?;
+    if let Some(stale) = stale {
+        return Err(BatchError::Stale(stale.into_iter().map(|n| (n - 1) as usize).collect()));
+    }
     for (published, id) in published.iter_mut().zip(ids) {
         published.event_id = EventId(id);
         published.payloads = published.webhooks.len() as i64;
     }
-    Ok(Ok(published))
+    Ok(published)
 }
 
 /// Jobs (indexes into the jobs given) and the filters of their matched webhooks that they

@@ -77,19 +77,6 @@ pub async fn version(pool: &PgPool, topic: &str) -> StoreResult<Option<i64>> {
         .await?)
 }
 
-/// `version` on an idle API connection, or None when there is none: a publish never waits
-/// in the API requests' line for it (see `pools`).
-pub async fn version_if_idle(pool: &PgPool, topic: &str) -> StoreResult<Option<Option<i64>>> {
-    let Some(mut conn) = pool.try_acquire() else {
-        return Ok(None);
-    };
-    let version = sqlx::query_scalar("SELECT version FROM topic_catalog WHERE topic = $1")
-        .bind(topic)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(Some(version))
-}
-
 pub async fn define(
     pool: &PgPool,
     e: &CatalogEntry,

@@ -300,8 +300,9 @@ impl Store for PostgresStore {
         catalog::version(&self.pool, topic).await
     }
 
-    async fn catalog_version_if_idle(&self, topic: &str) -> StoreResult<Option<Option<i64>>> {
-        catalog::version_if_idle(&self.pool, topic).await
+    /// Confirmed in the group commit's last statement (see `batch::insert`).
+    fn publish_confirms_schema(&self) -> bool {
+        true
     }
 
     async fn catalog_define(

@@ -70,6 +70,7 @@ impl Publisher {
             key: req.idempotency_key.map(str::to_owned),
             now: req.now,
             verdicts: req.verdicts.clone(),
+            schema: req.schema,
         };
         match tokio::time::timeout(self.queue_wait, self.jobs.send(Queued { job, reply })).await {
             Ok(Ok(())) => {}
@@ -171,8 +172,8 @@ impl From<sqlx::Error> for Broke {
 }
 
 /// Runs the batch in one transaction; if it fails, again with a savepoint per job. Jobs
-/// that did not judge a filter they meet are answered `FiltersUnjudged` and the rest run
-/// again without them. Errs only when the transaction itself broke (BEGIN, COMMIT, the
+/// that did not judge a filter they meet are answered `FiltersUnjudged`, jobs checked against
+/// a catalog version that moved `CatalogMoved`, and the rest run again without them. Errs only when the transaction itself broke (BEGIN, COMMIT, the
 /// connection): then nothing committed that anyone is told about, and every job fails.
 pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<Vec<StoreResult<Published>>, Broke> {
     let mut results: Vec<Option<StoreResult<Published>>> = jobs.iter().map(|_| None).collect();
@@ -192,6 +193,16 @@ pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<V
                 tx.rollback().await?;
                 for (n, filters) in unjudged {
                     results[todo[n]] = Some(Err(StoreError::FiltersUnjudged(filters)));
+                }
+                todo.retain(|&i| results[i].is_none());
+                if todo.is_empty() {
+                    return Ok(answered(results));
+                }
+            }
+            Err(BatchError::Stale(stale)) => {
+                tx.rollback().await?;
+                for n in stale {
+                    results[todo[n]] = Some(Err(StoreError::CatalogMoved));
                 }
                 todo.retain(|&i| results[i].is_none());
                 if todo.is_empty() {
@@ -222,6 +233,7 @@ pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<V
                 Err(match e {
                     BatchError::Sql(e) => StoreError::from(e),
                     BatchError::Unjudged(mut u) => StoreError::FiltersUnjudged(u.remove(0).1),
+                    BatchError::Stale(_) => StoreError::CatalogMoved,
                 })
             }
         };

@@ -2,9 +2,10 @@
 
 use super::*;
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
+use crate::domain::SchemaChecked;
 use crate::store::postgres::batch::Job;
 use crate::store::postgres::publisher::run_batch;
-use crate::store::Published;
+use crate::store::{Published, StoreError};
 
 fn job(m: MerchantId, key: Option<&str>, now: Millis) -> Job {
     let t = topic("order:created");
@@ -16,7 +17,54 @@ fn job(m: MerchantId, key: Option<&str>, now: Millis) -> Job {
         key: key.map(str::to_owned),
         now,
         verdicts: Default::default(),
+        schema: SchemaChecked::Unconfirmed,
     }
+}
+
+fn checked(m: MerchantId, now: Millis, version: Option<i64>) -> Job {
+    Job {
+        schema: SchemaChecked::Version(version),
+        ..job(m, None, now)
+    }
+}
+
+#[tokio::test]
+async fn a_publish_checked_against_a_catalog_version_that_moved_stores_nothing_and_says_so() {
+    let (db, store) = setup!();
+    let m = merchant(&store, "shop").await;
+    let hook = create_hook(&store, m, "order:*", true).await;
+    sqlx::query(
+        "INSERT INTO topic_catalog (topic, description, version, updated_at) VALUES ('order:created', '', 3, 0) \
+         ON CONFLICT (topic) DO UPDATE SET version = 3",
+    )
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    let now = now_millis();
+    // The stored version; an older one; "no entry" while there is one; nothing to confirm.
+    let jobs = vec![
+        checked(m, now, Some(3)),
+        checked(m, now, Some(2)),
+        checked(m, now, None),
+        job(m, None, now),
+    ];
+    let mut conn = store.pool.acquire().await.unwrap();
+    let results = run_batch(&mut conn, &jobs).await.expect("the transaction itself holds");
+    for stale in [&results[1], &results[2]] {
+        assert!(matches!(stale, Err(StoreError::CatalogMoved)), "{stale:?}");
+    }
+    for stored in [&results[0], &results[3]] {
+        assert_eq!(stored.as_ref().expect("stored").webhooks, vec![hook]);
+    }
+    let mut ids: Vec<i64> = payloads(&store, hook).await.iter().map(|d| d.increment_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2], "the refused publishes took no id");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 2, "and made no event");
+    db.drop_database().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
