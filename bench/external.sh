@@ -49,3 +49,11 @@ for _ in $(seq 100); do
 done
 HOOKD_BENCH_ADMIN="bench-admin:$admin_key" HOOKD_BENCH_MERCHANT="bench-shop:$merchant_key" \
   "$bench" --external "http://127.0.0.1:$port" --external-pid "$pid" "${extra[@]}" "$@"
+if [ "$backend" = postgres ]; then
+  # The database's transactions and row changes over the whole run (set-up included), to
+  # divide by the events published: what each event costs PostgreSQL in work, whatever the load.
+  sleep 1
+  psql "$admin_url" -Atc "SELECT 'pg_stat_database: xact_commit=' || xact_commit || ' xact_rollback=' || xact_rollback \
+    || ' tup_inserted=' || tup_inserted || ' tup_updated=' || tup_updated || ' tup_fetched=' || tup_fetched \
+    FROM pg_stat_database WHERE datname = '$db_name'"
+fi
