@@ -212,7 +212,8 @@ fn nats_name(what: &'static str, value: &str, max: usize) -> Result<String, Brok
     if value.len() > max {
         return Err(BrokerUrlError::TooLong(what));
     }
-    let bad_char = |c: char| c.is_whitespace() || c.is_control() || c == '*' || c == '>';
+    // '%': the url crate percent-encodes what it does not like ('>' becomes %3E).
+    let bad_char = |c: char| c.is_whitespace() || c.is_control() || matches!(c, '*' | '>' | '%');
     if value.chars().any(bad_char) || value.split('.').any(str::is_empty) {
         return Err(BrokerUrlError::BadName(what));
     }
