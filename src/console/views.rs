@@ -57,7 +57,8 @@ impl HookView {
         Self {
             id: hook.id.0,
             merchant: hook.merchant_code.clone(),
-            url: hook.url.clone(),
+            // Without a broker's (or receiver's) login and credential-looking parameters.
+            url: crate::redact::listed_url(&hook.url),
             topics: hook
                 .topics
                 .split(',')
