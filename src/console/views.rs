@@ -57,8 +57,7 @@ impl HookView {
         Self {
             id: hook.id.0,
             merchant: hook.merchant_code.clone(),
-            // Without a broker's (or receiver's) login and credential-looking parameters.
-            url: crate::redact::listed_url(&hook.url),
+            url: hook.url.clone(),
             topics: hook
                 .topics
                 .split(',')
