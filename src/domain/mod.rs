@@ -1,6 +1,7 @@
 //! Validated domain types. Each type can only be built through a fallible constructor,
 //! so a value that exists past the API boundary is known to be valid ("parse, don't validate").
 
+pub mod broker_url;
 pub mod catalog;
 pub mod filter;
 pub mod flag;

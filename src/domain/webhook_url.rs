@@ -1,6 +1,8 @@
-//! A webhook's target URL: absolute http(s), kept exactly as given (query string included,
-//! receivers route on it), refused when it names a local or private host unless allowed.
+//! A webhook's target URL: absolute http(s), or a broker (`amqp://`, `nats://`, see
+//! `broker_url`), kept exactly as given (query string included, receivers route on it),
+//! refused when it names a local or private host unless allowed.
 
+use super::broker_url::{BrokerTarget, BrokerUrlError};
 use super::target::{check_host, TargetError};
 
 pub const MAX_URL_LEN: usize = 2048;
@@ -15,12 +17,14 @@ pub enum UrlError {
     Whitespace,
     #[error("url is not a valid absolute URL: {0}")]
     Invalid(#[from] url::ParseError),
-    #[error("url scheme must be http or https, not '{0}'")]
+    #[error("url scheme must be http, https, amqp or nats, not '{0}'")]
     Scheme(String),
     #[error("url has no host")]
     NoHost,
     #[error("url target is not allowed: {0}")]
     Forbidden(#[from] TargetError),
+    #[error("url is not a usable broker address: {0}")]
+    Broker(#[from] BrokerUrlError),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,12 +43,24 @@ impl WebhookUrl {
             return Err(UrlError::Whitespace);
         }
         let url = url::Url::parse(s)?;
-        if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(UrlError::Scheme(url.scheme().to_string()));
+        match BrokerTarget::parse(&url) {
+            Some(broker) => drop(broker?),
+            None if url.scheme() != "http" && url.scheme() != "https" => {
+                return Err(UrlError::Scheme(url.scheme().to_string()));
+            }
+            None => {}
         }
-        let host = url.host().ok_or(UrlError::NoHost)?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or(UrlError::NoHost)?;
+        // amqp and nats are not "special" schemes to the url crate, which leaves their host
+        // opaque (an IP as text); parsed again here so target safety sees the address.
+        let host = url::Host::parse(host).map_err(UrlError::Invalid)?;
         if !allow_private {
-            check_host(&host)?;
+            let borrowed = match &host {
+                url::Host::Domain(name) => url::Host::Domain(name.as_str()),
+                url::Host::Ipv4(ip) => url::Host::Ipv4(*ip),
+                url::Host::Ipv6(ip) => url::Host::Ipv6(*ip),
+            };
+            check_host(&borrowed)?;
         }
         Ok(Self(s.to_string()))
     }

@@ -7,6 +7,8 @@ mod helpers;
 mod skip;
 
 mod auth;
+mod brokers;
+mod brokers_support;
 mod catalog;
 mod cli;
 mod cli_database;

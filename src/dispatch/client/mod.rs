@@ -19,6 +19,7 @@ use reqwest::redirect::Policy;
 use tokio::time::timeout_at;
 use url::{Host, Url};
 
+mod broker;
 mod errors;
 mod resolver;
 pub mod retry_after;
@@ -31,6 +32,7 @@ use errors::{chain_text, find_in_chain, innermost_io};
 use resolver::{ForbiddenResolution, GuardedResolver};
 
 use crate::dispatch::signing::{plugin_signature, signature_header, Signer};
+use crate::domain::broker_url::BrokerTarget;
 use crate::domain::target::forbidden_reason;
 
 /// How many bytes of the response body are kept for the attempt log.
@@ -110,10 +112,18 @@ pub enum ClientBuildError {
     Http(#[source] reqwest::Error),
 }
 
-/// Sends delivery attempts over one shared, keep-alive connection pool.
+/// Sends delivery attempts over one shared, keep-alive connection pool (and, for webhooks
+/// whose URL names a broker, over pooled broker connections: see `broker`).
 pub struct DeliveryClient {
     http: reqwest::Client,
+    brokers: broker::Brokers,
     config: ClientConfig,
+}
+
+/// Where one attempt goes: an HTTP receiver or a broker.
+enum Route {
+    Http(Url),
+    Broker(BrokerTarget),
 }
 
 impl DeliveryClient {
@@ -138,7 +148,11 @@ impl DeliveryClient {
             builder = builder.dns_resolver(Arc::new(GuardedResolver));
         }
         let http = builder.build().map_err(ClientBuildError::Http)?;
-        Ok(DeliveryClient { http, config })
+        Ok(DeliveryClient {
+            http,
+            brokers: Default::default(),
+            config,
+        })
     }
 
     /// Makes one attempt; all failures are reported in the outcome.
@@ -147,7 +161,8 @@ impl DeliveryClient {
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started + self.config.request_timeout);
         let outcome = match self.prepare(req) {
-            Ok((url, headers)) => self.send(url, headers, req.body.clone(), deadline).await,
+            Ok((Route::Http(url), headers)) => self.send(url, headers, req.body.clone(), deadline).await,
+            Ok((Route::Broker(target), headers)) => self.publish(&target, &headers, req).await,
             Err(error) => Sent::failed(error),
         };
         let outcome = AttemptOutcome {
@@ -168,8 +183,12 @@ impl DeliveryClient {
     }
 
     /// Checks the URL and builds the headers; an `Err` is the outcome's error text.
-    fn prepare(&self, req: &AttemptRequest<'_>) -> Result<(Url, HeaderMap), String> {
+    fn prepare(&self, req: &AttemptRequest<'_>) -> Result<(Route, HeaderMap), String> {
         let url = Url::parse(req.url).map_err(|e| format!("invalid URL: {e}"))?;
+        if let Some(target) = BrokerTarget::parse(&url) {
+            let target = target.map_err(|e| format!("invalid broker URL: {e}"))?;
+            return Ok((Route::Broker(target), build_headers(req)?));
+        }
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
                 "unsupported URL scheme {:?} (only http and https)",
@@ -179,7 +198,30 @@ impl DeliveryClient {
         if !self.config.allow_private_targets {
             check_literal_ip(&url)?;
         }
-        Ok((url, build_headers(req)?))
+        Ok((Route::Http(url), build_headers(req)?))
+    }
+
+    /// One broker publish, bounded by the request timeout like an HTTP attempt.
+    async fn publish(&self, target: &BrokerTarget, headers: &HeaderMap, req: &AttemptRequest<'_>) -> Sent {
+        let publish = broker::Publish {
+            body: &req.body,
+            msg_id: req.msg_id,
+            headers,
+            connect_timeout: self.config.connect_timeout,
+            request_timeout: self.config.request_timeout,
+            allow_private: self.config.allow_private_targets,
+        };
+        let within = self.config.request_timeout + self.config.connect_timeout;
+        match tokio::time::timeout(within, self.brokers.publish(target, &publish)).await {
+            Ok(Ok(())) => Sent {
+                status: None,
+                prefix: String::new(),
+                error: None,
+                retry_after: None,
+            },
+            Ok(Err(error)) => Sent::failed(error),
+            Err(_) => Sent::failed(self.timed_out()),
+        }
     }
 
     async fn send(&self, url: Url, headers: HeaderMap, body: Bytes, deadline: tokio::time::Instant) -> Sent {

@@ -1,0 +1,88 @@
+//! NATS JetStream: publish and wait for the stream's ack, on a pooled client.
+//!
+//! The client library reconnects by itself after the server drops it, so one client per
+//! server and login is kept for good. `Nats-Msg-Id` is the payload's `webhook-id`: a retry
+//! of a publish whose ack was lost is absorbed by the stream's duplicate window.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_nats::jetstream;
+use async_nats::{ConnectOptions, HeaderMap};
+use bytes::Bytes;
+use tokio::time::timeout;
+
+use super::{header_pairs, resolve, timed_out, Publish};
+use crate::domain::broker_url::NatsTarget;
+
+type Slot = Arc<tokio::sync::Mutex<Option<jetstream::Context>>>;
+
+#[derive(Default)]
+pub(super) struct NatsPool {
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl NatsPool {
+    pub(super) async fn publish(&self, target: &NatsTarget, publish: &Publish<'_>) -> Result<(), String> {
+        let context = self.context(target, publish).await?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in header_pairs(publish.headers) {
+            headers.insert(name, value);
+        }
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, publish.msg_id);
+        let body = Bytes::copy_from_slice(publish.body);
+        let acked = async {
+            let ack = context
+                .publish_with_headers(target.subject.clone(), headers, body)
+                .await
+                .map_err(|e| format!("JetStream publish failed: {e}"))?;
+            ack.await
+                .map_err(|e| format!("JetStream did not store the message: {e}"))
+        };
+        match timeout(publish.request_timeout, acked).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(timed_out("JetStream ack", publish.request_timeout)),
+        }
+    }
+
+    async fn context(&self, target: &NatsTarget, publish: &Publish<'_>) -> Result<jetstream::Context, String> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(target.address.pool_key("")).or_default().clone()
+        };
+        let mut context = slot.lock().await;
+        if let Some(c) = context.as_ref() {
+            return Ok(c.clone());
+        }
+        let client = connect(target, publish).await?;
+        let mut made = jetstream::new(client);
+        made.set_timeout(publish.request_timeout);
+        *context = Some(made.clone());
+        Ok(made)
+    }
+}
+
+pub(crate) fn connect_options(
+    user: &str,
+    password: Option<&str>,
+    connect_timeout: std::time::Duration,
+) -> ConnectOptions {
+    let options = if user.is_empty() {
+        ConnectOptions::new()
+    } else {
+        ConnectOptions::with_user_and_password(user.to_string(), password.unwrap_or_default().to_string())
+    };
+    options.connection_timeout(connect_timeout).name("hookd")
+}
+
+async fn connect(target: &NatsTarget, publish: &Publish<'_>) -> Result<async_nats::Client, String> {
+    let address = resolve(&target.address, publish.allow_private, publish.connect_timeout).await?;
+    let a = &target.address;
+    let options = connect_options(&a.user, a.password.as_deref(), publish.connect_timeout);
+    match timeout(publish.connect_timeout, options.connect(address.to_string())).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(format!("NATS connection to {address} failed: {e}")),
+        Err(_) => Err(timed_out("NATS connect", publish.connect_timeout)),
+    }
+}
