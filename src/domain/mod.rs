@@ -2,6 +2,7 @@
 //! so a value that exists past the API boundary is known to be valid ("parse, don't validate").
 
 pub mod catalog;
+pub mod description;
 pub mod filter;
 pub mod flag;
 pub mod headers;
@@ -20,6 +21,7 @@ pub mod webhook;
 pub mod webhook_change;
 pub mod webhook_url;
 
+pub use description::WebhookDescription;
 pub use flag::parse_flag;
 pub use headers::ExtraHeaders;
 pub use ids::{DeliveryId, EventId, MerchantId, UserId, WebhookId};
