@@ -125,6 +125,8 @@ struct FormPage {
     nav: Option<Nav>,
     /// None: a new webhook.
     hook_id: Option<i64>,
+    /// Shown as the webhook's name (CONTRACT §7.7).
+    description: String,
     url: String,
     catalog: Vec<TopicChoice>,
     /// Entries that are not catalog topics (patterns such as `order:*`), comma-separated.
@@ -160,6 +162,7 @@ impl FormPage {
         Self {
             nav: Some(session.nav()),
             hook_id,
+            description: String::new(),
             url: String::new(),
             catalog,
             typed_topics: typed.join(","),
@@ -208,6 +211,9 @@ fn posted_topics(fields: &Fields) -> Result<Vec<String>, PageError> {
 /// The webhook object of a posted form, as the API's `webhook.create`/`update` take it.
 fn posted_data(fields: &Fields, topics: &[String], creating: bool) -> Result<Map<String, Value>, PageError> {
     let mut data = Map::new();
+    // The domain says what is wrong with a long one (at most 200 characters); this bound
+    // only keeps a huge field from being carried along.
+    data.insert("description".into(), fields.text("description", 2000)?.trim().into());
     data.insert("url".into(), fields.text("url", MAX_URL)?.trim().into());
     data.insert("topics".into(), json!(topics));
     data.insert(
@@ -260,6 +266,7 @@ async fn refused(
 ) -> PageResult {
     let topics = posted_topics(fields)?;
     let mut page = FormPage::new(console, session, hook_id, &topics);
+    page.description = kept(fields, "description", 2000);
     page.url = kept(fields, "url", MAX_URL);
     page.extra_headers = kept(fields, "extra_headers", MAX_HEADERS);
     page.merchant = kept(fields, "merchant_code", 100);
@@ -307,6 +314,7 @@ pub async fn edit_page(State(console): State<Console>, session: Session, Path(id
         .await?;
     let topics: Vec<String> = hook.topics.split(',').map(str::to_string).collect();
     let mut page = FormPage::new(&console, &session, Some(hook.id.0), &topics);
+    page.description = hook.description;
     page.url = hook.url;
     page.extra_headers = hook.extra_headers;
     page.ordered = hook.ordered;

@@ -6,6 +6,7 @@ pub mod description;
 pub mod filter;
 pub mod flag;
 pub mod headers;
+pub mod health;
 pub mod ids;
 pub mod payload;
 pub mod portal;

@@ -208,6 +208,8 @@ pub struct Webhook {
     pub filter: Option<String>,
     /// Free text shown as its name (§7.7); "" when none was given.
     pub description: String,
+    /// When its current run of failed attempts began (None after a success).
+    pub failing_since: Option<crate::time::Millis>,
 }
 
 #[cfg(test)]

@@ -262,6 +262,18 @@ pub async fn search(pool: &PgPool, scope: Scope, filter: &DeliverySearch) -> Sto
         next("event_id =");
         args.add(e).map_err(bind_err)?;
     }
+    if let Some(w) = filter.webhook_id {
+        next("webhook_id =");
+        args.add(w).map_err(bind_err)?;
+    }
+    if let Some(t) = filter.since {
+        next("created_at >=");
+        args.add(t).map_err(bind_err)?;
+    }
+    if let Some(t) = filter.until {
+        next("created_at <");
+        args.add(t).map_err(bind_err)?;
+    }
     if let Some(b) = filter.before {
         next("id <");
         args.add(b).map_err(bind_err)?;

@@ -209,6 +209,15 @@ pub fn search(c: &Connection, scope: Scope, filter: &DeliverySearch) -> StoreRes
     if let Some(e) = filter.event_id {
         add("event_id =", Value::Integer(e));
     }
+    if let Some(w) = filter.webhook_id {
+        add("webhook_id =", Value::Integer(w));
+    }
+    if let Some(t) = filter.since {
+        add("created_at >=", Value::Integer(t));
+    }
+    if let Some(t) = filter.until {
+        add("created_at <", Value::Integer(t));
+    }
     if let Some(b) = filter.before {
         add("id <", Value::Integer(b));
     }

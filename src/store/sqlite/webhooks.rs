@@ -13,7 +13,7 @@ use crate::time::{now_millis, Millis};
 /// Read from `webhooks w JOIN merchants m` (see `FROM`).
 const COLUMNS: &str = "w.id, w.merchant_id, w.increment_id, w.is_active, w.topics, w.url, w.extra_headers, \
      w.secret_key, m.code, w.version, w.previous_keys, w.signature_scheme, \
-     w.disabled_reason, w.ordered, w.max_rate, w.filter, w.signing_key, w.public_key, w.description";
+     w.disabled_reason, w.ordered, w.max_rate, w.filter, w.signing_key, w.public_key, w.description, w.failing_since";
 const FROM: &str = "webhooks w JOIN merchants m ON m.id = w.merchant_id";
 
 fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
@@ -37,6 +37,7 @@ fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
         signing_key: r.get(16)?,
         public_key: r.get(17)?,
         description: r.get(18)?,
+        failing_since: r.get(19)?,
     })
 }
 
