@@ -266,3 +266,27 @@ async fn a_webhook_page_charts_its_health_and_a_failing_webhook_says_so() {
     let page = other.get(&format!("/console/webhooks/{bad}")).await;
     assert!(!page.body.contains("Broken ERP") && !page.body.contains("<svg"));
 }
+
+#[tokio::test]
+async fn topic_pickers_and_the_catalog_group_topics_by_resource_with_a_search_box() {
+    let w = World::start().await;
+    let mut shop = ConsoleClient::merchant(&w.app, &w.code).await;
+    for (path, heading) in [("/console/webhooks/new", "<h4>order</h4>"), ("/console/topics", "<h2>order</h2>")] {
+        let page = shop.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        let order = page.body.find(heading).unwrap_or_else(|| panic!("{path}: {}", page.body));
+        let delivery = page.body.find(&heading.replace("order", "delivery")).expect("a delivery group");
+        assert_ne!(order, delivery);
+        assert!(page.body.contains("data-topic-search="), "{path}: a search box");
+        // Every topic of a group sits under its heading, each name in one unbreakable span.
+        let group = &page.body[order..];
+        let group = &group[..group[4..].find(&heading[..4]).map_or(group.len(), |e| e + 4)];
+        assert!(
+            group.contains("class=\"topic-name\">order:created<") || group.contains("class=\"topic-name\"><code>order:created<"),
+            "{path}: {group}"
+        );
+        assert!(!group.contains(">delivery:"), "{path}: {group}");
+    }
+    let css = shop.get("/console/assets/console.css").await.body;
+    assert!(css.contains(".topic-name { white-space: nowrap;"), "names are never broken");
+}
