@@ -13,10 +13,7 @@ impl App {
     pub async fn webhook_health(&self, caller: &Caller, id: WebhookId) -> Result<Health, AppError> {
         self.webhook_get(caller, id).await?;
         let end = now_millis() + 1;
-        let samples = self
-            .store
-            .health_samples(id, end - WINDOW_MS, end, MAX_SAMPLES)
-            .await?;
+        let samples = self.store.health_samples(id, end - WINDOW_MS, end, MAX_SAMPLES).await?;
         let capped = samples.len() as i64 >= MAX_SAMPLES;
         Ok(Health::compute(&samples, end, capped))
     }

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 
 use super::forms::Post;
-use super::session::Session;
 use super::health::HealthView;
 use super::request_headers;
+use super::session::Session;
 use super::views::{hook_name, notice, pretty_body, statuses, AttemptRow, DeliveryRow, HookView, Nav};
 use super::{parse_id, render, Console, PageResult};
 use crate::domain::{DeliveryFilter, DeliveryId, DeliverySearch, DeliveryStatus, WebhookId};

@@ -62,8 +62,10 @@ impl HealthView {
             };
             let (bar_h, title) = match f.success_rate() {
                 None => (0, format!("{when}: no attempts")),
+                // A sliver even at 0 %, so an hour of only failures is not drawn like an
+                // hour without attempts (the dashed tick).
                 Some(rate) => (
-                    ((rate / 100.0) * PLOT_H as f64).round() as i64,
+                    (((rate / 100.0) * PLOT_H as f64).round() as i64).max(3),
                     format!("{when}: {}", figures_in_words(f)),
                 ),
             };

@@ -89,7 +89,8 @@ fn time_filter(v: &Option<String>, what: &str) -> Result<Option<Millis>, PageErr
                 19 => format!("{s}+00:00"),
                 _ => s.to_string(),
             };
-            parse_timestamp(&full).ok_or_else(|| bad(&format!("The {what} time must look like 2026-12-01T12:30 (UTC).")))
+            parse_timestamp(&full)
+                .ok_or_else(|| bad(&format!("The {what} time must look like 2026-12-01T12:30 (UTC).")))
         })
         .transpose()
 }
@@ -109,9 +110,10 @@ pub async fn page(State(console): State<Console>, session: Session, Query(q): Qu
     let caller = &session.caller;
     let status = match given(&q.status) {
         None => None,
-        Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
-            bad("The status must be one of pending, retrying, success, failed, canceled.")
-        })?),
+        Some(s) => Some(
+            DeliveryStatus::parse(s)
+                .ok_or_else(|| bad("The status must be one of pending, retrying, success, failed, canceled."))?,
+        ),
     };
     let filter = DeliverySearch {
         status,
@@ -168,9 +170,17 @@ pub async fn page(State(console): State<Console>, session: Session, Query(q): Qu
         since: keep(&q.since),
         until: keep(&q.until),
         merchant: keep(&q.merchant),
-        filtered: [&q.status, &q.topic, &q.webhook, &q.event_id, &q.since, &q.until, &q.merchant]
-            .iter()
-            .any(|v| given(v).is_some()),
+        filtered: [
+            &q.status,
+            &q.topic,
+            &q.webhook,
+            &q.event_id,
+            &q.since,
+            &q.until,
+            &q.merchant,
+        ]
+        .iter()
+        .any(|v| given(v).is_some()),
         paged: filter.before.is_some(),
         next_href: next_before.map(|b| query_of(&q, Some(b))),
         first_href: base,

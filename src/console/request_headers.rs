@@ -17,7 +17,12 @@ pub const MASK: &str = "•••• (masked)";
 const SECRET_NAMES: &[&str] = &["signature", "hmac", "authorization", "token", "secret", "key", "cookie"];
 
 /// `(name, value)` lines for one attempt of payload `delivery_id`.
-pub fn rebuild(delivery_id: i64, attempt: &AttemptLog, extra_headers: &str, previous_key: bool) -> Vec<(String, String)> {
+pub fn rebuild(
+    delivery_id: i64,
+    attempt: &AttemptLog,
+    extra_headers: &str,
+    previous_key: bool,
+) -> Vec<(String, String)> {
     let mut headers = vec![
         ("Content-Type".to_string(), "application/json".to_string()),
         ("X-Plugin-Hmac-Sha256".to_string(), MASK.to_string()),
@@ -26,7 +31,10 @@ pub fn rebuild(delivery_id: i64, attempt: &AttemptLog, extra_headers: &str, prev
         headers.push(("X-Plugin-Hmac-Sha256-Previous".to_string(), MASK.to_string()));
     }
     headers.push(("webhook-id".to_string(), format!("msg_{delivery_id}")));
-    headers.push(("webhook-timestamp".to_string(), (attempt.attempted_at / 1000).to_string()));
+    headers.push((
+        "webhook-timestamp".to_string(),
+        (attempt.attempted_at / 1000).to_string(),
+    ));
     headers.push(("webhook-signature".to_string(), MASK.to_string()));
     for line in extra_headers.lines() {
         let Some((name, value)) = line.split_once(':') else {

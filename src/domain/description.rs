@@ -18,7 +18,9 @@ impl WebhookDescription {
             )));
         }
         if s.chars().any(char::is_control) {
-            return Err(WebhookDataError::Description("control characters are not allowed".into()));
+            return Err(WebhookDataError::Description(
+                "control characters are not allowed".into(),
+            ));
         }
         Ok(Self(s.to_string()))
     }

@@ -3,11 +3,11 @@
 
 use serde_json::{Map, Value};
 
+use super::description::WebhookDescription;
 use super::headers::HeadersError;
 use super::secret::SecretError;
 use super::signing_keys::{parse_scheme, KeyPair, PreviousKey, SignatureScheme};
 use super::steering::{parse_filter, parse_max_rate, parse_ordered, FilterSource, MaxRate};
-use super::description::WebhookDescription;
 use super::topic::TopicError;
 use super::webhook_url::UrlError;
 use super::{parse_flag, Catalog, ExtraHeaders, MerchantCode, MerchantId, SecretKey, TopicList, WebhookId, WebhookUrl};

@@ -41,7 +41,10 @@ async fn a_description_is_kept_on_create_listed_and_changed_by_update() {
         .as_shop("webhook.update", json!([id_of(&plain), {"description": full}]))
         .await;
     assert_ok(&resp);
-    assert_eq!(descriptions(&w).await, [json!("Warehouse sync · Lager 3 ✓"), json!(full)]);
+    assert_eq!(
+        descriptions(&w).await,
+        [json!("Warehouse sync · Lager 3 ✓"), json!(full)]
+    );
     // An update that does not name it keeps it.
     let resp = w
         .as_shop("webhook.update", json!([id_of(&named), {"url": "https://c.example/h"}]))
@@ -49,7 +52,9 @@ async fn a_description_is_kept_on_create_listed_and_changed_by_update() {
     assert_ok(&resp);
     assert_eq!(descriptions(&w).await[0], "Warehouse sync · Lager 3 ✓");
     // "" clears it.
-    let resp = w.as_shop("webhook.update", json!([id_of(&named), {"description": ""}])).await;
+    let resp = w
+        .as_shop("webhook.update", json!([id_of(&named), {"description": ""}]))
+        .await;
     assert_ok(&resp);
     assert_eq!(descriptions(&w).await[0], "");
 }
@@ -73,7 +78,10 @@ async fn hostile_descriptions_are_refused_with_101_and_change_nothing() {
     for (value, what) in &bad {
         let resp = w
             .app
-            .create_webhook(&w.shop, json!({"topics": "order:created", "url": "https://b.example/h", "description": value}))
+            .create_webhook(
+                &w.shop,
+                json!({"topics": "order:created", "url": "https://b.example/h", "description": value}),
+            )
             .await;
         assert_invalid_data(&resp, what);
         let resp = w.as_shop("webhook.update", json!([id, {"description": value}])).await;
@@ -91,7 +99,11 @@ async fn another_merchant_cannot_rename_a_webhook() {
     let other = w.app.merchant_session(&unique("other")).await;
     let resp = w
         .app
-        .call(&other, "webhook.update", json!([id_of(&hook), {"description": "theirs"}]))
+        .call(
+            &other,
+            "webhook.update",
+            json!([id_of(&hook), {"description": "theirs"}]),
+        )
         .await;
     assert_app_error(&resp, 103);
     assert_eq!(descriptions(&w).await, [json!("mine")]);

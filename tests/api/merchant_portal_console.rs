@@ -41,8 +41,11 @@ async fn other_merchant(w: &World) -> (String, i64) {
     let session = w.app.merchant_session(&code).await;
     let resp = w
         .app
-        .create_webhook(&session, json!({"topics": "order:created", "url": w.receiver.url("/globex"),
-                                         "description": "globex-only"}))
+        .create_webhook(
+            &session,
+            json!({"topics": "order:created", "url": w.receiver.url("/globex"),
+                                         "description": "globex-only"}),
+        )
         .await;
     assert_ok(&resp);
     let id = w.app.list_webhooks(&session).await[0]["webhook_id"].as_i64().unwrap();
@@ -81,9 +84,14 @@ async fn the_log_lists_only_the_merchant_s_deliveries_newest_first_with_filters_
     let ids = logged_ids(&page.body);
     assert_eq!(ids.len(), 2, "{}", page.body);
     assert!(ids[0] > ids[1], "newest first: {ids:?}");
-    assert!(!page.body.contains("globex-only"), "another merchant's webhook: {}", page.body);
     assert!(
-        page.body.contains(&format!("order:shipped #2 on Warehouse sync · delivery {}", ids[0])),
+        !page.body.contains("globex-only"),
+        "another merchant's webhook: {}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(&format!("order:shipped #2 on Warehouse sync · delivery {}", ids[0])),
         "one name: {}",
         page.body
     );
@@ -95,13 +103,17 @@ async fn the_log_lists_only_the_merchant_s_deliveries_newest_first_with_filters_
     let found = shop.get(&format!("/console/deliveries?event_id={theirs}")).await;
     assert!(logged_ids(&found.body).is_empty() && found.body.contains("No deliveries match"));
     // Filters: status, topic, webhook, a time range, and the other merchant's webhook.
-    let found = shop.get("/console/deliveries?status=success&topic=order%3Acreated").await;
+    let found = shop
+        .get("/console/deliveries?status=success&topic=order%3Acreated")
+        .await;
     assert_eq!(logged_ids(&found.body), [ids[1]], "{}", found.body);
     let found = shop.get(&format!("/console/deliveries?webhook={named}")).await;
     assert_eq!(logged_ids(&found.body), ids);
     let found = shop.get(&format!("/console/deliveries?webhook={globex_hook}")).await;
     assert!(logged_ids(&found.body).is_empty());
-    let found = shop.get("/console/deliveries?since=2000-01-01T00%3A00&until=2000-01-02T00%3A00").await;
+    let found = shop
+        .get("/console/deliveries?since=2000-01-01T00%3A00&until=2000-01-02T00%3A00")
+        .await;
     assert!(logged_ids(&found.body).is_empty(), "nothing made in 2000");
     let found = shop.get("/console/deliveries?since=2000-01-01T00%3A00").await;
     assert_eq!(logged_ids(&found.body), ids);
@@ -163,7 +175,9 @@ async fn hostile_filters_are_refused_with_their_reason() {
         assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}: {}", page.body);
         assert!(page.body.contains(says), "{query}: {}", page.body);
     }
-    let page = shop.get("/console/deliveries?topic=%3Cscript%3Ealert(1)%3C%2Fscript%3E").await;
+    let page = shop
+        .get("/console/deliveries?topic=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+        .await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.body.contains("<script>alert"), "escaped: {}", page.body);
 }
@@ -229,9 +243,15 @@ fn health_of(body: &str) -> &str {
 async fn a_webhook_page_charts_its_health_and_a_failing_webhook_says_so() {
     let w = World::start_with(|c| schedule(c, "1h")).await;
     w.receiver.set("/down", Behaviour::Status(503));
-    let good = id_of(&w.hook(json!({"topics": "order:created", "url": w.receiver.url("/up")})).await);
-    let bad = id_of(&w.hook(json!({"topics": "order:created", "url": w.receiver.url("/down"),
-                                   "description": "Broken ERP"})).await);
+    let good = id_of(
+        &w.hook(json!({"topics": "order:created", "url": w.receiver.url("/up")}))
+            .await,
+    );
+    let bad = id_of(
+        &w.hook(json!({"topics": "order:created", "url": w.receiver.url("/down"),
+                                   "description": "Broken ERP"}))
+            .await,
+    );
     publish_for(&w, &w.code, "order:created").await;
     publish_for(&w, &w.code, "order:created").await;
     wait_attempted(&w, 4).await;
@@ -251,13 +271,24 @@ async fn a_webhook_page_charts_its_health_and_a_failing_webhook_says_so() {
     let page = shop.get(&format!("/console/webhooks/{bad}")).await;
     let health = health_of(&page.body);
     assert!(health.contains("0 % success (0 of 2 attempts)"), "{health}");
-    assert!(page.body.contains("<span class=\"state failing\">failing</span>"), "{}", page.body);
+    assert!(
+        page.body.contains("<span class=\"state failing\">failing</span>"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("Failing since"), "{}", page.body);
-    assert!(page.body.contains("last error: HTTP 503") || page.body.contains("last error: 503"), "{}", page.body);
+    assert!(
+        page.body.contains("last error: HTTP 503") || page.body.contains("last error: 503"),
+        "{}",
+        page.body
+    );
 
     let list = shop.get("/console/").await;
     let broken = listed_hook(&list.body, bad);
-    assert!(broken.contains("Broken ERP") && broken.contains("failing") && broken.contains("Failing since"), "{broken}");
+    assert!(
+        broken.contains("Broken ERP") && broken.contains("failing") && broken.contains("Failing since"),
+        "{broken}"
+    );
     assert!(!listed_hook(&list.body, good).contains("failing"));
 
     // Another merchant cannot see either page.
@@ -271,22 +302,35 @@ async fn a_webhook_page_charts_its_health_and_a_failing_webhook_says_so() {
 async fn topic_pickers_and_the_catalog_group_topics_by_resource_with_a_search_box() {
     let w = World::start().await;
     let mut shop = ConsoleClient::merchant(&w.app, &w.code).await;
-    for (path, heading) in [("/console/webhooks/new", "<h4>order</h4>"), ("/console/topics", "<h2>order</h2>")] {
+    for (path, heading) in [
+        ("/console/webhooks/new", "<h4>order</h4>"),
+        ("/console/topics", "<h2>order</h2>"),
+    ] {
         let page = shop.get(path).await;
         assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
-        let order = page.body.find(heading).unwrap_or_else(|| panic!("{path}: {}", page.body));
-        let delivery = page.body.find(&heading.replace("order", "delivery")).expect("a delivery group");
+        let order = page
+            .body
+            .find(heading)
+            .unwrap_or_else(|| panic!("{path}: {}", page.body));
+        let delivery = page
+            .body
+            .find(&heading.replace("order", "delivery"))
+            .expect("a delivery group");
         assert_ne!(order, delivery);
         assert!(page.body.contains("data-topic-search="), "{path}: a search box");
         // Every topic of a group sits under its heading, each name in one unbreakable span.
         let group = &page.body[order..];
         let group = &group[..group[4..].find(&heading[..4]).map_or(group.len(), |e| e + 4)];
         assert!(
-            group.contains("class=\"topic-name\">order:created<") || group.contains("class=\"topic-name\"><code>order:created<"),
+            group.contains("class=\"topic-name\">order:created<")
+                || group.contains("class=\"topic-name\"><code>order:created<"),
             "{path}: {group}"
         );
         assert!(!group.contains(">delivery:"), "{path}: {group}");
     }
     let css = shop.get("/console/assets/console.css").await.body;
-    assert!(css.contains(".topic-name { white-space: nowrap;"), "names are never broken");
+    assert!(
+        css.contains(".topic-name { white-space: nowrap;"),
+        "names are never broken"
+    );
 }

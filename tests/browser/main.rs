@@ -334,14 +334,21 @@ async fn a_merchant_finds_an_event_s_deliveries_reads_the_headers_and_sees_a_fai
         assert!(found.contains("order:shipped #2 on ERP import"), "{found}");
         assert!(!found.contains("order:created #"), "only that event's: {found}");
         click(&c, Locator::XPath("//a[contains(., 'on ERP import')]")).await;
-        c.find(Locator::Css("details.headers summary")).await.unwrap().click().await.unwrap();
+        c.find(Locator::Css("details.headers summary"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         let page = text(&c).await;
         assert!(page.contains("webhook-signature") && page.contains("masked"), "{page}");
         assert!(page.contains("X-Team") && page.contains("fulfilment"), "{page}");
         assert!(page.contains("503"), "{page}");
         screenshot(&c, "delivery-headers", 1024).await;
 
-        c.goto(&format!("http://{}/console/webhooks/{failing}", app.addr)).await.unwrap();
+        c.goto(&format!("http://{}/console/webhooks/{failing}", app.addr))
+            .await
+            .unwrap();
         let page = text(&c).await;
         assert!(page.contains("Last 24 hours: 0 % success (0 of 3 attempts)"), "{page}");
         assert!(page.contains("Failing since"), "{page}");
@@ -351,7 +358,9 @@ async fn a_merchant_finds_an_event_s_deliveries_reads_the_headers_and_sees_a_fai
         screenshot(&c, "health", 1024).await;
         screenshot(&c, "health-360", 360).await;
 
-        c.goto(&format!("http://{}/console/webhooks/new", app.addr)).await.unwrap();
+        c.goto(&format!("http://{}/console/webhooks/new", app.addr))
+            .await
+            .unwrap();
         fill(&c, "input[data-topic-search]", "shipments").await;
         let shown = c.find(Locator::Css("label[data-topic='order:created']")).await.unwrap();
         assert!(!shown.is_displayed().await.unwrap(), "filtered out");
