@@ -47,7 +47,7 @@ impl App {
             }
             Requeue::NotFound => Err(AppError::DeliveryNotFound),
             Requeue::NotFailed(status) => Err(AppError::NotRetried(format!(
-                "only a failed delivery can be retried; this one is {}",
+                "only a failed or successful delivery can be sent again; this one is {}",
                 status.as_str()
             ))),
         }

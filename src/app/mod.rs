@@ -10,6 +10,7 @@ pub mod deliveries;
 mod error;
 pub mod events;
 mod filters;
+mod health;
 pub mod lifecycle;
 mod merchants;
 pub mod portal;

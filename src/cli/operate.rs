@@ -166,7 +166,7 @@ pub async fn deliveries(cmd: DeliveryCommand, store: Arc<dyn Store>) -> anyhow::
                 }
                 Requeue::NotFound => bail!("no delivery {id}"),
                 Requeue::NotFailed(s) => bail!(
-                    "delivery {id} is {}, not failed; only a failed one can be retried",
+                    "delivery {id} is {}; only a failed or successful one can be sent again",
                     s.as_str()
                 ),
             }

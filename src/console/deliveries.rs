@@ -9,10 +9,12 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 
 use super::forms::Post;
+use super::health::HealthView;
+use super::request_headers;
 use super::session::Session;
-use super::views::{notice, pretty_body, statuses, AttemptRow, DeliveryRow, HookView, Nav};
+use super::views::{hook_name, notice, pretty_body, statuses, AttemptRow, DeliveryRow, HookView, Nav};
 use super::{parse_id, render, Console, PageResult};
-use crate::domain::{DeliveryFilter, DeliveryId, DeliveryStatus, WebhookId};
+use crate::domain::{DeliveryFilter, DeliveryId, DeliverySearch, DeliveryStatus, WebhookId};
 
 /// Deliveries per page.
 const PAGE: i64 = 20;
@@ -23,6 +25,7 @@ struct WebhookPage {
     nav: Option<Nav>,
     csrf: String,
     hook: HookView,
+    health: HealthView,
     notice: Option<String>,
     rows: Vec<DeliveryRow>,
     statuses: Vec<String>,
@@ -65,17 +68,22 @@ pub async fn webhook_page(
     } else {
         None
     };
-    let last = if filter.before.is_none() && status.is_none() {
-        found.first()
-    } else {
-        None
+    // The newest payload whatever the filter (its outcome is the "last outcome").
+    let newest = DeliverySearch {
+        webhook_id: Some(id.0),
+        limit: 1,
+        ..Default::default()
     };
+    let last = console.app.delivery_search(caller, &newest).await?;
+    let health = console.app.webhook_health(caller, id).await?;
+    let name = hook_name(&hook.description, id.0);
     let page = WebhookPage {
         nav: Some(session.nav()),
         csrf: session.csrf(),
-        hook: HookView::new(&hook, last),
+        hook: HookView::new(&hook, last.first()),
+        health: HealthView::new(&health),
         notice: notice(q.msg.as_deref(), q.n),
-        rows: found.iter().map(DeliveryRow::new).collect(),
+        rows: found.iter().map(|d| DeliveryRow::new(d, &name)).collect(),
         statuses: statuses(),
         status: status.map(|s| s.as_str().to_string()).unwrap_or_default(),
         paged: filter.before.is_some(),
@@ -91,9 +99,12 @@ struct DeliveryPage {
     notice: Option<String>,
     row: DeliveryRow,
     webhook_id: i64,
-    failed: bool,
+    /// Whether it can be sent again (failed or delivered; CONTRACT §7.7).
+    resendable: bool,
     body: String,
     attempts: Vec<AttemptRow>,
+    /// Each attempt's request headers, in the order of `attempts`.
+    headers: Vec<Vec<(String, String)>>,
 }
 
 #[derive(Deserialize)]
@@ -110,12 +121,29 @@ pub async fn delivery_page(
 ) -> PageResult {
     let id = DeliveryId(parse_id(&id)?);
     let detail = console.app.delivery_info(&session.caller, id).await?;
+    let webhook = detail.record.webhook_id;
+    // A deleted webhook's payloads stay in the log (canceled); its name is gone with it.
+    let hook = match console.app.webhook_get(&session.caller, webhook).await {
+        Ok(hook) => Some(hook),
+        Err(crate::app::AppError::WebhookNotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let name = hook
+        .as_ref()
+        .map(|h| hook_name(&h.description, webhook.0))
+        .unwrap_or_else(|| format!("deleted webhook {}", webhook.0));
+    let extra = hook.as_ref().map(|h| h.extra_headers.as_str()).unwrap_or_default();
     let page = DeliveryPage {
         nav: Some(session.nav()),
         notice: notice(q.msg.as_deref(), None),
-        row: DeliveryRow::new(&detail.record),
-        webhook_id: detail.record.webhook_id.0,
-        failed: detail.record.status == DeliveryStatus::Failed,
+        row: DeliveryRow::new(&detail.record, &name),
+        webhook_id: webhook.0,
+        resendable: matches!(detail.record.status, DeliveryStatus::Failed | DeliveryStatus::Success),
+        headers: detail
+            .attempts
+            .iter()
+            .map(|a| request_headers::rebuild(id.0, a, extra, false))
+            .collect(),
         body: pretty_body(&detail.body),
         attempts: detail
             .attempts

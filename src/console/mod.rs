@@ -9,12 +9,16 @@
 //! Pages: `session` (login, logout), `portal` (opening a portal link; framing),
 //! `webhooks` (list, create, edit, status, delete, test,
 //! rotate, recover), `deliveries` (a webhook's page and its deliveries, one delivery,
-//! retry), `admin` (publish an event).
+//! retry), `log` (every delivery of the caller's webhooks, searchable), `health` (a
+//! webhook's last 24 hours as a chart), `admin` (publish an event).
 
 mod admin;
 mod deliveries;
 mod forms;
+mod health;
+mod log;
 mod portal;
+mod request_headers;
 mod session;
 mod topics;
 mod views;
@@ -79,6 +83,7 @@ pub fn router(app: App, body: BodyLimits) -> Router {
         .route("/console/webhooks/{id}/test", post(webhooks::test))
         .route("/console/webhooks/{id}/rotate", post(webhooks::rotate))
         .route("/console/webhooks/{id}/recover", post(webhooks::recover))
+        .route("/console/deliveries", get(log::page))
         .route("/console/deliveries/{id}", get(deliveries::delivery_page))
         .route("/console/deliveries/{id}/retry", post(deliveries::retry))
         .route("/console/admin", get(admin::page).post(admin::publish))

@@ -18,17 +18,23 @@ struct TopicView {
     example: Option<String>,
 }
 
+/// The topics of one resource (`order` for `order:created`), in catalog order.
+struct ResourceView {
+    resource: String,
+    topics: Vec<TopicView>,
+}
+
 #[derive(Template)]
 #[template(path = "topics.html")]
 struct TopicsPage {
     nav: Option<Nav>,
-    topics: Vec<TopicView>,
+    groups: Vec<ResourceView>,
 }
 
 /// `GET /console/topics`.
 pub async fn page(State(console): State<Console>, session: Session) -> PageResult {
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
-    let topics = console
+    let topics: Vec<TopicView> = console
         .app
         .topic_describe(None)
         .await?
@@ -40,9 +46,20 @@ pub async fn page(State(console): State<Console>, session: Session) -> PageResul
             description: e.description,
         })
         .collect();
+    let mut groups: Vec<ResourceView> = Vec::new();
+    for t in topics {
+        let resource = t.topic.split(':').next().unwrap_or_default().to_string();
+        match groups.iter_mut().find(|g| g.resource == resource) {
+            Some(g) => g.topics.push(t),
+            None => groups.push(ResourceView {
+                resource,
+                topics: vec![t],
+            }),
+        }
+    }
     let page = TopicsPage {
         nav: Some(session.nav()),
-        topics,
+        groups,
     };
     Ok(render(StatusCode::OK, &page))
 }

@@ -20,6 +20,12 @@ pub struct Nav {
 /// A webhook as the list and its own page show it.
 pub struct HookView {
     pub id: i64,
+    /// Its description, or "Webhook N" without one (CONTRACT §7.7: the description is its name).
+    pub name: String,
+    /// "" unless active and every attempt since some time failed: then since when, and
+    /// the latest error (shown instead of a plain "active").
+    pub failing_since: String,
+    pub last_error: String,
     pub merchant: String,
     pub url: String,
     pub topics: Vec<String>,
@@ -54,8 +60,20 @@ impl HookView {
             .max()
             .map(when)
             .unwrap_or_default();
+        let failing_since = hook
+            .failing_since
+            .filter(|_| hook.is_active)
+            .map(when)
+            .unwrap_or_default();
         Self {
             id: hook.id.0,
+            name: hook_name(&hook.description, hook.id.0),
+            last_error: if failing_since.is_empty() {
+                String::new()
+            } else {
+                last.map(last_answer).unwrap_or_default()
+            },
+            failing_since,
             merchant: hook.merchant_code.clone(),
             url: hook.url.clone(),
             topics: hook
@@ -92,6 +110,29 @@ impl HookView {
     }
 }
 
+/// A webhook's name: its description, or "Webhook N" when it has none.
+pub fn hook_name(description: &str, id: i64) -> String {
+    if description.is_empty() {
+        format!("Webhook {id}")
+    } else {
+        description.to_string()
+    }
+}
+
+/// A delivery's one name everywhere (CONTRACT §7.7): "order:created #12 on Shop sync · delivery 6".
+pub fn delivery_name(d: &DeliveryRecord, hook: &str) -> String {
+    format!("{} #{} on {} · delivery {}", d.topic, d.increment_id, hook, d.id.0)
+}
+
+/// A payload's latest answer: its error text, else its HTTP status.
+fn last_answer(d: &DeliveryRecord) -> String {
+    match (&d.last_error, d.last_http_status) {
+        (Some(err), _) => short(err, 120),
+        (None, Some(code)) => format!("HTTP {code}"),
+        (None, None) => String::new(),
+    }
+}
+
 /// "HTTP 500 at …" / "connection refused at …" for a delivery's latest attempt.
 fn outcome_detail(d: &DeliveryRecord) -> String {
     let what = match (d.last_http_status, &d.last_error) {
@@ -105,6 +146,9 @@ fn outcome_detail(d: &DeliveryRecord) -> String {
 /// One row of a webhook's delivery list.
 pub struct DeliveryRow {
     pub id: i64,
+    /// Its one name (see `delivery_name`).
+    pub name: String,
+    pub webhook: String,
     pub increment_id: i64,
     pub topic: String,
     pub status: String,
@@ -116,10 +160,13 @@ pub struct DeliveryRow {
 }
 
 impl DeliveryRow {
-    pub fn new(d: &DeliveryRecord) -> Self {
+    /// `hook`: the name of its webhook.
+    pub fn new(d: &DeliveryRecord, hook: &str) -> Self {
         let waiting = matches!(d.status, DeliveryStatus::Pending | DeliveryStatus::Retrying);
         Self {
             id: d.id.0,
+            name: delivery_name(d, hook),
+            webhook: hook.to_string(),
             increment_id: d.increment_id,
             topic: d.topic.clone(),
             status: d.status.as_str().to_string(),

@@ -119,14 +119,38 @@ struct TopicChoice {
     checked: bool,
 }
 
+/// The catalog's topics of one resource (`order` for `order:created`), in catalog order:
+/// the pickers group by resource so 50 topics read as a few short lists.
+struct TopicGroup {
+    resource: String,
+    topics: Vec<TopicChoice>,
+}
+
+fn grouped(catalog: Vec<TopicChoice>) -> Vec<TopicGroup> {
+    let mut groups: Vec<TopicGroup> = Vec::new();
+    for t in catalog {
+        let resource = t.name.split(':').next().unwrap_or_default().to_string();
+        match groups.iter_mut().find(|g| g.resource == resource) {
+            Some(g) => g.topics.push(t),
+            None => groups.push(TopicGroup {
+                resource,
+                topics: vec![t],
+            }),
+        }
+    }
+    groups
+}
+
 #[derive(Template)]
 #[template(path = "hook_form.html")]
 struct FormPage {
     nav: Option<Nav>,
     /// None: a new webhook.
     hook_id: Option<i64>,
+    /// Shown as the webhook's name (CONTRACT §7.7).
+    description: String,
     url: String,
-    catalog: Vec<TopicChoice>,
+    catalog: Vec<TopicGroup>,
     /// Entries that are not catalog topics (patterns such as `order:*`), comma-separated.
     typed_topics: String,
     extra_headers: String,
@@ -160,8 +184,9 @@ impl FormPage {
         Self {
             nav: Some(session.nav()),
             hook_id,
+            description: String::new(),
             url: String::new(),
-            catalog,
+            catalog: grouped(catalog),
             typed_topics: typed.join(","),
             extra_headers: String::new(),
             ordered: false,
@@ -208,6 +233,9 @@ fn posted_topics(fields: &Fields) -> Result<Vec<String>, PageError> {
 /// The webhook object of a posted form, as the API's `webhook.create`/`update` take it.
 fn posted_data(fields: &Fields, topics: &[String], creating: bool) -> Result<Map<String, Value>, PageError> {
     let mut data = Map::new();
+    // The domain says what is wrong with a long one (at most 200 characters); this bound
+    // only keeps a huge field from being carried along.
+    data.insert("description".into(), fields.text("description", 2000)?.trim().into());
     data.insert("url".into(), fields.text("url", MAX_URL)?.trim().into());
     data.insert("topics".into(), json!(topics));
     data.insert(
@@ -260,6 +288,7 @@ async fn refused(
 ) -> PageResult {
     let topics = posted_topics(fields)?;
     let mut page = FormPage::new(console, session, hook_id, &topics);
+    page.description = kept(fields, "description", 2000);
     page.url = kept(fields, "url", MAX_URL);
     page.extra_headers = kept(fields, "extra_headers", MAX_HEADERS);
     page.merchant = kept(fields, "merchant_code", 100);
@@ -307,6 +336,7 @@ pub async fn edit_page(State(console): State<Console>, session: Session, Path(id
         .await?;
     let topics: Vec<String> = hook.topics.split(',').map(str::to_string).collect();
     let mut page = FormPage::new(&console, &session, Some(hook.id.0), &topics);
+    page.description = hook.description;
     page.url = hook.url;
     page.extra_headers = hook.extra_headers;
     page.ordered = hook.ordered;

@@ -263,6 +263,8 @@ mod tests {
             ordered: false,
             max_rate: None,
             filter: None,
+            description: String::new(),
+            failing_since: None,
         };
         let t = Target::of(&hook);
         let secrets = |now| -> Vec<Vec<u8>> { t.signers(now).iter().map(|s| s.secret.clone()).collect() };

@@ -3,9 +3,11 @@
 
 pub mod broker_url;
 pub mod catalog;
+pub mod description;
 pub mod filter;
 pub mod flag;
 pub mod headers;
+pub mod health;
 pub mod ids;
 pub mod payload;
 pub mod portal;
@@ -21,6 +23,7 @@ pub mod webhook;
 pub mod webhook_change;
 pub mod webhook_url;
 
+pub use description::WebhookDescription;
 pub use flag::parse_flag;
 pub use headers::ExtraHeaders;
 pub use ids::{DeliveryId, EventId, MerchantId, UserId, WebhookId};

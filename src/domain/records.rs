@@ -232,6 +232,11 @@ pub struct DeliverySearch {
     pub status: Option<crate::domain::DeliveryStatus>,
     pub topic: Option<String>,
     pub event_id: Option<i64>,
+    /// One webhook's payloads (the console's deliveries page).
+    pub webhook_id: Option<i64>,
+    /// Made at or after / before these times (the console's time range).
+    pub since: Option<crate::time::Millis>,
+    pub until: Option<crate::time::Millis>,
     /// Only payloads with a smaller id (paging backwards).
     pub before: Option<i64>,
     pub limit: i64,

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use super::description::WebhookDescription;
 use super::headers::HeadersError;
 use super::secret::SecretError;
 use super::signing_keys::{parse_scheme, KeyPair, PreviousKey, SignatureScheme};
@@ -39,6 +40,8 @@ pub enum WebhookDataError {
     Overlap(String),
     #[error("filter: {0}")]
     Filter(String),
+    #[error("description: {0}")]
+    Description(String),
     #[error("signature_scheme must be \"hmac\" or \"hmac+ed25519\", not {0}")]
     Scheme(String),
 }
@@ -59,6 +62,7 @@ pub struct NewWebhook {
     pub signature_scheme: SignatureScheme,
     /// Made when the scheme has one (`hmac+ed25519`).
     pub key_pair: Option<KeyPair>,
+    pub description: WebhookDescription,
 }
 
 const FIELDS: &[&str] = &[
@@ -72,6 +76,7 @@ const FIELDS: &[&str] = &[
     "max_rate",
     "filter",
     "signature_scheme",
+    "description",
 ];
 
 impl NewWebhook {
@@ -101,7 +106,12 @@ impl NewWebhook {
             .map(|s| MerchantCode::parse(s).map_err(|e| WebhookDataError::MerchantCode(e.to_string())))
             .transpose()?;
         let signature_scheme = parse_scheme(obj)?.unwrap_or_default();
+        let description = optional_str(obj, "description")?
+            .map(WebhookDescription::parse)
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
+            description,
             key_pair: signature_scheme.has_key_pair().then(KeyPair::generate),
             signature_scheme,
             topics,
@@ -196,6 +206,10 @@ pub struct Webhook {
     pub max_rate: Option<f64>,
     /// A CEL expression over `topic` and `message`; payloads are made only where it holds.
     pub filter: Option<String>,
+    /// Free text shown as its name (§7.7); "" when none was given.
+    pub description: String,
+    /// When its current run of failed attempts began (None after a success).
+    pub failing_since: Option<crate::time::Millis>,
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use super::description::WebhookDescription;
 use super::signing_keys::{parse_scheme, KeyPair, SignatureScheme};
 use super::steering::{parse_filter, parse_max_rate, parse_ordered, FilterSource, MaxRate};
 use super::webhook::{optional_str, parse_active, parse_topics, WebhookDataError};
@@ -27,6 +28,7 @@ pub struct WebhookChange {
     /// A pair to use should the webhook switch to `hmac+ed25519` without one (switching
     /// to "hmac" drops the pair; switching on again makes a new one).
     pub key_pair: Option<KeyPair>,
+    pub description: Option<WebhookDescription>,
 }
 
 const FIELDS: &[&str] = &[
@@ -38,6 +40,7 @@ const FIELDS: &[&str] = &[
     "max_rate",
     "filter",
     "signature_scheme",
+    "description",
 ];
 
 impl WebhookChange {
@@ -61,7 +64,11 @@ impl WebhookChange {
             Some(v) => Some(parse_active(v)?),
         };
         let signature_scheme = parse_scheme(obj)?;
+        let description = optional_str(obj, "description")?
+            .map(WebhookDescription::parse)
+            .transpose()?;
         Ok(Self {
+            description,
             key_pair: signature_scheme
                 .filter(|s| s.has_key_pair())
                 .map(|_| KeyPair::generate()),

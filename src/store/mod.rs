@@ -226,6 +226,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Recovered>>;
     /// Payloads across the scope's webhooks, newest first.
     async fn delivery_search(&self, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>>;
+    /// Up to `limit` of a webhook's attempts in `[since, until)`, newest first, from the
+    /// `delivery_attempts_health` index (CONTRACT §7.7 health). The caller checks the scope.
+    async fn health_samples(
+        &self,
+        webhook: WebhookId,
+        since: Millis,
+        until: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::domain::health::HealthSample>>;
 
     // --- the event catalog (`catalog` in each backend; CONTRACT §7.4) ---
     /// Adds each entry whose topic is missing; topics already there keep what they have.

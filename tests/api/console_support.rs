@@ -156,7 +156,7 @@ pub fn webhook_id_from(location: &str) -> i64 {
 
 /// The ids of the webhooks a list page shows, in page order.
 pub fn listed_webhook_ids(body: &str) -> Vec<i64> {
-    let marker = "<a class=\"url\" href=\"/console/webhooks/";
+    let marker = "<a class=\"name\" href=\"/console/webhooks/";
     body.match_indices(marker)
         .map(|(at, _)| {
             let rest = &body[at + marker.len()..];

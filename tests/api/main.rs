@@ -40,6 +40,8 @@ mod lifecycle_nodes;
 mod lifecycle_recover;
 mod lifecycle_secrets;
 mod limits_head;
+mod merchant_portal;
+mod merchant_portal_console;
 mod multinode;
 mod observability;
 mod ops;

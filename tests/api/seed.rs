@@ -88,7 +88,7 @@ async fn the_seed_examples_work_as_documented() {
     let id = listed[0]["webhook_id"].clone();
     assert_eq!(
         listed[0],
-        json!({"webhook_id": id, "increment_id": 0, "is_active": 1, "topics": "order:*",
+        json!({"webhook_id": id, "description": "", "increment_id": 0, "is_active": 1, "topics": "order:*",
                "url": "http://example.com", "extra_headers": "", "secret_key": "2RUJ8NXLnLRrAj3",
                // CONTRACT §6.1's additions.
                "merchant_code": code, "disabled_reason": null, "ordered": false, "max_rate": null,

@@ -51,6 +51,7 @@ async fn creating_the_seed_example_lists_it_with_the_seven_seed_fields_and_the_l
     assert_eq!(
         fields,
         [
+            "description",
             "disabled_reason",
             "extra_headers",
             "filter",

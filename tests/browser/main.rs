@@ -287,3 +287,91 @@ async fn an_admin_sees_every_merchant_s_webhooks_filters_by_merchant_and_publish
     })
     .await;
 }
+
+/// Issue 23 (CONTRACT §7.7): the delivery log searched by event id, a delivery's request
+/// headers, a failing webhook's health chart, and the topic search in the form.
+#[tokio::test]
+async fn a_merchant_finds_an_event_s_deliveries_reads_the_headers_and_sees_a_failing_webhook_s_health() {
+    let app = TestApp::spawn_with(|c| {
+        c.app.delivery.schedule = "1h".parse().unwrap();
+        c.app.delivery.poll_interval = Duration::from_millis(100);
+    })
+    .await;
+    let receiver = TestReceiver::start().await;
+    receiver.set("/erp", Behaviour::Status(503));
+    let session = app.merchant_session("acme").await;
+    for (url, name) in [("/shop", "Storefront sync"), ("/erp", "ERP import")] {
+        let data = json!({"url": receiver.url(url), "topics": "order:*", "description": name,
+                          "extra_headers": "X-Team: fulfilment"});
+        assert_ok(&app.create_webhook(&session, data).await);
+    }
+    let failing = app.list_webhooks(&session).await[1]["webhook_id"].as_i64().unwrap();
+    let (name, key) = app.create_merchant_user("acme").await;
+    let admin = app.admin_session().await;
+    let mut events = Vec::new();
+    for (n, topic) in ["order:created", "order:shipped", "order:created"].iter().enumerate() {
+        let resp = app
+            .call(&admin, "event.publish", json!([topic, {"order_id": 2000 + n}]))
+            .await;
+        events.push(assert_ok(&resp)["event_id"].as_i64().unwrap());
+    }
+    receiver.wait_for("/shop", 3, Duration::from_secs(10)).await;
+    receiver.wait_for("/erp", 3, Duration::from_secs(10)).await;
+    let searched = events[1];
+    with_browser("browser::portal", |c| async move {
+        log_in(&c, &app, &name, &key).await;
+        let list = wait_for_text(&c, "Failing since").await;
+        assert!(list.contains("ERP import") && list.contains("failing"), "{list}");
+        click(&c, Locator::LinkText("Deliveries")).await;
+        let page = wait_for_text(&c, "ERP import").await;
+        assert!(page.contains("order:created #1 on Storefront sync"), "{page}");
+        screenshot(&c, "deliveries", 1024).await;
+        screenshot(&c, "deliveries-360", 360).await;
+        fill(&c, "input[name=event_id]", &searched.to_string()).await;
+        submit(&c, ".search").await;
+        let found = text(&c).await;
+        assert!(found.contains("order:shipped #2 on Storefront sync"), "{found}");
+        assert!(found.contains("order:shipped #2 on ERP import"), "{found}");
+        assert!(!found.contains("order:created #"), "only that event's: {found}");
+        click(&c, Locator::XPath("//a[contains(., 'on ERP import')]")).await;
+        c.find(Locator::Css("details.headers summary"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let page = text(&c).await;
+        assert!(page.contains("webhook-signature") && page.contains("masked"), "{page}");
+        assert!(page.contains("X-Team") && page.contains("fulfilment"), "{page}");
+        assert!(page.contains("503"), "{page}");
+        screenshot(&c, "delivery-headers", 1024).await;
+
+        c.goto(&format!("http://{}/console/webhooks/{failing}", app.addr))
+            .await
+            .unwrap();
+        let page = text(&c).await;
+        assert!(page.contains("Last 24 hours: 0 % success (0 of 3 attempts)"), "{page}");
+        assert!(page.contains("Failing since"), "{page}");
+        let title = c.find(Locator::Css("svg.chart > title")).await.unwrap();
+        let plotted = title.html(true).await.unwrap();
+        assert!(plotted.contains("Success rate"), "{plotted}");
+        screenshot(&c, "health", 1024).await;
+        screenshot(&c, "health-360", 360).await;
+
+        c.goto(&format!("http://{}/console/webhooks/new", app.addr))
+            .await
+            .unwrap();
+        fill(&c, "input[data-topic-search]", "shipments").await;
+        let shown = c.find(Locator::Css("label[data-topic='order:created']")).await.unwrap();
+        assert!(!shown.is_displayed().await.unwrap(), "filtered out");
+        let kept = c
+            .find(Locator::Css("label[data-topic='order:shipments_updated']"))
+            .await
+            .unwrap();
+        assert!(kept.is_displayed().await.unwrap(), "a match stays");
+        screenshot(&c, "topic-search-360", 360).await;
+        c.goto(&format!("http://{}/console/topics", app.addr)).await.unwrap();
+        screenshot(&c, "topics", 1024).await;
+    })
+    .await;
+}

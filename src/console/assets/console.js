@@ -12,3 +12,22 @@ document.addEventListener("click", function (event) {
     setTimeout(function () { button.textContent = label; }, 1500);
   });
 });
+
+// Topic search: an input with data-topic-search="ID" (hidden until this script shows it)
+// hides the topics under ID whose names do not contain what is typed, and groups left empty.
+document.querySelectorAll("[data-topic-search]").forEach(function (input) {
+  var root = document.getElementById(input.getAttribute("data-topic-search"));
+  if (!root) return;
+  input.hidden = false;
+  input.addEventListener("input", function () {
+    var needle = input.value.trim().toLowerCase();
+    root.querySelectorAll("[data-topic]").forEach(function (item) {
+      var name = item.getAttribute("data-topic").toLowerCase();
+      item.classList.toggle("hidden-by-search", needle !== "" && name.indexOf(needle) < 0);
+    });
+    root.querySelectorAll("[data-group]").forEach(function (group) {
+      var shown = group.querySelector("[data-topic]:not(.hidden-by-search)");
+      group.classList.toggle("hidden-by-search", !shown);
+    });
+  });
+});

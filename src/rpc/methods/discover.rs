@@ -176,7 +176,7 @@ fn schemas() -> Map<String, Value> {
         "Webhook".into(),
         json!({"type": "object", "properties": {
             "webhook_id": {"type": "integer"}, "increment_id": {"type": "integer"},
-            "is_active": {"enum": [0, 1]}, "topics": {"type": "string"}, "url": {"type": "string"},
+            "description": {"type": "string", "maxLength": 200}, "is_active": {"enum": [0, 1]}, "topics": {"type": "string"}, "url": {"type": "string"},
             "extra_headers": {"type": "string"}, "secret_key": {"type": "string"},
             "merchant_code": {"type": "string"}, "disabled_reason": {"type": ["string", "null"]},
             "ordered": {"type": "boolean"}, "max_rate": {"type": ["number", "null"]},
@@ -197,7 +197,9 @@ fn schemas() -> Map<String, Value> {
         "filter": {"type": ["string", "null"], "maxLength": 4096,
             "description": "a CEL expression over topic and message; null: every event"},
         "signature_scheme": {"enum": ["hmac", "hmac+ed25519"],
-            "description": "hmac+ed25519 adds v1a (Ed25519) signatures; default hmac"}});
+            "description": "hmac+ed25519 adds v1a (Ed25519) signatures; default hmac"},
+        "description": {"type": "string", "maxLength": 200,
+            "description": "free text shown as the webhook's name; default \"\""}});
     s.insert(
         "WebhookChange".into(),
         json!({"type": "object", "additionalProperties": false, "properties": writable.clone()}),

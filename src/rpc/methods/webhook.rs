@@ -11,6 +11,7 @@ use crate::rpc::params::{as_id, Args};
 fn entity(w: &Webhook) -> Value {
     json!({
         "webhook_id": w.id.0,
+        "description": w.description,
         "increment_id": w.increment_id,
         "is_active": w.is_active as i64,
         "topics": w.topics,

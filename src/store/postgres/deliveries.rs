@@ -123,7 +123,7 @@ pub async fn get(pool: &PgPool, scope: Scope, id: DeliveryId) -> StoreResult<Opt
     }))
 }
 
-/// Requeues a failed payload, due at `now` on the database's clock (see `clock`), and, in
+/// Requeues a failed or delivered payload (CONTRACT §7.7: a success is sent again too), due at `now` on the database's clock (see `clock`), and, in
 /// the same transaction, wakes every node for its webhook.
 pub async fn requeue(pool: &PgPool, scope: Scope, id: DeliveryId, now: Millis) -> StoreResult<Requeue> {
     let (mut conn, clock) = clock::clocked(pool).await?;
@@ -132,7 +132,7 @@ pub async fn requeue(pool: &PgPool, scope: Scope, id: DeliveryId, now: Millis) -
         "UPDATE deliveries SET status = 'retrying', next_attempt_at = ",
         on_db_clock!("$1", "$4"),
         ", finished_at = NULL \
-         WHERE id = $2 AND ($3::BIGINT IS NULL OR merchant_id = $3) AND status = 'failed' \
+         WHERE id = $2 AND ($3::BIGINT IS NULL OR merchant_id = $3) AND status IN ('failed', 'success') \
          RETURNING webhook_id",
     ))
     .bind(now)

@@ -62,6 +62,13 @@ pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &Webhook
     let Some(merchant) = merchant else {
         return Ok(false);
     };
+    if let Some(description) = &change.description {
+        sqlx::query("UPDATE webhooks SET description = $2 WHERE id = $1")
+            .bind(id.0)
+            .bind(description.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
     if let Some(topics) = &change.topics {
         let patterns: Vec<String> = topics.patterns().iter().map(|p| p.key()).collect();
         sqlx::query("DELETE FROM webhook_topics WHERE webhook_id = $1")
@@ -254,6 +261,18 @@ pub async fn search(pool: &PgPool, scope: Scope, filter: &DeliverySearch) -> Sto
     if let Some(e) = filter.event_id {
         next("event_id =");
         args.add(e).map_err(bind_err)?;
+    }
+    if let Some(w) = filter.webhook_id {
+        next("webhook_id =");
+        args.add(w).map_err(bind_err)?;
+    }
+    if let Some(t) = filter.since {
+        next("created_at >=");
+        args.add(t).map_err(bind_err)?;
+    }
+    if let Some(t) = filter.until {
+        next("created_at <");
+        args.add(t).map_err(bind_err)?;
     }
     if let Some(b) = filter.before {
         next("id <");

@@ -16,6 +16,7 @@ mod deliveries;
 mod lifecycle;
 mod migrations;
 mod pools;
+pub(crate) mod portal;
 mod publish;
 mod publisher;
 mod queue;
@@ -278,6 +279,16 @@ impl Store for PostgresStore {
 
     async fn delivery_search(&self, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>> {
         lifecycle::search(&self.pool, scope, filter).await
+    }
+
+    async fn health_samples(
+        &self,
+        webhook: WebhookId,
+        since: Millis,
+        until: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::domain::health::HealthSample>> {
+        portal::health_samples(&self.pool, webhook, since, until, limit).await
     }
 
     async fn catalog_seed(&self, entries: &[CatalogEntry]) -> StoreResult<()> {

@@ -341,10 +341,10 @@ pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()
                   http_status, duration_ms, response_prefix, error, attempt_no, request, n)), \
          logged AS ( \
            INSERT INTO delivery_attempts (delivery_id, attempt_no, request, attempted_at, http_status, \
-             duration_ms, response_prefix, error) \
+             duration_ms, response_prefix, error, webhook_id) \
            SELECT u.id, u.attempt_no, u.request, u.attempted_at, u.http_status, u.duration_ms, \
-             u.response_prefix, u.error \
-           FROM u WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = u.id) ORDER BY u.n \
+             u.response_prefix, u.error, d.webhook_id \
+           FROM u JOIN deliveries d ON d.id = u.id ORDER BY u.n \
            ON CONFLICT (delivery_id, attempt_no, request) DO NOTHING) \
          UPDATE deliveries d SET status = u.status, attempts = u.attempt_no, \
            next_attempt_at = ",

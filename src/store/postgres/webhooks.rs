@@ -17,7 +17,7 @@ use crate::time::{now_millis, Millis};
 /// Read from `webhooks w JOIN merchants m` (see `FROM`).
 const COLUMNS: &str = "w.id, w.merchant_id, w.increment_id, w.is_active, w.topics, w.url, w.extra_headers, \
      w.secret_key, m.code, w.version, w.previous_keys, w.signature_scheme, \
-     w.disabled_reason, w.ordered, w.max_rate, w.filter, w.signing_key, w.public_key";
+     w.disabled_reason, w.ordered, w.max_rate, w.filter, w.signing_key, w.public_key, w.description, w.failing_since";
 const FROM: &str = "webhooks w JOIN merchants m ON m.id = w.merchant_id";
 
 fn webhook_from_row(row: &PgRow) -> Webhook {
@@ -40,6 +40,8 @@ fn webhook_from_row(row: &PgRow) -> Webhook {
         filter: row.get(15),
         signing_key: row.get(16),
         public_key: row.get(17),
+        description: row.get(18),
+        failing_since: row.get(19),
     }
 }
 
@@ -91,6 +93,13 @@ pub async fn create(
     .bind(id)
     .execute(&mut *tx)
     .await?;
+    if !hook.description.as_str().is_empty() {
+        sqlx::query("UPDATE webhooks SET description = $2 WHERE id = $1")
+            .bind(id)
+            .bind(hook.description.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await.map_err(StoreError::from_commit_pg)?;
     Ok(Some(WebhookId(id)))
 }

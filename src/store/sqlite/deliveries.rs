@@ -132,7 +132,7 @@ pub fn requeue(c: &Connection, scope: Scope, id: DeliveryId, now: Millis) -> Sto
     let requeued = c
         .prepare_cached(
             "UPDATE deliveries SET status = 'retrying', next_attempt_at = ?1, finished_at = NULL \
-             WHERE id = ?2 AND status = 'failed'",
+             WHERE id = ?2 AND status IN ('failed', 'success')",
         )?
         .execute(params![now, id.0])?;
     if requeued == 0 {

@@ -62,6 +62,10 @@ pub fn update(c: &Connection, scope: Scope, id: WebhookId, change: &WebhookChang
         change.key_pair.as_ref().map(|k| k.private.as_str()),
         change.key_pair.as_ref().map(|k| k.public.as_str()),
     ])?;
+    if let Some(description) = &change.description {
+        c.prepare_cached("UPDATE webhooks SET description = ?2 WHERE id = ?1")?
+            .execute(params![id.0, description.as_str()])?;
+    }
     if let Some(topics) = &change.topics {
         c.prepare_cached("DELETE FROM webhook_topics WHERE webhook_id = ?1")?
             .execute([id.0])?;
@@ -204,6 +208,15 @@ pub fn search(c: &Connection, scope: Scope, filter: &DeliverySearch) -> StoreRes
     }
     if let Some(e) = filter.event_id {
         add("event_id =", Value::Integer(e));
+    }
+    if let Some(w) = filter.webhook_id {
+        add("webhook_id =", Value::Integer(w));
+    }
+    if let Some(t) = filter.since {
+        add("created_at >=", Value::Integer(t));
+    }
+    if let Some(t) = filter.until {
+        add("created_at <", Value::Integer(t));
     }
     if let Some(b) = filter.before {
         add("id <", Value::Integer(b));

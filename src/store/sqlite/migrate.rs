@@ -88,6 +88,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "event catalog",
         sql: include_str!("../../../migrations/sqlite/0013_event_catalog.sql"),
     },
+    Migration {
+        version: 15,
+        description: "merchant portal",
+        sql: include_str!("../../../migrations/sqlite/0015_merchant_portal.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration

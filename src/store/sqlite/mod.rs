@@ -16,6 +16,7 @@ mod deliveries;
 mod leases;
 mod lifecycle;
 mod migrate;
+pub(crate) mod portal;
 mod publish;
 mod queue;
 mod reads;
@@ -336,6 +337,18 @@ impl Store for SqliteStore {
         let filter = filter.clone();
         self.readers
             .off_thread(move |c| lifecycle::search(c, scope, &filter))
+            .await
+    }
+
+    async fn health_samples(
+        &self,
+        webhook: WebhookId,
+        since: Millis,
+        until: Millis,
+        limit: i64,
+    ) -> StoreResult<Vec<crate::domain::health::HealthSample>> {
+        self.readers
+            .off_thread(move |c| portal::health_samples(c, webhook, since, until, limit))
             .await
     }
 

@@ -13,7 +13,7 @@ use crate::time::{now_millis, Millis};
 /// Read from `webhooks w JOIN merchants m` (see `FROM`).
 const COLUMNS: &str = "w.id, w.merchant_id, w.increment_id, w.is_active, w.topics, w.url, w.extra_headers, \
      w.secret_key, m.code, w.version, w.previous_keys, w.signature_scheme, \
-     w.disabled_reason, w.ordered, w.max_rate, w.filter, w.signing_key, w.public_key";
+     w.disabled_reason, w.ordered, w.max_rate, w.filter, w.signing_key, w.public_key, w.description, w.failing_since";
 const FROM: &str = "webhooks w JOIN merchants m ON m.id = w.merchant_id";
 
 fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
@@ -36,6 +36,8 @@ fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
         filter: r.get(15)?,
         signing_key: r.get(16)?,
         public_key: r.get(17)?,
+        description: r.get(18)?,
+        failing_since: r.get(19)?,
     })
 }
 
@@ -67,6 +69,10 @@ pub fn create(c: &Connection, merchant: MerchantId, hook: &NewWebhook, limit: i6
         hook.key_pair.as_ref().map(|k| k.public.as_str()),
     ])?;
     let id = c.last_insert_rowid();
+    if !hook.description.as_str().is_empty() {
+        c.prepare_cached("UPDATE webhooks SET description = ?2 WHERE id = ?1")?
+            .execute(params![id, hook.description.as_str()])?;
+    }
     let mut topic =
         c.prepare_cached("INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) VALUES (?1, ?2, ?3)")?;
     for pattern in hook.topics.patterns() {
