@@ -19,6 +19,7 @@ mod pools;
 mod publish;
 mod publisher;
 mod queue;
+mod secrets;
 mod users;
 mod wakeups;
 mod webhooks;
@@ -36,9 +37,10 @@ use tokio::sync::watch;
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
     DisabledAnnouncement, Failing, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest,
-    Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
+    Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, StoredSecrets, UserRecord, WriteHealth,
 };
 use crate::domain::catalog::{CatalogEntry, CatalogWrite};
+use crate::sealing::Keyring;
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
 use crate::domain::{
     BodyTemplate, DeliveryId, KeyPair, MerchantCode, MerchantId, NewWebhook, Role, RotateOutcome, SecretKey, UserName,
@@ -61,6 +63,8 @@ pub struct PostgresStore {
     health: WriteHealth,
     /// Where claims start reading each webhook's queue (see `queue::ClaimFloors`).
     floors: queue::ClaimFloors,
+    /// Seals the secrets written, opens those read (see `sealing`).
+    keyring: Arc<Keyring>,
 }
 
 impl PostgresStore {
@@ -82,7 +86,21 @@ impl PostgresStore {
             settings: settings.clone(),
             health: WriteHealth::default(),
             floors: queue::ClaimFloors::default(),
+            keyring: Arc::new(Keyring::off()),
         })
+    }
+
+    /// Seals secrets with `keyring` from now on (see `sealing`).
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.keyring = keyring;
+        self
+    }
+
+    fn opened(&self, mut hooks: Vec<Webhook>) -> StoreResult<Vec<Webhook>> {
+        for hook in &mut hooks {
+            self.keyring.open_webhook(hook)?;
+        }
+        Ok(hooks)
     }
 }
 
@@ -193,7 +211,7 @@ impl Store for PostgresStore {
         limit: i64,
     ) -> StoreResult<Option<WebhookId>> {
         self.health
-            .observe(webhooks::create(&self.pool, merchant, hook, limit).await)
+            .observe(webhooks::create(&self.pool, merchant, hook, limit, &self.keyring).await)
     }
 
     async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64> {
@@ -201,15 +219,16 @@ impl Store for PostgresStore {
     }
 
     async fn webhook_list(&self, scope: Scope) -> StoreResult<Vec<Webhook>> {
-        webhooks::list(&self.pool, scope).await
+        self.opened(webhooks::list(&self.pool, scope).await?)
     }
 
     async fn webhook_page(&self, scope: Scope, after: Option<WebhookId>, limit: i64) -> StoreResult<Vec<Webhook>> {
-        webhooks::page(&self.pool, scope, after, limit).await
+        self.opened(webhooks::page(&self.pool, scope, after, limit).await?)
     }
 
     async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
-        webhooks::get(&self.pool, scope, id).await
+        let hook = webhooks::get(&self.pool, scope, id).await?;
+        Ok(self.opened(hook.into_iter().collect())?.pop())
     }
 
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
@@ -236,8 +255,12 @@ impl Store for PostgresStore {
     }
 
     async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
+        let mut change = change.clone();
+        if let Some(pair) = &mut change.key_pair {
+            pair.private = self.keyring.seal(id.0, &pair.private);
+        }
         self.health
-            .observe(lifecycle::update(&self.pool, scope, id, change).await)
+            .observe(lifecycle::update(&self.pool, scope, id, &change).await)
     }
 
     async fn webhook_rotate_secret(
@@ -249,8 +272,25 @@ impl Store for PostgresStore {
         now: Millis,
         previous_expires_at: Millis,
     ) -> StoreResult<RotateOutcome> {
+        let secret = self.keyring.seal(id.0, secret.as_str());
+        let key_pair = KeyPair {
+            private: self.keyring.seal(id.0, &key_pair.private),
+            public: key_pair.public.clone(),
+        };
         self.health
-            .observe(lifecycle::rotate_secret(&self.pool, scope, id, secret, key_pair, now, previous_expires_at).await)
+            .observe(lifecycle::rotate_secret(&self.pool, scope, id, &secret, &key_pair, now, previous_expires_at).await)
+    }
+
+    async fn secrets_key_samples(&self) -> StoreResult<Vec<(WebhookId, String)>> {
+        secrets::key_samples(&self.pool).await
+    }
+
+    async fn secrets_page(&self, after: WebhookId, limit: i64) -> StoreResult<Vec<StoredSecrets>> {
+        secrets::page(&self.pool, after, limit).await
+    }
+
+    async fn secrets_replace(&self, rows: Vec<(StoredSecrets, StoredSecrets)>) -> StoreResult<u64> {
+        self.health.observe(secrets::replace(&self.pool, &rows).await)
     }
 
     async fn payload_range(
