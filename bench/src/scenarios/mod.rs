@@ -11,6 +11,7 @@
 //! `--events N` fixes the event count of every phase (for `backlog`, the payload count).
 
 mod backlog;
+mod ed25519;
 mod filtered;
 mod isolation;
 mod many_webhooks;
@@ -85,6 +86,9 @@ pub enum Scenario {
     PublishValidated,
     /// Publish→delivery throughput to one webhook
     E2e,
+    /// e2e with signature_scheme "hmac+ed25519" against "hmac" (v1 only)
+    #[value(name = "e2e-ed25519")]
+    E2eEd25519,
     /// e2e on two hookd nodes sharing one PostgreSQL database (postgres only)
     #[value(name = "e2e-2nodes")]
     E2e2Nodes,
@@ -105,12 +109,13 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 12] = [
+    pub const EACH: [Scenario; 13] = [
         Scenario::Publish,
         Scenario::PublishBatch,
         Scenario::PublishFiltered,
         Scenario::PublishValidated,
         Scenario::E2e,
+        Scenario::E2eEd25519,
         Scenario::E2e2Nodes,
         Scenario::Latency,
         Scenario::Fanout,
@@ -145,6 +150,7 @@ impl Scenario {
             Scenario::ManyWebhooks => return many_webhooks::run(ctx, &name).await,
             Scenario::PublishFiltered => return filtered::run(ctx, &name).await,
             Scenario::PublishValidated => return validated::run(ctx, &name).await,
+            Scenario::E2eEd25519 => return ed25519::run(ctx, &name).await,
             Scenario::Backlog => return backlog::run(ctx, &name).await,
             Scenario::Isolation => return isolation::run(ctx, &name).await,
             Scenario::RetryAfter => return retry_after::run(ctx, &name).await,
