@@ -191,7 +191,10 @@ mod tests {
     fn a_sealed_value_opens_only_on_its_own_row() {
         let keys = ring(&format!("k1:{K1}"));
         let sealed = keys.seal(7, "s3cret");
-        assert!(sealed.starts_with("enc:v1:k1:") && !sealed.contains("s3cret"), "{sealed}");
+        assert!(
+            sealed.starts_with("enc:v1:k1:") && !sealed.contains("s3cret"),
+            "{sealed}"
+        );
         assert_ne!(sealed, keys.seal(7, "s3cret"), "a fresh nonce each time");
         assert_eq!(keys.open(7, &sealed).unwrap(), "s3cret");
         assert_eq!(keys.open(8, &sealed), Err(OpenError::WrongKey("k1".into())));
@@ -203,7 +206,9 @@ mod tests {
         let sealed = ring(&format!("k2:{K1}")).seal(1, "x");
         let e = ring(&format!("k1:{K1}")).open(1, &sealed).unwrap_err();
         assert_eq!(e, OpenError::UnknownKey("k2".into()));
-        assert!(e.to_string().contains("\"k2\", which HOOKD_ENCRYPTION_KEYS does not give"));
+        assert!(e
+            .to_string()
+            .contains("\"k2\", which HOOKD_ENCRYPTION_KEYS does not give"));
         assert_eq!(Keyring::off().open(1, &sealed), Err(OpenError::UnknownKey("k2".into())));
         let e = ring(&format!("k2:{K2}")).open(1, &sealed).unwrap_err();
         assert_eq!(e, OpenError::WrongKey("k2".into()));
@@ -218,7 +223,14 @@ mod tests {
         let last = tampered.len() - 3;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         assert!(keys.open(1, std::str::from_utf8(&tampered).unwrap()).is_err());
-        for bad in ["enc:v1:", "enc:v1:k1", "enc:v1:k1:", "enc:v1:k1:!!", "enc:v1:k1:AAAA", "enc:v1:b d:AAAA"] {
+        for bad in [
+            "enc:v1:",
+            "enc:v1:k1",
+            "enc:v1:k1:",
+            "enc:v1:k1:!!",
+            "enc:v1:k1:AAAA",
+            "enc:v1:b d:AAAA",
+        ] {
             assert_eq!(keys.open(1, bad), Err(OpenError::Malformed(1)), "{bad}");
         }
     }

@@ -9,8 +9,8 @@
 //! not open. The store seals on write and opens on read (`Keyring`), so nothing above it
 //! ever sees a sealed value.
 
-mod keys;
 mod keyring;
+mod keys;
 pub mod reencrypt;
 
 pub use keyring::{Keyring, OpenError, SEALED_PREFIX};

@@ -358,10 +358,14 @@ pub async fn connect(
     keyring: Arc<crate::sealing::Keyring>,
 ) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(database_url).await?.with_keyring(keyring)))
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect(database_url).await?.with_keyring(keyring),
+        ))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         Ok(Arc::new(
-            postgres::PostgresStore::connect(database_url, pool).await?.with_keyring(keyring),
+            postgres::PostgresStore::connect(database_url, pool)
+                .await?
+                .with_keyring(keyring),
         ))
     } else {
         Err(StoreError::UnsupportedUrl(crate::redact::database_url(database_url)))

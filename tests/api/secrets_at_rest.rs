@@ -48,11 +48,20 @@ fn v1a_valid(public_key: &str, r: &Received) -> bool {
 /// A webhook with a known secret and a key pair: (id, its private key's base64 as stored clear).
 async fn signed_hook(w: &World, secret: &str) -> (i64, String) {
     let hook = w
-        .hook(json!({"topics": "order:created", "url": w.receiver.url("/s"), "secret_key": secret,
-                     "signature_scheme": "hmac+ed25519"}))
+        .hook(
+            json!({"topics": "order:created", "url": w.receiver.url("/s"), "secret_key": secret,
+                     "signature_scheme": "hmac+ed25519"}),
+        )
         .await;
     let id = id_of(&hook);
-    let stored = w.app.app.store.webhook_get(Scope::All, WebhookId(id)).await.unwrap().unwrap();
+    let stored = w
+        .app
+        .app
+        .store
+        .webhook_get(Scope::All, WebhookId(id))
+        .await
+        .unwrap()
+        .unwrap();
     (id, stored.signing_key.expect("a private key"))
 }
 
@@ -61,21 +70,38 @@ async fn with_keys_no_secret_is_stored_in_clear_and_deliveries_still_verify() {
     let w = World::start_with(|c| c.encryption_keys = keyring(K1)).await;
     let secret = unique("plain-secret-for-at-rest-");
     let (id, private) = signed_hook(&w, &secret).await;
-    assert_eq!(w.webhook(id).await["secret_key"], secret.as_str(), "the merchant sees the secret");
+    assert_eq!(
+        w.webhook(id).await["secret_key"],
+        secret.as_str(),
+        "the merchant sees the secret"
+    );
     let public = w.webhook(id).await["public_key"].as_str().unwrap().to_string();
 
     w.publish_ok("order:created", json!({"n": 1})).await;
     let r = w.receiver.wait_for("/s", 1, WAIT).await.remove(0);
-    assert!(standard_webhooks_valid(&whsec(&secret), &r), "v1 verifies with the plain secret");
+    assert!(
+        standard_webhooks_valid(&whsec(&secret), &r),
+        "v1 verifies with the plain secret"
+    );
     assert!(v1a_valid(&public, &r), "v1a verifies with the listed public key");
 
     // A rotation writes its new secret (and the moved one) sealed too.
     let rotated = unique("rotated-secret-at-rest-");
-    assert_ok(&w.as_shop("webhook.rotate_secret", json!([id, {"secret_key": rotated, "overlap": "1h"}])).await);
+    assert_ok(
+        &w.as_shop(
+            "webhook.rotate_secret",
+            json!([id, {"secret_key": rotated, "overlap": "1h"}]),
+        )
+        .await,
+    );
     assert_eq!(w.webhook(id).await["secret_key"], rotated.as_str());
 
     for needle in [secret.as_str(), rotated.as_str(), private.as_str()] {
-        assert_eq!(w.app.where_stored(needle).await, Vec::<String>::new(), "{needle} is stored in clear");
+        assert_eq!(
+            w.app.where_stored(needle).await,
+            Vec::<String>::new(),
+            "{needle} is stored in clear"
+        );
     }
     if let Some(found) = pg_dump_holds(&w.app, &[&secret, &rotated, &private]) {
         assert!(!found, "pg_dump shows a secret in clear");
@@ -100,7 +126,10 @@ fn pg_dump_holds(app: &TestApp, needles: &[&str]) -> Option<bool> {
     if app.backend() != Backend::Postgres {
         return None;
     }
-    let out = Command::new("pg_dump").arg(&app.config.database_url).output().expect("running pg_dump");
+    let out = Command::new("pg_dump")
+        .arg(&app.config.database_url)
+        .output()
+        .expect("running pg_dump");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let dump = String::from_utf8_lossy(&out.stdout);
     Some(needles.iter().any(|n| dump.contains(n)))
@@ -160,7 +189,10 @@ async fn startup_names_a_missing_or_wrong_key_in_one_line() {
         assert_eq!(out.status.code(), Some(1), "{err}");
         let last = err.lines().last().unwrap_or_default();
         assert!(last.starts_with(&expected), "{keys:?}: {err}");
-        assert!(!err.contains(&K1[3..]) && !err.contains(&K1_WRONG[3..]), "key material shown: {err}");
+        assert!(
+            !err.contains(&K1[3..]) && !err.contains(&K1_WRONG[3..]),
+            "key material shown: {err}"
+        );
         // A command that reads secrets refuses the same way.
         let out = hookd(&w.app, keys, &["webhook", "list"]);
         assert_eq!(out.status.code(), Some(1));
@@ -185,7 +217,10 @@ async fn bad_key_lists_are_refused_in_one_line_without_key_material() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{keys}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains("HOOKD_ENCRYPTION_KEYS") && err.contains(says), "{keys}: {err}");
+        assert!(
+            err.contains("HOOKD_ENCRYPTION_KEYS") && err.contains(says),
+            "{keys}: {err}"
+        );
         assert!(!err.contains(key), "{err}");
     }
 }
@@ -200,37 +235,68 @@ async fn reencrypt_seals_clear_secrets_then_moves_them_to_a_new_key_and_reruns_c
     let mut w = World::start().await;
     let secret = unique("secret-before-encryption-");
     let (id, private) = signed_hook(&w, &secret).await;
-    assert_ok(&w.as_shop("webhook.rotate_secret", json!([id, {"secret_key": unique("next-"), "overlap": "1h"}])).await);
+    assert_ok(
+        &w.as_shop(
+            "webhook.rotate_secret",
+            json!([id, {"secret_key": unique("next-"), "overlap": "1h"}]),
+        )
+        .await,
+    );
     let current = w.webhook(id).await["secret_key"].as_str().unwrap().to_string();
     w.app.stop().await;
 
     let out = hookd(&w.app, Some(K1), &["secrets", "reencrypt"]);
-    assert_eq!(counts(&out), "webhooks=1 rewritten=1 unchanged=0 changed_meanwhile=0 key=k1");
-    assert!(stderr(&out).contains("hookd: database"), "names the database: {}", stderr(&out));
+    assert_eq!(
+        counts(&out),
+        "webhooks=1 rewritten=1 unchanged=0 changed_meanwhile=0 key=k1"
+    );
+    assert!(
+        stderr(&out).contains("hookd: database"),
+        "names the database: {}",
+        stderr(&out)
+    );
     let out = hookd(&w.app, Some(K1), &["secrets", "reencrypt"]);
-    assert_eq!(counts(&out), "webhooks=1 rewritten=0 unchanged=1 changed_meanwhile=0 key=k1");
+    assert_eq!(
+        counts(&out),
+        "webhooks=1 rewritten=0 unchanged=1 changed_meanwhile=0 key=k1"
+    );
 
     let both = format!("{K2},{K1}");
     let out = hookd(&w.app, Some(&both), &["secrets", "reencrypt"]);
-    assert_eq!(counts(&out), "webhooks=1 rewritten=1 unchanged=0 changed_meanwhile=0 key=k2");
-    let stored = w.app.query_i64(&format!(
-        "SELECT COUNT(*) FROM webhooks WHERE id = {id} AND secret_key LIKE 'enc:v1:k2:%' \
+    assert_eq!(
+        counts(&out),
+        "webhooks=1 rewritten=1 unchanged=0 changed_meanwhile=0 key=k2"
+    );
+    let stored = w
+        .app
+        .query_i64(&format!(
+            "SELECT COUNT(*) FROM webhooks WHERE id = {id} AND secret_key LIKE 'enc:v1:k2:%' \
            AND signing_key LIKE 'enc:v1:k2:%' AND previous_keys LIKE '%enc:v1:k2:%' \
            AND previous_keys NOT LIKE '%enc:v1:k1:%'"
-    ))
-    .await;
+        ))
+        .await;
     assert_eq!(stored, 1, "secret, private key and previous keys all under k2");
     // The old key can go: the server starts with k2 alone and signs with the same secret.
     w.app.config.encryption_keys = keyring(K2);
     w.app.restart().await;
     assert_eq!(w.webhook(id).await["secret_key"], current.as_str());
-    let stored = w.app.app.store.webhook_get(Scope::All, WebhookId(id)).await.unwrap().unwrap();
+    let stored = w
+        .app
+        .app
+        .store
+        .webhook_get(Scope::All, WebhookId(id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.previous_keys[0].secret_key, secret);
     assert_eq!(stored.previous_keys[0].signing_key.as_deref(), Some(private.as_str()));
     w.publish_ok("order:created", json!({"n": 1})).await;
     let r = w.receiver.wait_for("/s", 1, WAIT).await.remove(0);
     assert!(standard_webhooks_valid(&whsec(&current), &r));
-    assert!(standard_webhooks_valid(&whsec(&secret), &r), "the previous key signs during its overlap");
+    assert!(
+        standard_webhooks_valid(&whsec(&secret), &r),
+        "the previous key signs during its overlap"
+    );
 }
 
 #[tokio::test]
@@ -241,7 +307,10 @@ async fn a_secret_rotated_while_reencrypt_runs_is_kept() {
     // What reencrypt read, then a rotation by a serving node, then reencrypt's write.
     let read: Vec<StoredSecrets> = store.secrets_page(WebhookId(0), 500).await.unwrap();
     let rotated = unique("rotated-meanwhile-");
-    assert_ok(&w.as_shop("webhook.rotate_secret", json!([id, {"secret_key": rotated}])).await);
+    assert_ok(
+        &w.as_shop("webhook.rotate_secret", json!([id, {"secret_key": rotated}]))
+            .await,
+    );
     let stale = read[0].clone();
     let rewritten = StoredSecrets {
         secret_key: Keyring::parse(K1).unwrap().seal(id, "stale"),

@@ -16,8 +16,7 @@ use super::wakeups;
 use crate::domain::rotation::previous_after_rotation;
 use crate::domain::signing_keys::{previous_from_stored, previous_to_stored};
 use crate::domain::{
-    DeliveryId, DeliveryStatus, KeyPair, PreviousKey, RotateOutcome, SignatureScheme, WebhookChange,
-    WebhookId,
+    DeliveryId, DeliveryStatus, KeyPair, PreviousKey, RotateOutcome, SignatureScheme, WebhookChange, WebhookId,
 };
 use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Recovered, Scope, StoreError, StoreResult};
 use crate::time::Millis;

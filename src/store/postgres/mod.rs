@@ -40,12 +40,12 @@ use super::{
     Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, StoredSecrets, UserRecord, WriteHealth,
 };
 use crate::domain::catalog::{CatalogEntry, CatalogWrite};
-use crate::sealing::Keyring;
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
 use crate::domain::{
     BodyTemplate, DeliveryId, KeyPair, MerchantCode, MerchantId, NewWebhook, Role, RotateOutcome, SecretKey, UserName,
     Webhook, WebhookChange, WebhookId,
 };
+use crate::sealing::Keyring;
 use crate::time::{now_millis, Millis};
 use crate::wake::Wake;
 
@@ -277,8 +277,9 @@ impl Store for PostgresStore {
             private: self.keyring.seal(id.0, &key_pair.private),
             public: key_pair.public.clone(),
         };
-        self.health
-            .observe(lifecycle::rotate_secret(&self.pool, scope, id, &secret, &key_pair, now, previous_expires_at).await)
+        self.health.observe(
+            lifecycle::rotate_secret(&self.pool, scope, id, &secret, &key_pair, now, previous_expires_at).await,
+        )
     }
 
     async fn secrets_key_samples(&self) -> StoreResult<Vec<(WebhookId, String)>> {

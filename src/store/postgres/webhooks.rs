@@ -10,8 +10,8 @@ use sqlx::{PgPool, Row};
 
 use super::wakeups;
 use crate::domain::signing_keys::previous_from_stored;
-use crate::sealing::Keyring;
 use crate::domain::{DisabledAnnouncement, MerchantId, NewWebhook, SignatureScheme, Webhook, WebhookId};
+use crate::sealing::Keyring;
 use crate::store::{Scope, StatusTarget, StoreError, StoreResult};
 use crate::time::{now_millis, Millis};
 
@@ -80,7 +80,12 @@ pub async fn create(
     .bind(hook.max_rate.map(|r| r.per_second()))
     .bind(hook.filter.as_ref().map(|f| f.as_str()))
     .bind(hook.signature_scheme.as_str())
-    .bind(hook.key_pair.as_ref().filter(|_| !keyring.is_on()).map(|k| k.private.as_str()))
+    .bind(
+        hook.key_pair
+            .as_ref()
+            .filter(|_| !keyring.is_on())
+            .map(|k| k.private.as_str()),
+    )
     .bind(hook.key_pair.as_ref().map(|k| k.public.as_str()))
     .fetch_one(&mut *tx)
     .await?;

@@ -11,9 +11,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use super::deliveries::{record_from_row, status_from, RECORD_COLUMNS};
 use crate::domain::rotation::previous_after_rotation;
 use crate::domain::signing_keys::{previous_from_stored, previous_to_stored};
-use crate::domain::{
-    DeliveryId, KeyPair, PreviousKey, RotateOutcome, SignatureScheme, WebhookChange, WebhookId,
-};
+use crate::domain::{DeliveryId, KeyPair, PreviousKey, RotateOutcome, SignatureScheme, WebhookChange, WebhookId};
 use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Recovered, Scope, StoreResult};
 use crate::time::Millis;
 

@@ -18,8 +18,8 @@ mod lifecycle;
 mod migrate;
 mod publish;
 mod queue;
-mod secrets;
 mod reads;
+mod secrets;
 mod syncer;
 #[cfg(test)]
 mod tests;
@@ -39,12 +39,12 @@ use super::{
     Recovered, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, StoredSecrets, UserRecord, WriteHealth,
 };
 use crate::domain::catalog::{CatalogEntry, CatalogWrite};
-use crate::sealing::Keyring;
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
 use crate::domain::{
     BodyTemplate, DeliveryId, KeyPair, MerchantCode, MerchantId, NewWebhook, Role, RotateOutcome, SecretKey, UserName,
     Webhook, WebhookChange, WebhookId,
 };
+use crate::sealing::Keyring;
 use crate::time::{now_millis, Millis};
 
 /// Read connections for point lookups in place (as many as there were before the reader

@@ -6,8 +6,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::domain::signing_keys::previous_from_stored;
-use crate::sealing::Keyring;
 use crate::domain::{DisabledAnnouncement, MerchantId, NewWebhook, SignatureScheme, Webhook, WebhookId};
+use crate::sealing::Keyring;
 use crate::store::{Scope, StatusTarget, StoreResult};
 use crate::time::{now_millis, Millis};
 
@@ -72,7 +72,10 @@ pub fn create(
         hook.max_rate.map(|r| r.per_second()),
         hook.filter.as_ref().map(|f| f.as_str()),
         hook.signature_scheme.as_str(),
-        hook.key_pair.as_ref().filter(|_| !keyring.is_on()).map(|k| k.private.as_str()),
+        hook.key_pair
+            .as_ref()
+            .filter(|_| !keyring.is_on())
+            .map(|k| k.private.as_str()),
         hook.key_pair.as_ref().map(|k| k.public.as_str()),
     ])?;
     let id = c.last_insert_rowid();
