@@ -15,6 +15,7 @@ pub mod domain;
 pub mod metrics;
 pub mod redact;
 pub mod rpc;
+pub mod sealing;
 pub mod server;
 pub mod startup;
 pub mod store;

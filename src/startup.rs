@@ -46,10 +46,12 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone(),
         };
         let sqlite_lock = lock_sqlite_file(&config.database_url).await?;
-        let store = store::connect(&config.database_url, &config.pool)
+        let store = store::connect(&config.database_url, &config.pool, config.encryption_keys.clone())
             .await
             .with_context(|| format!("opening database {}", redacted_database_url(&config.database_url)))?;
         store.migrate().await.context("applying migrations")?;
+        // Before serving: secrets the keys do not open would only make bad signatures.
+        crate::sealing::reencrypt::check_keys(&*store, &config.encryption_keys).await?;
         let listener = TcpListener::bind(&config.listen).await.with_context(|| {
             format!(
                 "binding {} (the listen address is HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080)",

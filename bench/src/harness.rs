@@ -164,6 +164,17 @@ impl Setup {
         self.create_from(datas).await
     }
 
+    /// As `create_webhooks`, each signed with `signature_scheme` (`"hmac"` or `"hmac+ed25519"`).
+    pub async fn create_webhooks_signed(&self, slots: Range<usize>, topic: &str, scheme: &str) -> anyhow::Result<()> {
+        let datas: Vec<Value> = slots
+            .map(|slot| {
+                json!({"topics": topic, "url": self.receiver.url(slot), "secret_key": secret_for(slot),
+                       "signature_scheme": scheme})
+            })
+            .collect();
+        self.create_from(datas).await
+    }
+
     /// Registers `n` webhooks on `topic` whose URLs no payload should reach.
     pub async fn create_unused_webhooks(&self, n: usize, topic: &str) -> anyhow::Result<()> {
         let datas = (0..n)

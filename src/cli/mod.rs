@@ -1,8 +1,9 @@
-//! The `hookd` command line: `serve`, `migrate`, `user …`. Logs go to stderr; stdout carries
+//! The `hookd` command line: `serve`, `migrate`, `user …`, `secrets reencrypt`. Logs go to stderr; stdout carries
 //! only what a script wants to read (a new API key is alone on stdout's last line).
 
 mod listen;
 mod operate;
+mod secrets;
 mod user;
 
 use std::path::PathBuf;
@@ -57,6 +58,9 @@ pub enum Command {
     /// Payloads and their delivery (list, retry)
     #[command(subcommand)]
     Delivery(operate::DeliveryCommand),
+    /// Webhook secrets at rest (reencrypt)
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
     /// A local receiver for trying webhooks: prints one JSON line per request
     Listen(listen::ListenArgs),
     /// Publish an event from a script: hookd publish order:created '{"id":1}'
@@ -87,6 +91,7 @@ impl Cli {
         };
         settings.database_url = self.common.database_url.clone();
         settings.topics_file = self.common.topics_file.clone();
+        settings.encryption_keys = self.common.encryption_keys.clone();
         settings.read_secret_files(|name| std::env::var_os(name))?;
         Config::resolve(settings, self.config.as_deref())
     }
@@ -171,6 +176,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Webhook(cmd) => operate::webhooks(cmd, open_existing_store(&config).await?).await,
         Command::Delivery(cmd) => operate::deliveries(cmd, open_existing_store(&config).await?).await,
+        Command::Secrets(cmd) => secrets::run(cmd, open_existing_store(&config).await?, &config).await,
         Command::Publish {
             topic,
             message,
@@ -211,9 +217,11 @@ async fn open_existing_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> 
 
 /// Opens the configured database and brings its schema up to date.
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = store::connect(&config.database_url, &config.pool)
+    let store = store::connect(&config.database_url, &config.pool, config.encryption_keys.clone())
         .await
         .with_context(|| format!("opening database {}", redacted_database_url(&config.database_url)))?;
     store.migrate().await.context("applying migrations")?;
+    // Every command may read secrets: a key the database needs and is not given fails here.
+    crate::sealing::reencrypt::check_keys(&*store, &config.encryption_keys).await?;
     Ok(store)
 }

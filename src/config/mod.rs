@@ -3,6 +3,7 @@
 //! before). clap reads flags and environment together; the file fills what both left unset.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,6 +14,7 @@ use crate::app::portal::PortalSettings;
 use crate::app::{AppSettings, AuthSettings};
 use crate::dispatch::DeliverySettings;
 use crate::domain::Catalog;
+use crate::sealing::Keyring;
 use crate::server::{HttpLimits, TlsFiles, TrustedProxies};
 use crate::store::PoolSettings;
 
@@ -30,6 +32,12 @@ pub struct Common {
     /// Topic catalog file, one resource:event a line [default: the built-in catalog]
     #[arg(long, env = "HOOKD_TOPICS_FILE", global = true)]
     pub topics_file: Option<PathBuf>,
+
+    /// Encrypt webhook secrets at rest: ID:BASE64-32-BYTES, comma list, the first encrypts
+    /// (see README "Secrets at rest"); HOOKD_ENCRYPTION_KEYS_FILE=PATH reads it from a file
+    /// [default: secrets stored in clear]
+    #[arg(long, env = "HOOKD_ENCRYPTION_KEYS", global = true, hide_env_values = true)]
+    pub encryption_keys: Option<String>,
 }
 
 /// The server's settings (`hookd serve`), plus `Common`'s in the config file. Each is a
@@ -64,6 +72,10 @@ pub struct Settings {
     /// Given by `Common`, as `database_url`.
     #[arg(skip)]
     pub topics_file: Option<PathBuf>,
+
+    /// Given by `Common`, as `database_url`.
+    #[arg(skip)]
+    pub encryption_keys: Option<String>,
 
     /// Largest JSON-RPC request body accepted, in bytes [default: 1048576]
     #[arg(long, env = "HOOKD_MAX_BODY_BYTES")]
@@ -196,6 +208,7 @@ impl Settings {
             trusted_proxies: self.trusted_proxies.or(lower.trusted_proxies),
             database_url: self.database_url.or(lower.database_url),
             topics_file: self.topics_file.or(lower.topics_file),
+            encryption_keys: self.encryption_keys.or(lower.encryption_keys),
             max_body_bytes: self.max_body_bytes.or(lower.max_body_bytes),
             allow_private_targets: self.allow_private_targets.or(lower.allow_private_targets),
             max_webhooks_per_merchant: self.max_webhooks_per_merchant.or(lower.max_webhooks_per_merchant),
@@ -243,6 +256,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     pub database_url: String,
     pub topics_file: Option<PathBuf>,
+    /// Seals webhook secrets at rest (`Keyring::off()` without `encryption_keys`).
+    pub encryption_keys: Arc<Keyring>,
     pub max_body_bytes: usize,
     pub pool: PoolSettings,
     /// Whether `serve` runs the delivery workers.
@@ -280,6 +295,10 @@ impl Config {
             },
             database_url: s.database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             topics_file: s.topics_file,
+            encryption_keys: Arc::new(match &s.encryption_keys {
+                Some(text) => Keyring::parse(text)?,
+                None => Keyring::off(),
+            }),
             max_body_bytes: s.max_body_bytes.unwrap_or(1024 * 1024),
             dispatch: s.dispatch.unwrap_or(true),
             pool: PoolSettings {

@@ -14,11 +14,17 @@ struct Secret {
     field: fn(&mut Settings) -> &mut Option<String>,
 }
 
-/// Every setting that can hold a secret (`HOOKD_ENCRYPTION_KEYS` joins here when it exists).
-const SECRETS: &[Secret] = &[Secret {
-    variable: "HOOKD_DATABASE_URL",
-    field: |s| &mut s.database_url,
-}];
+/// Every setting that can hold a secret.
+const SECRETS: &[Secret] = &[
+    Secret {
+        variable: "HOOKD_DATABASE_URL",
+        field: |s| &mut s.database_url,
+    },
+    Secret {
+        variable: "HOOKD_ENCRYPTION_KEYS",
+        field: |s| &mut s.encryption_keys,
+    },
+];
 
 impl Settings {
     /// Fills each secret setting that flags and environment left unset from its `_FILE`

@@ -31,7 +31,7 @@ pub use payload::{BodyTemplate, DeliveryStatus};
 pub use records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
     DisabledAnnouncement, Failing, MerchantSummary, PayloadRecord, PublishRequest, Published, Recovered, Requeue,
-    SchemaChecked, Scope, StatusTarget, UserRecord,
+    SchemaChecked, Scope, StatusTarget, StoredSecrets, UserRecord,
 };
 pub use rotation::{RotateOutcome, SecretRotation};
 pub use secret::SecretKey;

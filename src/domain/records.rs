@@ -241,3 +241,20 @@ pub struct DeliverySearch {
     pub before: Option<i64>,
     pub limit: i64,
 }
+
+/// A webhook's secrets as stored (clear or sealed, see `sealing`), for `hookd secrets
+/// reencrypt`: read a page, rewrite each value, write back only where nothing changed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSecrets {
+    pub webhook: WebhookId,
+    pub secret_key: String,
+    pub signing_key: Option<String>,
+    /// The `previous_keys` column as stored (a JSON array or NULL).
+    pub previous_keys: Option<String>,
+}
+
+impl std::fmt::Debug for StoredSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredSecrets({}, ..)", self.webhook.0)
+    }
+}

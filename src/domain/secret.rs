@@ -14,6 +14,9 @@ pub enum SecretError {
     TooLong,
     #[error("secret_key contains a control character")]
     ControlChar,
+    /// The prefix marks a value encrypted at rest (see `sealing`).
+    #[error("secret_key must not start with \"enc:v1:\"")]
+    Reserved,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -29,6 +32,9 @@ impl SecretKey {
         }
         if s.chars().any(char::is_control) {
             return Err(SecretError::ControlChar);
+        }
+        if s.starts_with(crate::sealing::SEALED_PREFIX) {
+            return Err(SecretError::Reserved);
         }
         Ok(Self(s.to_string()))
     }
@@ -71,5 +77,6 @@ mod tests {
         assert_eq!(SecretKey::parse(""), Err(SecretError::Empty));
         assert_eq!(SecretKey::parse(&"x".repeat(257)), Err(SecretError::TooLong));
         assert_eq!(SecretKey::parse("a\nb"), Err(SecretError::ControlChar));
+        assert_eq!(SecretKey::parse("enc:v1:k1:AAAA"), Err(SecretError::Reserved));
     }
 }

@@ -66,6 +66,9 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("migration {version} recorded by the old migrator {why}")]
     AdoptionRefused { version: i64, why: &'static str },
+    /// A stored secret that the configured keys do not open (see `sealing`).
+    #[error(transparent)]
+    Sealing(#[from] crate::sealing::OpenError),
 }
 
 impl StoreError {

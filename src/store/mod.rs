@@ -33,7 +33,7 @@ use crate::wake::Wake;
 pub use crate::domain::records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
     DisabledAnnouncement, Failing, MerchantSummary, PayloadRecord, PublishRequest, Published, Recovered, Requeue,
-    Scope, StatusTarget, UserRecord,
+    Scope, StatusTarget, StoredSecrets, UserRecord,
 };
 pub use error::StoreError;
 pub use health::WriteHealth;
@@ -203,6 +203,17 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         previous_expires_at: Millis,
     ) -> StoreResult<RotateOutcome>;
+
+    // --- secrets at rest (`sealing`; `secrets` in each backend) ---
+    /// For each key id that sealed a stored secret (current, private or previous), one
+    /// (webhook, stored value) sealed with it: what startup tries to open.
+    async fn secrets_key_samples(&self) -> StoreResult<Vec<(WebhookId, String)>>;
+    /// The stored secrets of the webhooks with an id above `after`, by id, at most `limit`.
+    async fn secrets_page(&self, after: WebhookId, limit: i64) -> StoreResult<Vec<StoredSecrets>>;
+    /// Writes each `(old, new)` pair's new values in one transaction, each only where the
+    /// row still holds the old ones (a secret rotated meanwhile is kept); how many were
+    /// written. The `version` does not move: the secrets in clear are the same.
+    async fn secrets_replace(&self, rows: Vec<(StoredSecrets, StoredSecrets)>) -> StoreResult<u64>;
     /// The webhook's payloads with `from <= increment_id <= to`, in increment order, at most
     /// `limit`, whatever their status.
     async fn payload_range(
@@ -354,11 +365,22 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store a database URL names (`sqlite://path` or `postgres://…`).
-pub async fn connect(database_url: &str, pool: &PoolSettings) -> StoreResult<Arc<dyn Store>> {
+/// `keyring` seals the secrets written and opens those read (`Keyring::off()`: clear text).
+pub async fn connect(
+    database_url: &str,
+    pool: &PoolSettings,
+    keyring: Arc<crate::sealing::Keyring>,
+) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(database_url).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::connect(database_url).await?.with_keyring(keyring),
+        ))
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PostgresStore::connect(database_url, pool).await?))
+        Ok(Arc::new(
+            postgres::PostgresStore::connect(database_url, pool)
+                .await?
+                .with_keyring(keyring),
+        ))
     } else {
         Err(StoreError::UnsupportedUrl(crate::redact::database_url(database_url)))
     }

@@ -55,6 +55,7 @@ mod provision_direct;
 mod provision_proptest;
 mod proxies;
 mod receiver;
+mod secrets_at_rest;
 mod seed;
 mod signatures;
 mod soak;

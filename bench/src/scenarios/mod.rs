@@ -12,6 +12,7 @@
 
 mod backlog;
 mod e2e;
+mod ed25519;
 mod filtered;
 mod isolation;
 mod many_webhooks;
@@ -88,6 +89,9 @@ pub enum Scenario {
     E2e,
     /// Publish→delivery throughput to one webhook, JSON-RPC batches of 100 (4 in flight)
     E2eBatch,
+    /// e2e with signature_scheme "hmac+ed25519" against "hmac" (v1 only)
+    #[value(name = "e2e-ed25519")]
+    E2eEd25519,
     /// e2e on two hookd nodes sharing one PostgreSQL database (postgres only)
     #[value(name = "e2e-2nodes")]
     E2e2Nodes,
@@ -115,6 +119,7 @@ impl Scenario {
         Scenario::PublishValidated,
         Scenario::E2e,
         Scenario::E2eBatch,
+        Scenario::E2eEd25519,
         Scenario::E2e2Nodes,
         Scenario::Latency,
         Scenario::Fanout,
@@ -150,6 +155,7 @@ impl Scenario {
             Scenario::ManyWebhooks => return many_webhooks::run(ctx, &name).await,
             Scenario::PublishFiltered => return filtered::run(ctx, &name).await,
             Scenario::PublishValidated => return validated::run(ctx, &name).await,
+            Scenario::E2eEd25519 => return ed25519::run(ctx, &name).await,
             Scenario::Backlog => return backlog::run(ctx, &name).await,
             Scenario::Isolation => return isolation::run(ctx, &name).await,
             Scenario::RetryAfter => return retry_after::run(ctx, &name).await,

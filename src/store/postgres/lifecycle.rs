@@ -16,8 +16,7 @@ use super::wakeups;
 use crate::domain::rotation::previous_after_rotation;
 use crate::domain::signing_keys::{previous_from_stored, previous_to_stored};
 use crate::domain::{
-    DeliveryId, DeliveryStatus, KeyPair, PreviousKey, RotateOutcome, SecretKey, SignatureScheme, WebhookChange,
-    WebhookId,
+    DeliveryId, DeliveryStatus, KeyPair, PreviousKey, RotateOutcome, SignatureScheme, WebhookChange, WebhookId,
 };
 use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Recovered, Scope, StoreError, StoreResult};
 use crate::time::Millis;
@@ -94,11 +93,12 @@ pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &Webhook
 
 /// Reads and rewrites the row under its lock, so concurrent rotations queue up and each
 /// sees the keys the one before it left.
+/// `secret` and `key_pair.private` come in their stored form (sealed when encryption is on).
 pub async fn rotate_secret(
     pool: &PgPool,
     scope: Scope,
     id: WebhookId,
-    secret: &SecretKey,
+    secret: &str,
     key_pair: &KeyPair,
     now: Millis,
     previous_expires_at: Millis,
@@ -134,7 +134,7 @@ pub async fn rotate_secret(
          WHERE id = $1",
     )
     .bind(id.0)
-    .bind(secret.as_str())
+    .bind(secret)
     .bind(pair.map(|k| k.private.as_str()))
     .bind(pair.map(|k| k.public.as_str()))
     .bind(previous_to_stored(&previous))

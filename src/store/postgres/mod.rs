@@ -20,6 +20,7 @@ pub(crate) mod portal;
 mod publish;
 mod publisher;
 mod queue;
+mod secrets;
 mod users;
 mod wakeups;
 mod webhooks;
@@ -37,7 +38,7 @@ use tokio::sync::watch;
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
     DisabledAnnouncement, Failing, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest,
-    Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, UserRecord, WriteHealth,
+    Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, StoredSecrets, UserRecord, WriteHealth,
 };
 use crate::domain::catalog::{CatalogEntry, CatalogWrite};
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
@@ -45,6 +46,7 @@ use crate::domain::{
     BodyTemplate, DeliveryId, KeyPair, MerchantCode, MerchantId, NewWebhook, Role, RotateOutcome, SecretKey, UserName,
     Webhook, WebhookChange, WebhookId,
 };
+use crate::sealing::Keyring;
 use crate::time::{now_millis, Millis};
 use crate::wake::Wake;
 
@@ -62,6 +64,8 @@ pub struct PostgresStore {
     health: WriteHealth,
     /// Where claims start reading each webhook's queue (see `queue::ClaimFloors`).
     floors: queue::ClaimFloors,
+    /// Seals the secrets written, opens those read (see `sealing`).
+    keyring: Arc<Keyring>,
 }
 
 impl PostgresStore {
@@ -83,7 +87,21 @@ impl PostgresStore {
             settings: settings.clone(),
             health: WriteHealth::default(),
             floors: queue::ClaimFloors::default(),
+            keyring: Arc::new(Keyring::off()),
         })
+    }
+
+    /// Seals secrets with `keyring` from now on (see `sealing`).
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.keyring = keyring;
+        self
+    }
+
+    fn opened(&self, mut hooks: Vec<Webhook>) -> StoreResult<Vec<Webhook>> {
+        for hook in &mut hooks {
+            self.keyring.open_webhook(hook)?;
+        }
+        Ok(hooks)
     }
 }
 
@@ -194,7 +212,7 @@ impl Store for PostgresStore {
         limit: i64,
     ) -> StoreResult<Option<WebhookId>> {
         self.health
-            .observe(webhooks::create(&self.pool, merchant, hook, limit).await)
+            .observe(webhooks::create(&self.pool, merchant, hook, limit, &self.keyring).await)
     }
 
     async fn webhook_count(&self, merchant: MerchantId) -> StoreResult<i64> {
@@ -202,15 +220,16 @@ impl Store for PostgresStore {
     }
 
     async fn webhook_list(&self, scope: Scope) -> StoreResult<Vec<Webhook>> {
-        webhooks::list(&self.pool, scope).await
+        self.opened(webhooks::list(&self.pool, scope).await?)
     }
 
     async fn webhook_page(&self, scope: Scope, after: Option<WebhookId>, limit: i64) -> StoreResult<Vec<Webhook>> {
-        webhooks::page(&self.pool, scope, after, limit).await
+        self.opened(webhooks::page(&self.pool, scope, after, limit).await?)
     }
 
     async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
-        webhooks::get(&self.pool, scope, id).await
+        let hook = webhooks::get(&self.pool, scope, id).await?;
+        Ok(self.opened(hook.into_iter().collect())?.pop())
     }
 
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
@@ -237,8 +256,12 @@ impl Store for PostgresStore {
     }
 
     async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
+        let mut change = change.clone();
+        if let Some(pair) = &mut change.key_pair {
+            pair.private = self.keyring.seal(id.0, &pair.private);
+        }
         self.health
-            .observe(lifecycle::update(&self.pool, scope, id, change).await)
+            .observe(lifecycle::update(&self.pool, scope, id, &change).await)
     }
 
     async fn webhook_rotate_secret(
@@ -250,8 +273,26 @@ impl Store for PostgresStore {
         now: Millis,
         previous_expires_at: Millis,
     ) -> StoreResult<RotateOutcome> {
-        self.health
-            .observe(lifecycle::rotate_secret(&self.pool, scope, id, secret, key_pair, now, previous_expires_at).await)
+        let secret = self.keyring.seal(id.0, secret.as_str());
+        let key_pair = KeyPair {
+            private: self.keyring.seal(id.0, &key_pair.private),
+            public: key_pair.public.clone(),
+        };
+        self.health.observe(
+            lifecycle::rotate_secret(&self.pool, scope, id, &secret, &key_pair, now, previous_expires_at).await,
+        )
+    }
+
+    async fn secrets_key_samples(&self) -> StoreResult<Vec<(WebhookId, String)>> {
+        secrets::key_samples(&self.pool).await
+    }
+
+    async fn secrets_page(&self, after: WebhookId, limit: i64) -> StoreResult<Vec<StoredSecrets>> {
+        secrets::page(&self.pool, after, limit).await
+    }
+
+    async fn secrets_replace(&self, rows: Vec<(StoredSecrets, StoredSecrets)>) -> StoreResult<u64> {
+        self.health.observe(secrets::replace(&self.pool, &rows).await)
     }
 
     async fn payload_range(

@@ -11,6 +11,7 @@ use sqlx::{PgPool, Row};
 use super::wakeups;
 use crate::domain::signing_keys::previous_from_stored;
 use crate::domain::{DisabledAnnouncement, MerchantId, NewWebhook, SignatureScheme, Webhook, WebhookId};
+use crate::sealing::Keyring;
 use crate::store::{Scope, StatusTarget, StoreError, StoreResult};
 use crate::time::{now_millis, Millis};
 
@@ -50,6 +51,7 @@ pub async fn create(
     merchant: MerchantId,
     hook: &NewWebhook,
     limit: i64,
+    keyring: &Keyring,
 ) -> StoreResult<Option<WebhookId>> {
     let patterns: Vec<String> = hook.topics.patterns().iter().map(|p| p.key()).collect();
     let mut tx = pool.begin().await?;
@@ -74,16 +76,30 @@ pub async fn create(
     .bind(hook.topics.joined())
     .bind(hook.url.as_str())
     .bind(hook.extra_headers.raw())
-    .bind(hook.secret_key.as_str())
+    .bind(if keyring.is_on() { "" } else { hook.secret_key.as_str() })
     .bind(now_millis())
     .bind(hook.ordered)
     .bind(hook.max_rate.map(|r| r.per_second()))
     .bind(hook.filter.as_ref().map(|f| f.as_str()))
     .bind(hook.signature_scheme.as_str())
-    .bind(hook.key_pair.as_ref().map(|k| k.private.as_str()))
+    .bind(
+        hook.key_pair
+            .as_ref()
+            .filter(|_| !keyring.is_on())
+            .map(|k| k.private.as_str()),
+    )
     .bind(hook.key_pair.as_ref().map(|k| k.public.as_str()))
     .fetch_one(&mut *tx)
     .await?;
+    if keyring.is_on() {
+        // The id the secrets are bound to is known only now (see `sealing`).
+        sqlx::query("UPDATE webhooks SET secret_key = $2, signing_key = $3 WHERE id = $1")
+            .bind(id)
+            .bind(keyring.seal(id, hook.secret_key.as_str()))
+            .bind(hook.key_pair.as_ref().map(|k| keyring.seal(id, &k.private)))
+            .execute(&mut *tx)
+            .await?;
+    }
     sqlx::query(
         "INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) \
          SELECT $1, pattern, $3 FROM UNNEST($2::text[]) AS p(pattern)",

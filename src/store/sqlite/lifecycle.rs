@@ -11,9 +11,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use super::deliveries::{record_from_row, status_from, RECORD_COLUMNS};
 use crate::domain::rotation::previous_after_rotation;
 use crate::domain::signing_keys::{previous_from_stored, previous_to_stored};
-use crate::domain::{
-    DeliveryId, KeyPair, PreviousKey, RotateOutcome, SecretKey, SignatureScheme, WebhookChange, WebhookId,
-};
+use crate::domain::{DeliveryId, KeyPair, PreviousKey, RotateOutcome, SignatureScheme, WebhookChange, WebhookId};
 use crate::store::{DeliveryRecord, DeliverySearch, PayloadRecord, Recovered, Scope, StoreResult};
 use crate::time::Millis;
 
@@ -78,11 +76,12 @@ pub fn update(c: &Connection, scope: Scope, id: WebhookId, change: &WebhookChang
     Ok(true)
 }
 
+/// `secret` and `key_pair.private` come in their stored form (sealed when encryption is on).
 pub fn rotate_secret(
     c: &Connection,
     scope: Scope,
     id: WebhookId,
-    secret: &SecretKey,
+    secret: &str,
     key_pair: &KeyPair,
     now: Millis,
     previous_expires_at: Millis,
@@ -121,7 +120,7 @@ pub fn rotate_secret(
     )?
     .execute(params![
         id.0,
-        secret.as_str(),
+        secret,
         pair.map(|k| k.private.as_str()),
         pair.map(|k| k.public.as_str()),
         previous_to_stored(&previous),

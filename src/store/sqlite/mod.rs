@@ -20,6 +20,7 @@ pub(crate) mod portal;
 mod publish;
 mod queue;
 mod reads;
+mod secrets;
 mod syncer;
 #[cfg(test)]
 mod tests;
@@ -36,7 +37,7 @@ use super::pace::Buckets;
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
     DisabledAnnouncement, Failing, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published,
-    Recovered, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, UserRecord, WriteHealth,
+    Recovered, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, StoredSecrets, UserRecord, WriteHealth,
 };
 use crate::domain::catalog::{CatalogEntry, CatalogWrite};
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
@@ -44,6 +45,7 @@ use crate::domain::{
     BodyTemplate, DeliveryId, KeyPair, MerchantCode, MerchantId, NewWebhook, Role, RotateOutcome, SecretKey, UserName,
     Webhook, WebhookChange, WebhookId,
 };
+use crate::sealing::Keyring;
 use crate::time::{now_millis, Millis};
 
 /// Read connections for point lookups in place (as many as there were before the reader
@@ -60,6 +62,8 @@ pub struct SqliteStore {
     /// `max_rate` token buckets, in memory like the leases (see `store::pace`).
     buckets: Arc<Buckets>,
     health: Arc<WriteHealth>,
+    /// Seals the secrets written, opens those read (see `sealing`).
+    keyring: Arc<Keyring>,
 }
 
 /// The file a `sqlite:` database url names (`sqlite://path`, `sqlite:path`, with or without
@@ -97,7 +101,21 @@ impl SqliteStore {
             leases,
             buckets: Default::default(),
             health,
+            keyring: Arc::new(Keyring::off()),
         })
+    }
+
+    /// Seals secrets with `keyring` from now on (see `sealing`).
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.keyring = keyring;
+        self
+    }
+
+    fn opened(&self, mut hooks: Vec<Webhook>) -> StoreResult<Vec<Webhook>> {
+        for hook in &mut hooks {
+            self.keyring.open_webhook(hook)?;
+        }
+        Ok(hooks)
     }
 
     /// Test-only fault hook: the next `n` fsyncs of the WAL fail.
@@ -224,9 +242,9 @@ impl Store for SqliteStore {
         hook: &NewWebhook,
         limit: i64,
     ) -> StoreResult<Option<WebhookId>> {
-        let hook = hook.clone();
+        let (hook, keyring) = (hook.clone(), self.keyring.clone());
         self.writer
-            .write(move |c, _| webhooks::create(c, merchant, &hook, limit))
+            .write(move |c, _| webhooks::create(c, merchant, &hook, limit, &keyring))
             .await
     }
 
@@ -235,17 +253,21 @@ impl Store for SqliteStore {
     }
 
     async fn webhook_list(&self, scope: Scope) -> StoreResult<Vec<Webhook>> {
-        self.readers.off_thread(move |c| webhooks::list(c, scope)).await
+        let hooks = self.readers.off_thread(move |c| webhooks::list(c, scope)).await?;
+        self.opened(hooks)
     }
 
     async fn webhook_page(&self, scope: Scope, after: Option<WebhookId>, limit: i64) -> StoreResult<Vec<Webhook>> {
-        self.readers
+        let hooks = self
+            .readers
             .off_thread(move |c| webhooks::page(c, scope, after, limit))
-            .await
+            .await?;
+        self.opened(hooks)
     }
 
     async fn webhook_get(&self, scope: Scope, id: WebhookId) -> StoreResult<Option<Webhook>> {
-        self.readers.with(|c| webhooks::get(c, scope, id))
+        let hook = self.readers.with(|c| webhooks::get(c, scope, id))?;
+        Ok(self.opened(hook.into_iter().collect())?.pop())
     }
 
     async fn webhook_set_active(&self, scope: Scope, target: &StatusTarget, active: bool) -> StoreResult<u64> {
@@ -286,7 +308,10 @@ impl Store for SqliteStore {
     }
 
     async fn webhook_update(&self, scope: Scope, id: WebhookId, change: &WebhookChange) -> StoreResult<bool> {
-        let change = change.clone();
+        let mut change = change.clone();
+        if let Some(pair) = &mut change.key_pair {
+            pair.private = self.keyring.seal(id.0, &pair.private);
+        }
         self.writer
             .write(move |c, _| lifecycle::update(c, scope, id, &change))
             .await
@@ -301,10 +326,26 @@ impl Store for SqliteStore {
         now: Millis,
         previous_expires_at: Millis,
     ) -> StoreResult<RotateOutcome> {
-        let (secret, key_pair) = (secret.clone(), key_pair.clone());
+        let secret = self.keyring.seal(id.0, secret.as_str());
+        let key_pair = KeyPair {
+            private: self.keyring.seal(id.0, &key_pair.private),
+            public: key_pair.public.clone(),
+        };
         self.writer
             .write(move |c, _| lifecycle::rotate_secret(c, scope, id, &secret, &key_pair, now, previous_expires_at))
             .await
+    }
+
+    async fn secrets_key_samples(&self) -> StoreResult<Vec<(WebhookId, String)>> {
+        self.readers.off_thread(secrets::key_samples).await
+    }
+
+    async fn secrets_page(&self, after: WebhookId, limit: i64) -> StoreResult<Vec<StoredSecrets>> {
+        self.readers.off_thread(move |c| secrets::page(c, after, limit)).await
+    }
+
+    async fn secrets_replace(&self, rows: Vec<(StoredSecrets, StoredSecrets)>) -> StoreResult<u64> {
+        self.writer.write(move |c, _| secrets::replace(c, &rows)).await
     }
 
     async fn payload_range(

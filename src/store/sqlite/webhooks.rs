@@ -7,6 +7,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use crate::domain::signing_keys::previous_from_stored;
 use crate::domain::{DisabledAnnouncement, MerchantId, NewWebhook, SignatureScheme, Webhook, WebhookId};
+use crate::sealing::Keyring;
 use crate::store::{Scope, StatusTarget, StoreResult};
 use crate::time::{now_millis, Millis};
 
@@ -41,7 +42,15 @@ fn webhook_from_row(r: &Row<'_>) -> rusqlite::Result<Webhook> {
     })
 }
 
-pub fn create(c: &Connection, merchant: MerchantId, hook: &NewWebhook, limit: i64) -> StoreResult<Option<WebhookId>> {
+/// With encryption on, the row is inserted without its secrets (the id they are bound to is
+/// known only then) and they are written sealed in the same transaction.
+pub fn create(
+    c: &Connection,
+    merchant: MerchantId,
+    hook: &NewWebhook,
+    limit: i64,
+    keyring: &Keyring,
+) -> StoreResult<Option<WebhookId>> {
     let counted = c
         .prepare_cached("UPDATE merchants SET webhook_count = webhook_count + 1 WHERE id = ?1 AND webhook_count < ?2")?
         .execute(params![merchant.0, limit])?;
@@ -59,19 +68,30 @@ pub fn create(c: &Connection, merchant: MerchantId, hook: &NewWebhook, limit: i6
         hook.topics.joined(),
         hook.url.as_str(),
         hook.extra_headers.raw(),
-        hook.secret_key.as_str(),
+        if keyring.is_on() { "" } else { hook.secret_key.as_str() },
         now_millis(),
         hook.ordered as i64,
         hook.max_rate.map(|r| r.per_second()),
         hook.filter.as_ref().map(|f| f.as_str()),
         hook.signature_scheme.as_str(),
-        hook.key_pair.as_ref().map(|k| k.private.as_str()),
+        hook.key_pair
+            .as_ref()
+            .filter(|_| !keyring.is_on())
+            .map(|k| k.private.as_str()),
         hook.key_pair.as_ref().map(|k| k.public.as_str()),
     ])?;
     let id = c.last_insert_rowid();
     if !hook.description.as_str().is_empty() {
         c.prepare_cached("UPDATE webhooks SET description = ?2 WHERE id = ?1")?
             .execute(params![id, hook.description.as_str()])?;
+    }
+    if keyring.is_on() {
+        c.prepare_cached("UPDATE webhooks SET secret_key = ?2, signing_key = ?3 WHERE id = ?1")?
+            .execute(params![
+                id,
+                keyring.seal(id, hook.secret_key.as_str()),
+                hook.key_pair.as_ref().map(|k| keyring.seal(id, &k.private)),
+            ])?;
     }
     let mut topic =
         c.prepare_cached("INSERT INTO webhook_topics (merchant_id, pattern, webhook_id) VALUES (?1, ?2, ?3)")?;
