@@ -16,6 +16,8 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 pub struct PublishOptions {
     pub merchant_code: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The caller's `traceparent` (already valid), continued by the event's deliveries.
+    pub trace: Option<crate::domain::TraceParent>,
 }
 
 impl App {
@@ -51,6 +53,7 @@ impl App {
             idempotency_key: options.idempotency_key.as_deref(),
             now,
             verdicts: &Verdicts::default(),
+            trace: Some(crate::telemetry::spans::event_trace(options.trace)),
         };
         let mut known = self.filters.get(merchant, topic.as_str());
         let before = known.len();

@@ -86,6 +86,7 @@ pub async fn try_publish_message(
         idempotency_key: key,
         now,
         verdicts: &Verdicts::default(),
+        trace: None,
     };
     crate::store::publish_judged(store, &req, &mut Vec::new()).await
 }

@@ -40,6 +40,8 @@ pub(super) struct Job {
     /// The event judged by the filters it may meet: filters are looked up here, never
     /// evaluated in the batch (it holds every merchant's publishes and their row locks).
     pub verdicts: Verdicts,
+    /// The event's `traceparent` (CONTRACT §7.6), stored by the same insert.
+    pub trace: Option<String>,
 }
 
 /// Why a batch did not store.
@@ -213,6 +215,7 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Pub
     let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.key.as_deref()).collect();
     let counts: Vec<i64> = published.iter().map(|p| p.webhooks.len() as i64).collect();
     let nows: Vec<Millis> = jobs.iter().map(|j| j.now).collect();
+    let traces: Vec<Option<&str>> = jobs.iter().map(|j| j.trace.as_deref()).collect();
     let clock = crate::time::now_millis();
     // The event ids are drawn first (`j`, evaluated once), so payloads can name their event
     // and the caller learns each job's id; the webhooks locked above that got payloads move
@@ -220,13 +223,13 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Pub
     let ids: Vec<i64> = sqlx::query_scalar(concat!(
         "WITH j AS ( \
            SELECT t.*, nextval(pg_get_serial_sequence('events', 'id')) AS id \
-           FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[]) \
-             WITH ORDINALITY AS t(m, topic, key, payloads, at, n)), \
+           FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $17::TEXT[]) \
+             WITH ORDINALITY AS t(m, topic, key, payloads, at, trace, n)), \
          bump AS (UPDATE webhooks wh SET increment_id = b.last \
            FROM UNNEST($14::BIGINT[], $15::BIGINT[]) AS b(id, last) WHERE wh.id = b.id), \
          ev AS ( \
-           INSERT INTO events (id, merchant_id, topic, idempotency_key, payloads, created_at) \
-           OVERRIDING SYSTEM VALUE SELECT id, m, topic, key, payloads, at FROM j), \
+           INSERT INTO events (id, merchant_id, topic, idempotency_key, payloads, created_at, traceparent) \
+           OVERRIDING SYSTEM VALUE SELECT id, m, topic, key, payloads, at, trace FROM j), \
          made AS ( \
            INSERT INTO deliveries (webhook_id, merchant_id, event_id, increment_id, topic, body, \
              status, next_attempt_at, created_at) \
@@ -254,6 +257,7 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Result<Vec<Pub
     .bind(&woken)
     .bind(&last)
     .bind(clock)
+    .bind(&traces)
     .fetch_one(&mut *conn)
     .await?;
     for (published, id) in published.iter_mut().zip(ids) {

@@ -88,6 +88,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "event catalog",
         sql: include_str!("../../../migrations/sqlite/0013_event_catalog.sql"),
     },
+    Migration {
+        version: 17,
+        description: "event traceparent",
+        sql: include_str!("../../../migrations/sqlite/0017_event_traceparent.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration

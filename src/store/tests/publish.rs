@@ -265,6 +265,7 @@ store_test! {
             idempotency_key: Some("k1"),
             now,
             verdicts: &Verdicts::default(),
+            trace: None,
         };
         match store.event_publish(&req).await {
             Err(StoreError::FiltersUnjudged(filters)) => {
