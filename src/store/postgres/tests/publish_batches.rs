@@ -16,6 +16,7 @@ fn job(m: MerchantId, key: Option<&str>, now: Millis) -> Job {
         key: key.map(str::to_owned),
         now,
         verdicts: Default::default(),
+        trace: None,
     }
 }
 
