@@ -65,8 +65,10 @@ pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Opti
             },
         }
     }
-    .instrument(span)
+    // The exported span inside the logged one, so it is the current span of the call (a
+    // publish stores its context: `telemetry::spans::event_trace`).
     .instrument(exported.clone())
+    .instrument(span)
     .await;
     app.metrics.api_call(label, started.elapsed().as_secs_f64());
     if let Err(e) = &outcome {

@@ -104,7 +104,8 @@ async fn jsonrpc(State(state): State<RpcState>, request: Request) -> Response {
         Some(answer) => Json(answer).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     };
-    span.record("http.response.status_code", response.status().as_u16());
+    // As an i64: tracing-opentelemetry exports unsigned values as strings.
+    span.record("http.response.status_code", i64::from(response.status().as_u16()));
     response
 }
 

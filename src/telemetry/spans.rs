@@ -111,7 +111,7 @@ pub fn attempt(url: &str, delivery: i64, attempt: i64, stored: Option<&str>) -> 
         otel.kind = "client",
         http.request.method = "POST",
         server.address = address,
-        server.port = port,
+        server.port = port.map(i64::from),
         url.full = full,
         http.request.resend_count = attempt - 1,
         hookd.delivery_id = delivery,
@@ -127,7 +127,8 @@ pub fn attempt(url: &str, delivery: i64, attempt: i64, stored: Option<&str>) -> 
 /// Records an attempt's answer (or why there was none) on its span.
 pub fn attempt_ended(span: &Span, status: Option<u16>, failed: bool) {
     if let Some(status) = status {
-        span.record("http.response.status_code", status);
+        // As an i64: tracing-opentelemetry exports unsigned values as strings.
+        span.record("http.response.status_code", i64::from(status));
     }
     if failed {
         let kind = status.map_or_else(|| "no answer".to_string(), |s| s.to_string());
