@@ -73,9 +73,10 @@ async fn a_publish_s_traceparent_reaches_every_attempt_retries_included() {
 
 #[tokio::test]
 async fn without_a_valid_traceparent_each_event_starts_a_trace_its_retries_keep() {
-    let w = World::start_with(|c| schedule(c, "20ms")).await;
+    let w = World::start_with(|c| schedule(c, "20ms,20ms,20ms")).await;
     w.hook_at("order:created", "/fresh").await;
-    w.receiver.set("/fresh", Behaviour::Sequence(vec![500, 500]));
+    // The first request to /fresh fails: that event's retry must stay in its trace.
+    w.receiver.set("/fresh", Behaviour::Sequence(vec![500]));
     // None, then hostile or malformed ones: ignored, never an error.
     let long = format!("00-{}", "a".repeat(10_000));
     let invalid: [&[(&str, &str)]; 5] = [
@@ -90,10 +91,10 @@ async fn without_a_valid_traceparent_each_event_starts_a_trace_its_retries_keep(
         let answer = publish_with(&w, headers, n as i64).await;
         assert_eq!(assert_ok(&answer)["payloads"], 1, "{answer}");
     }
-    // Each event: 2 failures, then a success, all in one trace of its own.
+    // Each event in one trace of its own, the retried one included.
     let got = w
         .receiver
-        .wait_for("/fresh", 2 + invalid.len(), Duration::from_secs(20))
+        .wait_for("/fresh", 1 + invalid.len(), Duration::from_secs(20))
         .await;
     let mut by_event: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
     for r in &got {
@@ -112,6 +113,10 @@ async fn without_a_valid_traceparent_each_event_starts_a_trace_its_retries_keep(
         );
     }
     assert_eq!(by_event.len(), invalid.len());
+    assert!(
+        by_event.values().any(|t| t.len() == 2),
+        "one event was retried: {by_event:?}"
+    );
 }
 
 #[tokio::test]
