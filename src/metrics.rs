@@ -17,6 +17,34 @@ pub struct OutcomeLabel {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabel {
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabel {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusClassLabel {
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabel {
+    pool: &'static str,
+}
+
+/// Events per publish transaction (SQLite's writer batches, PostgreSQL's group commits):
+/// observed by the stores, which hold no `Metrics`, so kept here like `OVER_BUDGET`.
+pub static PUBLISH_BATCH: std::sync::LazyLock<Histogram> =
+    std::sync::LazyLock::new(|| Histogram::new(exponential_buckets(1.0, 2.0, 11)));
+
+/// The status classes attempts are counted by (`none`: no answer, e.g. refused or timed out).
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
 /// Every metric hookd keeps, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -35,6 +63,16 @@ pub struct Metrics {
     /// `max_rate` token buckets kept in memory (SQLite; PostgreSQL keeps them as rows, which
     /// go with their webhook).
     pub rate_buckets: Gauge,
+    /// API calls' durations by method (a known method name, "call" or "unknown").
+    api_duration: Family<MethodLabel, Histogram>,
+    /// Attempts by the answer's status class, held so counting takes no lock.
+    attempts_by_class: [Counter; 6],
+    /// Seconds the oldest due payload of an active webhook has waited (0: none due).
+    pub queue_oldest_due: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Database connections in use, by pool (see `store::PoolStats`).
+    pub db_in_use: Family<PoolLabel, Gauge>,
+    /// Work waiting for a database connection or the one writer, by pool.
+    pub db_waiting: Family<PoolLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -100,6 +138,52 @@ impl Default for Metrics {
             "max_rate token buckets held in memory (SQLite; on PostgreSQL they are rows)",
             rate_buckets.clone(),
         );
+        let build_info = Family::<VersionLabel, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("hookd_build_info", "Always 1; the version of this hookd", build_info);
+        // 0.5 ms … about 16 s, doubling.
+        let api_duration = Family::<MethodLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "hookd_api_request_duration_seconds",
+            "How long JSON-RPC calls took, by method (each call of a batch on its own)",
+            api_duration.clone(),
+        );
+        let by_class = Family::<StatusClassLabel, Counter>::default();
+        registry.register(
+            "hookd_delivery_attempts_by_status",
+            "Delivery attempts by the receiver's HTTP status class (none: no answer)",
+            by_class.clone(),
+        );
+        let attempts_by_class = STATUS_CLASSES.map(|class| by_class.get_or_create(&StatusClassLabel { class }).clone());
+        registry.register(
+            "hookd_publish_batch_size",
+            "Events stored by one publish transaction (SQLite writer batch, PostgreSQL group commit)",
+            PUBLISH_BATCH.clone(),
+        );
+        let queue_oldest_due = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "hookd_queue_oldest_due_seconds",
+            "How long the oldest payload due for an attempt now has been due (0: none)",
+            queue_oldest_due.clone(),
+        );
+        let db_in_use = Family::<PoolLabel, Gauge>::default();
+        registry.register(
+            "hookd_db_connections_in_use",
+            "Database connections in use, by pool (SQLite: the writer's 1 while it runs a batch, and busy readers)",
+            db_in_use.clone(),
+        );
+        let db_waiting = Family::<PoolLabel, Gauge>::default();
+        registry.register(
+            "hookd_db_waiting",
+            "Work queued for a database connection, by pool (PostgreSQL publisher queue, SQLite writer queue)",
+            db_waiting.clone(),
+        );
         let series = |outcome| attempts.get_or_create(&OutcomeLabel { outcome }).clone();
         let (attempts_success, attempts_failure) = (series("success"), series("failure"));
         Self {
@@ -114,6 +198,11 @@ impl Default for Metrics {
             queue_due,
             dispatch_lanes,
             rate_buckets,
+            api_duration,
+            attempts_by_class,
+            queue_oldest_due,
+            db_in_use,
+            db_waiting,
         }
     }
 }
@@ -121,6 +210,33 @@ impl Default for Metrics {
 impl Metrics {
     pub fn shared() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A database pool's figures, as read at scrape time.
+    pub fn pool(&self, stats: &crate::store::PoolStats) {
+        let pool = PoolLabel { pool: stats.pool };
+        if let Some(n) = stats.in_use {
+            self.db_in_use.get_or_create(&pool).set(n);
+        }
+        if let Some(n) = stats.waiting {
+            self.db_waiting.get_or_create(&pool).set(n);
+        }
+    }
+
+    /// One JSON-RPC call ended.
+    pub fn api_call(&self, method: &'static str, seconds: f64) {
+        self.api_duration
+            .get_or_create(&MethodLabel { method })
+            .observe(seconds);
+    }
+
+    /// One delivery attempt ended with this HTTP status (None: no answer).
+    pub fn attempt_status(&self, status: Option<u16>) {
+        let class = match status {
+            Some(s @ 100..=599) => (s / 100 - 1) as usize,
+            _ => 5,
+        };
+        self.attempts_by_class[class].inc();
     }
 
     /// One delivery attempt ended.

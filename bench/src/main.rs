@@ -21,6 +21,7 @@ mod receiver;
 mod report;
 mod scenarios;
 mod server;
+mod sink;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,18 @@ struct Cli {
     /// With --external on PostgreSQL: that hookd's database, whose backends' CPU is reported
     #[arg(long, value_name = "NAME", requires = "external")]
     external_database: Option<String>,
+    /// Traces (CONTRACT §7.6): off (no exporter, as unset in `hookd serve`), sink (exported at
+    /// ratio 1.0 to a collector in this process that accepts and drops them), or down (to a
+    /// port nothing listens on)
+    #[arg(long, value_enum, default_value = "off")]
+    traces: Traces,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Traces {
+    Off,
+    Sink,
+    Down,
 }
 
 /// The scenarios that run against a hookd started elsewhere: they only publish and receive.
@@ -103,7 +116,14 @@ const EXTERNAL_SCENARIOS: [Scenario; 5] = [
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // Kept to the end: dropping it flushes the exporter.
+    let _traces = match cli.traces {
+        Traces::Off => {
+            init_logging();
+            None
+        }
+        traced => init_tracing(traced),
+    };
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -122,6 +142,27 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// hookd's own logging and trace export, as `hookd serve` sets them up, to a sink in this
+/// process (a thread of its own answering every export 200) or to a closed port.
+fn init_tracing(traces: Traces) -> Option<hookd::telemetry::otlp::Guard> {
+    let endpoint = match traces {
+        Traces::Sink => format!("http://{}", sink::start()),
+        _ => {
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            let addr = closed.local_addr().expect("its address");
+            format!("http://{addr}")
+        }
+    };
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    let settings = hookd::telemetry::otlp::TraceSettings::parse(Some(&endpoint), Some(1.0))
+        .expect("valid trace settings")
+        .expect("an endpoint");
+    eprintln!("traces: exported at ratio 1.0 to {endpoint} ({traces:?})");
+    hookd::telemetry::init(hookd::telemetry::LogFormat::Text, Some(&settings))
 }
 
 /// Runs the chosen scenarios; true when every one of them worked.

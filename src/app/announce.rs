@@ -96,6 +96,7 @@ impl App {
         let options = PublishOptions {
             merchant_code: Some(a.merchant_code.clone()),
             idempotency_key: Some(idempotency_key(&a)),
+            ..Default::default()
         };
         if let Err(e) = self.publish(TOPIC, &message, &options).await {
             tracing::warn!(error = ?e, webhook = a.webhook_id.0, "publishing webhook:disabled failed");

@@ -20,6 +20,8 @@ const CATALOG_ROUNDS: usize = 4;
 pub struct PublishOptions {
     pub merchant_code: Option<String>,
     pub idempotency_key: Option<String>,
+    /// The caller's `traceparent` (already valid), continued by the event's deliveries.
+    pub trace: Option<crate::domain::TraceParent>,
 }
 
 impl App {
@@ -46,6 +48,7 @@ impl App {
                 self.settings.max_message_bytes
             )));
         }
+        let trace = Some(crate::telemetry::spans::event_trace(options.trace));
         let mut known = self.filters.get(merchant, topic.as_str());
         let before = known.len();
         let mut round = 1;
@@ -61,6 +64,7 @@ impl App {
                 idempotency_key: options.idempotency_key.as_deref(),
                 now,
                 verdicts: &Verdicts::default(),
+                trace,
                 schema,
             };
             match crate::store::publish_judged(&*self.store, &request, &mut known).await {

@@ -95,6 +95,15 @@ impl Cli {
         settings.read_secret_files(|name| std::env::var_os(name))?;
         Config::resolve(settings, self.config.as_deref())
     }
+
+    /// Where `serve` exports traces (None for the other commands, which make no spans worth
+    /// sending), for `main` to start the exporter before the runtime.
+    pub fn traces(&self) -> Option<crate::telemetry::otlp::TraceSettings> {
+        match &self.command {
+            Command::Serve(settings) => crate::config::traces(settings, self.config.as_deref()),
+            _ => None,
+        }
+    }
 }
 
 impl Cli {
@@ -188,6 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let options = PublishOptions {
                 merchant_code: merchant,
                 idempotency_key,
+                ..Default::default()
             };
             let published = app
                 .publish(&topic, &message, &options)

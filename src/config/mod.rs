@@ -17,6 +17,7 @@ use crate::domain::Catalog;
 use crate::sealing::Keyring;
 use crate::server::{HttpLimits, TlsFiles, TrustedProxies};
 use crate::store::PoolSettings;
+use crate::telemetry::otlp::TraceSettings;
 
 mod secret_files;
 
@@ -195,6 +196,16 @@ pub struct Settings {
     /// so the console must be served over HTTPS) [default: none, never framed]
     #[arg(long, env = "HOOKD_CONSOLE_FRAME_ANCESTORS")]
     pub console_frame_ancestors: Option<String>,
+
+    /// Export traces over OTLP/HTTP (protobuf) to this collector, e.g. http://127.0.0.1:4318
+    /// (spans go to its /v1/traces) [default: none, no traces exported]
+    #[arg(long, env = "HOOKD_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// The share of new traces exported, 0.0 to 1.0 (a caller's traceparent keeps its own
+    /// sampled flag) [default: 1.0]
+    #[arg(long, env = "HOOKD_TRACE_SAMPLE")]
+    pub trace_sample: Option<f64>,
 }
 
 impl Settings {
@@ -237,6 +248,8 @@ impl Settings {
             login_failure_window: self.login_failure_window.or(lower.login_failure_window),
             public_url: self.public_url.or(lower.public_url),
             console_frame_ancestors: self.console_frame_ancestors.or(lower.console_frame_ancestors),
+            otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
+            trace_sample: self.trace_sample.or(lower.trace_sample),
         }
     }
 }
@@ -265,20 +278,36 @@ pub struct Config {
     /// Connection cap, read timeouts and shutdown grace of the API server.
     pub http: HttpLimits,
     pub app: AppSettings,
+    /// Where traces are exported (CONTRACT §7.6); None: nowhere. Read again by `main`,
+    /// which starts the exporter before the runtime (see `traces`).
+    pub traces: Option<TraceSettings>,
+}
+
+/// The config file's settings (none without a file).
+fn read_file(file: Option<&Path>) -> anyhow::Result<Settings> {
+    Ok(match file {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?
+        }
+        None => Settings::default(),
+    })
+}
+
+/// The trace settings alone, for `main` to start the exporter before anything else runs
+/// (errors are reported by `Config::resolve` later, which reads the same settings).
+pub fn traces(flags_and_env: &Settings, file: Option<&Path>) -> Option<TraceSettings> {
+    let file = read_file(file).ok()?;
+    let endpoint = flags_and_env.otlp_endpoint.clone().or(file.otlp_endpoint);
+    TraceSettings::parse(endpoint.as_deref(), flags_and_env.trace_sample.or(file.trace_sample)).ok()?
 }
 
 impl Config {
     /// Resolves flags+environment over the file (if any) over defaults, then validates.
     pub fn resolve(flags_and_env: Settings, file: Option<&Path>) -> anyhow::Result<Self> {
-        let from_file = match file {
-            Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))?
-            }
-            None => Settings::default(),
-        };
-        let s = flags_and_env.or(from_file);
+        let s = flags_and_env.or(read_file(file)?);
+        let traces = TraceSettings::parse(s.otlp_endpoint.as_deref(), s.trace_sample)?;
         let defaults = AppSettings::default();
         let delivery = delivery_settings(&s, defaults.delivery.clone())?;
         let pool_defaults = PoolSettings::default();
@@ -347,6 +376,7 @@ impl Config {
                 portal,
                 ..defaults
             },
+            traces,
         };
         config.validate()?;
         Ok(config)

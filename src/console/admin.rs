@@ -67,6 +67,7 @@ pub async fn publish(State(console): State<Console>, post: Post) -> PageResult {
             let options = PublishOptions {
                 merchant_code: Some(page.merchant.clone()).filter(|m| !m.is_empty()),
                 idempotency_key: Some(page.idempotency_key.clone()).filter(|k| !k.is_empty()),
+                ..Default::default()
             };
             console.app.publish(&page.topic, &message, &options).await
         }

@@ -106,6 +106,14 @@ pub async fn attempt(
         increment_id = claimed.increment_id,
         attempt = claimed.attempts + 1,
     );
+    // In the event's trace (CONTRACT §7.6); exported as a span of its own when traces are.
+    let (traced, traceparent) = crate::telemetry::spans::attempt(
+        &target.url,
+        claimed.id.0,
+        claimed.attempts + 1,
+        claimed.trace.as_deref(),
+    );
+    let traceparent = traceparent.to_string();
     let outcome = client
         .attempt(&AttemptRequest {
             url: &target.url,
@@ -113,9 +121,14 @@ pub async fn attempt(
             signers: &target.signers(started_at),
             msg_id: &msg_id,
             extra_headers: &target.headers,
+            traceparent: Some(&traceparent),
         })
         .instrument(span.clone())
+        .instrument(traced.clone())
         .await;
+    crate::telemetry::spans::attempt_ended(&traced, outcome.http_status, !outcome.success);
+    drop(traced);
+    engine.metrics.attempt_status(outcome.http_status);
     let now = now_millis();
     // Turned off before the outcome is written, so the payload (due at once) is not claimed
     // again meanwhile. Should the write fail, the 410 counts as an ordinary failure.

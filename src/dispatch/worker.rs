@@ -169,8 +169,14 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
 
 impl Dispatcher {
     async fn scan(&mut self) {
-        match self.engine.store.queue_scan(now_millis()).await {
+        let now = now_millis();
+        match self.engine.store.queue_scan(now).await {
             Ok(found) => {
+                // `hookd_queue_oldest_due_seconds` from what the scan read anyway: each
+                // webhook's earliest due time (no query of its own).
+                let oldest = found.iter().map(|&(_, due)| due).filter(|&due| due <= now).min();
+                let waited = oldest.map_or(0.0, |due| (now - due) as f64 / 1000.0);
+                self.engine.metrics.queue_oldest_due.set(waited);
                 for (webhook, due) in found {
                     self.lanes.entry(webhook).or_default().due(due);
                 }

@@ -86,6 +86,8 @@ pub struct PublishRequest<'a> {
     pub now: Millis,
     /// The event judged by the filters of the webhooks it may reach (see `filter::Verdicts`).
     pub verdicts: &'a crate::domain::filter::Verdicts,
+    /// Stored with the event; its payloads' attempts are sent in this trace (CONTRACT §7.6).
+    pub trace: Option<crate::domain::TraceParent>,
     /// Which catalog version of the topic the message was checked against, for a store that
     /// confirms it in the publish's own transaction (see `SchemaChecked`).
     pub schema: SchemaChecked,
@@ -126,6 +128,9 @@ pub struct ClaimedDelivery {
     /// The webhook's `version` when claimed: a dispatcher holding an older target reloads it.
     /// (0 from `delivery_create_claimed`: `webhook.test` loads its target itself.)
     pub webhook_version: i64,
+    /// The event's `traceparent` as stored (None: a test ping, or an event from before
+    /// traces were stored): the attempt is sent in that trace.
+    pub trace: Option<String>,
 }
 
 /// One attempt as logged.

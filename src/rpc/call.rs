@@ -47,7 +47,10 @@ pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Opti
     if let Some(client) = creds.client {
         span.record("client", tracing::field::display(client));
     }
-    async move {
+    let label = method_label(method, params.as_ref());
+    let exported = crate::telemetry::spans::rpc_call(label);
+    let started = std::time::Instant::now();
+    let outcome = async move {
         match method {
             "login" => login(app, creds, params).await,
             "call" => call(app, creds, params).await,
@@ -62,8 +65,36 @@ pub async fn dispatch(app: &App, creds: &Credentials, method: &str, params: Opti
             },
         }
     }
+    // The exported span inside the logged one, so it is the current span of the call (a
+    // publish stores its context: `telemetry::spans::event_trace`).
+    .instrument(exported.clone())
     .instrument(span)
-    .await
+    .await;
+    app.metrics.api_call(label, started.elapsed().as_secs_f64());
+    if let Err(e) = &outcome {
+        crate::telemetry::spans::rpc_failed(&exported, e.code);
+    }
+    outcome
+}
+
+/// The method a call is counted and traced under: a known name (a `call`'s resource path
+/// when it names a method), else "unknown", so the label set stays bounded whatever callers send.
+fn method_label(method: &str, params: Option<&Value>) -> &'static str {
+    match method {
+        "login" => "login",
+        "rpc.discover" => "rpc.discover",
+        "call" => {
+            let path = match params {
+                Some(Value::Array(p)) => p.get(1),
+                Some(Value::Object(p)) => p.get("path"),
+                _ => None,
+            };
+            path.and_then(Value::as_str)
+                .and_then(methods::find)
+                .map_or("call", |m| m.path)
+        }
+        other => methods::find(other).map_or("unknown", |m| m.path),
+    }
 }
 
 /// Reads `params` given by position or by name into a fixed list of slots.

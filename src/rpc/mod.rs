@@ -25,6 +25,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::server::Client;
@@ -93,13 +94,57 @@ async fn jsonrpc(State(state): State<RpcState>, request: Request) -> Response {
         callers: Default::default(),
     };
     let base = host_base(&parts.headers);
-    match REQUEST_BASE
-        .scope(base, envelope::handle_body(&state.app, &creds, &body))
-        .await
-    {
+    let trace = incoming_trace(&parts.headers);
+    let span = crate::telemetry::spans::api_request(parts.uri.path_route(), creds.client, trace);
+    let answered = REQUEST_TRACE.scope(
+        trace,
+        REQUEST_BASE.scope(base, envelope::handle_body(&state.app, &creds, &body)),
+    );
+    let response = match answered.instrument(span.clone()).await {
         Some(answer) => Json(answer).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
+    };
+    // As an i64: tracing-opentelemetry exports unsigned values as strings.
+    span.record("http.response.status_code", i64::from(response.status().as_u16()));
+    response
+}
+
+/// The routes `jsonrpc` serves, as a span names them.
+trait PathRoute {
+    fn path_route(&self) -> &'static str;
+}
+
+impl PathRoute for axum::http::Uri {
+    fn path_route(&self) -> &'static str {
+        if self.path().ends_with('/') {
+            "/api/jsonrpc/"
+        } else {
+            "/api/jsonrpc"
+        }
     }
+}
+
+/// The request's `traceparent` header, when it is valid W3C Trace Context (an invalid one is
+/// ignored, not an error: CONTRACT §7.6).
+fn incoming_trace(headers: &HeaderMap) -> Option<crate::domain::TraceParent> {
+    let mut values = headers.get_all("traceparent").iter();
+    let first = values.next()?;
+    // Two traceparent headers: which one is meant cannot be known, so neither is used.
+    if values.next().is_some() {
+        return None;
+    }
+    crate::domain::TraceParent::parse(first.to_str().ok()?)
+}
+
+tokio::task_local! {
+    /// The valid `traceparent` of the JSON-RPC request being served: `event.publish`
+    /// stores it with the event (see `telemetry::spans::event_trace`).
+    static REQUEST_TRACE: Option<crate::domain::TraceParent>;
+}
+
+/// The `traceparent` the current JSON-RPC request came with (see `REQUEST_TRACE`).
+pub(crate) fn request_trace() -> Option<crate::domain::TraceParent> {
+    REQUEST_TRACE.try_with(|t| *t).ok().flatten()
 }
 
 tokio::task_local! {
@@ -226,6 +271,9 @@ async fn metrics(State(app): State<App>) -> Response {
             app.metrics.queue_due.set(n);
         }
         Err(e) => tracing::warn!(error = ?e, "counting the due payloads for /metrics failed"),
+    }
+    for stats in app.store.pool_stats() {
+        app.metrics.pool(&stats);
     }
     let buckets = app.store.rate_buckets();
     app.metrics.rate_buckets.set(buckets as i64);

@@ -300,6 +300,10 @@ pub trait Store: Send + Sync + 'static {
     async fn queue_scan(&self, now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>>;
     /// How many `max_rate` buckets are held in memory (the `hookd_rate_buckets` gauge): 0
     /// where they are rows of the database.
+    /// Database connections in use and work waiting, by pool (the `hookd_db_*` gauges).
+    fn pool_stats(&self) -> Vec<PoolStats> {
+        Vec::new()
+    }
     fn rate_buckets(&self) -> usize {
         0
     }
@@ -384,4 +388,13 @@ pub async fn connect(
     } else {
         Err(StoreError::UnsupportedUrl(crate::redact::database_url(database_url)))
     }
+}
+
+/// One pool's figures for `/metrics`: connections in use (None: not meaningful for it) and
+/// work waiting for one (None: not known).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    pub pool: &'static str,
+    pub in_use: Option<i64>,
+    pub waiting: Option<i64>,
 }

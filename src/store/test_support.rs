@@ -87,6 +87,7 @@ pub async fn try_publish_message(
         now,
         verdicts: &Verdicts::default(),
         schema: crate::domain::SchemaChecked::Unconfirmed,
+        trace: None,
     };
     crate::store::publish_judged(store, &req, &mut Vec::new()).await
 }

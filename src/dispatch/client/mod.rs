@@ -76,6 +76,9 @@ pub struct AttemptRequest<'a> {
     pub msg_id: &'a str,
     /// Already validated name/value pairs, sent as given after the standard headers.
     pub extra_headers: &'a [(String, String)],
+    /// W3C `traceparent` (CONTRACT §7.6), sent after the extra headers and replacing any of
+    /// theirs, so the request is always in the event's trace.
+    pub traceparent: Option<&'a str>,
 }
 
 #[derive(Debug, Clone)]
@@ -369,6 +372,9 @@ fn build_headers(req: &AttemptRequest<'_>) -> Result<HeaderMap, String> {
         let header_value =
             HeaderValue::from_str(value).map_err(|_| format!("extra header {name:?} has an invalid value"))?;
         headers.append(header_name, header_value);
+    }
+    if let Some(tp) = req.traceparent.and_then(|tp| HeaderValue::from_str(tp).ok()) {
+        headers.insert(HeaderName::from_static("traceparent"), tp);
     }
     Ok(headers)
 }

@@ -48,6 +48,7 @@ async fn attempt_with_headers(
         signers: &[&signer],
         msg_id: "msg_abc123",
         extra_headers,
+        traceparent: None,
     };
     client.attempt(&req).await
 }

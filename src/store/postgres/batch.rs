@@ -42,6 +42,8 @@ pub(super) struct Job {
     pub verdicts: Verdicts,
     /// The catalog version its message was checked against, confirmed in `insert`.
     pub schema: SchemaChecked,
+    /// The event's `traceparent` (CONTRACT §7.6), stored by the same insert.
+    pub trace: Option<String>,
 }
 
 /// Why a batch did not store.
@@ -236,6 +238,7 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>
             SchemaChecked::Unconfirmed => None,
         })
         .collect();
+    let traces: Vec<Option<&str>> = jobs.iter().map(|j| j.trace.as_deref()).collect();
     let clock = crate::time::now_millis();
     // The event ids are drawn first (`j`, evaluated once), so payloads can name their event
     // and the caller learns each job's id; the webhooks locked above that got payloads move
@@ -244,12 +247,12 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>
         "WITH j AS ( \
            SELECT t.*, nextval(pg_get_serial_sequence('events', 'id')) AS id \
            FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $17::BOOL[], \
-             $18::BIGINT[]) WITH ORDINALITY AS t(m, topic, key, payloads, at, confirm, version, n)), \
+             $18::BIGINT[], $19::TEXT[]) WITH ORDINALITY AS t(m, topic, key, payloads, at, confirm, version, trace, n)), \
          bump AS (UPDATE webhooks wh SET increment_id = b.last \
            FROM UNNEST($14::BIGINT[], $15::BIGINT[]) AS b(id, last) WHERE wh.id = b.id), \
          ev AS ( \
-           INSERT INTO events (id, merchant_id, topic, idempotency_key, payloads, created_at) \
-           OVERRIDING SYSTEM VALUE SELECT id, m, topic, key, payloads, at FROM j), \
+           INSERT INTO events (id, merchant_id, topic, idempotency_key, payloads, created_at, traceparent) \
+           OVERRIDING SYSTEM VALUE SELECT id, m, topic, key, payloads, at, trace FROM j), \
          made AS ( \
            INSERT INTO deliveries (webhook_id, merchant_id, event_id, increment_id, topic, body, \
              status, next_attempt_at, created_at) \
@@ -281,6 +284,7 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>
     .bind(clock)
     .bind(&confirm)
     .bind(&versions)
+    .bind(&traces)
     .fetch_one(&mut *conn)
     .await?;
     if let Some(stale) = stale {

@@ -390,6 +390,29 @@ impl Store for PostgresStore {
         queue::queue_scan(&self.work, now).await
     }
 
+    /// The three pools (see `pools`); only the publisher's queue says how much waits (sqlx
+    /// does not count the callers waiting for a connection).
+    fn pool_stats(&self) -> Vec<crate::store::PoolStats> {
+        let in_use = |p: &PgPool| Some(p.size() as i64 - p.num_idle() as i64);
+        vec![
+            crate::store::PoolStats {
+                pool: "api",
+                in_use: in_use(&self.pool),
+                waiting: None,
+            },
+            crate::store::PoolStats {
+                pool: "work",
+                in_use: in_use(&self.work),
+                waiting: None,
+            },
+            crate::store::PoolStats {
+                pool: "publish",
+                in_use: in_use(&self.publisher.pool),
+                waiting: Some(self.publisher.queued() as i64),
+            },
+        ]
+    }
+
     async fn queue_due_count(&self, now: Millis, cap: i64) -> StoreResult<i64> {
         queue::due_count(&self.work, now, cap).await
     }

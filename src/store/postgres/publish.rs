@@ -65,5 +65,6 @@ pub async fn create_claimed(
         attempts: 0,
         body: rendered,
         webhook_version: 0,
+        trace: None,
     }))
 }

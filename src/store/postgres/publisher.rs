@@ -39,6 +39,8 @@ const MAX_QUEUED: usize = 4 * MAX_BATCH;
 
 pub(super) struct Publisher {
     jobs: mpsc::Sender<Queued>,
+    /// The runners' own pool (its figures go to `/metrics`).
+    pub pool: PgPool,
     /// How long a publish waits for room in a full queue.
     queue_wait: Duration,
 }
@@ -57,7 +59,12 @@ impl Publisher {
         for _ in 0..pool.options().get_max_connections() {
             tokio::spawn(run(pool.clone(), rx.clone()));
         }
-        Self { jobs, queue_wait }
+        Self { jobs, pool, queue_wait }
+    }
+
+    /// Publishes waiting for a runner.
+    pub(super) fn queued(&self) -> usize {
+        MAX_QUEUED.saturating_sub(self.jobs.capacity())
     }
 
     /// Stores the publish in the next batch; answers once that batch has committed.
@@ -71,6 +78,7 @@ impl Publisher {
             now: req.now,
             verdicts: req.verdicts.clone(),
             schema: req.schema,
+            trace: req.trace.map(|t| t.to_string()),
         };
         match tokio::time::timeout(self.queue_wait, self.jobs.send(Queued { job, reply })).await {
             Ok(Ok(())) => {}
@@ -95,6 +103,10 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Queued>>>) {
         let (jobs, replies): (Vec<Job>, Vec<_>) = queued.into_iter().map(|q| (q.job, q.reply)).unzip();
         match run_on(&pool, &mut held, &jobs).await {
             Ok(results) => {
+                let stored = results.iter().filter(|r| r.as_ref().is_ok_and(|p| !p.replayed)).count();
+                if stored > 0 {
+                    crate::metrics::PUBLISH_BATCH.observe(stored as f64);
+                }
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }

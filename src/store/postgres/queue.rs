@@ -124,7 +124,8 @@ pub async fn claim(
            FOR UPDATE SKIP LOCKED) \
          RETURNING id, increment_id, attempts, body, \
            (SELECT version FROM webhooks WHERE id = $3), \
-           set_config('synchronous_commit', 'off', true), next_attempt_at",
+           set_config('synchronous_commit', 'off', true), next_attempt_at, \
+           (SELECT traceparent FROM events WHERE id = deliveries.event_id) AS trace",
     ))
     .bind(owner)
     .bind(lease_until)
@@ -151,6 +152,7 @@ fn claimed_row(webhook: WebhookId, r: &PgRow) -> ClaimedDelivery {
         attempts: r.get(2),
         body: r.get(3),
         webhook_version: r.get(4),
+        trace: r.get("trace"),
     }
 }
 
@@ -272,7 +274,8 @@ fn paced_sql(ordered: bool, rated: bool) -> String {
     }
     sql.push_str(&format!(
         "claimed AS (UPDATE deliveries SET lease_owner = $1, lease_until = {LEASE_UNTIL} \
-           WHERE id IN (SELECT id FROM picked) RETURNING id, increment_id, attempts, body)"
+           WHERE id IN (SELECT id FROM picked) RETURNING id, increment_id, attempts, body, \
+           (SELECT traceparent FROM events WHERE id = deliveries.event_id) AS trace)"
     ));
     let from = if rated {
         sql.push_str(
@@ -292,7 +295,7 @@ fn paced_sql(ordered: bool, rated: bool) -> String {
     sql.push_str(&format!(
         " SELECT c.id, c.increment_id, c.attempts, c.body, (SELECT version FROM webhooks WHERE id = $3), \
            {head_due}, m.pace_at, set_config('synchronous_commit', 'off', true), {NOW}, \
-           coalesce((SELECT is_active FROM webhooks WHERE id = $3), false) FROM {from}"
+           coalesce((SELECT is_active FROM webhooks WHERE id = $3), false), c.trace FROM {from}"
     ));
     sql
 }

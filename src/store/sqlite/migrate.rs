@@ -93,6 +93,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "merchant portal",
         sql: include_str!("../../../migrations/sqlite/0015_merchant_portal.sql"),
     },
+    Migration {
+        version: 17,
+        description: "event traceparent",
+        sql: include_str!("../../../migrations/sqlite/0017_event_traceparent.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration

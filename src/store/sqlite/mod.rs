@@ -289,6 +289,16 @@ impl Store for SqliteStore {
         self.buckets.held()
     }
 
+    /// SQLite has no connection pool to run short of: writes queue for the one writer
+    /// thread (that queue is what waits), and reads run on their own connections.
+    fn pool_stats(&self) -> Vec<crate::store::PoolStats> {
+        vec![crate::store::PoolStats {
+            pool: "writer",
+            in_use: None,
+            waiting: Some(self.writer.queued() as i64),
+        }]
+    }
+
     async fn webhook_disable(&self, id: WebhookId, reason: &str) -> StoreResult<bool> {
         let reason = reason.to_string();
         let now = now_millis();
@@ -442,6 +452,7 @@ impl Store for SqliteStore {
             idempotency_key: req.idempotency_key.map(str::to_string),
             now: req.now,
             verdicts: req.verdicts.clone(),
+            trace: req.trace.map(|t| t.to_string()),
         };
         let published = self.writer.write(move |c, _| publish::publish(c, &job)).await?;
         published.map_err(StoreError::FiltersUnjudged)

@@ -16,6 +16,11 @@ use crate::time::{now_millis, Millis};
 
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
 
+thread_local! {
+    /// Events stored by the writer thread's current batch (`hookd_publish_batch_size`).
+    pub static PUBLISHED_IN_BATCH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// An owned publish request (it crosses to the writer thread).
 pub struct PublishJob {
     pub merchant: i64,
@@ -26,6 +31,8 @@ pub struct PublishJob {
     pub idempotency_key: Option<String>,
     pub now: Millis,
     pub verdicts: Verdicts,
+    /// The event's `traceparent`, stored with it (CONTRACT §7.6).
+    pub trace: Option<String>,
 }
 
 pub struct CreateClaimedJob {
@@ -95,16 +102,19 @@ pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Result<Published
         .collect();
     // No RETURNING here or below: SQLite runs it through a temporary table.
     c.prepare_cached(
-        "INSERT INTO events (merchant_id, topic, idempotency_key, payloads, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (merchant_id, topic, idempotency_key, payloads, created_at, traceparent) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         job.merchant,
         job.topic,
         job.idempotency_key,
         hooks.len() as i64,
-        job.now
+        job.now,
+        job.trace
     ])?;
     let event_id = c.last_insert_rowid();
+    PUBLISHED_IN_BATCH.set(PUBLISHED_IN_BATCH.get() + 1);
     for &(webhook, last) in &hooks {
         let at = Slot {
             webhook: WebhookId(webhook),
@@ -164,6 +174,7 @@ fn insert_payload(
         attempts: 0,
         body: rendered,
         webhook_version: 0,
+        trace: None,
     })
 }
 

@@ -98,7 +98,8 @@ fn claim_oldest(
         let seen = leases.epoch();
         let candidates: Vec<ClaimedDelivery> = c
             .prepare_cached(
-                "SELECT id, increment_id, attempts, body, (SELECT version FROM webhooks WHERE id = ?1) \
+                "SELECT id, increment_id, attempts, body, (SELECT version FROM webhooks WHERE id = ?1), \
+                   (SELECT traceparent FROM events WHERE id = deliveries.event_id) AS trace \
                  FROM deliveries \
                  WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') AND next_attempt_at <= ?2 \
                    AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1) \
@@ -131,7 +132,7 @@ fn claim_head(
         let head = c
             .prepare_cached(
                 "SELECT id, increment_id, attempts, body, (SELECT version FROM webhooks WHERE id = ?1), \
-                   next_attempt_at \
+                   next_attempt_at, (SELECT traceparent FROM events WHERE id = deliveries.event_id) AS trace \
                  FROM deliveries \
                  WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') \
                    AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1) \
@@ -163,6 +164,7 @@ fn claimed_row(webhook: WebhookId, r: &rusqlite::Row<'_>) -> rusqlite::Result<Cl
         attempts: r.get(2)?,
         body: r.get(3)?,
         webhook_version: r.get(4)?,
+        trace: r.get("trace")?,
     })
 }
 

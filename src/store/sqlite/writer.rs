@@ -68,6 +68,8 @@ where
 
 pub struct Writer {
     jobs: mpsc::Sender<Box<dyn Task>>,
+    /// Jobs sent and not yet taken into a batch (the `hookd_db_waiting` gauge).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     #[cfg(test)]
     sync_faults: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -86,11 +88,13 @@ impl Writer {
         let (jobs, rx) = mpsc::channel();
         #[cfg(test)]
         let sync_faults = syncer.faults.clone();
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let batches = Batches {
             conn,
             leases,
             syncer,
             health,
+            queued: queued.clone(),
         };
         thread::Builder::new()
             .name("hookd-sqlite-writer".into())
@@ -98,6 +102,7 @@ impl Writer {
             .map_err(|_| StoreError::WriterGone)?;
         Ok(Self {
             jobs,
+            queued,
             #[cfg(test)]
             sync_faults,
         })
@@ -133,6 +138,7 @@ impl Writer {
             output: None,
             reply,
         };
+        self.queued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.jobs.send(Box::new(job)).map_err(|_| StoreError::WriterGone)?;
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
@@ -150,6 +156,14 @@ struct Batches {
     leases: Arc<Leases>,
     syncer: Syncer,
     health: Arc<WriteHealth>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Writer {
+    /// Jobs waiting for the writer thread.
+    pub fn queued(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Batches {
@@ -162,12 +176,20 @@ impl Batches {
                     Err(_) => break,
                 }
             }
+            // Saturating: a send that failed (writer gone) was counted but never taken.
+            let taken = batch.len();
+            let _ = (self.queued).fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |n| Some(n.saturating_sub(taken)),
+            );
             self.run_batch(batch);
         }
     }
 
     fn run_batch(&self, mut batch: Vec<Box<dyn Task>>) {
         let conn = &self.conn;
+        super::publish::PUBLISHED_IN_BATCH.set(0);
         let results = match begin(conn).and_then(|()| self.run_jobs(&mut batch)) {
             Ok(results) => results,
             Err(e) => return self.fail_batch(batch, Arc::new(e)),
@@ -176,6 +198,10 @@ impl Batches {
         if let Err(e) = committed {
             tracing::error!(error = ?e, "SQLite write batch failed to commit");
             return self.fail_batch(batch, Arc::new(e));
+        }
+        let published = super::publish::PUBLISHED_IN_BATCH.get();
+        if published > 0 {
+            crate::metrics::PUBLISH_BATCH.observe(published as f64);
         }
         // A job that failed for want of storage keeps the store unready even though the
         // rest of its batch committed.

@@ -266,6 +266,7 @@ store_test! {
             now,
             verdicts: &Verdicts::default(),
             schema: crate::domain::SchemaChecked::Unconfirmed,
+            trace: None,
         };
         match store.event_publish(&req).await {
             Err(StoreError::FiltersUnjudged(filters)) => {

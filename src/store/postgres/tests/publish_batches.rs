@@ -18,6 +18,7 @@ fn job(m: MerchantId, key: Option<&str>, now: Millis) -> Job {
         now,
         verdicts: Default::default(),
         schema: SchemaChecked::Unconfirmed,
+        trace: None,
     }
 }
 
