@@ -408,12 +408,18 @@ fn encryption_keys_come_from_their_file_or_the_config_file_and_bad_ones_are_refu
     let mut s = Settings::default();
     s.read_secret_files(env_of(&[("HOOKD_ENCRYPTION_KEYS_FILE", &file)]))
         .unwrap();
-    assert_eq!(Config::resolve(s, None).unwrap().encryption_keys.current_id(), Some("k1"));
+    assert_eq!(
+        Config::resolve(s, None).unwrap().encryption_keys.current_id(),
+        Some("k1")
+    );
     assert!(!Config::defaults().encryption_keys.is_on(), "off unless set");
 
     let config = dir.path().join("hookd.toml");
     std::fs::write(&config, "encryption_keys = \"k2:c2hvcnQ=\"\n").unwrap();
     let err = format!("{:#}", Config::resolve(Settings::default(), Some(&config)).unwrap_err());
-    assert!(err.contains("HOOKD_ENCRYPTION_KEYS key \"k2\" is 5 bytes, not 32"), "{err}");
+    assert!(
+        err.contains("HOOKD_ENCRYPTION_KEYS key \"k2\" is 5 bytes, not 32"),
+        "{err}"
+    );
     assert!(!err.contains("c2hvcnQ"), "{err}");
 }
