@@ -58,6 +58,20 @@ pub fn listed_url(url: &str) -> String {
     parsed.to_string()
 }
 
+/// A URL fit for a page (the console's webhook views): the userinfo (a broker's user and
+/// password) cut out, the rest exactly as written, so the page escapes the text the merchant
+/// typed and not a re-encoded form of it. The edit form keeps the whole URL.
+pub fn shown_url(url: &str) -> Cow<'_, str> {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return Cow::Borrowed(url);
+    };
+    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => Cow::Owned(format!("{}{}", &url[..start], &url[start + at + 1..])),
+        None => Cow::Borrowed(url),
+    }
+}
+
 /// Replaces with `***` the value of every query parameter whose name `masked` picks.
 fn mask_query_values(parsed: &mut url::Url, masked: fn(&str) -> bool) {
     if !parsed.query_pairs().any(|(name, _)| masked(&name)) {
@@ -221,6 +235,19 @@ mod tests {
             let shown = database_url(&format!("postgres://h/x?{name}=hunter2secret"));
             assert!(!shown.contains("hunter2secret"), "{name}: {shown}");
         }
+    }
+
+    #[test]
+    fn a_shown_url_loses_only_its_userinfo() {
+        assert_eq!(
+            shown_url("amqp://guest:hunter2secret@broker:5672/vh?exchange=X&routing_key=a.b"),
+            "amqp://broker:5672/vh?exchange=X&routing_key=a.b"
+        );
+        assert_eq!(shown_url("nats://u:p@h:4222/orders"), "nats://h:4222/orders");
+        // An @ after the authority (in the path or query) is text, not userinfo.
+        assert_eq!(shown_url("https://h/a@b?x=<y>@z"), "https://h/a@b?x=<y>@z");
+        assert_eq!(shown_url("https://a:b@c@h/x"), "https://h/x");
+        assert_eq!(shown_url("not a url"), "not a url");
     }
 
     #[test]

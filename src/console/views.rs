@@ -75,7 +75,7 @@ impl HookView {
             },
             failing_since,
             merchant: hook.merchant_code.clone(),
-            url: hook.url.clone(),
+            url: crate::redact::shown_url(&hook.url).into_owned(),
             topics: hook
                 .topics
                 .split(',')
