@@ -112,7 +112,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 13] = [
+    pub const EACH: [Scenario; 14] = [
         Scenario::Publish,
         Scenario::PublishBatch,
         Scenario::PublishFiltered,
