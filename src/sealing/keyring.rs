@@ -167,6 +167,14 @@ impl Keyring {
         Ok(())
     }
 
+    /// Webhooks read from the store, each opened in place (see `open_webhook`).
+    pub fn open_webhooks(&self, mut hooks: Vec<Webhook>) -> Result<Vec<Webhook>, OpenError> {
+        for hook in &mut hooks {
+            self.open_webhook(hook)?;
+        }
+        Ok(hooks)
+    }
+
     pub fn open_previous(&self, webhook: i64, key: &mut PreviousKey) -> Result<(), OpenError> {
         key.secret_key = self.open(webhook, &key.secret_key)?;
         if let Some(k) = &key.signing_key {

@@ -97,11 +97,8 @@ impl PostgresStore {
         self
     }
 
-    fn opened(&self, mut hooks: Vec<Webhook>) -> StoreResult<Vec<Webhook>> {
-        for hook in &mut hooks {
-            self.keyring.open_webhook(hook)?;
-        }
-        Ok(hooks)
+    fn opened(&self, hooks: Vec<Webhook>) -> StoreResult<Vec<Webhook>> {
+        Ok(self.keyring.open_webhooks(hooks)?)
     }
 }
 

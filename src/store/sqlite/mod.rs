@@ -111,11 +111,8 @@ impl SqliteStore {
         self
     }
 
-    fn opened(&self, mut hooks: Vec<Webhook>) -> StoreResult<Vec<Webhook>> {
-        for hook in &mut hooks {
-            self.keyring.open_webhook(hook)?;
-        }
-        Ok(hooks)
+    fn opened(&self, hooks: Vec<Webhook>) -> StoreResult<Vec<Webhook>> {
+        Ok(self.keyring.open_webhooks(hooks)?)
     }
 
     /// Test-only fault hook: the next `n` fsyncs of the WAL fail.
