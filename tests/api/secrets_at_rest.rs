@@ -46,6 +46,17 @@ fn v1a_valid(public_key: &str, r: &Received) -> bool {
 }
 
 /// A webhook with a known secret and a key pair: (id, its private key's base64 as stored clear).
+/// The webhook as the store reads it (secrets opened).
+async fn stored_webhook(w: &World, id: i64) -> hookd::domain::Webhook {
+    w.app
+        .app
+        .store
+        .webhook_get(Scope::All, WebhookId(id))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 async fn signed_hook(w: &World, secret: &str) -> (i64, String) {
     let hook = w
         .hook(
@@ -54,14 +65,7 @@ async fn signed_hook(w: &World, secret: &str) -> (i64, String) {
         )
         .await;
     let id = id_of(&hook);
-    let stored = w
-        .app
-        .app
-        .store
-        .webhook_get(Scope::All, WebhookId(id))
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_webhook(w, id).await;
     (id, stored.signing_key.expect("a private key"))
 }
 
@@ -280,14 +284,7 @@ async fn reencrypt_seals_clear_secrets_then_moves_them_to_a_new_key_and_reruns_c
     w.app.config.encryption_keys = keyring(K2);
     w.app.restart().await;
     assert_eq!(w.webhook(id).await["secret_key"], current.as_str());
-    let stored = w
-        .app
-        .app
-        .store
-        .webhook_get(Scope::All, WebhookId(id))
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_webhook(&w, id).await;
     assert_eq!(stored.previous_keys[0].secret_key, secret);
     assert_eq!(stored.previous_keys[0].signing_key.as_deref(), Some(private.as_str()));
     w.publish_ok("order:created", json!({"n": 1})).await;
