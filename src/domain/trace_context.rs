@@ -73,14 +73,14 @@ impl TraceParent {
 
 impl fmt::Display for TraceParent {
     /// Always version 00, the form this hookd writes.
+    /// Written into one stack buffer: this runs for every delivery attempt.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            hex::encode(self.trace_id),
-            hex::encode(self.span_id),
-            self.flags
-        )
+        let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        let hex_ok = hex::encode_to_slice(self.trace_id, &mut out[3..35]).is_ok()
+            && hex::encode_to_slice(self.span_id, &mut out[36..52]).is_ok()
+            && hex::encode_to_slice([self.flags], &mut out[53..55]).is_ok();
+        debug_assert!(hex_ok, "the buffer fits the W3C form exactly");
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 

@@ -165,7 +165,9 @@ impl DeliveryClient {
         let deadline = tokio::time::Instant::from_std(started + self.config.request_timeout);
         let outcome = match self.prepare(req) {
             Ok((Route::Http(url), headers)) => self.send(url, headers, req.body.clone(), deadline).await,
-            Ok((Route::Broker(target), headers)) => self.publish(&target, &headers, req).await,
+            // Boxed: the broker clients' futures are large, and inline they would make every
+            // HTTP attempt's future (moved on each spawn) as large.
+            Ok((Route::Broker(target), headers)) => Box::pin(self.publish(&target, &headers, req)).await,
             Err(error) => Sent::failed(error),
         };
         let outcome = AttemptOutcome {

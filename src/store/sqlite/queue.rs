@@ -78,8 +78,11 @@ pub fn claim(
     Ok(paced)
 }
 
-/// Up to `limit` due payloads, oldest first: reads the queue through its index (with enough
-/// rows to skip what `leases` holds) and holds what it takes until `until`.
+/// Up to `limit` due payloads, oldest first: reads the due ids through the queue index alone
+/// (with enough of them to skip what `leases` holds), holds what it takes until `until`,
+/// then reads only the taken payloads' rows. Payloads in flight are the oldest due ones, so
+/// most ids read are held: reading their bodies and traces every time would cost more than
+/// the whole attempt.
 fn claim_oldest(
     c: &Connection,
     leases: &Leases,
@@ -96,26 +99,82 @@ fn claim_oldest(
             break;
         }
         let seen = leases.epoch();
-        let candidates: Vec<ClaimedDelivery> = c
+        let candidates: Vec<DeliveryId> = c
             .prepare_cached(
-                "SELECT id, increment_id, attempts, body, (SELECT version FROM webhooks WHERE id = ?1), \
-                   (SELECT traceparent FROM events WHERE id = deliveries.event_id) AS trace \
-                 FROM deliveries \
+                "SELECT id FROM deliveries \
                  WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') AND next_attempt_at <= ?2 \
                    AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1) \
                  ORDER BY next_attempt_at, id LIMIT ?3",
             )?
             .query_map(params![webhook.0, now, (want + leases.held_for(webhook)) as i64], |r| {
-                claimed_row(webhook, r)
+                Ok(DeliveryId(r.get(0)?))
             })?
             .collect::<Result<_, _>>()?;
-        let (taken, refused_stale) = leases.take(webhook, seen, candidates, |d| d.id, (now, until), want);
-        claimed.extend(taken);
+        let (taken, refused_stale) = leases.take(webhook, seen, candidates, |id| *id, (now, until), want);
+        claimed.extend(taken_rows(c, leases, webhook, taken)?);
         if !refused_stale {
             break;
         }
     }
     Ok(claimed)
+}
+
+/// The rows of payloads just taken. One that left the queue since its id was read (canceled
+/// or purged) is let go; on an error every taken payload is let go, so none waits for its
+/// lease to run out.
+fn taken_rows(
+    c: &Connection,
+    leases: &Leases,
+    webhook: WebhookId,
+    taken: Vec<DeliveryId>,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    if taken.is_empty() {
+        return Ok(Vec::new());
+    }
+    let read = || -> StoreResult<(Vec<ClaimedDelivery>, Vec<DeliveryId>)> {
+        let version: i64 = c
+            .prepare_cached("SELECT version FROM webhooks WHERE id = ?1")?
+            .query_row([webhook.0], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let mut row = c.prepare_cached(
+            "SELECT increment_id, attempts, body, (SELECT traceparent FROM events WHERE id = deliveries.event_id) \
+             FROM deliveries WHERE id = ?1 AND status IN ('pending', 'retrying')",
+        )?;
+        let (mut rows, mut gone) = (Vec::with_capacity(taken.len()), Vec::new());
+        for &id in &taken {
+            let found = row
+                .query_row([id.0], |r| {
+                    Ok(ClaimedDelivery {
+                        id,
+                        webhook_id: webhook,
+                        increment_id: r.get(0)?,
+                        attempts: r.get(1)?,
+                        body: r.get(2)?,
+                        webhook_version: version,
+                        trace: r.get(3)?,
+                    })
+                })
+                .optional()?;
+            match found {
+                Some(d) => rows.push(d),
+                None => gone.push(id),
+            }
+        }
+        Ok((rows, gone))
+    };
+    match read() {
+        Ok((rows, gone)) => {
+            if !gone.is_empty() {
+                leases.release(gone);
+            }
+            Ok(rows)
+        }
+        Err(e) => {
+            leases.release(taken);
+            Err(e)
+        }
+    }
 }
 
 /// An ordered webhook's head (its queued payload with the lowest increment id, through the
@@ -132,7 +191,7 @@ fn claim_head(
         let head = c
             .prepare_cached(
                 "SELECT id, increment_id, attempts, body, (SELECT version FROM webhooks WHERE id = ?1), \
-                   next_attempt_at, (SELECT traceparent FROM events WHERE id = deliveries.event_id) AS trace \
+                   next_attempt_at, (SELECT traceparent FROM events WHERE id = deliveries.event_id) \
                  FROM deliveries \
                  WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') \
                    AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1) \
@@ -164,7 +223,7 @@ fn claimed_row(webhook: WebhookId, r: &rusqlite::Row<'_>) -> rusqlite::Result<Cl
         attempts: r.get(2)?,
         body: r.get(3)?,
         webhook_version: r.get(4)?,
-        trace: r.get("trace")?,
+        trace: r.get(6)?,
     })
 }
 
