@@ -91,11 +91,11 @@ pub async fn webhooks(cmd: WebhookCommand, store: Arc<dyn Store>) -> anyhow::Res
     let WebhookCommand::List { merchant } = cmd;
     let scope = merchant_scope(store.as_ref(), merchant.as_deref()).await?;
     let codes: std::collections::HashMap<MerchantId, String> = store.merchant_list().await?.into_iter().collect();
-    println!("webhook_id\tmerchant\tis_active\tincrement_id\ttopics\turl\tsignature_scheme\tpublic_key");
+    println!("webhook_id\tmerchant\tis_active\tincrement_id\ttopics\turl\tsignature_scheme\tpublic_key\tdescription");
     for w in store.webhook_list(scope).await? {
         let code = codes.get(&w.merchant_id).map(String::as_str).unwrap_or("?");
         println!(
-            "{}\t{code}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{code}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             w.id.0,
             w.is_active as u8,
             w.increment_id,
@@ -103,7 +103,14 @@ pub async fn webhooks(cmd: WebhookCommand, store: Arc<dyn Store>) -> anyhow::Res
             // Without userinfo and with query credentials masked (the API shows it as given).
             redact::listed_url(&w.url),
             w.signature_scheme.as_str(),
-            w.public_key.as_deref().unwrap_or("-")
+            w.public_key.as_deref().unwrap_or("-"),
+            // The webhook's name (CONTRACT §7.7); one line without control characters, so
+            // it cannot break the columns. Last, so scripts cutting earlier columns still fit.
+            if w.description.is_empty() {
+                "-"
+            } else {
+                w.description.as_str()
+            }
         );
     }
     Ok(())

@@ -104,7 +104,7 @@ struct DeliveryPage {
     body: String,
     attempts: Vec<AttemptRow>,
     /// Each attempt's request headers, in the order of `attempts`.
-    headers: Vec<Vec<(String, String)>>,
+    headers: Vec<request_headers::Shown>,
 }
 
 #[derive(Deserialize)]
@@ -142,7 +142,7 @@ pub async fn delivery_page(
         headers: detail
             .attempts
             .iter()
-            .map(|a| request_headers::rebuild(id.0, a, extra, false))
+            .map(|a| request_headers::shown(id.0, a, extra))
             .collect(),
         body: pretty_body(&detail.body),
         attempts: detail

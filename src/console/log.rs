@@ -1,6 +1,7 @@
 //! `/console/deliveries`: every delivery of the caller's webhooks, newest first, paged by
-//! keyset (`before`, a delivery id), with filters (status, topic, webhook, a time range)
-//! and a search by `event_id` (CONTRACT §7.7). An admin's view adds a merchant filter.
+//! keyset (`before`, a delivery id: the page goes on after it), with filters (status, topic,
+//! webhook, a time range) and a search by `event_id` (CONTRACT §7.7). An admin's view adds a
+//! merchant filter.
 //!
 //! The one idea to know: the page is `delivery.list` (the same `DeliverySearch`, the same
 //! scope), so a merchant sees exactly what the API would give it and nothing of another

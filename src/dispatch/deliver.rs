@@ -22,7 +22,7 @@ use super::signing::Signer;
 use super::Engine;
 use crate::domain::signing_keys::signing_key;
 use crate::domain::{AttemptLog, ClaimedDelivery, DeliveryUpdate};
-use crate::domain::{DeliveryStatus, ExtraHeaders, Webhook};
+use crate::domain::{DeliveryStatus, ExtraHeaders, SentHeaders, Webhook};
 use crate::time::{format_timestamp_millis, now_millis, Millis};
 
 /// Where and how a webhook's payloads are sent.
@@ -33,6 +33,9 @@ pub struct Target {
     /// After rotations: the previous keys (newest first) and until when each signs too.
     pub previous: Vec<(Signer, Millis)>,
     pub headers: Vec<(String, String)>,
+    /// What an attempt's log keeps of its headers (`SentHeaders`), rendered once: without,
+    /// then with a previous key signing.
+    pub sent_headers: [String; 2],
     /// The webhook's `version` this was loaded from (see `worker`).
     pub version: i64,
 }
@@ -67,6 +70,7 @@ impl Target {
                 ed25519: ed25519(hook.signing_key.as_ref()),
             },
             previous,
+            sent_headers: [false, true].map(|previous| SentHeaders::encode(previous, &headers)),
             headers,
             version: hook.version,
         })
@@ -114,12 +118,16 @@ pub async fn attempt(
         claimed.trace.as_deref(),
     );
     let traceparent = traceparent.to_string();
+    let signers = target.signers(started_at);
+    // The header shows the first previous key's signature only (see `client`).
+    let sent_headers = target.sent_headers[usize::from(signers.len() > 1)].clone();
     let outcome = client
         .attempt(&AttemptRequest {
             url: &target.url,
             body: Bytes::from(claimed.body),
-            signers: &target.signers(started_at),
+            signers: &signers,
             msg_id: &msg_id,
+            timestamp: started_at.div_euclid(1000),
             extra_headers: &target.headers,
             traceparent: Some(&traceparent),
         })
@@ -182,6 +190,7 @@ pub async fn attempt(
             duration_ms: outcome.duration.as_millis() as i64,
             response_prefix: outcome.response_prefix.clone(),
             error: outcome.error.clone(),
+            sent_headers: Some(sent_headers),
         },
         status,
         next_attempt_at,

@@ -14,6 +14,7 @@ pub mod portal;
 pub mod records;
 pub mod rotation;
 pub mod secret;
+pub mod sent_headers;
 pub mod signing_keys;
 pub mod steering;
 pub mod target;
@@ -36,6 +37,7 @@ pub use records::{
 };
 pub use rotation::{RotateOutcome, SecretRotation};
 pub use secret::SecretKey;
+pub use sent_headers::SentHeaders;
 pub use signing_keys::{KeyPair, PreviousKey, SignatureScheme};
 pub use steering::{FilterSource, MaxRate};
 pub use topic::{Catalog, Topic, TopicList, TopicPattern};

@@ -141,6 +141,9 @@ pub struct AttemptLog {
     pub duration_ms: i64,
     pub response_prefix: String,
     pub error: Option<String>,
+    /// What the request carried beyond the derivable, in `SentHeaders`' stored form; `None`
+    /// for attempts logged before hookd kept it.
+    pub sent_headers: Option<String>,
 }
 
 /// The outcome of an attempt to write back: the attempt row and the payload's new state.
@@ -242,9 +245,21 @@ pub struct DeliverySearch {
     /// Made at or after / before these times (the console's time range).
     pub since: Option<crate::time::Millis>,
     pub until: Option<crate::time::Millis>,
-    /// Only payloads with a smaller id (paging backwards).
+    /// Only payloads after this one in the page order (paging backwards): a smaller id, or
+    /// with `by_time` a smaller `(created_at, id)`.
     pub before: Option<i64>,
     pub limit: i64,
+}
+
+impl DeliverySearch {
+    /// Whether the page is ordered by `(created_at, id)` rather than by id: a time range
+    /// within one merchant, which then is one range of the index `deliveries_by_merchant_time`
+    /// however old it is (by id, the planner walks the merchant's newest payloads back to the
+    /// range). Both orders are newest first; ids and times of one merchant rise together
+    /// except within a moment, so the pages read the same.
+    pub fn by_time(&self, scope: Scope) -> bool {
+        scope.merchant_filter().is_some() && (self.since.is_some() || self.until.is_some())
+    }
 }
 
 /// A webhook's secrets as stored (clear or sealed, see `sealing`), for `hookd secrets

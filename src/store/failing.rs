@@ -85,6 +85,7 @@ mod tests {
                 duration_ms: 0,
                 response_prefix: String::new(),
                 error: None,
+                sent_headers: Some(String::new()),
             },
             status,
             next_attempt_at: at,

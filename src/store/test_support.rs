@@ -158,6 +158,7 @@ pub fn outcome(
             duration_ms: 12,
             response_prefix: format!("answer {}", c.increment_id),
             error: (status != DeliveryStatus::Success).then(|| "HTTP 500".to_string()),
+            sent_headers: Some(String::new()),
         },
         status,
         next_attempt_at: at + 60_000,

@@ -292,6 +292,10 @@ async fn operators_list_merchants_webhooks_and_failed_deliveries_and_retry_one()
     let w = World::start_with(|c| schedule(c, "20ms")).await;
     let hook = w.hook_at("order:created", "/broken").await;
     let id = id_of(&hook);
+    let named = w
+        .as_shop("webhook.update", json!([id, {"description": "Billing sync"}]))
+        .await;
+    assert_ok(&named);
     w.receiver.set("/broken", Behaviour::Status(500));
     w.publish_ok("order:created", json!({"n": 1})).await;
     let delivery = w.only_delivery(id).await;
@@ -318,6 +322,15 @@ async fn operators_list_merchants_webhooks_and_failed_deliveries_and_retry_one()
             .unwrap()
             .starts_with(&format!("{id}\t{}\t1\t1\t", w.code)),
         "{text}"
+    );
+    let header: Vec<&str> = text.lines().next().unwrap().split('\t').collect();
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split('\t').collect();
+    assert_eq!(header.last(), Some(&"description"), "{text}");
+    assert_eq!(row.len(), header.len(), "{text}");
+    assert_eq!(
+        row.last(),
+        Some(&"Billing sync"),
+        "the webhook's name is listed: {text}"
     );
     let out = hookd(&w.app, &["webhook", "list", "--merchant", "nosuch"]).await;
     assert!(

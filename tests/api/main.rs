@@ -42,6 +42,7 @@ mod lifecycle_secrets;
 mod limits_head;
 mod merchant_portal;
 mod merchant_portal_console;
+mod merchant_portal_headers;
 mod metrics_ops;
 mod multinode;
 mod observability;

@@ -154,6 +154,36 @@ async fn the_log_pages_by_keyset_fifty_at_a_time() {
     assert!(link_to(&page.body, "« Newest").is_some());
 }
 
+/// A time range pages by `(created_at, id)` (one range of `deliveries_by_merchant_time`):
+/// the pages together hold every delivery of the range once, newest first.
+#[tokio::test]
+async fn a_time_range_pages_through_every_delivery_once_newest_first() {
+    let w = World::start().await;
+    w.hook_at("order:created", "/p").await;
+    for _ in 0..53 {
+        publish_for(&w, &w.code, "order:created").await;
+    }
+    let mut shop = ConsoleClient::merchant(&w.app, &w.code).await;
+    let page = shop.get("/console/deliveries?since=2020-01-01T00%3A00").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let mut seen = logged_ids(&page.body);
+    assert_eq!(seen.len(), 50);
+    let next = link_to(&page.body, "Older »").expect("a next page");
+    assert!(
+        next.contains("since=") && next.contains(&format!("before={}", seen[49])),
+        "{next}"
+    );
+    let page = shop.get(&next).await;
+    seen.extend(logged_ids(&page.body));
+    assert!(link_to(&page.body, "Older »").is_none());
+    let mut newest_first = seen.clone();
+    newest_first.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(seen, newest_first, "newest first, no delivery twice");
+    assert_eq!(seen.len(), 53);
+    let later = shop.get("/console/deliveries?since=2100-01-01T00%3A00").await;
+    assert!(logged_ids(&later.body).is_empty());
+}
+
 #[tokio::test]
 async fn hostile_filters_are_refused_with_their_reason() {
     let w = World::start().await;

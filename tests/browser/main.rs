@@ -343,6 +343,7 @@ async fn a_merchant_finds_an_event_s_deliveries_reads_the_headers_and_sees_a_fai
         let page = text(&c).await;
         assert!(page.contains("webhook-signature") && page.contains("masked"), "{page}");
         assert!(page.contains("X-Team") && page.contains("fulfilment"), "{page}");
+        assert!(page.contains("As sent"), "the headers as sent: {page}");
         assert!(page.contains("503"), "{page}");
         screenshot(&c, "delivery-headers", 1024).await;
 

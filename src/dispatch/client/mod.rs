@@ -11,7 +11,7 @@
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
@@ -74,6 +74,9 @@ pub struct AttemptRequest<'a> {
     pub signers: &'a [&'a Signer],
     /// Sent as `webhook-id`; stable across the attempts of one payload.
     pub msg_id: &'a str,
+    /// Sent and signed as `webhook-timestamp` (unix seconds): the second the attempt is
+    /// logged with, so its page can show it without storing it.
+    pub timestamp: i64,
     /// Already validated name/value pairs, sent as given after the standard headers.
     pub extra_headers: &'a [(String, String)],
     /// W3C `traceparent` (CONTRACT §7.6), sent after the extra headers and replacing any of
@@ -340,10 +343,7 @@ fn check_literal_ip(url: &Url) -> Result<(), String> {
 }
 
 fn build_headers(req: &AttemptRequest<'_>) -> Result<HeaderMap, String> {
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
+    let timestamp = req.timestamp;
     let msg_id = HeaderValue::from_str(req.msg_id)
         .map_err(|_| format!("webhook id {:?} is not a valid header value", req.msg_id))?;
     let signed = |value: String| HeaderValue::try_from(value).expect("base64 is a valid header");

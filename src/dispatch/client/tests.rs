@@ -3,6 +3,7 @@
 
 use super::resolver::keep_allowed;
 use super::*;
+use std::time::UNIX_EPOCH;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,6 +48,7 @@ async fn attempt_with_headers(
         body: Bytes::from_static(BODY.as_bytes()),
         signers: &[&signer],
         msg_id: "msg_abc123",
+        timestamp: crate::time::now_millis() / 1000,
         extra_headers,
         traceparent: None,
     };

@@ -78,7 +78,7 @@ pub async fn latest(pool: &PgPool, scope: Scope, ids: &[i64]) -> StoreResult<Vec
 }
 
 /// attempted_at, http_status, duration_ms, response_prefix, error
-type AttemptRow = (Millis, Option<i64>, i64, String, Option<String>);
+type AttemptRow = (Millis, Option<i64>, i64, String, Option<String>, Option<String>);
 
 pub async fn get(pool: &PgPool, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {
     // One snapshot for the row and its attempts, so they agree while outcomes are recorded.
@@ -98,7 +98,7 @@ pub async fn get(pool: &PgPool, scope: Scope, id: DeliveryId) -> StoreResult<Opt
         return Ok(None);
     };
     let attempts: Vec<AttemptRow> = sqlx::query_as(
-        "SELECT attempted_at, http_status, duration_ms, response_prefix, error \
+        "SELECT attempted_at, http_status, duration_ms, response_prefix, error, sent_headers \
          FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt_no, id",
     )
     .bind(id.0)
@@ -111,12 +111,13 @@ pub async fn get(pool: &PgPool, scope: Scope, id: DeliveryId) -> StoreResult<Opt
         attempts: attempts
             .into_iter()
             .map(
-                |(attempted_at, http_status, duration_ms, response_prefix, error)| AttemptLog {
+                |(attempted_at, http_status, duration_ms, response_prefix, error, sent_headers)| AttemptLog {
                     attempted_at,
                     http_status,
                     duration_ms,
                     response_prefix,
                     error,
+                    sent_headers,
                 },
             )
             .collect(),

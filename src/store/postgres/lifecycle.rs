@@ -236,8 +236,18 @@ pub async fn recover(
 
 /// Only the filters given become conditions, so the planner sees a plain
 /// `merchant_id = $1 ORDER BY id DESC` and walks `deliveries_by_merchant` (or, for an admin,
-/// the primary key) newest first.
+/// the primary key) newest first. A merchant's time range is ordered by `(created_at, id)`
+/// instead, so it is one range of `deliveries_by_merchant_time` wherever it lies in history
+/// (see `DeliverySearch::by_time`).
 pub async fn search(pool: &PgPool, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>> {
+    let (sql, args) = search_query(scope, filter)?;
+    let rows = sqlx::query_with(&sql, args).fetch_all(pool).await?;
+    Ok(rows.iter().map(record_from_row).collect())
+}
+
+/// `search`'s statement and parameters (its plan is tested).
+pub(super) fn search_query(scope: Scope, filter: &DeliverySearch) -> StoreResult<(String, PgArguments)> {
+    let by_time = filter.by_time(scope);
     let mut conditions = Vec::new();
     let mut args = PgArguments::default();
     let mut n = 0;
@@ -275,7 +285,13 @@ pub async fn search(pool: &PgPool, scope: Scope, filter: &DeliverySearch) -> Sto
         args.add(t).map_err(bind_err)?;
     }
     if let Some(b) = filter.before {
-        next("id <");
+        // One parameter per condition, so this one is number `len + 1`.
+        let k = conditions.len() + 1;
+        conditions.push(if by_time {
+            format!("(created_at, id) < ((SELECT created_at FROM deliveries WHERE id = ${k}), ${k})")
+        } else {
+            format!("id < ${k}")
+        });
         args.add(b).map_err(bind_err)?;
     }
     args.add(filter.limit).map_err(bind_err)?;
@@ -284,7 +300,7 @@ pub async fn search(pool: &PgPool, scope: Scope, filter: &DeliverySearch) -> Sto
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
     }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", conditions.len() + 1));
-    let rows = sqlx::query_with(&sql, args).fetch_all(pool).await?;
-    Ok(rows.iter().map(record_from_row).collect())
+    let order = if by_time { "created_at DESC, id DESC" } else { "id DESC" };
+    sql.push_str(&format!(" ORDER BY {order} LIMIT ${}", conditions.len() + 1));
+    Ok((sql, args))
 }

@@ -333,20 +333,21 @@ pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()
         a.duration_ms.push(u.attempt.duration_ms);
         a.response_prefix.push(u.attempt.response_prefix.as_str());
         a.error.push(u.attempt.error.as_deref());
+        a.sent_headers.push(u.attempt.sent_headers.as_deref());
     }
     // Attempts of payloads purged meanwhile are dropped rather than failing the batch.
     sqlx::query(concat!(
         "WITH u AS ( \
            SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], \
              $6::BIGINT[], $7::BIGINT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::BIGINT[], \
-             $12::BIGINT[]) \
+             $12::BIGINT[], $14::TEXT[]) \
              WITH ORDINALITY AS t(id, owner, status, next_attempt_at, finished_at, attempted_at, \
-                  http_status, duration_ms, response_prefix, error, attempt_no, request, n)), \
+                  http_status, duration_ms, response_prefix, error, attempt_no, request, sent_headers, n)), \
          logged AS ( \
            INSERT INTO delivery_attempts (delivery_id, attempt_no, request, attempted_at, http_status, \
-             duration_ms, response_prefix, error, webhook_id) \
+             duration_ms, response_prefix, error, webhook_id, sent_headers) \
            SELECT u.id, u.attempt_no, u.request, u.attempted_at, u.http_status, u.duration_ms, \
-             u.response_prefix, u.error, d.webhook_id \
+             u.response_prefix, u.error, d.webhook_id, u.sent_headers \
            FROM u JOIN deliveries d ON d.id = u.id ORDER BY u.n \
            ON CONFLICT (delivery_id, attempt_no, request) DO NOTHING) \
          UPDATE deliveries d SET status = u.status, attempts = u.attempt_no, \
@@ -370,6 +371,7 @@ pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()
     .bind(&a.attempt_no)
     .bind(&a.request)
     .bind(clock)
+    .bind(&a.sent_headers)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -390,6 +392,7 @@ struct Arrays<'a> {
     duration_ms: Vec<i64>,
     response_prefix: Vec<&'a str>,
     error: Vec<Option<&'a str>>,
+    sent_headers: Vec<Option<&'a str>>,
 }
 
 /// Payloads of active webhooks due at `now`, at most `cap` counted.

@@ -105,7 +105,7 @@ fn get_in_snapshot(c: &Connection, scope: Scope, id: DeliveryId) -> StoreResult<
     };
     let attempts = c
         .prepare_cached(
-            "SELECT attempted_at, http_status, duration_ms, response_prefix, error FROM delivery_attempts \
+            "SELECT attempted_at, http_status, duration_ms, response_prefix, error, sent_headers FROM delivery_attempts \
              WHERE delivery_id = ?1 ORDER BY attempt_no, id",
         )?
         .query_map([id.0], |r| {
@@ -115,6 +115,7 @@ fn get_in_snapshot(c: &Connection, scope: Scope, id: DeliveryId) -> StoreResult<
                 duration_ms: r.get(2)?,
                 response_prefix: r.get(3)?,
                 error: r.get(4)?,
+                sent_headers: r.get(5)?,
             })
         })?
         .collect::<Result<_, _>>()?;

@@ -188,8 +188,19 @@ pub fn recover(
 
 /// Only the filters given become conditions, so the planner sees a plain
 /// `merchant_id = ? ORDER BY id DESC` and walks `deliveries_by_merchant` (or, for an admin,
-/// the primary key) newest first.
+/// the primary key) newest first. A merchant's time range is ordered by `(created_at, id)`
+/// instead, so it is one range of `deliveries_by_merchant_time` wherever it lies in history
+/// (see `DeliverySearch::by_time`).
 pub fn search(c: &Connection, scope: Scope, filter: &DeliverySearch) -> StoreResult<Vec<DeliveryRecord>> {
+    let (sql, values) = search_query(scope, filter);
+    Ok(c.prepare_cached(&sql)?
+        .query_map(params_from_iter(values), record_from_row)?
+        .collect::<Result<_, _>>()?)
+}
+
+/// `search`'s statement and parameters (its plan is tested).
+pub(super) fn search_query(scope: Scope, filter: &DeliverySearch) -> (String, Vec<Value>) {
+    let by_time = filter.by_time(scope);
     let mut conditions = Vec::new();
     let mut values: Vec<Value> = Vec::new();
     let mut add = |condition: &str, value: Value| {
@@ -218,7 +229,13 @@ pub fn search(c: &Connection, scope: Scope, filter: &DeliverySearch) -> StoreRes
         add("created_at <", Value::Integer(t));
     }
     if let Some(b) = filter.before {
-        add("id <", Value::Integer(b));
+        values.push(Value::Integer(b));
+        let n = values.len();
+        conditions.push(if by_time {
+            format!("(created_at, id) < ((SELECT created_at FROM deliveries WHERE id = ?{n}), ?{n})")
+        } else {
+            format!("id < ?{n}")
+        });
     }
     values.push(Value::Integer(filter.limit));
     let mut sql = format!("SELECT {RECORD_COLUMNS} FROM deliveries");
@@ -226,8 +243,7 @@ pub fn search(c: &Connection, scope: Scope, filter: &DeliverySearch) -> StoreRes
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
     }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));
-    Ok(c.prepare_cached(&sql)?
-        .query_map(params_from_iter(values), record_from_row)?
-        .collect::<Result<_, _>>()?)
+    let order = if by_time { "created_at DESC, id DESC" } else { "id DESC" };
+    sql.push_str(&format!(" ORDER BY {order} LIMIT ?{}", values.len()));
+    (sql, values)
 }

@@ -98,6 +98,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "event traceparent",
         sql: include_str!("../../../migrations/sqlite/0017_event_traceparent.sql"),
     },
+    Migration {
+        version: 18,
+        description: "attempt headers as sent",
+        sql: include_str!("../../../migrations/sqlite/0018_attempt_headers.sql"),
+    },
 ];
 
 /// Brings the schema up to date; runs inside a writer job's transaction, so a migration

@@ -24,6 +24,8 @@ mod secrets;
 mod syncer;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_plans;
 mod users;
 mod webhooks;
 mod writer;

@@ -242,15 +242,15 @@ pub fn record(c: &Connection, updates: &[DeliveryUpdate]) -> StoreResult<()> {
     )?;
     let mut log = c.prepare_cached(
         "INSERT INTO delivery_attempts (delivery_id, attempt_no, attempted_at, http_status, duration_ms, \
-           response_prefix, error, request, webhook_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (delivery_id, attempt_no, request) DO NOTHING",
+           response_prefix, error, request, webhook_id, sent_headers) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (delivery_id, attempt_no, request) DO NOTHING",
     )?;
     // A payload that was not updated may have been purged while its attempt was in flight:
     // it then gets no log row.
     let mut log_if_kept = c.prepare_cached(
         "INSERT INTO delivery_attempts (delivery_id, attempt_no, attempted_at, http_status, duration_ms, \
-           response_prefix, error, request, webhook_id) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1) \
+           response_prefix, error, request, webhook_id, sent_headers) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE EXISTS (SELECT 1 FROM deliveries WHERE id = ?1) \
          ON CONFLICT (delivery_id, attempt_no, request) DO NOTHING",
     )?;
     for u in updates {
@@ -275,7 +275,8 @@ pub fn record(c: &Connection, updates: &[DeliveryUpdate]) -> StoreResult<()> {
             a.response_prefix,
             a.error,
             u.request,
-            u.webhook_id.0
+            u.webhook_id.0,
+            a.sent_headers
         ])?;
     }
     Ok(())

@@ -32,6 +32,7 @@ macro_rules! setup {
 
 mod claims;
 mod migrations;
+mod plans;
 mod publish_batches;
 mod retention;
 mod wakeups;

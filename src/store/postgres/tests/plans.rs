@@ -1,0 +1,107 @@
+//! The plans of the merchant portal's reads (CONTRACT §7.7) on a normal-size table with
+//! statistics: the statements hookd runs (`portal::SAMPLES_SQL`, `lifecycle::search_query`)
+//! are explained, so dropping an index or changing a query so it no longer fits one fails
+//! here. Sequential scans are turned off for the session, so the few thousand rows of a test
+//! give the plan the 1M of `bench/plans/health_plan.sh` give.
+
+use sqlx::postgres::PgArguments;
+use sqlx::Row;
+
+use super::*;
+use crate::domain::DeliverySearch;
+use crate::store::postgres::lifecycle::search_query;
+use crate::store::postgres::portal::SAMPLES_SQL;
+
+const DAY: Millis = 86_400_000;
+/// Payloads loaded (three attempts each), over two merchants, 20 webhooks and 60 days.
+const PAYLOADS: i64 = 12_000;
+
+/// The plan of `sql` run with `args`, one line per step.
+async fn plan(conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>, sql: &str, args: PgArguments) -> String {
+    sqlx::query_with(&format!("EXPLAIN {sql}"), args)
+        .fetch_all(&mut **conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn the_portal_s_reads_are_ranges_of_their_indexes() {
+    let (db, store) = setup!();
+    let shop = merchant(&store, "shop").await;
+    let other = merchant(&store, "other").await;
+    let now = now_millis();
+    sqlx::query(
+        "INSERT INTO deliveries (webhook_id, merchant_id, increment_id, topic, body, status, attempts, \
+           next_attempt_at, created_at) \
+         SELECT i % 20 + 1, CASE WHEN i % 2 = 0 THEN $1 ELSE $2 END, i / 20 + 1, 'order:created', \
+           '\\x7b7d', 'success', 3, 0, $3 + i * (60 * $4 / $5) \
+         FROM generate_series(0, $5 - 1) i",
+    )
+    .bind(shop.0)
+    .bind(other.0)
+    .bind(now - 60 * DAY)
+    .bind(DAY)
+    .bind(PAYLOADS)
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, attempt_no, request, attempted_at, http_status, \
+           duration_ms, response_prefix, webhook_id, sent_headers) \
+         SELECT d.id, n, 0, d.created_at + n, CASE WHEN n = 3 THEN 200 ELSE 500 END, 7, '', d.webhook_id, '' \
+         FROM deliveries d, generate_series(1, 3) n",
+    )
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    sqlx::query("VACUUM ANALYZE").execute(&store.pool).await.unwrap();
+    let mut conn = store.pool.acquire().await.unwrap();
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+
+    // Health: one webhook's last 24 hours, read from the index alone, already in order.
+    let mut args = PgArguments::default();
+    for v in [7, now - DAY, now + 1, 100_000] {
+        sqlx::Arguments::add(&mut args, v).unwrap();
+    }
+    let health = plan(&mut conn, SAMPLES_SQL, args).await;
+    assert!(
+        health.contains("Index Only Scan Backward using delivery_attempts_health on delivery_attempts"),
+        "{health}"
+    );
+    assert!(!health.contains("Sort"), "{health}");
+
+    // The deliveries page's time range, however old: its first page, a later one, and a
+    // range open at its end, each one backward range of `deliveries_by_merchant_time`.
+    let old_week = DeliverySearch {
+        since: Some(now - 50 * DAY),
+        until: Some(now - 43 * DAY),
+        limit: 51,
+        ..Default::default()
+    };
+    let later_page = DeliverySearch {
+        before: Some(500),
+        ..old_week.clone()
+    };
+    let since_only = DeliverySearch {
+        until: None,
+        ..old_week.clone()
+    };
+    for filter in [old_week, later_page, since_only] {
+        let (sql, args) = search_query(Scope::Merchant(shop), &filter).unwrap();
+        let page = plan(&mut conn, &sql, args).await;
+        assert!(
+            page.contains("Index Scan Backward using deliveries_by_merchant_time on deliveries"),
+            "{filter:?}: {page}"
+        );
+        assert!(!page.contains("Sort"), "no sort: {filter:?}: {page}");
+    }
+    drop(conn);
+    db.drop_database().await;
+}
