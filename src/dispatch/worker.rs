@@ -54,8 +54,13 @@ struct Lane {
 }
 
 impl Lane {
+    /// Whether the lane claims again: once a quarter of its slots are free (at least one),
+    /// not at every finished attempt. A lane with work keeps most of its slots busy, and
+    /// each claim takes several payloads rather than one (on PostgreSQL a claim is a
+    /// statement and a transaction, and with two nodes most one-row claims came back
+    /// empty-handed or with a single row; see docs/performance.md).
     fn has_room(&self, cap: usize) -> bool {
-        self.in_flight < cap && !self.starved
+        self.in_flight + refill_at(cap) <= cap && !self.starved
     }
 
     fn due(&mut self, at: Millis) {
@@ -76,6 +81,11 @@ impl Lane {
         }
         self.next_due = self.retries.peek().map(|Reverse(at)| *at);
     }
+}
+
+/// How many of a lane's `cap` slots must be free before it claims again (see `has_room`).
+fn refill_at(cap: usize) -> usize {
+    (cap / 4).max(1)
 }
 
 /// An attempt finished: the lane gets its slot back, and learns when to look again.
