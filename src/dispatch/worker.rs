@@ -140,6 +140,11 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
             lane.due(now);
             lane.starved = false;
         }
+        for id in wake.take_afar() {
+            let lane = d.lanes.entry(id).or_default();
+            lane.due(now + crate::wake::AFAR_GRACE_MS);
+            lane.starved = false;
+        }
         if rescan || Instant::now() >= next_scan {
             d.scan().await;
             next_scan = Instant::now() + settings.poll_interval;
@@ -431,5 +436,32 @@ async fn recorder(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<DeliveryU
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lane;
+
+    #[test]
+    fn a_lane_claims_again_once_a_quarter_of_its_slots_are_free() {
+        let lane = |in_flight| Lane {
+            in_flight,
+            ..Lane::default()
+        };
+        // 16 slots: claims with 4 or more free, so each claim asks for 4 payloads or more.
+        assert!(lane(0).has_room(16));
+        assert!(lane(12).has_room(16));
+        assert!(!lane(13).has_room(16));
+        // Small limits (an ordered webhook's 1, a cut limit) claim as soon as one is free.
+        assert!(lane(0).has_room(1));
+        assert!(!lane(1).has_room(1));
+        assert!(lane(2).has_room(3));
+        assert!(!lane(3).has_room(3));
+        let starved = Lane {
+            starved: true,
+            ..Lane::default()
+        };
+        assert!(!starved.has_room(16));
     }
 }

@@ -11,6 +11,8 @@
 //! mostly for nothing. Other nodes' publishes and every other writer's wake-ups (retries,
 //! re-activations, from any node) still wake it.
 //!
+//! The webhooks named are woken a moment later than the writer's own (`Wake::from_afar`).
+//!
 //! Notifications sent while a listener is disconnected are lost, so after every (re)connect
 //! the listener asks for a queue scan, which finds whatever they would have announced. The
 //! periodic scan remains the backstop for anything else.
@@ -65,7 +67,7 @@ fn apply(wake: &Wake, payload: &str) {
         .map(|s| s.trim().parse::<i64>().ok().map(WebhookId))
         .collect();
     match ids {
-        Some(ids) if !payload.is_empty() => wake.webhooks(ids),
+        Some(ids) if !payload.is_empty() => wake.from_afar(ids),
         _ => wake.rescan(),
     }
 }
@@ -181,7 +183,9 @@ mod unit {
 
         let wake = Wake::default();
         apply(&wake, "3,1,20");
-        let (mut ids, rescan) = wake.take();
+        let (now, rescan) = wake.take();
+        assert!(now.is_empty(), "another node's webhooks are woken a moment later");
+        let mut ids = wake.take_afar();
         ids.sort();
         assert_eq!(ids, vec![WebhookId(1), WebhookId(3), WebhookId(20)]);
         assert!(!rescan);

@@ -8,7 +8,8 @@ async fn wait_for(wake: &Wake, ids: &[WebhookId], rescan: bool) {
     let mut rescan_wanted = rescan;
     let waited = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let (got, scan) = wake.take();
+            let (mut got, scan) = wake.take();
+            got.extend(wake.take_afar());
             for id in got {
                 want.remove(&id);
             }
@@ -55,7 +56,7 @@ async fn wake_ups_cross_from_one_node_to_another_and_survive_a_reconnect() {
         .delivery_record(&[outcome(&c[0], "n", DeliveryStatus::Failed, Some(500), now)])
         .await
         .unwrap();
-    let _ = wake.take();
+    let _ = (wake.take(), wake.take_afar());
     publisher.delivery_requeue(Scope::All, c[0].id, now).await.unwrap();
     wait_for(&wake, &[hook], false).await;
 
@@ -109,6 +110,7 @@ async fn a_node_hears_other_nodes_publishes_but_not_its_own() {
     let waited = tokio::time::timeout(Duration::from_secs(10), async {
         while !heard.contains(&other_hook) {
             heard.extend(wake.take().0);
+            heard.extend(wake.take_afar());
             if !heard.contains(&other_hook) {
                 wake.notified().await;
             }
