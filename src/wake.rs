@@ -10,10 +10,15 @@ use tokio::sync::Notify;
 
 use crate::domain::WebhookId;
 
+/// How long after another node's wake-up this node claims (see `Wake::from_afar`).
+pub const AFAR_GRACE_MS: i64 = 50;
+
 #[derive(Default)]
 pub struct Wake {
     /// Webhooks with new payloads, and whether a queue scan was asked for.
     pending: Named,
+    /// Webhooks with new payloads written by another node (see `from_afar`).
+    afar: Named,
     /// Webhooks deleted or turned off, and whether every webhook's state may have changed.
     forgotten: Named,
     notify: Notify,
@@ -52,6 +57,21 @@ impl Wake {
         if self.pending.add(ids) {
             self.notify.notify_one();
         }
+    }
+
+    /// These webhooks got payloads due now from another node. That node's dispatcher
+    /// claims them at once itself, so this one looks a moment later (`AFAR_GRACE`): what
+    /// the writer could not take is still found quickly, and the wake-ups of many of its
+    /// commits make one claim here rather than one (mostly empty) claim each.
+    pub fn from_afar(&self, ids: impl IntoIterator<Item = WebhookId>) {
+        if self.afar.add(ids) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Takes the webhooks announced by other nodes (see `from_afar`).
+    pub fn take_afar(&self) -> Vec<WebhookId> {
+        self.afar.take().0
     }
 
     /// Something changed that only a queue scan finds (e.g. a webhook was re-activated).

@@ -54,8 +54,13 @@ struct Lane {
 }
 
 impl Lane {
+    /// Whether the lane claims again: once a quarter of its slots are free (at least one),
+    /// not at every finished attempt. A lane with work keeps most of its slots busy, and
+    /// each claim takes several payloads rather than one (on PostgreSQL a claim is a
+    /// statement and a transaction, and with two nodes most one-row claims came back
+    /// empty-handed or with a single row; see docs/performance.md).
     fn has_room(&self, cap: usize) -> bool {
-        self.in_flight < cap && !self.starved
+        self.in_flight + refill_at(cap) <= cap && !self.starved
     }
 
     fn due(&mut self, at: Millis) {
@@ -76,6 +81,11 @@ impl Lane {
         }
         self.next_due = self.retries.peek().map(|Reverse(at)| *at);
     }
+}
+
+/// How many of a lane's `cap` slots must be free before it claims again (see `has_room`).
+fn refill_at(cap: usize) -> usize {
+    (cap / 4).max(1)
 }
 
 /// An attempt finished: the lane gets its slot back, and learns when to look again.
@@ -128,6 +138,11 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
         for id in woken {
             let lane = d.lanes.entry(id).or_default();
             lane.due(now);
+            lane.starved = false;
+        }
+        for id in wake.take_afar() {
+            let lane = d.lanes.entry(id).or_default();
+            lane.due(now + crate::wake::AFAR_GRACE_MS);
             lane.starved = false;
         }
         if rescan || Instant::now() >= next_scan {
@@ -421,5 +436,32 @@ async fn recorder(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<DeliveryU
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lane;
+
+    #[test]
+    fn a_lane_claims_again_once_a_quarter_of_its_slots_are_free() {
+        let lane = |in_flight| Lane {
+            in_flight,
+            ..Lane::default()
+        };
+        // 16 slots: claims with 4 or more free, so each claim asks for 4 payloads or more.
+        assert!(lane(0).has_room(16));
+        assert!(lane(12).has_room(16));
+        assert!(!lane(13).has_room(16));
+        // Small limits (an ordered webhook's 1, a cut limit) claim as soon as one is free.
+        assert!(lane(0).has_room(1));
+        assert!(!lane(1).has_room(1));
+        assert!(lane(2).has_room(3));
+        assert!(!lane(3).has_room(3));
+        let starved = Lane {
+            starved: true,
+            ..Lane::default()
+        };
+        assert!(!starved.has_room(16));
     }
 }

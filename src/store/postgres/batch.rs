@@ -46,6 +46,23 @@ pub(super) struct Job {
     pub trace: Option<String>,
 }
 
+/// Something held while the batch waits for its locks, let go once it holds them (or gives
+/// up): the node's publish queue, so the node's other runner gathers its batch only then
+/// (see `publisher`).
+#[derive(Default)]
+pub(super) struct Turn(Option<Box<dyn Send>>);
+
+impl Turn {
+    pub fn held(what: impl Send + 'static) -> Self {
+        Turn(Some(Box::new(what)))
+    }
+
+    /// Lets go of what is held (again: nothing).
+    pub fn pass(&mut self) {
+        self.0 = None;
+    }
+}
+
 /// Why a batch did not store.
 #[derive(Debug)]
 pub(super) enum BatchError {
@@ -76,8 +93,20 @@ enum Plan {
 }
 
 /// Stores the jobs in the open transaction; one `Published` per job, in order.
-pub(super) async fn store(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>, BatchError> {
-    let plans = idempotency(conn, jobs).await?;
+/// `turn` is passed on once the webhooks are locked (or nothing is to be locked).
+pub(super) async fn store(
+    conn: &mut PgConnection,
+    jobs: &[&Job],
+    turn: &mut Turn,
+) -> Result<Vec<Published>, BatchError> {
+    let plans = idempotency(conn, jobs).await;
+    let plans = match plans {
+        Ok(p) => p,
+        Err(e) => {
+            turn.pass();
+            return Err(e.into());
+        }
+    };
     let fresh: Vec<&Job> = jobs
         .iter()
         .zip(&plans)
@@ -86,7 +115,7 @@ pub(super) async fn store(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<
         .collect();
     let mut made: Vec<Option<Published>> = Vec::new();
     if !fresh.is_empty() {
-        made = match insert(conn, &fresh).await {
+        made = match insert(conn, &fresh, turn).await {
             Ok(published) => published.into_iter().map(Some).collect(),
             Err(refused) => {
                 // Indexes among the fresh jobs, back to indexes in the batch.
@@ -104,6 +133,7 @@ pub(super) async fn store(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<
             }
         };
     }
+    turn.pass();
     let mut out: Vec<Published> = Vec::with_capacity(jobs.len());
     for plan in &plans {
         let published = match *plan {
@@ -212,9 +242,11 @@ async fn idempotency(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Plan>
 /// `topic_catalog` as its snapshot sees it: a job whose topic moved makes the batch roll
 /// back (`BatchError::Stale`). A `topic.define` committed before the statement began is thus
 /// never missed, without a read of the version per publish.
-async fn insert(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<Published>, BatchError> {
+async fn insert(conn: &mut PgConnection, jobs: &[&Job], turn: &mut Turn) -> Result<Vec<Published>, BatchError> {
     let merchants: Vec<i64> = jobs.iter().map(|j| j.merchant).collect();
-    let locked = match lock_webhooks(conn, jobs, &merchants).await? {
+    let locked = lock_webhooks(conn, jobs, &merchants).await;
+    turn.pass();
+    let locked = match locked? {
         Ok(locked) => locked,
         Err(unjudged) => return Err(BatchError::Unjudged(unjudged)),
     };

@@ -117,7 +117,8 @@ impl Store for PostgresStore {
     }
 
     async fn listen_wakeups(&self, wake: Arc<Wake>, stop: watch::Receiver<bool>) {
-        wakeups::listen(&self.options, &self.settings, wake, stop).await
+        let own = self.publisher.backends.clone();
+        wakeups::listen(&self.options, &self.settings, wake, own, stop).await
     }
 
     async fn merchant_ensure(&self, code: &MerchantCode) -> StoreResult<MerchantId> {

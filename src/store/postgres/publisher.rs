@@ -11,7 +11,12 @@
 //!
 //! Two runners take turns: while one waits for its COMMIT, the other gathers the next batch
 //! and does everything up to the webhook locks, which it then takes as soon as the first
-//! commit releases them. Each runner keeps a connection of the publisher's own pool (see
+//! commit releases them. A runner gathers only once the node's other runner holds its locks
+//! (the queue stays with a runner until then, see `batch::Turn`), so at most one batch per
+//! node waits for webhook locks. Nodes sharing a webhook take its lock in turns, and each
+//! batch holds what queued on its node until it was gathered: with every runner of two
+//! nodes waiting in line, batches were half the size of one node's, and two nodes
+//! published slower than one. Each runner keeps a connection of the publisher's own pool (see
 //! `pools`), so a publish never waits for a connection behind other work; it waits in a
 //! bounded queue, and when even that stays full it is refused as `Overloaded` (nothing
 //! stored). A batch whose connection breaks says whether its COMMIT had been sent: before,
@@ -27,7 +32,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::batch::{self, BatchError, Job};
+use super::batch::{self, BatchError, Job, Turn};
 use crate::store::{PublishRequest, Published, StoreError, StoreResult};
 
 /// Most publishes in one transaction (a JSON-RPC batch holds at most 1000).
@@ -39,6 +44,9 @@ const MAX_QUEUED: usize = 4 * MAX_BATCH;
 
 pub(super) struct Publisher {
     jobs: mpsc::Sender<Queued>,
+    /// The runners' server processes, so this node's listener can pass over the wake-ups of
+    /// its own publishes (`App::publish` wakes its dispatcher directly; see `wakeups`).
+    pub backends: Arc<Backends>,
     /// The runners' own pool (its figures go to `/metrics`).
     pub pool: PgPool,
     /// How long a publish waits for room in a full queue.
@@ -56,10 +64,17 @@ impl Publisher {
     pub(super) fn start(pool: PgPool, queue_wait: Duration) -> Self {
         let (jobs, rx) = mpsc::channel(MAX_QUEUED);
         let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..pool.options().get_max_connections() {
-            tokio::spawn(run(pool.clone(), rx.clone()));
+        let runners = pool.options().get_max_connections() as usize;
+        let backends = Arc::new(Backends(std::sync::Mutex::new(vec![None; runners])));
+        for runner in 0..runners {
+            tokio::spawn(run(pool.clone(), rx.clone(), (backends.clone(), runner)));
         }
-        Self { jobs, pool, queue_wait }
+        Self {
+            jobs,
+            backends,
+            pool,
+            queue_wait,
+        }
     }
 
     /// Publishes waiting for a runner.
@@ -89,19 +104,45 @@ impl Publisher {
     }
 }
 
+/// The server process id of each runner's connection (None before its first batch).
+#[derive(Default)]
+pub(super) struct Backends(std::sync::Mutex<Vec<Option<u32>>>);
+
+impl Backends {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<u32>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `pid` is one of this node's runners' connections right now.
+    pub(super) fn contains(&self, pid: u32) -> bool {
+        self.lock().contains(&Some(pid))
+    }
+
+    fn set(&self, runner: usize, pid: Option<u32>) {
+        if let Some(slot) = self.lock().get_mut(runner) {
+            *slot = pid;
+        }
+    }
+}
+
+/// Which runner this is, and where it says which server process serves it.
+type Runner = (Arc<Backends>, usize);
+
 /// One runner: takes what is queued (waiting for the first), runs it, answers, again.
-async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Queued>>>) {
+async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Queued>>>, me: Runner) {
     let mut held: Option<PoolConnection<Postgres>> = None;
     loop {
         let mut queued = Vec::new();
-        {
-            let mut rx = rx.lock().await;
-            if rx.recv_many(&mut queued, MAX_BATCH).await == 0 {
-                return;
-            }
+        let mut queue = rx.clone().lock_owned().await;
+        if queue.recv_many(&mut queued, MAX_BATCH).await == 0 {
+            return;
         }
+        // The queue is passed on once this batch holds its locks (or is done).
+        let mut turn = Turn::held(queue);
         let (jobs, replies): (Vec<Job>, Vec<_>) = queued.into_iter().map(|q| (q.job, q.reply)).unzip();
-        match run_on(&pool, &mut held, &jobs).await {
+        let ran = run_on(&pool, &mut held, &me, &jobs, &mut turn).await;
+        turn.pass();
+        match ran {
             Ok(results) => {
                 let stored = results.iter().filter(|r| r.as_ref().is_ok_and(|p| !p.replayed)).count();
                 if stored > 0 {
@@ -130,15 +171,27 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Queued>>>) {
 async fn run_on(
     pool: &PgPool,
     held: &mut Option<PoolConnection<Postgres>>,
+    (backends, runner): &Runner,
     jobs: &[Job],
+    turn: &mut Turn,
 ) -> Result<Vec<StoreResult<Published>>, Broke> {
     loop {
         let was_held = held.is_some();
         let mut conn = match held.take() {
             Some(c) => c,
-            None => pool.acquire().await.map_err(Broke::before_commit)?,
+            None => {
+                backends.set(*runner, None);
+                let mut conn = pool.acquire().await.map_err(Broke::before_commit)?;
+                // One round trip per connection, not per batch.
+                let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(Broke::before_commit)?;
+                backends.set(*runner, u32::try_from(pid).ok());
+                conn
+            }
         };
-        match run_batch(&mut conn, jobs).await {
+        match run_batch_in_turn(&mut conn, jobs, turn).await {
             Ok(results) => {
                 *held = Some(conn);
                 return Ok(results);
@@ -187,13 +240,23 @@ impl From<sqlx::Error> for Broke {
 /// that did not judge a filter they meet are answered `FiltersUnjudged`, jobs checked against
 /// a catalog version that moved `CatalogMoved`, and the rest run again without them. Errs only when the transaction itself broke (BEGIN, COMMIT, the
 /// connection): then nothing committed that anyone is told about, and every job fails.
+#[cfg(test)]
 pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<Vec<StoreResult<Published>>, Broke> {
+    run_batch_in_turn(conn, jobs, &mut Turn::default()).await
+}
+
+/// `run_batch`, passing `turn` on once the batch holds its locks.
+async fn run_batch_in_turn(
+    conn: &mut PgConnection,
+    jobs: &[Job],
+    turn: &mut Turn,
+) -> Result<Vec<StoreResult<Published>>, Broke> {
     let mut results: Vec<Option<StoreResult<Published>>> = jobs.iter().map(|_| None).collect();
     let mut todo: Vec<usize> = (0..jobs.len()).collect();
     let failed = loop {
         let all: Vec<&Job> = todo.iter().map(|&i| &jobs[i]).collect();
         let mut tx = conn.begin().await?;
-        match batch::store(&mut tx, &all).await {
+        match batch::store(&mut tx, &all, turn).await {
             Ok(published) => {
                 tx.commit().await.map_err(Broke::at_commit)?;
                 for (&i, p) in todo.iter().zip(published) {
@@ -231,11 +294,12 @@ pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<V
         results[todo[0]] = Some(Err(StoreError::from(failed)));
         return Ok(answered(results));
     }
+    turn.pass();
     tracing::warn!(error = ?failed, jobs = todo.len(), "a publish failed; running its batch again job by job");
     let mut tx = conn.begin().await?;
     for &i in &todo {
         let mut savepoint = tx.begin().await?;
-        let result = match batch::store(&mut savepoint, &[&jobs[i]]).await {
+        let result = match batch::store(&mut savepoint, &[&jobs[i]], &mut Turn::default()).await {
             Ok(mut published) => {
                 savepoint.commit().await?;
                 Ok(published.remove(0))

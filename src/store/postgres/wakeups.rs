@@ -5,6 +5,14 @@
 //! before, so a woken dispatcher always finds the rows. The payload is the comma-separated
 //! webhook ids, or empty for "rescan" (when the ids would not fit PostgreSQL's 8000-byte limit).
 //!
+//! A node's listener passes over the notifications of its own publish runners (told by the
+//! server process that sent them, see `publisher::Backends`): `App::publish` has already
+//! woken its dispatcher for those webhooks, and a second wake-up only made it claim again,
+//! mostly for nothing. Other nodes' publishes and every other writer's wake-ups (retries,
+//! re-activations, from any node) still wake it.
+//!
+//! The webhooks named are woken a moment later than the writer's own (`Wake::from_afar`).
+//!
 //! Notifications sent while a listener is disconnected are lost, so after every (re)connect
 //! the listener asks for a queue scan, which finds whatever they would have announced. The
 //! periodic scan remains the backstop for anything else.
@@ -16,6 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgNotification, PgPoolOptions
 use sqlx::PgConnection;
 use tokio::sync::watch;
 
+use super::publisher::Backends;
 use crate::domain::WebhookId;
 use crate::store::{PoolSettings, StoreResult};
 use crate::wake::Wake;
@@ -58,7 +67,7 @@ fn apply(wake: &Wake, payload: &str) {
         .map(|s| s.trim().parse::<i64>().ok().map(WebhookId))
         .collect();
     match ids {
-        Some(ids) if !payload.is_empty() => wake.webhooks(ids),
+        Some(ids) if !payload.is_empty() => wake.from_afar(ids),
         _ => wake.rescan(),
     }
 }
@@ -68,6 +77,7 @@ pub(super) async fn listen(
     options: &PgConnectOptions,
     settings: &PoolSettings,
     wake: Arc<Wake>,
+    own: Arc<Backends>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -86,7 +96,7 @@ pub(super) async fn listen(
                 wake.rescan();
                 backoff = BACKOFF_MIN;
                 tracing::debug!(channel = CHANNEL, "listening for wake-ups");
-                match receive(&mut listener, &wake, &mut stop).await {
+                match receive(&mut listener, &wake, &own, &mut stop).await {
                     Ended::Stopped => return,
                     Ended::Lost(error) => {
                         tracing::warn!(?error, "wake-up listener lost its connection; reconnecting")
@@ -129,7 +139,7 @@ enum Ended {
     Lost(Option<sqlx::Error>),
 }
 
-async fn receive(listener: &mut PgListener, wake: &Wake, stop: &mut watch::Receiver<bool>) -> Ended {
+async fn receive(listener: &mut PgListener, wake: &Wake, own: &Backends, stop: &mut watch::Receiver<bool>) -> Ended {
     loop {
         // `try_recv` is cancel-safe: a notification half read stays buffered.
         let received = tokio::select! {
@@ -137,7 +147,7 @@ async fn receive(listener: &mut PgListener, wake: &Wake, stop: &mut watch::Recei
             r = tokio::time::timeout(HEARTBEAT, listener.try_recv()) => r,
         };
         match received {
-            Ok(Ok(Some(n))) => handle(wake, &n),
+            Ok(Ok(Some(n))) => handle(wake, own, &n),
             Ok(Ok(None)) => return Ended::Lost(None),
             Ok(Err(e)) => return Ended::Lost(Some(e)),
             Err(_idle) => {
@@ -155,8 +165,8 @@ async fn receive(listener: &mut PgListener, wake: &Wake, stop: &mut watch::Recei
     }
 }
 
-fn handle(wake: &Wake, n: &PgNotification) {
-    if n.channel() == CHANNEL {
+fn handle(wake: &Wake, own: &Backends, n: &PgNotification) {
+    if n.channel() == CHANNEL && !own.contains(n.process_id()) {
         apply(wake, n.payload());
     }
 }
@@ -173,7 +183,9 @@ mod unit {
 
         let wake = Wake::default();
         apply(&wake, "3,1,20");
-        let (mut ids, rescan) = wake.take();
+        let (now, rescan) = wake.take();
+        assert!(now.is_empty(), "another node's webhooks are woken a moment later");
+        let mut ids = wake.take_afar();
         ids.sort();
         assert_eq!(ids, vec![WebhookId(1), WebhookId(3), WebhookId(20)]);
         assert!(!rescan);

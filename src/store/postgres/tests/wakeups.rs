@@ -8,7 +8,8 @@ async fn wait_for(wake: &Wake, ids: &[WebhookId], rescan: bool) {
     let mut rescan_wanted = rescan;
     let waited = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            let (got, scan) = wake.take();
+            let (mut got, scan) = wake.take();
+            got.extend(wake.take_afar());
             for id in got {
                 want.remove(&id);
             }
@@ -55,7 +56,7 @@ async fn wake_ups_cross_from_one_node_to_another_and_survive_a_reconnect() {
         .delivery_record(&[outcome(&c[0], "n", DeliveryStatus::Failed, Some(500), now)])
         .await
         .unwrap();
-    let _ = wake.take();
+    let _ = (wake.take(), wake.take_afar());
     publisher.delivery_requeue(Scope::All, c[0].id, now).await.unwrap();
     wait_for(&wake, &[hook], false).await;
 
@@ -81,5 +82,58 @@ async fn wake_ups_cross_from_one_node_to_another_and_survive_a_reconnect() {
         .unwrap();
     admin.close().await.ok();
     drop((publisher, listener));
+    db.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_hears_other_nodes_publishes_but_not_its_own() {
+    let (db, node) = setup!();
+    let other = db.store().await;
+    let m = merchant(&node, "shop").await;
+    let own_hook = create_hook(&node, m, "order:created", true).await;
+    let other_hook = create_hook(&node, m, "order:canceled", true).await;
+
+    let wake = Arc::new(Wake::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let node = Arc::new(node);
+    let task = tokio::spawn({
+        let (node, wake) = (node.clone(), wake.clone());
+        async move { node.listen_wakeups(wake, stop_rx).await }
+    });
+    wait_for(&wake, &[], true).await;
+
+    // The node's own publish first, then the other node's: notifications arrive in commit
+    // order, so once the second is heard the first would have been.
+    publish(&*node, m, "order:created").await;
+    publish(&other, m, "order:canceled").await;
+    let mut heard = HashSet::new();
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        while !heard.contains(&other_hook) {
+            heard.extend(wake.take().0);
+            heard.extend(wake.take_afar());
+            if !heard.contains(&other_hook) {
+                wake.notified().await;
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "the other node's publish woke the node");
+    assert!(
+        !heard.contains(&own_hook),
+        "its own publish did not wake it twice: {heard:?}"
+    );
+
+    // Other writers of the node (a re-activation) still announce through the listener.
+    node.webhook_set_active(Scope::All, &StatusTarget::Id(own_hook), true)
+        .await
+        .unwrap();
+    wait_for(&wake, &[own_hook], false).await;
+
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the listener stops")
+        .unwrap();
+    drop((node, other));
     db.drop_database().await;
 }
