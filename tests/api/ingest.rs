@@ -1,8 +1,8 @@
 //! Ingestion (CONTRACT §7.5, `HOOKD_INGEST`) against the real RabbitMQ and NATS JetStream, on
 //! the suite's backend: a message put into a queue or stream is published as by
 //! `event.publish` and reaches an HTTP receiver; invalid ones are acknowledged and counted by
-//! reason; a message given twice is published once; a connection the broker closes is made
-//! again. The kill -9 and two-node tests are in `ingest_crash`.
+//! reason; a message given twice is published once; one the database cannot store now is
+//! handed back and published later; a connection the broker closes is made again. The kill -9 and two-node tests are in `ingest_crash`.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -282,4 +282,28 @@ async fn ingestion_goes_on_after_the_broker_closes_the_connection() {
     let got = w.receiver.wait_for("/in/", 2, WAIT).await;
     assert_eq!(increments(&got), BTreeSet::from([1, 2]));
     let _ = rabbitmqctl(&["delete_vhost", &vhost]).await;
+}
+
+#[tokio::test]
+async fn a_message_the_database_cannot_store_now_is_handed_back_and_published_once_it_can() {
+    let Some(queue) = Queue::declare("amqp ingest transient").await else {
+        return;
+    };
+    let w = World::start_with(ingest_from(&queue.url())).await;
+    w.hook_at("*", "/in/").await;
+    w.app.fail_on("INSERT", "events").await;
+    queue.put(&Put::json(order(1)).id("held-back")).await;
+    let deadline = Instant::now() + WAIT;
+    while metric(w.app.addr, &outcome("given_back")).await < 2.0 {
+        assert!(Instant::now() < deadline, "the message was not handed back twice");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(metric(w.app.addr, &outcome("rejected")).await, 0.0, "not dropped");
+    assert!(w.receiver.received("/in/").is_empty());
+    w.app.stop_failing("INSERT", "events").await;
+    wait_settled(&[w.app.addr], 1.0).await;
+    let got = w.receiver.wait_for("/in/", 1, WAIT).await;
+    assert_eq!(increments(&got), BTreeSet::from([1]));
+    queue.wait_empty(WAIT).await;
+    queue.delete().await;
 }
