@@ -11,8 +11,8 @@
 //! Transient failures hand the message back after a growing pause, so a database outage
 //! slows the consumer down instead of emptying the queue into errors.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -130,24 +130,39 @@ async fn sleep_unless_stopped(pause: Duration, stop: &mut watch::Receiver<bool>)
     slept && !*stop.borrow()
 }
 
-/// Pauses that double with each failure in a row (100 ms to 30 s) and start over after a
-/// success.
+/// Pauses after failures: as long as the failures have lasted so far (at least 100 ms, at
+/// most 30 s), so they double from one try to the next, and start over after a success.
+/// Measured from the first failure rather than counted, so the 64 messages in flight
+/// failing together in one outage do not push the pause to its bound at once.
 #[derive(Default)]
 struct Backoff {
-    failures: AtomicU32,
+    /// When the current run of failures began (ms since `EPOCH`, +1); 0: none.
+    since: AtomicU64,
 }
 
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 
+static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
 impl Backoff {
     fn next(&self) -> Duration {
-        let n = self.failures.fetch_add(1, Ordering::Relaxed).min(16);
-        FIRST_PAUSE.saturating_mul(1 << n).min(LONGEST_PAUSE)
+        self.next_at(EPOCH.elapsed().as_millis() as u64 + 1)
+    }
+
+    fn next_at(&self, now_ms: u64) -> Duration {
+        let since = match self
+            .since
+            .compare_exchange(0, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => now_ms,
+            Err(earlier) => earlier,
+        };
+        Duration::from_millis(now_ms.saturating_sub(since)).clamp(FIRST_PAUSE, LONGEST_PAUSE)
     }
 
     fn reset(&self) {
-        self.failures.store(0, Ordering::Relaxed);
+        self.since.store(0, Ordering::Relaxed);
     }
 }
 
@@ -175,16 +190,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pauses_double_up_to_a_bound_and_start_over_after_a_success() {
+    fn pauses_last_as_long_as_the_failures_so_far_within_bounds_and_start_over_after_a_success() {
         let b = Backoff::default();
-        let pauses: Vec<_> = (0..4).map(|_| b.next().as_millis()).collect();
-        assert_eq!(pauses, [100, 200, 400, 800]);
-        for _ in 0..40 {
-            b.next();
+        assert_eq!(b.next_at(1_000), FIRST_PAUSE);
+        // Many messages failing at once do not lengthen the pause.
+        for _ in 0..64 {
+            assert_eq!(b.next_at(1_010), FIRST_PAUSE);
         }
-        assert_eq!(b.next(), LONGEST_PAUSE);
+        // Tried again after each pause: 100 ms, 200 ms, 400 ms, …
+        assert_eq!(b.next_at(1_200).as_millis(), 200);
+        assert_eq!(b.next_at(1_400).as_millis(), 400);
+        assert_eq!(b.next_at(1_800).as_millis(), 800);
+        assert_eq!(b.next_at(1_000_000), LONGEST_PAUSE);
         b.reset();
-        assert_eq!(b.next(), FIRST_PAUSE);
+        assert_eq!(b.next_at(2_000_000), FIRST_PAUSE);
     }
 
     #[test]
