@@ -84,6 +84,9 @@ async fn a_kill_9_during_ingestion_loses_no_message_and_publishes_none_twice() {
         ("HOOKD_DATABASE_URL", database_url.clone()),
         ("HOOKD_ALLOW_PRIVATE_TARGETS", "1".to_string()),
         ("HOOKD_RETRY_SCHEDULE", "100ms,200ms,400ms,800ms,1s".to_string()),
+        // On PostgreSQL the killed node's delivery leases hold its payloads until they end.
+        ("HOOKD_REQUEST_TIMEOUT", "1s".to_string()),
+        ("HOOKD_LEASE", "3s".to_string()),
         ("HOOKD_INGEST", queue.url()),
     ];
     let receiver = TestReceiver::start().await;
