@@ -67,6 +67,8 @@ async fn session(
             return Err(format!("consuming queue {queue:?} failed: {e}"));
         }
     };
+    // Consuming again: a later failure starts its pauses over.
+    consumer.backoff.reset();
     let mut in_flight = FuturesUnordered::new();
     let for_settling = stop.clone();
     let ended = loop {

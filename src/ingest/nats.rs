@@ -79,6 +79,8 @@ async fn session(
         .messages()
         .await
         .map_err(|e| format!("pulling from consumer {name:?}: {e}"))?;
+    // Consuming again: a later failure starts its pauses over.
+    consumer.backoff.reset();
     let mut in_flight = FuturesUnordered::new();
     let ended = loop {
         // Each branch only says what happened: the futures borrow `in_flight`, so it is
