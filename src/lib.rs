@@ -2,7 +2,8 @@
 //!
 //! The layers, outermost first: `cli` and `startup` wire things together, `server` holds
 //! connections (cap, timeouts, shutdown), `rpc` speaks JSON-RPC and maps errors to codes,
-//! `console` serves the web pages for people (both call into `app`),
+//! `console` serves the web pages for people and `ingest` takes events in from brokers
+//! (all three call into `app`),
 //! `app` holds the operations, `domain` holds validated types, `store` persists them
 //! (SQLite or PostgreSQL), `dispatch` delivers payloads.
 
@@ -12,6 +13,7 @@ pub mod config;
 pub mod console;
 pub mod dispatch;
 pub mod domain;
+pub mod ingest;
 pub mod metrics;
 pub mod redact;
 pub mod rpc;

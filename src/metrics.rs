@@ -33,6 +33,11 @@ pub struct StatusClassLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabel {
     pool: &'static str,
 }
@@ -73,6 +78,12 @@ pub struct Metrics {
     pub db_in_use: Family<PoolLabel, Gauge>,
     /// Work waiting for a database connection or the one writer, by pool.
     pub db_waiting: Family<PoolLabel, Gauge>,
+    /// Ingested broker messages rejected (acknowledged, not published), by reason (a fixed
+    /// set, `ingest::message::Reason`, shown at 0 once ingestion starts).
+    ingest_rejected: Family<ReasonLabel, Counter>,
+    /// Ingested messages by what became of them: published, replayed (an idempotency key
+    /// already published), rejected, given_back (to the broker, after a transient failure).
+    ingest_messages: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -184,6 +195,18 @@ impl Default for Metrics {
             "Work queued for a database connection, by pool (PostgreSQL publisher queue, SQLite writer queue)",
             db_waiting.clone(),
         );
+        let ingest_rejected = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "hookd_ingest_rejected",
+            "Messages taken in from a broker (HOOKD_INGEST) that could not be published, acknowledged and dropped, by reason",
+            ingest_rejected.clone(),
+        );
+        let ingest_messages = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "hookd_ingest_messages",
+            "Messages taken in from a broker by outcome (published, replayed, rejected, given_back)",
+            ingest_messages.clone(),
+        );
         let series = |outcome| attempts.get_or_create(&OutcomeLabel { outcome }).clone();
         let (attempts_success, attempts_failure) = (series("success"), series("failure"));
         Self {
@@ -203,6 +226,8 @@ impl Default for Metrics {
             queue_oldest_due,
             db_in_use,
             db_waiting,
+            ingest_rejected,
+            ingest_messages,
         }
     }
 }
@@ -221,6 +246,26 @@ impl Metrics {
         if let Some(n) = stats.waiting {
             self.db_waiting.get_or_create(&pool).set(n);
         }
+    }
+
+    /// What became of one ingested message (see `ingest_messages`).
+    pub fn ingest_message(&self, outcome: &'static str) {
+        self.ingest_messages.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Shows every reason and outcome at 0 before the first message (called when ingestion starts).
+    pub fn ingest_reasons(&self, reasons: impl IntoIterator<Item = &'static str>) {
+        for outcome in ["published", "replayed", "rejected", "given_back"] {
+            let _ = self.ingest_messages.get_or_create(&OutcomeLabel { outcome });
+        }
+        for reason in reasons {
+            let _ = self.ingest_rejected.get_or_create(&ReasonLabel { reason });
+        }
+    }
+
+    /// An ingested message was rejected for `reason` (one of `Reason::ALL`'s labels).
+    pub fn ingest_rejected(&self, reason: &'static str) {
+        self.ingest_rejected.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// One JSON-RPC call ended.
@@ -272,6 +317,8 @@ mod tests {
         m.attempt(true, 0.02);
         m.attempt(false, 1.5);
         m.queue_due.set(7);
+        m.ingest_reasons(["schema", "topic"]);
+        m.ingest_rejected("topic");
         let text = m.render();
         for line in [
             "hookd_events_published_total 1",
@@ -285,6 +332,8 @@ mod tests {
             "hookd_dispatch_lanes 0",
             "hookd_rate_buckets 0",
             "hookd_delivery_attempt_duration_seconds_count 2",
+            "hookd_ingest_rejected_total{reason=\"schema\"} 0",
+            "hookd_ingest_rejected_total{reason=\"topic\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
         }

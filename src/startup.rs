@@ -3,7 +3,8 @@
 //! `run_until_stopped` serves until SIGTERM or SIGINT, then stops: open requests may finish
 //! for `shutdown_grace` (then their connections are closed) while the delivery workers let
 //! their attempts in flight end (at most the request timeout), so a stop takes at most the
-//! longer of the two. With `tls` the API's listener speaks HTTPS, and SIGHUP reloads its
+//! longer of the two. Broker consumers (`ingest`) finish the messages they are publishing
+//! and stop taking new ones. With `tls` the API's listener speaks HTTPS, and SIGHUP reloads its
 //! certificate.
 
 use std::fs::{File, OpenOptions, TryLockError};
@@ -123,6 +124,14 @@ impl Application {
                 let (store, wake, stop) = (self.app.store.clone(), self.app.wake.clone(), stop_rx.clone());
                 async move { store.listen_wakeups(wake, stop).await }
             }));
+        }
+        if !self.config.ingest.is_empty() {
+            background.push(tokio::spawn(crate::ingest::run(
+                self.app.clone(),
+                self.config.ingest.clone(),
+                node_name(),
+                stop_rx.clone(),
+            )));
         }
         let body = BodyLimits {
             max_bytes: self.config.max_body_bytes,

@@ -175,6 +175,13 @@ impl Setup {
         self.create_from(datas).await
     }
 
+    /// Registers one webhook on `topic` delivering to `url` (a broker), signed with slot 0's
+    /// secret, whose deliveries a bridge hands to the receiver's slot 0.
+    pub async fn create_webhook_at(&self, url: &str, topic: &str) -> anyhow::Result<()> {
+        self.create_from(vec![json!({"topics": topic, "url": url, "secret_key": secret_for(0)})])
+            .await
+    }
+
     /// Registers `n` webhooks on `topic` whose URLs no payload should reach.
     pub async fn create_unused_webhooks(&self, n: usize, topic: &str) -> anyhow::Result<()> {
         let datas = (0..n)

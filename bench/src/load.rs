@@ -148,6 +148,12 @@ impl Publisher {
     }
 
     /// Payloads the accepted events made (what the receiver should get).
+    /// Counts payloads made by events that reached hookd another way (ingested from a
+    /// broker), so waiting and checking count them as this publisher's.
+    pub fn count_payloads(&self, n: u64) {
+        self.payloads.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub fn payloads(&self) -> u64 {
         self.payloads.load(Ordering::Relaxed)
     }

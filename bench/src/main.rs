@@ -13,6 +13,7 @@
 //! sampled signature right), never whether a target was met: 0 ok, 1 something was lost or
 //! wrong, 2 the bench itself failed.
 
+mod brokers;
 mod chart;
 mod harness;
 mod load;

@@ -243,45 +243,60 @@ struct Message {
 }
 
 async fn deliver(State(s): State<Arc<Shared>>, Path(slot): Path<usize>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let now = now_us();
-    let Some(entry) = s.slots.get(slot) else {
-        s.unexpected.fetch_add(1, Ordering::Relaxed);
-        return StatusCode::OK;
-    };
-    let Ok(Body { message }) = serde_json::from_slice::<Body>(&body) else {
-        // Answered 200 all the same: a retry would not make the body any better.
-        s.malformed.fetch_add(1, Ordering::Relaxed);
-        return StatusCode::OK;
-    };
-    let n = s.requests.fetch_add(1, Ordering::Relaxed);
-    if n % SIGNATURE_SAMPLE == 0 || entry.unique.load(Ordering::Relaxed) == 0 {
-        s.signatures_checked.fetch_add(1, Ordering::Relaxed);
-        if !signatures_valid(&headers, &body, secret_for(slot).as_bytes()) {
-            s.signatures_bad.fetch_add(1, Ordering::Relaxed);
+    s.record(slot, &headers, &body).await
+}
+
+impl Receiver {
+    /// Counts one payload that came another way (a broker message a bench consumer got),
+    /// with its headers, as if it had been POSTed to slot `slot`.
+    pub async fn record(&self, slot: usize, headers: &HeaderMap, body: &[u8]) {
+        self.shared.record(slot, headers, body).await;
+    }
+}
+
+impl Shared {
+    async fn record(&self, slot: usize, headers: &HeaderMap, body: &[u8]) -> StatusCode {
+        let s = self;
+        let now = now_us();
+        let Some(entry) = s.slots.get(slot) else {
+            s.unexpected.fetch_add(1, Ordering::Relaxed);
+            return StatusCode::OK;
+        };
+        let Ok(Body { message }) = serde_json::from_slice::<Body>(body) else {
+            // Answered 200 all the same: a retry would not make the body any better.
+            s.malformed.fetch_add(1, Ordering::Relaxed);
+            return StatusCode::OK;
+        };
+        let n = s.requests.fetch_add(1, Ordering::Relaxed);
+        if n % SIGNATURE_SAMPLE == 0 || entry.unique.load(Ordering::Relaxed) == 0 {
+            s.signatures_checked.fetch_add(1, Ordering::Relaxed);
+            if !signatures_valid(headers, body, secret_for(slot).as_bytes()) {
+                s.signatures_bad.fetch_add(1, Ordering::Relaxed);
+            }
         }
-    }
-    let stalled = s.stall.filter(|st| st.slot == slot);
-    let latency = now.saturating_sub(message.t_us);
-    if stalled.is_some() {
-        s.stalled_latency.record(latency);
-    } else {
-        s.latency.record(latency);
-    }
-    if entry.mark(message.webhook_increment_id) {
-        entry.unique.fetch_add(1, Ordering::Relaxed);
-        if let Some(node) = node_of(&headers) {
-            s.by_node[node].fetch_add(1, Ordering::Relaxed);
+        let stalled = s.stall.filter(|st| st.slot == slot);
+        let latency = now.saturating_sub(message.t_us);
+        if stalled.is_some() {
+            s.stalled_latency.record(latency);
+        } else {
+            s.latency.record(latency);
         }
-        entry.last_us.fetch_max(now, Ordering::Relaxed);
-    } else {
-        entry.duplicates.fetch_add(1, Ordering::Relaxed);
-    }
-    if let Some(st) = stalled {
-        if s.stalling.load(Ordering::Relaxed) && message.webhook_increment_id % st.every == 0 {
-            tokio::time::sleep(st.duration).await;
+        if entry.mark(message.webhook_increment_id) {
+            entry.unique.fetch_add(1, Ordering::Relaxed);
+            if let Some(node) = node_of(headers) {
+                s.by_node[node].fetch_add(1, Ordering::Relaxed);
+            }
+            entry.last_us.fetch_max(now, Ordering::Relaxed);
+        } else {
+            entry.duplicates.fetch_add(1, Ordering::Relaxed);
         }
+        if let Some(st) = stalled {
+            if s.stalling.load(Ordering::Relaxed) && message.webhook_increment_id % st.every == 0 {
+                tokio::time::sleep(st.duration).await;
+            }
+        }
+        StatusCode::OK
     }
-    StatusCode::OK
 }
 
 async fn unexpected(State(s): State<Arc<Shared>>) -> StatusCode {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::app::portal::PortalSettings;
 use crate::app::{AppSettings, AuthSettings};
 use crate::dispatch::DeliverySettings;
+use crate::domain::broker_url::IngestSource;
 use crate::domain::Catalog;
 use crate::sealing::Keyring;
 use crate::server::{HttpLimits, TlsFiles, TrustedProxies};
@@ -206,6 +207,11 @@ pub struct Settings {
     /// sampled flag) [default: 1.0]
     #[arg(long, env = "HOOKD_TRACE_SAMPLE")]
     pub trace_sample: Option<f64>,
+
+    /// Take events in from brokers, comma list of amqp://USER:PASS@HOST:PORT/VHOST?queue=Q and
+    /// nats://HOST:PORT/SUBJECT?stream=S&consumer=C (see README "Ingestion") [default: none]
+    #[arg(long, env = "HOOKD_INGEST", hide_env_values = true)]
+    pub ingest: Option<String>,
 }
 
 impl Settings {
@@ -250,6 +256,7 @@ impl Settings {
             console_frame_ancestors: self.console_frame_ancestors.or(lower.console_frame_ancestors),
             otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
             trace_sample: self.trace_sample.or(lower.trace_sample),
+            ingest: self.ingest.or(lower.ingest),
         }
     }
 }
@@ -281,6 +288,8 @@ pub struct Config {
     /// Where traces are exported (CONTRACT §7.6); None: nowhere. Read again by `main`,
     /// which starts the exporter before the runtime (see `traces`).
     pub traces: Option<TraceSettings>,
+    /// The brokers `serve` takes events in from (`HOOKD_INGEST`); empty: none.
+    pub ingest: Vec<IngestSource>,
 }
 
 /// The config file's settings (none without a file).
@@ -377,6 +386,7 @@ impl Config {
                 ..defaults
             },
             traces,
+            ingest: ingest_sources(s.ingest.as_deref())?,
         };
         config.validate()?;
         Ok(config)
@@ -512,6 +522,29 @@ fn portal_settings(s: &Settings) -> anyhow::Result<PortalSettings> {
         public_url,
         frame_ancestors,
     })
+}
+
+/// `ingest`'s comma list, each entry parsed (an error names the entry by its place, never
+/// by its text, which may hold a password); the same source twice is refused.
+fn ingest_sources(list: Option<&str>) -> anyhow::Result<Vec<IngestSource>> {
+    let mut sources: Vec<IngestSource> = Vec::new();
+    let entries = list
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    for (n, entry) in entries.enumerate() {
+        let source =
+            IngestSource::parse(entry).map_err(|e| anyhow::anyhow!("ingest (HOOKD_INGEST): source {}: {e}", n + 1))?;
+        anyhow::ensure!(
+            !sources.contains(&source),
+            "ingest (HOOKD_INGEST): source {} is given twice",
+            n + 1
+        );
+        sources.push(source);
+    }
+    anyhow::ensure!(sources.len() <= 64, "ingest (HOOKD_INGEST): at most 64 sources");
+    Ok(sources)
 }
 
 /// A duration setting: its value parsed, or `default` when unset.

@@ -423,3 +423,41 @@ fn encryption_keys_come_from_their_file_or_the_config_file_and_bad_ones_are_refu
     );
     assert!(!err.contains("c2hvcnQ"), "{err}");
 }
+
+#[test]
+fn ingest_sources_are_a_comma_list_and_bad_ones_are_refused_without_their_text() {
+    let config = Config::resolve(
+        with(|s| {
+            s.ingest = Some(
+                "amqp://guest:guest@127.0.0.1:5672/%2f?queue=orders, nats://127.0.0.1:4222/orders.in?stream=S&consumer=C,"
+                    .into(),
+            )
+        }),
+        None,
+    )
+    .unwrap();
+    assert_eq!(config.ingest.len(), 2);
+    assert!(Config::defaults().ingest.is_empty());
+    let file: Settings = toml::from_str("ingest = \"amqp://mq/?queue=q\"").unwrap();
+    assert_eq!(file.ingest.as_deref(), Some("amqp://mq/?queue=q"));
+    for (list, why) in [
+        ("amqp://u:hunter22@mq/", "source 1: amqp ingest URL needs a queue"),
+        ("amqp://mq/?queue=q,http://u:hunter22@x/", "source 2: scheme must be"),
+        (
+            "nats://u:hunter22@n/a?stream=S",
+            "source 1: nats ingest URL needs a consumer",
+        ),
+        ("amqp://mq/?queue=q,amqp://mq:5672/?queue=q", "source 2 is given twice"),
+    ] {
+        let err = refused(with(|s| s.ingest = Some(list.into()))).unwrap();
+        assert!(err.contains("HOOKD_INGEST") && err.contains(why), "{list}: {err}");
+        assert!(!err.contains("hunter22"), "{err}");
+    }
+}
+
+#[test]
+fn ingest_sources_do_not_show_their_password_when_debug_printed() {
+    let config = Config::resolve(with(|s| s.ingest = Some("amqp://u:hunter22@mq/?queue=q".into())), None).unwrap();
+    let shown = format!("{config:?}");
+    assert!(shown.contains("mq") && !shown.contains("hunter22"), "{shown}");
+}

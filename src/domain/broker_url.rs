@@ -45,14 +45,25 @@ pub enum BrokerUrlError {
     BadCredentials,
 }
 
-/// The broker's address and login, shared by both kinds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The broker's address and login, shared by both kinds (its `Debug` masks the password).
+#[derive(Clone, PartialEq, Eq)]
 pub struct BrokerAddress {
     pub host: String,
     pub port: u16,
     /// Percent-decoded; empty when the URL has none.
     pub user: String,
     pub password: Option<String>,
+}
+
+impl std::fmt::Debug for BrokerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerAddress")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| crate::redact::MASK))
+            .finish()
+    }
 }
 
 impl BrokerAddress {

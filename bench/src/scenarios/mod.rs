@@ -11,6 +11,7 @@
 //! `--events N` fixes the event count of every phase (for `backlog`, the payload count).
 
 mod backlog;
+mod brokers;
 mod e2e;
 mod ed25519;
 mod filtered;
@@ -107,12 +108,21 @@ pub enum Scenario {
     Isolation,
     /// One webhook's receiver answers 429 with Retry-After: 1; its retries and the others' throughput
     RetryAfter,
+    /// e2e's throughput phase to a RabbitMQ queue (publisher confirms); a bench consumer counts arrivals
+    #[value(name = "e2e-amqp")]
+    E2eAmqp,
+    /// e2e's throughput phase to a NATS JetStream subject (stream acks); a bench consumer counts arrivals
+    #[value(name = "e2e-nats")]
+    E2eNats,
+    /// Events put into a RabbitMQ queue hookd ingests (HOOKD_INGEST), until delivered to one HTTP webhook
+    #[value(name = "ingest-amqp")]
+    IngestAmqp,
     /// Every scenario above, in this order
     All,
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 14] = [
+    pub const EACH: [Scenario; 17] = [
         Scenario::Publish,
         Scenario::PublishBatch,
         Scenario::PublishFiltered,
@@ -127,6 +137,9 @@ impl Scenario {
         Scenario::Backlog,
         Scenario::Isolation,
         Scenario::RetryAfter,
+        Scenario::E2eAmqp,
+        Scenario::E2eNats,
+        Scenario::IngestAmqp,
     ];
 
     pub fn name(self) -> String {
@@ -159,6 +172,9 @@ impl Scenario {
             Scenario::Backlog => return backlog::run(ctx, &name).await,
             Scenario::Isolation => return isolation::run(ctx, &name).await,
             Scenario::RetryAfter => return retry_after::run(ctx, &name).await,
+            Scenario::E2eAmqp => return brokers::e2e_amqp(ctx, &name).await,
+            Scenario::E2eNats => return brokers::e2e_nats(ctx, &name).await,
+            Scenario::IngestAmqp => return brokers::ingest_amqp(ctx, &name).await,
             Scenario::All => anyhow::bail!("'all' is not a scenario of its own"),
         };
         let (events, deliveries) = (r.events_per_s, r.deliveries_per_s);

@@ -6,23 +6,19 @@
 //! (restart, `rabbitmqctl close_all_connections`, channel error) is made again by the next
 //! attempt.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::uri::{AMQPAuthority, AMQPUri, AMQPUserInfo};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::time::timeout;
 
+use super::pool::Pool;
 use super::{header_pairs, resolve, timed_out, Publish};
 use crate::domain::broker_url::AmqpTarget;
 
-type Slot = Arc<tokio::sync::Mutex<Option<Link>>>;
-
 #[derive(Default)]
 pub(super) struct AmqpPool {
-    slots: Mutex<HashMap<String, Slot>>,
+    links: Pool<Link>,
 }
 
 struct Link {
@@ -70,12 +66,9 @@ impl AmqpPool {
         let key = target
             .address
             .pool_key(&format!("{}\u{0}{}", target.vhost, target.exchange));
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.entry(key).or_default().clone()
-        };
+        let entry = self.links.entry(key);
         // Held while connecting, so a burst of attempts makes one connection, not one each.
-        let mut link = slot.lock().await;
+        let mut link = entry.link.lock().await;
         if let Some(l) = link.as_ref() {
             if l.connection.status().connected() && l.channel.status().connected() {
                 return Ok(l.channel.clone());

@@ -5,8 +5,8 @@
 //! with a one-line reason, so numbering, retries, the attempt log and auto-disable stay the
 //! dispatcher's as for HTTP.
 //!
-//! Connections are pooled per broker and login and made again once the broker has closed
-//! them. Target safety: the broker's name is resolved here and every forbidden address
+//! Connections are pooled per broker and login, made again once the broker has closed
+//! them, and dropped after 10 minutes unused (`pool`). Target safety: the broker's name is resolved here and every forbidden address
 //! dropped (as the HTTP resolver does), and the connection goes to the address that was
 //! checked, so a name cannot be rebound to a private address between check and connect.
 
@@ -17,6 +17,7 @@ use reqwest::header::HeaderMap;
 
 mod amqp;
 mod nats;
+mod pool;
 
 use super::resolver::keep_allowed;
 use crate::domain::broker_url::{BrokerAddress, BrokerTarget};

@@ -1,25 +1,21 @@
 //! NATS JetStream: publish and wait for the stream's ack, on a pooled client.
 //!
 //! The client library reconnects by itself after the server drops it, so one client per
-//! server and login is kept for good. `Nats-Msg-Id` is the payload's `webhook-id`: a retry
+//! server and login is kept while attempts use it (see `pool`). `Nats-Msg-Id` is the payload's `webhook-id`: a retry
 //! of a publish whose ack was lost is absorbed by the stream's duplicate window.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream;
 use async_nats::{ConnectOptions, HeaderMap};
 use bytes::Bytes;
 use tokio::time::timeout;
 
+use super::pool::Pool;
 use super::{header_pairs, resolve, timed_out, Publish};
 use crate::domain::broker_url::NatsTarget;
 
-type Slot = Arc<tokio::sync::Mutex<Option<jetstream::Context>>>;
-
 #[derive(Default)]
 pub(super) struct NatsPool {
-    slots: Mutex<HashMap<String, Slot>>,
+    contexts: Pool<jetstream::Context>,
 }
 
 impl NatsPool {
@@ -47,11 +43,8 @@ impl NatsPool {
     }
 
     async fn context(&self, target: &NatsTarget, publish: &Publish<'_>) -> Result<jetstream::Context, String> {
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.entry(target.address.pool_key("")).or_default().clone()
-        };
-        let mut context = slot.lock().await;
+        let entry = self.contexts.entry(target.address.pool_key(""));
+        let mut context = entry.link.lock().await;
         if let Some(c) = context.as_ref() {
             return Ok(c.clone());
         }
