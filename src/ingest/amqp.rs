@@ -21,20 +21,13 @@ use super::{sleep_unless_stopped, Consumer, Decision, IN_FLIGHT};
 use crate::domain::broker_url::{BrokerAddress, IngestSource};
 
 /// Consumes until `stop`, connecting again after each failure.
-pub(super) async fn consume(consumer: &Consumer, source: &IngestSource, node: &str, mut stop: watch::Receiver<bool>) {
+pub(super) async fn consume(consumer: &Consumer, source: &IngestSource, node: &str, stop: watch::Receiver<bool>) {
     let IngestSource::Amqp { address, vhost, queue } = source else {
         return;
     };
-    loop {
-        match session(consumer, address, vhost, queue, node, &mut stop).await {
-            Ok(()) => return,
-            Err(e) => {
-                if !consumer.pause_after(&e, &mut stop).await {
-                    return;
-                }
-            }
-        }
-    }
+    consumer
+        .sessions(stop, |stop| session(consumer, address, vhost, queue, node, stop))
+        .await;
 }
 
 /// One connection's life: Ok when stopped, Err when the broker or the network ended it.
@@ -44,7 +37,7 @@ async fn session(
     vhost: &str,
     queue: &str,
     node: &str,
-    stop: &mut watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let connection = connect(address, vhost).await?;
     let opened = async {

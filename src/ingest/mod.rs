@@ -105,6 +105,20 @@ impl Consumer {
         }
     }
 
+    /// Runs one session after another (each given its own view of `stop`) until one ends
+    /// because of `stop`: Ok. After a failure (Err, the reason) it pauses first.
+    async fn sessions<F, Fut>(&self, mut stop: watch::Receiver<bool>, mut session: F)
+    where
+        F: FnMut(watch::Receiver<bool>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        while let Err(e) = session(stop.clone()).await {
+            if !self.pause_after(&e, &mut stop).await {
+                return;
+            }
+        }
+    }
+
     /// Waits after a lost connection; false when stopped meanwhile.
     async fn pause_after(&self, error: &str, stop: &mut watch::Receiver<bool>) -> bool {
         let pause = self.backoff.next();

@@ -24,7 +24,7 @@ const ACK_WAIT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Consumes until `stop`, connecting again after each failure.
-pub(super) async fn consume(consumer: &Consumer, source: &IngestSource, mut stop: watch::Receiver<bool>) {
+pub(super) async fn consume(consumer: &Consumer, source: &IngestSource, stop: watch::Receiver<bool>) {
     let IngestSource::Nats {
         address,
         subject,
@@ -34,16 +34,9 @@ pub(super) async fn consume(consumer: &Consumer, source: &IngestSource, mut stop
     else {
         return;
     };
-    loop {
-        match session(consumer, address, subject, stream, name, &mut stop).await {
-            Ok(()) => return,
-            Err(e) => {
-                if !consumer.pause_after(&e, &mut stop).await {
-                    return;
-                }
-            }
-        }
-    }
+    consumer
+        .sessions(stop, |stop| session(consumer, address, subject, stream, name, stop))
+        .await;
 }
 
 /// One client's life: Ok when stopped, Err when the server or the network ended it.
@@ -53,7 +46,7 @@ async fn session(
     subject: &str,
     stream: &str,
     name: &str,
-    stop: &mut watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let client = connect(address).await?;
     let js = jetstream::new(client.clone());

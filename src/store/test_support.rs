@@ -296,3 +296,24 @@ impl PgTestDb {
             .expect("dropping the database");
     }
 }
+
+/// The deliveries page's time-range filters a plan test checks (both backends load the same
+/// 60 days): a week 43–50 days back, a later page of it, and the same range open at its end.
+pub fn old_week_filters(now: crate::time::Millis) -> [crate::domain::DeliverySearch; 3] {
+    const DAY: i64 = 86_400_000;
+    let old_week = crate::domain::DeliverySearch {
+        since: Some(now - 50 * DAY),
+        until: Some(now - 43 * DAY),
+        limit: 51,
+        ..Default::default()
+    };
+    let later_page = crate::domain::DeliverySearch {
+        before: Some(500),
+        ..old_week.clone()
+    };
+    let since_only = crate::domain::DeliverySearch {
+        until: None,
+        ..old_week.clone()
+    };
+    [old_week, later_page, since_only]
+}

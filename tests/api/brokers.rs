@@ -101,20 +101,6 @@ async fn an_unroutable_message_is_a_failed_attempt() {
     );
 }
 
-/// A vhost of the test's own, so closing its connections touches no other test.
-async fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
-    let out = tokio::process::Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| format!("rabbitmqctl: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
 #[tokio::test]
 async fn deliveries_go_on_after_the_broker_closes_the_connection() {
     let vhost = broker_name("hookd-test-vh");

@@ -21,6 +21,21 @@ pub fn broker_name(prefix: &str) -> String {
 
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const NATS: &str = "127.0.0.1:4222";
+/// Runs `rabbitmqctl` (tests give each a vhost of its own, so closing its connections
+/// touches no other test); Err is its complaint.
+pub async fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("rabbitmqctl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 pub const WAIT: Duration = Duration::from_secs(15);
 
 /// A RabbitMQ exchange bound to one queue by `routing_key`.

@@ -12,7 +12,7 @@ use hookd::config::Config;
 use hookd::domain::broker_url::IngestSource;
 use serde_json::json;
 
-use crate::brokers_support::broker_name;
+use crate::brokers_support::{broker_name, rabbitmqctl};
 use crate::delivery_support::*;
 use crate::helpers::*;
 use crate::ingest_support::*;
@@ -232,19 +232,6 @@ async fn a_stopped_server_consumes_again_from_where_its_durable_consumer_was() {
     let got = w.receiver.wait_for("/in/", 2, WAIT).await;
     assert_eq!(increments(&got), BTreeSet::from([1, 2]));
     subject.delete().await;
-}
-
-async fn rabbitmqctl(args: &[&str]) -> Result<(), String> {
-    let out = tokio::process::Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| format!("rabbitmqctl: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 
 use super::lifecycle::search_query;
 use super::portal::SAMPLES_SQL;
-use crate::domain::{DeliverySearch, MerchantId};
+use crate::domain::MerchantId;
 use crate::store::test_support::merchant;
 use crate::store::{Scope, Store};
 
@@ -73,21 +73,7 @@ async fn the_health_query_is_one_range_of_its_covering_index() {
 #[tokio::test]
 async fn the_deliveries_time_range_is_one_range_of_its_index_anywhere_in_history() {
     let (_dir, c, shop, now) = loaded().await;
-    let old_week = DeliverySearch {
-        since: Some(now - 50 * DAY),
-        until: Some(now - 43 * DAY),
-        limit: 51,
-        ..Default::default()
-    };
-    let later_page = DeliverySearch {
-        before: Some(500),
-        ..old_week.clone()
-    };
-    let since_only = DeliverySearch {
-        until: None,
-        ..old_week.clone()
-    };
-    for filter in [old_week, later_page, since_only] {
+    for filter in crate::store::test_support::old_week_filters(now) {
         let (sql, values) = search_query(Scope::Merchant(shop), &filter);
         let page = plan(&c, &sql, rusqlite::params_from_iter(values));
         assert!(

@@ -8,7 +8,6 @@ use sqlx::postgres::PgArguments;
 use sqlx::Row;
 
 use super::*;
-use crate::domain::DeliverySearch;
 use crate::store::postgres::lifecycle::search_query;
 use crate::store::postgres::portal::SAMPLES_SQL;
 
@@ -79,21 +78,7 @@ async fn the_portal_s_reads_are_ranges_of_their_indexes() {
 
     // The deliveries page's time range, however old: its first page, a later one, and a
     // range open at its end, each one backward range of `deliveries_by_merchant_time`.
-    let old_week = DeliverySearch {
-        since: Some(now - 50 * DAY),
-        until: Some(now - 43 * DAY),
-        limit: 51,
-        ..Default::default()
-    };
-    let later_page = DeliverySearch {
-        before: Some(500),
-        ..old_week.clone()
-    };
-    let since_only = DeliverySearch {
-        until: None,
-        ..old_week.clone()
-    };
-    for filter in [old_week, later_page, since_only] {
+    for filter in crate::store::test_support::old_week_filters(now) {
         let (sql, args) = search_query(Scope::Merchant(shop), &filter).unwrap();
         let page = plan(&mut conn, &sql, args).await;
         assert!(
