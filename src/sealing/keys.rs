@@ -114,7 +114,7 @@ mod tests {
             (format!("bad id:{K}"), KeyListError::BadId(1)),
             (format!("{}:{K}", "x".repeat(33)), KeyListError::BadId(1)),
             (format!("k1:{short}"), KeyListError::WrongLength("k1".into(), 5)),
-            (format!("k1:not base64!"), KeyListError::NotBase64("k1".into())),
+            ("k1:not base64!".to_string(), KeyListError::NotBase64("k1".into())),
             (format!("k1:{K},k1:{K}"), KeyListError::DuplicateId("k1".into())),
         ];
         for (text, expected) in cases {

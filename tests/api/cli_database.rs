@@ -93,7 +93,7 @@ async fn every_database_command_names_a_postgres_database_and_never_prints_its_p
                 "hookd {args:?} printed the password:\n{printed_out}\n{printed_err}"
             );
             assert!(
-                printed_err.contains(masked) && printed_err.contains(&db.url.rsplit('/').next().unwrap()),
+                printed_err.contains(masked) && printed_err.contains(db.url.rsplit('/').next().unwrap()),
                 "hookd {args:?} does not name the database on stderr:\n{printed_err}"
             );
         }

@@ -39,9 +39,11 @@ const DEFINE_TRIES: usize = 4;
 /// A node's view of the catalog (see the module header).
 pub struct CatalogCache {
     names: RwLock<Catalog>,
-    /// Per topic: the version compiled (None: the topic had no catalog entry) and its schema.
-    schemas: Mutex<HashMap<String, (Option<i64>, Option<MessageSchema>)>>,
+    schemas: Mutex<HashMap<String, Compiled>>,
 }
+
+/// Per topic: the version compiled (None: the topic had no catalog entry) and its schema.
+type Compiled = (Option<i64>, Option<MessageSchema>);
 
 impl CatalogCache {
     pub fn new(names: Catalog) -> Self {
