@@ -14,7 +14,6 @@ pub(crate) mod test_support;
 mod tests;
 
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +27,16 @@ use crate::domain::{
 };
 use crate::time::Millis;
 use crate::wake::Wake;
+
+/// The time a deliveries page continues from, in SQL (both backends): that of the page's
+/// cursor delivery `id` (a placeholder), or, when retention has purged that delivery since,
+/// that of the nearest older one, so the next page is not empty.
+pub(crate) fn cursor_time(id: &str) -> String {
+    format!(
+        "COALESCE((SELECT created_at FROM deliveries WHERE id = {id}), \
+         (SELECT created_at FROM deliveries WHERE id < {id} ORDER BY id DESC LIMIT 1))"
+    )
+}
 
 // The records passed across the boundary live in `domain`; re-exported for the backends.
 pub use crate::domain::records::{

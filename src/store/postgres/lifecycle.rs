@@ -288,7 +288,10 @@ pub(super) fn search_query(scope: Scope, filter: &DeliverySearch) -> StoreResult
         // One parameter per condition, so this one is number `len + 1`.
         let k = conditions.len() + 1;
         conditions.push(if by_time {
-            format!("(created_at, id) < ((SELECT created_at FROM deliveries WHERE id = ${k}), ${k})")
+            format!(
+                "(created_at, id) < ({}, ${k})",
+                crate::store::cursor_time(&format!("${k}"))
+            )
         } else {
             format!("id < ${k}")
         });

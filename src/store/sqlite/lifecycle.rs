@@ -232,7 +232,10 @@ pub(super) fn search_query(scope: Scope, filter: &DeliverySearch) -> (String, Ve
         values.push(Value::Integer(b));
         let n = values.len();
         conditions.push(if by_time {
-            format!("(created_at, id) < ((SELECT created_at FROM deliveries WHERE id = ?{n}), ?{n})")
+            format!(
+                "(created_at, id) < ({}, ?{n})",
+                crate::store::cursor_time(&format!("?{n}"))
+            )
         } else {
             format!("id < ?{n}")
         });

@@ -314,3 +314,32 @@ store_test! {
         assert_eq!(admin.iter().map(|r| r.webhook_id).collect::<Vec<_>>(), vec![a, o]);
     }
 }
+
+store_test! {
+    async fn a_time_range_page_goes_on_after_its_cursor_delivery_was_purged(db, store) {
+        let m = merchant(&*store, "shop").await;
+        let hook = create_hook(&*store, m, "order:*", true).await;
+        let t0 = 1_000_000;
+        for i in 0..3 {
+            publish_at(&*store, m, "order:created", None, t0 + i * 1_000).await;
+        }
+        let range = DeliverySearch { since: Some(0), until: Some(t0 + 10_000), limit: 10, ..Default::default() };
+        let page = |before: Option<i64>| {
+            let (store, range) = (store.clone(), range.clone());
+            async move {
+                let rows = store.delivery_search(Scope::Merchant(m), &DeliverySearch { before, ..range }).await.unwrap();
+                rows.iter().map(|r| r.increment_id).collect::<Vec<_>>()
+            }
+        };
+        let all = store.delivery_search(Scope::Merchant(m), &range).await.unwrap();
+        assert_eq!(all.iter().map(|r| r.increment_id).collect::<Vec<_>>(), vec![3, 2, 1]);
+        // The middle one is delivered and purged; a page that continues from it still
+        // finds the older one.
+        let claimed = store.delivery_claim(hook, "n1", t0 + 5_000, t0 + 65_000, 10).await.unwrap();
+        let middle = claimed.iter().find(|c| c.increment_id == 2).unwrap();
+        store.delivery_record(&[outcome(middle, "n1", DeliveryStatus::Success, Some(200), t0 + 5_000)]).await.unwrap();
+        assert_eq!(store.purge_finished(t0 + 6_000).await.unwrap(), 1);
+        assert_eq!(page(Some(all[1].id.0)).await, vec![1]);
+        assert_eq!(page(Some(all[0].id.0)).await, vec![1], "an existing cursor as before");
+    }
+}
