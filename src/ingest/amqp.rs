@@ -11,13 +11,13 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::uri::{AMQPAuthority, AMQPUri, AMQPUserInfo};
 use lapin::{Connection, ConnectionProperties};
 use tokio::sync::watch;
 use tokio::time::timeout;
 
 use super::message::Incoming;
 use super::{sleep_unless_stopped, Consumer, Decision, IN_FLIGHT};
+use crate::dispatch::client::broker;
 use crate::domain::broker_url::{BrokerAddress, IngestSource};
 
 /// Consumes until `stop`, connecting again after each failure.
@@ -129,21 +129,7 @@ fn text_of(value: &AMQPValue) -> Option<String> {
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn connect(address: &BrokerAddress, vhost: &str) -> Result<Connection, String> {
-    let mut uri = AMQPUri {
-        authority: AMQPAuthority {
-            host: address.host.clone(),
-            port: address.port,
-            ..Default::default()
-        },
-        vhost: vhost.to_string(),
-        ..Default::default()
-    };
-    if !address.user.is_empty() {
-        uri.authority.userinfo = AMQPUserInfo {
-            username: address.user.clone(),
-            password: address.password.clone().unwrap_or_default(),
-        };
-    }
+    let uri = broker::amqp::uri(address, address.host.clone(), vhost);
     let properties = ConnectionProperties::default().with_connection_name(LongString::from("hookd-ingest"));
     match timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri, properties)).await {
         Ok(Ok(connection)) => Ok(connection),

@@ -10,13 +10,13 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, AckKind};
-use async_nats::ConnectOptions;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::watch;
 use tokio::time::timeout;
 
 use super::message::Incoming;
 use super::{Consumer, Decision, IN_FLIGHT};
+use crate::dispatch::client::broker;
 use crate::domain::broker_url::{BrokerAddress, IngestSource};
 
 /// How long a message may stay unacknowledged before the server gives it again.
@@ -116,13 +116,7 @@ async fn settle(consumer: &Consumer, message: jetstream::Message) {
 }
 
 async fn connect(address: &BrokerAddress) -> Result<async_nats::Client, String> {
-    let options = if address.user.is_empty() {
-        ConnectOptions::new()
-    } else {
-        let password = address.password.clone().unwrap_or_default();
-        ConnectOptions::with_user_and_password(address.user.clone(), password)
-    };
-    let options = options.connection_timeout(CONNECT_TIMEOUT).name("hookd-ingest");
+    let options = broker::nats::connect_options(address, CONNECT_TIMEOUT, "hookd-ingest");
     let server = match address.host.contains(':') {
         true => format!("[{}]:{}", address.host, address.port), // IPv6
         false => format!("{}:{}", address.host, address.port),

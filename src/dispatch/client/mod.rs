@@ -19,7 +19,7 @@ use reqwest::redirect::Policy;
 use tokio::time::timeout_at;
 use url::{Host, Url};
 
-mod broker;
+pub(crate) mod broker;
 mod errors;
 mod resolver;
 pub mod retry_after;

@@ -14,7 +14,7 @@ use tokio::time::timeout;
 
 use super::pool::Pool;
 use super::{header_pairs, resolve, timed_out, Publish};
-use crate::domain::broker_url::AmqpTarget;
+use crate::domain::broker_url::{AmqpTarget, BrokerAddress};
 
 #[derive(Default)]
 pub(super) struct AmqpPool {
@@ -99,21 +99,7 @@ impl AmqpPool {
 
 async fn connect(target: &AmqpTarget, publish: &Publish<'_>) -> Result<Connection, String> {
     let address = resolve(&target.address, publish.allow_private, publish.connect_timeout).await?;
-    let mut uri = AMQPUri {
-        authority: AMQPAuthority {
-            host: address.ip().to_string(),
-            port: address.port(),
-            ..Default::default()
-        },
-        vhost: target.vhost.clone(),
-        ..Default::default()
-    };
-    if !target.address.user.is_empty() {
-        uri.authority.userinfo = AMQPUserInfo {
-            username: target.address.user.clone(),
-            password: target.address.password.clone().unwrap_or_default(),
-        };
-    }
+    let mut uri = uri(&target.address, address.ip().to_string(), &target.vhost);
     uri.query.connection_timeout = Some(publish.connect_timeout.as_millis() as u64);
     let properties = ConnectionProperties::default().with_connection_name(LongString::from("hookd"));
     match timeout(publish.connect_timeout, Connection::connect_uri(uri, properties)).await {
@@ -121,6 +107,27 @@ async fn connect(target: &AmqpTarget, publish: &Publish<'_>) -> Result<Connectio
         Ok(Err(e)) => Err(format!("AMQP connection to {address} failed: {e}")),
         Err(_) => Err(timed_out("AMQP connect", publish.connect_timeout)),
     }
+}
+
+/// The AMQP address of `host` (the broker's name, or the address it was checked to resolve
+/// to) with `address`'s port and login, on `vhost` (destinations and ingestion alike).
+pub(crate) fn uri(address: &BrokerAddress, host: String, vhost: &str) -> AMQPUri {
+    let mut uri = AMQPUri {
+        authority: AMQPAuthority {
+            host,
+            port: address.port,
+            ..Default::default()
+        },
+        vhost: vhost.to_string(),
+        ..Default::default()
+    };
+    if !address.user.is_empty() {
+        uri.authority.userinfo = AMQPUserInfo {
+            username: address.user.clone(),
+            password: address.password.clone().unwrap_or_default(),
+        };
+    }
+    uri
 }
 
 /// The HTTP attempt's headers as AMQP header table entries (long strings).

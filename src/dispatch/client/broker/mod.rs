@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 
-mod amqp;
-mod nats;
+pub(crate) mod amqp;
+pub(crate) mod nats;
 mod pool;
 
 use super::resolver::keep_allowed;

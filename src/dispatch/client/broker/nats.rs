@@ -11,7 +11,7 @@ use tokio::time::timeout;
 
 use super::pool::Pool;
 use super::{header_pairs, resolve, timed_out, Publish};
-use crate::domain::broker_url::NatsTarget;
+use crate::domain::broker_url::{BrokerAddress, NatsTarget};
 
 #[derive(Default)]
 pub(super) struct NatsPool {
@@ -56,23 +56,24 @@ impl NatsPool {
     }
 }
 
+/// A NATS client's options with `address`'s login (destinations and ingestion alike).
 pub(crate) fn connect_options(
-    user: &str,
-    password: Option<&str>,
+    address: &BrokerAddress,
     connect_timeout: std::time::Duration,
+    name: &str,
 ) -> ConnectOptions {
-    let options = if user.is_empty() {
+    let options = if address.user.is_empty() {
         ConnectOptions::new()
     } else {
-        ConnectOptions::with_user_and_password(user.to_string(), password.unwrap_or_default().to_string())
+        let password = address.password.clone().unwrap_or_default();
+        ConnectOptions::with_user_and_password(address.user.clone(), password)
     };
-    options.connection_timeout(connect_timeout).name("hookd")
+    options.connection_timeout(connect_timeout).name(name)
 }
 
 async fn connect(target: &NatsTarget, publish: &Publish<'_>) -> Result<async_nats::Client, String> {
     let address = resolve(&target.address, publish.allow_private, publish.connect_timeout).await?;
-    let a = &target.address;
-    let options = connect_options(&a.user, a.password.as_deref(), publish.connect_timeout);
+    let options = connect_options(&target.address, publish.connect_timeout, "hookd");
     match timeout(publish.connect_timeout, options.connect(address.to_string())).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(format!("NATS connection to {address} failed: {e}")),
