@@ -1,8 +1,16 @@
 //! Who is calling: `login` turns a name and API key into a session; every `call` names a
 //! session or carries HTTP Basic credentials. API keys are verified against argon2 hashes,
 //! which is deliberately slow, so a verified key is remembered (by its SHA-256, next to the
-//! stored hash it matched): a repeat costs one indexed read, and a removed user or a new key
+//! user as read then): a repeat costs one indexed read, and a removed user or a new key
 //! takes effect at once because the stored hash is re-read every time.
+//!
+//! Except for `event.publish`, the one call a platform makes per business event: there the
+//! remembered user is taken without a read (`remembered_caller`), and the store compares the
+//! stored hash inside the publish's own transaction (`KeyCheck`), so a key rotated or a user
+//! removed on any node or by the CLI still stops publishing at once, without a round trip
+//! per publish. A publish that fails for a remembered caller has its key checked the usual way
+//! before the error is answered (`rpc::call`): an error told to a revoked key would tell
+//! what exists.
 //!
 //! Checks that are not remembered are limited: they run on a few threads with a bounded
 //! queue (`verifier`), concurrent checks of the same name and key share one run, and
@@ -23,8 +31,8 @@ use tokio::sync::OnceCell;
 
 use super::{App, AppError};
 use crate::domain::portal::PortalGrant;
+use crate::domain::{KeyCheck, Scope, UserRecord};
 use crate::domain::{MerchantId, Role};
-use crate::domain::{Scope, UserRecord};
 use crate::time::now_millis;
 
 /// The authenticated user behind a request.
@@ -34,6 +42,9 @@ pub struct Caller {
     /// Set for a console session opened by a portal link (`user` then acts as the link's
     /// merchant); such a session is the console's only, never the API's.
     pub portal: Option<PortalGrant>,
+    /// True for a caller taken from memory without reading the store (`remembered_caller`):
+    /// only a publish may act for it, with its `key_check`.
+    pub remembered: bool,
 }
 
 impl Caller {
@@ -74,6 +85,15 @@ impl Caller {
 
     pub fn merchant(&self) -> Option<MerchantId> {
         self.user.merchant_id
+    }
+
+    /// What the store must find unchanged when it stores this caller's publish: set only
+    /// for a remembered caller, whose key was not read for this request.
+    pub fn key_check(&self) -> Option<KeyCheck> {
+        self.remembered.then(|| KeyCheck {
+            user: self.user.id,
+            key_hash: self.user.key_hash.clone(),
+        })
     }
 
     pub fn require_admin(&self) -> Result<(), AppError> {
@@ -155,9 +175,19 @@ impl AuthState {
     }
 }
 
-/// SHA-256 of `name:key` → the stored hash it was verified against.
+/// SHA-256 of `name:key` → the user it was verified as (with the stored hash it matched).
 #[derive(Default)]
-struct VerifiedKeys(Mutex<HashMap<[u8; 32], String>>);
+struct VerifiedKeys(Mutex<HashMap<[u8; 32], UserRecord>>);
+
+impl VerifiedKeys {
+    fn get(&self, print: &[u8; 32]) -> Option<UserRecord> {
+        self.0.lock().unwrap().get(print).cloned()
+    }
+
+    fn forget(&self, print: &[u8; 32]) {
+        self.0.lock().unwrap().remove(print);
+    }
+}
 
 const MAX_CACHED_KEYS: usize = 10_000;
 
@@ -197,8 +227,8 @@ impl App {
         let user = self.store.user_by_name(name).await?;
         let print = fingerprint(name, key);
         if let Some(user) = &user {
-            let cached = auth.verified.0.lock().unwrap().get(&print).cloned();
-            if cached.as_deref() == Some(user.key_hash.as_str()) {
+            let cached = auth.verified.get(&print);
+            if cached.is_some_and(|c| c.key_hash == user.key_hash && c.id == user.id) {
                 return Ok(user.clone());
             }
         }
@@ -217,6 +247,8 @@ impl App {
             Some(user) if ok => user,
             _ => {
                 auth.throttle.failed(name, client);
+                // No longer remembered, for a publish either (see `remembered_caller`).
+                auth.verified.forget(&print);
                 return Err(AppError::AccessDenied);
             }
         };
@@ -225,8 +257,20 @@ impl App {
         if cache.len() >= MAX_CACHED_KEYS {
             cache.clear();
         }
-        cache.insert(print, user.key_hash.clone());
+        cache.insert(print, user.clone());
         Ok(user)
+    }
+
+    /// The user `name` and `key` were verified as before, taken from memory without reading
+    /// the store; None when they were not (or not lately). Only for a publish, whose store
+    /// transaction checks `Caller::key_check`.
+    pub fn remembered_caller(&self, name: &str, key: &str) -> Option<Caller> {
+        let user = self.auth.verified.get(&fingerprint(name, key))?;
+        (user.name == name).then_some(Caller {
+            user,
+            portal: None,
+            remembered: true,
+        })
     }
 
     /// `login(username, api_key)`: a new 32-hex session id, valid for the session TTL.
@@ -248,6 +292,7 @@ impl App {
         Ok(Caller {
             user: session.user,
             portal: session.portal,
+            remembered: false,
         })
     }
 
@@ -278,6 +323,7 @@ impl App {
         Ok(Caller {
             user: self.verify_credentials(name, key, client).await?,
             portal: None,
+            remembered: false,
         })
     }
 }

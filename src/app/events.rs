@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{App, AppError};
 use crate::domain::filter::Verdicts;
 use crate::domain::BodyTemplate;
-use crate::domain::{PublishRequest, Published};
+use crate::domain::{KeyCheck, PublishRequest, Published};
 use crate::store::StoreError;
 use crate::time::now_millis;
 
@@ -22,6 +22,8 @@ pub struct PublishOptions {
     pub idempotency_key: Option<String>,
     /// The caller's `traceparent` (already valid), continued by the event's deliveries.
     pub trace: Option<crate::domain::TraceParent>,
+    /// For a caller taken from memory: what the store must find unchanged (`KeyCheck`).
+    pub key_check: Option<KeyCheck>,
 }
 
 impl App {
@@ -66,6 +68,7 @@ impl App {
                 verdicts: &Verdicts::default(),
                 trace,
                 schema,
+                key_check: options.key_check.as_ref(),
             };
             match crate::store::publish_judged(&*self.store, &request, &mut known).await {
                 Err(StoreError::CatalogMoved) if round < CATALOG_ROUNDS => round += 1,
@@ -75,7 +78,10 @@ impl App {
         if known.len() != before {
             self.filters.set(merchant, topic.as_str(), known);
         }
-        let published = published?;
+        let published = published.map_err(|e| match e {
+            StoreError::KeyRevoked => AppError::AccessDenied,
+            e => AppError::from(e),
+        })?;
         self.wake.webhooks(published.webhooks.iter().copied());
         if !published.replayed {
             self.metrics.events_published.inc();

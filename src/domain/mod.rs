@@ -32,8 +32,8 @@ pub use ids::{DeliveryId, EventId, MerchantId, UserId, WebhookId};
 pub use payload::{BodyTemplate, DeliveryStatus};
 pub use records::{
     AttemptLog, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, MerchantSummary, PayloadRecord, PublishRequest, Published, Recovered, Requeue,
-    SchemaChecked, Scope, StatusTarget, StoredSecrets, UserRecord,
+    DisabledAnnouncement, Failing, KeyCheck, MerchantSummary, PayloadRecord, PublishRequest, Published, Recovered,
+    Requeue, SchemaChecked, Scope, StatusTarget, StoredSecrets, UserRecord,
 };
 pub use rotation::{RotateOutcome, SecretRotation};
 pub use secret::SecretKey;

@@ -91,6 +91,19 @@ pub struct PublishRequest<'a> {
     /// Which catalog version of the topic the message was checked against, for a store that
     /// confirms it in the publish's own transaction (see `SchemaChecked`).
     pub schema: SchemaChecked,
+    /// For a caller whose key was not read for this request: the store stores nothing unless
+    /// the user's stored key hash is still this one (`StoreError::KeyRevoked`).
+    pub key_check: Option<&'a KeyCheck>,
+}
+
+/// The user and stored key hash a remembered API key was verified against (see
+/// `app::auth`): a publish made with it is stored only if the hash is still the user's, read
+/// inside the publish's transaction, so a rotated key or a removed user publishes nothing
+/// more, on any node, without a read of the user per publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyCheck {
+    pub user: UserId,
+    pub key_hash: String,
 }
 
 /// The catalog version a publish's message was checked against. A store whose catalog other

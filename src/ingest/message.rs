@@ -108,6 +108,7 @@ pub async fn publish(app: &App, incoming: &Incoming<'_>) -> Verdict {
         merchant_code: body.merchant_code,
         idempotency_key: Some(idempotency_key(body.idempotency_key, incoming)),
         trace: incoming.traceparent.and_then(TraceParent::parse),
+        ..Default::default()
     };
     match app.publish(&body.topic, &body.message, &options).await {
         Ok(published) => Verdict::Published {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::callers::CallerMemo;
+use super::callers::{CallerMemo, For};
 use super::error::RpcError;
 use super::methods;
 use super::params::Args;
@@ -149,10 +149,37 @@ async fn call(app: &App, creds: &Credentials, params: Option<Value>) -> Result<V
     let args = p.next().flatten();
     let span = tracing::Span::current();
     span.record("path", path.as_str());
-    let caller = authenticate(app, creds, session).await?;
+    let caller = authenticate(app, creds, session, wanted_for(&path)).await?;
     span.record("user", caller.user.name.as_str());
     let args = Args::new(&path, args);
-    methods::invoke(app, &caller, &path, args).await
+    let result = methods::invoke(app, &caller, &path, args).await;
+    confirmed(app, creds, &caller, result).await
+}
+
+fn wanted_for(path: &str) -> For {
+    if path == "event.publish" {
+        For::Publish
+    } else {
+        For::Other
+    }
+}
+
+/// `result` for `caller`; but when it is an error and the caller was taken from memory
+/// (a publish's, see `callers`), only once its key is confirmed: a key revoked meanwhile gets
+/// the refusal, not an error that would tell it what exists.
+async fn confirmed(
+    app: &App,
+    creds: &Credentials,
+    caller: &Caller,
+    result: Result<Value, RpcError>,
+) -> Result<Value, RpcError> {
+    match (&result, &creds.basic) {
+        (Err(_), Some((name, key))) if caller.remembered => {
+            creds.callers.basic(app, name, key, creds.client, For::Other).await?;
+            result
+        }
+        _ => result,
+    }
 }
 
 /// A `resource.method` called as the JSON-RPC method itself.
@@ -166,7 +193,11 @@ async fn direct(
     span.record("path", method.path);
     let caller = match (&creds.bearer, &creds.basic) {
         (Some(session), _) => creds.callers.session(app, session).await?,
-        (None, Some((name, key))) => creds.callers.basic(app, name, key, creds.client).await?,
+        (None, Some((name, key))) => {
+            (creds.callers)
+                .basic(app, name, key, creds.client, wanted_for(method.path))
+                .await?
+        }
         (None, None) => {
             return Err(RpcError::access_denied(
                 "Give HTTP Basic credentials, or Authorization: Bearer with a session id from login.",
@@ -178,13 +209,14 @@ async fn direct(
         Some(Value::Object(named)) => by_name(method, named)?,
         other => other,
     };
-    methods::invoke(
+    let result = methods::invoke(
         app,
         &caller,
         method.path,
         Args::new(method.path, Some(args.unwrap_or(Value::Array(Vec::new())))),
     )
-    .await
+    .await;
+    confirmed(app, creds, &caller, result).await
 }
 
 /// Named params in the method's positional order (absent ones null); an unknown name is
@@ -210,11 +242,11 @@ fn by_name(method: &methods::Method, mut named: serde_json::Map<String, Value>) 
     Ok(Some(Value::Array(items)))
 }
 
-async fn authenticate(app: &App, creds: &Credentials, session: Option<Value>) -> Result<Caller, RpcError> {
+async fn authenticate(app: &App, creds: &Credentials, session: Option<Value>, wanted: For) -> Result<Caller, RpcError> {
     match session {
         Some(Value::String(id)) => creds.callers.session(app, &id).await,
         None | Some(Value::Null) => match &creds.basic {
-            Some((name, key)) => creds.callers.basic(app, name, key, creds.client).await,
+            Some((name, key)) => creds.callers.basic(app, name, key, creds.client, wanted).await,
             None => Err(RpcError::access_denied(
                 "Give a session id from login, or HTTP Basic credentials.",
             )),

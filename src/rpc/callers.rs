@@ -3,6 +3,9 @@
 //! request. The envelope asks before it builds a request's `params` (see `raw`), `call`
 //! asks again and gets the same answer without a second check; and a batch of a thousand
 //! calls costs one check, not a thousand.
+//!
+//! A publish takes its caller from memory when its key was verified before (`For::Publish`,
+//! see `app::auth`): no store read at all; its store transaction checks the key instead.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,15 +21,31 @@ type Outcome = Result<Caller, RpcError>;
 /// Most distinct session ids remembered per request (a batch holds at most 1000 calls).
 const MAX_SESSIONS: usize = 1000;
 
+/// What the caller is wanted for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum For {
+    /// `event.publish`, which takes a remembered caller (`Caller::key_check`).
+    Publish,
+    /// Anything else: the key is read and checked now.
+    Other,
+}
+
 #[derive(Default)]
 pub struct CallerMemo {
+    /// The caller remembered from an earlier request (None: not remembered).
+    remembered: std::sync::OnceLock<Option<Caller>>,
     basic: OnceCell<Outcome>,
     sessions: Mutex<HashMap<String, Arc<OnceCell<Outcome>>>>,
 }
 
 impl CallerMemo {
     /// The caller behind the request's HTTP Basic credentials.
-    pub async fn basic(&self, app: &App, name: &str, key: &str, client: Option<IpAddr>) -> Outcome {
+    pub async fn basic(&self, app: &App, name: &str, key: &str, client: Option<IpAddr>, wanted: For) -> Outcome {
+        if wanted == For::Publish && self.basic.get().is_none() {
+            if let Some(caller) = self.remembered.get_or_init(|| app.remembered_caller(name, key)) {
+                return Ok(caller.clone());
+            }
+        }
         self.basic
             .get_or_init(|| async {
                 let caller = app.caller_from_basic(name, key, client).await;

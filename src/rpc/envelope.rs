@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::call::{self, Credentials};
+use super::callers::For;
 use super::error::RpcError;
 use super::methods;
 use super::raw::{self, CallHead, Items, Kind, Shape};
@@ -139,10 +140,11 @@ async fn handle_one(app: &App, creds: &Credentials, request: Result<Request<'_>,
             return Some(error_response(id, &err));
         }
     };
-    let refused = request.method == "call" && !check_caller_first(app, creds, request.params).await;
+    let wanted = if request.is_publish() { For::Publish } else { For::Other };
+    let refused = request.method == "call" && !check_caller_first(app, creds, request.params, wanted).await;
     // A resource method called directly whose caller is refused gets no params built: it
     // is refused before they are read.
-    let direct_refused = methods::find(&request.method).is_some() && !check_direct_caller(app, creds).await;
+    let direct_refused = methods::find(&request.method).is_some() && !check_direct_caller(app, creds, wanted).await;
     let params = match request.params {
         None => Ok(None),
         Some(_) if direct_refused => Ok(None),
@@ -171,7 +173,7 @@ async fn handle_one(app: &App, creds: &Credentials, request: Result<Request<'_>,
 /// Checks the caller a `call` names (its session, or the HTTP Basic credentials) while its
 /// params are still raw text; `call` then finds the outcome in `creds.callers`. False when
 /// the caller was refused; true when accepted, or when there was nothing to check.
-async fn check_caller_first(app: &App, creds: &Credentials, params: Option<&RawValue>) -> bool {
+async fn check_caller_first(app: &App, creds: &Credentials, params: Option<&RawValue>, wanted: For) -> bool {
     let session = CallHead::of(params).session;
     match session.map(raw::kind) {
         Some(Kind::String) => match session.and_then(raw::string) {
@@ -179,7 +181,7 @@ async fn check_caller_first(app: &App, creds: &Credentials, params: Option<&RawV
             None => true,
         },
         None | Some(Kind::Null) => match &creds.basic {
-            Some((name, key)) => creds.callers.basic(app, name, key, creds.client).await.is_ok(),
+            Some((name, key)) => creds.callers.basic(app, name, key, creds.client, wanted).await.is_ok(),
             None => true,
         },
         Some(_) => true,
@@ -188,10 +190,10 @@ async fn check_caller_first(app: &App, creds: &Credentials, params: Option<&RawV
 
 /// Checks the caller of a directly called resource method (Bearer session, or HTTP
 /// Basic); the outcome is kept in `creds.callers` for the call itself.
-async fn check_direct_caller(app: &App, creds: &Credentials) -> bool {
+async fn check_direct_caller(app: &App, creds: &Credentials, wanted: For) -> bool {
     match (&creds.bearer, &creds.basic) {
         (Some(session), _) => creds.callers.session(app, session).await.is_ok(),
-        (None, Some((name, key))) => creds.callers.basic(app, name, key, creds.client).await.is_ok(),
+        (None, Some((name, key))) => creds.callers.basic(app, name, key, creds.client, wanted).await.is_ok(),
         (None, None) => false,
     }
 }

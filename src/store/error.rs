@@ -45,6 +45,10 @@ pub enum StoreError {
     /// (`SchemaChecked`): nothing was stored; check the message again and publish again.
     #[error("the topic's catalog entry changed since the message was checked: nothing was stored")]
     CatalogMoved,
+    /// The publish's caller was taken from memory (`KeyCheck`), and its user's stored key
+    /// hash is no longer the one it was verified against: nothing was stored.
+    #[error("the caller's API key is no longer valid: nothing was stored")]
+    KeyRevoked,
     #[error("the database writer has stopped")]
     WriterGone,
     #[error("the database readers have stopped")]

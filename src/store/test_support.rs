@@ -88,6 +88,7 @@ pub async fn try_publish_message(
         verdicts: &Verdicts::default(),
         schema: crate::domain::SchemaChecked::Unconfirmed,
         trace: None,
+        key_check: None,
     };
     crate::store::publish_judged(store, &req, &mut Vec::new()).await
 }

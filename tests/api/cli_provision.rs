@@ -84,3 +84,90 @@ async fn rotate_key_prints_a_new_key_and_the_old_one_stops_with_its_sessions() {
     );
     assert!(!stdout(&nobody).lines().any(is_api_key));
 }
+
+/// A publish takes a key verified before from memory, without reading the user (issue 28);
+/// the key is checked in the publish's own transaction instead. A rotation made outside
+/// this server (the CLI here; another node on PostgreSQL) must still stop it at once, and
+/// the old key must learn nothing from the errors it gets.
+#[tokio::test]
+async fn a_key_rotated_by_another_process_stops_publishing_at_once_and_learns_nothing() {
+    let app = TestApp::spawn().await;
+    assert!(hookd(&app, &["merchant", "add", "shop-a"]).await.status.success());
+    let old = user_add(&app, &["feed", "--publisher"]).await;
+    let publish = |key: &str, message: serde_json::Value, options: serde_json::Value| {
+        let key = key.to_string();
+        let app = &app;
+        async move {
+            app.call_basic(
+                "feed",
+                &key,
+                "event.publish",
+                json!(["order:created", message, options]),
+            )
+            .await
+        }
+    };
+    // Verified once, then remembered.
+    assert_ok(&publish(&old, json!({"n": 1}), json!({"merchant_code": "shop-a"})).await);
+    assert_ok(
+        &publish(
+            &old,
+            json!({"n": 2}),
+            json!({"merchant_code": "shop-a", "idempotency_key": "k"}),
+        )
+        .await,
+    );
+
+    let out = hookd(&app, &["user", "rotate-key", "feed"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let new = stdout(&out).lines().last().unwrap().to_string();
+
+    // A new event, a replay of a stored one, an unknown merchant, a bad message: each is
+    // refused as the old key's, and nothing is stored.
+    assert_app_error(
+        &publish(&old, json!({"n": 3}), json!({"merchant_code": "shop-a"})).await,
+        2,
+    );
+    let replay = publish(
+        &old,
+        json!({"n": 2}),
+        json!({"merchant_code": "shop-a", "idempotency_key": "k"}),
+    )
+    .await;
+    assert_app_error(&replay, 2);
+    assert_app_error(
+        &publish(&old, json!({"n": 4}), json!({"merchant_code": "no-such"})).await,
+        2,
+    );
+    assert_app_error(&publish(&old, json!("not an object"), json!({})).await, 2);
+    let (_, direct) = app
+        .rpc_basic(
+            "feed",
+            &old,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "event.publish",
+                   "params": {"topic": "order:created", "message": {"n": 5}, "options": {"merchant_code": "shop-a"}}}),
+        )
+        .await;
+    assert_app_error(&direct, 2);
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM events").await,
+        2,
+        "only the first two were stored"
+    );
+
+    assert_ok(&publish(&new, json!({"n": 6}), json!({"merchant_code": "shop-a"})).await);
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM events").await, 3);
+    // The old key is forgotten, not only refused: it stays refused.
+    assert_app_error(
+        &publish(&old, json!({"n": 7}), json!({"merchant_code": "shop-a"})).await,
+        2,
+    );
+
+    let out = hookd(&app, &["user", "remove", "feed"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_app_error(
+        &publish(&new, json!({"n": 8}), json!({"merchant_code": "shop-a"})).await,
+        2,
+    );
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM events").await, 3);
+}

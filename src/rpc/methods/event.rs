@@ -17,6 +17,7 @@ pub async fn publish(app: &App, caller: &Caller, args: Args) -> Result<Value, Rp
     let message = args.required(1, "message")?;
     let mut options = parse_options(args.get(2))?;
     options.trace = crate::rpc::request_trace();
+    options.key_check = caller.key_check();
     limit_to_caller(app, caller, &mut options).await?;
     let published = app.publish(topic, message, &options).await?;
     Ok(json!({"event_id": published.event_id.0, "payloads": published.payloads}))

@@ -26,7 +26,7 @@ use super::clock::on_db_clock;
 use super::wakeups;
 use crate::domain::filter::Verdicts;
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
-use crate::domain::{BodyTemplate, EventId, SchemaChecked, Topic, WebhookId};
+use crate::domain::{BodyTemplate, EventId, KeyCheck, SchemaChecked, Topic, WebhookId};
 use crate::store::Published;
 use crate::time::Millis;
 
@@ -44,6 +44,8 @@ pub(super) struct Job {
     pub schema: SchemaChecked,
     /// The event's `traceparent` (CONTRACT §7.6), stored by the same insert.
     pub trace: Option<String>,
+    /// The remembered caller's key, to find unchanged (`KeyCheck`, see `revoked`).
+    pub key_check: Option<KeyCheck>,
 }
 
 /// Something held while the batch waits for its locks, let go once it holds them (or gives
@@ -74,6 +76,9 @@ pub(super) enum BatchError {
     /// topic that is no longer the stored one: the batch is rolled back and runs again
     /// without them, and their publishers check again.
     Stale(Vec<usize>),
+    /// These jobs' callers were remembered with a key that is no longer their user's
+    /// (`KeyCheck`): the batch runs again without them, and they are refused.
+    Revoked(Vec<usize>),
 }
 
 impl From<sqlx::Error> for BatchError {
@@ -99,6 +104,17 @@ pub(super) async fn store(
     jobs: &[&Job],
     turn: &mut Turn,
 ) -> Result<Vec<Published>, BatchError> {
+    match revoked(conn, jobs).await {
+        Ok(none) if none.is_empty() => {}
+        Ok(revoked) => {
+            turn.pass();
+            return Err(BatchError::Revoked(revoked));
+        }
+        Err(e) => {
+            turn.pass();
+            return Err(e.into());
+        }
+    }
     let plans = idempotency(conn, jobs).await;
     let plans = match plans {
         Ok(p) => p,
@@ -154,6 +170,37 @@ pub(super) async fn store(
         out.push(published);
     }
     Ok(out)
+}
+
+/// The jobs (indexes) whose remembered caller's key is no longer its user's: one read of
+/// the batch's distinct callers, in the batch's transaction, so a key rotated or a user
+/// removed before it began publishes nothing (see `app::auth`). No statement when no job
+/// brings a `KeyCheck`.
+async fn revoked(conn: &mut PgConnection, jobs: &[&Job]) -> Result<Vec<usize>, sqlx::Error> {
+    let mut callers: Vec<&KeyCheck> = jobs.iter().filter_map(|j| j.key_check.as_ref()).collect();
+    if callers.is_empty() {
+        return Ok(Vec::new());
+    }
+    callers.sort_unstable_by(|a, b| (a.user.0, &a.key_hash).cmp(&(b.user.0, &b.key_hash)));
+    callers.dedup();
+    let users: Vec<i64> = callers.iter().map(|c| c.user.0).collect();
+    let hashes: Vec<&str> = callers.iter().map(|c| c.key_hash.as_str()).collect();
+    let gone: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT t.u, t.h FROM UNNEST($1::BIGINT[], $2::TEXT[]) AS t(u, h) \
+         LEFT JOIN users ON users.id = t.u WHERE users.key_hash IS DISTINCT FROM t.h",
+    )
+    .bind(&users)
+    .bind(&hashes)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok((jobs.iter().enumerate())
+        .filter(|(_, j)| {
+            j.key_check
+                .as_ref()
+                .is_some_and(|c| gone.iter().any(|(u, h)| *u == c.user.0 && *h == c.key_hash))
+        })
+        .map(|(i, _)| i)
+        .collect())
 }
 
 /// Decides which jobs make new events. Two publishes with the same key make one event,

@@ -94,6 +94,7 @@ impl Publisher {
             verdicts: req.verdicts.clone(),
             schema: req.schema,
             trace: req.trace.map(|t| t.to_string()),
+            key_check: req.key_check.cloned(),
         };
         match tokio::time::timeout(self.queue_wait, self.jobs.send(Queued { job, reply })).await {
             Ok(Ok(())) => {}
@@ -238,7 +239,8 @@ impl From<sqlx::Error> for Broke {
 
 /// Runs the batch in one transaction; if it fails, again with a savepoint per job. Jobs
 /// that did not judge a filter they meet are answered `FiltersUnjudged`, jobs checked against
-/// a catalog version that moved `CatalogMoved`, and the rest run again without them. Errs only when the transaction itself broke (BEGIN, COMMIT, the
+/// a catalog version that moved `CatalogMoved`, jobs whose remembered key was revoked
+/// `KeyRevoked`, and the rest run again without them. Errs only when the transaction itself broke (BEGIN, COMMIT, the
 /// connection): then nothing committed that anyone is told about, and every job fails.
 #[cfg(test)]
 pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<Vec<StoreResult<Published>>, Broke> {
@@ -284,6 +286,16 @@ async fn run_batch_in_turn(
                     return Ok(answered(results));
                 }
             }
+            Err(BatchError::Revoked(revoked)) => {
+                tx.rollback().await?;
+                for n in revoked {
+                    results[todo[n]] = Some(Err(StoreError::KeyRevoked));
+                }
+                todo.retain(|&i| results[i].is_none());
+                if todo.is_empty() {
+                    return Ok(answered(results));
+                }
+            }
             Err(BatchError::Sql(e)) => {
                 tx.rollback().await?;
                 break e;
@@ -310,6 +322,7 @@ async fn run_batch_in_turn(
                     BatchError::Sql(e) => StoreError::from(e),
                     BatchError::Unjudged(mut u) => StoreError::FiltersUnjudged(u.remove(0).1),
                     BatchError::Stale(_) => StoreError::CatalogMoved,
+                    BatchError::Revoked(_) => StoreError::KeyRevoked,
                 })
             }
         };

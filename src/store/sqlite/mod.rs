@@ -452,9 +452,9 @@ impl Store for SqliteStore {
             now: req.now,
             verdicts: req.verdicts.clone(),
             trace: req.trace.map(|t| t.to_string()),
+            key_check: req.key_check.cloned(),
         };
-        let published = self.writer.write(move |c, _| publish::publish(c, &job)).await?;
-        published.map_err(StoreError::FiltersUnjudged)
+        self.writer.write(move |c, _| publish::publish(c, &job)).await?
     }
 
     async fn delivery_create_claimed(

@@ -10,8 +10,8 @@ use super::leases::Leases;
 use std::sync::Arc;
 
 use crate::domain::filter::Verdicts;
-use crate::domain::{BodyTemplate, DeliveryId, EventId, WebhookId};
-use crate::store::{ClaimedDelivery, Published, StoreResult};
+use crate::domain::{BodyTemplate, DeliveryId, EventId, KeyCheck, WebhookId};
+use crate::store::{ClaimedDelivery, Published, StoreError, StoreResult};
 use crate::time::{now_millis, Millis};
 
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
@@ -33,6 +33,8 @@ pub struct PublishJob {
     pub verdicts: Verdicts,
     /// The event's `traceparent`, stored with it (CONTRACT §7.6).
     pub trace: Option<String>,
+    /// The remembered caller's key, to find unchanged (`KeyCheck`).
+    pub key_check: Option<KeyCheck>,
 }
 
 pub struct CreateClaimedJob {
@@ -43,10 +45,21 @@ pub struct CreateClaimedJob {
     pub lease_until: Millis,
 }
 
-/// Stores the event and its payloads; or, with nothing stored, the filters of matched
-/// webhooks that `job.verdicts` does not judge (filters are never evaluated here, on the
-/// writer thread every merchant's publish goes through).
-pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Result<Published, Vec<Arc<str>>>> {
+/// Stores the event and its payloads; or, with nothing stored, why not: the filters of
+/// matched webhooks that `job.verdicts` does not judge (`FiltersUnjudged`: filters are never
+/// evaluated here, on the writer thread every merchant's publish goes through), or a caller's
+/// key that is no longer its user's (`KeyRevoked`). Refusals are answers, not failures, so
+/// they cost the writer's batch no rollback.
+pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Result<Published, StoreError>> {
+    if let Some(check) = &job.key_check {
+        let stored: Option<String> = c
+            .prepare_cached("SELECT key_hash FROM users WHERE id = ?1")?
+            .query_row([check.user.0], |r| r.get(0))
+            .optional()?;
+        if stored.as_deref() != Some(check.key_hash.as_str()) {
+            return Ok(Err(StoreError::KeyRevoked));
+        }
+    }
     if let Some(key) = &job.idempotency_key {
         let earlier: Option<(i64, i64, Millis)> = c
             .prepare_cached(
@@ -93,7 +106,7 @@ pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Result<Published
         .map(Arc::from)
         .collect();
     if !unjudged.is_empty() {
-        return Ok(Err(unjudged));
+        return Ok(Err(StoreError::FiltersUnjudged(unjudged)));
     }
     let hooks: Vec<(i64, i64)> = matched
         .into_iter()

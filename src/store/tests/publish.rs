@@ -267,6 +267,7 @@ store_test! {
             verdicts: &Verdicts::default(),
             schema: crate::domain::SchemaChecked::Unconfirmed,
             trace: None,
+            key_check: None,
         };
         match store.event_publish(&req).await {
             Err(StoreError::FiltersUnjudged(filters)) => {
@@ -284,5 +285,53 @@ store_test! {
         // The idempotency key was not taken by the refused attempt: a replay now is this one.
         let again = store.event_publish(&req).await.unwrap();
         assert_eq!((again.event_id, again.replayed), (p.event_id, true));
+    }
+}
+
+store_test! {
+    async fn a_publish_with_a_key_check_stores_nothing_once_the_key_was_rotated_or_the_user_removed(db, store) {
+        use crate::domain::filter::Verdicts;
+        use crate::domain::{BodyTemplate, KeyCheck, Role, UserName};
+        let m = merchant(&*store, "shop").await;
+        let hook = create_hook(&*store, m, "order:*", true).await;
+        let name = UserName::parse("feed").unwrap();
+        let user = store.user_create(&name, Role::Publisher, None, "hash-1").await.unwrap();
+        let t = topic("order:created");
+        let now = now_millis();
+        let body = BodyTemplate::new(t.as_str(), "shop", json!({"n": 1}).as_object().unwrap(), now);
+        let check = KeyCheck { user: user.id, key_hash: "hash-1".into() };
+        let mut req = crate::store::PublishRequest {
+            merchant: m,
+            topic: &t,
+            body: &body,
+            idempotency_key: Some("k1"),
+            now,
+            verdicts: &Verdicts::default(),
+            schema: crate::domain::SchemaChecked::Unconfirmed,
+            trace: None,
+            key_check: Some(&check),
+        };
+        let first = store.event_publish(&req).await.expect("the key is the user's");
+        assert_eq!(first.webhooks, vec![hook]);
+
+        assert!(store.user_rotate_key("feed", "hash-2").await.unwrap());
+        // Neither a new event nor the replay of the stored one is answered to the old key.
+        for key in [Some("k1"), Some("k2"), None] {
+            req.idempotency_key = key;
+            let refused = store.event_publish(&req).await;
+            assert!(matches!(refused, Err(StoreError::KeyRevoked)), "{key:?}: {refused:?}");
+        }
+        let new = KeyCheck { key_hash: "hash-2".into(), ..check.clone() };
+        req.key_check = Some(&new);
+        req.idempotency_key = None;
+        let second = store.event_publish(&req).await.expect("the new key publishes");
+        assert_ne!(second.event_id, first.event_id);
+
+        assert!(store.user_remove("feed").await.unwrap());
+        let refused = store.event_publish(&req).await;
+        assert!(matches!(refused, Err(StoreError::KeyRevoked)), "{refused:?}");
+        let ids: Vec<i64> = payloads(&*store, hook).await.iter().map(|d| d.increment_id).collect();
+        assert_eq!(ids.len(), 2, "only the two accepted publishes made payloads: {ids:?}");
+        assert_eq!(store.webhook_get(Scope::All, hook).await.unwrap().unwrap().increment_id, 2);
     }
 }

@@ -19,6 +19,7 @@ fn job(m: MerchantId, key: Option<&str>, now: Millis) -> Job {
         verdicts: Default::default(),
         schema: SchemaChecked::Unconfirmed,
         trace: None,
+        key_check: None,
     }
 }
 
