@@ -13,7 +13,7 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use super::callers::{CallerMemo, For};
-use super::error::RpcError;
+use super::error::{RpcError, INTERNAL_ERROR};
 use super::methods;
 use super::params::Args;
 use crate::app::{App, Caller};
@@ -166,7 +166,8 @@ fn wanted_for(path: &str) -> For {
 
 /// `result` for `caller`; but when it is an error and the caller was taken from memory
 /// (a publish's, see `callers`), only once its key is confirmed: a key revoked meanwhile gets
-/// the refusal, not an error that would tell it what exists.
+/// the refusal, not an error that would tell it what exists. Internal errors (load, storage)
+/// tell nothing and go out as they are, without another read of a database in trouble.
 async fn confirmed(
     app: &App,
     creds: &Credentials,
@@ -174,7 +175,7 @@ async fn confirmed(
     result: Result<Value, RpcError>,
 ) -> Result<Value, RpcError> {
     match (&result, &creds.basic) {
-        (Err(_), Some((name, key))) if caller.remembered => {
+        (Err(e), Some((name, key))) if caller.remembered && e.code != INTERNAL_ERROR => {
             creds.callers.basic(app, name, key, creds.client, For::Other).await?;
             result
         }
