@@ -5,10 +5,17 @@
 //! (`hookd user create`, another node) may add a merchant at any moment, and a read done
 //! per publish would not close that race either, since it is not part of the publish's
 //! transaction. Once there are several merchants, that stays so and is kept.
+//!
+//! When "the only merchant" goes stale, every publish then in progress needs the list: they
+//! share one read (`Flight`) rather than each taking an API connection for it. A burst of
+//! single-event publishes read the list once a second instead of once per publish in flight,
+//! which on a small pool waited past its acquire timeout and failed publishes.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
 
 use super::{App, AppError};
 use crate::domain::MerchantId;
@@ -21,7 +28,12 @@ const MAX_CODES: usize = 10_000;
 #[derive(Default)]
 pub(super) struct MerchantCache {
     inner: Mutex<Known>,
+    /// The list read in progress, if any, shared by the callers that need it meanwhile.
+    flight: Mutex<Option<Flight>>,
 }
+
+/// A read of the merchant list, and when it began.
+type Flight = Arc<OnceCell<(Instant, Vec<(MerchantId, String)>)>>;
 
 #[derive(Default)]
 struct Known {
@@ -60,6 +72,20 @@ impl MerchantCache {
             _ if known.several => Unnamed::Several,
             Some((at, id, code)) if now.duration_since(*at) < ONLY_FOR => Unnamed::Only(*id, code.clone()),
             _ => Unnamed::Unknown,
+        }
+    }
+
+    /// The read of the list to wait for: the one in progress, or a new one.
+    fn board(&self) -> Flight {
+        let mut flight = self.flight.lock().unwrap_or_else(|e| e.into_inner());
+        flight.get_or_insert_with(Flight::default).clone()
+    }
+
+    /// Ends `done`'s turn as the read in progress (later callers start another).
+    fn land(&self, done: &Flight) {
+        let mut flight = self.flight.lock().unwrap_or_else(|e| e.into_inner());
+        if flight.as_ref().is_some_and(|f| Arc::ptr_eq(f, done)) {
+            *flight = None;
         }
     }
 
@@ -103,9 +129,16 @@ impl App {
             Unnamed::Several => return Err(several()),
             Unnamed::Unknown => {}
         }
-        let read_at = Instant::now();
-        let merchants = self.store.merchant_list().await?;
-        self.merchants.learn(&merchants, read_at);
+        let flight = self.merchants.board();
+        let read = flight
+            .get_or_try_init(|| async {
+                let read_at = Instant::now();
+                Ok::<_, AppError>((read_at, self.store.merchant_list().await?))
+            })
+            .await;
+        self.merchants.land(&flight);
+        let (read_at, merchants) = read?;
+        self.merchants.learn(merchants, *read_at);
         match merchants.as_slice() {
             [(only, code)] => Ok((*only, code.clone())),
             [] => Err(AppError::InvalidData(
