@@ -95,9 +95,7 @@ pub fn asymmetric_signature(key: &SigningKey, msg_id: &str, timestamp: i64, body
 /// The `webhook-signature` value: every signer's `v1,` entry, then every `v1a,` entry,
 /// space-separated (a verifier accepts the request when any one entry it knows verifies).
 pub fn signature_header(signers: &[&Signer], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let v1 = signers
-        .iter()
-        .map(|s| s.standard_signature(msg_id, timestamp, body));
+    let v1 = signers.iter().map(|s| s.standard_signature(msg_id, timestamp, body));
     let v1a = signers
         .iter()
         .filter_map(|s| s.ed25519.as_ref())
@@ -147,7 +145,10 @@ mod tests {
     fn a_signer_keyed_once_signs_every_request_alike() {
         let signer = Signer::hmac(b"s3cr3t-key");
         for _ in 0..2 {
-            assert_eq!(signer.plugin_signature(BODY), "+1WQAuaNXtsJzNKC27K1lPhBpJN6dvbY2JjwunnIL3Y=");
+            assert_eq!(
+                signer.plugin_signature(BODY),
+                "+1WQAuaNXtsJzNKC27K1lPhBpJN6dvbY2JjwunnIL3Y="
+            );
             assert_eq!(
                 signer.standard_signature("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", 1674087231, BODY),
                 "v1,0AHPWzZ9zor8fASK8gsRwOrIJJEJ5xLPRFFUgQU9ePo="

@@ -351,10 +351,7 @@ fn build_headers(req: &AttemptRequest<'_>) -> Result<HeaderMap, String> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let current = req.signers.first().ok_or("no signing key")?;
-    headers.insert(
-        "x-plugin-hmac-sha256",
-        signed(current.plugin_signature(&req.body)),
-    );
+    headers.insert("x-plugin-hmac-sha256", signed(current.plugin_signature(&req.body)));
     headers.insert("webhook-id", msg_id);
     headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
     if let Some(previous) = req.signers.get(1) {
