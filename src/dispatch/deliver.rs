@@ -56,19 +56,13 @@ impl Target {
             .previous_keys
             .iter()
             .map(|k| {
-                let signer = Signer {
-                    secret: k.secret_key.as_bytes().to_vec(),
-                    ed25519: ed25519(k.signing_key.as_ref()),
-                };
+                let signer = Signer::new(k.secret_key.as_bytes(), ed25519(k.signing_key.as_ref()));
                 (signer, k.expires_at)
             })
             .collect();
         Arc::new(Self {
             url: hook.url.clone(),
-            current: Signer {
-                secret: hook.secret_key.as_bytes().to_vec(),
-                ed25519: ed25519(hook.signing_key.as_ref()),
-            },
+            current: Signer::new(hook.secret_key.as_bytes(), ed25519(hook.signing_key.as_ref())),
             previous,
             sent_headers: [false, true].map(|previous| SentHeaders::encode(previous, &headers)),
             headers,

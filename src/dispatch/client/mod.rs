@@ -31,7 +31,7 @@ mod tests_steering;
 use errors::{chain_text, find_in_chain, innermost_io};
 use resolver::{ForbiddenResolution, GuardedResolver};
 
-use crate::dispatch::signing::{plugin_signature, signature_header, Signer};
+use crate::dispatch::signing::{signature_header, Signer};
 use crate::domain::broker_url::BrokerTarget;
 use crate::domain::target::forbidden_reason;
 
@@ -351,17 +351,14 @@ fn build_headers(req: &AttemptRequest<'_>) -> Result<HeaderMap, String> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let current = req.signers.first().ok_or("no signing key")?;
-    headers.insert(
-        "x-plugin-hmac-sha256",
-        signed(plugin_signature(&current.secret, &req.body)),
-    );
+    headers.insert("x-plugin-hmac-sha256", signed(current.plugin_signature(&req.body)));
     headers.insert("webhook-id", msg_id);
     headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
     if let Some(previous) = req.signers.get(1) {
         // The newest previous key (the platform header has room for one).
         headers.insert(
             "x-plugin-hmac-sha256-previous",
-            signed(plugin_signature(&previous.secret, &req.body)),
+            signed(previous.plugin_signature(&req.body)),
         );
     }
     headers.insert(

@@ -85,10 +85,7 @@ pub(super) fn latest_sql() -> String {
 /// Reads the payload and its attempts in one read transaction (one snapshot), so they agree
 /// while outcomes are being recorded.
 pub fn get(c: &Connection, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {
-    c.prepare_cached("BEGIN")?.execute([])?;
-    let detail = get_in_snapshot(c, scope, id);
-    c.prepare_cached("COMMIT")?.execute([])?;
-    detail
+    super::reads::in_snapshot(c, |c| get_in_snapshot(c, scope, id))
 }
 
 fn get_in_snapshot(c: &Connection, scope: Scope, id: DeliveryId) -> StoreResult<Option<DeliveryDetail>> {

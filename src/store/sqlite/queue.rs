@@ -7,6 +7,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::leases::Leases;
+use super::reads;
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
 use crate::store::pace::{Bucket, Buckets};
 use crate::store::{ClaimedDelivery, DeliveryUpdate, PacedClaim, Pacing, StoreResult};
@@ -99,19 +100,26 @@ fn claim_oldest(
             break;
         }
         let seen = leases.epoch();
-        let candidates: Vec<DeliveryId> = c
-            .prepare_cached(
-                "SELECT id FROM deliveries \
-                 WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') AND next_attempt_at <= ?2 \
-                   AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1) \
-                 ORDER BY next_attempt_at, id LIMIT ?3",
-            )?
-            .query_map(params![webhook.0, now, (want + leases.held_for(webhook)) as i64], |r| {
-                Ok(DeliveryId(r.get(0)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        let (taken, refused_stale) = leases.take(webhook, seen, candidates, |id| *id, (now, until), want);
-        claimed.extend(taken_rows(c, leases, webhook, taken)?);
+        // The ids and the taken rows in one read transaction: SQLite takes and drops its
+        // read locks (fcntl) once per transaction, and an autocommit statement is one. A
+        // round that was refused as stale reads again in a transaction of its own, so it
+        // sees a newer snapshot.
+        let (taken, refused_stale) = reads::in_snapshot(c, |c| {
+            let candidates: Vec<DeliveryId> = c
+                .prepare_cached(
+                    "SELECT id FROM deliveries \
+                     WHERE webhook_id = ?1 AND status IN ('pending', 'retrying') AND next_attempt_at <= ?2 \
+                       AND EXISTS (SELECT 1 FROM webhooks WHERE id = ?1 AND is_active = 1) \
+                     ORDER BY next_attempt_at, id LIMIT ?3",
+                )?
+                .query_map(params![webhook.0, now, (want + leases.held_for(webhook)) as i64], |r| {
+                    Ok(DeliveryId(r.get(0)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let (taken, refused_stale) = leases.take(webhook, seen, candidates, |id| *id, (now, until), want);
+            Ok((taken_rows(c, leases, webhook, taken)?, refused_stale))
+        })?;
+        claimed.extend(taken);
         if !refused_stale {
             break;
         }
@@ -119,9 +127,9 @@ fn claim_oldest(
     Ok(claimed)
 }
 
-/// The rows of payloads just taken. One that left the queue since its id was read (canceled
-/// or purged) is let go; on an error every taken payload is let go, so none waits for its
-/// lease to run out.
+/// The rows of payloads just taken, read in the snapshot their ids came from. One that is
+/// not there (left the queue: canceled or purged) is let go all the same; on an error every
+/// taken payload is let go, so none waits for its lease to run out.
 fn taken_rows(
     c: &Connection,
     leases: &Leases,

@@ -111,6 +111,26 @@ impl Readers {
     }
 }
 
+/// Runs `f` in one read transaction (one snapshot of the database, and one pair of read
+/// locks rather than one per statement). The transaction ends whether `f` fails, or even
+/// panics (the connection is used again, and an open read would keep the WAL from being
+/// checkpointed).
+pub fn in_snapshot<T>(c: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    struct Ends<'a>(&'a Connection);
+    impl Drop for Ends<'_> {
+        fn drop(&mut self) {
+            if !self.0.is_autocommit() {
+                // Ending a read cannot fail for want of anything; should it, the next
+                // BEGIN reports it.
+                let _ = self.0.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+            }
+        }
+    }
+    c.prepare_cached("BEGIN")?.execute([])?;
+    let _ends = Ends(c);
+    f(c)
+}
+
 /// A reader thread: runs the queued reads on its connection until the store is dropped. A
 /// read that panics loses only its own answer.
 fn serve(conn: &Connection, jobs: &Mutex<mpsc::Receiver<ReadJob>>) {
