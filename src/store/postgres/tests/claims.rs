@@ -252,3 +252,70 @@ async fn recording_moves_payloads_and_ignores_lost_leases() {
     drop(store);
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn one_node_at_a_time_has_a_webhook_s_turn_and_the_others_take_only_what_waited() {
+    let (db, store) = setup!();
+    let m = merchant(&store, "shop").await;
+    let hook = create_hook(&store, m, "order:created", true).await;
+    let now = now_millis();
+    let lane = |owner: &'static str, at: Millis, limit: i64| {
+        let store = &store;
+        async move {
+            let claim = store
+                .delivery_claim_lane(hook, owner, at, at + HOUR, limit, Pacing::default())
+                .await
+                .unwrap();
+            let incs: Vec<i64> = claim.claimed.iter().map(|c| c.increment_id).collect();
+            (incs, claim.held_off)
+        }
+    };
+    // Two payloads that have waited ten seconds, two due just now.
+    for at in [now - 10_000, now - 10_000, now, now] {
+        publish_at(&store, m, "order:created", None, at).await;
+    }
+    assert_eq!(
+        lane("a", now, 1).await,
+        (vec![1], None),
+        "the first claim takes the turn"
+    );
+    let (incs, held_off) = lane("b", now, 10).await;
+    assert_eq!(incs, vec![2], "another node takes only what waited");
+    assert!(held_off.is_some_and(|until| until > now), "and holds off: {held_off:?}");
+    assert_eq!(
+        lane("a", now, 10).await,
+        (vec![3, 4], None),
+        "the turn's holder takes what is due"
+    );
+
+    // The holder renews its turn by claiming (here once half of it has passed)...
+    assert_eq!(lane("a", now + 1_500, 10).await, (vec![], None));
+    publish_at(&store, m, "order:created", None, now + 3_000).await;
+    let (incs, held_off) = lane("b", now + 3_000, 10).await;
+    assert!(incs.is_empty() && held_off.is_some(), "still a's turn: {incs:?}");
+    // ...and once it stops claiming, the turn expires and goes to the next node that claims.
+    publish_at(&store, m, "order:created", None, now + 10_000).await;
+    assert_eq!(lane("b", now + 10_000, 10).await, (vec![5, 6], None));
+    assert_eq!(
+        lane("a", now + 10_000, 10).await.1.map(|t| t > now + 10_000),
+        Some(true)
+    );
+
+    // Plain claims (`delivery_claim`) know nothing of turns.
+    publish_at(&store, m, "order:created", None, now + 10_000).await;
+    let plain = store
+        .delivery_claim(hook, "a", now + 10_000, now + HOUR, 10)
+        .await
+        .unwrap();
+    assert_eq!(plain.iter().map(|c| c.increment_id).collect::<Vec<_>>(), vec![7]);
+
+    // A deleted webhook's turn goes with it.
+    store.webhook_delete(Scope::All, hook).await.unwrap();
+    let turns: i64 = sqlx::query_scalar("SELECT count(*) FROM claim_turns")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(turns, 0);
+    drop(store);
+    db.drop_database().await;
+}
