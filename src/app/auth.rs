@@ -139,8 +139,13 @@ pub struct AuthState {
     /// Checks in progress, by fingerprint and stored hash: callers with the same name and
     /// key wait for one run (a batch of Basic-auth calls makes many at once).
     running: Mutex<HashMap<CheckKey, Arc<Check>>>,
+    /// Reads of a user by name in progress for publishes, shared by concurrent ones (see
+    /// `caller_for_publish`).
+    reading: Mutex<HashMap<String, Arc<Reading>>>,
     pub(super) throttle: throttle::LoginThrottle,
 }
+
+type Reading = OnceCell<Option<UserRecord>>;
 
 /// A check's fingerprint of name and key, and the stored hash it is made against ("" for
 /// a user that does not exist).
@@ -153,6 +158,7 @@ impl AuthState {
             verified: VerifiedKeys::default(),
             verifier: verifier::KeyVerifier::start(settings.check_threads, settings.check_queue)?,
             running: Mutex::default(),
+            reading: Mutex::default(),
             throttle: throttle::LoginThrottle::new(
                 settings.max_failures_per_user,
                 settings.max_failures_per_address,
@@ -223,8 +229,19 @@ impl App {
         key: &str,
         client: Option<IpAddr>,
     ) -> Result<UserRecord, AppError> {
-        let auth = &self.auth;
         let user = self.store.user_by_name(name).await?;
+        self.verify_against(user, name, key, client).await
+    }
+
+    /// `verify_credentials` with the user as read (None: no such user).
+    async fn verify_against(
+        &self,
+        user: Option<UserRecord>,
+        name: &str,
+        key: &str,
+        client: Option<IpAddr>,
+    ) -> Result<UserRecord, AppError> {
+        let auth = &self.auth;
         let print = fingerprint(name, key);
         if let Some(user) = &user {
             let cached = auth.verified.get(&print);
@@ -267,6 +284,32 @@ impl App {
     pub fn remembered_caller(&self, name: &str, key: &str) -> Option<Caller> {
         let user = self.auth.verified.get(&fingerprint(name, key))?;
         (user.name == name).then_some(Caller {
+            user,
+            portal: None,
+            remembered: true,
+        })
+    }
+
+    /// `caller_from_basic` for a publish whose key is not remembered (the first of a client,
+    /// say): concurrent publishes under one name share one read of the user, so a burst of
+    /// new connections does not queue a read each for the API's connections. A shared read
+    /// may have begun before a rotation that ended before this request began, so the caller
+    /// comes back as remembered: its publish is stored only if the store finds the key
+    /// unchanged (`KeyCheck`), as for any remembered caller.
+    pub async fn caller_for_publish(&self, name: &str, key: &str, client: Option<IpAddr>) -> Result<Caller, AppError> {
+        let reading = (self.auth.reading.lock().unwrap())
+            .entry(name.to_string())
+            .or_default()
+            .clone();
+        let read = reading.get_or_try_init(|| self.store.user_by_name(name)).await;
+        {
+            let mut in_progress = self.auth.reading.lock().unwrap();
+            if in_progress.get(name).is_some_and(|r| Arc::ptr_eq(r, &reading)) {
+                in_progress.remove(name);
+            }
+        }
+        let user = self.verify_against(read?.clone(), name, key, client).await?;
+        Ok(Caller {
             user,
             portal: None,
             remembered: true,

@@ -34,6 +34,8 @@ pub enum For {
 pub struct CallerMemo {
     /// The caller remembered from an earlier request (None: not remembered).
     remembered: std::sync::OnceLock<Option<Caller>>,
+    /// A publish's caller when not remembered (`App::caller_for_publish`).
+    publishing: OnceCell<Outcome>,
     basic: OnceCell<Outcome>,
     sessions: Mutex<HashMap<String, Arc<OnceCell<Outcome>>>>,
 }
@@ -45,6 +47,13 @@ impl CallerMemo {
             if let Some(caller) = self.remembered.get_or_init(|| app.remembered_caller(name, key)) {
                 return Ok(caller.clone());
             }
+            return (self.publishing)
+                .get_or_init(|| async {
+                    let caller = app.caller_for_publish(name, key, client).await;
+                    caller.map_err(|e| from_app(e, Operation::Other))
+                })
+                .await
+                .clone();
         }
         self.basic
             .get_or_init(|| async {
