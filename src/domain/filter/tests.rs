@@ -216,9 +216,9 @@ fn a_stored_costly_expression_keeps_evaluating_but_within_its_budget() {
     );
     let counted = OVER_BUDGET.get();
     PROGRAMS.get(&costly).expect("compiles, as a stored filter");
-    let started = std::time::Instant::now();
+    // False proves it was stopped: run to its end it is true (`i == 999`). No wall-clock
+    // bound here: on a loaded machine the thread waits for a core longer than it runs.
     assert!(!input.passes(&costly));
-    assert!(started.elapsed() < budget::TIME * 10, "{:?}", started.elapsed());
     assert!(OVER_BUDGET.get() > counted, "counted in hookd_filter_over_budget_total");
     // The same expression over a short list is within budget, and true.
     let cheap = format!("[998, 999].exists(i, {reads} || i == 999)");
