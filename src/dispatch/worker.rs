@@ -51,9 +51,6 @@ struct Lane {
     retries: BinaryHeap<Reverse<Millis>>,
     /// Its webhook's slots are all held by others (test pings) until one is given back.
     starved: bool,
-    /// Another node has the webhook's turn (see `Store::delivery_claim_lane`): no claim
-    /// before this time, whatever wakes the lane (it would find little or nothing).
-    held_off: Option<Millis>,
 }
 
 impl Lane {
@@ -67,14 +64,7 @@ impl Lane {
     }
 
     fn due(&mut self, at: Millis) {
-        let at = self.held_off.map_or(at, |until| at.max(until));
         self.next_due = Some(self.next_due.map_or(at, |d| d.min(at)));
-    }
-
-    /// Another node has the turn: the lane's next claim waits until `until`.
-    fn hold_off(&mut self, until: Millis) {
-        self.held_off = Some(until);
-        self.next_due = self.next_due.map(|d| d.max(until));
     }
 
     fn retry_at(&mut self, at: Millis) {
@@ -89,16 +79,7 @@ impl Lane {
         while self.retries.peek().is_some_and(|Reverse(at)| *at <= now) {
             self.retries.pop();
         }
-        self.next_due = None;
-        if let Some(&Reverse(at)) = self.retries.peek() {
-            self.due(at);
-        }
-    }
-
-    /// Whether the lane is still needed: attempts in flight, work it knows of, or a hold
-    /// that must outlive a moment of no work (or the next wake-up would claim at once).
-    fn alive(&self, now: Millis) -> bool {
-        self.in_flight > 0 || self.next_due.is_some() || self.held_off.is_some_and(|t| t > now)
+        self.next_due = self.retries.peek().map(|Reverse(at)| *at);
     }
 }
 
@@ -259,7 +240,7 @@ impl Dispatcher {
             let (store, owner) = (self.engine.store.clone(), self.owner.clone());
             claims.spawn(async move {
                 let claimed = store
-                    .delivery_claim_lane(webhook, &owner, now, now + lease, want as i64, pacing)
+                    .delivery_claim_paced(webhook, &owner, now, now + lease, want as i64, pacing)
                     .await;
                 (webhook, target, want, claimed)
             });
@@ -280,16 +261,12 @@ impl Dispatcher {
                         _ => target,
                     };
                     let lane = self.lanes.entry(webhook).or_default();
-                    lane.held_off = None;
                     if paced.next_at.is_some() {
                         // Pacing holds what is due back until then (the next token, or an
                         // ordered head's retry): sleep until exactly that time.
                         lane.next_due = paced.next_at;
                     } else if claimed.len() < want {
                         lane.drained(now);
-                    }
-                    if let Some(until) = paced.held_off {
-                        lane.hold_off(until);
                     }
                     lane.in_flight += claimed.len();
                     self.in_flight += claimed.len();
@@ -304,7 +281,7 @@ impl Dispatcher {
                 }
             }
         }
-        self.lanes.retain(|_, l| l.alive(now));
+        self.lanes.retain(|_, l| l.in_flight > 0 || l.next_due.is_some());
     }
 
     /// Drops what is held for webhooks deleted or turned off (`all`: for every webhook): idle
@@ -486,32 +463,5 @@ mod tests {
             ..Lane::default()
         };
         assert!(!starved.has_room(16));
-    }
-
-    #[test]
-    fn a_lane_held_off_by_another_node_s_turn_claims_nothing_before_the_hold_ends() {
-        let mut lane = Lane::default();
-        lane.due(100);
-        lane.hold_off(1_000);
-        assert_eq!(lane.next_due, Some(1_000), "what was due waits for the hold's end");
-        // Wake-ups (own publishes, other nodes', the queue scan) and retries do not bring it
-        // forward; a due time past the hold is kept.
-        lane.due(200);
-        lane.retry_at(300);
-        assert_eq!(lane.next_due, Some(1_000));
-        lane.drained(250);
-        assert_eq!(lane.next_due, Some(1_000), "the retry remembered, held off");
-        let mut later = Lane::default();
-        later.hold_off(1_000);
-        later.due(5_000);
-        assert_eq!(later.next_due, Some(5_000));
-        // With nothing due the lane lives on until the hold ends, so that the next wake-up
-        // finds it held off rather than claiming at once.
-        let idle = Lane {
-            held_off: Some(1_000),
-            ..Lane::default()
-        };
-        assert!(idle.alive(999));
-        assert!(!idle.alive(1_000));
     }
 }

@@ -347,23 +347,6 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
         pacing: Pacing,
     ) -> StoreResult<PacedClaim>;
-    /// The dispatcher's claim for a webhook's lane: `delivery_claim_paced`, except that on
-    /// PostgreSQL, where several nodes share the queue, one node at a time has the turn at an
-    /// unpaced webhook and takes its payloads as they come due; the others take only what
-    /// waited longer (a turn holder that died, stalled or cannot keep up), and are told to
-    /// hold off (`PacedClaim::held_off`) rather than make small or empty claims.
-    async fn delivery_claim_lane(
-        &self,
-        webhook: WebhookId,
-        owner: &str,
-        now: Millis,
-        lease_until: Millis,
-        limit: i64,
-        pacing: Pacing,
-    ) -> StoreResult<PacedClaim> {
-        self.delivery_claim_paced(webhook, owner, now, lease_until, limit, pacing)
-            .await
-    }
     /// Logs the attempts and moves each payload to its new state, in one transaction.
     /// A payload whose lease `owner` lost, or that was canceled meanwhile, keeps its state
     /// (its attempt is logged all the same: the request was sent).

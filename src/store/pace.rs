@@ -36,10 +36,6 @@ pub struct PacedClaim {
     /// this time (the next token, or an ordered head's retry time). The dispatcher sleeps
     /// until then instead of waiting for the next queue scan.
     pub next_at: Option<Millis>,
-    /// Set when another node has the webhook's turn (PostgreSQL, `delivery_claim_lane`): it
-    /// takes the payloads as they come due, and this node only those that waited longer
-    /// than a while. Until this time the dispatcher need not claim the webhook again.
-    pub held_off: Option<Millis>,
 }
 
 /// The token bucket's parameters for a rate.

@@ -438,29 +438,6 @@ impl Store for PostgresStore {
         )
     }
 
-    async fn delivery_claim_lane(
-        &self,
-        webhook: WebhookId,
-        owner: &str,
-        now: Millis,
-        lease_until: Millis,
-        limit: i64,
-        pacing: Pacing,
-    ) -> StoreResult<PacedClaim> {
-        self.health.observe(
-            queue::claim_lane(
-                &self.work,
-                &self.floors,
-                webhook,
-                owner,
-                (now, lease_until),
-                limit,
-                pacing,
-            )
-            .await,
-        )
-    }
-
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<Vec<Failing>> {
         self.health.observe(queue::record(&self.work, updates).await)?;
         self.health

@@ -144,110 +144,6 @@ pub async fn claim(
     Ok(claimed)
 }
 
-/// How long a node's turn at a webhook lasts after its last claim (see `claim_lane`).
-const TURN: Millis = 2_000;
-
-/// How long a payload waits before a node without the turn claims it (see `claim_lane`).
-const HELP_AFTER: Millis = 250;
-
-/// The dispatcher's claim of an unpaced webhook when several nodes may share the queue: one
-/// node at a time has the webhook's turn and takes its payloads as they come due; the others
-/// take only payloads due for longer than `HELP_AFTER`.
-///
-/// Why: with two nodes claiming every webhook, each publish woke both, and the webhook's
-/// payloads were split between their claims: claims per event rose from 0.22 to 0.37 with
-/// 2.6 payloads each (4.5 on one node), and outcome write-backs doubled with them (each
-/// node's recorder writing back half as much at a time). A turn keeps one node's claims and
-/// write-backs as large as they are on one node, while the other node still publishes.
-///
-/// The turn is a row of `claim_turns` (who, until when on the database's clock), taken in
-/// the claim's own statement: by a claim finding no turn or an expired one, and renewed by
-/// its holder's claims once half of it has passed (so a busy holder writes it about once a
-/// `TURN / 2`, not at every claim; a claim that only reads it locks nothing). A holder that
-/// dies, stalls, or whose lane is full (a slow receiver) stops renewing it, and until the
-/// turn expires the others take whatever waited longer than `HELP_AFTER`: at-least-once
-/// and fairness across nodes rest on the payloads' leases, as before; the turn only decides
-/// who makes the small claims. Paced webhooks keep their own claims (`claim_paced`).
-pub async fn claim_lane(
-    pool: &PgPool,
-    floors: &ClaimFloors,
-    webhook: WebhookId,
-    owner: &str,
-    (now, lease_until): (Millis, Millis),
-    limit: i64,
-    pacing: Pacing,
-) -> StoreResult<PacedClaim> {
-    if pacing != Pacing::default() {
-        return claim_paced(pool, floors, webhook, owner, (now, lease_until), limit, pacing).await;
-    }
-    // Committed without waiting for its WAL flush, as `claim` is (a turn lost in a crash
-    // only lets another node take it).
-    let (mut conn, clock) = clock::clocked(pool).await?;
-    let rows = sqlx::query(concat!(
-        "WITH cur AS (SELECT owner, until FROM claim_turns WHERE webhook_id = $3), \
-         took AS ( \
-           INSERT INTO claim_turns AS t (webhook_id, owner, until) \
-           SELECT $3, $1, ",
-        on_db_clock!("$4", "$7"),
-        " + $8::BIGINT WHERE NOT EXISTS (SELECT 1 FROM cur WHERE CASE WHEN owner = $1 \
-             THEN until > ",
-        on_db_clock!("$4", "$7"),
-        " + $8::BIGINT / 2 ELSE until > ",
-        on_db_clock!("$4", "$7"),
-        " END) \
-           ON CONFLICT (webhook_id) DO UPDATE SET owner = EXCLUDED.owner, until = EXCLUDED.until \
-             WHERE t.owner = EXCLUDED.owner OR t.until <= ",
-        on_db_clock!("$4", "$7"),
-        " RETURNING 1), \
-         mine AS (SELECT EXISTS (SELECT 1 FROM took) \
-           OR EXISTS (SELECT 1 FROM cur WHERE owner = $1 AND until > ",
-        on_db_clock!("$4", "$7"),
-        ") AS yes), \
-         claimed AS (UPDATE deliveries SET lease_owner = $1, lease_until = ",
-        on_db_clock!("$2", "$7"),
-        " WHERE id IN ( \
-           SELECT id FROM deliveries WHERE webhook_id = $3 AND status IN ('pending', 'retrying') \
-             AND next_attempt_at >= $6 AND next_attempt_at <= ",
-        on_db_clock!("$4", "$7"),
-        " - CASE WHEN (SELECT yes FROM mine) THEN 0 ELSE $9::BIGINT END \
-             AND (lease_until IS NULL OR lease_until <= ",
-        on_db_clock!("$4", "$7"),
-        ") AND EXISTS (SELECT 1 FROM webhooks WHERE id = $3 AND is_active) \
-           ORDER BY next_attempt_at, id LIMIT $5 \
-           FOR UPDATE SKIP LOCKED) \
-         RETURNING id, increment_id, attempts, body, next_attempt_at, event_id) \
-         SELECT c.id, c.increment_id, c.attempts, c.body, \
-           (SELECT version FROM webhooks WHERE id = $3), \
-           set_config('synchronous_commit', 'off', true), c.next_attempt_at, \
-           (SELECT traceparent FROM events WHERE id = c.event_id) AS trace, \
-           (SELECT yes FROM mine) \
-         FROM (SELECT 1) one LEFT JOIN claimed c ON true",
-    ))
-    .bind(owner)
-    .bind(lease_until)
-    .bind(webhook.0)
-    .bind(now)
-    .bind(limit)
-    .bind(floors.get(webhook))
-    .bind(clock)
-    .bind(TURN)
-    .bind(HELP_AFTER)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mine = rows.first().is_some_and(|r| r.get::<bool, _>(8));
-    let rows: Vec<&PgRow> = rows.iter().filter(|r| r.get::<Option<i64>, _>(0).is_some()).collect();
-    if let Some(latest) = rows.iter().map(|r| r.get::<Millis, _>(6)).max() {
-        floors.raise(webhook, latest - FLOOR_SLACK);
-    }
-    let mut claimed: Vec<ClaimedDelivery> = rows.iter().map(|r| claimed_row(webhook, r)).collect();
-    claimed.sort_by_key(|c| c.increment_id);
-    Ok(PacedClaim {
-        claimed,
-        next_at: None,
-        held_off: (!mine).then_some(now + HELP_AFTER),
-    })
-}
-
 fn claimed_row(webhook: WebhookId, r: &PgRow) -> ClaimedDelivery {
     ClaimedDelivery {
         id: DeliveryId(r.get(0)),
@@ -283,10 +179,7 @@ pub async fn claim_paced(
 ) -> StoreResult<PacedClaim> {
     if pacing == Pacing::default() {
         let claimed = claim(pool, floors, webhook, owner, now, lease_until, limit).await?;
-        return Ok(PacedClaim {
-            claimed,
-            ..PacedClaim::default()
-        });
+        return Ok(PacedClaim { claimed, next_at: None });
     }
     let bucket = pacing.max_rate.map(Bucket::for_rate);
     let sql = paced_sql(pacing.ordered, bucket.is_some());
@@ -340,7 +233,6 @@ pub async fn claim_paced(
         return Ok(PacedClaim {
             claimed,
             next_at: waiting_head.or(next_token),
-            held_off: None,
         });
     }
     Ok(PacedClaim::default())

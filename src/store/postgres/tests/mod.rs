@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::domain::{BodyTemplate, DeliveryId, DeliveryStatus, MerchantId, WebhookId};
 use crate::store::test_support::*;
-use crate::store::{ClaimedDelivery, Pacing, Scope, StatusTarget, Store};
+use crate::store::{ClaimedDelivery, Scope, StatusTarget, Store};
 use crate::time::{now_millis, Millis};
 use crate::wake::Wake;
 
