@@ -308,7 +308,19 @@ impl App {
                 in_progress.remove(name);
             }
         }
-        let user = self.verify_against(read?.clone(), name, key, client).await?;
+        let shared = read?.clone();
+        let user = match self.verify_against(shared.clone(), name, key, client).await {
+            // The shared read may predate a new key: refused only if a fresh read agrees.
+            Err(AppError::AccessDenied) => {
+                let fresh = self.store.user_by_name(name).await?;
+                let hash = |u: &Option<UserRecord>| u.as_ref().map(|u| (u.id, u.key_hash.clone()));
+                if hash(&fresh) == hash(&shared) {
+                    return Err(AppError::AccessDenied);
+                }
+                self.verify_against(fresh, name, key, client).await?
+            }
+            other => other?,
+        };
         Ok(Caller {
             user,
             portal: None,
