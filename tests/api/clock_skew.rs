@@ -88,6 +88,26 @@ async fn nodes_whose_clocks_disagree_send_each_payload_once_and_log_every_reques
     for p in publishers {
         p.await.expect("a publisher panicked");
     }
+    // A publish answered "nothing was stored" (a node's first connections slow to open on a
+    // loaded machine) is retried, as a client is told to: what this test is about is the
+    // skew, not load, which `overload` covers. Anything else is a failure.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let acked = acks.acked();
+        let retry: Vec<u64> = (acks.failed().iter())
+            .filter(|(seq, _, e)| !acked.contains(seq) && format!("{e:?}").contains("nothing was stored"))
+            .map(|(seq, _, _)| *seq)
+            .collect::<std::collections::BTreeSet<u64>>()
+            .into_iter()
+            .collect();
+        if retry.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        let started = Instant::now();
+        for (seq, outcome) in admin_a.publish_batch(&retry).await {
+            acks.record(seq, started, outcome);
+        }
+    }
     let acked = acks.acked();
     assert_eq!(acked.len() as u64, EVENTS, "publishes failed: {:?}", acks.failed());
 
