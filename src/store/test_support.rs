@@ -79,18 +79,32 @@ pub async fn try_publish_message(
 ) -> StoreResult<Published> {
     let topic = topic(t);
     let body = BodyTemplate::new(topic.as_str(), "shop", message.as_object().unwrap(), now);
-    let req = PublishRequest {
+    let verdicts = Verdicts::default();
+    let req = request(m, &topic, &body, &verdicts, key, now);
+    crate::store::publish_judged(store, &req, &mut Vec::new()).await
+}
+
+/// A publish of `body` as merchant `m` with these verdicts, unconfirmed against the catalog,
+/// with no trace and no key check; a test sets what else it needs.
+pub fn request<'a>(
+    m: MerchantId,
+    topic: &'a Topic,
+    body: &'a BodyTemplate,
+    verdicts: &'a Verdicts,
+    key: Option<&'a str>,
+    now: Millis,
+) -> PublishRequest<'a> {
+    PublishRequest {
         merchant: m,
-        topic: &topic,
-        body: &body,
+        topic,
+        body,
         idempotency_key: key,
         now,
-        verdicts: &Verdicts::default(),
+        verdicts,
         schema: crate::domain::SchemaChecked::Unconfirmed,
         trace: None,
         key_check: None,
-    };
-    crate::store::publish_judged(store, &req, &mut Vec::new()).await
+    }
 }
 
 pub async fn publish_at(store: &dyn Store, m: MerchantId, t: &str, key: Option<&str>, now: Millis) -> Published {

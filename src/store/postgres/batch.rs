@@ -27,7 +27,7 @@ use super::wakeups;
 use crate::domain::filter::Verdicts;
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
 use crate::domain::{BodyTemplate, EventId, KeyCheck, SchemaChecked, Topic, WebhookId};
-use crate::store::Published;
+use crate::store::{Published, StoreError};
 use crate::time::Millis;
 
 /// One publish, owned so it can wait in the queue.
@@ -79,6 +79,22 @@ pub(super) enum BatchError {
     /// These jobs' callers were remembered with a key that is no longer their user's
     /// (`KeyCheck`): the batch runs again without them, and they are refused.
     Revoked(Vec<usize>),
+}
+
+impl BatchError {
+    /// The jobs refused (indexes into the batch), each with its answer; or the error that
+    /// broke the whole batch.
+    pub(super) fn refusals(self) -> Result<Vec<(usize, StoreError)>, sqlx::Error> {
+        Ok(match self {
+            BatchError::Sql(e) => return Err(e),
+            BatchError::Unjudged(u) => u
+                .into_iter()
+                .map(|(n, f)| (n, StoreError::FiltersUnjudged(f)))
+                .collect(),
+            BatchError::Stale(s) => s.into_iter().map(|n| (n, StoreError::CatalogMoved)).collect(),
+            BatchError::Revoked(r) => r.into_iter().map(|n| (n, StoreError::KeyRevoked)).collect(),
+        })
+    }
 }
 
 impl From<sqlx::Error> for BatchError {

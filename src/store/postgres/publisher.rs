@@ -32,7 +32,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Acquire, PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::batch::{self, BatchError, Job, Turn};
+use super::batch::{self, Job, Turn};
 use crate::store::{PublishRequest, Published, StoreError, StoreResult};
 
 /// Most publishes in one transaction (a JSON-RPC batch holds at most 1000).
@@ -266,39 +266,19 @@ async fn run_batch_in_turn(
                 }
                 return Ok(answered(results));
             }
-            Err(BatchError::Unjudged(unjudged)) => {
+            Err(refused) => {
                 tx.rollback().await?;
-                for (n, filters) in unjudged {
-                    results[todo[n]] = Some(Err(StoreError::FiltersUnjudged(filters)));
+                let refusals = match refused.refusals() {
+                    Ok(refusals) => refusals,
+                    Err(e) => break e,
+                };
+                for (n, error) in refusals {
+                    results[todo[n]] = Some(Err(error));
                 }
                 todo.retain(|&i| results[i].is_none());
                 if todo.is_empty() {
                     return Ok(answered(results));
                 }
-            }
-            Err(BatchError::Stale(stale)) => {
-                tx.rollback().await?;
-                for n in stale {
-                    results[todo[n]] = Some(Err(StoreError::CatalogMoved));
-                }
-                todo.retain(|&i| results[i].is_none());
-                if todo.is_empty() {
-                    return Ok(answered(results));
-                }
-            }
-            Err(BatchError::Revoked(revoked)) => {
-                tx.rollback().await?;
-                for n in revoked {
-                    results[todo[n]] = Some(Err(StoreError::KeyRevoked));
-                }
-                todo.retain(|&i| results[i].is_none());
-                if todo.is_empty() {
-                    return Ok(answered(results));
-                }
-            }
-            Err(BatchError::Sql(e)) => {
-                tx.rollback().await?;
-                break e;
             }
         }
     };
@@ -318,11 +298,13 @@ async fn run_batch_in_turn(
             }
             Err(e) => {
                 savepoint.rollback().await?;
-                Err(match e {
-                    BatchError::Sql(e) => StoreError::from(e),
-                    BatchError::Unjudged(mut u) => StoreError::FiltersUnjudged(u.remove(0).1),
-                    BatchError::Stale(_) => StoreError::CatalogMoved,
-                    BatchError::Revoked(_) => StoreError::KeyRevoked,
+                Err(match e.refusals() {
+                    Ok(refusals) => refusals
+                        .into_iter()
+                        .next()
+                        .map(|(_, error)| error)
+                        .expect("a refusal names its job"),
+                    Err(e) => StoreError::from(e),
                 })
             }
         };

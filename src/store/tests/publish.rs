@@ -258,17 +258,8 @@ store_test! {
         let t = topic("order:created");
         let now = now_millis();
         let body = BodyTemplate::new(t.as_str(), "shop", json!({"total": 150}).as_object().unwrap(), now);
-        let mut req = crate::store::PublishRequest {
-            merchant: m,
-            topic: &t,
-            body: &body,
-            idempotency_key: Some("k1"),
-            now,
-            verdicts: &Verdicts::default(),
-            schema: crate::domain::SchemaChecked::Unconfirmed,
-            trace: None,
-            key_check: None,
-        };
+        let no_verdicts = Verdicts::default();
+        let mut req = request(m, &t, &body, &no_verdicts, Some("k1"), now);
         match store.event_publish(&req).await {
             Err(StoreError::FiltersUnjudged(filters)) => {
                 assert_eq!(filters.iter().map(|f| &**f).collect::<Vec<_>>(), vec!["message.total > 100"])
@@ -300,17 +291,9 @@ store_test! {
         let now = now_millis();
         let body = BodyTemplate::new(t.as_str(), "shop", json!({"n": 1}).as_object().unwrap(), now);
         let check = KeyCheck { user: user.id, key_hash: "hash-1".into() };
-        let mut req = crate::store::PublishRequest {
-            merchant: m,
-            topic: &t,
-            body: &body,
-            idempotency_key: Some("k1"),
-            now,
-            verdicts: &Verdicts::default(),
-            schema: crate::domain::SchemaChecked::Unconfirmed,
-            trace: None,
-            key_check: Some(&check),
-        };
+        let no_verdicts = Verdicts::default();
+        let mut req = request(m, &t, &body, &no_verdicts, Some("k1"), now);
+        req.key_check = Some(&check);
         let first = store.event_publish(&req).await.expect("the key is the user's");
         assert_eq!(first.webhooks, vec![hook]);
 

@@ -90,3 +90,51 @@ async fn the_portal_s_reads_are_ranges_of_their_indexes() {
     drop(conn);
     db.drop_database().await;
 }
+
+/// The outcome write (`queue::RECORD_SQL`) finds a batch's payloads by primary key while
+/// `deliveries` is small and its queue holds every row, as on a new database under load.
+/// Joined instead by a scan of the queue (`deliveries_queue`) or of the table, as it was,
+/// each write read every queued payload: 1,194 buffers a call on two nodes.
+#[tokio::test]
+async fn the_outcome_write_finds_its_payloads_by_primary_key_while_the_table_is_small() {
+    let (db, store) = setup!();
+    let shop = merchant(&store, "shop").await;
+    let hook = create_hook(&store, shop, "order:*", true).await;
+    sqlx::query(
+        "INSERT INTO deliveries (webhook_id, merchant_id, increment_id, topic, body, status, attempts, \
+           next_attempt_at, created_at) \
+         SELECT $1, $2, i, 'order:created', '\\x7b7d', 'pending', 0, $3, $3 FROM generate_series(1, 1000) i",
+    )
+    .bind(hook.0)
+    .bind(shop.0)
+    .bind(now_millis())
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    let mut conn = store.pool.acquire().await.unwrap();
+    let now = now_millis();
+    let mut args = PgArguments::default();
+    let (ids, numbers, texts) = (vec![5_i64, 6, 7], vec![now; 3], vec!["x"; 3]);
+    for n in 1..=14 {
+        match n {
+            1 => sqlx::Arguments::add(&mut args, &ids).unwrap(),
+            2 | 3 | 9 | 10 | 14 => sqlx::Arguments::add(&mut args, &texts).unwrap(),
+            13 => sqlx::Arguments::add(&mut args, now).unwrap(),
+            _ => sqlx::Arguments::add(&mut args, &numbers).unwrap(),
+        }
+    }
+    let write = plan(&mut conn, crate::store::postgres::queue::RECORD_SQL, args).await;
+    // Both joins (the attempt log's and the outcome's) read `deliveries` by primary key only.
+    assert_eq!(write.matches("deliveries_pkey").count(), 2, "{write}");
+    for line in write
+        .lines()
+        .filter(|l| l.contains("Scan") && l.contains(" deliveries"))
+    {
+        assert!(
+            line.contains("deliveries_pkey") || line.contains("Bitmap Heap Scan on deliveries"),
+            "{line}\n{write}"
+        );
+    }
+    drop(conn);
+    db.drop_database().await;
+}
