@@ -16,10 +16,6 @@ use crate::store::PoolSettings;
 /// A pooled connection idle at least this long is pinged before it is handed out.
 const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Pools at least this large give the publisher two connections (one commits while the
-/// other prepares the next batch), smaller ones one.
-const TWO_RUNNERS_FROM: u32 = 8;
-
 /// Connections per share of `max_connections`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Split {
@@ -29,10 +25,11 @@ pub(super) struct Split {
 }
 
 impl Split {
-    /// The publisher's one or two, then half of the rest for the dispatcher (at least one),
-    /// the others for API requests (at least one).
+    /// The publisher's one (a single runner makes the largest batches; see `publisher`),
+    /// then half of the rest for the dispatcher (at least one), the others for API requests
+    /// (at least one).
     pub fn of(max_connections: u32) -> Split {
-        let publish = if max_connections >= TWO_RUNNERS_FROM { 2 } else { 1 };
+        let publish = 1;
         let rest = max_connections.saturating_sub(publish);
         let work = (rest / 2).max(1);
         let api = rest.saturating_sub(work).max(1);
@@ -105,17 +102,17 @@ mod tests {
         assert_eq!(
             Split::of(8),
             Split {
-                publish: 2,
+                publish: 1,
                 work: 3,
-                api: 3
+                api: 4
             }
         );
         assert_eq!(
             Split::of(16),
             Split {
-                publish: 2,
+                publish: 1,
                 work: 7,
-                api: 7
+                api: 8
             }
         );
         for max in 3..=1000 {

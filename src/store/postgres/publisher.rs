@@ -9,14 +9,14 @@
 //! one transaction per batch lets it take a whole batch per fsync. Everything a batch does is
 //! a fixed number of round trips, whatever its size (arrays and `UNNEST`, see `batch`).
 //!
-//! Two runners take turns: while one waits for its COMMIT, the other gathers the next batch
-//! and does everything up to the webhook locks, which it then takes as soon as the first
-//! commit releases them. A runner gathers only once the node's other runner holds its locks
-//! (the queue stays with a runner until then, see `batch::Turn`), so at most one batch per
-//! node waits for webhook locks. Nodes sharing a webhook take its lock in turns, and each
-//! batch holds what queued on its node until it was gathered: with every runner of two
-//! nodes waiting in line, batches were half the size of one node's, and two nodes
-//! published slower than one. Each runner keeps a connection of the publisher's own pool (see
+//! One runner per connection of the publisher's pool, and `pools` gives it one. Two took
+//! turns (while one waited for its COMMIT, the other gathered the next batch and did
+//! everything up to the webhook locks; a runner gathered only once the other held its locks,
+//! the queue staying with a runner until then, see `batch::Turn`), but on a disk that syncs
+//! in 0.1 ms the work is CPU-bound, and two runners halved the batches: one runner published
+//! 8 % more per second on one node and 17 % more on two, for less CPU per event (issue 28,
+//! docs/performance.md). Nodes sharing a webhook take its lock in turns, each batch holding
+//! what queued on its node meanwhile. Each runner keeps a connection of the publisher's own pool (see
 //! `pools`), so a publish never waits for a connection behind other work; it waits in a
 //! bounded queue, and when even that stays full it is refused as `Overloaded` (nothing
 //! stored). A batch whose connection breaks says whether its COMMIT had been sent: before,
