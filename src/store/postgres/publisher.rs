@@ -14,10 +14,10 @@
 //! everything up to the webhook locks; a runner gathered only once the other held its locks,
 //! the queue staying with a runner until then, see `batch::Turn`), but on a disk that syncs
 //! in 0.1 ms the work is CPU-bound, and two runners halved the batches: one runner published
-//! 8 % more per second on one node and 17 % more on two, for less CPU per event (issue 28,
+//! 8 % more per second on one node and 18 % more on two, for less CPU per event (issue 28,
 //! docs/performance.md). Nodes sharing a webhook take its lock in turns, each batch holding
-//! what queued on its node meanwhile. Each runner keeps a connection of the publisher's own pool (see
-//! `pools`), so a publish never waits for a connection behind other work; it waits in a
+//! what queued on its node meanwhile. Each runner keeps a connection of the publisher's own
+//! pool (see `pools`), so a publish never waits for a connection behind other work; it waits in a
 //! bounded queue, and when even that stays full it is refused as `Overloaded` (nothing
 //! stored). A batch whose connection breaks says whether its COMMIT had been sent: before,
 //! nothing was stored (`Unavailable`); during, the outcome is unknown (`OutcomeUnknown`).

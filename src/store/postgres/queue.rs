@@ -362,8 +362,8 @@ pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()
 /// or `deliveries_head`, whose predicate the status condition matches) and hash-joined it,
 /// on every call: 1,194 buffers a call on two nodes under load. So each join also says
 /// `d.id = ANY($1)`, and the status is compared as an expression (`|| ''`) that no partial
-/// index's predicate matches. The statement is planned per call with the batch's values: a
-/// plan made without them (generic) reads more, whatever the hints.
+/// index's predicate matches. Planned with the batch's values or once for every call, the
+/// plan is then a primary-key lookup (`tests/plans.rs` explains both).
 pub(super) const RECORD_SQL: &str = concat!(
     "WITH u AS ( \
        SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], \

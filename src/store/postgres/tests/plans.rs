@@ -123,17 +123,31 @@ async fn the_outcome_write_finds_its_payloads_by_primary_key_while_the_table_is_
             _ => sqlx::Arguments::add(&mut args, &numbers).unwrap(),
         }
     }
-    let write = plan(&mut conn, crate::store::postgres::queue::RECORD_SQL, args).await;
-    // Both joins (the attempt log's and the outcome's) read `deliveries` by primary key only.
-    assert_eq!(write.matches("deliveries_pkey").count(), 2, "{write}");
-    for line in write
-        .lines()
-        .filter(|l| l.contains("Scan") && l.contains(" deliveries"))
-    {
-        assert!(
-            line.contains("deliveries_pkey") || line.contains("Bitmap Heap Scan on deliveries"),
-            "{line}\n{write}"
+    // Planned with the batch's values, and once for every call (PostgreSQL may settle on
+    // either), both joins (the attempt log's and the outcome's) read `deliveries` by primary
+    // key only.
+    for generic in [false, true] {
+        if generic {
+            sqlx::query("SET plan_cache_mode = force_generic_plan")
+                .execute(&mut *conn)
+                .await
+                .unwrap();
+        }
+        let write = plan(&mut conn, crate::store::postgres::queue::RECORD_SQL, args.clone()).await;
+        assert_eq!(
+            write.matches("deliveries_pkey").count(),
+            2,
+            "generic {generic}: {write}"
         );
+        for line in write
+            .lines()
+            .filter(|l| l.contains("Scan") && l.contains(" deliveries"))
+        {
+            assert!(
+                line.contains("deliveries_pkey") || line.contains("Bitmap Heap Scan on deliveries"),
+                "generic {generic}: {line}\n{write}"
+            );
+        }
     }
     drop(conn);
     db.drop_database().await;
