@@ -22,13 +22,13 @@ mod verifier;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
 
+use super::in_flight::InFlight;
 use super::{App, AppError};
 use crate::domain::portal::PortalGrant;
 use crate::domain::{KeyCheck, Scope, UserRecord};
@@ -138,27 +138,24 @@ pub struct AuthState {
     verifier: verifier::KeyVerifier,
     /// Checks in progress, by fingerprint and stored hash: callers with the same name and
     /// key wait for one run (a batch of Basic-auth calls makes many at once).
-    running: Mutex<HashMap<CheckKey, Arc<Check>>>,
+    running: InFlight<CheckKey, Result<bool, verifier::Busy>>,
     /// Reads of a user by name in progress for publishes, shared by concurrent ones (see
     /// `caller_for_publish`).
-    reading: Mutex<HashMap<String, Arc<Reading>>>,
+    reading: InFlight<String, Option<UserRecord>>,
     pub(super) throttle: throttle::LoginThrottle,
 }
-
-type Reading = OnceCell<Option<UserRecord>>;
 
 /// A check's fingerprint of name and key, and the stored hash it is made against ("" for
 /// a user that does not exist).
 type CheckKey = ([u8; 32], String);
-type Check = OnceCell<Result<bool, verifier::Busy>>;
 
 impl AuthState {
     pub fn new(settings: &AuthSettings) -> std::io::Result<Self> {
         Ok(Self {
             verified: VerifiedKeys::default(),
             verifier: verifier::KeyVerifier::start(settings.check_threads, settings.check_queue)?,
-            running: Mutex::default(),
-            reading: Mutex::default(),
+            running: InFlight::default(),
+            reading: InFlight::default(),
             throttle: throttle::LoginThrottle::new(
                 settings.max_failures_per_user,
                 settings.max_failures_per_address,
@@ -171,13 +168,7 @@ impl AuthState {
     /// concurrent identical ones.
     async fn check(&self, print: [u8; 32], key: &str, stored: Option<&str>) -> Result<bool, verifier::Busy> {
         let slot = (print, stored.unwrap_or_default().to_string());
-        let check = self.running.lock().unwrap().entry(slot.clone()).or_default().clone();
-        let result = *check.get_or_init(|| self.verifier.verify(key, stored)).await;
-        let mut running = self.running.lock().unwrap();
-        if running.get(&slot).is_some_and(|c| Arc::ptr_eq(c, &check)) {
-            running.remove(&slot);
-        }
-        result
+        self.running.run(slot, || self.verifier.verify(key, stored)).await
     }
 }
 
@@ -297,18 +288,9 @@ impl App {
     /// comes back as remembered: its publish is stored only if the store finds the key
     /// unchanged (`KeyCheck`), as for any remembered caller.
     pub async fn caller_for_publish(&self, name: &str, key: &str, client: Option<IpAddr>) -> Result<Caller, AppError> {
-        let reading = (self.auth.reading.lock().unwrap())
-            .entry(name.to_string())
-            .or_default()
-            .clone();
-        let read = reading.get_or_try_init(|| self.store.user_by_name(name)).await;
-        {
-            let mut in_progress = self.auth.reading.lock().unwrap();
-            if in_progress.get(name).is_some_and(|r| Arc::ptr_eq(r, &reading)) {
-                in_progress.remove(name);
-            }
-        }
-        let shared = read?.clone();
+        let shared = (self.auth.reading)
+            .try_run(name.to_string(), || self.store.user_by_name(name))
+            .await?;
         let user = match self.verify_against(shared.clone(), name, key, client).await {
             // The shared read may predate a new key: refused only if a fresh read agrees.
             Err(AppError::AccessDenied) => {

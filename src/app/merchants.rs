@@ -7,7 +7,7 @@
 //! transaction. Once there are several merchants, that stays so and is kept.
 //!
 //! When "the only merchant" goes stale, every publish then in progress needs the list: they
-//! share one read (`Flight`) rather than each taking an API connection for it. A burst of
+//! share one read (`InFlight`) rather than each taking an API connection for it. A burst of
 //! single-event publishes read the list once a second instead of once per publish in flight,
 //! which on a small pool waited past its acquire timeout and failed publishes.
 
@@ -15,8 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::OnceCell;
-
+use super::in_flight::InFlight;
 use super::{App, AppError};
 use crate::domain::MerchantId;
 
@@ -29,11 +28,11 @@ const MAX_CODES: usize = 10_000;
 pub(super) struct MerchantCache {
     inner: Mutex<Known>,
     /// The list read in progress, if any, shared by the callers that need it meanwhile.
-    flight: Mutex<Option<Flight>>,
+    reading: InFlight<(), Arc<ListRead>>,
 }
 
-/// A read of the merchant list, and when it began.
-type Flight = Arc<OnceCell<(Instant, Vec<(MerchantId, String)>)>>;
+/// A read of the merchant list: when it began, and the list.
+type ListRead = (Instant, Vec<(MerchantId, String)>);
 
 #[derive(Default)]
 struct Known {
@@ -72,20 +71,6 @@ impl MerchantCache {
             _ if known.several => Unnamed::Several,
             Some((at, id, code)) if now.duration_since(*at) < ONLY_FOR => Unnamed::Only(*id, code.clone()),
             _ => Unnamed::Unknown,
-        }
-    }
-
-    /// The read of the list to wait for: the one in progress, or a new one.
-    fn board(&self) -> Flight {
-        let mut flight = self.flight.lock().unwrap_or_else(|e| e.into_inner());
-        flight.get_or_insert_with(Flight::default).clone()
-    }
-
-    /// Ends `done`'s turn as the read in progress (later callers start another).
-    fn land(&self, done: &Flight) {
-        let mut flight = self.flight.lock().unwrap_or_else(|e| e.into_inner());
-        if flight.as_ref().is_some_and(|f| Arc::ptr_eq(f, done)) {
-            *flight = None;
         }
     }
 
@@ -129,15 +114,13 @@ impl App {
             Unnamed::Several => return Err(several()),
             Unnamed::Unknown => {}
         }
-        let flight = self.merchants.board();
-        let read = flight
-            .get_or_try_init(|| async {
+        let read = (self.merchants.reading)
+            .try_run((), || async {
                 let read_at = Instant::now();
-                Ok::<_, AppError>((read_at, self.store.merchant_list().await?))
+                Ok::<_, AppError>(Arc::new((read_at, self.store.merchant_list().await?)))
             })
-            .await;
-        self.merchants.land(&flight);
-        let (read_at, merchants) = read?;
+            .await?;
+        let (read_at, merchants) = &*read;
         self.merchants.learn(merchants, *read_at);
         match merchants.as_slice() {
             [(only, code)] => Ok((*only, code.clone())),

@@ -11,6 +11,7 @@ mod error;
 pub mod events;
 mod filters;
 mod health;
+mod in_flight;
 pub mod lifecycle;
 mod merchants;
 pub mod portal;
