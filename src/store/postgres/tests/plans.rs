@@ -112,19 +112,9 @@ async fn the_outcome_write_finds_its_payloads_by_primary_key_while_the_table_is_
     .await
     .unwrap();
     let mut conn = store.pool.acquire().await.unwrap();
-    let now = now_millis();
-    let mut args = PgArguments::default();
-    let (ids, numbers, texts) = (vec![5_i64, 6, 7], vec![now; 3], vec!["x"; 3]);
-    for n in 1..=14 {
-        match n {
-            1 => sqlx::Arguments::add(&mut args, &ids).unwrap(),
-            2 | 3 | 9 | 10 | 14 => sqlx::Arguments::add(&mut args, &texts).unwrap(),
-            13 => sqlx::Arguments::add(&mut args, now).unwrap(),
-            _ => sqlx::Arguments::add(&mut args, &numbers).unwrap(),
-        }
-    }
+    let args = record_args();
     // Planned with the batch's values, and once for every call (PostgreSQL may settle on
-    // either), both joins (the attempt log's and the outcome's) read `deliveries` by primary
+    // either; the dispatcher's connections always do, see `pools::hot_path`), both joins (the attempt log's and the outcome's) read `deliveries` by primary
     // key only.
     for generic in [false, true] {
         if generic {
@@ -150,5 +140,67 @@ async fn the_outcome_write_finds_its_payloads_by_primary_key_while_the_table_is_
         }
     }
     drop(conn);
+    db.drop_database().await;
+}
+
+/// Arguments for `queue::RECORD_SQL`: a batch of three outcomes.
+fn record_args() -> PgArguments {
+    let now = now_millis();
+    let mut args = PgArguments::default();
+    let (ids, numbers, texts) = (vec![5_i64, 6, 7], vec![now; 3], vec!["x"; 3]);
+    for n in 1..=14 {
+        match n {
+            1 => sqlx::Arguments::add(&mut args, &ids).unwrap(),
+            2 | 3 | 9 | 10 | 14 => sqlx::Arguments::add(&mut args, &texts).unwrap(),
+            13 => sqlx::Arguments::add(&mut args, now).unwrap(),
+            _ => sqlx::Arguments::add(&mut args, &numbers).unwrap(),
+        }
+    }
+    args
+}
+
+/// The dispatcher's and the publisher's connections plan each statement once, and that
+/// plan reads `deliveries` by index even when it is made while the table is young and
+/// small (`pools::hot_path`). Planned anew on every call, the outcome write spent more on
+/// planning than on running; planned once with PostgreSQL's defaults on a table of 30 rows
+/// (as autovacuum first analyzes it), it scanned the whole table on every call until the
+/// next ANALYZE.
+#[tokio::test]
+async fn the_hot_path_plans_once_and_through_indexes_even_on_a_young_table() {
+    let (db, store) = setup!();
+    let shop = merchant(&store, "shop").await;
+    let hook = create_hook(&store, shop, "order:*", true).await;
+    for pool in [&store.work, &store.publisher.pool] {
+        let mut conn = pool.acquire().await.unwrap();
+        let (mode, seqscan): (String, String) =
+            sqlx::query_as("SELECT current_setting('plan_cache_mode'), current_setting('enable_seqscan')")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        assert_eq!((mode.as_str(), seqscan.as_str()), ("force_generic_plan", "off"));
+    }
+    sqlx::query(
+        "INSERT INTO deliveries (webhook_id, merchant_id, increment_id, topic, body, status, attempts, \
+           next_attempt_at, created_at) \
+         SELECT $1, $2, i, 'order:created', '\\x7b7d', 'pending', 0, $3, $3 FROM generate_series(1, 30) i",
+    )
+    .bind(hook.0)
+    .bind(shop.0)
+    .bind(now_millis())
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE deliveries").execute(&store.pool).await.unwrap();
+    let mut conn = store.work.acquire().await.unwrap();
+    let write = plan(&mut conn, crate::store::postgres::queue::RECORD_SQL, record_args()).await;
+    assert_eq!(write.matches("deliveries_pkey").count(), 2, "{write}");
+    assert!(!write.contains("Seq Scan on deliveries"), "{write}");
+    drop(conn);
+    // API requests keep PostgreSQL's defaults.
+    let (mode,): (String,) = sqlx::query_as("SELECT current_setting('plan_cache_mode')")
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, "auto");
     db.drop_database().await;
 }
