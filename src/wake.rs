@@ -19,6 +19,8 @@ pub struct Wake {
     pending: Named,
     /// Webhooks with new payloads written by another node (see `from_afar`).
     afar: Named,
+    /// Webhooks whose finished payloads' outcomes were just written (see `recorded`).
+    recorded: Named,
     /// Webhooks deleted or turned off, and whether every webhook's state may have changed.
     forgotten: Named,
     notify: Notify,
@@ -72,6 +74,22 @@ impl Wake {
     /// Takes the webhooks announced by other nodes (see `from_afar`).
     pub fn take_afar(&self) -> Vec<WebhookId> {
         self.afar.take().0
+    }
+
+    /// Outcomes that finished these webhooks' payloads are written. Only an ordered
+    /// webhook's lane waits for that (its next payload is claimable once the head's outcome
+    /// is written); the dispatcher passes over the others, which woke the lane for one
+    /// more claim per outcome batch, a third of all claims and mostly empty or taking what
+    /// the next publish's wake-up would have (docs/performance.md).
+    pub fn recorded(&self, ids: impl IntoIterator<Item = WebhookId>) {
+        if self.recorded.add(ids) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Takes the webhooks named by `recorded`.
+    pub fn take_recorded(&self) -> Vec<WebhookId> {
+        self.recorded.take().0
     }
 
     /// Something changed that only a queue scan finds (e.g. a webhook was re-activated).

@@ -140,6 +140,15 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
             lane.due(now);
             lane.starved = false;
         }
+        for id in wake.take_recorded() {
+            // Only an ordered lane waits for its head's outcome to be written (see
+            // `Wake::recorded`); one not loaded yet is taken as ordered.
+            if d.pacing.get(&id).is_none_or(|p| p.ordered) {
+                let lane = d.lanes.entry(id).or_default();
+                lane.due(now);
+                lane.starved = false;
+            }
+        }
         for id in wake.take_afar() {
             let lane = d.lanes.entry(id).or_default();
             lane.due(now + crate::wake::AFAR_GRACE_MS);
@@ -422,7 +431,7 @@ async fn recorder(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<DeliveryU
                     let finished = batch.iter().filter(|u| u.status != DeliveryStatus::Retrying);
                     engine
                         .wake
-                        .webhooks(finished.map(|u| u.webhook_id).collect::<HashSet<_>>());
+                        .recorded(finished.map(|u| u.webhook_id).collect::<HashSet<_>>());
                     break;
                 }
                 Err(e) => {
