@@ -10,6 +10,7 @@
 //! wait in the publisher's bounded queue instead of for a connection.
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Executor;
 
 use crate::store::PoolSettings;
 
@@ -49,11 +50,10 @@ impl Pools {
     pub async fn connect(options: &PgConnectOptions, settings: &PoolSettings) -> Result<Pools, sqlx::Error> {
         let split = Split::of(settings.max_connections);
         let api = pool_options(split.api, settings).connect_with(options.clone()).await?;
-        let hot = hot_path(options.clone());
         Ok(Pools {
             api,
-            work: pool_options(split.work, settings).connect_lazy_with(hot.clone()),
-            publish: pool_options(split.publish, settings).connect_lazy_with(hot),
+            work: hot_path(pool_options(split.work, settings)).connect_lazy_with(options.clone()),
+            publish: hot_path(pool_options(split.publish, settings)).connect_lazy_with(options.clone()),
         })
     }
 }
@@ -71,11 +71,18 @@ impl Pools {
 /// until autovacuum's next ANALYZE made PostgreSQL plan again. Every one of
 /// these statements has an index for what it looks up (the claim, the outcome write, the
 /// queue scan and the purge included; `tests/plans.rs`), so a sequential scan is never the
-/// plan wanted here. The settings travel in the startup message: no round trip of their
-/// own. API requests keep PostgreSQL's defaults: their listings' optional filters are
-/// better planned with the values.
-fn hot_path(options: PgConnectOptions) -> PgConnectOptions {
-    options.options([("plan_cache_mode", "force_generic_plan"), ("enable_seqscan", "off")])
+/// plan wanted here. The settings are made once per connection, as it opens (a `SET`
+/// rather than the startup message's `options`, which PgBouncer refuses). API requests keep
+/// PostgreSQL's defaults: their listings' optional filters are better planned with the
+/// values.
+fn hot_path(pool: PgPoolOptions) -> PgPoolOptions {
+    pool.after_connect(|conn, _| {
+        Box::pin(async move {
+            conn.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
+                .await?;
+            Ok(())
+        })
+    })
 }
 
 fn pool_options(max: u32, settings: &PoolSettings) -> PgPoolOptions {
