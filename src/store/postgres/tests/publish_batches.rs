@@ -69,6 +69,61 @@ async fn a_publish_checked_against_a_catalog_version_that_moved_stores_nothing_a
     db.drop_database().await;
 }
 
+/// Remembered callers' keys are checked by the statement that inserts the events (and, for a
+/// replay, which inserts nothing, by a read of their own): in one batch, the publishes of a
+/// caller whose key was rotated are refused, new or replayed, and store nothing; the
+/// others are stored with gap-free ids.
+#[tokio::test]
+async fn a_batch_refuses_only_the_publishes_whose_remembered_key_was_rotated() {
+    use crate::domain::{KeyCheck, Role, UserName};
+    let (db, store) = setup!();
+    let m = merchant(&store, "shop").await;
+    let hook = create_hook(&store, m, "order:*", true).await;
+    let user = |name: &'static str| {
+        let store = &store;
+        async move {
+            let name = UserName::parse(name).unwrap();
+            store
+                .user_create(&name, Role::Publisher, None, "hash-1")
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let (kept, rotated) = (user("kept").await, user("rotated").await);
+    let now = now_millis();
+    let by = |caller, key: Option<&str>| Job {
+        key_check: Some(KeyCheck {
+            user: caller,
+            key_hash: "hash-1".into(),
+        }),
+        ..job(m, key, now)
+    };
+    let mut conn = store.pool.acquire().await.unwrap();
+    let first = run_batch(&mut conn, &[by(rotated, Some("k1"))]).await.unwrap();
+    assert!(first[0].is_ok(), "{first:?}");
+    assert!(store.user_rotate_key("rotated", "hash-2").await.unwrap());
+
+    let jobs = [
+        by(kept, None),
+        by(rotated, None),
+        by(rotated, Some("k1")),
+        by(kept, Some("k2")),
+    ];
+    let results = run_batch(&mut conn, &jobs).await.expect("the transaction itself holds");
+    for refused in [&results[1], &results[2]] {
+        assert!(matches!(refused, Err(StoreError::KeyRevoked)), "{results:?}");
+    }
+    for stored in [&results[0], &results[3]] {
+        assert_eq!(stored.as_ref().expect("stored").webhooks, vec![hook]);
+    }
+    let mut ids: Vec<i64> = payloads(&store, hook).await.iter().map(|d| d.increment_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2, 3], "the refused publishes took no id");
+    drop(conn);
+    db.drop_database().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_publishes_on_one_webhook_take_ids_one_to_two_hundred() {
     let (db, store) = setup!();
