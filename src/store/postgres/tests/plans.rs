@@ -100,17 +100,7 @@ async fn the_outcome_write_finds_its_payloads_by_primary_key_while_the_table_is_
     let (db, store) = setup!();
     let shop = merchant(&store, "shop").await;
     let hook = create_hook(&store, shop, "order:*", true).await;
-    sqlx::query(
-        "INSERT INTO deliveries (webhook_id, merchant_id, increment_id, topic, body, status, attempts, \
-           next_attempt_at, created_at) \
-         SELECT $1, $2, i, 'order:created', '\\x7b7d', 'pending', 0, $3, $3 FROM generate_series(1, 1000) i",
-    )
-    .bind(hook.0)
-    .bind(shop.0)
-    .bind(now_millis())
-    .execute(&store.pool)
-    .await
-    .unwrap();
+    queue_payloads(&store, hook, shop, 1000).await;
     let mut conn = store.pool.acquire().await.unwrap();
     let args = record_args();
     // Planned with the batch's values, and once for every call (PostgreSQL may settle on
@@ -141,6 +131,22 @@ async fn the_outcome_write_finds_its_payloads_by_primary_key_while_the_table_is_
     }
     drop(conn);
     db.drop_database().await;
+}
+
+/// Queues `n` payloads of `hook`, due now.
+async fn queue_payloads(store: &crate::store::postgres::PostgresStore, hook: WebhookId, shop: MerchantId, n: i64) {
+    sqlx::query(
+        "INSERT INTO deliveries (webhook_id, merchant_id, increment_id, topic, body, status, attempts, \
+           next_attempt_at, created_at) \
+         SELECT $1, $2, i, 'order:created', '\\x7b7d', 'pending', 0, $3, $3 FROM generate_series(1, $4) i",
+    )
+    .bind(hook.0)
+    .bind(shop.0)
+    .bind(now_millis())
+    .bind(n)
+    .execute(&store.pool)
+    .await
+    .unwrap();
 }
 
 /// Arguments for `queue::RECORD_SQL`: a batch of three outcomes.
@@ -179,17 +185,7 @@ async fn the_hot_path_plans_once_and_through_indexes_even_on_a_young_table() {
                 .unwrap();
         assert_eq!((mode.as_str(), seqscan.as_str()), ("force_generic_plan", "off"));
     }
-    sqlx::query(
-        "INSERT INTO deliveries (webhook_id, merchant_id, increment_id, topic, body, status, attempts, \
-           next_attempt_at, created_at) \
-         SELECT $1, $2, i, 'order:created', '\\x7b7d', 'pending', 0, $3, $3 FROM generate_series(1, 30) i",
-    )
-    .bind(hook.0)
-    .bind(shop.0)
-    .bind(now_millis())
-    .execute(&store.pool)
-    .await
-    .unwrap();
+    queue_payloads(&store, hook, shop, 30).await;
     sqlx::query("ANALYZE deliveries").execute(&store.pool).await.unwrap();
     let mut conn = store.work.acquire().await.unwrap();
     let write = plan(&mut conn, crate::store::postgres::queue::RECORD_SQL, record_args()).await;
