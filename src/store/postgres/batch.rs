@@ -137,7 +137,10 @@ pub(super) async fn store(
         .filter(|(_, p)| matches!(p, Plan::Fresh(_)))
         .map(|(i, _)| i)
         .collect();
-    let replays: Vec<usize> = (0..jobs.len()).filter(|i| !fresh_at.contains(i)).collect();
+    let replays: Vec<usize> = (plans.iter().enumerate())
+        .filter(|(_, p)| !matches!(p, Plan::Fresh(_)))
+        .map(|(i, _)| i)
+        .collect();
     let replayed: Vec<&Job> = replays.iter().map(|&i| jobs[i]).collect();
     match revoked(conn, &replayed).await {
         Ok(none) if none.is_empty() => {}

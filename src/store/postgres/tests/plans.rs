@@ -104,8 +104,8 @@ async fn the_outcome_write_finds_its_payloads_by_primary_key_while_the_table_is_
     let mut conn = store.pool.acquire().await.unwrap();
     let args = record_args();
     // Planned with the batch's values, and once for every call (PostgreSQL may settle on
-    // either; the dispatcher's connections always do, see `pools::hot_path`), both joins (the attempt log's and the outcome's) read `deliveries` by primary
-    // key only.
+    // either; the dispatcher's connections always do, see `pools::hot_path`), both joins
+    // (the attempt log's and the outcome's) read `deliveries` by primary key only.
     for generic in [false, true] {
         if generic {
             sqlx::query("SET plan_cache_mode = force_generic_plan")
