@@ -67,6 +67,12 @@ impl Lane {
         self.next_due = Some(self.next_due.map_or(at, |d| d.min(at)));
     }
 
+    /// A wake-up named the lane's webhook: due at `at`, and no longer waiting for a slot.
+    fn woken(&mut self, at: Millis) {
+        self.due(at);
+        self.starved = false;
+    }
+
     fn retry_at(&mut self, at: Millis) {
         self.due(at);
         if self.retries.len() < MAX_REMEMBERED_RETRIES {
@@ -136,23 +142,17 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
         let rescan = rescan || forget_all;
         let now = now_millis();
         for id in woken {
-            let lane = d.lanes.entry(id).or_default();
-            lane.due(now);
-            lane.starved = false;
+            d.lanes.entry(id).or_default().woken(now);
         }
         for id in wake.take_recorded() {
             // Only an ordered lane waits for its head's outcome to be written (see
             // `Wake::recorded`); one not loaded yet is taken as ordered.
             if d.pacing.get(&id).is_none_or(|p| p.ordered) {
-                let lane = d.lanes.entry(id).or_default();
-                lane.due(now);
-                lane.starved = false;
+                d.lanes.entry(id).or_default().woken(now);
             }
         }
         for id in wake.take_afar() {
-            let lane = d.lanes.entry(id).or_default();
-            lane.due(now + crate::wake::AFAR_GRACE_MS);
-            lane.starved = false;
+            d.lanes.entry(id).or_default().woken(now + crate::wake::AFAR_GRACE_MS);
         }
         if rescan || Instant::now() >= next_scan {
             d.scan().await;

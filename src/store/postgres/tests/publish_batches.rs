@@ -23,6 +23,13 @@ fn job(m: MerchantId, key: Option<&str>, now: Millis) -> Job {
     }
 }
 
+/// The increment ids of `hook`'s payloads, ascending.
+async fn sorted_increments(store: &dyn crate::store::Store, hook: WebhookId) -> Vec<i64> {
+    let mut ids: Vec<i64> = payloads(store, hook).await.iter().map(|d| d.increment_id).collect();
+    ids.sort_unstable();
+    ids
+}
+
 fn checked(m: MerchantId, now: Millis, version: Option<i64>) -> Job {
     Job {
         schema: SchemaChecked::Version(version),
@@ -58,8 +65,7 @@ async fn a_publish_checked_against_a_catalog_version_that_moved_stores_nothing_a
     for stored in [&results[0], &results[3]] {
         assert_eq!(stored.as_ref().expect("stored").webhooks, vec![hook]);
     }
-    let mut ids: Vec<i64> = payloads(&store, hook).await.iter().map(|d| d.increment_id).collect();
-    ids.sort_unstable();
+    let ids = sorted_increments(&store, hook).await;
     assert_eq!(ids, vec![1, 2], "the refused publishes took no id");
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&store.pool)
@@ -117,8 +123,7 @@ async fn a_batch_refuses_only_the_publishes_whose_remembered_key_was_rotated() {
     for stored in [&results[0], &results[3]] {
         assert_eq!(stored.as_ref().expect("stored").webhooks, vec![hook]);
     }
-    let mut ids: Vec<i64> = payloads(&store, hook).await.iter().map(|d| d.increment_id).collect();
-    ids.sort_unstable();
+    let ids = sorted_increments(&store, hook).await;
     assert_eq!(ids, vec![1, 2, 3], "the refused publishes took no id");
     drop(conn);
     db.drop_database().await;
@@ -143,8 +148,7 @@ async fn two_hundred_concurrent_publishes_on_one_webhook_take_ids_one_to_two_hun
         assert_eq!((p.payloads, p.webhooks.clone()), (1, vec![hook]));
         assert!(events.insert(p.event_id), "one event per publish");
     }
-    let mut ids: Vec<i64> = payloads(&*store, hook).await.iter().map(|d| d.increment_id).collect();
-    ids.sort_unstable();
+    let ids = sorted_increments(&*store, hook).await;
     assert_eq!(ids, (1..=200).collect::<Vec<_>>(), "gap-free, no id twice");
     let hook_row = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
     assert_eq!(hook_row.increment_id, 200);
@@ -172,8 +176,7 @@ async fn a_batch_with_one_failing_publish_still_stores_the_others() {
         .collect();
     assert_eq!(good[0].webhooks, vec![hook]);
     assert_eq!(good[1].webhooks, vec![hook]);
-    let mut ids: Vec<i64> = payloads(&store, hook).await.iter().map(|d| d.increment_id).collect();
-    ids.sort_unstable();
+    let ids = sorted_increments(&store, hook).await;
     assert_eq!(ids, vec![1, 2], "the failed publish took no id");
     // The keyed one really committed: publishing the key again replays it.
     let again = publish_at(&store, m, "order:created", Some("k"), now + 1).await;
@@ -212,8 +215,7 @@ async fn two_publishes_with_one_key_in_one_batch_make_one_event() {
         "an expired key makes a new event"
     );
     assert_eq!((r[4].event_id, r[4].replayed), (kept.event_id, true));
-    let mut ids: Vec<i64> = payloads(&store, hook).await.iter().map(|d| d.increment_id).collect();
-    ids.sort_unstable();
+    let ids = sorted_increments(&store, hook).await;
     assert_eq!(ids, (1..=5).collect::<Vec<_>>(), "two earlier, three new payloads");
     db.drop_database().await;
 }
