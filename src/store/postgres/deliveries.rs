@@ -8,8 +8,8 @@ use sqlx::{Acquire, PgPool, Row};
 use super::clock::{self, on_db_clock};
 use super::wakeups;
 use crate::domain::{DeliveryId, DeliveryStatus, WebhookId};
-use crate::store::failing::changes;
-use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliveryUpdate, Failing};
+use crate::store::failing::Change;
+use crate::store::{AttemptLog, DeliveryDetail, DeliveryFilter, DeliveryRecord, Failing};
 use crate::store::{Requeue, Scope, StoreError, StoreResult};
 use crate::time::Millis;
 
@@ -208,8 +208,7 @@ pub async fn purge(pool: &PgPool, before: Millis) -> StoreResult<u64> {
 /// that are not failing writes nothing, takes no row lock (publishes hold webhook rows
 /// across their commit) and commits without a WAL flush. Should it fail, the recorder
 /// retries the batch, whose outcome write then changes nothing.
-pub async fn track_failing(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<Vec<Failing>> {
-    let changes = changes(updates);
+pub async fn track_failing(pool: &PgPool, changes: &[(WebhookId, Change)]) -> StoreResult<Vec<Failing>> {
     if changes.is_empty() {
         return Ok(Vec::new());
     }

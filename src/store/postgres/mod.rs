@@ -36,7 +36,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 use tokio::sync::watch;
 
 use super::{
-    ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
+    failing, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
     DisabledAnnouncement, Failing, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest,
     Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, StoredSecrets, UserRecord, WriteHealth,
 };
@@ -438,10 +438,18 @@ impl Store for PostgresStore {
         )
     }
 
+    /// A batch that only ends webhooks' runs of failures (successes, the common case) does
+    /// so in its outcome write: one statement. Otherwise `track_failing` follows the write.
     async fn delivery_record(&self, updates: &[DeliveryUpdate]) -> StoreResult<Vec<Failing>> {
-        self.health.observe(queue::record(&self.work, updates).await)?;
+        let changes = failing::changes(updates);
+        if changes.iter().all(|(_, c)| *c == failing::Change::Clear) {
+            let clear: Vec<i64> = changes.iter().map(|(w, _)| w.0).collect();
+            self.health.observe(queue::record(&self.work, updates, &clear).await)?;
+            return Ok(Vec::new());
+        }
+        self.health.observe(queue::record(&self.work, updates, &[]).await)?;
         self.health
-            .observe(deliveries::track_failing(&self.work, updates).await)
+            .observe(deliveries::track_failing(&self.work, &changes).await)
     }
 
     async fn delivery_list(

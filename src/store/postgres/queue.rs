@@ -308,7 +308,12 @@ fn paced_sql(ordered: bool, rated: bool) -> String {
 /// confirmed, and the recorder retried) changes nothing: the payload has moved on, and the
 /// log's unique (payload, attempt number, request) key turns the second log row away. The
 /// next attempt's due time is placed on the database's clock (see `clock`).
-pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()> {
+///
+/// `clear`: webhooks whose `failing_since` the batch ends (`store::failing`), cleared by
+/// the same statement when the batch has nothing else to move there (see
+/// `PostgresStore::delivery_record`). Only a webhook that is failing is written and locked,
+/// so a batch of successes for healthy webhooks takes no webhook row lock.
+pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate], clear: &[i64]) -> StoreResult<()> {
     if updates.is_empty() {
         return Ok(());
     }
@@ -350,6 +355,7 @@ pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate]) -> StoreResult<()
         .bind(&a.request)
         .bind(clock)
         .bind(&a.sent_headers)
+        .bind(clear)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -377,7 +383,9 @@ pub(super) const RECORD_SQL: &str = concat!(
        SELECT u.id, u.attempt_no, u.request, u.attempted_at, u.http_status, u.duration_ms, \
          u.response_prefix, u.error, d.webhook_id, u.sent_headers \
        FROM u JOIN deliveries d ON d.id = u.id WHERE d.id = ANY($1::BIGINT[]) ORDER BY u.n \
-       ON CONFLICT (delivery_id, attempt_no, request) DO NOTHING) \
+       ON CONFLICT (delivery_id, attempt_no, request) DO NOTHING), \
+     cleared AS (UPDATE webhooks SET failing_since = NULL \
+       WHERE id = ANY($15::BIGINT[]) AND failing_since IS NOT NULL) \
      UPDATE deliveries d SET status = u.status, attempts = u.attempt_no, \
        next_attempt_at = ",
     on_db_clock!("u.next_attempt_at", "$13"),

@@ -154,11 +154,12 @@ fn record_args() -> PgArguments {
     let now = now_millis();
     let mut args = PgArguments::default();
     let (ids, numbers, texts) = (vec![5_i64, 6, 7], vec![now; 3], vec!["x"; 3]);
-    for n in 1..=14 {
+    for n in 1..=15 {
         match n {
             1 => sqlx::Arguments::add(&mut args, &ids).unwrap(),
             2 | 3 | 9 | 10 | 14 => sqlx::Arguments::add(&mut args, &texts).unwrap(),
             13 => sqlx::Arguments::add(&mut args, now).unwrap(),
+            15 => sqlx::Arguments::add(&mut args, vec![1_i64]).unwrap(),
             _ => sqlx::Arguments::add(&mut args, &numbers).unwrap(),
         }
     }
