@@ -88,6 +88,18 @@ impl BodyTemplate {
         self.message_len
     }
 
+    /// The body's bytes before and after the increment id: `render(n)` is `before`, `n` in
+    /// decimal, then `after` (so a store can render the body where it draws the id).
+    pub fn around_increment(&self) -> (Vec<u8>, &[u8]) {
+        let mut before = Vec::with_capacity(self.head.len() + 24);
+        before.extend_from_slice(self.head.as_bytes());
+        if self.has_fields {
+            before.push(b',');
+        }
+        before.extend_from_slice(b"\"webhook_increment_id\":");
+        (before, self.tail.as_bytes())
+    }
+
     pub fn render(&self, increment_id: i64) -> Vec<u8> {
         let mut out = String::with_capacity(self.head.len() + self.tail.len() + 48);
         out.push_str(&self.head);
@@ -138,6 +150,20 @@ mod tests {
         let t = BodyTemplate::new("test:ping", "m", &Map::new(), 0);
         let body: Value = serde_json::from_slice(&t.render(1)).unwrap();
         assert_eq!(body["message"]["webhook_increment_id"], 1);
+    }
+
+    #[test]
+    fn the_parts_around_the_increment_id_make_the_rendered_body() {
+        let empty = Map::new();
+        let msg = json!({"a": 1});
+        for message in [msg.as_object().unwrap(), &empty] {
+            let t = BodyTemplate::new("order:created", "m", message, 0);
+            let (before, after) = t.around_increment();
+            for n in [1, 42, i64::MAX] {
+                let joined = [before.as_slice(), n.to_string().as_bytes(), after].concat();
+                assert_eq!(joined, t.render(n));
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! the row locks of the webhooks bumped* (the increment ids must stay gap-free across nodes).
 //! One transaction per publish therefore lets one webhook take at most one publish per fsync;
 //! one transaction per batch lets it take a whole batch per fsync. Everything a batch does is
-//! a fixed number of round trips, whatever its size (arrays and `UNNEST`, see `batch`).
+//! a fixed number of round trips, whatever its size (arrays and `UNNEST`, see `batch`); in
+//! the common case one: a statement that commits by itself (`alone`, `batch::unfiltered`),
+//! so no BEGIN or COMMIT of its own, and a webhook's row lock is held only while that
+//! statement runs and its commit is flushed.
 //!
 //! One runner per connection of the publisher's pool, and `pools` gives it one. Two took
 //! turns (while one waited for its COMMIT, the other gathered the next batch and did
@@ -26,13 +29,14 @@
 //! for no savepoints.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgDatabaseError, PgSeverity};
 use sqlx::{Acquire, PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::batch::{self, Job, Turn};
+use super::batch::{self, BatchError, Job, Turn};
 use crate::store::{PublishRequest, Published, StoreError, StoreResult};
 
 /// Most publishes in one transaction (a JSON-RPC batch holds at most 1000).
@@ -41,6 +45,11 @@ const MAX_BATCH: usize = 1000;
 /// Publishes waiting for a runner, at most: beyond, a publish waits for room (up to the
 /// acquire timeout) and is then refused, rather than queue without bound.
 const MAX_QUEUED: usize = 4 * MAX_BATCH;
+
+/// A held connection that answered within this is taken to be alive: a batch may then run
+/// without a transaction (`alone`). One idle longer has its batch begin with BEGIN, which
+/// finds a connection the server dropped meanwhile before anything was sent to commit.
+const WARM: Duration = Duration::from_secs(1);
 
 pub(super) struct Publisher {
     jobs: mpsc::Sender<Queued>,
@@ -131,7 +140,7 @@ type Runner = (Arc<Backends>, usize);
 
 /// One runner: takes what is queued (waiting for the first), runs it, answers, again.
 async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Queued>>>, me: Runner) {
-    let mut held: Option<PoolConnection<Postgres>> = None;
+    let mut held: Option<Held> = None;
     loop {
         let mut queued = Vec::new();
         let mut queue = rx.clone().lock_owned().await;
@@ -163,23 +172,27 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Queued>>>, me: Runner) {
     }
 }
 
+/// A runner's connection, and when it last answered.
+type Held = (PoolConnection<Postgres>, Instant);
+
 /// Runs the batch on the runner's held connection, or a fresh one from the pool.
 ///
 /// Each runner keeps its connection between batches (no pool check, one round trip less per
 /// batch). A held connection the server dropped meanwhile (a restart, a terminated backend)
 /// is found by the batch's first statement, before anything was sent to commit: the batch
-/// runs once more on a fresh, checked connection.
+/// runs once more on a fresh, checked connection. So only a connection that answered a
+/// moment ago (`WARM`) runs a batch without a transaction, whose one statement commits.
 async fn run_on(
     pool: &PgPool,
-    held: &mut Option<PoolConnection<Postgres>>,
+    held: &mut Option<Held>,
     (backends, runner): &Runner,
     jobs: &[Job],
     turn: &mut Turn,
 ) -> Result<Vec<StoreResult<Published>>, Broke> {
     loop {
         let was_held = held.is_some();
-        let mut conn = match held.take() {
-            Some(c) => c,
+        let (mut conn, warm) = match held.take() {
+            Some((c, answered)) => (c, answered.elapsed() < WARM),
             None => {
                 backends.set(*runner, None);
                 let mut conn = pool.acquire().await.map_err(Broke::before_commit)?;
@@ -189,12 +202,12 @@ async fn run_on(
                     .await
                     .map_err(Broke::before_commit)?;
                 backends.set(*runner, u32::try_from(pid).ok());
-                conn
+                (conn, true)
             }
         };
-        match run_batch_in_turn(&mut conn, jobs, turn).await {
+        match run_batch_in_turn(&mut conn, jobs, turn, warm).await {
             Ok(results) => {
-                *held = Some(conn);
+                *held = Some((conn, Instant::now()));
                 return Ok(results);
             }
             Err(broke) => {
@@ -244,21 +257,31 @@ impl From<sqlx::Error> for Broke {
 /// connection): then nothing committed that anyone is told about, and every job fails.
 #[cfg(test)]
 pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<Vec<StoreResult<Published>>, Broke> {
-    run_batch_in_turn(conn, jobs, &mut Turn::default()).await
+    run_batch_in_turn(conn, jobs, &mut Turn::default(), true).await
 }
 
-/// `run_batch`, passing `turn` on once the batch holds its locks.
+/// `run_batch`, passing `turn` on once the batch holds its locks. `warm`: the connection
+/// answered a moment ago, so the batch may run `alone`.
 async fn run_batch_in_turn(
     conn: &mut PgConnection,
     jobs: &[Job],
     turn: &mut Turn,
+    warm: bool,
 ) -> Result<Vec<StoreResult<Published>>, Broke> {
     let mut results: Vec<Option<StoreResult<Published>>> = jobs.iter().map(|_| None).collect();
     let mut todo: Vec<usize> = (0..jobs.len()).collect();
+    let mut filtered = false;
+    if warm && jobs.iter().all(|j| j.key.is_none()) {
+        match alone(conn, jobs, &mut results, &mut todo, turn).await? {
+            Alone::Answered => return Ok(answered(results)),
+            Alone::Filtered => filtered = true,
+            Alone::Failed => {}
+        }
+    }
     let failed = loop {
         let all: Vec<&Job> = todo.iter().map(|&i| &jobs[i]).collect();
         let mut tx = conn.begin().await?;
-        match batch::store(&mut tx, &all, turn).await {
+        match batch::store(&mut tx, &all, turn, filtered).await {
             Ok(published) => {
                 tx.commit().await.map_err(Broke::at_commit)?;
                 for (&i, p) in todo.iter().zip(published) {
@@ -291,7 +314,7 @@ async fn run_batch_in_turn(
     let mut tx = conn.begin().await?;
     for &i in &todo {
         let mut savepoint = tx.begin().await?;
-        let result = match batch::store(&mut savepoint, &[&jobs[i]], &mut Turn::default()).await {
+        let result = match batch::store(&mut savepoint, &[&jobs[i]], &mut Turn::default(), filtered).await {
             Ok(mut published) => {
                 savepoint.commit().await?;
                 Ok(published.remove(0))
@@ -312,6 +335,69 @@ async fn run_batch_in_turn(
     }
     tx.commit().await.map_err(Broke::at_commit)?;
     Ok(answered(results))
+}
+
+/// Runs the batch without a transaction: `batch::store_unfiltered`'s one statement commits
+/// as it ends, so the batch is one round trip. Its refusals write nothing (the batch runs
+/// again without the refused jobs) and a race aborts it (the batch runs again). Whether every
+/// job is answered; if not, the jobs left in `todo` go the transactional way. Jobs with an
+/// idempotency key never come here: their key is locked and looked up first, in the
+/// batch's transaction.
+///
+/// A connection lost while the statement ran leaves its outcome unknown, as at COMMIT.
+async fn alone(
+    conn: &mut PgConnection,
+    jobs: &[Job],
+    results: &mut [Option<StoreResult<Published>>],
+    todo: &mut Vec<usize>,
+    turn: &mut Turn,
+) -> Result<Alone, Broke> {
+    loop {
+        let all: Vec<&Job> = todo.iter().map(|&i| &jobs[i]).collect();
+        let stored = batch::store_unfiltered(conn, &all).await;
+        turn.pass();
+        match stored {
+            Ok(Some(published)) => {
+                for (&i, p) in todo.iter().zip(published) {
+                    results[i] = Some(Ok(p));
+                }
+                return Ok(Alone::Answered);
+            }
+            Ok(None) => return Ok(Alone::Filtered),
+            Err(BatchError::Sql(e)) if rolled_back(&e) => return Ok(Alone::Failed),
+            Err(BatchError::Sql(e)) => return Err(Broke::at_commit(e)),
+            Err(refused) => {
+                for (n, error) in refused.refusals().map_err(Broke::at_commit)? {
+                    results[todo[n]] = Some(Err(error));
+                }
+                todo.retain(|&i| results[i].is_none());
+                if todo.is_empty() {
+                    return Ok(Alone::Answered);
+                }
+            }
+        }
+    }
+}
+
+/// How far `alone` got.
+enum Alone {
+    /// Every job is answered.
+    Answered,
+    /// A matched webhook has a filter (nothing written): the long way, in a transaction.
+    Filtered,
+    /// The statement failed and wrote nothing: the transactional way, which answers each
+    /// job (one by one if need be).
+    Failed,
+}
+
+/// Whether the server answered a statement with an error that aborted it (so a statement
+/// run alone committed nothing), rather than dropping the connection or shutting down.
+fn rolled_back(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(d) = e else {
+        return false;
+    };
+    let aborted = (d.try_downcast_ref::<PgDatabaseError>()).is_some_and(|p| matches!(p.severity(), PgSeverity::Error));
+    aborted && !StoreError::is_connection_lost(e)
 }
 
 /// The batch's answers, one per job, once every job has one.

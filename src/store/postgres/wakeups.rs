@@ -32,7 +32,7 @@ use crate::wake::Wake;
 pub(super) const CHANNEL: &str = "hookd_wake";
 
 /// Payloads longer than this become the rescan marker (PostgreSQL refuses 8000 bytes or more).
-const MAX_PAYLOAD: usize = 7900;
+pub(super) const MAX_PAYLOAD: usize = 7900;
 
 /// With no notification for this long, the listener checks its connection is still alive (a
 /// server that vanished without closing the socket would otherwise leave it waiting forever).

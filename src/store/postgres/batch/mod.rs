@@ -1,6 +1,7 @@
 //! The statements of one group commit of publishes (`publisher` runs them in a transaction):
 //! at most six round trips, whatever the number of publishes, and every publish keeps the
-//! semantics it had alone.
+//! semantics it had alone. Commonly one: when no matched webhook has a filter and no
+//! idempotency key was seen before, `unfiltered` does everything in one statement.
 //!
 //! Lock order, the same on every node so batches cannot deadlock: the idempotency keys'
 //! advisory locks first (ascending hash), then the matched webhooks without a filter
@@ -24,11 +25,15 @@ use sqlx::{PgConnection, Row};
 
 use super::clock::on_db_clock;
 use super::wakeups;
+
+mod unfiltered;
+
 use crate::domain::filter::Verdicts;
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
 use crate::domain::{BodyTemplate, EventId, KeyCheck, SchemaChecked, Topic, WebhookId};
 use crate::store::{Published, StoreError};
 use crate::time::Millis;
+pub(super) use unfiltered::store as store_unfiltered;
 
 /// One publish, owned so it can wait in the queue.
 pub(super) struct Job {
@@ -79,6 +84,9 @@ pub(super) enum BatchError {
     /// These jobs' callers were remembered with a key that is no longer their user's
     /// (`KeyCheck`): the batch runs again without them, and they are refused.
     Revoked(Vec<usize>),
+    /// A matched webhook changed while the batch waited for its lock, after the batch had
+    /// written (see `unfiltered`): it is rolled back and runs again as it is.
+    Raced,
 }
 
 impl BatchError {
@@ -93,6 +101,7 @@ impl BatchError {
                 .collect(),
             BatchError::Stale(s) => s.into_iter().map(|n| (n, StoreError::CatalogMoved)).collect(),
             BatchError::Revoked(r) => r.into_iter().map(|n| (n, StoreError::KeyRevoked)).collect(),
+            BatchError::Raced => Vec::new(),
         })
     }
 }
@@ -120,10 +129,14 @@ enum Plan {
 /// events (`insert`), not by a statement of their own: one round trip less per group
 /// commit. Only a replay (an idempotency key seen before, which inserts nothing) has its
 /// caller's key checked by `revoked`.
+///
+/// `filtered`: the batch is known to meet a filter (`unfiltered` said so), so it goes the
+/// long way at once.
 pub(super) async fn store(
     conn: &mut PgConnection,
     jobs: &[&Job],
     turn: &mut Turn,
+    filtered: bool,
 ) -> Result<Vec<Published>, BatchError> {
     let plans = idempotency(conn, jobs).await;
     let plans = match plans {
@@ -156,7 +169,16 @@ pub(super) async fn store(
     let fresh: Vec<&Job> = fresh_at.iter().map(|&i| jobs[i]).collect();
     let mut made: Vec<Option<Published>> = Vec::new();
     if !fresh.is_empty() {
-        made = match insert(conn, &fresh, turn).await {
+        let stored = match filtered {
+            true => Ok(None),
+            false => unfiltered::store(conn, &fresh).await,
+        };
+        let stored = match stored {
+            Ok(Some(published)) => Ok(published),
+            Ok(None) => insert(conn, &fresh, turn).await,
+            Err(e) => Err(e),
+        };
+        made = match stored {
             Ok(published) => published.into_iter().map(Some).collect(),
             // Indexes among the fresh jobs, back to indexes in the batch.
             Err(refused) => {
@@ -166,7 +188,7 @@ pub(super) async fn store(
                     }
                     BatchError::Stale(s) => BatchError::Stale(s.into_iter().map(|n| fresh_at[n]).collect()),
                     BatchError::Revoked(r) => BatchError::Revoked(r.into_iter().map(|n| fresh_at[n]).collect()),
-                    sql => sql,
+                    other => other,
                 })
             }
         };
@@ -332,18 +354,9 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job], turn: &mut Turn) -> Resu
     let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.key.as_deref()).collect();
     let counts: Vec<i64> = published.iter().map(|p| p.webhooks.len() as i64).collect();
     let nows: Vec<Millis> = jobs.iter().map(|j| j.now).collect();
-    let confirm: Vec<bool> = jobs.iter().map(|j| j.schema != SchemaChecked::Unconfirmed).collect();
-    let versions: Vec<Option<i64>> = (jobs.iter())
-        .map(|j| match j.schema {
-            SchemaChecked::Version(v) => v,
-            SchemaChecked::Unconfirmed => None,
-        })
-        .collect();
+    let (confirm, versions) = schema_checks(jobs);
     let traces: Vec<Option<&str>> = jobs.iter().map(|j| j.trace.as_deref()).collect();
-    let callers: Vec<Option<i64>> = jobs.iter().map(|j| j.key_check.as_ref().map(|c| c.user.0)).collect();
-    let hashes: Vec<Option<&str>> = (jobs.iter())
-        .map(|j| j.key_check.as_ref().map(|c| c.key_hash.as_str()))
-        .collect();
+    let (callers, hashes) = key_checks(jobs);
     let clock = crate::time::now_millis();
     // The event ids are drawn first (`j`, evaluated once), so payloads can name their event
     // and the caller learns each job's id; the webhooks locked above that got payloads move
@@ -414,6 +427,26 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job], turn: &mut Turn) -> Resu
         published.payloads = published.webhooks.len() as i64;
     }
     Ok(published)
+}
+
+/// Per job, whether its catalog version is to be confirmed, and the version.
+fn schema_checks(jobs: &[&Job]) -> (Vec<bool>, Vec<Option<i64>>) {
+    (jobs.iter())
+        .map(|j| match j.schema {
+            SchemaChecked::Version(v) => (true, v),
+            SchemaChecked::Unconfirmed => (false, None),
+        })
+        .unzip()
+}
+
+/// Per job, its remembered caller and the key hash to find unchanged (`KeyCheck`), if any.
+fn key_checks<'j>(jobs: &[&'j Job]) -> (Vec<Option<i64>>, Vec<Option<&'j str>>) {
+    (jobs.iter())
+        .map(|j| match &j.key_check {
+            Some(c) => (Some(c.user.0), Some(c.key_hash.as_str())),
+            None => (None, None),
+        })
+        .unzip()
 }
 
 /// Jobs (indexes into the jobs given) and the filters of their matched webhooks that they

@@ -284,3 +284,93 @@ async fn a_batch_locks_only_the_filtered_webhooks_its_events_pass() {
     assert!(payloads(&store, refuses).await.is_empty());
     db.drop_database().await;
 }
+
+/// Publishes `{"n": 2}` while `other` holds `hook`'s row, runs `change` on `other` and commits:
+/// what the publish made once it could go on.
+async fn publish_while_changed(
+    db: &TestDb,
+    other: &mut PgConnection,
+    m: MerchantId,
+    hook: WebhookId,
+    change: &str,
+) -> Published {
+    hold_row(other, hook).await;
+    let waiting = tokio::spawn({
+        let store = Arc::new(db.store().await);
+        async move { publish_message(&*store, m, "order:created", serde_json::json!({"n": 2}), None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the publish waits for the webhook's lock");
+    sqlx::query(change).bind(hook.0).execute(&mut *other).await.unwrap();
+    sqlx::query("COMMIT").execute(&mut *other).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the publish goes on once the lock is let go")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_unfiltered_webhook_changed_while_a_batch_waits_for_it_is_taken_as_it_is_now() {
+    let (db, store) = setup!();
+    let m = merchant(&store, "shop").await;
+    let changed = create_hook(&store, m, "order:created", true).await;
+    let plain = create_hook(&store, m, "order:created", true).await;
+    let mut other = store.pool.acquire().await.unwrap();
+    // Given a filter: the batch, which had locked and written, runs again and judges the
+    // event by the filter, which lets it through.
+    let set = "UPDATE webhooks SET filter = 'message.n == 2' WHERE id = $1";
+    let first = publish_while_changed(&db, &mut other, m, changed, set).await;
+    assert_eq!(first.webhooks, vec![changed, plain], "judged by the new filter");
+    assert_eq!(sorted_increments(&store, changed).await, vec![1]);
+    // Turned off: nothing for it.
+    sqlx::query("UPDATE webhooks SET filter = NULL WHERE id = $1")
+        .bind(changed.0)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let off = "UPDATE webhooks SET is_active = false WHERE id = $1";
+    let second = publish_while_changed(&db, &mut other, m, changed, off).await;
+    assert_eq!(second.webhooks, vec![plain]);
+    assert_eq!(sorted_increments(&store, changed).await, vec![1], "nothing for it");
+    // Left as it was: the publish waited, then numbered after what the other batch left.
+    let bumped = "UPDATE webhooks SET increment_id = increment_id + 10 WHERE id = $1";
+    let third = publish_while_changed(&db, &mut other, m, plain, bumped).await;
+    assert_eq!(third.webhooks, vec![plain]);
+    assert_eq!(sorted_increments(&store, plain).await, vec![1, 2, 13]);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_batch_renders_each_payload_s_body_with_its_own_increment_id() {
+    let (db, store) = setup!();
+    let m = merchant(&store, "shop").await;
+    let one = create_hook(&store, m, "order:*", true).await;
+    let two = create_hook(&store, m, "order:created", true).await;
+    let now = now_millis();
+    let mut jobs = vec![job(m, None, now), job(m, None, now + 1)];
+    let message = serde_json::json!({"text": "naïve \"quoted\" \u{1F600}"});
+    jobs[1].body = BodyTemplate::new("order:created", "shop", message.as_object().unwrap(), now + 1);
+    let mut conn = store.pool.acquire().await.unwrap();
+    let results = run_batch(&mut conn, &jobs).await.unwrap();
+    for r in &results {
+        let r = r.as_ref().unwrap();
+        assert_eq!((r.payloads, r.webhooks.clone()), (2, vec![one, two]));
+    }
+    for hook in [one, two] {
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT increment_id, body FROM deliveries WHERE webhook_id = $1 ORDER BY increment_id")
+                .bind(hook.0)
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(rows.len(), 2);
+        for ((increment, body), job) in rows.iter().zip(&jobs) {
+            assert_eq!(
+                *body,
+                job.body.render(*increment),
+                "the body the node would have rendered"
+            );
+        }
+    }
+    db.drop_database().await;
+}
