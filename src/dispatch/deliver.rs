@@ -28,6 +28,9 @@ use crate::time::{format_timestamp_millis, now_millis, Millis};
 /// Where and how a webhook's payloads are sent.
 pub struct Target {
     pub url: String,
+    /// `url` parsed once, for every attempt (None if it does not parse: each attempt then
+    /// says why).
+    pub parsed: Option<url::Url>,
     /// The current keys.
     pub current: Signer,
     /// After rotations: the previous keys (newest first) and until when each signs too.
@@ -62,6 +65,7 @@ impl Target {
             .collect();
         Arc::new(Self {
             url: hook.url.clone(),
+            parsed: url::Url::parse(&hook.url).ok(),
             current: Signer::new(hook.secret_key.as_bytes(), ed25519(hook.signing_key.as_ref())),
             previous,
             sent_headers: [false, true].map(|previous| SentHeaders::encode(previous, &headers)),
@@ -118,6 +122,7 @@ pub async fn attempt(
     let outcome = client
         .attempt(&AttemptRequest {
             url: &target.url,
+            parsed: target.parsed.as_ref(),
             body: Bytes::from(claimed.body),
             signers: &signers,
             msg_id: &msg_id,

@@ -67,6 +67,9 @@ impl Default for ClientConfig {
 
 pub struct AttemptRequest<'a> {
     pub url: &'a str,
+    /// `url` parsed, when the caller keeps it parsed (`deliver::Target` does, once per
+    /// target rather than once per attempt); otherwise it is parsed here.
+    pub parsed: Option<&'a Url>,
     /// The exact bytes to send and sign.
     pub body: Bytes,
     /// The current keys first, then, during rotation overlaps, the previous ones (newest
@@ -192,7 +195,10 @@ impl DeliveryClient {
 
     /// Checks the URL and builds the headers; an `Err` is the outcome's error text.
     fn prepare(&self, req: &AttemptRequest<'_>) -> Result<(Route, HeaderMap), String> {
-        let url = Url::parse(req.url).map_err(|e| format!("invalid URL: {e}"))?;
+        let url = match req.parsed {
+            Some(url) => url.clone(),
+            None => Url::parse(req.url).map_err(|e| format!("invalid URL: {e}"))?,
+        };
         if let Some(target) = BrokerTarget::parse(&url) {
             let target = target.map_err(|e| format!("invalid broker URL: {e}"))?;
             return Ok((Route::Broker(target), build_headers(req)?));

@@ -45,6 +45,7 @@ async fn attempt_with_headers(
     let signer = Signer::hmac(SECRET);
     let req = AttemptRequest {
         url,
+        parsed: None,
         body: Bytes::from_static(BODY.as_bytes()),
         signers: &[&signer],
         msg_id: "msg_abc123",
