@@ -313,22 +313,27 @@ async fn run_batch_in_turn(
     tracing::warn!(error = ?failed, jobs = todo.len(), "a publish failed; running its batch again job by job");
     let mut tx = conn.begin().await?;
     for &i in &todo {
-        let mut savepoint = tx.begin().await?;
-        let result = match batch::store(&mut savepoint, &[&jobs[i]], &mut Turn::default(), filtered).await {
-            Ok(mut published) => {
-                savepoint.commit().await?;
-                Ok(published.remove(0))
-            }
-            Err(e) => {
-                savepoint.rollback().await?;
-                Err(match e.refusals() {
-                    Ok(refusals) => refusals
-                        .into_iter()
-                        .next()
-                        .map(|(_, error)| error)
-                        .expect("a refusal names its job"),
-                    Err(e) => StoreError::from(e),
-                })
+        // A race (`BatchError::Raced`) runs the job again; its next statement's snapshot
+        // sees what changed.
+        let result = loop {
+            let mut savepoint = tx.begin().await?;
+            match batch::store(&mut savepoint, &[&jobs[i]], &mut Turn::default(), filtered).await {
+                Ok(mut published) => {
+                    savepoint.commit().await?;
+                    break Ok(published.remove(0));
+                }
+                Err(BatchError::Raced) => savepoint.rollback().await?,
+                Err(e) => {
+                    savepoint.rollback().await?;
+                    break Err(match e.refusals() {
+                        Ok(refusals) => refusals
+                            .into_iter()
+                            .next()
+                            .map(|(_, error)| error)
+                            .expect("a refusal names its job"),
+                        Err(e) => StoreError::from(e),
+                    });
+                }
             }
         };
         results[i] = Some(result);

@@ -1,7 +1,8 @@
 //! The statements of one group commit of publishes (`publisher` runs them in a transaction):
 //! at most six round trips, whatever the number of publishes, and every publish keeps the
-//! semantics it had alone. Commonly one: when no matched webhook has a filter and no
-//! idempotency key was seen before, `unfiltered` does everything in one statement.
+//! semantics it had alone. Commonly one: when no job has an idempotency key and no matched
+//! webhook has a filter, `unfiltered` does everything in one statement, which `publisher`
+//! runs without a transaction around it.
 //!
 //! Lock order, the same on every node so batches cannot deadlock: the idempotency keys'
 //! advisory locks first (ascending hash), then the matched webhooks without a filter
@@ -25,14 +26,14 @@ use sqlx::{PgConnection, Row};
 
 use super::clock::on_db_clock;
 use super::wakeups;
-
-mod unfiltered;
-
 use crate::domain::filter::Verdicts;
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
 use crate::domain::{BodyTemplate, EventId, KeyCheck, SchemaChecked, Topic, WebhookId};
 use crate::store::{Published, StoreError};
 use crate::time::Millis;
+
+mod unfiltered;
+
 pub(super) use unfiltered::store as store_unfiltered;
 
 /// One publish, owned so it can wait in the queue.
@@ -169,9 +170,10 @@ pub(super) async fn store(
     let fresh: Vec<&Job> = fresh_at.iter().map(|&i| jobs[i]).collect();
     let mut made: Vec<Option<Published>> = Vec::new();
     if !fresh.is_empty() {
-        let stored = match filtered {
-            true => Ok(None),
-            false => unfiltered::store(conn, &fresh).await,
+        let stored = if filtered {
+            Ok(None)
+        } else {
+            unfiltered::store(conn, &fresh).await
         };
         let stored = match stored {
             Ok(Some(published)) => Ok(published),
