@@ -110,7 +110,7 @@ pub async fn attempt(
     );
     // In the event's trace (CONTRACT §7.6); exported as a span of its own when traces are.
     let (traced, traceparent) = crate::telemetry::spans::attempt(
-        &target.url,
+        target.parsed.as_ref(),
         claimed.id.0,
         claimed.attempts + 1,
         claimed.trace.as_deref(),

@@ -91,25 +91,27 @@ impl BodyTemplate {
     /// The body's bytes before and after the increment id: `render(n)` is `before`, `n` in
     /// decimal, then `after` (so a store can render the body where it draws the id).
     pub fn around_increment(&self) -> (Vec<u8>, &[u8]) {
-        let mut before = Vec::with_capacity(self.head.len() + 24);
-        before.extend_from_slice(self.head.as_bytes());
-        if self.has_fields {
-            before.push(b',');
-        }
-        before.extend_from_slice(b"\"webhook_increment_id\":");
-        (before, self.tail.as_bytes())
+        let mut before = String::with_capacity(self.head.len() + 24);
+        self.push_before_increment(&mut before);
+        (before.into_bytes(), self.tail.as_bytes())
     }
 
     pub fn render(&self, increment_id: i64) -> Vec<u8> {
         let mut out = String::with_capacity(self.head.len() + self.tail.len() + 48);
+        self.push_before_increment(&mut out);
+        out.push_str(&increment_id.to_string());
+        out.push_str(&self.tail);
+        out.into_bytes()
+    }
+
+    /// Everything up to the increment id's value: the head, a comma if the message had
+    /// fields, and our field's name.
+    fn push_before_increment(&self, out: &mut String) {
         out.push_str(&self.head);
         if self.has_fields {
             out.push(',');
         }
         out.push_str("\"webhook_increment_id\":");
-        out.push_str(&increment_id.to_string());
-        out.push_str(&self.tail);
-        out.into_bytes()
     }
 }
 

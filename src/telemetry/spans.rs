@@ -90,19 +90,20 @@ pub fn event_trace(incoming: Option<TraceParent>) -> TraceParent {
 
 /// A delivery attempt's span and the `traceparent` its request carries: the event's trace
 /// (a fresh one for a payload without any, e.g. a test ping), with the attempt's span as the
-/// parent when it is exported, else a random span id.
-pub fn attempt(url: &str, delivery: i64, attempt: i64, stored: Option<&str>) -> (Span, TraceParent) {
+/// parent when it is exported, else a random span id. `url`: the target's, parsed (None
+/// when it does not parse).
+pub fn attempt(url: Option<&url::Url>, delivery: i64, attempt: i64, stored: Option<&str>) -> (Span, TraceParent) {
     let event = stored.and_then(TraceParent::parse).unwrap_or_else(TraceParent::fresh);
     if !exporting() {
         return (Span::none(), event.random_child());
     }
-    let (address, port, full) = match url::Url::parse(url) {
-        Ok(u) => (
+    let (address, port, full) = match url {
+        Some(u) => (
             u.host_str().unwrap_or_default().to_string(),
             u.port_or_known_default(),
-            format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or_default(), port_part(&u)) + u.path(),
+            format!("{}://{}{}", u.scheme(), u.host_str().unwrap_or_default(), port_part(u)) + u.path(),
         ),
-        Err(_) => (String::new(), None, String::new()),
+        None => (String::new(), None, String::new()),
     };
     let span = tracing::trace_span!(
         target: "hookd::otel",

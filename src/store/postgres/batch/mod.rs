@@ -431,6 +431,18 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job], turn: &mut Turn) -> Resu
     Ok(published)
 }
 
+/// Per job, the keys a webhook's topic pattern may have to match its topic
+/// (`Topic::match_keys`), one array per key: the topic, its resource's wildcard, `*`.
+fn match_keys(jobs: &[&Job]) -> [Vec<String>; 3] {
+    let mut out: [Vec<String>; 3] = Default::default();
+    for job in jobs {
+        for (keys, key) in out.iter_mut().zip(job.topic.match_keys()) {
+            keys.push(key);
+        }
+    }
+    out
+}
+
 /// Per job, whether its catalog version is to be confirmed, and the version.
 fn schema_checks(jobs: &[&Job]) -> (Vec<bool>, Vec<Option<i64>>) {
     (jobs.iter())
@@ -488,8 +500,7 @@ async fn lock_webhooks(
     jobs: &[&Job],
     merchants: &[i64],
 ) -> Result<Result<Vec<Locked>, Unjudged>, sqlx::Error> {
-    let match_keys: Vec<[String; 3]> = jobs.iter().map(|j| j.topic.match_keys()).collect();
-    let key = |i: usize| match_keys.iter().map(|k| k[i].as_str()).collect::<Vec<_>>();
+    let [k0, k1, k2] = match_keys(jobs);
     // `ns`: the (1-based) jobs each webhook matched.
     let rows = sqlx::query(
         "WITH j AS (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) \
@@ -508,9 +519,9 @@ async fn lock_webhooks(
          WHERE wh.is_active AND wh.id NOT IN (SELECT id FROM l)",
     )
     .bind(merchants)
-    .bind(key(0))
-    .bind(key(1))
-    .bind(key(2))
+    .bind(&k0)
+    .bind(&k1)
+    .bind(&k2)
     .fetch_all(&mut *conn)
     .await?;
     let mut locked = Vec::with_capacity(rows.len());

@@ -45,8 +45,7 @@ pub(in crate::store::postgres) async fn store(
     let traces: Vec<Option<&str>> = jobs.iter().map(|j| j.trace.as_deref()).collect();
     let (confirm, versions) = super::schema_checks(jobs);
     let (callers, hashes) = super::key_checks(jobs);
-    let match_keys: Vec<[String; 3]> = jobs.iter().map(|j| j.topic.match_keys()).collect();
-    let key = |i: usize| match_keys.iter().map(|k| k[i].as_str()).collect::<Vec<_>>();
+    let [k0, k1, k2] = super::match_keys(jobs);
     let around: Vec<(Vec<u8>, &[u8])> = jobs.iter().map(|j| j.body.around_increment()).collect();
     let befores: Vec<&[u8]> = around.iter().map(|(b, _)| b.as_slice()).collect();
     let afters: Vec<&[u8]> = around.iter().map(|(_, a)| *a).collect();
@@ -71,9 +70,9 @@ pub(in crate::store::postgres) async fn store(
         .bind(&traces)
         .bind(&callers)
         .bind(&hashes)
-        .bind(key(0))
-        .bind(key(1))
-        .bind(key(2))
+        .bind(&k0)
+        .bind(&k1)
+        .bind(&k2)
         .bind(&befores)
         .bind(&afters)
         .bind(clock)
