@@ -232,7 +232,7 @@ async fn a_database_migrated_by_sqlx_is_adopted_and_brought_up_to_date() {
         .unwrap();
     assert_eq!(
         versions,
-        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 17, 18],
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 17, 18, 19],
         "0001 adopted, not run again; the rest applied"
     );
     let lease_columns: i64 = c
@@ -275,6 +275,65 @@ async fn a_database_migrated_by_sqlx_is_adopted_and_brought_up_to_date() {
         (DeliveryStatus::Success, 3, 3)
     );
     assert_eq!(publish(&store, shop, TOPIC).await.payloads, 2);
+}
+
+/// Whether SQLite fills a temporary b-tree (`OpenEphemeral`) to run `sql` (one parameter).
+fn opens_a_temporary_btree(c: &rusqlite::Connection, sql: &str) -> bool {
+    let mut explain = c.prepare(&format!("EXPLAIN {sql}")).unwrap();
+    let opcodes: Vec<String> = explain
+        .query_map(["pending"], |r| r.get(1))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    opcodes.iter().any(|op| op == "OpenEphemeral")
+}
+
+/// 0019 rewrites `deliveries.status`'s CHECK in place: the same five values pass and others
+/// are refused, on the connection that migrated (the writer) and on one that had read the
+/// old schema; neither fills a temporary b-tree to check an insert or a status update any
+/// more; and the database stays sound.
+#[tokio::test]
+async fn the_status_check_migration_keeps_the_rule_without_temporary_btrees() {
+    const INSERT: &str = "INSERT INTO deliveries (webhook_id, merchant_id, increment_id, topic, body, status, \
+        next_attempt_at, created_at) VALUES (1, 1, 1, 't', x'7b7d', ?1, 0, 0)";
+    const UPDATE: &str = "UPDATE deliveries SET status = ?1 WHERE id = 1";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    sqlx_era_database(&path, &sha384(include_str!("../../../migrations/sqlite/0001_init.sql")));
+    let before = rusqlite::Connection::open(&path).unwrap();
+    assert!(opens_a_temporary_btree(&before, INSERT), "the old CHECK fills one");
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+
+    let checks = |c: &rusqlite::Connection| -> Vec<String> {
+        let mut found = Vec::new();
+        for status in ["pending", "retrying", "success", "failed", "canceled"] {
+            if let Err(e) = c.execute(UPDATE, [status]) {
+                found.push(format!("{status} refused: {e}"));
+            }
+        }
+        for status in ["done", "", "PENDING"] {
+            match c.execute(UPDATE, [status]) {
+                Err(e) if e.to_string().contains("CHECK constraint failed") => {}
+                other => found.push(format!("{status:?} was not refused by the CHECK: {other:?}")),
+            }
+        }
+        // After a statement has run: that is when a connection finds the schema changed.
+        for sql in [INSERT, UPDATE] {
+            if opens_a_temporary_btree(c, sql) {
+                found.push(format!("{sql} fills a temporary b-tree"));
+            }
+        }
+        found
+    };
+    let on_writer = store.writer.write(move |c, _| Ok(checks(c))).await.unwrap();
+    assert!(on_writer.is_empty(), "on the writer: {on_writer:?}");
+    let on_old = checks(&before);
+    assert!(on_old.is_empty(), "on a connection opened before: {on_old:?}");
+    let sound: String = before.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(sound, "ok");
 }
 
 #[tokio::test]
