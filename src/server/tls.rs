@@ -1,5 +1,5 @@
 //! HTTPS for `serve`: the certificate chain and private key (PEM files, `tls_cert` and
-//! `tls_key`) loaded into a rustls configuration (ring provider, as reqwest and sqlx use),
+//! `tls_key`) loaded into a rustls configuration (ring provider, as the delivery client and sqlx use),
 //! and loaded again on SIGHUP so a renewed certificate is used without a restart.
 //!
 //! The one idea to know: each new connection takes the configuration current when it is

@@ -1,4 +1,4 @@
-//! Turning reqwest's nested errors into the one-line texts of the attempt log.
+//! Turning hyper's nested errors into the one-line texts of the attempt log.
 
 use std::io;
 
@@ -24,9 +24,9 @@ pub(super) fn find_in_chain<'a, E: std::error::Error + 'static>(
     None
 }
 
-/// The causes below reqwest's "error sending request for url (...)", joined into one line,
-/// without hyper's "client error (Connect)" wrappers and repeated messages.
-pub(super) fn chain_text(err: &reqwest::Error) -> String {
+/// The causes below the client's own error, joined into one line, without hyper's
+/// "client error (Connect)" wrappers and repeated messages.
+pub(super) fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut current = std::error::Error::source(err);
     while let Some(e) = current {

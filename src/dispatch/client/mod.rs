@@ -5,21 +5,26 @@
 //! one-line error text for the delivery's attempt log. The one idea to know: target safety is
 //! enforced where the connection is made. Unless private targets are allowed, a custom DNS
 //! resolver drops forbidden addresses from every lookup (so DNS rebinding cannot get around
-//! it), and because reqwest never calls the resolver for literal IP hosts, `attempt` checks
-//! those itself before sending anything.
+//! it), and because the connector never calls the resolver for literal IP hosts, `attempt`
+//! checks those itself before sending anything. The client is hyper's pooled client with a
+//! rustls connector (`connect`), with nothing between it and the attempt.
 
 use std::io;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
-use reqwest::redirect::Policy;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use hyper::{Method, Request, Response, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::timeout_at;
 use url::{Host, Url};
 
 pub(crate) mod broker;
+mod connect;
 mod errors;
 mod resolver;
 pub mod retry_after;
@@ -28,8 +33,9 @@ mod tests;
 #[cfg(test)]
 mod tests_steering;
 
+use connect::{ConnectTimedOut, Connector};
 use errors::{chain_text, find_in_chain, innermost_io};
-use resolver::{ForbiddenResolution, GuardedResolver};
+use resolver::ForbiddenResolution;
 
 use crate::dispatch::signing::{signature_header, Signer};
 use crate::domain::broker_url::BrokerTarget;
@@ -115,16 +121,17 @@ pub enum ClientBuildError {
     UserAgent {
         value: String,
         #[source]
-        source: reqwest::header::InvalidHeaderValue,
+        source: hyper::header::InvalidHeaderValue,
     },
-    #[error("could not build the HTTP client")]
-    Http(#[source] reqwest::Error),
+    #[error("could not set up TLS for the HTTP client")]
+    Tls(#[source] tokio_rustls::rustls::Error),
 }
 
 /// Sends delivery attempts over one shared, keep-alive connection pool (and, for webhooks
 /// whose URL names a broker, over pooled broker connections: see `broker`).
 pub struct DeliveryClient {
-    http: reqwest::Client,
+    http: Client<Connector, Full<Bytes>>,
+    user_agent: HeaderValue,
     brokers: broker::Brokers,
     config: ClientConfig,
 }
@@ -141,24 +148,21 @@ impl DeliveryClient {
             value: config.user_agent.clone(),
             source,
         })?;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(user_agent)
-            .redirect(Policy::none())
-            // A proxy would make the resolver check the proxy's address, not the target's.
-            .no_proxy()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
+        // No proxy (it would make the resolver check the proxy's address, not the target's)
+        // and no redirects followed (`send` reports them).
+        let connector =
+            connect::connector(config.connect_timeout, !config.allow_private_targets).map_err(ClientBuildError::Tls)?;
+        let http = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
             .pool_max_idle_per_host(config.max_idle_per_host)
-            .tcp_nodelay(true)
             // Receivers written against the platform's docs may look headers up by their
             // documented spelling (PHP's getallheaders() keeps the case it was sent in).
-            .http1_title_case_headers();
-        if !config.allow_private_targets {
-            builder = builder.dns_resolver(Arc::new(GuardedResolver));
-        }
-        let http = builder.build().map_err(ClientBuildError::Http)?;
+            .http1_title_case_headers(true)
+            .build(connector);
         Ok(DeliveryClient {
             http,
+            user_agent,
             brokers: Default::default(),
             config,
         })
@@ -238,10 +242,19 @@ impl DeliveryClient {
         }
     }
 
-    async fn send(&self, url: Url, headers: HeaderMap, body: Bytes, deadline: tokio::time::Instant) -> Sent {
+    async fn send(&self, url: Url, mut headers: HeaderMap, body: Bytes, deadline: tokio::time::Instant) -> Sent {
         let is_https = url.scheme() == "https";
-        let request = self.http.post(url).headers(headers).body(body).send();
-        let mut response = match timeout_at(deadline, request).await {
+        let uri = match Uri::try_from(url.as_str()) {
+            Ok(uri) => uri,
+            Err(e) => return Sent::failed(format!("invalid URL: {e}")),
+        };
+        headers.insert(USER_AGENT, self.user_agent.clone());
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        let mut response = match timeout_at(deadline, self.http.request(request)).await {
             Ok(Ok(response)) => response,
             Ok(Err(err)) => return Sent::failed(self.describe(&err, is_https)),
             Err(_) => return Sent::failed(self.timed_out()),
@@ -275,21 +288,20 @@ impl DeliveryClient {
     }
 
     /// One readable line for a failed request, built from the whole error chain.
-    fn describe(&self, err: &reqwest::Error, is_https: bool) -> String {
+    fn describe(&self, err: &hyper_util::client::legacy::Error, is_https: bool) -> String {
         if let Some(refused) = find_in_chain::<ForbiddenResolution>(err) {
             return refused.to_string();
         }
-        if err.is_timeout() {
-            return if err.is_connect() {
-                format!(
-                    "connect timed out after {}",
-                    humantime::format_duration(self.config.connect_timeout)
-                )
-            } else {
-                self.timed_out()
-            };
+        let io = find_in_chain::<io::Error>(err).map(innermost_io);
+        let connect_timed_out = find_in_chain::<ConnectTimedOut>(err).is_some()
+            || (err.is_connect() && io.is_some_and(|io| io.kind() == io::ErrorKind::TimedOut));
+        if connect_timed_out {
+            return format!(
+                "connect timed out after {}",
+                humantime::format_duration(self.config.connect_timeout)
+            );
         }
-        if let Some(io) = find_in_chain::<io::Error>(err).map(innermost_io) {
+        if let Some(io) = io {
             match io.kind() {
                 io::ErrorKind::ConnectionRefused => return "connection refused".into(),
                 io::ErrorKind::ConnectionReset => return "connection reset by peer".into(),
@@ -326,11 +338,11 @@ impl Sent {
 }
 
 /// The `Retry-After` of a 429 or 503 answer, when it parses (the first one, if repeated).
-fn retry_after_of(response: &reqwest::Response) -> Option<Duration> {
+fn retry_after_of(response: &Response<Incoming>) -> Option<Duration> {
     if !retry_after::applies_to(response.status().as_u16()) {
         return None;
     }
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
     retry_after::parse(value, SystemTime::now())
 }
 
@@ -386,16 +398,20 @@ fn build_headers(req: &AttemptRequest<'_>) -> Result<HeaderMap, String> {
 
 /// Reads up to [`RESPONSE_PREFIX_LIMIT`] bytes of the body, chunk by chunk, until the
 /// deadline. Problems reading the body do not change the outcome: the status decides.
-async fn read_prefix(response: &mut reqwest::Response, deadline: tokio::time::Instant) -> String {
+async fn read_prefix(response: &mut Response<Incoming>, deadline: tokio::time::Instant) -> String {
     let mut prefix = Vec::new();
+    let body = response.body_mut();
     while prefix.len() < RESPONSE_PREFIX_LIMIT {
-        match timeout_at(deadline, response.chunk()).await {
-            Ok(Ok(Some(chunk))) => {
-                let room = RESPONSE_PREFIX_LIMIT - prefix.len();
-                prefix.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        match timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                // Trailers carry no body bytes.
+                if let Some(chunk) = frame.data_ref() {
+                    let room = RESPONSE_PREFIX_LIMIT - prefix.len();
+                    prefix.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
             }
-            Ok(Ok(None)) => break,
-            Ok(Err(err)) => {
+            Ok(None) => break,
+            Ok(Some(Err(err))) => {
                 tracing::debug!(error = %chain_text(&err), "response body read failed");
                 break;
             }

@@ -1,23 +1,47 @@
 //! Target safety at the DNS step: unless private targets are allowed, every lookup's
 //! forbidden addresses are dropped, so a name cannot be rebound to a private address.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use hyper_util::client::legacy::connect::dns::Name;
 
 use crate::domain::target::{forbidden_reason, is_forbidden_ip};
 
-/// The resolver used unless private targets are allowed: resolves with the system resolver
-/// and keeps only addresses that are not forbidden.
-pub(super) struct GuardedResolver;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().to_string();
+/// Resolves with the system resolver; when `guarded` (private targets are not allowed),
+/// keeps only addresses that are not forbidden. The connector never asks it about a literal
+/// IP host: `DeliveryClient::prepare` checks those.
+#[derive(Clone, Copy)]
+pub(super) struct Resolver {
+    pub(super) guarded: bool,
+}
+
+impl tower::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    // Boxed, not io::Error: a `ForbiddenResolution` inside an io::Error would be hidden from
+    // the error chain's `source()` walk that names it in the attempt log.
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let guarded = self.guarded;
         Box::pin(async move {
+            let host = name.as_str().to_string();
             let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed = keep_allowed(host, resolved.into_iter())?;
-            Ok(Box::new(allowed.into_iter()) as Addrs)
+            let addrs = if guarded {
+                keep_allowed(host, resolved.into_iter())?
+            } else {
+                resolved
+            };
+            Ok(addrs.into_iter())
         })
     }
 }

@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
+use hyper::header::HeaderMap;
 
 pub(crate) mod amqp;
 pub(crate) mod nats;
@@ -75,7 +75,7 @@ pub(super) async fn resolve(
         .ok_or_else(|| format!("{} resolves to no address", address.host))
 }
 
-/// The headers as name/value text pairs (reqwest already checked they are valid).
+/// The headers as name/value text pairs (`build_headers` already checked they are valid).
 pub(super) fn header_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .iter()
