@@ -2,7 +2,8 @@
 """Instruction counts of the publish+deliver path on SQLite: starts `hookd serve` under
 callgrind on a fresh database, makes one webhook (with EXTRA_HEADERS) at a receiver in this
 script, publishes N events of `order:created` in JSON-RPC batches of 50, waits until the
-receiver has them all, then stops hookd, which writes OUTDIR/callgrind.out. TOGGLE limits the
+receiver has them all, then stops hookd, which writes OUTDIR/callgrind.out.
+HOOKD_CALLGRIND_DATABASE_URL, when set, is the database instead (an empty PostgreSQL one, say). TOGGLE limits the
 count to a function (default: the SQLite outcome write, `store::sqlite::queue::record`);
 `all` counts the whole process. Instruction counts do not depend on the machine's load, so
 two builds can be compared on a busy machine (run both, divide by the attempts logged).
@@ -15,7 +16,8 @@ hookd, out, n, extra = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 port = int(sys.argv[5]) if len(sys.argv) > 5 else 18733
 toggle = sys.argv[6] if len(sys.argv) > 6 else "*store::sqlite::queue::record*"
 os.makedirs(out, exist_ok=True)
-env = dict(os.environ, HOOKD_DATABASE_URL=f"sqlite://{out}/hookd.db", HOOKD_LISTEN=f"127.0.0.1:{port}",
+database = os.environ.get("HOOKD_CALLGRIND_DATABASE_URL", f"sqlite://{out}/hookd.db")
+env = dict(os.environ, HOOKD_DATABASE_URL=database, HOOKD_LISTEN=f"127.0.0.1:{port}",
            HOOKD_ALLOW_PRIVATE_TARGETS="true", RUST_LOG="warn")
 def cli(*a):
     return subprocess.run([hookd, *a], env=env, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
