@@ -25,7 +25,24 @@ pub(super) type Connector = Bounded<HttpsConnector<HttpConnector<Resolver>>>;
 const KEEPALIVE: Duration = Duration::from_secs(15);
 const KEEPALIVE_RETRIES: u32 = 3;
 
-pub(super) fn connector(connect_timeout: Duration, guarded: bool) -> Result<Connector, rustls::Error> {
+/// What the client trusts: rustls on ring with its safe default protocol versions, and the
+/// Mozilla roots.
+pub(super) fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    with_roots(rustls::RootCertStore::from_iter(
+        webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+    ))
+}
+
+/// `tls_config` trusting `roots` instead.
+pub(super) fn with_roots(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+pub(super) fn connector(connect_timeout: Duration, guarded: bool, tls: rustls::ClientConfig) -> Connector {
     let mut http = HttpConnector::new_with_resolver(Resolver { guarded });
     // https:// URIs go through: the TLS layer above takes them.
     http.enforce_http(false);
@@ -36,15 +53,15 @@ pub(super) fn connector(connect_timeout: Duration, guarded: bool) -> Result<Conn
     http.set_keepalive_interval(Some(KEEPALIVE));
     http.set_keepalive_retries(Some(KEEPALIVE_RETRIES));
     let https = HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))?
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    Ok(Bounded {
+    Bounded {
         inner: https,
         timeout: connect_timeout,
-    })
+    }
 }
 
 /// The connect timeout ran out (resolving, connecting and the TLS handshake together).

@@ -31,6 +31,8 @@ pub mod retry_after;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_https;
+#[cfg(test)]
 mod tests_steering;
 
 use connect::{ConnectTimedOut, Connector};
@@ -144,14 +146,19 @@ enum Route {
 
 impl DeliveryClient {
     pub fn new(config: ClientConfig) -> Result<Self, ClientBuildError> {
+        let tls = connect::tls_config().map_err(ClientBuildError::Tls)?;
+        Self::with_tls(config, tls)
+    }
+
+    /// A client trusting what `tls` trusts (tests give it their own certificate authority).
+    fn with_tls(config: ClientConfig, tls: tokio_rustls::rustls::ClientConfig) -> Result<Self, ClientBuildError> {
         let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|source| ClientBuildError::UserAgent {
             value: config.user_agent.clone(),
             source,
         })?;
         // No proxy (it would make the resolver check the proxy's address, not the target's)
         // and no redirects followed (`send` reports them).
-        let connector =
-            connect::connector(config.connect_timeout, !config.allow_private_targets).map_err(ClientBuildError::Tls)?;
+        let connector = connect::connector(config.connect_timeout, !config.allow_private_targets, tls);
         let http = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
