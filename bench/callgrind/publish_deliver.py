@@ -3,7 +3,9 @@
 callgrind on a fresh database, makes one webhook (with EXTRA_HEADERS) at a receiver in this
 script, publishes N events of `order:created` in JSON-RPC batches of 50, waits until the
 receiver has them all, then stops hookd, which writes OUTDIR/callgrind.out.
-HOOKD_CALLGRIND_DATABASE_URL, when set, is the database instead (an empty PostgreSQL one, say). TOGGLE limits the
+HOOKD_CALLGRIND_DATABASE_URL, when set, is the database instead (an empty PostgreSQL one, say).
+HOOKD_CALLGRIND_BATCH=1 publishes one event per request instead, 8 requests at a time (the
+single-event shape of `hookd-bench e2e`). TOGGLE limits the
 count to a function (default: the SQLite outcome write, `store::sqlite::queue::record`);
 `all` counts the whole process. Instruction counts do not depend on the machine's load, so
 two builds can be compared on a busy machine (run both, divide by the attempts logged).
@@ -59,9 +61,19 @@ while True:
 r = rpc("shopuser", shop, "webhook.create", [{"topics": "order:created", "url": f"http://127.0.0.1:{port + 1}/h", "extra_headers": extra}])
 assert r.get("result") is True, r
 t0 = time.time()
-for i in range(0, n, 50):
-    r = batch("adm", admin, [("event.publish", ["order:created", {"order_id": i + j + 1}]) for j in range(50)])
-    assert all("result" in x for x in r), r[:2]
+per_request = int(os.environ.get("HOOKD_CALLGRIND_BATCH", "50"))
+if per_request == 1:
+    from concurrent.futures import ThreadPoolExecutor
+    def one(i):
+        r = rpc("adm", admin, "event.publish", ["order:created", {"order_id": i + 1}])
+        assert "result" in r, r
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(n)))
+else:
+    for i in range(0, n, per_request):
+        calls = [("event.publish", ["order:created", {"order_id": i + j + 1}]) for j in range(per_request)]
+        r = batch("adm", admin, calls)
+        assert all("result" in x for x in r), r[:2]
 while got[0] < n:
     assert time.time() - t0 < 600, got
     time.sleep(0.2)

@@ -8,9 +8,8 @@ use std::task::{Context, Poll};
 
 use hyper_util::client::legacy::connect::dns::Name;
 
+use super::connect::BoxError;
 use crate::domain::target::{forbidden_reason, is_forbidden_ip};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Resolves with the system resolver; when `guarded` (private targets are not allowed),
 /// keeps only addresses that are not forbidden. The connector never asks it about a literal
