@@ -5,7 +5,9 @@ script, publishes N events of `order:created` in JSON-RPC batches of 50, waits u
 receiver has them all, then stops hookd, which writes OUTDIR/callgrind.out.
 HOOKD_CALLGRIND_DATABASE_URL, when set, is the database instead (an empty PostgreSQL one, say).
 HOOKD_CALLGRIND_BATCH=1 publishes one event per request instead, 8 requests at a time (the
-single-event shape of `hookd-bench e2e`). TOGGLE limits the
+single-event shape of `hookd-bench e2e`). HOOKD_CALLGRIND_KEEPALIVE=1 makes the receiver answer
+in HTTP/1.1 and keep connections open, as `hookd-bench`'s does (by default it answers in
+HTTP/1.0, so every attempt opens a connection; earlier counts were taken that way). TOGGLE limits the
 count to a function (default: the SQLite outcome write, `store::sqlite::queue::record`);
 `all` counts the whole process. Instruction counts do not depend on the machine's load, so
 two builds can be compared on a busy machine (run both, divide by the attempts logged).
@@ -33,6 +35,8 @@ class H(http.server.BaseHTTPRequestHandler):
         got[0] += 1
         self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
     def log_message(self, *a): pass
+if os.environ.get("HOOKD_CALLGRIND_KEEPALIVE") == "1":
+    H.protocol_version = "HTTP/1.1"
 http.server.ThreadingHTTPServer.daemon_threads = True
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", port + 1), H)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
