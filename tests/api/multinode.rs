@@ -206,12 +206,18 @@ async fn two_nodes_share_one_database_and_the_survivor_finishes_a_killed_node_s_
     // lease covers the write-back, whose wait grows with the database's load). Of the leased
     // payloads the receiver never got, B had claimed at most PER_WEBHOOK per webhook.
     let all = receiver.received("/");
-    let got_before_kill = |id: &i64| {
+    // When the receiver got payload `id` (its webhook-id), each time.
+    let arrivals = |id: &i64| -> Vec<Instant> {
         let message_id = format!("msg_{id}");
-        all.iter()
-            .any(|r| r.at <= killed_at && r.header("webhook-id") == Some(message_id.as_str()))
+        let of_id = all
+            .iter()
+            .filter(|r| r.header("webhook-id") == Some(message_id.as_str()));
+        of_id.map(|r| r.at).collect()
     };
-    let unsent = stranded.iter().filter(|(id, _, _)| !got_before_kill(id)).count();
+    let unsent = stranded
+        .iter()
+        .filter(|(id, _, _)| !arrivals(id).iter().any(|at| *at <= killed_at))
+        .count();
     eprintln!(
         "multinode: of B's {} leases, {unsent} were of payloads the receiver had not got",
         stranded.len()
@@ -230,11 +236,10 @@ async fn two_nodes_share_one_database_and_the_survivor_finishes_a_killed_node_s_
 
     let mut taken_over = Vec::new();
     for (id, webhook, lease_until) in &stranded {
-        let message_id = format!("msg_{id}");
-        let after_kill = all
-            .iter()
-            .filter(|r| r.at > killed_at && r.header("webhook-id") == Some(message_id.as_str()))
-            .map(|r| r.at - killed_at)
+        let after_kill = arrivals(id)
+            .into_iter()
+            .filter(|at| *at > killed_at)
+            .map(|at| at - killed_at)
             .min();
         let after =
             after_kill.unwrap_or_else(|| panic!("B's stranded delivery {id} (webhook {webhook}) was never sent again"));

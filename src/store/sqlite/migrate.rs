@@ -18,9 +18,6 @@ struct Migration {
     version: i64,
     description: &'static str,
     sql: &'static str,
-    /// The SQL edits `sqlite_schema` itself (`PRAGMA writable_schema`): `schema_version` is
-    /// raised after it, so that every connection reads the edited schema again.
-    edits_schema: bool,
 }
 
 /// Every migration, in the order they apply. Files are never edited once released: a new
@@ -30,103 +27,86 @@ const MIGRATIONS: &[Migration] = &[
         version: 1,
         description: "init",
         sql: include_str!("../../../migrations/sqlite/0001_init.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 2,
         description: "drop lease columns",
         sql: include_str!("../../../migrations/sqlite/0002_drop_lease_columns.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 3,
         description: "attempt numbers",
         sql: include_str!("../../../migrations/sqlite/0003_attempt_numbers.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 4,
         description: "webhook counter",
         sql: include_str!("../../../migrations/sqlite/0004_webhook_counter.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 5,
         description: "webhook lifecycle",
         sql: include_str!("../../../migrations/sqlite/0005_webhook_lifecycle.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 6,
         description: "receiver steering",
         sql: include_str!("../../../migrations/sqlite/0006_receiver_steering.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 7,
         description: "pacing",
         sql: include_str!("../../../migrations/sqlite/0007_pacing.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 8,
         description: "disabled announcements",
         sql: include_str!("../../../migrations/sqlite/0008_disabled_announcements.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 9,
         description: "attempt requests",
         sql: include_str!("../../../migrations/sqlite/0009_attempt_requests.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 10,
         description: "publishers",
         sql: include_str!("../../../migrations/sqlite/0010_publishers.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 11,
         description: "portal links",
         sql: include_str!("../../../migrations/sqlite/0011_portal_links.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 12,
         description: "signing keys",
         sql: include_str!("../../../migrations/sqlite/0012_signing_keys.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 13,
         description: "event catalog",
         sql: include_str!("../../../migrations/sqlite/0013_event_catalog.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 15,
         description: "merchant portal",
         sql: include_str!("../../../migrations/sqlite/0015_merchant_portal.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 17,
         description: "event traceparent",
         sql: include_str!("../../../migrations/sqlite/0017_event_traceparent.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 18,
         description: "attempt headers as sent",
         sql: include_str!("../../../migrations/sqlite/0018_attempt_headers.sql"),
-        edits_schema: false,
     },
     Migration {
         version: 19,
         description: "status check without IN",
         sql: include_str!("../../../migrations/sqlite/0019_status_check_without_in.sql"),
-        edits_schema: true,
     },
 ];
 
@@ -160,7 +140,9 @@ pub fn run(c: &Connection) -> StoreResult<()> {
             "applying a SQLite migration"
         );
         c.execute_batch(m.sql)?;
-        if m.edits_schema {
+        // A migration that edits `sqlite_schema` itself: every connection must read the
+        // edited schema again.
+        if m.sql.contains("PRAGMA writable_schema") {
             reload_schema(c)?;
         }
         note_applied(c, m)?;
