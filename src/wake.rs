@@ -21,6 +21,8 @@ pub struct Wake {
     afar: Named,
     /// Webhooks whose finished payloads' outcomes were just written (see `recorded`).
     recorded: Named,
+    /// Webhooks with payloads handed to the dispatcher at insert (see `handed`).
+    handed: Named,
     /// Webhooks deleted or turned off, and whether every webhook's state may have changed.
     forgotten: Named,
     notify: Notify,
@@ -85,6 +87,19 @@ impl Wake {
         if self.recorded.add(ids) {
             self.notify.notify_one();
         }
+    }
+
+    /// These webhooks have payloads waiting in the hand-off (`store::handoff`), leased to
+    /// this node at insert: the dispatcher takes them from there, with no claim.
+    pub fn handed(&self, ids: impl IntoIterator<Item = WebhookId>) {
+        if self.handed.add(ids) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Takes the webhooks named by `handed`.
+    pub fn take_handed(&self) -> Vec<WebhookId> {
+        self.handed.take().0
     }
 
     /// Takes the webhooks named by `recorded`.

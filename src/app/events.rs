@@ -82,7 +82,12 @@ impl App {
             StoreError::KeyRevoked => AppError::AccessDenied,
             e => AppError::from(e),
         })?;
-        self.wake.webhooks(published.webhooks.iter().copied());
+        // Payloads leased at insert wait in the hand-off; the rest are claimed.
+        // (`handed` is a part of `webhooks`, in the same order.)
+        let mut handed = published.handed.iter().peekable();
+        let claimed = (published.webhooks.iter()).filter(|&w| handed.next_if(|&h| h == w).is_none());
+        self.wake.webhooks(claimed.copied());
+        self.wake.handed(published.handed.iter().copied());
         if !published.replayed {
             self.metrics.events_published.inc();
             self.metrics.payloads_created.inc_by(published.payloads as u64);

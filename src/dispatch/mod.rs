@@ -23,7 +23,7 @@ use slots::Slots;
 
 use crate::domain::WebhookId;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{Handoff, Store};
 use crate::wake::Wake;
 
 /// The delivery engine's shared parts: where payloads are kept, how they are sent, and
@@ -35,6 +35,8 @@ pub struct Engine {
     pub settings: DeliverySettings,
     /// Tells the worker about new payloads.
     pub wake: Arc<Wake>,
+    /// Payloads publishes leased to this node at insert, for the worker (`store::handoff`).
+    pub handoff: Arc<Handoff>,
     /// Attempts in flight per webhook, over every sender.
     pub slots: Slots,
     pub metrics: Arc<Metrics>,
@@ -52,12 +54,15 @@ impl Engine {
         let mut client_config = settings.client.clone();
         client_config.allow_private_targets = allow_private_targets;
         client_config.max_idle_per_host = settings.max_in_flight;
+        let handoff = Arc::new(Handoff::default());
+        store.accept_handoff(handoff.clone());
         Ok(Arc::new(Self {
             store,
             client: DeliveryClient::new(client_config)?,
             slots: Slots::new(settings.per_webhook),
             settings,
             wake: Default::default(),
+            handoff,
             metrics,
             announcements: Default::default(),
         }))

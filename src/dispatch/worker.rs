@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::deliver::{attempt, Target};
 use super::slots::Signal;
 use super::Engine;
-use crate::domain::{DeliveryStatus, WebhookId};
+use crate::domain::{ClaimedDelivery, DeliveryStatus, WebhookId};
 use crate::domain::{DeliveryUpdate, Scope};
 use crate::store::Pacing;
 use crate::time::{now_millis, Millis};
@@ -51,6 +51,8 @@ struct Lane {
     retries: BinaryHeap<Reverse<Millis>>,
     /// Its webhook's slots are all held by others (test pings) until one is given back.
     starved: bool,
+    /// It has payloads waiting in the hand-off (leased at insert, see `store::handoff`).
+    handed: bool,
 }
 
 impl Lane {
@@ -61,6 +63,15 @@ impl Lane {
     /// empty-handed or with a single row; see docs/performance.md).
     fn has_room(&self, cap: usize) -> bool {
         self.in_flight + refill_at(cap) <= cap && !self.starved
+    }
+
+    /// Whether it has payloads to take now: handed ones, or due ones to claim.
+    fn ready(&self, now: Millis) -> bool {
+        self.handed || self.claimable(now)
+    }
+
+    fn claimable(&self, now: Millis) -> bool {
+        self.next_due.is_some_and(|t| t <= now)
     }
 
     fn due(&mut self, at: Millis) {
@@ -123,6 +134,8 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let recorder = tokio::spawn(recorder(engine.clone(), record_rx));
     let settings = engine.settings.clone();
+    let attempt_time = settings.client.request_timeout + settings.client.connect_timeout;
+    (engine.handoff).open(&owner, settings.lease, attempt_time, settings.per_webhook);
     let wake = engine.wake.clone();
     let mut d = Dispatcher {
         engine: engine.clone(),
@@ -151,6 +164,11 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
                 d.lanes.entry(id).or_default().woken(now);
             }
         }
+        for id in wake.take_handed() {
+            let lane = d.lanes.entry(id).or_default();
+            lane.handed = true;
+            lane.starved = false;
+        }
         for id in wake.take_afar() {
             d.lanes.entry(id).or_default().woken(now + crate::wake::AFAR_GRACE_MS);
         }
@@ -173,6 +191,8 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
             _ = tokio::time::sleep_until(wake_at) => {}
         }
     }
+    // Nothing more is handed; what waits there is left to its leases.
+    engine.handoff.close();
     // Let attempts in flight finish and be recorded; their leases protect them otherwise.
     let Dispatcher {
         mut in_flight,
@@ -209,8 +229,9 @@ impl Dispatcher {
         }
     }
 
-    /// Claims payloads for every lane that is due and has room. The claims run
-    /// concurrently (on PostgreSQL each is a query of its own).
+    /// Takes payloads for every lane that has some ready and room: first those handed to it
+    /// at insert, then, when it is due, a claim for the rest. The claims run concurrently
+    /// (on PostgreSQL each is a query of its own).
     async fn claim_due(&mut self) {
         let s = &self.engine.settings;
         let max_in_flight = s.max_in_flight;
@@ -219,11 +240,12 @@ impl Dispatcher {
         let mut due: Vec<(Millis, WebhookId)> = self
             .lanes
             .iter()
-            .filter(|(id, l)| l.has_room(self.cap(**id)) && l.next_due.is_some_and(|t| t <= now))
-            .map(|(id, l)| (l.next_due.unwrap_or(now), *id))
+            .filter(|(id, l)| l.has_room(self.cap(**id)) && l.ready(now))
+            .map(|(id, l)| (l.next_due.unwrap_or(now).min(now), *id))
             .collect();
         due.sort_unstable();
         let mut claims = tokio::task::JoinSet::new();
+        let mut handed = Vec::new();
         let mut room = max_in_flight.saturating_sub(self.in_flight);
         for (_, webhook) in due {
             if room == 0 {
@@ -246,13 +268,29 @@ impl Dispatcher {
                 continue;
             }
             room -= want;
+            let mut taken = Vec::new();
+            if lane.handed {
+                taken = self.engine.handoff.take(webhook, want);
+                lane.handed = taken.len() == want && self.engine.handoff.has(webhook);
+            }
+            let rest = want - taken.len();
+            if !taken.is_empty() {
+                handed.push((webhook, target.clone(), taken));
+            }
+            if rest == 0 || !lane.claimable(now) {
+                self.engine.slots.give(webhook, rest);
+                continue;
+            }
             let (store, owner) = (self.engine.store.clone(), self.owner.clone());
             claims.spawn(async move {
                 let claimed = store
-                    .delivery_claim_paced(webhook, &owner, now, now + lease, want as i64, pacing)
+                    .delivery_claim_paced(webhook, &owner, now, now + lease, rest as i64, pacing)
                     .await;
-                (webhook, target, want, claimed)
+                (webhook, target, rest, claimed)
             });
+        }
+        for (webhook, target, taken) in handed {
+            self.launch(webhook, target, taken).await;
         }
         while let Some(joined) = claims.join_next().await {
             let Ok((webhook, target, want, claimed)) = joined else {
@@ -262,26 +300,15 @@ impl Dispatcher {
             self.engine.slots.give(webhook, want - got);
             match claimed {
                 Ok(paced) => {
-                    let claimed = paced.claimed;
-                    // Changed since it was loaded (on any node): load it again. Should that
-                    // fail, the payloads go out as before rather than wait.
-                    let target = match claimed.iter().map(|c| c.webhook_version).max() {
-                        Some(v) if v != target.version => self.reload_target(webhook).await.unwrap_or(target),
-                        _ => target,
-                    };
                     let lane = self.lanes.entry(webhook).or_default();
                     if paced.next_at.is_some() {
                         // Pacing holds what is due back until then (the next token, or an
                         // ordered head's retry): sleep until exactly that time.
                         lane.next_due = paced.next_at;
-                    } else if claimed.len() < want {
+                    } else if got < want {
                         lane.drained(now);
                     }
-                    lane.in_flight += claimed.len();
-                    self.in_flight += claimed.len();
-                    for c in claimed {
-                        self.spawn_attempt(target.clone(), c);
-                    }
+                    self.launch(webhook, target, paced.claimed).await;
                 }
                 Err(e) => {
                     let lane = self.lanes.entry(webhook).or_default();
@@ -290,7 +317,23 @@ impl Dispatcher {
                 }
             }
         }
-        self.lanes.retain(|_, l| l.in_flight > 0 || l.next_due.is_some());
+        self.lanes.retain(|_, l| l.in_flight > 0 || l.next_due.is_some() || l.handed);
+    }
+
+    /// Starts an attempt for each of the webhook's payloads (its slots are taken).
+    async fn launch(&mut self, webhook: WebhookId, target: Arc<Target>, payloads: Vec<ClaimedDelivery>) {
+        // Changed since it was loaded (on any node): load it again. Should that fail, the
+        // payloads go out as before rather than wait.
+        let target = match payloads.iter().map(|c| c.webhook_version).max() {
+            Some(v) if v != target.version => self.reload_target(webhook).await.unwrap_or(target),
+            _ => target,
+        };
+        let lane = self.lanes.entry(webhook).or_default();
+        lane.in_flight += payloads.len();
+        self.in_flight += payloads.len();
+        for c in payloads {
+            self.spawn_attempt(target.clone(), c);
+        }
     }
 
     /// Drops what is held for webhooks deleted or turned off (`all`: for every webhook): idle
@@ -301,8 +344,11 @@ impl Dispatcher {
         let forget_lane = |lane: &mut Lane| {
             lane.next_due = None;
             lane.retries.clear();
+            lane.handed = false;
             lane.in_flight > 0
         };
+        // What waits in the hand-off for them is dropped too (its leases end unsent).
+        self.engine.handoff.forget(ids, all);
         if all {
             self.targets.clear();
             self.pacing.clear();
@@ -366,7 +412,7 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_attempt(&self, target: Arc<Target>, claimed: crate::domain::ClaimedDelivery) {
+    fn spawn_attempt(&self, target: Arc<Target>, claimed: ClaimedDelivery) {
         let engine = self.engine.clone();
         let owner = self.owner.clone();
         let (record, done) = (self.record_tx.clone(), self.done_tx.clone());
@@ -404,7 +450,7 @@ impl Dispatcher {
             .lanes
             .iter()
             .filter(|(id, l)| l.has_room(self.cap(**id)))
-            .filter_map(|(_, l)| l.next_due)
+            .filter_map(|(_, l)| if l.handed { Some(now_millis()) } else { l.next_due })
             .min()?;
         let wait = (earliest - now_millis()).max(0) as u64;
         Some(Instant::now() + Duration::from_millis(wait))

@@ -127,6 +127,9 @@ pub struct Published {
     pub payloads: i64,
     pub webhooks: Vec<WebhookId>,
     pub replayed: bool,
+    /// Of `webhooks` (in their order), those whose payload was leased at insert and handed
+    /// to this node's dispatcher (`store::handoff`): no claim is needed for them.
+    pub handed: Vec<WebhookId>,
 }
 
 /// A payload claimed for one attempt (the caller holds its lease).

@@ -3,6 +3,7 @@
 
 mod error;
 mod failing;
+pub mod handoff;
 mod health;
 mod judge;
 mod pace;
@@ -45,6 +46,7 @@ pub use crate::domain::records::{
     Scope, StatusTarget, StoredSecrets, UserRecord,
 };
 pub use error::StoreError;
+pub use handoff::Handoff;
 pub use health::WriteHealth;
 pub use judge::publish_judged;
 pub use pace::{PacedClaim, Pacing};
@@ -99,6 +101,10 @@ pub trait Store: Send + Sync + 'static {
     /// Forwards wake-ups published by other nodes to `wake` until `stop` turns true.
     /// Databases without cross-process notifications return at once (the poll covers it).
     async fn listen_wakeups(&self, _wake: Arc<Wake>, _stop: watch::Receiver<bool>) {}
+
+    /// Where publishes hand this node's dispatcher the payloads they lease to it at insert
+    /// (see `handoff`). Stores that do not lease at insert ignore it.
+    fn accept_handoff(&self, _handoff: Arc<Handoff>) {}
 
     // --- merchants and users ---
     /// The merchant with this code, created if missing.

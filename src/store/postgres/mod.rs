@@ -38,7 +38,7 @@ use tokio::sync::watch;
 use super::{
     failing, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
     DisabledAnnouncement, Failing, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest,
-    Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, StoredSecrets, UserRecord, WriteHealth,
+    Handoff, Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, StoredSecrets, UserRecord, WriteHealth,
 };
 use crate::domain::catalog::{CatalogEntry, CatalogWrite};
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
@@ -119,6 +119,10 @@ impl Store for PostgresStore {
     async fn listen_wakeups(&self, wake: Arc<Wake>, stop: watch::Receiver<bool>) {
         let own = self.publisher.backends.clone();
         wakeups::listen(&self.options, &self.settings, wake, own, stop).await
+    }
+
+    fn accept_handoff(&self, handoff: Arc<Handoff>) {
+        let _ = self.publisher.handoff.set(handoff);
     }
 
     async fn merchant_ensure(&self, code: &MerchantCode) -> StoreResult<MerchantId> {

@@ -28,7 +28,7 @@
 //! each publish in its own savepoint (as `sqlite/writer.rs` does), so the common path pays
 //! for no savepoints.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
@@ -37,7 +37,7 @@ use sqlx::{Acquire, PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::batch::{self, BatchError, Job, Turn};
-use crate::store::{PublishRequest, Published, StoreError, StoreResult};
+use crate::store::{Handoff, PublishRequest, Published, StoreError, StoreResult};
 
 /// Most publishes in one transaction (a JSON-RPC batch holds at most 1000).
 const MAX_BATCH: usize = 1000;
@@ -60,6 +60,9 @@ pub(super) struct Publisher {
     pub pool: PgPool,
     /// How long a publish waits for room in a full queue.
     queue_wait: Duration,
+    /// Where the runners hand this node's dispatcher what they lease to it at insert, once
+    /// it is set (see `store::handoff`).
+    pub handoff: Arc<OnceLock<Arc<Handoff>>>,
 }
 
 struct Queued {
@@ -75,14 +78,17 @@ impl Publisher {
         let rx = Arc::new(Mutex::new(rx));
         let runners = pool.options().get_max_connections() as usize;
         let backends = Arc::new(Backends(std::sync::Mutex::new(vec![None; runners])));
+        let handoff = Arc::new(OnceLock::new());
         for runner in 0..runners {
-            tokio::spawn(run(pool.clone(), rx.clone(), (backends.clone(), runner)));
+            let me = (backends.clone(), runner);
+            tokio::spawn(run(pool.clone(), rx.clone(), me, handoff.clone()));
         }
         Self {
             jobs,
             backends,
             pool,
             queue_wait,
+            handoff,
         }
     }
 
@@ -139,7 +145,7 @@ impl Backends {
 type Runner = (Arc<Backends>, usize);
 
 /// One runner: takes what is queued (waiting for the first), runs it, answers, again.
-async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Queued>>>, me: Runner) {
+async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Queued>>>, me: Runner, handoff: Arc<OnceLock<Arc<Handoff>>>) {
     let mut held: Option<Held> = None;
     loop {
         let mut queued = Vec::new();
@@ -150,7 +156,7 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Queued>>>, me: Runner) {
         // The queue is passed on once this batch holds its locks (or is done).
         let mut turn = Turn::held(queue);
         let (jobs, replies): (Vec<Job>, Vec<_>) = queued.into_iter().map(|q| (q.job, q.reply)).unzip();
-        let ran = run_on(&pool, &mut held, &me, &jobs, &mut turn).await;
+        let ran = run_on(&pool, &mut held, &me, &jobs, &mut turn, handoff.get().map(|h| &**h)).await;
         turn.pass();
         match ran {
             Ok(results) => {
@@ -188,6 +194,7 @@ async fn run_on(
     (backends, runner): &Runner,
     jobs: &[Job],
     turn: &mut Turn,
+    handoff: Option<&Handoff>,
 ) -> Result<Vec<StoreResult<Published>>, Broke> {
     loop {
         let was_held = held.is_some();
@@ -205,7 +212,7 @@ async fn run_on(
                 (conn, true)
             }
         };
-        match run_batch_in_turn(&mut conn, jobs, turn, warm).await {
+        match run_batch_in_turn(&mut conn, jobs, turn, warm, handoff).await {
             Ok(results) => {
                 *held = Some((conn, Instant::now()));
                 return Ok(results);
@@ -257,22 +264,24 @@ impl From<sqlx::Error> for Broke {
 /// connection): then nothing committed that anyone is told about, and every job fails.
 #[cfg(test)]
 pub(super) async fn run_batch(conn: &mut PgConnection, jobs: &[Job]) -> Result<Vec<StoreResult<Published>>, Broke> {
-    run_batch_in_turn(conn, jobs, &mut Turn::default(), true).await
+    run_batch_in_turn(conn, jobs, &mut Turn::default(), true, None).await
 }
 
 /// `run_batch`, passing `turn` on once the batch holds its locks. `warm`: the connection
-/// answered a moment ago, so the batch may run `alone`.
+/// answered a moment ago, so the batch may run `alone`, which leases fresh payloads to this
+/// node's dispatcher through `handoff` (the transactional way leases none).
 async fn run_batch_in_turn(
     conn: &mut PgConnection,
     jobs: &[Job],
     turn: &mut Turn,
     warm: bool,
+    handoff: Option<&Handoff>,
 ) -> Result<Vec<StoreResult<Published>>, Broke> {
     let mut results: Vec<Option<StoreResult<Published>>> = jobs.iter().map(|_| None).collect();
     let mut todo: Vec<usize> = (0..jobs.len()).collect();
     let mut filtered = false;
     if warm && jobs.iter().all(|j| j.key.is_none()) {
-        match alone(conn, jobs, &mut results, &mut todo, turn).await? {
+        match alone(conn, jobs, &mut results, &mut todo, turn, handoff).await? {
             Alone::Answered => return Ok(answered(results)),
             Alone::Filtered => filtered = true,
             Alone::Failed => {}
@@ -356,10 +365,11 @@ async fn alone(
     results: &mut [Option<StoreResult<Published>>],
     todo: &mut Vec<usize>,
     turn: &mut Turn,
+    handoff: Option<&Handoff>,
 ) -> Result<Alone, Broke> {
     loop {
         let all: Vec<&Job> = todo.iter().map(|&i| &jobs[i]).collect();
-        let stored = batch::store_unfiltered(conn, &all).await;
+        let stored = batch::store_unfiltered(conn, &all, handoff).await;
         turn.pass();
         match stored {
             Ok(Some(published)) => {

@@ -74,6 +74,7 @@ pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Result<Published
                     payloads,
                     webhooks: vec![],
                     replayed: true,
+                    handed: vec![],
                 }));
             }
             Some((id, _, _)) => {
@@ -138,6 +139,7 @@ pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Result<Published
         payloads: hooks.len() as i64,
         webhooks: hooks.into_iter().map(|(w, _)| WebhookId(w)).collect(),
         replayed: false,
+        handed: vec![],
     }))
 }
 

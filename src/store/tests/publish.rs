@@ -120,7 +120,8 @@ store_test! {
                 event_id: first.event_id,
                 payloads: 1,
                 webhooks: vec![],
-                replayed: true
+                replayed: true,
+                handed: vec![],
             }
         );
         assert!(

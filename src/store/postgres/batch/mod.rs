@@ -173,7 +173,7 @@ pub(super) async fn store(
         let stored = if filtered {
             Ok(None)
         } else {
-            unfiltered::store(conn, &fresh).await
+            unfiltered::store(conn, &fresh, None).await
         };
         let stored = match stored {
             Ok(Some(published)) => Ok(published),
@@ -205,12 +205,14 @@ pub(super) async fn store(
                 payloads,
                 webhooks: vec![],
                 replayed: true,
+                handed: vec![],
             },
             Plan::SameAs(first) => Published {
                 event_id: out[first].event_id,
                 payloads: out[first].payloads,
                 webhooks: vec![],
                 replayed: true,
+                handed: vec![],
             },
         };
         out.push(published);
@@ -661,6 +663,7 @@ fn plan(jobs: &[&Job], locked: &[Locked]) -> Result<Made, Unjudged> {
                 payloads: 0,
                 webhooks: vec![],
                 replayed: false,
+                handed: vec![],
             })
             .collect(),
         payloads: PayloadArrays::default(),

@@ -24,10 +24,10 @@
 use sqlx::PgConnection;
 
 use super::{BatchError, Job};
-use crate::domain::{EventId, WebhookId};
+use crate::domain::{ClaimedDelivery, DeliveryId, EventId, WebhookId};
 use crate::store::postgres::clock::on_db_clock;
 use crate::store::postgres::wakeups;
-use crate::store::Published;
+use crate::store::{Handoff, Published};
 
 /// The SQLSTATE of `hookd_publish_raced()`.
 const RACED: &str = "HK001";
@@ -37,6 +37,7 @@ const RACED: &str = "HK001";
 pub(in crate::store::postgres) async fn store(
     conn: &mut PgConnection,
     jobs: &[&Job],
+    handoff: Option<&Handoff>,
 ) -> Result<Option<Vec<Published>>, BatchError> {
     let merchants: Vec<i64> = jobs.iter().map(|j| j.merchant).collect();
     let topics: Vec<&str> = jobs.iter().map(|j| j.topic.as_str()).collect();
@@ -50,17 +51,9 @@ pub(in crate::store::postgres) async fn store(
     let befores: Vec<&[u8]> = around.iter().map(|(b, _)| b.as_slice()).collect();
     let afters: Vec<&[u8]> = around.iter().map(|(_, a)| *a).collect();
     let clock = crate::time::now_millis();
-    type Row = (
-        bool,
-        Vec<i64>,
-        Option<Vec<i64>>,
-        Option<Vec<i64>>,
-        Option<Vec<i64>>,
-        Option<Vec<i64>>,
-        Option<i64>,
-        Option<bool>,
-    );
-    let (ok, ids, stale, revoked, payload_jobs, payload_hooks, _raced, _woke): Row = sqlx::query_as(STATEMENT)
+    let offer = handoff.and_then(|h| h.offer(clock));
+    let (room_hooks, rooms): (Vec<i64>, Vec<i64>) = offer.iter().flat_map(|o| o.rooms.iter().copied()).unzip();
+    let row: Row = sqlx::query_as(STATEMENT)
         .bind(&merchants)
         .bind(&topics)
         .bind(&keys)
@@ -78,6 +71,11 @@ pub(in crate::store::postgres) async fn store(
         .bind(clock)
         .bind(wakeups::CHANNEL)
         .bind(wakeups::MAX_PAYLOAD as i32)
+        .bind(offer.as_ref().map(|o| o.owner.as_str()))
+        .bind(offer.as_ref().map_or(clock, |o| o.lease_until))
+        .bind(offer.as_ref().map_or(0, |o| o.room))
+        .bind(&room_hooks)
+        .bind(&rooms)
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| match e {
@@ -85,43 +83,91 @@ pub(in crate::store::postgres) async fn store(
             e => BatchError::Sql(e),
         })?;
     let ordinals = |ns: Vec<i64>| ns.into_iter().map(|n| (n - 1) as usize).collect();
-    if let Some(revoked) = revoked {
+    if let Some(revoked) = row.revoked {
         return Err(BatchError::Revoked(ordinals(revoked)));
     }
-    if let Some(stale) = stale {
+    if let Some(stale) = row.stale {
         return Err(BatchError::Stale(ordinals(stale)));
     }
-    if !ok {
+    if !row.ok {
         return Ok(None);
     }
-    let mut published: Vec<Published> = (ids.into_iter())
-        .map(|id| Published {
+    let mut published: Vec<Published> = (row.ids.iter())
+        .map(|&id| Published {
             event_id: EventId(id),
             payloads: 0,
             webhooks: vec![],
             replayed: false,
+            handed: vec![],
         })
         .collect();
-    let pairs = payload_jobs.unwrap_or_default().into_iter();
-    for (n, hook) in pairs.zip(payload_hooks.unwrap_or_default()) {
-        let p = &mut published[(n - 1) as usize];
+    let mut handed_ids = row.handed.unwrap_or_default().into_iter();
+    let versions: std::collections::HashMap<i64, i64> =
+        (row.locked.unwrap_or_default().into_iter()).zip(row.versions.unwrap_or_default()).collect();
+    let mut handed = Vec::new();
+    let payloads = (row.payload_jobs.unwrap_or_default().into_iter())
+        .zip(row.payload_hooks.unwrap_or_default())
+        .zip(row.payload_hand.unwrap_or_default())
+        .zip(row.payload_incs.unwrap_or_default());
+    for (((n, hook), hand), inc) in payloads {
+        let job = (n - 1) as usize;
+        let p = &mut published[job];
         p.webhooks.push(WebhookId(hook));
         p.payloads += 1;
+        if !hand {
+            continue;
+        }
+        let Some(id) = handed_ids.next() else { break };
+        p.handed.push(WebhookId(hook));
+        handed.push(ClaimedDelivery {
+            id: DeliveryId(id),
+            webhook_id: WebhookId(hook),
+            increment_id: inc,
+            attempts: 0,
+            body: jobs[job].body.render(inc),
+            webhook_version: versions.get(&hook).copied().unwrap_or_default(),
+            trace: jobs[job].trace.clone(),
+        });
+    }
+    if let (Some(h), Some(offer)) = (handoff, &offer) {
+        h.put(offer, handed);
     }
     Ok(Some(published))
+}
+
+/// The statement's answer (see `STATEMENT`).
+#[derive(sqlx::FromRow)]
+struct Row {
+    ok: bool,
+    ids: Vec<i64>,
+    stale: Option<Vec<i64>>,
+    revoked: Option<Vec<i64>>,
+    payload_jobs: Option<Vec<i64>>,
+    payload_hooks: Option<Vec<i64>>,
+    payload_hand: Option<Vec<bool>>,
+    payload_incs: Option<Vec<i64>>,
+    handed: Option<Vec<i64>>,
+    locked: Option<Vec<i64>>,
+    versions: Option<Vec<i64>>,
 }
 
 /// The statement. Binds, one element per job: $1 merchant, $2 topic, $3 idempotency key,
 /// $4 published at (node clock), $5 whether to confirm $6 its catalog version, $7 trace
 /// context, $8 remembered caller and $9 its key hash, $10–$12 the topic's match keys, $13 the
 /// body before and $14 after the increment id; then $15 the node's clock, $16 the wake-up
-/// channel and $17 the longest wake-up payload.
+/// channel and $17 the longest wake-up payload; then the hand-off's offer (`handoff::Offer`):
+/// $18 the lease's owner (NULL: lease nothing), $19 its end (node clock), $20 the room of a
+/// webhook not in $21, and $21 webhooks with their own room $22.
 ///
 /// `go` says whether to write at all: no job refused, no matched webhook filtered. `l` locks
 /// the matched webhooks (ascending id), re-checked on their current row; `p` numbers each
-/// webhook's payloads after its last increment id, in job order. The event ids are drawn
-/// first (`j`, evaluated once). Returns: whether it wrote, the event ids, the refused jobs
-/// (catalog, key) and each payload's job and webhook (by job, then webhook); or, when a
+/// webhook's payloads after its last increment id, in job order, and marks those leased at
+/// insert (`hand`): a plain webhook's first ones, as many as its room. The event ids are
+/// drawn first (`j`, evaluated once). Only webhooks with a payload not leased at insert are
+/// named in the wake-up. Returns: whether it wrote, the event ids, the refused jobs (catalog,
+/// key), each payload's job, webhook, `hand` and increment id (by job, then webhook), the
+/// ids of the payloads leased at insert (in the same order), and the locked webhooks'
+/// versions; or, when a
 /// webhook changed while its lock waited, the error `RACED`.
 const STATEMENT: &str = concat!(
     "WITH j AS ( \
@@ -142,13 +188,19 @@ const STATEMENT: &str = concat!(
        WHERE wh.id IN (SELECT w FROM matched) AND wh.is_active), \
      go AS (SELECT NOT EXISTS (SELECT 1 FROM hooks WHERE filtered) \
        AND (SELECT ns FROM stale) IS NULL AND (SELECT ns FROM revoked) IS NULL AS ok), \
-     l AS (SELECT wh.id, wh.increment_id, wh.merchant_id FROM webhooks wh \
+     l AS (SELECT wh.id, wh.increment_id, wh.merchant_id, wh.version, \
+         NOT wh.ordered AND wh.max_rate IS NULL AS plain FROM webhooks wh \
        WHERE wh.id IN (SELECT id FROM hooks) AND wh.is_active AND wh.filter IS NULL \
          AND (SELECT ok FROM go) \
        ORDER BY wh.id FOR UPDATE), \
-     p AS (SELECT l.id AS w, l.merchant_id AS m, matched.n, \
-         l.increment_id + row_number() OVER (PARTITION BY l.id ORDER BY matched.n) AS inc \
+     room AS (SELECT * FROM UNNEST($21::BIGINT[], $22::BIGINT[]) AS r(w, r)), \
+     numbered AS (SELECT l.id AS w, l.merchant_id AS m, matched.n, l.increment_id, l.plain, \
+         row_number() OVER (PARTITION BY l.id ORDER BY matched.n) AS k \
        FROM l JOIN matched ON matched.w = l.id), \
+     p AS (SELECT w, m, n, increment_id + k AS inc, \
+         $18::TEXT IS NOT NULL AND plain \
+           AND k <= coalesce((SELECT r FROM room WHERE room.w = numbered.w), $20) AS hand \
+       FROM numbered), \
      bump AS (UPDATE webhooks wh SET increment_id = b.last \
        FROM (SELECT w, max(inc) AS last FROM p GROUP BY w) b WHERE wh.id = b.w RETURNING wh.id), \
      counted AS (SELECT n, count(*) AS payloads FROM p GROUP BY n), \
@@ -159,17 +211,29 @@ const STATEMENT: &str = concat!(
        FROM j LEFT JOIN counted ON counted.n = j.n WHERE (SELECT ok FROM go)), \
      made AS ( \
        INSERT INTO deliveries (webhook_id, merchant_id, event_id, increment_id, topic, body, \
-         status, next_attempt_at, created_at) \
+         status, next_attempt_at, lease_owner, lease_until, created_at) \
        SELECT p.w, p.m, j.id, p.inc, j.topic, j.before || convert_to(p.inc::TEXT, 'UTF8') || j.after, \
          'pending', ",
     on_db_clock!("j.at", "$15"),
-    ", j.at FROM p JOIN j ON j.n = p.n), \
-     woken AS (SELECT string_agg(id::TEXT, ',' ORDER BY id) AS ids FROM bump) \
-     SELECT (SELECT ok FROM go), (SELECT array_agg(id ORDER BY n) FROM j), \
-       (SELECT ns FROM stale), (SELECT ns FROM revoked), \
-       (SELECT array_agg(n ORDER BY n, w) FROM p), (SELECT array_agg(w ORDER BY n, w) FROM p), \
+    ", CASE WHEN p.hand THEN $18 END, CASE WHEN p.hand THEN ",
+    on_db_clock!("$19", "$15"),
+    " END, j.at FROM p JOIN j ON j.n = p.n \
+       RETURNING id, webhook_id, increment_id, lease_owner IS NOT NULL AS hand), \
+     handed AS (SELECT made.id, p.n, p.w FROM made \
+       JOIN p ON p.w = made.webhook_id AND p.inc = made.increment_id WHERE made.hand), \
+     woken AS (SELECT string_agg(w::TEXT, ',' ORDER BY w) AS ids \
+       FROM (SELECT DISTINCT w FROM p WHERE NOT hand) unhanded) \
+     SELECT (SELECT ok FROM go) AS ok, (SELECT array_agg(id ORDER BY n) FROM j) AS ids, \
+       (SELECT ns FROM stale) AS stale, (SELECT ns FROM revoked) AS revoked, \
+       (SELECT array_agg(n ORDER BY n, w) FROM p) AS payload_jobs, \
+       (SELECT array_agg(w ORDER BY n, w) FROM p) AS payload_hooks, \
+       (SELECT array_agg(hand ORDER BY n, w) FROM p) AS payload_hand, \
+       (SELECT array_agg(inc ORDER BY n, w) FROM p) AS payload_incs, \
+       (SELECT array_agg(id ORDER BY n, w) FROM handed) AS handed, \
+       (SELECT array_agg(id ORDER BY id) FROM l) AS locked, \
+       (SELECT array_agg(version ORDER BY id) FROM l) AS versions, \
        (SELECT hookd_publish_raced() \
-        WHERE (SELECT ok FROM go) AND (SELECT count(*) FROM l) < (SELECT count(*) FROM hooks)), \
+        WHERE (SELECT ok FROM go) AND (SELECT count(*) FROM l) < (SELECT count(*) FROM hooks)) AS raced, \
        (SELECT count(pg_notify($16, CASE WHEN length(ids) > $17 THEN '' ELSE ids END)) \
-        FROM woken WHERE ids IS NOT NULL) > 0",
+        FROM woken WHERE ids IS NOT NULL) > 0 AS woke",
 );

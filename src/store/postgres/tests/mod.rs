@@ -31,6 +31,7 @@ macro_rules! setup {
 }
 
 mod claims;
+mod handoff;
 mod migrations;
 mod plans;
 mod publish_batches;

@@ -1,0 +1,231 @@
+//! Payloads leased at insert: the publishing node's dispatcher takes them from here rather
+//! than claiming them back from the database (issue 28).
+//!
+//! On PostgreSQL a fresh payload used to cost a claim: a statement that found the rows the
+//! publish had just written and leased them, and on two nodes the other node's claim raced
+//! for them too. Now the publish statement itself writes the lease (this node's owner name,
+//! and the lease's end) onto the fresh payloads of plain webhooks (neither ordered nor
+//! paced: those keep their claims, which decide order and tokens), and the node hands them
+//! to its dispatcher through this queue, bodies included. Each node then sends what it
+//! published, and the other node is not woken for it.
+//!
+//! A payload waits here only a bounded time. Its lease was written at the publish, so it
+//! must be sent while the lease still covers a whole attempt: one that waited longer than
+//! `wait` (the lease less an attempt's longest time and a margin) is dropped unsent, and
+//! once its lease ends the queue scan finds it and a claim sends it (later, never twice).
+//! A webhook has at most `room` payloads waiting here; beyond that the publish writes them
+//! unleased, for a claim. Nothing is handed while no dispatcher runs on this node (`open`),
+//! and what waits is dropped when it stops: leases end, payloads are claimed again.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::domain::{ClaimedDelivery, WebhookId};
+use crate::time::Millis;
+
+#[derive(Default)]
+pub struct Handoff {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    open: Option<Open>,
+    waiting: HashMap<WebhookId, VecDeque<Waiting>>,
+}
+
+/// A running dispatcher's terms.
+#[derive(Clone)]
+struct Open {
+    owner: String,
+    lease: Duration,
+    wait: Duration,
+    room: usize,
+}
+
+struct Waiting {
+    delivery: ClaimedDelivery,
+    send_by: Instant,
+}
+
+/// What a publish may lease to this node, read before its statement runs.
+#[derive(Clone, Debug)]
+pub struct Offer {
+    /// The lease's owner: this node's dispatcher.
+    pub owner: String,
+    /// The lease's end, on the node's clock.
+    pub lease_until: Millis,
+    /// How many payloads of a webhook not in `rooms` may be leased.
+    pub room: i64,
+    /// Webhooks with payloads waiting already, and how many more each may take.
+    pub rooms: Vec<(i64, i64)>,
+    send_by: Instant,
+}
+
+impl Handoff {
+    /// A dispatcher runs: publishes may lease to `owner` for `lease`, up to `room` payloads
+    /// waiting per webhook. Stays closed when the lease leaves no time to wait (an attempt
+    /// may take `attempt` from its start).
+    pub fn open(&self, owner: &str, lease: Duration, attempt: Duration, room: usize) {
+        let margin = lease / 10;
+        let Some(wait) = lease.checked_sub(attempt + margin).filter(|w| !w.is_zero()) else {
+            return;
+        };
+        self.lock().open = Some(Open {
+            owner: owner.to_owned(),
+            lease,
+            wait,
+            room,
+        });
+    }
+
+    /// The dispatcher stopped: nothing more is handed, and what waits is dropped (its
+    /// leases end and the payloads are claimed again).
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.open = None;
+        state.waiting.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What a publish starting now (`now` on the node's clock) may lease to this node; None
+    /// while no dispatcher runs here.
+    pub fn offer(&self, now: Millis) -> Option<Offer> {
+        let state = self.lock();
+        let open = state.open.as_ref()?;
+        let room = open.room as i64;
+        let rooms = (state.waiting.iter())
+            .map(|(w, q)| (w.0, room.saturating_sub(q.len() as i64).max(0)))
+            .collect();
+        Some(Offer {
+            owner: open.owner.clone(),
+            lease_until: now + open.lease.as_millis() as Millis,
+            room,
+            rooms,
+            send_by: Instant::now() + open.wait,
+        })
+    }
+
+    /// The publish that read `offer` committed and leased these payloads to this node.
+    /// Dropped (left to their leases) when the dispatcher stopped or changed meanwhile.
+    pub fn put(&self, offer: &Offer, handed: Vec<ClaimedDelivery>) {
+        let mut state = self.lock();
+        if state.open.as_ref().is_none_or(|o| o.owner != offer.owner) {
+            return;
+        }
+        for delivery in handed {
+            let waiting = Waiting {
+                delivery,
+                send_by: offer.send_by,
+            };
+            state.waiting.entry(waiting.delivery.webhook_id).or_default().push_back(waiting);
+        }
+    }
+
+    /// Up to `max` of the webhook's waiting payloads, oldest first, each with time left to
+    /// be sent under its lease; those out of time are dropped (a claim sends them once
+    /// their leases end).
+    pub fn take(&self, webhook: WebhookId, max: usize) -> Vec<ClaimedDelivery> {
+        let mut state = self.lock();
+        let Some(queue) = state.waiting.get_mut(&webhook) else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let Some(w) = queue.pop_front() else { break };
+            if w.send_by > now {
+                taken.push(w.delivery);
+            }
+        }
+        if queue.is_empty() {
+            state.waiting.remove(&webhook);
+        }
+        taken
+    }
+
+    /// Whether the webhook has payloads waiting.
+    pub fn has(&self, webhook: WebhookId) -> bool {
+        self.lock().waiting.contains_key(&webhook)
+    }
+
+    /// Drops what waits for these webhooks (deleted or turned off; `all`: every webhook).
+    pub fn forget(&self, webhooks: &[WebhookId], all: bool) {
+        let mut state = self.lock();
+        if all {
+            state.waiting.clear();
+        }
+        for w in webhooks {
+            state.waiting.remove(w);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::DeliveryId;
+
+    fn payload(webhook: i64, id: i64) -> ClaimedDelivery {
+        ClaimedDelivery {
+            id: DeliveryId(id),
+            webhook_id: WebhookId(webhook),
+            increment_id: id,
+            attempts: 0,
+            body: Vec::new(),
+            webhook_version: 0,
+            trace: None,
+        }
+    }
+
+    fn ids(taken: &[ClaimedDelivery]) -> Vec<i64> {
+        taken.iter().map(|d| d.id.0).collect()
+    }
+
+    #[test]
+    fn nothing_is_offered_while_no_dispatcher_runs_or_the_lease_leaves_no_time() {
+        let h = Handoff::default();
+        assert!(h.offer(0).is_none());
+        h.open("node", Duration::from_secs(5), Duration::from_secs(5), 16);
+        assert!(h.offer(0).is_none(), "an attempt may take the whole lease");
+        h.open("node", Duration::from_secs(60), Duration::from_secs(8), 16);
+        let offer = h.offer(1_000).expect("open");
+        assert_eq!((offer.owner.as_str(), offer.lease_until, offer.room), ("node", 61_000, 16));
+        h.close();
+        assert!(h.offer(0).is_none());
+        h.put(&offer, vec![payload(1, 1)]);
+        assert!(!h.has(WebhookId(1)), "handed after the dispatcher stopped: left to its lease");
+    }
+
+    #[test]
+    fn payloads_wait_per_webhook_in_order_and_shrink_the_webhook_s_room() {
+        let h = Handoff::default();
+        h.open("node", Duration::from_secs(60), Duration::from_secs(8), 4);
+        let offer = h.offer(0).unwrap();
+        h.put(&offer, vec![payload(1, 1), payload(2, 2), payload(1, 3), payload(1, 4)]);
+        let mut rooms = h.offer(0).unwrap().rooms;
+        rooms.sort();
+        assert_eq!(rooms, vec![(1, 1), (2, 3)]);
+        assert_eq!(ids(&h.take(WebhookId(1), 2)), vec![1, 3]);
+        assert_eq!(ids(&h.take(WebhookId(1), 5)), vec![4]);
+        assert!(!h.has(WebhookId(1)));
+        h.forget(&[WebhookId(2)], false);
+        assert!(h.take(WebhookId(2), 5).is_empty(), "a forgotten webhook's payloads are dropped");
+    }
+
+    #[test]
+    fn a_payload_out_of_time_is_dropped_unsent() {
+        let h = Handoff::default();
+        // 1 s lease, 0.8 s attempts, 0.1 s margin: 0.1 s to wait.
+        h.open("node", Duration::from_secs(1), Duration::from_millis(800), 4);
+        let offer = h.offer(0).unwrap();
+        h.put(&offer, vec![payload(1, 1)]);
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(h.take(WebhookId(1), 4).is_empty());
+        assert!(!h.has(WebhookId(1)));
+    }
+}
