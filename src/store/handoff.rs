@@ -11,17 +11,18 @@
 //!
 //! A payload waits here only a bounded time. Its lease was written at the publish, so it
 //! must be sent while the lease still covers a whole attempt: one that waited longer than
-//! `wait` (the lease less an attempt's longest time and a margin) is dropped unsent, and
-//! once its lease ends the queue scan finds it and a claim sends it (later, never twice).
-//! A webhook has at most `room` payloads waiting here; beyond that the publish writes them
-//! unleased, for a claim. Nothing is handed while no dispatcher runs on this node (`open`),
-//! and what waits is dropped when it stops: leases end, payloads are claimed again.
+//! `wait` (the lease less an attempt's longest time and a margin) is given up unsent, and
+//! the dispatcher ends its lease (`Store::delivery_release`) so a claim sends it. A webhook
+//! has at most `room` payloads waiting here; beyond that the publish writes them unleased,
+//! for a claim. Nothing is handed while no dispatcher runs on this node (`open`); what waits
+//! when it stops, or for a webhook deleted or turned off, is given up the same way. (Should
+//! the release fail, or the node die, the leases simply run out: later, never twice.)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::domain::{ClaimedDelivery, WebhookId};
+use crate::domain::{ClaimedDelivery, DeliveryId, WebhookId};
 use crate::time::Millis;
 
 #[derive(Default)]
@@ -80,12 +81,13 @@ impl Handoff {
         });
     }
 
-    /// The dispatcher stopped: nothing more is handed, and what waits is dropped (its
-    /// leases end and the payloads are claimed again).
-    pub fn close(&self) {
+    /// The dispatcher stopped: nothing more is handed; what waited is given up (its leases
+    /// are for the caller to end).
+    pub fn close(&self) -> Vec<DeliveryId> {
         let mut state = self.lock();
         state.open = None;
-        state.waiting.clear();
+        let waiting = std::mem::take(&mut state.waiting);
+        waiting.into_values().flatten().map(|w| w.delivery.id).collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -122,30 +124,36 @@ impl Handoff {
                 delivery,
                 send_by: offer.send_by,
             };
-            state.waiting.entry(waiting.delivery.webhook_id).or_default().push_back(waiting);
+            state
+                .waiting
+                .entry(waiting.delivery.webhook_id)
+                .or_default()
+                .push_back(waiting);
         }
     }
 
     /// Up to `max` of the webhook's waiting payloads, oldest first, each with time left to
-    /// be sent under its lease; those out of time are dropped (a claim sends them once
-    /// their leases end).
-    pub fn take(&self, webhook: WebhookId, max: usize) -> Vec<ClaimedDelivery> {
+    /// be sent under its lease; and those found out of time, given up (their leases are for
+    /// the caller to end).
+    pub fn take(&self, webhook: WebhookId, max: usize) -> (Vec<ClaimedDelivery>, Vec<DeliveryId>) {
         let mut state = self.lock();
+        let (mut taken, mut late) = (Vec::new(), Vec::new());
         let Some(queue) = state.waiting.get_mut(&webhook) else {
-            return Vec::new();
+            return (taken, late);
         };
         let now = Instant::now();
-        let mut taken = Vec::new();
         while taken.len() < max {
             let Some(w) = queue.pop_front() else { break };
             if w.send_by > now {
                 taken.push(w.delivery);
+            } else {
+                late.push(w.delivery.id);
             }
         }
         if queue.is_empty() {
             state.waiting.remove(&webhook);
         }
-        taken
+        (taken, late)
     }
 
     /// Whether the webhook has payloads waiting.
@@ -153,22 +161,22 @@ impl Handoff {
         self.lock().waiting.contains_key(&webhook)
     }
 
-    /// Drops what waits for these webhooks (deleted or turned off; `all`: every webhook).
-    pub fn forget(&self, webhooks: &[WebhookId], all: bool) {
+    /// Gives up what waits for these webhooks (deleted or turned off; `all`: every webhook);
+    /// their leases are for the caller to end.
+    pub fn forget(&self, webhooks: &[WebhookId], all: bool) -> Vec<DeliveryId> {
         let mut state = self.lock();
-        if all {
-            state.waiting.clear();
-        }
-        for w in webhooks {
-            state.waiting.remove(w);
-        }
+        let given_up: Vec<VecDeque<Waiting>> = if all {
+            std::mem::take(&mut state.waiting).into_values().collect()
+        } else {
+            webhooks.iter().filter_map(|w| state.waiting.remove(w)).collect()
+        };
+        given_up.into_iter().flatten().map(|w| w.delivery.id).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::DeliveryId;
 
     fn payload(webhook: i64, id: i64) -> ClaimedDelivery {
         ClaimedDelivery {
@@ -182,7 +190,8 @@ mod tests {
         }
     }
 
-    fn ids(taken: &[ClaimedDelivery]) -> Vec<i64> {
+    fn ids((taken, late): (Vec<ClaimedDelivery>, Vec<DeliveryId>)) -> Vec<i64> {
+        assert!(late.is_empty(), "none out of time");
         taken.iter().map(|d| d.id.0).collect()
     }
 
@@ -194,11 +203,18 @@ mod tests {
         assert!(h.offer(0).is_none(), "an attempt may take the whole lease");
         h.open("node", Duration::from_secs(60), Duration::from_secs(8), 16);
         let offer = h.offer(1_000).expect("open");
-        assert_eq!((offer.owner.as_str(), offer.lease_until, offer.room), ("node", 61_000, 16));
-        h.close();
+        assert_eq!(
+            (offer.owner.as_str(), offer.lease_until, offer.room),
+            ("node", 61_000, 16)
+        );
+        h.put(&offer, vec![payload(1, 1)]);
+        assert_eq!(h.close(), vec![DeliveryId(1)], "what waited is given up");
         assert!(h.offer(0).is_none());
         h.put(&offer, vec![payload(1, 1)]);
-        assert!(!h.has(WebhookId(1)), "handed after the dispatcher stopped: left to its lease");
+        assert!(
+            !h.has(WebhookId(1)),
+            "handed after the dispatcher stopped: left to its lease"
+        );
     }
 
     #[test]
@@ -210,22 +226,24 @@ mod tests {
         let mut rooms = h.offer(0).unwrap().rooms;
         rooms.sort();
         assert_eq!(rooms, vec![(1, 1), (2, 3)]);
-        assert_eq!(ids(&h.take(WebhookId(1), 2)), vec![1, 3]);
-        assert_eq!(ids(&h.take(WebhookId(1), 5)), vec![4]);
+        assert_eq!(ids(h.take(WebhookId(1), 2)), vec![1, 3]);
+        assert_eq!(ids(h.take(WebhookId(1), 5)), vec![4]);
         assert!(!h.has(WebhookId(1)));
-        h.forget(&[WebhookId(2)], false);
-        assert!(h.take(WebhookId(2), 5).is_empty(), "a forgotten webhook's payloads are dropped");
+        assert_eq!(h.forget(&[WebhookId(2)], false), vec![DeliveryId(2)]);
+        assert!(!h.has(WebhookId(2)), "a forgotten webhook's payloads are given up");
     }
 
     #[test]
-    fn a_payload_out_of_time_is_dropped_unsent() {
+    fn a_payload_out_of_time_is_given_up_unsent() {
         let h = Handoff::default();
         // 1 s lease, 0.8 s attempts, 0.1 s margin: 0.1 s to wait.
         h.open("node", Duration::from_secs(1), Duration::from_millis(800), 4);
         let offer = h.offer(0).unwrap();
         h.put(&offer, vec![payload(1, 1)]);
         std::thread::sleep(Duration::from_millis(150));
-        assert!(h.take(WebhookId(1), 4).is_empty());
+        let (taken, late) = h.take(WebhookId(1), 4);
+        assert!(taken.is_empty());
+        assert_eq!(late, vec![DeliveryId(1)]);
         assert!(!h.has(WebhookId(1)));
     }
 }

@@ -353,6 +353,12 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
         pacing: Pacing,
     ) -> StoreResult<PacedClaim>;
+    /// Ends `owner`'s leases of these payloads unsent, so they can be claimed at once: those a
+    /// publish leased to this node at insert (`handoff`) that its dispatcher will not send.
+    /// Stores that do not lease at insert have none.
+    async fn delivery_release(&self, _ids: &[DeliveryId], _owner: &str) -> StoreResult<()> {
+        Ok(())
+    }
     /// Logs the attempts and moves each payload to its new state, in one transaction.
     /// A payload whose lease `owner` lost, or that was canceled meanwhile, keeps its state
     /// (its attempt is logged all the same: the request was sent).

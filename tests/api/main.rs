@@ -30,6 +30,7 @@ mod failures;
 mod filter_budget;
 mod filters;
 mod full_disk;
+mod handoff;
 mod hardening_auth;
 mod hardening_http;
 mod hardening_proptest;

@@ -132,6 +132,24 @@ impl Node {
         self.child.wait().expect("reaping the killed node");
     }
 
+    /// SIGTERM (a graceful stop), then waits up to `within` for the process to exit; whether
+    /// it did.
+    pub async fn terminate(&mut self, within: Duration) -> bool {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "sending SIGTERM to node {}", self.name);
+        let deadline = std::time::Instant::now() + within;
+        while self.is_running() {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

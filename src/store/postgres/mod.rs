@@ -37,8 +37,9 @@ use tokio::sync::watch;
 
 use super::{
     failing, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PoolSettings, PublishRequest,
-    Handoff, Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, StoredSecrets, UserRecord, WriteHealth,
+    DisabledAnnouncement, Failing, Handoff, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PoolSettings,
+    PublishRequest, Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, StoredSecrets, UserRecord,
+    WriteHealth,
 };
 use crate::domain::catalog::{CatalogEntry, CatalogWrite};
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
@@ -417,6 +418,10 @@ impl Store for PostgresStore {
 
     async fn queue_due_count(&self, now: Millis, cap: i64) -> StoreResult<i64> {
         queue::due_count(&self.work, now, cap).await
+    }
+
+    async fn delivery_release(&self, ids: &[DeliveryId], owner: &str) -> StoreResult<()> {
+        self.health.observe(queue::release(&self.work, ids, owner).await)
     }
 
     async fn delivery_claim_paced(

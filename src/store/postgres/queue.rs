@@ -144,6 +144,20 @@ pub async fn claim(
     Ok(claimed)
 }
 
+/// Ends `owner`'s leases of these payloads (still queued), unsent.
+pub async fn release(pool: &PgPool, ids: &[DeliveryId], owner: &str) -> StoreResult<()> {
+    let ids: Vec<i64> = ids.iter().map(|d| d.0).collect();
+    sqlx::query(
+        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
+         WHERE id = ANY($1::BIGINT[]) AND lease_owner = $2 AND status IN ('pending', 'retrying')",
+    )
+    .bind(&ids)
+    .bind(owner)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 fn claimed_row(webhook: WebhookId, r: &PgRow) -> ClaimedDelivery {
     ClaimedDelivery {
         id: DeliveryId(r.get(0)),

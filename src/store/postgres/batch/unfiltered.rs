@@ -102,8 +102,9 @@ pub(in crate::store::postgres) async fn store(
         })
         .collect();
     let mut handed_ids = row.handed.unwrap_or_default().into_iter();
-    let versions: std::collections::HashMap<i64, i64> =
-        (row.locked.unwrap_or_default().into_iter()).zip(row.versions.unwrap_or_default()).collect();
+    let versions: std::collections::HashMap<i64, i64> = (row.locked.unwrap_or_default().into_iter())
+        .zip(row.versions.unwrap_or_default())
+        .collect();
     let mut handed = Vec::new();
     let payloads = (row.payload_jobs.unwrap_or_default().into_iter())
         .zip(row.payload_hooks.unwrap_or_default())

@@ -44,14 +44,25 @@ async fn a_publish_leases_plain_webhooks_payloads_to_its_node_up_to_their_room()
     let traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let second = {
         let t = topic("order:created");
-        let body = BodyTemplate::new(t.as_str(), "shop", serde_json::json!({"n": 2}).as_object().unwrap(), before);
+        let body = BodyTemplate::new(
+            t.as_str(),
+            "shop",
+            serde_json::json!({"n": 2}).as_object().unwrap(),
+            before,
+        );
         let verdicts = Default::default();
         let mut req = request(m, &t, &body, &verdicts, None, before);
         req.trace = crate::domain::TraceParent::parse(traced);
-        crate::store::publish_judged(&store, &req, &mut Vec::new()).await.unwrap()
+        crate::store::publish_judged(&store, &req, &mut Vec::new())
+            .await
+            .unwrap()
     };
     assert_eq!(second.webhooks, vec![plain, ordered, paced]);
-    assert_eq!(second.handed, vec![plain], "ordered and paced webhooks keep their claims");
+    assert_eq!(
+        second.handed,
+        vec![plain],
+        "ordered and paced webhooks keep their claims"
+    );
     let stored = rows(&store, plain).await;
     let (id, inc, body, owner, until) = stored[1].clone();
     assert_eq!((inc, owner.as_deref()), (2, Some("node-a")));
@@ -61,10 +72,14 @@ async fn a_publish_leases_plain_webhooks_payloads_to_its_node_up_to_their_room()
         assert_eq!(rows(&store, hook).await[1].3, None, "not leased");
     }
     // What waits in the hand-off is the stored payload, byte for byte.
-    let taken = handoff.take(plain, 10);
+    let (taken, late) = handoff.take(plain, 10);
+    assert!(late.is_empty());
     assert_eq!(taken.len(), 1);
     let t = &taken[0];
-    assert_eq!((t.id, t.webhook_id, t.increment_id, t.attempts), (DeliveryId(id), plain, 2, 0));
+    assert_eq!(
+        (t.id, t.webhook_id, t.increment_id, t.attempts),
+        (DeliveryId(id), plain, 2, 0)
+    );
     assert_eq!(t.body, body);
     assert_eq!(t.trace.as_deref(), Some(traced), "sent in the event's trace");
     let version: i64 = sqlx::query_scalar("SELECT version FROM webhooks WHERE id = $1")
@@ -75,7 +90,10 @@ async fn a_publish_leases_plain_webhooks_payloads_to_its_node_up_to_their_room()
     assert_eq!(t.webhook_version, version);
     // Leased: another node's claim passes it over; the first payload (unleased) it takes.
     let now = now_millis();
-    let claimed = store.delivery_claim(plain, "node-b", now, now + HOUR, 10).await.unwrap();
+    let claimed = store
+        .delivery_claim(plain, "node-b", now, now + HOUR, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.iter().map(|c| c.increment_id).collect::<Vec<_>>(), vec![1]);
 
     // A room of two: two more wait in the hand-off, the next one is left for a claim.
@@ -90,7 +108,7 @@ async fn a_publish_leases_plain_webhooks_payloads_to_its_node_up_to_their_room()
     assert_eq!(handed, vec![1, 1, 0]);
     let owners: Vec<Option<String>> = rows(&store, plain).await.into_iter().map(|r| r.3).skip(2).collect();
     assert_eq!(owners, vec![Some("node-a".into()), Some("node-a".into()), None]);
-    let incs: Vec<i64> = handoff.take(plain, 10).iter().map(|c| c.increment_id).collect();
+    let incs: Vec<i64> = handoff.take(plain, 10).0.iter().map(|c| c.increment_id).collect();
     assert_eq!(incs, vec![3, 4]);
 
     // Stopped: nothing more is leased.

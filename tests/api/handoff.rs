@@ -1,0 +1,97 @@
+//! Payloads a PostgreSQL node leases to itself as its publishes insert them (the hand-off,
+//! `store::handoff`): they are sent without a claim, and a node stopped with SIGTERM gives
+//! back those it had not started, so another node sends them at once rather than after
+//! their lease (60 s).
+//!
+//! Runs only when `HOOKD_TEST_POSTGRES_URL` is set; each run uses a fresh database.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::ledger::*;
+use crate::process::*;
+use crate::receiver::{Behaviour, TestReceiver};
+
+const EVENTS: u64 = 40;
+/// The default `per_webhook_concurrency`.
+const PER_WEBHOOK: usize = 16;
+
+fn node_env(database_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("HOOKD_DATABASE_URL", database_url.to_string()),
+        ("HOOKD_ALLOW_PRIVATE_TARGETS", "1".into()),
+        ("HOOKD_REQUEST_TIMEOUT", "3s".into()),
+        ("HOOKD_POLL_INTERVAL", "200ms".into()),
+    ]
+}
+
+/// Pending payloads whose lease names this owner pattern.
+async fn leased(conn: &mut sqlx::PgConnection, owner: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM deliveries WHERE lease_owner LIKE $1 AND status IN ('pending', 'retrying')",
+    )
+    .bind(owner)
+    .fetch_one(conn)
+    .await
+    .expect("counting leases");
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_stopped_gracefully_gives_back_the_payloads_it_leased_at_publish_and_had_not_sent() {
+    let Some(db) = TestDatabase::create("handoff").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let admin_key = user_add(dir.path(), &db.url, "root", &["--admin"]).await;
+    let shop_key = user_add(dir.path(), &db.url, "shop", &["--merchant", "shop1"]).await;
+    let env = node_env(&db.url);
+    let receiver = TestReceiver::start().await;
+    // Each attempt takes a second: A's 16 slots are busy, the rest wait in its hand-off.
+    receiver.set("/slow/", Behaviour::Stall(Duration::from_secs(1)));
+    let mut a = Node::serve("A", dir.path(), &env).await;
+    let hook = json!({"topics": TOPIC, "url": receiver.url("/slow/")});
+    a.rpc("shop", &shop_key).call_ok("webhook.create", json!([hook])).await;
+
+    // One JSON-RPC batch: one group commit, which leases every payload to A as it inserts them.
+    let seqs: Vec<u64> = (0..EVENTS).collect();
+    let acks = Acks::default();
+    let started = Instant::now();
+    for (seq, outcome) in a.rpc("root", &admin_key).publish_batch(&seqs).await {
+        acks.record(seq, started, outcome);
+    }
+    assert_eq!(acks.acked_count(), EVENTS as usize, "{:?}", acks.failed());
+    let a_leases = format!("%-{}-%", a.pid());
+    let mut conn = db.connect().await;
+    assert_eq!(
+        leased(&mut conn, &a_leases).await,
+        EVENTS as i64,
+        "every payload leased to A at insert"
+    );
+    let first = receiver.wait_for("/slow/", 1, Duration::from_secs(10)).await;
+    assert!(!first.is_empty(), "A sends what it leased");
+
+    // SIGTERM while 16 are in flight and the rest wait: the attempts in flight finish, the
+    // waiting payloads are given back.
+    assert!(a.terminate(Duration::from_secs(15)).await, "A did not stop within 15 s");
+    let sent_by_a = receiver.received("/slow/").len();
+    assert!(
+        (PER_WEBHOOK..EVENTS as usize).contains(&sent_by_a),
+        "A stopped having sent {sent_by_a} of {EVENTS}: expected its slots' worth, not all"
+    );
+    assert_eq!(leased(&mut conn, "%").await, 0, "A left payloads leased");
+
+    // B sends the rest long before a lease (60 s) could have run out.
+    receiver.set("/slow/", Behaviour::Status(200));
+    let _b = Node::serve("B", dir.path(), &env).await;
+    let all = receiver
+        .wait_for("/slow/", EVENTS as usize, Duration::from_secs(20))
+        .await;
+    let mut ids: Vec<i64> = all.iter().map(|r| r.increment_id()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids, (1..=EVENTS as i64).collect::<Vec<_>>(), "every payload arrives");
+    assert_eq!(all.len(), EVENTS as usize, "none twice");
+    drop(db);
+}
