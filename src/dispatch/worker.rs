@@ -30,7 +30,8 @@ use super::slots::Signal;
 use super::Engine;
 use crate::domain::{ClaimedDelivery, DeliveryId, DeliveryStatus, WebhookId};
 use crate::domain::{DeliveryUpdate, Scope};
-use crate::store::Pacing;
+use crate::store::handoff::Taken;
+use crate::store::{PacedClaim, Pacing, Store, StoreResult};
 use crate::time::{now_millis, Millis};
 
 /// Most webhook targets kept loaded (a few hundred bytes each).
@@ -112,6 +113,30 @@ impl Lane {
 /// How many of a lane's `cap` slots must be free before it claims again (see `has_room`).
 fn refill_at(cap: usize) -> usize {
     (cap / 4).max(1)
+}
+
+/// Payloads a lane asked the store for: claimed, or handed ones that waited, confirmed.
+enum Fetched {
+    Claimed(StoreResult<PacedClaim>),
+    Confirmed(StoreResult<Vec<ClaimedDelivery>>),
+}
+
+/// Of handed payloads that waited (`store::handoff::Taken::stale`), those the store confirms
+/// still this node's to send, their leases extended to `lease_until`.
+async fn confirm(
+    store: &dyn Store,
+    stale: Vec<ClaimedDelivery>,
+    owner: &str,
+    now: Millis,
+    lease_until: Millis,
+) -> StoreResult<Vec<ClaimedDelivery>> {
+    let ids: Vec<DeliveryId> = stale.iter().map(|d| d.id).collect();
+    let renewed: HashSet<DeliveryId> = store
+        .delivery_renew(&ids, owner, now, lease_until)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(stale.into_iter().filter(|d| renewed.contains(&d.id)).collect())
 }
 
 /// An attempt finished: the lane gets its slot back, and learns when to look again.
@@ -261,7 +286,7 @@ impl Dispatcher {
             .collect();
         due.sort_unstable();
         let mut claims = tokio::task::JoinSet::new();
-        let (mut handed, mut late, mut late_hooks) = (Vec::new(), Vec::new(), Vec::new());
+        let mut handed = Vec::new();
         let mut room = max_in_flight.saturating_sub(self.in_flight);
         for (_, webhook) in due {
             if room == 0 {
@@ -284,39 +309,56 @@ impl Dispatcher {
                 continue;
             }
             room -= want;
-            let mut taken = Vec::new();
+            let mut taken = Taken::default();
             if lane.handed {
-                let given_up;
-                (taken, given_up) = self.engine.handoff.take(webhook, want);
+                taken = self.engine.handoff.take(webhook, want);
                 lane.handed = taken.len() == want && self.engine.handoff.has(webhook);
-                if !given_up.is_empty() {
-                    late.extend(given_up);
-                    late_hooks.push(webhook);
-                }
             }
             let rest = want - taken.len();
-            if !taken.is_empty() {
-                handed.push((webhook, target.clone(), taken));
-            }
-            if rest == 0 || !lane.claimable(now) {
+            let claim = rest > 0 && lane.claimable(now);
+            if !claim {
                 self.engine.slots.give(webhook, rest);
-                continue;
             }
-            let (store, owner) = (self.engine.store.clone(), self.owner.clone());
-            claims.spawn(async move {
-                let claimed = store
-                    .delivery_claim_paced(webhook, &owner, now, now + lease, rest as i64, pacing)
-                    .await;
-                (webhook, target, rest, claimed)
-            });
+            if !taken.fresh.is_empty() {
+                handed.push((webhook, target.clone(), taken.fresh));
+            }
+            let (store, owner) = (&self.engine.store, &self.owner);
+            if !taken.stale.is_empty() {
+                let (store, owner, target) = (store.clone(), owner.clone(), target.clone());
+                claims.spawn(async move {
+                    let reserved = taken.stale.len();
+                    let confirmed = confirm(&*store, taken.stale, &owner, now, now + lease).await;
+                    (webhook, target, reserved, Fetched::Confirmed(confirmed))
+                });
+            }
+            if claim {
+                let (store, owner) = (store.clone(), owner.clone());
+                claims.spawn(async move {
+                    let claimed = store
+                        .delivery_claim_paced(webhook, &owner, now, now + lease, rest as i64, pacing)
+                        .await;
+                    (webhook, target, rest, Fetched::Claimed(claimed))
+                });
+            }
         }
-        self.release(late, late_hooks);
         for (webhook, target, taken) in handed {
             self.launch(webhook, target, taken).await;
         }
         while let Some(joined) = claims.join_next().await {
-            let Ok((webhook, target, want, claimed)) = joined else {
+            let Ok((webhook, target, want, fetched)) = joined else {
                 continue;
+            };
+            let claimed = match fetched {
+                Fetched::Claimed(claimed) => claimed,
+                Fetched::Confirmed(confirmed) => {
+                    let confirmed = confirmed.unwrap_or_else(|e| {
+                        tracing::warn!(error = ?e, %webhook, "confirming handed payloads failed; their leases run out");
+                        Vec::new()
+                    });
+                    self.engine.slots.give(webhook, want - confirmed.len());
+                    self.launch(webhook, target, confirmed).await;
+                    continue;
+                }
             };
             let got = claimed.as_ref().map_or(0, |c| c.claimed.len());
             self.engine.slots.give(webhook, want - got);
@@ -344,8 +386,8 @@ impl Dispatcher {
     }
 
     /// Ends this node's leases of handed payloads it gave up (`store::handoff`), in the
-    /// background, then wakes the lanes of `wake` to claim them.
-    fn release(&self, ids: Vec<DeliveryId>, wake: Vec<WebhookId>) {
+    /// background.
+    fn release(&self, ids: Vec<DeliveryId>) {
         if ids.is_empty() {
             return;
         }
@@ -354,7 +396,6 @@ impl Dispatcher {
             if let Err(e) = engine.store.delivery_release(&ids, &owner).await {
                 tracing::warn!(error = ?e, payloads = ids.len(), "ending the leases of handed payloads failed; they end by themselves");
             }
-            engine.wake.webhooks(wake);
         });
     }
 
@@ -387,7 +428,7 @@ impl Dispatcher {
         };
         // What waits in the hand-off for them is given up too.
         let given_up = self.engine.handoff.forget(ids, all);
-        self.release(given_up, Vec::new());
+        self.release(given_up);
         if all {
             self.targets.clear();
             self.pacing.clear();

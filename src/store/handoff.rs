@@ -9,14 +9,17 @@
 //! to its dispatcher through this queue, bodies included. Each node then sends what it
 //! published, and the other node is not woken for it.
 //!
-//! A payload waits here only a bounded time. Its lease was written at the publish, so it
-//! must be sent while the lease still covers a whole attempt: one that waited longer than
-//! `wait` (the lease less an attempt's longest time and a margin) is given up unsent, and
-//! the dispatcher ends its lease (`Store::delivery_release`) so a claim sends it. A webhook
-//! has at most `room` payloads waiting here; beyond that the publish writes them unleased,
-//! for a claim. Nothing is handed while no dispatcher runs on this node (`open`); what waits
-//! when it stops, or for a webhook deleted or turned off, is given up the same way. (Should
-//! the release fail, or the node die, the leases simply run out: later, never twice.)
+//! A payload is sent as handed only within `FRESH` of its publish. One that waited longer
+//! (its webhook's slots were busy) is confirmed first (`Store::delivery_renew`): still
+//! queued, its webhook still active, the lease still this node's, which the confirmation
+//! extends. (A claim checks the webhook; a webhook deleted or turned off on another node
+//! does not reach this node's hand-off.) One that waited past `wait` (the lease less an
+//! attempt's longest time and a margin) is dropped: its lease runs out soon and a claim
+//! sends it. A webhook has at most `room` payloads waiting here; beyond that the publish
+//! writes them unleased, for a claim. Nothing is handed while no dispatcher runs on this
+//! node (`open`); what waits when it stops, or for a webhook deleted or turned off, is
+//! given up, and the dispatcher ends those leases at once (`Store::delivery_release`).
+//! (Should that fail, or the node die, the leases simply run out: later, never twice.)
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -24,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use crate::domain::{ClaimedDelivery, DeliveryId, WebhookId};
 use crate::time::Millis;
+
+/// How long a handed payload may wait and still be sent without a confirmation.
+pub const FRESH: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct Handoff {
@@ -47,7 +53,27 @@ struct Open {
 
 struct Waiting {
     delivery: ClaimedDelivery,
+    handed_at: Instant,
     send_by: Instant,
+}
+
+/// What `take` found.
+#[derive(Debug, Default)]
+pub struct Taken {
+    /// Handed within `FRESH`: to be sent.
+    pub fresh: Vec<ClaimedDelivery>,
+    /// Waited longer: to be confirmed (`Store::delivery_renew`) before they are sent.
+    pub stale: Vec<ClaimedDelivery>,
+}
+
+impl Taken {
+    pub fn len(&self) -> usize {
+        self.fresh.len() + self.stale.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What a publish may lease to this node, read before its statement runs.
@@ -61,6 +87,7 @@ pub struct Offer {
     pub room: i64,
     /// Webhooks with payloads waiting already, and how many more each may take.
     pub rooms: Vec<(i64, i64)>,
+    at: Instant,
     send_by: Instant,
 }
 
@@ -81,13 +108,13 @@ impl Handoff {
         });
     }
 
-    /// The dispatcher stopped: nothing more is handed; what waited is given up (its leases
-    /// are for the caller to end).
+    /// The dispatcher stopped: nothing more is handed; what waited is given up (the leases
+    /// of those still in time are for the caller to end).
     pub fn close(&self) -> Vec<DeliveryId> {
         let mut state = self.lock();
         state.open = None;
         let waiting = std::mem::take(&mut state.waiting);
-        waiting.into_values().flatten().map(|w| w.delivery.id).collect()
+        in_time(waiting.into_values().flatten())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -108,6 +135,7 @@ impl Handoff {
             lease_until: now + open.lease.as_millis() as Millis,
             room,
             rooms,
+            at: Instant::now(),
             send_by: Instant::now() + open.wait,
         })
     }
@@ -122,6 +150,7 @@ impl Handoff {
         for delivery in handed {
             let waiting = Waiting {
                 delivery,
+                handed_at: offer.at,
                 send_by: offer.send_by,
             };
             state
@@ -133,27 +162,26 @@ impl Handoff {
     }
 
     /// Up to `max` of the webhook's waiting payloads, oldest first, each with time left to
-    /// be sent under its lease; and those found out of time, given up (their leases are for
-    /// the caller to end).
-    pub fn take(&self, webhook: WebhookId, max: usize) -> (Vec<ClaimedDelivery>, Vec<DeliveryId>) {
+    /// be sent under its lease (those without are dropped).
+    pub fn take(&self, webhook: WebhookId, max: usize) -> Taken {
         let mut state = self.lock();
-        let (mut taken, mut late) = (Vec::new(), Vec::new());
+        let mut taken = Taken::default();
         let Some(queue) = state.waiting.get_mut(&webhook) else {
-            return (taken, late);
+            return taken;
         };
         let now = Instant::now();
         while taken.len() < max {
             let Some(w) = queue.pop_front() else { break };
-            if w.send_by > now {
-                taken.push(w.delivery);
-            } else {
-                late.push(w.delivery.id);
+            if now < w.handed_at + FRESH {
+                taken.fresh.push(w.delivery);
+            } else if now < w.send_by {
+                taken.stale.push(w.delivery);
             }
         }
         if queue.is_empty() {
             state.waiting.remove(&webhook);
         }
-        (taken, late)
+        taken
     }
 
     /// Whether the webhook has payloads waiting.
@@ -162,7 +190,7 @@ impl Handoff {
     }
 
     /// Gives up what waits for these webhooks (deleted or turned off; `all`: every webhook);
-    /// their leases are for the caller to end.
+    /// the leases of those still in time are for the caller to end.
     pub fn forget(&self, webhooks: &[WebhookId], all: bool) -> Vec<DeliveryId> {
         let mut state = self.lock();
         let given_up: Vec<VecDeque<Waiting>> = if all {
@@ -170,8 +198,15 @@ impl Handoff {
         } else {
             webhooks.iter().filter_map(|w| state.waiting.remove(w)).collect()
         };
-        given_up.into_iter().flatten().map(|w| w.delivery.id).collect()
+        in_time(given_up.into_iter().flatten())
     }
+}
+
+/// The ids of those still in time: their leases are surely still this node's to end. (Past
+/// `send_by` a lease may have run out and been claimed again, even by this node.)
+fn in_time(waiting: impl Iterator<Item = Waiting>) -> Vec<DeliveryId> {
+    let now = Instant::now();
+    waiting.filter(|w| now < w.send_by).map(|w| w.delivery.id).collect()
 }
 
 #[cfg(test)]
@@ -190,9 +225,9 @@ mod tests {
         }
     }
 
-    fn ids((taken, late): (Vec<ClaimedDelivery>, Vec<DeliveryId>)) -> Vec<i64> {
-        assert!(late.is_empty(), "none out of time");
-        taken.iter().map(|d| d.id.0).collect()
+    fn ids(taken: Taken) -> Vec<i64> {
+        assert!(taken.stale.is_empty(), "none waited long");
+        taken.fresh.iter().map(|d| d.id.0).collect()
     }
 
     #[test]
@@ -234,16 +269,24 @@ mod tests {
     }
 
     #[test]
-    fn a_payload_out_of_time_is_given_up_unsent() {
+    fn a_payload_that_waited_is_confirmed_first_and_one_out_of_time_dropped() {
         let h = Handoff::default();
-        // 1 s lease, 0.8 s attempts, 0.1 s margin: 0.1 s to wait.
-        h.open("node", Duration::from_secs(1), Duration::from_millis(800), 4);
+        // 3 s lease, 1 s attempts, 0.3 s margin: 1.7 s to wait; fresh for 1 s.
+        h.open("node", Duration::from_secs(3), Duration::from_secs(1), 4);
         let offer = h.offer(0).unwrap();
-        h.put(&offer, vec![payload(1, 1)]);
-        std::thread::sleep(Duration::from_millis(150));
-        let (taken, late) = h.take(WebhookId(1), 4);
-        assert!(taken.is_empty());
-        assert_eq!(late, vec![DeliveryId(1)]);
+        h.put(&offer, vec![payload(1, 1), payload(1, 2), payload(1, 3)]);
+        assert_eq!(ids(h.take(WebhookId(1), 1)), vec![1]);
+        std::thread::sleep(FRESH);
+        let taken = h.take(WebhookId(1), 1);
+        assert!(taken.fresh.is_empty());
+        assert_eq!(taken.stale.iter().map(|d| d.id.0).collect::<Vec<_>>(), vec![2]);
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(h.take(WebhookId(1), 4).is_empty(), "out of time: dropped");
         assert!(!h.has(WebhookId(1)));
+        h.put(&offer, vec![payload(2, 4)]);
+        assert!(
+            h.forget(&[WebhookId(2)], false).is_empty(),
+            "out of time: its lease is not ended"
+        );
     }
 }

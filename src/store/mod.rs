@@ -359,6 +359,19 @@ pub trait Store: Send + Sync + 'static {
     async fn delivery_release(&self, _ids: &[DeliveryId], _owner: &str) -> StoreResult<()> {
         Ok(())
     }
+    /// Confirms payloads a publish leased to `owner` at insert (`handoff`) that waited before
+    /// being sent: those still queued, of an active webhook, and still leased to `owner` have
+    /// their lease moved to `lease_until` and are returned; the others are not to be sent.
+    /// Stores that do not lease at insert have none.
+    async fn delivery_renew(
+        &self,
+        _ids: &[DeliveryId],
+        _owner: &str,
+        _now: Millis,
+        _lease_until: Millis,
+    ) -> StoreResult<Vec<DeliveryId>> {
+        Ok(Vec::new())
+    }
     /// Logs the attempts and moves each payload to its new state, in one transaction.
     /// A payload whose lease `owner` lost, or that was canceled meanwhile, keeps its state
     /// (its attempt is logged all the same: the request was sent).

@@ -95,3 +95,43 @@ async fn a_node_stopped_gracefully_gives_back_the_payloads_it_leased_at_publish_
     assert_eq!(all.len(), EVENTS as usize, "none twice");
     drop(db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payloads_waiting_in_a_node_s_hand_off_are_not_sent_once_another_node_deleted_their_webhook() {
+    let Some(db) = TestDatabase::create("handoff_delete").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let admin_key = user_add(dir.path(), &db.url, "root", &["--admin"]).await;
+    let shop_key = user_add(dir.path(), &db.url, "shop", &["--merchant", "shop1"]).await;
+    let env = node_env(&db.url);
+    let receiver = TestReceiver::start().await;
+    receiver.set("/slow/", Behaviour::Stall(Duration::from_millis(1500)));
+    let (a, b) = tokio::join!(Node::serve("A", dir.path(), &env), Node::serve("B", dir.path(), &env));
+    let hook = json!({"topics": TOPIC, "url": receiver.url("/slow/")});
+    let shop = a.rpc("shop", &shop_key);
+    shop.call_ok("webhook.create", json!([hook])).await;
+    let id = shop.call_ok("webhook.list", json!([])).await[0]["webhook_id"].clone();
+
+    // Published on A: A leases every payload to itself; its 16 slots take the first ones.
+    let seqs: Vec<u64> = (0..EVENTS).collect();
+    let outcomes = a.rpc("root", &admin_key).publish_batch(&seqs).await;
+    assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
+    let first = receiver.wait_for("/slow/", PER_WEBHOOK, Duration::from_secs(10)).await;
+    assert_eq!(first.len(), PER_WEBHOOK);
+    // Deleted on B while the rest wait in A's hand-off (B's deletion never reaches A).
+    assert_eq!(
+        b.rpc("shop", &shop_key).call_ok("webhook.delete", json!([id])).await,
+        json!(true)
+    );
+
+    // A's slots come free after 1.5 s; what waited is confirmed first, and found canceled.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        receiver.received("/slow/").len(),
+        PER_WEBHOOK,
+        "A sent payloads of a webhook deleted before they left its hand-off"
+    );
+    a.assert_no_panic();
+    drop(db);
+}

@@ -424,6 +424,17 @@ impl Store for PostgresStore {
         self.health.observe(queue::release(&self.work, ids, owner).await)
     }
 
+    async fn delivery_renew(
+        &self,
+        ids: &[DeliveryId],
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> StoreResult<Vec<DeliveryId>> {
+        self.health
+            .observe(queue::renew(&self.work, ids, owner, now, lease_until).await)
+    }
+
     async fn delivery_claim_paced(
         &self,
         webhook: WebhookId,

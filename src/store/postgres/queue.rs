@@ -158,6 +158,36 @@ pub async fn release(pool: &PgPool, ids: &[DeliveryId], owner: &str) -> StoreRes
     Ok(())
 }
 
+/// Of these payloads, those still queued, of an active webhook and leased to `owner` (a
+/// lease not yet run out) are leased until `lease_until`; their ids.
+pub async fn renew(
+    pool: &PgPool,
+    ids: &[DeliveryId],
+    owner: &str,
+    now: Millis,
+    lease_until: Millis,
+) -> StoreResult<Vec<DeliveryId>> {
+    let ids: Vec<i64> = ids.iter().map(|d| d.0).collect();
+    let (mut conn, clock) = clock::clocked(pool).await?;
+    let renewed: Vec<i64> = sqlx::query_scalar(concat!(
+        "UPDATE deliveries d SET lease_until = ",
+        on_db_clock!("$3", "$5"),
+        " WHERE d.id = ANY($1::BIGINT[]) AND d.lease_owner = $2 AND d.lease_until > ",
+        on_db_clock!("$4", "$5"),
+        " AND d.status IN ('pending', 'retrying') \
+           AND EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.is_active) \
+         RETURNING d.id",
+    ))
+    .bind(&ids)
+    .bind(owner)
+    .bind(lease_until)
+    .bind(now)
+    .bind(clock)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(renewed.into_iter().map(DeliveryId).collect())
+}
+
 fn claimed_row(webhook: WebhookId, r: &PgRow) -> ClaimedDelivery {
     ClaimedDelivery {
         id: DeliveryId(r.get(0)),

@@ -72,8 +72,7 @@ async fn a_publish_leases_plain_webhooks_payloads_to_its_node_up_to_their_room()
         assert_eq!(rows(&store, hook).await[1].3, None, "not leased");
     }
     // What waits in the hand-off is the stored payload, byte for byte.
-    let (taken, late) = handoff.take(plain, 10);
-    assert!(late.is_empty());
+    let taken = handoff.take(plain, 10).fresh;
     assert_eq!(taken.len(), 1);
     let t = &taken[0];
     assert_eq!(
@@ -108,12 +107,68 @@ async fn a_publish_leases_plain_webhooks_payloads_to_its_node_up_to_their_room()
     assert_eq!(handed, vec![1, 1, 0]);
     let owners: Vec<Option<String>> = rows(&store, plain).await.into_iter().map(|r| r.3).skip(2).collect();
     assert_eq!(owners, vec![Some("node-a".into()), Some("node-a".into()), None]);
-    let incs: Vec<i64> = handoff.take(plain, 10).0.iter().map(|c| c.increment_id).collect();
+    let incs: Vec<i64> = handoff.take(plain, 10).fresh.iter().map(|c| c.increment_id).collect();
     assert_eq!(incs, vec![3, 4]);
 
     // Stopped: nothing more is leased.
     handoff.close();
     assert!(publish(&store, m, "order:created").await.handed.is_empty());
+    drop(store);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn handed_payloads_that_waited_are_confirmed_only_while_queued_active_and_still_leased() {
+    let (db, store) = setup!();
+    let handoff = Arc::new(Handoff::default());
+    store.accept_handoff(handoff.clone());
+    handoff.open("node-a", Duration::from_secs(60), Duration::from_secs(8), 16);
+    let m = merchant(&store, "shop").await;
+    let [kept, turned_off, deleted, taken_over] = [
+        create_hook(&store, m, "order:created", true).await,
+        create_hook(&store, m, "order:created", true).await,
+        create_hook(&store, m, "order:created", true).await,
+        create_hook(&store, m, "order:created", true).await,
+    ];
+    let published = publish(&store, m, "order:created").await;
+    assert_eq!(published.handed.len(), 4);
+    let ids: Vec<DeliveryId> = [kept, turned_off, deleted, taken_over]
+        .iter()
+        .map(|&w| handoff.take(w, 1).fresh[0].id)
+        .collect();
+    store
+        .webhook_set_active(Scope::All, &StatusTarget::Id(turned_off), false)
+        .await
+        .unwrap();
+    assert!(store.webhook_delete(Scope::All, deleted).await.unwrap());
+    // Its lease ran out and another node claimed it.
+    sqlx::query("UPDATE deliveries SET lease_owner = 'node-b' WHERE id = $1")
+        .bind(ids[3].0)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+
+    let now = now_millis();
+    let renewed = store.delivery_renew(&ids, "node-a", now, now + HOUR).await.unwrap();
+    assert_eq!(renewed, vec![ids[0]]);
+    let until: i64 = sqlx::query_scalar("SELECT lease_until FROM deliveries WHERE id = $1")
+        .bind(ids[0].0)
+        .fetch_one(&store.pool)
+        .await
+        .unwrap();
+    assert!(until >= now + HOUR - 1000, "the lease is extended: {until}");
+    // A lease that ran out is not renewed, even if still named this node's.
+    let later = now + 2 * HOUR;
+    assert!(store
+        .delivery_renew(&ids[..1], "node-a", later, later + HOUR)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Released: claimable at once.
+    store.delivery_release(&ids[..1], "node-a").await.unwrap();
+    let claimed = store.delivery_claim(kept, "node-c", now, now + HOUR, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[0]]);
     drop(store);
     db.drop_database().await;
 }
