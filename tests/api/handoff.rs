@@ -38,32 +38,68 @@ async fn leased(conn: &mut sqlx::PgConnection, owner: &str) -> i64 {
     n
 }
 
+/// A fresh database with an admin and a shop user, and a receiver whose `/slow/` answers
+/// after `stall` (so a node's 16 slots stay busy and the rest wait in its hand-off).
+struct Setup {
+    db: TestDatabase,
+    dir: tempfile::TempDir,
+    admin_key: String,
+    shop_key: String,
+    env: Vec<(&'static str, String)>,
+    receiver: TestReceiver,
+}
+
+impl Setup {
+    async fn new(name: &str, stall: Duration) -> Option<Setup> {
+        let db = TestDatabase::create(name).await?;
+        let dir = tempfile::tempdir().unwrap();
+        let admin_key = user_add(dir.path(), &db.url, "root", &["--admin"]).await;
+        let shop_key = user_add(dir.path(), &db.url, "shop", &["--merchant", "shop1"]).await;
+        let env = node_env(&db.url);
+        let receiver = TestReceiver::start().await;
+        receiver.set("/slow/", Behaviour::Stall(stall));
+        Some(Setup {
+            db,
+            dir,
+            admin_key,
+            shop_key,
+            env,
+            receiver,
+        })
+    }
+
+    async fn node(&self, name: &str) -> Node {
+        Node::serve(name, self.dir.path(), &self.env).await
+    }
+
+    /// The shop's webhook on `/slow/`, made through `node`; its id.
+    async fn webhook(&self, node: &Node) -> serde_json::Value {
+        let shop = node.rpc("shop", &self.shop_key);
+        let hook = json!({"topics": TOPIC, "url": self.receiver.url("/slow/")});
+        shop.call_ok("webhook.create", json!([hook])).await;
+        shop.call_ok("webhook.list", json!([])).await[0]["webhook_id"].clone()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_stopped_gracefully_gives_back_the_payloads_it_leased_at_publish_and_had_not_sent() {
-    let Some(db) = TestDatabase::create("handoff").await else {
+    let Some(setup) = Setup::new("handoff", Duration::from_secs(1)).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let admin_key = user_add(dir.path(), &db.url, "root", &["--admin"]).await;
-    let shop_key = user_add(dir.path(), &db.url, "shop", &["--merchant", "shop1"]).await;
-    let env = node_env(&db.url);
-    let receiver = TestReceiver::start().await;
-    // Each attempt takes a second: A's 16 slots are busy, the rest wait in its hand-off.
-    receiver.set("/slow/", Behaviour::Stall(Duration::from_secs(1)));
-    let mut a = Node::serve("A", dir.path(), &env).await;
-    let hook = json!({"topics": TOPIC, "url": receiver.url("/slow/")});
-    a.rpc("shop", &shop_key).call_ok("webhook.create", json!([hook])).await;
+    let receiver = &setup.receiver;
+    let mut a = setup.node("A").await;
+    setup.webhook(&a).await;
 
     // One JSON-RPC batch: one group commit, which leases every payload to A as it inserts them.
     let seqs: Vec<u64> = (0..EVENTS).collect();
     let acks = Acks::default();
     let started = Instant::now();
-    for (seq, outcome) in a.rpc("root", &admin_key).publish_batch(&seqs).await {
+    for (seq, outcome) in a.rpc("root", &setup.admin_key).publish_batch(&seqs).await {
         acks.record(seq, started, outcome);
     }
     assert_eq!(acks.acked_count(), EVENTS as usize, "{:?}", acks.failed());
     let a_leases = format!("%-{}-%", a.pid());
-    let mut conn = db.connect().await;
+    let mut conn = setup.db.connect().await;
     assert_eq!(
         leased(&mut conn, &a_leases).await,
         EVENTS as i64,
@@ -84,7 +120,7 @@ async fn a_node_stopped_gracefully_gives_back_the_payloads_it_leased_at_publish_
 
     // B sends the rest long before a lease (60 s) could have run out.
     receiver.set("/slow/", Behaviour::Status(200));
-    let _b = Node::serve("B", dir.path(), &env).await;
+    let _b = setup.node("B").await;
     let all = receiver
         .wait_for("/slow/", EVENTS as usize, Duration::from_secs(20))
         .await;
@@ -93,37 +129,29 @@ async fn a_node_stopped_gracefully_gives_back_the_payloads_it_leased_at_publish_
     ids.dedup();
     assert_eq!(ids, (1..=EVENTS as i64).collect::<Vec<_>>(), "every payload arrives");
     assert_eq!(all.len(), EVENTS as usize, "none twice");
-    drop(db);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn payloads_waiting_in_a_node_s_hand_off_are_not_sent_once_another_node_deleted_their_webhook() {
-    let Some(db) = TestDatabase::create("handoff_delete").await else {
+    let Some(setup) = Setup::new("handoff_delete", Duration::from_millis(1500)).await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let admin_key = user_add(dir.path(), &db.url, "root", &["--admin"]).await;
-    let shop_key = user_add(dir.path(), &db.url, "shop", &["--merchant", "shop1"]).await;
-    let env = node_env(&db.url);
-    let receiver = TestReceiver::start().await;
-    receiver.set("/slow/", Behaviour::Stall(Duration::from_millis(1500)));
-    let (a, b) = tokio::join!(Node::serve("A", dir.path(), &env), Node::serve("B", dir.path(), &env));
-    let hook = json!({"topics": TOPIC, "url": receiver.url("/slow/")});
-    let shop = a.rpc("shop", &shop_key);
-    shop.call_ok("webhook.create", json!([hook])).await;
-    let id = shop.call_ok("webhook.list", json!([])).await[0]["webhook_id"].clone();
+    let receiver = &setup.receiver;
+    let (a, b) = tokio::join!(setup.node("A"), setup.node("B"));
+    let id = setup.webhook(&a).await;
 
     // Published on A: A leases every payload to itself; its 16 slots take the first ones.
     let seqs: Vec<u64> = (0..EVENTS).collect();
-    let outcomes = a.rpc("root", &admin_key).publish_batch(&seqs).await;
+    let outcomes = a.rpc("root", &setup.admin_key).publish_batch(&seqs).await;
     assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
     let first = receiver.wait_for("/slow/", PER_WEBHOOK, Duration::from_secs(10)).await;
     assert_eq!(first.len(), PER_WEBHOOK);
     // Deleted on B while the rest wait in A's hand-off (B's deletion never reaches A).
-    assert_eq!(
-        b.rpc("shop", &shop_key).call_ok("webhook.delete", json!([id])).await,
-        json!(true)
-    );
+    let deleted = b
+        .rpc("shop", &setup.shop_key)
+        .call_ok("webhook.delete", json!([id]))
+        .await;
+    assert_eq!(deleted, json!(true));
 
     // A's slots come free after 1.5 s; what waited is confirmed first, and found canceled.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -133,5 +161,4 @@ async fn payloads_waiting_in_a_node_s_hand_off_are_not_sent_once_another_node_de
         "A sent payloads of a webhook deleted before they left its hand-off"
     );
     a.assert_no_panic();
-    drop(db);
 }
