@@ -258,10 +258,12 @@ impl Dispatcher {
         match self.engine.store.queue_scan(now).await {
             Ok(found) => {
                 // `hookd_queue_oldest_due_seconds` from what the scan read anyway: each
-                // webhook's earliest due time (no query of its own).
+                // webhook's earliest due time (no query of its own); and from what waits in
+                // the hand-off (leased, so the scan does not see it; due since its publish).
                 let oldest = found.iter().map(|&(_, due)| due).filter(|&due| due <= now).min();
                 let waited = oldest.map_or(0.0, |due| (now - due) as f64 / 1000.0);
-                self.engine.metrics.queue_oldest_due.set(waited);
+                let handed = self.engine.handoff.oldest_wait().as_secs_f64();
+                self.engine.metrics.queue_oldest_due.set(waited.max(handed));
                 for (webhook, due) in found {
                     self.lanes.entry(webhook).or_default().due(due);
                 }
@@ -294,6 +296,8 @@ impl Dispatcher {
             }
             let Some(target) = self.target(webhook).await else {
                 self.lanes.remove(&webhook);
+                let given_up = self.engine.handoff.forget(&[webhook], false);
+                self.release(given_up);
                 continue;
             };
             let (cap, pacing) = (self.cap(webhook), self.pacing_of(webhook));

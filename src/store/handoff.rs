@@ -184,6 +184,18 @@ impl Handoff {
         taken
     }
 
+    /// How long the payload waiting longest has waited (zero when none waits).
+    pub fn oldest_wait(&self) -> Duration {
+        let state = self.lock();
+        let oldest = state
+            .waiting
+            .values()
+            .filter_map(|q| q.front())
+            .map(|w| w.handed_at)
+            .min();
+        oldest.map_or(Duration::ZERO, |at| at.elapsed())
+    }
+
     /// Whether the webhook has payloads waiting.
     pub fn has(&self, webhook: WebhookId) -> bool {
         self.lock().waiting.contains_key(&webhook)
@@ -261,6 +273,7 @@ mod tests {
         let mut rooms = h.offer(0).unwrap().rooms;
         rooms.sort();
         assert_eq!(rooms, vec![(1, 1), (2, 3)]);
+        assert!(h.oldest_wait() < Duration::from_secs(1));
         assert_eq!(ids(h.take(WebhookId(1), 2)), vec![1, 3]);
         assert_eq!(ids(h.take(WebhookId(1), 5)), vec![4]);
         assert!(!h.has(WebhookId(1)));
@@ -277,6 +290,10 @@ mod tests {
         h.put(&offer, vec![payload(1, 1), payload(1, 2), payload(1, 3)]);
         assert_eq!(ids(h.take(WebhookId(1), 1)), vec![1]);
         std::thread::sleep(FRESH);
+        assert!(
+            h.oldest_wait() >= FRESH,
+            "the waiting ones count as due since their publish"
+        );
         let taken = h.take(WebhookId(1), 1);
         assert!(taken.fresh.is_empty());
         assert_eq!(taken.stale.iter().map(|d| d.id.0).collect::<Vec<_>>(), vec![2]);
