@@ -139,6 +139,17 @@ async fn confirm(
     Ok(stale.into_iter().filter(|d| renewed.contains(&d.id)).collect())
 }
 
+/// Ends `owner`'s leases of handed payloads given up unsent (`Store::delivery_release`), so
+/// they can be claimed at once; should that fail, they run out by themselves.
+async fn end_leases(engine: Arc<Engine>, ids: Vec<DeliveryId>, owner: String) {
+    if ids.is_empty() {
+        return;
+    }
+    if let Err(e) = engine.store.delivery_release(&ids, &owner).await {
+        tracing::warn!(error = ?e, payloads = ids.len(), "ending the leases of handed payloads failed; they end by themselves");
+    }
+}
+
 /// An attempt finished: the lane gets its slot back, and learns when to look again.
 struct Done {
     webhook: WebhookId,
@@ -228,12 +239,8 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
     }
     // Nothing more is handed; what waited there can be claimed at once (by other nodes).
     let waiting = engine.handoff.close();
-    if !waiting.is_empty() {
-        let ended = engine.store.delivery_release(&waiting, &d.owner);
-        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), ended).await {
-            tracing::warn!(error = ?e, "ending the leases of handed payloads failed; they end by themselves");
-        }
-    }
+    let ended = end_leases(engine.clone(), waiting, d.owner.clone());
+    let _ = tokio::time::timeout(Duration::from_secs(2), ended).await;
     // Let attempts in flight finish and be recorded; their leases protect them otherwise.
     let Dispatcher {
         mut in_flight,
@@ -316,7 +323,7 @@ impl Dispatcher {
             let mut taken = Taken::default();
             if lane.handed {
                 taken = self.engine.handoff.take(webhook, want);
-                lane.handed = taken.len() == want && self.engine.handoff.has(webhook);
+                lane.handed = taken.more;
             }
             let rest = want - taken.len();
             let claim = rest > 0 && lane.claimable(now);
@@ -392,15 +399,9 @@ impl Dispatcher {
     /// Ends this node's leases of handed payloads it gave up (`store::handoff`), in the
     /// background.
     fn release(&self, ids: Vec<DeliveryId>) {
-        if ids.is_empty() {
-            return;
+        if !ids.is_empty() {
+            tokio::spawn(end_leases(self.engine.clone(), ids, self.owner.clone()));
         }
-        let (engine, owner) = (self.engine.clone(), self.owner.clone());
-        tokio::spawn(async move {
-            if let Err(e) = engine.store.delivery_release(&ids, &owner).await {
-                tracing::warn!(error = ?e, payloads = ids.len(), "ending the leases of handed payloads failed; they end by themselves");
-            }
-        });
     }
 
     /// Starts an attempt for each of the webhook's payloads (its slots are taken).
@@ -530,13 +531,14 @@ impl Dispatcher {
 
     /// The earliest due time among lanes that have room for more.
     fn next_timer(&self) -> Option<Instant> {
+        let now = now_millis();
         let earliest = self
             .lanes
             .iter()
             .filter(|(id, l)| l.has_room(self.cap(**id)))
-            .filter_map(|(_, l)| if l.handed { Some(now_millis()) } else { l.next_due })
+            .filter_map(|(_, l)| if l.handed { Some(now) } else { l.next_due })
             .min()?;
-        let wait = (earliest - now_millis()).max(0) as u64;
+        let wait = (earliest - now).max(0) as u64;
         Some(Instant::now() + Duration::from_millis(wait))
     }
 }

@@ -64,6 +64,8 @@ pub struct Taken {
     pub fresh: Vec<ClaimedDelivery>,
     /// Waited longer: to be confirmed (`Store::delivery_renew`) before they are sent.
     pub stale: Vec<ClaimedDelivery>,
+    /// More of the webhook's payloads still wait.
+    pub more: bool,
 }
 
 impl Taken {
@@ -178,7 +180,8 @@ impl Handoff {
                 taken.stale.push(w.delivery);
             }
         }
-        if queue.is_empty() {
+        taken.more = !queue.is_empty();
+        if !taken.more {
             state.waiting.remove(&webhook);
         }
         taken
@@ -197,7 +200,8 @@ impl Handoff {
     }
 
     /// Whether the webhook has payloads waiting.
-    pub fn has(&self, webhook: WebhookId) -> bool {
+    #[cfg(test)]
+    fn has(&self, webhook: WebhookId) -> bool {
         self.lock().waiting.contains_key(&webhook)
     }
 
@@ -274,7 +278,9 @@ mod tests {
         rooms.sort();
         assert_eq!(rooms, vec![(1, 1), (2, 3)]);
         assert!(h.oldest_wait() < Duration::from_secs(1));
-        assert_eq!(ids(h.take(WebhookId(1), 2)), vec![1, 3]);
+        let taken = h.take(WebhookId(1), 2);
+        assert!(taken.more, "one more waits");
+        assert_eq!(ids(taken), vec![1, 3]);
         assert_eq!(ids(h.take(WebhookId(1), 5)), vec![4]);
         assert!(!h.has(WebhookId(1)));
         assert_eq!(h.forget(&[WebhookId(2)], false), vec![DeliveryId(2)]);
