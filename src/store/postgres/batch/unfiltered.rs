@@ -160,8 +160,11 @@ struct Row {
 /// $18 the lease's owner (NULL: lease nothing), $19 its end (node clock), $20 the room of a
 /// webhook not in $21, and $21 webhooks with their own room $22.
 ///
-/// `go` says whether to write at all: no job refused, no matched webhook filtered. `l` locks
-/// the matched webhooks (ascending id), re-checked on their current row; `p` numbers each
+/// `go` says whether to write at all: no job refused, no matched webhook filtered. `l` draws
+/// each matched webhook's increment ids (`counts`: one per job it matched) through
+/// `hookd_take_increments` (migration 0020), which locks and bumps the webhooks in ascending
+/// id and re-checks each on its current row: a lock wait inside the function re-checks only
+/// its small UPDATE, not this whole statement. `p` numbers each
 /// webhook's payloads after its last increment id, in job order, and marks those leased at
 /// insert (`hand`): a plain webhook's first ones, as many as its room. The event ids are
 /// drawn first (`j`, evaluated once). Only webhooks with a payload not leased at insert are
@@ -189,11 +192,11 @@ const STATEMENT: &str = concat!(
        WHERE wh.id IN (SELECT w FROM matched) AND wh.is_active), \
      go AS (SELECT NOT EXISTS (SELECT 1 FROM hooks WHERE filtered) \
        AND (SELECT ns FROM stale) IS NULL AND (SELECT ns FROM revoked) IS NULL AS ok), \
-     l AS (SELECT wh.id, wh.increment_id, wh.merchant_id, wh.version, \
-         NOT wh.ordered AND wh.max_rate IS NULL AS plain FROM webhooks wh \
-       WHERE wh.id IN (SELECT id FROM hooks) AND wh.is_active AND wh.filter IS NULL \
-         AND (SELECT ok FROM go) \
-       ORDER BY wh.id FOR UPDATE), \
+     counts AS (SELECT matched.w, count(*) AS c FROM matched JOIN hooks ON hooks.id = matched.w \
+       WHERE (SELECT ok FROM go) GROUP BY matched.w), \
+     l AS (SELECT t.w AS id, t.base AS increment_id, t.m AS merchant_id, t.v AS version, t.plain \
+       FROM hookd_take_increments((SELECT array_agg(w ORDER BY w) FROM counts), \
+         (SELECT array_agg(c ORDER BY w) FROM counts)) t), \
      room AS (SELECT * FROM UNNEST($21::BIGINT[], $22::BIGINT[]) AS r(w, r)), \
      numbered AS (SELECT l.id AS w, l.merchant_id AS m, matched.n, l.increment_id, l.plain, \
          row_number() OVER (PARTITION BY l.id ORDER BY matched.n) AS k \
@@ -202,8 +205,6 @@ const STATEMENT: &str = concat!(
          $18::TEXT IS NOT NULL AND plain \
            AND k <= coalesce((SELECT r FROM room WHERE room.w = numbered.w), $20) AS hand \
        FROM numbered), \
-     bump AS (UPDATE webhooks wh SET increment_id = b.last \
-       FROM (SELECT w, max(inc) AS last FROM p GROUP BY w) b WHERE wh.id = b.w RETURNING wh.id), \
      counted AS (SELECT n, count(*) AS payloads FROM p GROUP BY n), \
      ev AS ( \
        INSERT INTO events (id, merchant_id, topic, idempotency_key, payloads, created_at, traceparent) \

@@ -130,28 +130,34 @@ async fn a_batch_refuses_only_the_publishes_whose_remembered_key_was_rotated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_hundred_concurrent_publishes_on_one_webhook_take_ids_one_to_two_hundred() {
+async fn two_hundred_concurrent_publishes_on_three_webhooks_take_ids_one_to_two_hundred() {
     let (db, store) = setup!();
     let store = Arc::new(store);
     let second = Arc::new(db.store().await);
     let m = merchant(&*store, "shop").await;
-    let hook = create_hook(&*store, m, "order:created", true).await;
+    let mut hooks = Vec::new();
+    for _ in 0..3 {
+        hooks.push(create_hook(&*store, m, "order:created", true).await);
+    }
     let mut handles = Vec::new();
     for i in 0..200 {
-        // Two nodes, so batches of both contend for the webhook's row.
+        // Two nodes, so batches of both contend for the webhooks' rows (taken in id order:
+        // out of order, two batches could each hold one the other waits for).
         let node = if i % 2 == 0 { store.clone() } else { second.clone() };
         handles.push(tokio::spawn(async move { publish(&*node, m, "order:created").await }));
     }
     let mut events = HashSet::new();
     for h in handles {
         let p = h.await.unwrap();
-        assert_eq!((p.payloads, p.webhooks.clone()), (1, vec![hook]));
+        assert_eq!((p.payloads, p.webhooks.clone()), (3, hooks.clone()));
         assert!(events.insert(p.event_id), "one event per publish");
     }
-    let ids = sorted_increments(&*store, hook).await;
-    assert_eq!(ids, (1..=200).collect::<Vec<_>>(), "gap-free, no id twice");
-    let hook_row = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
-    assert_eq!(hook_row.increment_id, 200);
+    for &hook in &hooks {
+        let ids = sorted_increments(&*store, hook).await;
+        assert_eq!(ids, (1..=200).collect::<Vec<_>>(), "gap-free, no id twice");
+        let hook_row = store.webhook_get(Scope::All, hook).await.unwrap().unwrap();
+        assert_eq!(hook_row.increment_id, 200);
+    }
     db.drop_database().await;
 }
 
