@@ -2,12 +2,14 @@
 //! (`signing`), when to try again (`retry`), what an attempt means for its payload
 //! (`deliver`), turning a webhook off because of its receiver (`disable`), attempts in
 //! flight per webhook (`slots`), the loop that claims due payloads and runs attempts
-//! (`worker`), and the purge of old payloads (`retention`). `Engine` is
-//! what the worker and `webhook.test` share; publishers wake the worker through its `Wake`.
+//! (`worker`), the write-back of their outcomes (`recorder`), and the purge of old
+//! payloads (`retention`). `Engine` is what the worker and `webhook.test` share; publishers
+//! wake the worker through its `Wake`.
 
 pub mod client;
 pub mod deliver;
 pub mod disable;
+pub mod recorder;
 pub mod retention;
 pub mod retry;
 pub mod signing;

@@ -15,7 +15,7 @@
 //! see `store::pace`): when pacing holds due payloads back, the claim says until when, and
 //! the lane sleeps until exactly then. New payloads of this process wake the loop at once; a
 //! queue scan every `poll_interval` finds the rest (retries come due, other processes'
-//! payloads, expired leases). Outcomes are written back by a recorder task in batches.
+//! payloads, expired leases). Outcomes are written back in batches (`recorder`).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -26,19 +26,17 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::deliver::{attempt, Target};
+use super::recorder::{self, Outcome};
 use super::slots::Signal;
 use super::Engine;
+use crate::domain::Scope;
 use crate::domain::{ClaimedDelivery, DeliveryId, DeliveryStatus, WebhookId};
-use crate::domain::{DeliveryUpdate, Scope};
 use crate::store::handoff::Taken;
 use crate::store::{PacedClaim, Pacing, Store, StoreResult};
 use crate::time::{now_millis, Millis};
 
 /// Most webhook targets kept loaded (a few hundred bytes each).
 const MAX_TARGETS: usize = 100_000;
-
-/// Most outcomes written back in one transaction.
-const RECORD_BATCH: usize = 512;
 
 /// How many payloads per slot of a webhook may wait in the hand-off (`store::handoff`). A
 /// lane whose slots are all busy takes no more, and under a steady load from many
@@ -168,7 +166,7 @@ struct Dispatcher {
     /// Each webhook's pacing, loaded (and reloaded) with its target.
     pacing: HashMap<WebhookId, Pacing>,
     in_flight: usize,
-    record_tx: mpsc::UnboundedSender<DeliveryUpdate>,
+    record_tx: mpsc::UnboundedSender<Outcome>,
     done_tx: mpsc::UnboundedSender<Done>,
 }
 
@@ -177,7 +175,7 @@ struct Dispatcher {
 pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<bool>) {
     let (record_tx, record_rx) = mpsc::unbounded_channel();
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(recorder(engine.clone(), record_rx));
+    let writer = tokio::spawn(recorder::run(engine.clone(), record_rx));
     let settings = engine.settings.clone();
     let attempt_time = settings.client.request_timeout + settings.client.connect_timeout;
     let room = HANDOFF_ROOM * settings.per_webhook;
@@ -256,7 +254,7 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
             _ => break,
         }
     }
-    let _ = tokio::time::timeout_at(grace, recorder).await;
+    let _ = tokio::time::timeout_at(grace, writer).await;
 }
 
 impl Dispatcher {
@@ -501,6 +499,8 @@ impl Dispatcher {
         let engine = self.engine.clone();
         let owner = self.owner.clone();
         let (record, done) = (self.record_tx.clone(), self.done_tx.clone());
+        // An ordered lane's next head waits for this outcome to be written.
+        let urgent = self.pacing_of(claimed.webhook_id).ordered;
         tokio::spawn(async move {
             let webhook = claimed.webhook_id;
             let sent_at = std::time::Instant::now();
@@ -510,7 +510,7 @@ impl Dispatcher {
             let retry_at = (update.status == DeliveryStatus::Retrying).then_some(update.next_attempt_at);
             // The slot is free once the receiver has answered; until the outcome is written
             // the payload's lease keeps it from being claimed again.
-            let _ = record.send(update);
+            let _ = record.send(Outcome { update, urgent });
             let _ = done.send(Done { webhook, retry_at });
         });
     }
@@ -540,43 +540,6 @@ impl Dispatcher {
             .min()?;
         let wait = (earliest - now).max(0) as u64;
         Some(Instant::now() + Duration::from_millis(wait))
-    }
-}
-
-/// Writes outcomes back in batches.
-async fn recorder(engine: Arc<Engine>, mut rx: mpsc::UnboundedReceiver<DeliveryUpdate>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < RECORD_BATCH {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        let mut tries = 0;
-        loop {
-            match engine.record_outcomes(&batch).await {
-                Ok(()) => {
-                    // A finished payload no longer holds its webhook's order: an ordered
-                    // lane's next head can be claimed now that the outcome is written
-                    // (its lane asked at the attempt's end and may have found it leased).
-                    let finished = batch.iter().filter(|u| u.status != DeliveryStatus::Retrying);
-                    engine
-                        .wake
-                        .recorded(finished.map(|u| u.webhook_id).collect::<HashSet<_>>());
-                    break;
-                }
-                Err(e) => {
-                    tries += 1;
-                    tracing::error!(error = ?e, tries, "recording delivery outcomes failed");
-                    if tries >= 30 {
-                        // The leases will expire and the payloads be sent again: at-least-once.
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
     }
 }
 
