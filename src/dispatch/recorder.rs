@@ -1,7 +1,7 @@
 //! Writes attempts' outcomes back to the store in batches, for the dispatcher (`worker`).
 //!
 //! The one idea to know: a batch's write has a fixed cost well above its per-outcome cost
-//! (on PostgreSQL one statement and one commit, about as much as a dozen outcomes' rows), so
+//! (on PostgreSQL one statement and one commit, more than half a dozen outcomes' rows), so
 //! a small batch waits a moment for more. It waits at most `LINGER` after its first outcome,
 //! and only while it holds fewer than `GATHER`. An outcome that something waits for goes at
 //! once: an ordered webhook's next payload is claimed only once its head's outcome is
