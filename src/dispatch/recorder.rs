@@ -26,10 +26,10 @@ use crate::domain::{DeliveryStatus, DeliveryUpdate};
 const MAX_BATCH: usize = 512;
 
 /// A batch this large is written without waiting for more.
-const GATHER: usize = 32;
+const GATHER: usize = 64;
 
 /// How long a smaller batch waits for more after its first outcome arrived.
-const LINGER: Duration = Duration::from_millis(2);
+const LINGER: Duration = Duration::from_millis(5);
 
 /// One attempt's outcome, as the dispatcher sends it.
 pub struct Outcome {
