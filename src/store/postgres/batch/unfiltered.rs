@@ -6,7 +6,11 @@
 //!
 //! So a batch holds its webhooks' row locks only for this statement and its COMMIT, with no
 //! round trip and no work in the node between the lock and the insert; two nodes publishing
-//! to one webhook wait that much less for each other (issue 28).
+//! to one webhook wait that much less for each other (issue 28). The locks are taken inside
+//! `hookd_take_increments` (migration 0020), not by the statement itself: a statement that
+//! waited for a row lock re-checks the row once it is free, and PostgreSQL first sets up the
+//! plan of the whole waiting statement again (on two nodes, a third of the publish backends'
+//! CPU); inside the function, that is one small UPDATE.
 //!
 //! Otherwise nothing is written and `batch` goes the long way (`lock_webhooks`, `insert`):
 //! when a matched webhook has a filter (the jobs' verdicts decide in the node), and when a job
@@ -164,9 +168,9 @@ struct Row {
 /// each matched webhook's increment ids (`counts`: one per job it matched) through
 /// `hookd_take_increments` (migration 0020), which locks and bumps the webhooks in ascending
 /// id and re-checks each on its current row: a lock wait inside the function re-checks only
-/// its small UPDATE, not this whole statement. `p` numbers each
-/// webhook's payloads after its last increment id, in job order, and marks those leased at
-/// insert (`hand`): a plain webhook's first ones, as many as its room. The event ids are
+/// its small UPDATE, not this whole statement. `p` numbers each webhook's payloads after its
+/// last increment id, in job order, and marks those leased at insert (`hand`): a plain
+/// webhook's first ones, as many as its room. The event ids are
 /// drawn first (`j`, evaluated once). Only webhooks with a payload not leased at insert are
 /// named in the wake-up. Returns: whether it wrote, the event ids, the refused jobs (catalog,
 /// key), each payload's job, webhook, `hand` and increment id (by job, then webhook), the
