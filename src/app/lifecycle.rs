@@ -23,7 +23,11 @@ pub struct Rotated {
 }
 
 impl App {
-    /// `webhook.update`: validated like create; a webhook made active wakes the dispatcher.
+    /// `webhook.update`: validated like create. This node's dispatcher forgets what it holds
+    /// of the webhook: its target and pacing (reloaded at the next claim), and the payloads
+    /// its publishes handed it (`store::handoff`), whose leases end so they are claimed again
+    /// under the new settings (a new URL, `ordered`, `max_rate`) rather than sent as handed.
+    /// Unless the webhook was turned off, its lane is woken to claim them.
     pub async fn webhook_update(&self, caller: &Caller, id: WebhookId, data: &Value) -> Result<(), AppError> {
         let catalog = self.catalog_refresh().await?;
         let change = WebhookChange::from_json(data, &catalog, self.settings.allow_private_targets)
@@ -31,10 +35,9 @@ impl App {
         if !self.store.webhook_update(caller.scope(), id, &change).await? {
             return Err(AppError::WebhookNotFound);
         }
-        match change.is_active {
-            Some(true) => self.wake.webhooks([id]),
-            Some(false) => self.wake.forget([id]),
-            None => {}
+        self.wake.forget([id]);
+        if change.is_active != Some(false) {
+            self.wake.webhooks([id]);
         }
         Ok(())
     }

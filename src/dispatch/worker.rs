@@ -138,13 +138,20 @@ async fn confirm(
 }
 
 /// Ends `owner`'s leases of handed payloads given up unsent (`Store::delivery_release`), so
-/// they can be claimed at once; should that fail, they run out by themselves.
+/// they can be claimed at once, and asks for a queue scan so that this node's dispatcher, if
+/// it still runs, claims them now (a lane woken before the release found them leased);
+/// should the release fail, the leases run out by themselves.
 async fn end_leases(engine: Arc<Engine>, ids: Vec<DeliveryId>, owner: String) {
     if ids.is_empty() {
         return;
     }
-    if let Err(e) = engine.store.delivery_release(&ids, &owner).await {
-        tracing::warn!(error = ?e, payloads = ids.len(), "ending the leases of handed payloads failed; they end by themselves");
+    match engine.store.delivery_release(&ids, &owner).await {
+        Ok(()) => engine.wake.rescan(),
+        Err(e) => tracing::warn!(
+            error = ?e,
+            payloads = ids.len(),
+            "ending the leases of handed payloads failed; they end by themselves"
+        ),
     }
 }
 

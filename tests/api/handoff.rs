@@ -162,3 +162,45 @@ async fn payloads_waiting_in_a_node_s_hand_off_are_not_sent_once_another_node_de
     );
     a.assert_no_panic();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payloads_waiting_in_the_hand_off_follow_a_webhook_update_made_on_the_same_node() {
+    let Some(setup) = Setup::new("handoff_update", Duration::from_millis(1500)).await else {
+        return;
+    };
+    let receiver = &setup.receiver;
+    let a = setup.node("A").await;
+    let id = setup.webhook(&a).await;
+
+    // Published on A: A leases every payload to itself; its 16 slots take the first ones.
+    let seqs: Vec<u64> = (0..EVENTS).collect();
+    let outcomes = a.rpc("root", &setup.admin_key).publish_batch(&seqs).await;
+    assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
+    let first = receiver.wait_for("/slow/", PER_WEBHOOK, Duration::from_secs(10)).await;
+    assert_eq!(first.len(), PER_WEBHOOK);
+    // While the rest wait in A's hand-off, the webhook moves to another URL and is made
+    // ordered, through A.
+    receiver.set("/moved/", Behaviour::Stall(Duration::from_millis(50)));
+    let change = json!({"url": receiver.url("/moved/"), "ordered": true});
+    let updated = a
+        .rpc("shop", &setup.shop_key)
+        .call_ok("webhook.update", json!([id, change]))
+        .await;
+    assert_eq!(updated, json!(true));
+
+    // The waiting payloads go to the new URL, one at a time in increment order.
+    let rest = EVENTS as usize - PER_WEBHOOK;
+    let moved = receiver.wait_for("/moved/", rest, Duration::from_secs(20)).await;
+    let ids: Vec<i64> = moved.iter().map(|r| r.increment_id()).collect();
+    assert_eq!(
+        ids,
+        (PER_WEBHOOK as i64 + 1..=EVENTS as i64).collect::<Vec<_>>(),
+        "the rest arrive at the new URL in order"
+    );
+    assert_eq!(
+        receiver.received("/slow/").len(),
+        PER_WEBHOOK,
+        "nothing handed before the update went to the old URL"
+    );
+    a.assert_no_panic();
+}
