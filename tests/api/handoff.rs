@@ -79,6 +79,20 @@ impl Setup {
         shop.call_ok("webhook.create", json!([hook])).await;
         shop.call_ok("webhook.list", json!([])).await[0]["webhook_id"].clone()
     }
+
+    /// Publishes the events on `node` in one batch, which leases every payload to it at
+    /// insert, and waits until its 16 slots have taken the first ones (the rest wait in its
+    /// hand-off while `/slow/` stalls).
+    async fn publish_and_fill_the_slots(&self, node: &Node) {
+        let seqs: Vec<u64> = (0..EVENTS).collect();
+        let outcomes = node.rpc("root", &self.admin_key).publish_batch(&seqs).await;
+        assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
+        let first = self
+            .receiver
+            .wait_for("/slow/", PER_WEBHOOK, Duration::from_secs(10))
+            .await;
+        assert_eq!(first.len(), PER_WEBHOOK);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -140,12 +154,7 @@ async fn payloads_waiting_in_a_node_s_hand_off_are_not_sent_once_another_node_de
     let (a, b) = tokio::join!(setup.node("A"), setup.node("B"));
     let id = setup.webhook(&a).await;
 
-    // Published on A: A leases every payload to itself; its 16 slots take the first ones.
-    let seqs: Vec<u64> = (0..EVENTS).collect();
-    let outcomes = a.rpc("root", &setup.admin_key).publish_batch(&seqs).await;
-    assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
-    let first = receiver.wait_for("/slow/", PER_WEBHOOK, Duration::from_secs(10)).await;
-    assert_eq!(first.len(), PER_WEBHOOK);
+    setup.publish_and_fill_the_slots(&a).await;
     // Deleted on B while the rest wait in A's hand-off (B's deletion never reaches A).
     let deleted = b
         .rpc("shop", &setup.shop_key)
@@ -172,12 +181,7 @@ async fn payloads_waiting_in_the_hand_off_follow_a_webhook_update_made_on_the_sa
     let a = setup.node("A").await;
     let id = setup.webhook(&a).await;
 
-    // Published on A: A leases every payload to itself; its 16 slots take the first ones.
-    let seqs: Vec<u64> = (0..EVENTS).collect();
-    let outcomes = a.rpc("root", &setup.admin_key).publish_batch(&seqs).await;
-    assert!(outcomes.iter().all(|(_, o)| o.is_ok()), "{outcomes:?}");
-    let first = receiver.wait_for("/slow/", PER_WEBHOOK, Duration::from_secs(10)).await;
-    assert_eq!(first.len(), PER_WEBHOOK);
+    setup.publish_and_fill_the_slots(&a).await;
     // While the rest wait in A's hand-off, the webhook moves to another URL and is made
     // ordered, through A.
     receiver.set("/moved/", Behaviour::Stall(Duration::from_millis(50)));
