@@ -113,8 +113,8 @@ impl Wake {
         self.notify.notify_one();
     }
 
-    /// These webhooks were deleted or turned off: the dispatcher drops their lanes and what
-    /// it cached of them.
+    /// These webhooks were deleted, turned off or changed (`webhook.update`): the dispatcher
+    /// drops their lanes and what it cached of them, and gives back what its hand-off held.
     pub fn forget(&self, ids: impl IntoIterator<Item = WebhookId>) {
         self.forgotten.add(ids);
         self.notify.notify_one();

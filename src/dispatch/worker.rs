@@ -425,9 +425,10 @@ impl Dispatcher {
         }
     }
 
-    /// Drops what is held for webhooks deleted or turned off (`all`: for every webhook): idle
-    /// lanes go at once, busy ones once their attempts end (their webhook then has nothing
-    /// to claim), and the cached target and pacing are loaded again if it still has work.
+    /// Drops what is held for webhooks deleted, turned off or changed (`all`: for every
+    /// webhook): idle lanes go at once, busy ones once their attempts end (unless woken
+    /// again), what waits in the hand-off is given back, and the cached target and pacing are
+    /// loaded again if it still has work.
     /// Without this a lane lived on until its next claim, which pacing may put far off.
     fn forget(&mut self, ids: &[WebhookId], all: bool) {
         let forget_lane = |lane: &mut Lane| {
