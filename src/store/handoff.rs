@@ -12,13 +12,14 @@
 //! A payload is sent as handed only within `FRESH` of its publish. One that waited longer
 //! (its webhook's slots were busy) is confirmed first (`Store::delivery_renew`): still
 //! queued, its webhook still active, the lease still this node's, which the confirmation
-//! extends. (A claim checks the webhook; a webhook deleted or turned off on another node
-//! does not reach this node's hand-off.) One that waited past `wait` (the lease less an
-//! attempt's longest time and a margin) is dropped: its lease runs out soon and a claim
-//! sends it. A webhook has at most `room` payloads waiting here; beyond that the publish
+//! extends: the check that remains should this node miss another node's word that the
+//! webhook changed (`hookd_changed`, see `store::postgres::wakeups`). One that waited past
+//! `wait` (the lease less an attempt's longest time and a margin) is dropped: its lease
+//! runs out soon and a claim sends it. A webhook has at most `room` payloads waiting here; beyond that the publish
 //! writes them unleased, for a claim. Nothing is handed while no dispatcher runs on this
 //! node (`open`); what waits when it stops, or for a webhook deleted or turned off, is
-//! given up, and the dispatcher ends those leases at once (`Store::delivery_release`).
+//! given up, and the dispatcher ends those leases at once (`Store::delivery_release`); so is
+//! what waits for a webhook updated (through any node), to be claimed under its new settings.
 //! (Should that fail, or the node die, the leases simply run out: later, never twice.)
 
 use std::collections::{HashMap, VecDeque};

@@ -155,14 +155,15 @@ async fn payloads_waiting_in_a_node_s_hand_off_are_not_sent_once_another_node_de
     let id = setup.webhook(&a).await;
 
     setup.publish_and_fill_the_slots(&a).await;
-    // Deleted on B while the rest wait in A's hand-off (B's deletion never reaches A).
+    // Deleted on B while the rest wait in A's hand-off.
     let deleted = b
         .rpc("shop", &setup.shop_key)
         .call_ok("webhook.delete", json!([id]))
         .await;
     assert_eq!(deleted, json!(true));
 
-    // A's slots come free after 1.5 s; what waited is confirmed first, and found canceled.
+    // B's word makes A give them back (`hookd_changed`); should it not arrive, A's slots
+    // come free after 1.5 s, and what waited is confirmed first, and found canceled.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         receiver.received("/slow/").len(),
@@ -177,22 +178,38 @@ async fn payloads_waiting_in_the_hand_off_follow_a_webhook_update_made_on_the_sa
     let Some(setup) = Setup::new("handoff_update", Duration::from_millis(1500)).await else {
         return;
     };
-    let receiver = &setup.receiver;
     let a = setup.node("A").await;
-    let id = setup.webhook(&a).await;
+    waiting_payloads_follow_an_update(&setup, &a, &a).await;
+}
 
-    setup.publish_and_fill_the_slots(&a).await;
-    // While the rest wait in A's hand-off, the webhook moves to another URL and is made
-    // ordered, through A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payloads_waiting_in_the_hand_off_follow_a_webhook_update_made_on_another_node() {
+    // A shorter stall than above: the payloads still wait when the update lands, and are
+    // still fresh (handed less than `FRESH` ago, sent without a confirmation) when A's slots
+    // come free; only B's word reaches A in time.
+    let Some(setup) = Setup::new("handoff_update_afar", Duration::from_millis(700)).await else {
+        return;
+    };
+    let (a, b) = tokio::join!(setup.node("A"), setup.node("B"));
+    waiting_payloads_follow_an_update(&setup, &a, &b).await;
+    b.assert_no_panic();
+}
+
+/// Publishes on `a` (which leases every payload to itself) and, while the rest wait in its
+/// hand-off, moves the webhook to another URL and makes it ordered through `through`; then
+/// the waiting payloads must go to the new URL, one at a time in increment order.
+async fn waiting_payloads_follow_an_update(setup: &Setup, a: &Node, through: &Node) {
+    let receiver = &setup.receiver;
+    let id = setup.webhook(a).await;
+    setup.publish_and_fill_the_slots(a).await;
     receiver.set("/moved/", Behaviour::Stall(Duration::from_millis(50)));
     let change = json!({"url": receiver.url("/moved/"), "ordered": true});
-    let updated = a
+    let updated = through
         .rpc("shop", &setup.shop_key)
         .call_ok("webhook.update", json!([id, change]))
         .await;
     assert_eq!(updated, json!(true));
 
-    // The waiting payloads go to the new URL, one at a time in increment order.
     let rest = EVENTS as usize - PER_WEBHOOK;
     let moved = receiver.wait_for("/moved/", rest, Duration::from_secs(20)).await;
     let ids: Vec<i64> = moved.iter().map(|r| r.increment_id()).collect();

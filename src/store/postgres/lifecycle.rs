@@ -87,6 +87,8 @@ pub async fn update(pool: &PgPool, scope: Scope, id: WebhookId, change: &Webhook
     if change.is_active == Some(true) {
         wakeups::notify(&mut tx, &[id.0]).await?;
     }
+    // Other nodes forget what they hold of it (their hand-off of its payloads included).
+    wakeups::changed(&mut tx, &[id.0]).await?;
     tx.commit().await.map_err(StoreError::from_commit_pg)?;
     Ok(true)
 }

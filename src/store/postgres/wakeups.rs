@@ -13,9 +13,17 @@
 //!
 //! The webhooks named are woken a moment later than the writer's own (`Wake::from_afar`).
 //!
+//! A second channel, `hookd_changed`, names webhooks updated, deleted or turned off (empty:
+//! possibly all of them), sent in the changing transaction like a wake-up. Every node's
+//! dispatcher then forgets what it holds of them (`Wake::forget`): its cached target and
+//! pacing, and the payloads its own publishes handed it (`store::handoff`), which it gives
+//! back to be claimed under the new settings. Without it a node went on sending those as
+//! handed: to the old URL, unpaced, or for a webhook turned off.
+//!
 //! Notifications sent while a listener is disconnected are lost, so after every (re)connect
-//! the listener asks for a queue scan, which finds whatever they would have announced. The
-//! periodic scan remains the backstop for anything else.
+//! the listener asks for a queue scan, which finds whatever they would have announced, and
+//! has the dispatcher forget every webhook, as a change it missed would have. The periodic
+//! scan remains the backstop for anything else.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +38,9 @@ use crate::store::{PoolSettings, StoreResult};
 use crate::wake::Wake;
 
 pub(super) const CHANNEL: &str = "hookd_wake";
+
+/// Webhooks changed (see the module docs).
+pub(super) const CHANGED: &str = "hookd_changed";
 
 /// Payloads longer than this become the rescan marker (PostgreSQL refuses 8000 bytes or more).
 pub(super) const MAX_PAYLOAD: usize = 7900;
@@ -51,6 +62,17 @@ pub(super) async fn notify(conn: &mut PgConnection, webhooks: &[i64]) -> StoreRe
     Ok(())
 }
 
+/// Tells every node, when the caller's transaction commits, that these webhooks changed
+/// (updated, deleted or turned off); empty: any may have.
+pub(super) async fn changed(conn: &mut PgConnection, webhooks: &[i64]) -> StoreResult<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGED)
+        .bind(payload(webhooks))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub(super) fn payload(webhooks: &[i64]) -> String {
     let joined = webhooks.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
     if joined.len() > MAX_PAYLOAD {
@@ -60,15 +82,32 @@ pub(super) fn payload(webhooks: &[i64]) -> String {
     }
 }
 
-/// Applies one notification's payload: webhook ids, or a rescan when empty or unreadable.
-fn apply(wake: &Wake, payload: &str) {
+/// The webhooks a payload names; None for "all" (empty or unreadable).
+fn named(payload: &str) -> Option<Vec<WebhookId>> {
     let ids: Option<Vec<WebhookId>> = payload
         .split(',')
         .map(|s| s.trim().parse::<i64>().ok().map(WebhookId))
         .collect();
-    match ids {
-        Some(ids) if !payload.is_empty() => wake.from_afar(ids),
-        _ => wake.rescan(),
+    ids.filter(|_| !payload.is_empty())
+}
+
+/// Applies one wake-up's payload: webhook ids, or a rescan when empty or unreadable.
+fn apply(wake: &Wake, payload: &str) {
+    match named(payload) {
+        Some(ids) => wake.from_afar(ids),
+        None => wake.rescan(),
+    }
+}
+
+/// Applies one change's payload: the webhooks named (or all) are forgotten, and woken so
+/// that what their hand-off gave back is claimed again.
+fn apply_changed(wake: &Wake, payload: &str) {
+    match named(payload) {
+        Some(ids) => {
+            wake.forget(ids.iter().copied());
+            wake.from_afar(ids);
+        }
+        None => wake.forget_all(),
     }
 }
 
@@ -91,8 +130,10 @@ pub(super) async fn listen(
         };
         match connected {
             Ok(mut listener) => {
-                // Anything announced while we were not listening is found by a scan; asked
-                // for only now that LISTEN is active, so nothing falls between the two.
+                // Anything announced while we were not listening is found by a scan, and any
+                // change is taken for all; asked for only now that LISTEN is active, so
+                // nothing falls between the two.
+                wake.forget_all();
                 wake.rescan();
                 backoff = BACKOFF_MIN;
                 tracing::debug!(channel = CHANNEL, "listening for wake-ups");
@@ -116,7 +157,7 @@ pub(super) async fn listen(
 }
 
 /// A listener on its own single-connection pool (dropped with the listener, so a broken
-/// connection is never reused) with `LISTEN hookd_wake` done.
+/// connection is never reused) with `LISTEN hookd_wake` and `LISTEN hookd_changed` done.
 async fn subscribe(options: &PgConnectOptions, settings: &PoolSettings) -> Result<PgListener, sqlx::Error> {
     let app = options.get_application_name().unwrap_or("hookd");
     let pool = PgPoolOptions::new()
@@ -129,7 +170,7 @@ async fn subscribe(options: &PgConnectOptions, settings: &PoolSettings) -> Resul
     let mut listener = PgListener::connect_with(&pool).await?;
     // We reconnect ourselves, so that we know when to rescan.
     listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, CHANGED]).await?;
     Ok(listener)
 }
 
@@ -166,8 +207,12 @@ async fn receive(listener: &mut PgListener, wake: &Wake, own: &Backends, stop: &
 }
 
 fn handle(wake: &Wake, own: &Backends, n: &PgNotification) {
-    if n.channel() == CHANNEL && !own.contains(n.process_id()) {
-        apply(wake, n.payload());
+    match n.channel() {
+        CHANNEL if !own.contains(n.process_id()) => apply(wake, n.payload()),
+        // This node's own changes too: cheap, and not worth telling apart from its publishes'
+        // backends (it forgot them already, so this finds little to give back).
+        CHANGED => apply_changed(wake, n.payload()),
+        _ => {}
     }
 }
 
@@ -193,6 +238,27 @@ mod unit {
         for rescan_marker in ["", "x", "1,,2"] {
             apply(&wake, rescan_marker);
             assert_eq!(wake.take(), (vec![], true), "payload {rescan_marker:?}");
+        }
+    }
+
+    #[test]
+    fn changes_make_the_dispatcher_forget_the_webhooks_named_or_all() {
+        let wake = Wake::default();
+        apply_changed(&wake, "7,2");
+        let (mut forgotten, all) = wake.take_forgotten();
+        forgotten.sort();
+        assert_eq!((forgotten, all), (vec![WebhookId(2), WebhookId(7)], false));
+        let mut woken = wake.take_afar();
+        woken.sort();
+        assert_eq!(
+            woken,
+            vec![WebhookId(2), WebhookId(7)],
+            "woken to claim what was given back"
+        );
+
+        for all_marker in ["", "x"] {
+            apply_changed(&wake, all_marker);
+            assert_eq!(wake.take_forgotten(), (vec![], true), "payload {all_marker:?}");
         }
     }
 }

@@ -200,24 +200,31 @@ pub async fn set_active(pool: &PgPool, scope: Scope, target: &StatusTarget, acti
     if active && !ids.is_empty() {
         wakeups::notify(&mut tx, &ids).await?;
     }
+    if !active && !ids.is_empty() {
+        // Every node drops what it holds of them; a list too long to name is "all".
+        wakeups::changed(&mut tx, &ids).await?;
+    }
     tx.commit().await.map_err(StoreError::from_commit_pg)?;
     Ok(ids.len() as u64)
 }
 
 /// Turns the webhook off at `now` with its announcement pending, in one statement: a crash
-/// leaves either both or neither.
+/// leaves either both or neither. The same statement tells every node it changed
+/// (`wakeups::CHANGED`), at its commit.
 pub async fn disable(pool: &PgPool, id: WebhookId, reason: &str, now: Millis) -> StoreResult<bool> {
-    let changed = sqlx::query(
-        "UPDATE webhooks SET is_active = FALSE, disabled_reason = $2, failing_since = NULL, \
+    let changed: Option<i64> = sqlx::query_scalar(
+        "WITH off AS (UPDATE webhooks SET is_active = FALSE, disabled_reason = $2, failing_since = NULL, \
            announce_pending = TRUE, disabled_at = $3 \
-         WHERE id = $1 AND is_active",
+         WHERE id = $1 AND is_active RETURNING id) \
+         SELECT id FROM off, pg_notify($4, id::TEXT)",
     )
     .bind(id.0)
     .bind(reason)
     .bind(now)
-    .execute(pool)
+    .bind(wakeups::CHANGED)
+    .fetch_optional(pool)
     .await?;
-    Ok(changed.rows_affected() > 0)
+    Ok(changed.is_some())
 }
 
 /// Reads only pending rows (the partial index `webhooks_announce_pending`), locking none:
@@ -282,6 +289,7 @@ pub async fn delete(pool: &PgPool, scope: Scope, id: WebhookId) -> StoreResult<b
     .bind(id.0)
     .execute(&mut *tx)
     .await?;
+    wakeups::changed(&mut tx, &[id.0]).await?;
     tx.commit().await.map_err(StoreError::from_commit_pg)?;
     Ok(true)
 }

@@ -137,3 +137,99 @@ async fn a_node_hears_other_nodes_publishes_but_not_its_own() {
     drop((node, other));
     db.drop_database().await;
 }
+
+/// Waits until `wake` has been told to forget all of `ids` (and every webhook, if `all`).
+async fn wait_forgotten(wake: &Wake, ids: &[WebhookId], all: bool) {
+    let mut want: HashSet<WebhookId> = ids.iter().copied().collect();
+    let mut all_wanted = all;
+    let waited = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (got, every) = wake.take_forgotten();
+            for id in got {
+                want.remove(&id);
+            }
+            all_wanted &= !every;
+            if want.is_empty() && !all_wanted {
+                return;
+            }
+            wake.notified().await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "not told to forget {want:?} (all still wanted: {all_wanted})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_updated_deleted_or_turned_off_on_one_node_are_forgotten_on_the_others() {
+    let (db, changer) = setup!();
+    let listener = Arc::new(db.store().await);
+    let m = merchant(&changer, "shop").await;
+    let [moved, deleted, disabled, paused_id, bulk] = [
+        create_hook(&changer, m, "order:created", true).await,
+        create_hook(&changer, m, "order:created", true).await,
+        create_hook(&changer, m, "order:created", true).await,
+        create_hook(&changer, m, "order:created", true).await,
+        create_hook(&changer, m, "order:canceled", true).await,
+    ];
+
+    let wake = Arc::new(Wake::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let task = tokio::spawn({
+        let (listener, wake) = (listener.clone(), wake.clone());
+        async move { listener.listen_wakeups(wake, stop_rx).await }
+    });
+    // Connected: whatever changed before is taken for all.
+    wait_forgotten(&wake, &[], true).await;
+
+    let url = crate::domain::WebhookChange::from_json(
+        &serde_json::json!({"url": "https://moved.example/hook"}),
+        &catalog(),
+        false,
+    )
+    .unwrap();
+    assert!(changer.webhook_update(Scope::All, moved, &url).await.unwrap());
+    wait_forgotten(&wake, &[moved], false).await;
+    assert!(
+        wake.take_afar().contains(&moved),
+        "woken, to claim what its hand-off gave back"
+    );
+    assert!(changer.webhook_delete(Scope::All, deleted).await.unwrap());
+    assert!(changer.webhook_disable(disabled, "receiver gone").await.unwrap());
+    assert!(
+        !changer.webhook_disable(disabled, "again").await.unwrap(),
+        "off already"
+    );
+    let paused = StatusTarget::Id(paused_id);
+    assert_eq!(changer.webhook_set_active(Scope::All, &paused, false).await.unwrap(), 1);
+    wait_forgotten(&wake, &[deleted, disabled, paused_id], false).await;
+    let by_topic = StatusTarget::Topic("order:canceled".into());
+    assert_eq!(
+        changer.webhook_set_active(Scope::All, &by_topic, false).await.unwrap(),
+        1
+    );
+    wait_forgotten(&wake, &[bulk], false).await;
+
+    // A reconnect cannot know what it missed: it forgets every webhook.
+    let mut admin = PgConnection::connect(&db.admin_url).await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND application_name = 'hookd-listener'",
+    )
+    .bind(&db.name)
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    wait_forgotten(&wake, &[], true).await;
+
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the listener stops")
+        .unwrap();
+    admin.close().await.ok();
+    drop((changer, listener));
+    db.drop_database().await;
+}
