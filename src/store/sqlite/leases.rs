@@ -124,6 +124,20 @@ impl Leases {
         self.lock().insert(id, webhook, until);
     }
 
+    /// Moves the leases of those of `ids` still held (unexpired at `now`) to `until`;
+    /// returns them. (A handed payload that waited is confirmed so, see `store::handoff`.)
+    pub fn extend(&self, ids: &[DeliveryId], (now, until): (Millis, Millis)) -> Vec<DeliveryId> {
+        let mut held = self.lock();
+        let mut kept = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(lease) = held.until.get_mut(id).filter(|(_, u)| *u > now) {
+                lease.1 = until;
+                kept.push(*id);
+            }
+        }
+        kept
+    }
+
     /// Lets payloads go (their outcome has committed, or their claim was abandoned).
     pub fn release(&self, ids: impl IntoIterator<Item = DeliveryId>) {
         let mut held = self.lock();
@@ -193,6 +207,19 @@ mod tests {
         }
         assert_eq!(l.take(W, seen, ids(&[1]), |d| *d, (0, 100), 5), (vec![], true));
         assert_eq!(take(&l, &[1], 0, 100, 5), ids(&[1]));
+    }
+
+    #[test]
+    fn only_leases_still_held_are_extended() {
+        let l = Leases::default();
+        assert_eq!(take(&l, &[1, 2, 3], 0, 100, 5), ids(&[1, 2, 3]));
+        l.release(ids(&[2]));
+        assert_eq!(l.extend(&ids(&[1, 2, 3, 4]), (50, 500)), ids(&[1, 3]));
+        // Extended: not free at 100 any more, but at 500.
+        assert!(take(&l, &[1, 3], 100, 600, 5).is_empty());
+        assert_eq!(take(&l, &[1], 500, 600, 5), ids(&[1]));
+        // One that ran out is not extended.
+        assert!(l.extend(&ids(&[3]), (500, 900)).is_empty());
     }
 
     #[test]

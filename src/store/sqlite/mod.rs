@@ -31,15 +31,16 @@ mod webhooks;
 mod writer;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 
 use super::pace::Buckets;
 use super::{
     ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PublishRequest, Published,
-    Recovered, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, StoredSecrets, UserRecord, WriteHealth,
+    DisabledAnnouncement, Failing, Handoff, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PublishRequest,
+    Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreError, StoreResult, StoredSecrets, UserRecord,
+    WriteHealth,
 };
 use crate::domain::catalog::{CatalogEntry, CatalogWrite};
 use crate::domain::portal::{NewPortalLink, Redeemed, SessionUser};
@@ -66,6 +67,9 @@ pub struct SqliteStore {
     health: Arc<WriteHealth>,
     /// Seals the secrets written, opens those read (see `sealing`).
     keyring: Arc<Keyring>,
+    /// Where publishes hand fresh payloads to the dispatcher, once one is given
+    /// (`store::handoff`, `publish`).
+    handoff: OnceLock<Arc<Handoff>>,
 }
 
 /// The file a `sqlite:` database url names (`sqlite://path`, `sqlite:path`, with or without
@@ -104,6 +108,7 @@ impl SqliteStore {
             buckets: Default::default(),
             health,
             keyring: Arc::new(Keyring::off()),
+            handoff: OnceLock::new(),
         })
     }
 
@@ -443,6 +448,8 @@ impl Store for SqliteStore {
     }
 
     async fn event_publish(&self, req: &PublishRequest<'_>) -> StoreResult<Published> {
+        let handoff = self.handoff.get();
+        let offer = handoff.and_then(|h| h.offer(req.now));
         let job = publish::PublishJob {
             merchant: req.merchant.0,
             topic: req.topic.as_str().to_string(),
@@ -453,8 +460,23 @@ impl Store for SqliteStore {
             verdicts: req.verdicts.clone(),
             trace: req.trace.map(|t| t.to_string()),
             key_check: req.key_check.cloned(),
+            offer: offer.clone(),
         };
-        self.writer.write(move |c, _| publish::publish(c, &job)).await?
+        let stored = self
+            .writer
+            .write_holding(
+                move |c, leases| publish::publish(c, &job, leases),
+                publish::Stored::held,
+            )
+            .await?;
+        // Durable now: what the publish holds goes to the dispatcher. (Should the write
+        // have failed after its commit, those leases run out by themselves.)
+        stored.map(|s| {
+            if let (Some(h), Some(offer)) = (handoff, &offer) {
+                h.put(offer, s.handed);
+            }
+            s.published
+        })
     }
 
     async fn delivery_create_claimed(
@@ -473,10 +495,34 @@ impl Store for SqliteStore {
             body: body.clone(),
             lease_until,
         };
-        let held = |made: &Option<ClaimedDelivery>| made.as_ref().map(|d| d.id);
+        let held = |made: &Option<ClaimedDelivery>| made.iter().map(|d| d.id).collect();
         self.writer
             .write_holding(move |c, leases| publish::create_claimed(c, &job, leases), held)
             .await
+    }
+
+    fn accept_handoff(&self, handoff: Arc<Handoff>) {
+        let _ = self.handoff.set(handoff);
+    }
+
+    /// Handed payloads given up: let go, so a claim takes them at once.
+    async fn delivery_release(&self, ids: &[DeliveryId], _owner: &str) -> StoreResult<()> {
+        self.leases.release(ids.iter().copied());
+        Ok(())
+    }
+
+    /// Handed payloads that waited: those still queued, of an active webhook, and still held
+    /// have their leases extended (leases are this process's alone, so `owner` is implied).
+    async fn delivery_renew(
+        &self,
+        ids: &[DeliveryId],
+        _owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> StoreResult<Vec<DeliveryId>> {
+        let ids = ids.to_vec();
+        let queued = self.readers.off_thread(move |c| queue::still_queued(c, &ids)).await?;
+        Ok(self.leases.extend(&queued, (now, lease_until)))
     }
 
     async fn queue_scan(&self, _now: Millis) -> StoreResult<Vec<(WebhookId, Millis)>> {

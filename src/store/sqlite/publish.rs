@@ -1,7 +1,14 @@
 //! Events and payloads in SQLite: publish (fan-out with gap-free increment ids, webhooks'
-//! filters evaluated on the matched rows) and `webhook.test`'s payload. Both run as writer jobs, inside a batch transaction; the one
-//! writer is what makes the increment ids gap-free (a webhook's last id is read and bumped
-//! with no other write in between, and a rolled-back job takes its bump with it).
+//! filters evaluated on the matched rows) and `webhook.test`'s payload. Both run as writer
+//! jobs, inside a batch transaction; the one writer is what makes the increment ids
+//! gap-free (a webhook's last id is read and bumped with no other write in between, and a
+//! rolled-back job takes its bump with it).
+//!
+//! While a dispatcher runs, a publish hands the fresh payloads of plain webhooks (neither
+//! ordered nor paced) to it (`store::handoff`), as PostgreSQL's publish does: it holds them
+//! in `leases` before the commit makes them visible, so no claim takes them, and the store
+//! puts them in the hand-off once the batch is durable. The dispatcher sends them without a
+//! claim, which on SQLite is a read on a reader thread per lane and wake-up.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -11,6 +18,7 @@ use std::sync::Arc;
 
 use crate::domain::filter::Verdicts;
 use crate::domain::{BodyTemplate, DeliveryId, EventId, KeyCheck, WebhookId};
+use crate::store::handoff::Offer;
 use crate::store::{ClaimedDelivery, Published, StoreError, StoreResult};
 use crate::time::{now_millis, Millis};
 
@@ -35,6 +43,22 @@ pub struct PublishJob {
     pub trace: Option<String>,
     /// The remembered caller's key, to find unchanged (`KeyCheck`).
     pub key_check: Option<KeyCheck>,
+    /// What the publish may hand to this process's dispatcher (None: no dispatcher runs).
+    pub offer: Option<Offer>,
+}
+
+/// A publish stored: its answer, and the payloads it holds for the hand-off.
+pub struct Stored {
+    pub published: Published,
+    pub handed: Vec<ClaimedDelivery>,
+}
+
+impl Stored {
+    /// The payloads the job holds in `leases` (let go if its batch rolls back).
+    pub fn held(stored: &Result<Stored, StoreError>) -> Vec<DeliveryId> {
+        let handed = stored.as_ref().map(|s| s.handed.as_slice()).unwrap_or_default();
+        handed.iter().map(|d| d.id).collect()
+    }
 }
 
 pub struct CreateClaimedJob {
@@ -50,7 +74,7 @@ pub struct CreateClaimedJob {
 /// evaluated here, on the writer thread every merchant's publish goes through), or a caller's
 /// key that is no longer its user's (`KeyRevoked`). Refusals are answers, not failures, so
 /// they cost the writer's batch no rollback.
-pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Result<Published, StoreError>> {
+pub fn publish(c: &Connection, job: &PublishJob, leases: &Leases) -> StoreResult<Result<Stored, StoreError>> {
     if let Some(check) = &job.key_check {
         let stored: Option<String> = c
             .prepare_cached("SELECT key_hash FROM users WHERE id = ?1")?
@@ -69,11 +93,15 @@ pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Result<Published
             .optional()?;
         match earlier {
             Some((id, payloads, at)) if at > job.now - IDEMPOTENCY_WINDOW_MS => {
-                return Ok(Ok(Published {
+                let published = Published {
                     event_id: EventId(id),
                     payloads,
                     webhooks: vec![],
                     replayed: true,
+                    handed: vec![],
+                };
+                return Ok(Ok(Stored {
+                    published,
                     handed: vec![],
                 }));
             }
@@ -86,30 +114,36 @@ pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Result<Published
     }
     // A webhook subscribed through two matching patterns appears twice: dedup here, which
     // is cheaper than a DISTINCT (a temporary b-tree in SQLite) on every publish.
-    // Each with its last increment id and its filter.
-    let mut matched: Vec<(i64, i64, Option<String>)> = c
+    let mut matched: Vec<Matched> = c
         .prepare_cached(MATCHED_WEBHOOKS)?
         .query_map(
             params![job.merchant, job.match_keys[0], job.match_keys[1], job.match_keys[2]],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| {
+                Ok(Matched {
+                    webhook: r.get(0)?,
+                    last: r.get(1)?,
+                    filter: r.get(2)?,
+                    plain: r.get(3)?,
+                    version: r.get(4)?,
+                })
+            },
         )?
         .collect::<Result<_, _>>()?;
-    matched.sort_unstable_by_key(|m| m.0);
-    matched.dedup_by_key(|m| m.0);
+    matched.sort_unstable_by_key(|m| m.webhook);
+    matched.dedup_by_key(|m| m.webhook);
     // A webhook whose filter is not true for this event gets no payload and keeps its
     // increment id.
     let unjudged: Vec<Arc<str>> = (matched.iter())
-        .filter_map(|(_, _, filter)| filter.as_deref())
+        .filter_map(|m| m.filter.as_deref())
         .filter(|f| job.verdicts.get(f).is_none())
         .map(Arc::from)
         .collect();
     if !unjudged.is_empty() {
         return Ok(Err(StoreError::FiltersUnjudged(unjudged)));
     }
-    let hooks: Vec<(i64, i64)> = matched
+    let hooks: Vec<Matched> = matched
         .into_iter()
-        .filter(|(_, _, filter)| filter.as_deref().is_none_or(|f| job.verdicts.get(f) == Some(true)))
-        .map(|(webhook, last, _)| (webhook, last))
+        .filter(|m| m.filter.as_deref().is_none_or(|f| job.verdicts.get(f) == Some(true)))
         .collect();
     // No RETURNING here or below: SQLite runs it through a temporary table.
     c.prepare_cached(
@@ -126,34 +160,69 @@ pub fn publish(c: &Connection, job: &PublishJob) -> StoreResult<Result<Published
     ])?;
     let event_id = c.last_insert_rowid();
     PUBLISHED_IN_BATCH.set(PUBLISHED_IN_BATCH.get() + 1);
-    for &(webhook, last) in &hooks {
-        let at = Slot {
-            webhook: WebhookId(webhook),
-            merchant: job.merchant,
-            increment_id: last + 1,
-        };
-        insert_payload(c, &at, Some(event_id), &job.topic, &job.body, job.now)?;
-    }
-    Ok(Ok(Published {
+    let mut published = Published {
         event_id: EventId(event_id),
         payloads: hooks.len() as i64,
-        webhooks: hooks.into_iter().map(|(w, _)| WebhookId(w)).collect(),
+        webhooks: Vec::with_capacity(hooks.len()),
         replayed: false,
         handed: vec![],
-    }))
+    };
+    let mut handed = Vec::new();
+    for m in &hooks {
+        let webhook = WebhookId(m.webhook);
+        let at = Slot {
+            webhook,
+            merchant: job.merchant,
+            increment_id: m.last + 1,
+        };
+        let payload = insert_payload(c, &at, Some(event_id), &job.topic, &job.body, job.now)?;
+        published.webhooks.push(webhook);
+        let Some(offer) = job.offer.as_ref().filter(|o| m.plain && has_room(o, m.webhook)) else {
+            continue;
+        };
+        // Held before the commit makes it visible: no claim takes it.
+        leases.hold(payload.id, webhook, offer.lease_until);
+        published.handed.push(webhook);
+        handed.push(ClaimedDelivery {
+            webhook_version: m.version,
+            trace: job.trace.clone(),
+            ..payload
+        });
+    }
+    Ok(Ok(Stored { published, handed }))
+}
+
+/// A webhook the publish matched (see `MATCHED_WEBHOOKS`).
+struct Matched {
+    webhook: i64,
+    /// Its last increment id.
+    last: i64,
+    filter: Option<String>,
+    /// Neither ordered nor paced: its payload may be handed over.
+    plain: bool,
+    version: i64,
+}
+
+/// Whether the offer lets one more of the webhook's payloads wait in the hand-off.
+fn has_room(offer: &Offer, webhook: i64) -> bool {
+    let room = (offer.rooms.iter())
+        .find(|(w, _)| *w == webhook)
+        .map_or(offer.room, |r| r.1);
+    room > 0
 }
 
 /// The active webhooks subscribed to one of a topic's three match keys (?2, ?3, ?4) of
-/// merchant ?1. One search per key, joined by UNION ALL: `pattern IN (?2, ?3, ?4)` (or the
+/// merchant ?1: id, last increment id, filter, whether plain (neither ordered nor paced),
+/// version. One search per key, joined by UNION ALL: `pattern IN (?2, ?3, ?4)` (or the
 /// same with OR) makes SQLite fill a temporary b-tree with the three keys on every publish.
 const MATCHED_WEBHOOKS: &str = "\
-    SELECT t.webhook_id, w.increment_id, w.filter FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
+    SELECT t.webhook_id, w.increment_id, w.filter, w.ordered = 0 AND w.max_rate IS NULL, w.version FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
       WHERE t.merchant_id = ?1 AND t.pattern = ?2 AND w.is_active = 1 \
     UNION ALL \
-    SELECT t.webhook_id, w.increment_id, w.filter FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
+    SELECT t.webhook_id, w.increment_id, w.filter, w.ordered = 0 AND w.max_rate IS NULL, w.version FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
       WHERE t.merchant_id = ?1 AND t.pattern = ?3 AND w.is_active = 1 \
     UNION ALL \
-    SELECT t.webhook_id, w.increment_id, w.filter FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
+    SELECT t.webhook_id, w.increment_id, w.filter, w.ordered = 0 AND w.max_rate IS NULL, w.version FROM webhook_topics t JOIN webhooks w ON w.id = t.webhook_id \
       WHERE t.merchant_id = ?1 AND t.pattern = ?4 AND w.is_active = 1";
 
 /// Where a payload goes: its webhook, that webhook's merchant, and its increment id (the

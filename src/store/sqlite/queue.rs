@@ -37,6 +37,24 @@ pub fn queue_scan(c: &Connection) -> StoreResult<Vec<(WebhookId, Millis)>> {
     Ok(rows)
 }
 
+/// Of `ids`, those still queued (pending or retrying) and of an active webhook: handed
+/// payloads that waited are confirmed so before they are sent (`Store::delivery_renew`).
+pub fn still_queued(c: &Connection, ids: &[DeliveryId]) -> StoreResult<Vec<DeliveryId>> {
+    reads::in_snapshot(c, |c| {
+        let mut queued = c.prepare_cached(
+            "SELECT 1 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.id = ?1 AND d.status IN ('pending', 'retrying') AND w.is_active = 1",
+        )?;
+        let mut kept = Vec::with_capacity(ids.len());
+        for id in ids {
+            if queued.exists([id.0])? {
+                kept.push(*id);
+            }
+        }
+        Ok(kept)
+    })
+}
+
 /// Payloads of active webhooks due at `now`, at most `cap` counted.
 pub fn due_count(c: &Connection, now: Millis, cap: i64) -> StoreResult<i64> {
     let n = c

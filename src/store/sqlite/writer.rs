@@ -35,11 +35,12 @@ trait Task: Send {
     fn answer(self: Box<Self>, result: StoreResult<()>);
 }
 
-/// A write and where its answer goes. `held` names the payload a run holds in `leases`
-/// (only `webhook.test`'s payload is held before its insert commits).
+/// A write and where its answer goes. `held` names the payloads a run holds in `leases`
+/// before its insert commits (`webhook.test`'s payload, and those a publish hands to the
+/// dispatcher, see `store::handoff`).
 struct Job<T, F> {
     work: F,
-    held: fn(&T) -> Option<DeliveryId>,
+    held: fn(&T) -> Vec<DeliveryId>,
     output: Option<T>,
     reply: oneshot::Sender<StoreResult<T>>,
 }
@@ -55,8 +56,8 @@ where
     }
 
     fn abandon(&mut self, leases: &Leases) {
-        if let Some(id) = self.output.take().as_ref().and_then(self.held) {
-            leases.release([id]);
+        if let Some(ids) = self.output.take().as_ref().map(self.held).filter(|ids| !ids.is_empty()) {
+            leases.release(ids);
         }
     }
 
@@ -114,11 +115,11 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&Connection, &Leases) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(work, |_| None).await
+        self.submit(work, |_| Vec::new()).await
     }
 
-    /// As `write`, for a job that holds the payload `held` names in `leases` while it runs.
-    pub async fn write_holding<T, F>(&self, work: F, held: fn(&T) -> Option<DeliveryId>) -> StoreResult<T>
+    /// As `write`, for a job that holds the payloads `held` names in `leases` while it runs.
+    pub async fn write_holding<T, F>(&self, work: F, held: fn(&T) -> Vec<DeliveryId>) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnMut(&Connection, &Leases) -> StoreResult<T> + Send + 'static,
@@ -126,7 +127,7 @@ impl Writer {
         self.submit(work, held).await
     }
 
-    async fn submit<T, F>(&self, work: F, held: fn(&T) -> Option<DeliveryId>) -> StoreResult<T>
+    async fn submit<T, F>(&self, work: F, held: fn(&T) -> Vec<DeliveryId>) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnMut(&Connection, &Leases) -> StoreResult<T> + Send + 'static,

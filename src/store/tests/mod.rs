@@ -16,6 +16,7 @@ use crate::time::{now_millis, Millis};
 const HOUR: Millis = 3600 * 1000;
 
 mod accounts;
+mod handoff;
 mod lifecycle;
 mod outcomes;
 mod publish;
