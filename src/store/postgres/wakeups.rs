@@ -104,8 +104,9 @@ fn apply(wake: &Wake, payload: &str) {
 fn apply_changed(wake: &Wake, payload: &str) {
     match named(payload) {
         Some(ids) => {
-            wake.forget(ids.iter().copied());
-            wake.from_afar(ids);
+            // Woken first: whoever sees them forgotten sees them woken too.
+            wake.from_afar(ids.iter().copied());
+            wake.forget(ids);
         }
         None => wake.forget_all(),
     }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::SqliteStore;
-use crate::domain::{DeliveryStatus, MerchantId, Role, WebhookId};
+use crate::domain::{DeliveryId, DeliveryStatus, MerchantId, Role, WebhookId};
 use crate::store::test_support::{merchant, new_hook, publish, try_publish};
 use crate::store::{ClaimedDelivery, DeliveryUpdate, Scope, Store, StoreError};
 use crate::time::{now_millis, Millis};
@@ -89,6 +89,51 @@ async fn a_failing_publish_is_undone_alone_in_its_batch() {
     let mut incs = increments(&claimed);
     incs.sort_unstable();
     assert_eq!(incs, (1..=57).collect::<Vec<_>>(), "no gap left by the failed ones");
+}
+
+/// With a dispatcher running, the publishes of a batch that rolled back and ran again job
+/// by job hold (and hand over) exactly the payloads that were stored: none is left held
+/// without a payload, none stored is both handed and claimable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_run_again_job_by_job_hands_over_exactly_what_it_stored() {
+    let t = setup().await;
+    let handoff = Arc::new(crate::store::Handoff::default());
+    t.store.accept_handoff(handoff.clone());
+    handoff.open(
+        "me",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(8),
+        100,
+    );
+    let hook = t.webhook(true).await;
+    let mut calls = Vec::new();
+    for i in 0..60 {
+        let (store, merchant) = (t.store.clone(), if i % 20 == 7 { MerchantId(999) } else { t.merchant });
+        calls.push(tokio::spawn(async move {
+            try_publish(&*store, merchant, TOPIC, None, now_millis()).await
+        }));
+    }
+    let mut handed = 0;
+    for call in calls {
+        handed += call.await.unwrap().map_or(0, |p| p.handed.len());
+    }
+    assert_eq!(handed, 57);
+    assert!(
+        t.claim(hook, now_millis(), 100).await.is_empty(),
+        "every stored payload is held"
+    );
+    let taken = handoff.take(hook, 100);
+    let mut incs = increments(&taken.fresh);
+    incs.sort_unstable();
+    assert_eq!(incs, (1..=57).collect::<Vec<_>>(), "handed: what was stored, once each");
+    for d in &taken.fresh {
+        let stored = t.store.delivery_get(Scope::All, d.id).await.unwrap().expect("stored");
+        assert_eq!((stored.record.increment_id, &stored.body), (d.increment_id, &d.body));
+    }
+    // Given back, they are claimable; nothing else was left held.
+    let ids: Vec<DeliveryId> = taken.fresh.iter().map(|d| d.id).collect();
+    t.store.delivery_release(&ids, "me").await.unwrap();
+    assert_eq!(t.claim(hook, now_millis(), 100).await.len(), 57);
 }
 
 #[tokio::test]
