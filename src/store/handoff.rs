@@ -9,6 +9,10 @@
 //! to its dispatcher through this queue, bodies included. Each node then sends what it
 //! published, and the other node is not woken for it.
 //!
+//! SQLite does the same with its in-memory leases (`sqlite::publish`): the publish job holds
+//! the payloads before its batch commits, and the store puts them here once the batch is
+//! durable. There it saves a read on a reader thread per claim, and a wake-up's wait.
+//!
 //! A payload is sent as handed only within `FRESH` of its publish. One that waited longer
 //! (its webhook's slots were busy) is confirmed first (`Store::delivery_renew`): still
 //! queued, its webhook still active, the lease still this node's, which the confirmation
