@@ -54,19 +54,18 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Queues a wake-up for these webhooks, sent when the caller's transaction commits.
 pub(super) async fn notify(conn: &mut PgConnection, webhooks: &[i64]) -> StoreResult<()> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(payload(webhooks))
-        .execute(conn)
-        .await?;
-    Ok(())
+    send(conn, CHANNEL, webhooks).await
 }
 
 /// Tells every node, when the caller's transaction commits, that these webhooks changed
 /// (updated, deleted or turned off); empty: any may have.
 pub(super) async fn changed(conn: &mut PgConnection, webhooks: &[i64]) -> StoreResult<()> {
+    send(conn, CHANGED, webhooks).await
+}
+
+async fn send(conn: &mut PgConnection, channel: &str, webhooks: &[i64]) -> StoreResult<()> {
     sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANGED)
+        .bind(channel)
         .bind(payload(webhooks))
         .execute(conn)
         .await?;

@@ -49,6 +49,27 @@ impl TestStore {
         }
     }
 
+    /// 60 publishes sent at once, so they share writer batches; every 20th (the 8th, 28th
+    /// and 48th) names an unknown merchant, which breaks a foreign key and fails alone.
+    /// Returns what the 57 others published.
+    async fn publish_sixty_three_failing(&self) -> Vec<crate::store::Published> {
+        let mut calls = Vec::new();
+        for i in 0..60 {
+            let merchant = if i % 20 == 7 { MerchantId(999) } else { self.merchant };
+            let store = self.store.clone();
+            calls.push(tokio::spawn(async move {
+                try_publish(&*store, merchant, TOPIC, None, now_millis()).await
+            }));
+        }
+        let mut published = Vec::new();
+        for (i, call) in calls.into_iter().enumerate() {
+            let result = call.await.unwrap();
+            assert_eq!(result.is_err(), i % 20 == 7, "publish {i}: {result:?}");
+            published.extend(result.ok());
+        }
+        published
+    }
+
     async fn claim(&self, hook: WebhookId, now: Millis, limit: i64) -> Vec<ClaimedDelivery> {
         self.store
             .delivery_claim(hook, "me", now, now + HOUR, limit)
@@ -70,21 +91,8 @@ fn increments(claimed: &[ClaimedDelivery]) -> Vec<i64> {
 async fn a_failing_publish_is_undone_alone_in_its_batch() {
     let t = setup().await;
     let hook = t.webhook(true).await;
-    // Sent at once, so they share writer batches; the unknown merchant breaks a foreign key.
-    let mut calls = Vec::new();
-    for i in 0..60 {
-        let (store, merchant) = (t.store.clone(), if i % 20 == 7 { MerchantId(999) } else { t.merchant });
-        calls.push(tokio::spawn(async move {
-            try_publish(&*store, merchant, TOPIC, None, now_millis()).await
-        }));
-    }
-    let mut ok = 0;
-    for (i, call) in calls.into_iter().enumerate() {
-        let result = call.await.unwrap();
-        assert_eq!(result.is_err(), i % 20 == 7, "publish {i}: {result:?}");
-        ok += result.is_ok() as usize;
-    }
-    assert_eq!(ok, 57);
+    let published = t.publish_sixty_three_failing().await;
+    assert_eq!(published.len(), 57);
     let claimed = t.claim(hook, now_millis(), 100).await;
     let mut incs = increments(&claimed);
     incs.sort_unstable();
@@ -106,18 +114,8 @@ async fn a_batch_run_again_job_by_job_hands_over_exactly_what_it_stored() {
         100,
     );
     let hook = t.webhook(true).await;
-    let mut calls = Vec::new();
-    for i in 0..60 {
-        let (store, merchant) = (t.store.clone(), if i % 20 == 7 { MerchantId(999) } else { t.merchant });
-        calls.push(tokio::spawn(async move {
-            try_publish(&*store, merchant, TOPIC, None, now_millis()).await
-        }));
-    }
-    let mut handed = 0;
-    for call in calls {
-        handed += call.await.unwrap().map_or(0, |p| p.handed.len());
-    }
-    assert_eq!(handed, 57);
+    let published = t.publish_sixty_three_failing().await;
+    assert_eq!(published.iter().map(|p| p.handed.len()).sum::<usize>(), 57);
     assert!(
         t.claim(hook, now_millis(), 100).await.is_empty(),
         "every stored payload is held"
