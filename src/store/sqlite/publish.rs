@@ -177,17 +177,22 @@ pub fn publish(c: &Connection, job: &PublishJob, leases: &Leases) -> StoreResult
         };
         let payload = insert_payload(c, &at, Some(event_id), &job.topic, &job.body, job.now)?;
         published.webhooks.push(webhook);
-        let Some(offer) = job.offer.as_ref().filter(|o| m.plain && has_room(o, m.webhook)) else {
-            continue;
-        };
-        // Held before the commit makes it visible: no claim takes it.
-        leases.hold(payload.id, webhook, offer.lease_until);
-        published.handed.push(webhook);
-        handed.push(ClaimedDelivery {
-            webhook_version: m.version,
-            trace: job.trace.clone(),
-            ..payload
-        });
+        if job.offer.as_ref().is_some_and(|o| m.plain && has_room(o, m.webhook)) {
+            published.handed.push(webhook);
+            handed.push(ClaimedDelivery {
+                webhook_version: m.version,
+                trace: job.trace.clone(),
+                ..payload
+            });
+        }
+    }
+    // Held before the commit makes them visible, so no claim takes them; and only once
+    // nothing of the job can fail, so a job that fails holds nothing (one that succeeded
+    // in a batch rolled back is let go by `Task::abandon`).
+    if let Some(offer) = &job.offer {
+        for d in &handed {
+            leases.hold(d.id, d.webhook_id, offer.lease_until);
+        }
     }
     Ok(Ok(Stored { published, handed }))
 }
