@@ -301,6 +301,11 @@ impl PgTestDb {
         store
     }
 
+    /// The test database's own URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub async fn drop_database(self) {
         let mut admin = PgConnection::connect(&self.admin_url)
             .await

@@ -163,23 +163,25 @@ pub async fn requeue(pool: &PgPool, scope: Scope, id: DeliveryId, now: Millis) -
 /// retention never holds locks or a snapshot for long, and vacuum can follow behind it.
 const PURGE_CHUNK: i64 = 5000;
 
-/// Deletes finished payloads (their attempts go with them, `ON DELETE CASCADE`) and events
-/// past retention, a chunk per statement, oldest first through the `finished_at` and
-/// `created_at` indexes, until a chunk comes back short.
+/// Deletes finished payloads with their attempts (by the same statement: no foreign key
+/// cascades, see migration 0021) and events past retention, a chunk per statement, oldest
+/// first through the `finished_at` and `created_at` indexes, until a chunk comes back short.
 pub async fn purge(pool: &PgPool, before: Millis) -> StoreResult<u64> {
     let mut purged = 0;
     loop {
-        let done = sqlx::query(
-            "DELETE FROM deliveries WHERE id IN ( \
+        let done: i64 = sqlx::query_scalar(
+            "WITH gone AS (DELETE FROM deliveries WHERE id IN ( \
                SELECT id FROM deliveries WHERE finished_at IS NOT NULL AND finished_at < $1 \
                  AND status IN ('success', 'failed', 'canceled') \
-               ORDER BY finished_at LIMIT $2)",
+               ORDER BY finished_at LIMIT $2) RETURNING id), \
+             attempts AS (DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM gone)) \
+             SELECT count(*) FROM gone",
         )
         .bind(before)
         .bind(PURGE_CHUNK)
-        .execute(pool)
-        .await?
-        .rows_affected();
+        .fetch_one(pool)
+        .await?;
+        let done = done as u64;
         purged += done;
         if done < PURGE_CHUNK as u64 {
             break;

@@ -89,6 +89,27 @@ impl ClaimFloors {
     }
 }
 
+/// How a claim commits, as a column of its statement over its `claimed` rows: without
+/// waiting for its WAL flush (`synchronous_commit` off for the statement's transaction only)
+/// unless it claimed a payload never attempted.
+///
+/// A claim lost in a PostgreSQL crash only leaves its payloads claimable again, so they are
+/// sent again (at-least-once); and since WAL is flushed in order, the durable outcome write
+/// that ends an attempt flushes its claim with it. That saves an fsync per claim of retries.
+///
+/// A payload never attempted may have been published by a statement that committed without
+/// waiting for its flush (`batch::Commit::AloneUnflushed`: its publisher waits for the flush
+/// before answering, after the webhooks' locks are let go). Visible is not yet durable then,
+/// so a claim that takes one waits for its own flush, which covers that publish's commit
+/// record (written before the payload became visible): no payload is sent before it is on
+/// disk. The subquery reads `claimed` once, whatever the order the rows come in.
+macro_rules! sync_if_fresh {
+    () => {
+        "set_config('synchronous_commit', \
+           (SELECT CASE WHEN bool_or(attempts = 0) THEN 'on' ELSE 'off' END FROM claimed), true)"
+    };
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn claim(
     pool: &PgPool,
@@ -102,16 +123,10 @@ pub async fn claim(
     // SKIP LOCKED: rows another node is claiming right now are passed over, never waited
     // for, and never handed out twice (a row updated meanwhile is re-checked once locked).
     //
-    // The claim commits without waiting for its WAL flush (`synchronous_commit` off for this
-    // statement's transaction only; `set_config` in RETURNING runs for each claimed row, so
-    // whenever anything is claimed, and leaves the plan alone). That is safe for
-    // at-least-once: a claim lost in a PostgreSQL crash only leaves the payload claimable again, so it is sent again; and since WAL is
-    // flushed in order, the durable outcome write that ends the attempt flushes the claim
-    // with it. Publishes and outcomes stay synchronous. It saves an fsync per claim, which on
-    // a disk doing ~300 fsyncs/s is most of a delivery's latency.
+    // How the claim commits: see `sync_if_fresh`.
     let (mut conn, clock) = clock::clocked(pool).await?;
     let rows = sqlx::query(concat!(
-        "UPDATE deliveries SET lease_owner = $1, lease_until = ",
+        "WITH claimed AS (UPDATE deliveries SET lease_owner = $1, lease_until = ",
         on_db_clock!("$2", "$7"),
         " WHERE id IN ( \
            SELECT id FROM deliveries WHERE webhook_id = $3 AND status IN ('pending', 'retrying') \
@@ -122,10 +137,13 @@ pub async fn claim(
         ") AND EXISTS (SELECT 1 FROM webhooks WHERE id = $3 AND is_active) \
            ORDER BY next_attempt_at, id LIMIT $5 \
            FOR UPDATE SKIP LOCKED) \
-         RETURNING id, increment_id, attempts, body, \
-           (SELECT version FROM webhooks WHERE id = $3), \
-           set_config('synchronous_commit', 'off', true), next_attempt_at, \
-           (SELECT traceparent FROM events WHERE id = deliveries.event_id) AS trace",
+         RETURNING id, increment_id, attempts, body, next_attempt_at, event_id) \
+         SELECT c.id, c.increment_id, c.attempts, c.body, \
+           (SELECT version FROM webhooks WHERE id = $3), ",
+        sync_if_fresh!(),
+        ", c.next_attempt_at, \
+           (SELECT traceparent FROM events WHERE id = c.event_id) AS trace \
+         FROM claimed c",
     ))
     .bind(owner)
     .bind(lease_until)
@@ -338,8 +356,9 @@ fn paced_sql(ordered: bool, rated: bool) -> String {
     };
     sql.push_str(&format!(
         " SELECT c.id, c.increment_id, c.attempts, c.body, (SELECT version FROM webhooks WHERE id = $3), \
-           {head_due}, m.pace_at, set_config('synchronous_commit', 'off', true), {NOW}, \
-           coalesce((SELECT is_active FROM webhooks WHERE id = $3), false), c.trace FROM {from}"
+           {head_due}, m.pace_at, {sync}, {NOW}, \
+           coalesce((SELECT is_active FROM webhooks WHERE id = $3), false), c.trace FROM {from}",
+        sync = sync_if_fresh!(),
     ));
     sql
 }

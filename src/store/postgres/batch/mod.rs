@@ -34,7 +34,7 @@ use crate::time::Millis;
 
 mod unfiltered;
 
-pub(super) use unfiltered::store as store_unfiltered;
+pub(super) use unfiltered::{store as store_unfiltered, Commit};
 
 /// One publish, owned so it can wait in the queue.
 pub(super) struct Job {
@@ -173,7 +173,8 @@ pub(super) async fn store(
         let stored = if filtered {
             Ok(None)
         } else {
-            unfiltered::store(conn, &fresh, None).await
+            let stored = unfiltered::store(conn, &fresh, unfiltered::Commit::InTransaction, None).await;
+            stored.map(|s| s.map(|s| s.published))
         };
         let stored = match stored {
             Ok(Some(published)) => Ok(published),
@@ -371,7 +372,7 @@ async fn insert(conn: &mut PgConnection, jobs: &[&Job], turn: &mut Turn) -> Resu
     // batch began, so a key rotated before that publishes nothing).
     let (ids, stale, revoked): (Vec<i64>, Option<Vec<i64>>, Option<Vec<i64>>) = sqlx::query_as(concat!(
         "WITH j AS ( \
-           SELECT t.*, nextval(pg_get_serial_sequence('events', 'id')) AS id \
+           SELECT t.*, nextval('events_id_seq'::regclass) AS id \
            FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $17::BOOL[], \
              $18::BIGINT[], $19::TEXT[], $20::BIGINT[], $21::TEXT[]) WITH ORDINALITY \
              AS t(m, topic, key, payloads, at, confirm, version, trace, caller, key_hash, n)), \

@@ -22,13 +22,16 @@
 //! (`BatchError::Raced`): its next snapshot sees the change.
 //!
 //! Since the statement is all-or-nothing by itself, it needs no transaction around it:
-//! `publisher` runs it alone, so it commits as it ends, and a batch is one round trip
-//! (see `publisher::alone`).
+//! `publisher` runs it alone, so it commits as it ends, without waiting for its WAL flush
+//! (`Commit::AloneUnflushed`), and then waits for the flush itself before it tells anyone
+//! (see `publisher::alone`). So the hand-off's payloads come back in `Stored`, and
+//! `publisher` puts them there after the flush.
 
 use sqlx::PgConnection;
 
 use super::{BatchError, Job};
 use crate::domain::{ClaimedDelivery, DeliveryId, EventId, WebhookId};
+use crate::store::handoff::Offer;
 use crate::store::postgres::clock::on_db_clock;
 use crate::store::postgres::wakeups;
 use crate::store::{Handoff, Published};
@@ -36,13 +39,34 @@ use crate::store::{Handoff, Published};
 /// The SQLSTATE of `hookd_publish_raced()`.
 const RACED: &str = "HK001";
 
-/// Stores the jobs (all new events), one `Published` per job in order; `None` when a matched
-/// webhook has a filter (nothing was written). In a transaction or alone (then committed).
+/// What one run of the statement stored.
+pub(in crate::store::postgres) struct Stored {
+    /// One per job, in order.
+    pub published: Vec<Published>,
+    /// The payloads leased to this node at insert, for the hand-off once the commit is
+    /// flushed, with the offer they were leased under (`None`: no offer, nothing leased).
+    pub handed: Option<(Offer, Vec<ClaimedDelivery>)>,
+}
+
+/// How the statement's work reaches the disk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(in crate::store::postgres) enum Commit {
+    /// In the caller's transaction, which commits it.
+    InTransaction,
+    /// By itself as it ends, without waiting for its WAL flush: the caller waits for it
+    /// (`publisher::flush`) before it tells anyone, so the webhooks' row locks are not held
+    /// through the flush (see `publisher`).
+    AloneUnflushed,
+}
+
+/// Stores the jobs (all new events); `None` when a matched webhook has a filter (nothing was
+/// written). Leases payloads to this node only when `handoff` offers room.
 pub(in crate::store::postgres) async fn store(
     conn: &mut PgConnection,
     jobs: &[&Job],
+    commit: Commit,
     handoff: Option<&Handoff>,
-) -> Result<Option<Vec<Published>>, BatchError> {
+) -> Result<Option<Stored>, BatchError> {
     let merchants: Vec<i64> = jobs.iter().map(|j| j.merchant).collect();
     let topics: Vec<&str> = jobs.iter().map(|j| j.topic.as_str()).collect();
     let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.key.as_deref()).collect();
@@ -80,6 +104,7 @@ pub(in crate::store::postgres) async fn store(
         .bind(offer.as_ref().map_or(0, |o| o.room))
         .bind(&room_hooks)
         .bind(&rooms)
+        .bind(commit == Commit::AloneUnflushed)
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| match e {
@@ -134,10 +159,10 @@ pub(in crate::store::postgres) async fn store(
             trace: jobs[job].trace.clone(),
         });
     }
-    if let (Some(h), Some(offer)) = (handoff, &offer) {
-        h.put(offer, handed);
-    }
-    Ok(Some(published))
+    Ok(Some(Stored {
+        published,
+        handed: offer.map(|o| (o, handed)),
+    }))
 }
 
 /// The statement's answer (see `STATEMENT`).
@@ -162,7 +187,9 @@ struct Row {
 /// body before and $14 after the increment id; then $15 the node's clock, $16 the wake-up
 /// channel and $17 the longest wake-up payload; then the hand-off's offer (`handoff::Offer`):
 /// $18 the lease's owner (NULL: lease nothing), $19 its end (node clock), $20 the room of a
-/// webhook not in $21, and $21 webhooks with their own room $22.
+/// webhook not in $21, and $21 webhooks with their own room $22; $23 whether its commit
+/// skips the WAL flush (`Commit::AloneUnflushed`: `synchronous_commit` off for this
+/// statement's transaction only).
 ///
 /// `go` says whether to write at all: no job refused, no matched webhook filtered. `l` draws
 /// each matched webhook's increment ids (`counts`: one per job it matched) through
@@ -179,7 +206,7 @@ struct Row {
 /// webhook changed while its lock waited, the error `RACED`.
 const STATEMENT: &str = concat!(
     "WITH j AS ( \
-       SELECT t.*, nextval(pg_get_serial_sequence('events', 'id')) AS id \
+       SELECT t.*, nextval('events_id_seq'::regclass) AS id \
        FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOL[], $6::BIGINT[], \
          $7::TEXT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], \
          $13::BYTEA[], $14::BYTEA[]) WITH ORDINALITY \
@@ -241,5 +268,6 @@ const STATEMENT: &str = concat!(
        (SELECT hookd_publish_raced() \
         WHERE (SELECT ok FROM go) AND (SELECT count(*) FROM l) < (SELECT count(*) FROM hooks)) AS raced, \
        (SELECT count(pg_notify($16, CASE WHEN length(ids) > $17 THEN '' ELSE ids END)) \
-        FROM woken WHERE ids IS NOT NULL) > 0 AS woke",
+        FROM woken WHERE ids IS NOT NULL) > 0 AS woke, \
+       (SELECT set_config('synchronous_commit', 'off', true) WHERE $23) AS unflushed",
 );

@@ -1,6 +1,7 @@
 //! The work queue: claiming with leases across owners, due times, queue scans.
 
 use super::*;
+use crate::store::Pacing;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_owners_claiming_at_once_never_share_a_payload() {
@@ -249,6 +250,91 @@ async fn recording_moves_payloads_and_ignores_lost_leases() {
         .await
         .unwrap();
     assert_eq!(get(c[4].id).await.record.status, DeliveryStatus::Canceled);
+    drop(store);
+    db.drop_database().await;
+}
+
+/// Logs, at each commit that wrote a payload, the `synchronous_commit` that commit ran with
+/// (a deferred trigger fires at COMMIT, after the statement set it).
+const LOG_COMMIT_MODES: &str = "
+    CREATE TABLE commit_modes (op TEXT NOT NULL, mode TEXT NOT NULL);
+    CREATE FUNCTION log_commit_mode() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO commit_modes VALUES (TG_OP, current_setting('synchronous_commit'));
+      RETURN NULL; END $$;
+    CREATE CONSTRAINT TRIGGER commit_mode AFTER INSERT OR UPDATE ON deliveries
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION log_commit_mode();";
+
+/// The modes logged since the last call, distinct, for `op` (INSERT or UPDATE).
+async fn commit_modes(conn: &mut PgConnection) -> Vec<(String, String)> {
+    sqlx::query_as("DELETE FROM commit_modes RETURNING op, mode")
+        .fetch_all(conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn modes(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[tokio::test]
+async fn a_claim_waits_for_its_flush_exactly_when_it_takes_a_payload_never_attempted() {
+    let (db, store) = setup!();
+    let mut conn = PgConnection::connect(db.url()).await.unwrap();
+    sqlx::raw_sql(LOG_COMMIT_MODES).execute(&mut conn).await.unwrap();
+    let m = merchant(&store, "shop").await;
+    let hook = create_hook(&store, m, "order:created", true).await;
+    let paced = create_hook(&store, m, "order:shipped", true).await;
+
+    // A publish commits without waiting for its flush (its publisher waits after).
+    publish(&store, m, "order:created").await;
+    assert_eq!(commit_modes(&mut conn).await, modes(&[("INSERT", "off")]));
+
+    // Claiming a payload never attempted: its publish may not be on disk yet.
+    let now = now_millis();
+    let first = store.delivery_claim(hook, "n1", now, now + HOUR, 1).await.unwrap();
+    assert_eq!(first[0].attempts, 0);
+    assert_eq!(commit_modes(&mut conn).await, modes(&[("UPDATE", "on")]));
+    store
+        .delivery_record(&[outcome(&first[0], "n1", DeliveryStatus::Retrying, Some(500), now)])
+        .await
+        .unwrap();
+    assert_eq!(commit_modes(&mut conn).await, modes(&[("UPDATE", "on")]));
+
+    // A retry alone: its payload was on disk before its first attempt was recorded.
+    let later = now + 120_000;
+    let retry = store.delivery_claim(hook, "n1", later, later + HOUR, 1).await.unwrap();
+    assert_eq!(retry.iter().map(|c| c.attempts).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(commit_modes(&mut conn).await, modes(&[("UPDATE", "off")]));
+
+    // Both in one claim, the retry last (due 60 s after `now`; this one half a second before,
+    // above the claims' floor): the fresh one decides, whatever the rows' order.
+    publish_at(&store, m, "order:created", None, now + 59_500).await;
+    commit_modes(&mut conn).await;
+    store.delivery_release(&[retry[0].id], "n1").await.unwrap();
+    let both = store.delivery_claim(hook, "n2", later, later + HOUR, 5).await.unwrap();
+    assert_eq!(
+        both.iter().map(|c| (c.increment_id, c.attempts)).collect::<Vec<_>>(),
+        vec![(1, 1), (2, 0)]
+    );
+    assert_eq!(commit_modes(&mut conn).await, modes(&[("UPDATE", "on")]));
+
+    // A paced claim decides the same way.
+    publish(&store, m, "order:shipped").await;
+    commit_modes(&mut conn).await;
+    let pacing = Pacing {
+        ordered: true,
+        max_rate: Some(10.0),
+    };
+    let claimed = (store.delivery_claim_paced(paced, "n1", later, later + HOUR, 5, pacing))
+        .await
+        .unwrap();
+    assert_eq!(claimed.claimed.len(), 1);
+    assert_eq!(commit_modes(&mut conn).await, modes(&[("UPDATE", "on")]));
+    conn.close().await.ok();
     drop(store);
     db.drop_database().await;
 }

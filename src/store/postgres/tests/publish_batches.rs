@@ -167,12 +167,9 @@ async fn a_batch_with_one_failing_publish_still_stores_the_others() {
     let m = merchant(&store, "shop").await;
     let hook = create_hook(&store, m, "order:*", true).await;
     let now = now_millis();
-    // No such merchant: its event breaks the events' foreign key, and with it the batch.
-    let jobs = vec![
-        job(m, None, now),
-        job(MerchantId(999_999), None, now),
-        job(m, Some("k"), now),
-    ];
+    // A key PostgreSQL cannot store as text (a NUL byte): its lookup fails, and with it the
+    // batch.
+    let jobs = vec![job(m, None, now), job(m, Some("bad\0key"), now), job(m, Some("k"), now)];
     let mut conn = store.pool.acquire().await.unwrap();
     let results = run_batch(&mut conn, &jobs).await.expect("the transaction itself holds");
     assert!(results[1].is_err(), "the bad publish fails");
