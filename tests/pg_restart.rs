@@ -1,6 +1,13 @@
-//! hookd rides out a restart of its PostgreSQL server: during the outage requests may fail
+//! hookd rides out a crash of its PostgreSQL server: during the outage requests may fail
 //! but every one is answered (no hang, no crash), `/readyz` turns back to 200, publishing
 //! works again, and every acknowledged event is delivered with gap-free increment ids.
+//!
+//! The server is stopped the way a crash stops it (`--mode immediate`: no shutdown
+//! checkpoint, and recovery replays the WAL), so what committed without its WAL flush is
+//! lost: a publish batch commits that way and waits for its flush only after (see
+//! `store/postgres/publisher.rs`). Such a batch must be neither acknowledged nor sent
+//! before the flush: an increment id sent and then lost would be given again to another
+//! event, which `check_delivered` catches (two bodies for one id).
 //!
 //! It restarts the machine's PostgreSQL cluster (`pg_ctlcluster <version> main restart`), so
 //! it is a test binary of its own: `cargo test` runs binaries one after another, never
@@ -44,9 +51,17 @@ fn cluster_version() -> Option<String> {
     }
 }
 
+/// Runs `pg_ctlcluster` on the cluster; `restart` is a crash's stop (`--mode immediate`).
 fn pg_ctlcluster(version: &str, action: &str) -> std::process::Output {
+    let mode: &[&str] = if action == "restart" {
+        &["--mode", "immediate"]
+    } else {
+        &[]
+    };
     Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", version, "main", action])
+        .arg("--skip-systemctl-redirect")
+        .args(mode)
+        .args([version, "main", action])
         .output()
         .unwrap_or_else(|e| panic!("running pg_ctlcluster {action}: {e}"))
 }
@@ -91,7 +106,7 @@ fn node_env(database_url: &str) -> Vec<(&'static str, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn hookd_rides_out_a_postgresql_restart_and_delivers_every_acknowledged_event() {
+async fn hookd_rides_out_a_postgresql_crash_and_delivers_every_acknowledged_event() {
     let Some(version) = cluster_version() else {
         skip::skipped("pg_restart", "no pg_ctlcluster or no single /etc/postgresql/<version>");
         return;
@@ -165,7 +180,7 @@ async fn hookd_rides_out_a_postgresql_restart_and_delivers_every_acknowledged_ev
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // Restart PostgreSQL under the load.
+    // Crash PostgreSQL under the load, and start it again.
     let acked_before = acks.acked_count();
     let restart_began = Instant::now();
     let out = tokio::task::spawn_blocking(move || pg_ctlcluster(&version, "restart"))

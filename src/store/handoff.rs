@@ -6,8 +6,9 @@
 //! for them too. Now the publish statement itself writes the lease (this node's owner name,
 //! and the lease's end) onto the fresh payloads of plain webhooks (neither ordered nor
 //! paced: those keep their claims, which decide order and tokens), and the node hands them
-//! to its dispatcher through this queue, bodies included. Each node then sends what it
-//! published, and the other node is not woken for it.
+//! to its dispatcher through this queue, bodies included, once the batch's commit is flushed
+//! (`postgres::publisher`: the statement commits without waiting for its flush). Each node
+//! then sends what it published, and the other node is not woken for it.
 //!
 //! SQLite does the same with its in-memory leases (`sqlite::publish`): the publish job holds
 //! the payloads before its batch commits, and the store puts them here once the batch is

@@ -184,10 +184,12 @@ async fn payloads_waiting_in_the_hand_off_follow_a_webhook_update_made_on_the_sa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn payloads_waiting_in_the_hand_off_follow_a_webhook_update_made_on_another_node() {
-    // A shorter stall than above: the payloads still wait when the update lands, and are
-    // still fresh (handed less than `FRESH` ago, sent without a confirmation) when A's slots
-    // come free; only B's word reaches A in time.
-    let Some(setup) = Setup::new("handoff_update_afar", Duration::from_millis(700)).await else {
+    // The payloads still wait in A's hand-off when the update lands through B, and only B's
+    // word (`hookd_changed`) tells A: the confirmation a payload waiting past `FRESH` gets
+    // checks its lease and that its webhook is active, not its URL. The stall leaves that
+    // word two seconds to arrive (0.7 s, which kept the payloads fresh, was too short for a
+    // loaded machine), within the nodes' 3 s request timeout.
+    let Some(setup) = Setup::new("handoff_update_afar", Duration::from_secs(2)).await else {
         return;
     };
     let (a, b) = tokio::join!(setup.node("A"), setup.node("B"));
