@@ -227,9 +227,7 @@ pub async fn run(engine: Arc<Engine>, owner: String, mut stop: watch::Receiver<b
             d.scan().await;
             next_scan = Instant::now() + settings.poll_interval;
         }
-        if d.claim_due().await {
-            d.claim_due().await;
-        }
+        d.claim_due().await;
         engine.metrics.dispatch_lanes.set(d.lanes.len() as i64);
         let wake_at = d.next_timer().map_or(next_scan, |t| t.min(next_scan));
         tokio::select! {
@@ -289,9 +287,7 @@ impl Dispatcher {
     /// Takes payloads for every lane that has some ready and room: first those handed to it
     /// at insert, then, when it is due, a claim for the rest. The claims run concurrently
     /// (on PostgreSQL each is a query of its own).
-    /// Whether a claim came back short for a lane that still has handed payloads (it gave
-    /// the hand-off less room for the claim's sake): then the caller runs it once more.
-    async fn claim_due(&mut self) -> bool {
+    async fn claim_due(&mut self) {
         let s = &self.engine.settings;
         let max_in_flight = s.max_in_flight;
         let lease = s.lease.as_millis() as i64;
@@ -305,7 +301,6 @@ impl Dispatcher {
         due.sort_unstable();
         let mut claims = tokio::task::JoinSet::new();
         let mut handed = Vec::new();
-        let mut again = false;
         let mut room = max_in_flight.saturating_sub(self.in_flight);
         for (_, webhook) in due {
             if room == 0 {
@@ -330,13 +325,9 @@ impl Dispatcher {
                 continue;
             }
             room -= want;
-            // Payloads to claim are older than what the hand-off holds (those it had no room
-            // for, or retries come due): the hand-off takes at most half of the slots, so
-            // they are not kept waiting while every publish hands over newer ones.
             let mut taken = Taken::default();
             if lane.handed {
-                let share = if lane.claimable(now) { want / 2 } else { want };
-                taken = self.engine.handoff.take(webhook, share);
+                taken = self.engine.handoff.take(webhook, want);
                 lane.handed = taken.more;
             }
             let rest = want - taken.len();
@@ -396,7 +387,6 @@ impl Dispatcher {
                         lane.next_due = paced.next_at;
                     } else if got < want {
                         lane.drained(now);
-                        again |= lane.handed;
                     }
                     self.launch(webhook, target, paced.claimed).await;
                 }
@@ -409,7 +399,6 @@ impl Dispatcher {
         }
         self.lanes
             .retain(|_, l| l.in_flight > 0 || l.next_due.is_some() || l.handed);
-        again
     }
 
     /// Ends this node's leases of handed payloads it gave up (`store::handoff`), in the

@@ -21,7 +21,6 @@ mod credentials;
 mod delivery;
 mod delivery_faults;
 mod delivery_log;
-mod delivery_overflow;
 mod delivery_publish;
 mod delivery_retry;
 mod delivery_support;
