@@ -264,7 +264,8 @@ const LOG_COMMIT_MODES: &str = "
     CREATE CONSTRAINT TRIGGER commit_mode AFTER INSERT OR UPDATE ON deliveries
       DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION log_commit_mode();";
 
-/// The modes logged since the last call, distinct, for `op` (INSERT or UPDATE).
+/// The (operation, mode) pairs logged since the last call, distinct and sorted; the log is
+/// emptied.
 async fn commit_modes(conn: &mut PgConnection) -> Vec<(String, String)> {
     sqlx::query_as("DELETE FROM commit_modes RETURNING op, mode")
         .fetch_all(conn)
