@@ -434,11 +434,21 @@ async fn alone(
     }
 }
 
-/// Waits until the WAL is flushed past everything this connection committed so far, as a
-/// transaction of its own with a transaction id (so its commit is written and flushed, with
-/// `synchronous_commit` on): WAL is flushed in order, so this covers the commit before it.
-async fn flush(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_current_xact_id()").execute(conn).await.map(drop)
+/// Waits until the WAL is flushed past everything this connection committed so far: a
+/// transaction of its own that writes one small WAL record (a transactional logical message,
+/// which logical decoders that do not know the `hookd` prefix skip), so that its commit,
+/// with the session's `synchronous_commit`, waits for the flush. WAL is flushed in order, so
+/// this covers the commit before it.
+///
+/// It must write WAL: PostgreSQL commits a transaction that wrote none asynchronously even
+/// when it holds a transaction id, so `SELECT pg_current_xact_id()` returned before the
+/// flush, and a crash could lose a batch already answered and sent (found by
+/// `tests/pg_restart.rs` in CI; see the store test `flush_waits_for_the_commit_before_it`).
+pub(super) async fn flush(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_logical_emit_message(true, 'hookd', '')")
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// How far `alone` got.
