@@ -92,6 +92,12 @@ struct Cli {
     /// With --external on PostgreSQL: that hookd's database, whose backends' CPU is reported
     #[arg(long, value_name = "NAME", requires = "external")]
     external_database: Option<String>,
+    /// hookd's attempts in flight per webhook (`per_webhook_concurrency`), instead of its
+    /// default; a small one (e.g. 2) keeps the webhook's hand-off full, so that much of `e2e`
+    /// overflows to claims (in-process hookd only)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    per_webhook: Option<u16>,
+
     /// Traces (CONTRACT §7.6): off (no exporter, as unset in `hookd serve`), sink (exported at
     /// ratio 1.0 to a collector in this process that accepts and drops them), or down (to a
     /// port nothing listens on)
@@ -227,6 +233,9 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         .enable_all()
         .build()
         .context("starting the bench runtime")?;
+    if let Some(n) = cli.per_webhook {
+        server::PER_WEBHOOK.set(n.into()).expect("set once");
+    }
     let ctx = Ctx {
         hookd: hookd_rt.handle().clone(),
         smoke: cli.smoke,

@@ -196,11 +196,17 @@ pub struct BenchServer {
 }
 
 /// Settings every scenario shares; a scenario adjusts the rest through `tweak`.
+/// `--per-webhook`: every hookd's attempts in flight per webhook.
+pub static PER_WEBHOOK: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
 fn bench_config(database_url: String) -> anyhow::Result<Config> {
     let mut config = Config::defaults();
     config.listen = "127.0.0.1:0".into();
     config.database_url = database_url;
     config.app.allow_private_targets = true;
+    if let Some(&n) = PER_WEBHOOK.get() {
+        config.app.delivery.per_webhook = n;
+    }
     // Short retries, so a failed attempt during a run comes back within seconds.
     config.app.delivery.schedule = "1s,1s,2s,2s,5s".parse()?;
     Ok(config)

@@ -6,7 +6,8 @@
 //! committed. If the process dies in between, the lease expires (or, on SQLite, ends with
 //! the process) and the payload is sent again. On PostgreSQL this node's own publishes
 //! lease their fresh payloads of plain webhooks to it as they insert them and hand them
-//! over (`store::handoff`): a lane takes those first, with no claim.
+//! over (`store::handoff`): a lane takes those first, with no claim, unless payloads the
+//! hand-off had no room for wait in the queue, older than those handed (`claim_first`).
 //!
 //! Work is organised in lanes, one per webhook with payloads due, each with at most its
 //! webhook's limit of attempts in flight (adaptive, at most `per_webhook`, see `slots`; one
@@ -31,7 +32,7 @@ use super::slots::Signal;
 use super::Engine;
 use crate::domain::Scope;
 use crate::domain::{ClaimedDelivery, DeliveryId, DeliveryStatus, WebhookId};
-use crate::store::handoff::Taken;
+use crate::store::handoff::{Handoff, Taken};
 use crate::store::{PacedClaim, Pacing, Store, StoreResult};
 use crate::time::{now_millis, Millis};
 
@@ -61,6 +62,10 @@ struct Lane {
     starved: bool,
     /// It has payloads waiting in the hand-off (leased at insert, see `store::handoff`).
     handed: bool,
+    /// The highest increment id its last claim took, when that claim took all it asked for:
+    /// payloads left to claim may be older than those waiting in the hand-off until the
+    /// hand-off's first is past this (see `Dispatcher::claim_first`).
+    claimed_through: Option<i64>,
 }
 
 impl Lane {
@@ -101,6 +106,7 @@ impl Lane {
 
     /// A claim took everything due at `now`: the lane waits for its next known retry.
     fn drained(&mut self, now: Millis) {
+        self.claimed_through = None;
         while self.retries.peek().is_some_and(|Reverse(at)| *at <= now) {
             self.retries.pop();
         }
@@ -108,14 +114,37 @@ impl Lane {
     }
 }
 
+/// Whether a lane that has payloads both waiting in the hand-off and due to claim claims
+/// first, with all its free slots and as many more as the hand-off has room for (those wait
+/// there in increment order). Payloads the hand-off had no room for at their publish are
+/// queued for a claim, and the hand-off fills up again with newer ones as it empties: taking
+/// from it first, as a lane otherwise does, kept the older ones waiting until publishing
+/// stopped. So the lane claims first while what it may claim can be older than the hand-off's
+/// first payload: until a claim took all it asked for up to an increment id past that one
+/// (`Lane::claimed_through`), or came back short (nothing more due).
+///
+/// Meanwhile the webhook's publishes lease nothing to this node (`Handoff::hold`, until a
+/// claim comes back short): what they write waits for a claim behind the older payloads,
+/// the hand-off empties, and each claim takes that much more (a claim reads the queue index
+/// from its floor past the payloads leased since, so 80 rows cost it little more than 4).
+fn claim_first(lane: &Lane, handoff: &Handoff, webhook: WebhookId, now: Millis) -> bool {
+    lane.handed
+        && lane.claimable(now)
+        && (handoff.head(webhook)).is_some_and(|first| lane.claimed_through.is_none_or(|c| c < first))
+}
+
 /// How many of a lane's `cap` slots must be free before it claims again (see `has_room`).
 fn refill_at(cap: usize) -> usize {
     (cap / 4).max(1)
 }
 
-/// Payloads a lane asked the store for: claimed, or handed ones that waited, confirmed.
+/// Payloads a lane asked the store for: claimed (beyond the slots it had, up to `extra` more
+/// to wait in the hand-off), or handed ones that waited, confirmed.
 enum Fetched {
-    Claimed(StoreResult<PacedClaim>),
+    Claimed {
+        claimed: StoreResult<PacedClaim>,
+        extra: usize,
+    },
     Confirmed(StoreResult<Vec<ClaimedDelivery>>),
 }
 
@@ -325,13 +354,24 @@ impl Dispatcher {
                 continue;
             }
             room -= want;
+            let claim_first = claim_first(lane, &self.engine.handoff, webhook, now);
+            if claim_first {
+                self.engine.handoff.hold(webhook);
+            }
             let mut taken = Taken::default();
-            if lane.handed {
+            if lane.handed && !claim_first {
                 taken = self.engine.handoff.take(webhook, want);
                 lane.handed = taken.more;
             }
             let rest = want - taken.len();
             let claim = rest > 0 && lane.claimable(now);
+            // Held (see `claim_first`): the claim fills the hand-off too, in order.
+            let held = claim_first || self.engine.handoff.is_held(webhook);
+            let extra = if held {
+                self.engine.handoff.room_left(webhook)
+            } else {
+                0
+            };
             if !claim {
                 self.engine.slots.give(webhook, rest);
             }
@@ -350,10 +390,11 @@ impl Dispatcher {
             if claim {
                 let (store, owner) = (store.clone(), owner.clone());
                 claims.spawn(async move {
+                    let asked = (rest + extra) as i64;
                     let claimed = store
-                        .delivery_claim_paced(webhook, &owner, now, now + lease, rest as i64, pacing)
+                        .delivery_claim_paced(webhook, &owner, now, now + lease, asked, pacing)
                         .await;
-                    (webhook, target, rest, Fetched::Claimed(claimed))
+                    (webhook, target, rest, Fetched::Claimed { claimed, extra })
                 });
             }
         }
@@ -364,8 +405,8 @@ impl Dispatcher {
             let Ok((webhook, target, want, fetched)) = joined else {
                 continue;
             };
-            let claimed = match fetched {
-                Fetched::Claimed(claimed) => claimed,
+            let (claimed, extra) = match fetched {
+                Fetched::Claimed { claimed, extra } => (claimed, extra),
                 Fetched::Confirmed(confirmed) => {
                     let confirmed = confirmed.unwrap_or_else(|e| {
                         tracing::warn!(error = ?e, %webhook, "confirming handed payloads failed; their leases run out");
@@ -377,16 +418,26 @@ impl Dispatcher {
                 }
             };
             let got = claimed.as_ref().map_or(0, |c| c.claimed.len());
-            self.engine.slots.give(webhook, want - got);
+            self.engine.slots.give(webhook, want.saturating_sub(got));
             match claimed {
-                Ok(paced) => {
+                Ok(mut paced) => {
                     let lane = self.lanes.entry(webhook).or_default();
                     if paced.next_at.is_some() {
                         // Pacing holds what is due back until then (the next token, or an
                         // ordered head's retry): sleep until exactly that time.
                         lane.next_due = paced.next_at;
-                    } else if got < want {
+                    } else if got < want + extra {
                         lane.drained(now);
+                        self.engine.handoff.resume(webhook);
+                    } else {
+                        lane.claimed_through = paced.claimed.iter().map(|c| c.increment_id).max();
+                    }
+                    // Beyond the slots it had: the newest wait in the hand-off, in order.
+                    let beyond = paced.claimed.split_off(got.min(want));
+                    if !beyond.is_empty() {
+                        lane.handed = true;
+                        let given_up = self.engine.handoff.park(webhook, beyond);
+                        self.release(given_up);
                     }
                     self.launch(webhook, target, paced.claimed).await;
                 }
@@ -435,6 +486,7 @@ impl Dispatcher {
             lane.next_due = None;
             lane.retries.clear();
             lane.handed = false;
+            lane.claimed_through = None;
             lane.in_flight > 0
         };
         // What waits in the hand-off for them is given up too.

@@ -21,13 +21,16 @@
 //! webhook changed (`hookd_changed`, see `store::postgres::wakeups`). One that waited past
 //! `wait` (the lease less an attempt's longest time and a margin) is dropped: its lease
 //! runs out soon and a claim sends it. A webhook has at most `room` payloads waiting here; beyond that the publish
-//! writes them unleased, for a claim. Nothing is handed while no dispatcher runs on this
+//! writes them unleased, for a claim. Such a claim may take more than its lane's free
+//! slots, up to the room left here: the rest wait here too (`park`), the webhook's whole
+//! queue in increment order, so that payloads queued for a claim are not sent after newer
+//! ones handed over meanwhile (see `dispatch::worker`, `claim_first`). Nothing is handed while no dispatcher runs on this
 //! node (`open`); what waits when it stops, or for a webhook deleted or turned off, is
 //! given up, and the dispatcher ends those leases at once (`Store::delivery_release`); so is
 //! what waits for a webhook updated (through any node), to be claimed under its new settings.
 //! (Should that fail, or the node die, the leases simply run out: later, never twice.)
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -46,6 +49,8 @@ pub struct Handoff {
 struct State {
     open: Option<Open>,
     waiting: HashMap<WebhookId, VecDeque<Waiting>>,
+    /// Webhooks whose publishes lease nothing here for now (`hold`).
+    held: HashSet<WebhookId>,
 }
 
 /// A running dispatcher's terms.
@@ -121,6 +126,7 @@ impl Handoff {
     pub fn close(&self) -> Vec<DeliveryId> {
         let mut state = self.lock();
         state.open = None;
+        state.held.clear();
         let waiting = std::mem::take(&mut state.waiting);
         in_time(waiting.into_values().flatten())
     }
@@ -135,8 +141,9 @@ impl Handoff {
         let state = self.lock();
         let open = state.open.as_ref()?;
         let room = open.room as i64;
-        let rooms = (state.waiting.iter())
-            .map(|(w, q)| (w.0, room.saturating_sub(q.len() as i64).max(0)))
+        let waiting = (state.waiting.iter()).filter(|(w, _)| !state.held.contains(w));
+        let rooms = (waiting.map(|(w, q)| (w.0, room.saturating_sub(q.len() as i64).max(0))))
+            .chain(state.held.iter().map(|w| (w.0, 0)))
             .collect();
         Some(Offer {
             owner: open.owner.clone(),
@@ -193,6 +200,59 @@ impl Handoff {
         taken
     }
 
+    /// The increment id of the webhook's payload waiting first (None when none waits).
+    pub fn head(&self, webhook: WebhookId) -> Option<i64> {
+        let state = self.lock();
+        state.waiting.get(&webhook)?.front().map(|w| w.delivery.increment_id)
+    }
+
+    /// How many more of the webhook's payloads may wait here (zero while closed).
+    pub fn room_left(&self, webhook: WebhookId) -> usize {
+        let state = self.lock();
+        let Some(open) = state.open.as_ref() else {
+            return 0;
+        };
+        open.room
+            .saturating_sub(state.waiting.get(&webhook).map_or(0, VecDeque::len))
+    }
+
+    /// The webhook's publishes lease nothing to this node until `resume`: its payloads
+    /// queued for a claim are older than any they would hand over.
+    pub fn hold(&self, webhook: WebhookId) {
+        self.lock().held.insert(webhook);
+    }
+
+    pub fn is_held(&self, webhook: WebhookId) -> bool {
+        self.lock().held.contains(&webhook)
+    }
+
+    pub fn resume(&self, webhook: WebhookId) {
+        self.lock().held.remove(&webhook);
+    }
+
+    /// Payloads a claim took beyond the slots free (all of one webhook, leased to this node
+    /// until at least `wait` from now): they wait here with those handed at insert, the
+    /// whole queue in increment order, so the oldest goes first whichever way it came. While
+    /// closed, nothing waits: their ids are returned, for the caller to end their leases.
+    pub fn park(&self, webhook: WebhookId, claimed: Vec<ClaimedDelivery>) -> Vec<DeliveryId> {
+        let mut state = self.lock();
+        let Some(wait) = state.open.as_ref().map(|o| o.wait) else {
+            return claimed.iter().map(|d| d.id).collect();
+        };
+        if claimed.is_empty() {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let queue = state.waiting.entry(webhook).or_default();
+        queue.extend(claimed.into_iter().map(|delivery| Waiting {
+            delivery,
+            handed_at: now,
+            send_by: now + wait,
+        }));
+        queue.make_contiguous().sort_by_key(|w| w.delivery.increment_id);
+        Vec::new()
+    }
+
     /// How long the payload waiting longest has waited (zero when none waits).
     pub fn oldest_wait(&self) -> Duration {
         let state = self.lock();
@@ -215,6 +275,12 @@ impl Handoff {
     /// the leases of those still in time are for the caller to end.
     pub fn forget(&self, webhooks: &[WebhookId], all: bool) -> Vec<DeliveryId> {
         let mut state = self.lock();
+        if all {
+            state.held.clear();
+        }
+        for w in webhooks {
+            state.held.remove(w);
+        }
         let given_up: Vec<VecDeque<Waiting>> = if all {
             std::mem::take(&mut state.waiting).into_values().collect()
         } else {
@@ -291,6 +357,26 @@ mod tests {
         assert!(!h.has(WebhookId(1)));
         assert_eq!(h.forget(&[WebhookId(2)], false), vec![DeliveryId(2)]);
         assert!(!h.has(WebhookId(2)), "a forgotten webhook's payloads are given up");
+    }
+
+    #[test]
+    fn claimed_payloads_wait_among_the_handed_ones_in_increment_order() {
+        let h = Handoff::default();
+        assert_eq!(h.park(WebhookId(1), vec![payload(1, 2)]), vec![DeliveryId(2)], "closed");
+        h.open("node", Duration::from_secs(60), Duration::from_secs(8), 6);
+        let offer = h.offer(0).unwrap();
+        h.put(&offer, vec![payload(1, 5), payload(1, 6)]);
+        assert_eq!((h.head(WebhookId(1)), h.room_left(WebhookId(1))), (Some(5), 4));
+        assert!(h
+            .park(WebhookId(1), vec![payload(1, 2), payload(1, 3), payload(1, 7)])
+            .is_empty());
+        assert_eq!((h.head(WebhookId(1)), h.room_left(WebhookId(1))), (Some(2), 1));
+        assert_eq!(ids(h.take(WebhookId(1), 10)), vec![2, 3, 5, 6, 7]);
+        assert_eq!((h.head(WebhookId(1)), h.room_left(WebhookId(1))), (None, 6));
+        h.hold(WebhookId(1));
+        assert_eq!(h.offer(0).unwrap().rooms, vec![(1, 0)], "held: nothing leased");
+        h.resume(WebhookId(1));
+        assert!(h.offer(0).unwrap().rooms.is_empty() && !h.is_held(WebhookId(1)));
     }
 
     #[test]

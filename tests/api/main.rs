@@ -21,6 +21,7 @@ mod credentials;
 mod delivery;
 mod delivery_faults;
 mod delivery_log;
+mod delivery_overflow;
 mod delivery_publish;
 mod delivery_retry;
 mod delivery_support;
