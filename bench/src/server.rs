@@ -195,10 +195,10 @@ pub struct BenchServer {
     fresh: Option<Fresh>,
 }
 
-/// Settings every scenario shares; a scenario adjusts the rest through `tweak`.
 /// `--per-webhook`: every hookd's attempts in flight per webhook.
 pub static PER_WEBHOOK: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
+/// Settings every scenario shares; a scenario adjusts the rest through `tweak`.
 fn bench_config(database_url: String) -> anyhow::Result<Config> {
     let mut config = Config::defaults();
     config.listen = "127.0.0.1:0".into();

@@ -20,12 +20,16 @@
 //! extends: the check that remains should this node miss another node's word that the
 //! webhook changed (`hookd_changed`, see `store::postgres::wakeups`). One that waited past
 //! `wait` (the lease less an attempt's longest time and a margin) is dropped: its lease
-//! runs out soon and a claim sends it. A webhook has at most `room` payloads waiting here; beyond that the publish
-//! writes them unleased, for a claim. Such a claim may take more than its lane's free
-//! slots, up to the room left here: the rest wait here too (`park`), the webhook's whole
-//! queue in increment order, so that payloads queued for a claim are not sent after newer
-//! ones handed over meanwhile (see `dispatch::worker`, `claim_first`). Nothing is handed while no dispatcher runs on this
-//! node (`open`); what waits when it stops, or for a webhook deleted or turned off, is
+//! runs out soon and a claim sends it.
+//!
+//! A webhook has at most `room` payloads waiting here; beyond that the publish writes them
+//! unleased, for a claim. Such a claim may take more than its lane's free slots, up to the
+//! room left here: the rest wait here too (`park`), the webhook's whole queue in increment
+//! order, and until a claim comes back short the webhook's publishes lease nothing (`hold`),
+//! so that payloads queued for a claim are not sent after newer ones handed over meanwhile
+//! (see `dispatch::worker`, `claim_first`).
+//!
+//! Nothing is handed while no dispatcher runs on this node (`open`); what waits when it stops, or for a webhook deleted or turned off, is
 //! given up, and the dispatcher ends those leases at once (`Store::delivery_release`); so is
 //! what waits for a webhook updated (through any node), to be claimed under its new settings.
 //! (Should that fail, or the node die, the leases simply run out: later, never twice.)
