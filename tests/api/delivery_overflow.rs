@@ -20,8 +20,10 @@ async fn payloads_the_hand_off_had_no_room_for_are_not_starved_by_newer_ones() {
     for n in 0..40 {
         w.publish_ok("order:created", json!({"n": n})).await;
     }
-    // Then a stream a little faster than the receiver (the load's shape, not a wait): each
-    // of these is handed over as soon as the hand-off has room again.
+    // Then a stream a little faster than the receiver (the load's shape, not a wait). The
+    // hand-off used to take each of these as soon as it had room again, and the lane took
+    // them before the burst's queued payloads; now the webhook's publishes lease nothing
+    // until a claim has caught up (`Handoff::hold`).
     for n in 40..60 {
         w.publish_ok("order:created", json!({"n": n})).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
