@@ -12,7 +12,7 @@
 //! `batch::unfiltered`), so no BEGIN or COMMIT of its own, without waiting for its WAL flush;
 //! then `flush`, which waits for it. So a webhook's row lock is held only while that
 //! statement runs, not through the flush, and the other node's batch for the same webhook
-//! runs meanwhile (two nodes published 16 % more per second, issue 28). Nothing is told
+//! runs meanwhile (two nodes published 6 % more per second, issue 28). Nothing is told
 //! before the flush: the callers are answered and the hand-off given its payloads after it;
 //! a claim that takes a payload never attempted waits for its own flush, which covers the
 //! publish (`queue::sync_if_fresh`); and WAL is flushed in order, so a later batch's flush
