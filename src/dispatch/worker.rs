@@ -365,9 +365,8 @@ impl Dispatcher {
             }
             let rest = want - taken.len();
             let claim = rest > 0 && lane.claimable(now);
-            // Held (see `claim_first`): the claim fills the hand-off too, in order.
-            let held = claim_first || self.engine.handoff.is_held(webhook);
-            let extra = if held {
+            // Held (see `claim_first`, which holds it): the claim fills the hand-off too, in order.
+            let extra = if self.engine.handoff.is_held(webhook) {
                 self.engine.handoff.room_left(webhook)
             } else {
                 0
