@@ -37,6 +37,10 @@ use report::ScenarioResult;
 use scenarios::Scenario;
 use server::{Backend, Databases};
 
+/// The in-process hookd runs on the allocator `hookd serve` runs on (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "hookd-bench",
