@@ -366,7 +366,7 @@ impl Dispatcher {
             let rest = want - taken.len();
             let claim = rest > 0 && lane.claimable(now);
             // Held (see `claim_first`, which holds it): the claim fills the hand-off too, in order.
-            let extra = if self.engine.handoff.is_held(webhook) {
+            let extra = if claim && self.engine.handoff.is_held(webhook) {
                 self.engine.handoff.room_left(webhook)
             } else {
                 0
