@@ -4,10 +4,11 @@
 //!
 //! The server is stopped the way a crash stops it (`--mode immediate`: no shutdown
 //! checkpoint, and recovery replays the WAL), so what committed without its WAL flush is
-//! lost: a publish batch commits that way and waits for its flush only after (see
-//! `store/postgres/publisher.rs`). Such a batch must be neither acknowledged nor sent
-//! before the flush: an increment id sent and then lost would be given again to another
-//! event, which `check_delivered` catches (two bodies for one id).
+//! lost. A node alone on its webhooks, as here, commits each publish batch waiting for its
+//! flush; one whose webhooks another node publishes to commits without waiting and waits
+//! for the flush after (see `store/postgres/publisher.rs`). No batch may be acknowledged or
+//! sent before its flush: an increment id sent and then lost would be given again to
+//! another event, which `check_delivered` catches (two bodies for one id).
 //!
 //! It restarts the machine's PostgreSQL cluster (`pg_ctlcluster <version> main restart`), so
 //! it is a test binary of its own: `cargo test` runs binaries one after another, never

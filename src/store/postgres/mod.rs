@@ -21,6 +21,7 @@ mod publish;
 mod publisher;
 mod queue;
 mod secrets;
+mod sharing;
 mod users;
 mod wakeups;
 mod webhooks;

@@ -22,10 +22,15 @@
 //! (`BatchError::Raced`): its next snapshot sees the change.
 //!
 //! Since the statement is all-or-nothing by itself, it needs no transaction around it:
-//! `publisher` runs it alone, so it commits as it ends, without waiting for its WAL flush
-//! (`Commit::AloneUnflushed`), and then waits for the flush itself before it tells anyone
-//! (see `publisher::alone`). So the hand-off's payloads come back in `Stored`, and
-//! `publisher` puts them there after the flush.
+//! `publisher` runs it alone, so it commits as it ends, waiting for its WAL flush
+//! (`Commit::AloneFlushed`); or, when another node publishes to the same webhooks, without
+//! waiting (`Commit::AloneUnflushed`), and then waits for the flush itself before it tells
+//! anyone (see `publisher::alone`). So the hand-off's payloads come back in `Stored`, and
+//! `publisher` puts them there once the commit is flushed. `Stored` also gives each webhook's
+//! first and last increment id drawn, by which the runner tells another node's publishes
+//! (`sharing`).
+
+use std::collections::HashMap;
 
 use sqlx::PgConnection;
 
@@ -46,6 +51,8 @@ pub(in crate::store::postgres) struct Stored {
     /// The payloads leased to this node at insert, for the hand-off once the commit is
     /// flushed, with the offer they were leased under (`None`: no offer, nothing leased).
     pub handed: Option<(Offer, Vec<ClaimedDelivery>)>,
+    /// Each webhook given payloads: the first and last increment id drawn for it.
+    pub spans: HashMap<WebhookId, (i64, i64)>,
 }
 
 /// How the statement's work reaches the disk.
@@ -57,6 +64,10 @@ pub(in crate::store::postgres) enum Commit {
     /// (`publisher::flush`) before it tells anyone, so the webhooks' row locks are not held
     /// through the flush (see `publisher`).
     AloneUnflushed,
+    /// By itself as it ends, waiting for its WAL flush (the session's `synchronous_commit`),
+    /// so one round trip stores the batch durably; its webhooks' row locks are held through
+    /// the flush.
+    AloneFlushed,
 }
 
 /// Stores the jobs (all new events); `None` when a matched webhook has a filter (nothing was
@@ -131,10 +142,11 @@ pub(in crate::store::postgres) async fn store(
         })
         .collect();
     let mut handed_ids = row.handed.unwrap_or_default().into_iter();
-    let versions: std::collections::HashMap<i64, i64> = (row.locked.unwrap_or_default().into_iter())
+    let versions: HashMap<i64, i64> = (row.locked.unwrap_or_default().into_iter())
         .zip(row.versions.unwrap_or_default())
         .collect();
     let mut handed = Vec::new();
+    let mut spans: HashMap<WebhookId, (i64, i64)> = HashMap::new();
     let payloads = (row.payload_jobs.unwrap_or_default().into_iter())
         .zip(row.payload_hooks.unwrap_or_default())
         .zip(row.payload_hand.unwrap_or_default())
@@ -144,6 +156,8 @@ pub(in crate::store::postgres) async fn store(
         let p = &mut published[job];
         p.webhooks.push(WebhookId(hook));
         p.payloads += 1;
+        let (first, last) = spans.entry(WebhookId(hook)).or_insert((inc, inc));
+        (*first, *last) = ((*first).min(inc), (*last).max(inc));
         if !hand {
             continue;
         }
@@ -162,6 +176,7 @@ pub(in crate::store::postgres) async fn store(
     Ok(Some(Stored {
         published,
         handed: offer.map(|o| (o, handed)),
+        spans,
     }))
 }
 

@@ -4,8 +4,9 @@ use super::*;
 use crate::domain::records::IDEMPOTENCY_WINDOW_MS;
 use crate::domain::SchemaChecked;
 use crate::store::postgres::batch::Job;
-use crate::store::postgres::publisher::run_batch;
-use crate::store::{Published, StoreError};
+use crate::store::postgres::publisher::{run_batch, run_batch_with};
+use crate::store::postgres::sharing::Sharing;
+use crate::store::{Published, StoreError, StoreResult};
 
 fn job(m: MerchantId, key: Option<&str>, now: Millis) -> Job {
     let t = topic("order:created");
@@ -375,6 +376,49 @@ async fn a_batch_renders_each_payload_s_body_with_its_own_increment_id() {
             );
         }
     }
+    db.drop_database().await;
+}
+
+/// A runner alone on its webhook sees each batch's ids follow its last; once another writer
+/// drew ids of that webhook between two of its batches, it counts the webhook shared (and
+/// commits without waiting for the flush, then flushes: see `sharing`). Both ways store
+/// every publish, and the ids stay gap-free.
+#[tokio::test]
+async fn a_runner_tells_another_writer_on_its_webhook_by_the_ids_it_draws() {
+    let (db, store) = setup!();
+    let m = merchant(&store, "shop").await;
+    let hook = create_hook(&store, m, "order:*", true).await;
+    let now = now_millis();
+    let mut mine = store.pool.acquire().await.unwrap();
+    let mut other = store.pool.acquire().await.unwrap();
+    let mut sharing = Sharing::default();
+    let stored = |results: Vec<StoreResult<Published>>| results.into_iter().all(|r| r.is_ok_and(|p| p.payloads == 1));
+    for _ in 0..3 {
+        let results = run_batch_with(&mut mine, &[job(m, None, now), job(m, None, now)], &mut sharing).await;
+        assert!(stored(results.unwrap()));
+    }
+    assert!(
+        !sharing.shared(std::time::Instant::now()),
+        "ids 1 to 6, one batch after the other"
+    );
+    assert!(stored(run_batch(&mut other, &[job(m, None, now)]).await.unwrap()));
+    assert!(stored(
+        run_batch_with(&mut mine, &[job(m, None, now)], &mut sharing)
+            .await
+            .unwrap()
+    ));
+    assert!(
+        sharing.shared(std::time::Instant::now()),
+        "id 7 went to the other writer"
+    );
+    assert!(stored(
+        run_batch_with(&mut mine, &[job(m, None, now)], &mut sharing)
+            .await
+            .unwrap()
+    ));
+    assert!(stored(run_batch(&mut other, &[job(m, None, now)]).await.unwrap()));
+    assert_eq!(sorted_increments(&store, hook).await, (1..=10).collect::<Vec<i64>>());
+    drop((mine, other));
     db.drop_database().await;
 }
 
