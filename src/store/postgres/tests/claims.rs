@@ -290,9 +290,9 @@ async fn a_claim_waits_for_its_flush_exactly_when_it_takes_a_payload_never_attem
     let hook = create_hook(&store, m, "order:created", true).await;
     let paced = create_hook(&store, m, "order:shipped", true).await;
 
-    // A publish commits without waiting for its flush (its publisher waits after).
+    // A publish of a node alone on its webhook commits waiting for its flush.
     publish(&store, m, "order:created").await;
-    assert_eq!(commit_modes(&mut conn).await, modes(&[("INSERT", "off")]));
+    assert_eq!(commit_modes(&mut conn).await, modes(&[("INSERT", "on")]));
 
     // Claiming a payload never attempted: its publish may not be on disk yet.
     let now = now_millis();
@@ -335,7 +335,21 @@ async fn a_claim_waits_for_its_flush_exactly_when_it_takes_a_payload_never_attem
         .unwrap();
     assert_eq!(claimed.claimed.len(), 1);
     assert_eq!(commit_modes(&mut conn).await, modes(&[("UPDATE", "on")]));
+
+    // Once a node has seen another publish to the webhook in between (by the increment ids
+    // its next batch drew), its publishes commit without waiting for their flush (its
+    // publisher waits after, see `sharing`): so the claims above that take what they stored
+    // wait for their own flush. (Two in a row first: a runner idle for a second runs its
+    // next batch the transactional way, which tells it nothing.)
+    let other = db.store().await;
+    publish(&store, m, "order:shipped").await;
+    publish(&store, m, "order:shipped").await;
+    publish(&other, m, "order:shipped").await;
+    publish(&store, m, "order:shipped").await;
+    assert_eq!(commit_modes(&mut conn).await, modes(&[("INSERT", "on")]));
+    publish(&store, m, "order:shipped").await;
+    assert_eq!(commit_modes(&mut conn).await, modes(&[("INSERT", "off")]));
     conn.close().await.ok();
-    drop(store);
+    drop((store, other));
     db.drop_database().await;
 }
