@@ -16,13 +16,13 @@
 //! that statement runs, not through the flush, and the other node's batch for the same
 //! webhook runs meanwhile (two nodes published 6 % more per second, issue 28), while a node
 //! alone on its webhooks saves the second round trip (4–5 % less CPU per event, 0.1 ms less
-//! from publish to receipt at 500 events/s). Either way nothing is told before the flush: the callers are
-//! answered and the hand-off given its payloads after it; a claim that takes a payload never
-//! attempted waits for its own flush, which covers the publish (`queue::sync_if_fresh`); and
-//! WAL is flushed in order, so a later batch's flush covers an earlier one, and a crash
-//! before the flush loses the batch whole, increment ids with it, with no one told. Only
-//! reads (`webhook.deliveries`, `delivery.list`) can see a batch committed the second way
-//! for that moment.
+//! from publish to receipt at 500 events/s). Either way nothing is told before the flush:
+//! the callers are answered and the hand-off given its payloads after it; a claim that takes
+//! a payload never attempted waits for its own flush, which covers the publish
+//! (`queue::sync_if_fresh`); and WAL is flushed in order, so a later batch's flush covers an
+//! earlier one, and a crash before the flush loses the batch whole, increment ids with it,
+//! with no one told. Only reads (`webhook.deliveries`, `delivery.list`) can see a batch
+//! committed the second way for that moment.
 //!
 //! One runner per connection of the publisher's pool, and `pools` gives it one. Two took
 //! turns (while one waited for its COMMIT, the other gathered the next batch and did
@@ -410,11 +410,10 @@ async fn run_batch_in_turn(
 /// Runs the batch without a transaction: `batch::store_unfiltered`'s one statement commits
 /// as it ends, waiting for its flush, so the batch is one round trip; or, while `sharing`
 /// says another node publishes to this runner's webhooks, without waiting, and `flush`
-/// follows. Its refusals write nothing (the batch runs
-/// again without the refused jobs) and a race aborts it (the batch runs again). Whether every
-/// job is answered; if not, the jobs left in `todo` go the transactional way. Jobs with an
-/// idempotency key never come here: their key is locked and looked up first, in the
-/// batch's transaction.
+/// follows. Its refusals write nothing (the batch runs again without the refused jobs) and
+/// a race aborts it (the batch runs again). Whether every job is answered; if not, the jobs
+/// left in `todo` go the transactional way. Jobs with an idempotency key never come here:
+/// their key is locked and looked up first, in the batch's transaction.
 ///
 /// A connection lost while the statement ran leaves its outcome unknown, as at COMMIT.
 async fn alone(

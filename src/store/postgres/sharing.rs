@@ -19,7 +19,7 @@ use crate::domain::WebhookId;
 
 /// How long a runner keeps committing without waiting for the flush after it last saw a
 /// webhook shared.
-pub(super) const HOLD: Duration = Duration::from_secs(10);
+const HOLD: Duration = Duration::from_secs(10);
 
 /// Webhooks remembered at most; beyond, the memory starts over (a webhook first seen again
 /// tells nothing until its next batch).
