@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Counts PostgreSQL statements per published event for an in-process hookd-bench scenario
 # (issue 28): calls of each statement over the throughput phase, divided by its events, with
-# the server's time in each: executing (ms per call, µs per event) and planning (plans made;
-# 0 or 1 when the prepared statement's generic plan is reused; counted only with
-# pg_stat_statements.track_planning = on). Times are wall-clock inside
-# the server, lock waits included, not CPU.
+# the server's time in each: executing (ms per call, µs per event) and planning (plans made:
+# 1 per connection when the prepared statement's generic plan is reused; counted only with
+# pg_stat_statements.track_planning = on). Times are wall-clock, lock waits included, not
+# CPU, and leave out the executor's start-up and end (a large part of a one-event publish
+# call: see docs/performance.md, 2026-12-07 later).
 #
 #   bench/pg_calls.sh SCENARIO [EVENTS]      e.g. bench/pg_calls.sh e2e-2nodes 20000
 #
