@@ -15,7 +15,8 @@
 # default /tmp/pgc/log), and pgbench. Makes a scratch database, hookd_replay, holding one
 # merchant with its user and one webhook (`order:*`), and a publisher (whose remembered key
 # each call checks, as a Basic-auth publish does); each call adds an event and a payload.
-# HOOKD_BIN chooses hookd (default target/release/hookd).
+# HOOKD_BIN chooses hookd (default target/release/hookd); the captured statement is kept in
+# PGREPLAY_SAVE (default /tmp/hookd_publish_statement.sql), a starting point for variants.
 set -euo pipefail
 events=${1:-1}
 calls=${2:-2000}
@@ -39,7 +40,11 @@ if [ -z "${STATEMENT:-}" ] || [ "$(q "$url" -c "SELECT count(*) FROM pg_database
   port=${PGREPLAY_PORT:-18089}
   HOOKD_DATABASE_URL=$db_url HOOKD_ALLOW_PRIVATE_TARGETS=1 "$hookd" serve --listen "127.0.0.1:$port" 2>"$work/serve.log" &
   serve=$!
-  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.1; done
+  for ((tries = 0; ; tries++)); do
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break
+    [ "$tries" -lt 300 ] || { echo "hookd did not start; its log:" >&2; cat "$work/serve.log" >&2; exit 1; }
+    sleep 0.1
+  done
   rpc() { curl -sS "http://127.0.0.1:$port/api/jsonrpc" -H 'Content-Type: application/json' -d "$@"; }
   sid=$(rpc "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"login\",\"params\":[\"shop1\",\"$key\"]}" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["result"])')
@@ -50,7 +55,7 @@ if [ -z "${STATEMENT:-}" ] || [ "$(q "$url" -c "SELECT count(*) FROM pg_database
     -u "platform:$pub" >/dev/null
   kill "$serve" && wait "$serve" 2>/dev/null || true
   q "$url" -c "ALTER DATABASE hookd_replay RESET ALL"
-  tail -c +"$((from + 1))" "$log" | grep -m 1 -o 'Query Text: WITH j AS (.*' | cut -c 13- >"$work/captured.sql"
+  { tail -c +"$((from + 1))" "$log" | grep -m 1 -o 'Query Text: WITH j AS (.*' || true; } | cut -c 13- >"$work/captured.sql"
   [ -s "$work/captured.sql" ] || { echo "no publish statement in $log" >&2; exit 1; }
   cp "$work/captured.sql" "${PGREPLAY_SAVE:-/tmp/hookd_publish_statement.sql}"
 fi
