@@ -23,10 +23,10 @@ q() { PGOPTIONS='-c client_min_messages=warning' psql "$url" -qAtX "$@"; }
 q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 q -c "DROP TABLE IF EXISTS pg_calls_snap" \
   -c "CREATE TABLE pg_calls_snap (at timestamptz, queryid bigint, calls bigint, rows bigint, \
-        exec_ms double precision, plans bigint, plan_ms double precision, query text)" \
+        exec_ms double precision, plans bigint, query text)" \
   -c "SELECT pg_stat_statements_reset()" >/dev/null
 snapshot="INSERT INTO pg_calls_snap SELECT clock_timestamp(), queryid, calls, rows, \
-  total_exec_time, plans, total_plan_time, query \
+  total_exec_time, plans, query \
   FROM pg_stat_statements WHERE query NOT LIKE '%pg_calls_snap%' AND calls > 50"
 ( while true; do q -c "$snapshot" >/dev/null 2>&1 || true; sleep 0.5; done ) &
 snapper=$!
