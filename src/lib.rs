@@ -5,10 +5,12 @@
 //! `console` serves the web pages for people and `ingest` takes events in from brokers
 //! (all three call into `app`),
 //! `app` holds the operations, `domain` holds validated types, `store` persists them
-//! (SQLite or PostgreSQL), `dispatch` delivers payloads.
+//! (SQLite or PostgreSQL), `dispatch` delivers payloads, `cluster` forwards publishes
+//! between PostgreSQL nodes.
 
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod dispatch;

@@ -47,6 +47,12 @@ pub struct PoolLabel {
 pub static PUBLISH_BATCH: std::sync::LazyLock<Histogram> =
     std::sync::LazyLock::new(|| Histogram::new(exponential_buckets(1.0, 2.0, 11)));
 
+/// Publishes this node had stored by their merchant's owner node, and publishes it stored
+/// for another node (see `cluster`): kept here, like `PUBLISH_BATCH`, for code that holds
+/// no `Metrics`.
+pub static PEER_PUBLISHES_FORWARDED: std::sync::LazyLock<Counter> = std::sync::LazyLock::new(Counter::default);
+pub static PEER_PUBLISHES_TAKEN: std::sync::LazyLock<Counter> = std::sync::LazyLock::new(Counter::default);
+
 /// The status classes attempts are counted by (`none`: no answer, e.g. refused or timed out).
 const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 
@@ -176,6 +182,16 @@ impl Default for Metrics {
             "hookd_publish_batch_size",
             "Events stored by one publish transaction (SQLite writer batch, PostgreSQL group commit)",
             PUBLISH_BATCH.clone(),
+        );
+        registry.register(
+            "hookd_peer_publishes_forwarded",
+            "Publishes taken here and stored by their merchant's owner node (peer links)",
+            PEER_PUBLISHES_FORWARDED.clone(),
+        );
+        registry.register(
+            "hookd_peer_publishes_taken",
+            "Publishes another node forwarded here and this node stored (peer links)",
+            PEER_PUBLISHES_TAKEN.clone(),
         );
         let queue_oldest_due = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(

@@ -10,6 +10,7 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -34,6 +35,8 @@ pub struct Application {
     front: server::Front,
     /// Held while this server may run on its SQLite file (see `lock_sqlite_file`).
     _sqlite_lock: Option<File>,
+    /// Where other nodes' peer links come in (`peer_listen`).
+    peer_listener: Option<TcpListener>,
 }
 
 impl Application {
@@ -65,7 +68,15 @@ impl Application {
             })?),
             None => None,
         };
-        let app = App::new(store, catalog.clone(), config.app.clone()).context("building the application state")?;
+        let mut app = App::new(store, catalog.clone(), config.app.clone()).context("building the application state")?;
+        let peer_listener = match &config.peers {
+            Some(peers) => {
+                let (listener, cluster) = join_peers(peers, &app).await?;
+                app.cluster = Some(cluster);
+                Some(listener)
+            }
+            None => None,
+        };
         app.catalog_seed(&catalog)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))
@@ -73,6 +84,7 @@ impl Application {
         Ok(Self {
             listener,
             metrics_listener,
+            peer_listener,
             app,
             config,
             front,
@@ -124,6 +136,14 @@ impl Application {
                 let (store, wake, stop) = (self.app.store.clone(), self.app.wake.clone(), stop_rx.clone());
                 async move { store.listen_wakeups(wake, stop).await }
             }));
+        }
+        if let (Some(listener), Some(cluster)) = (self.peer_listener, self.app.cluster.clone()) {
+            tracing::info!(
+                address = cluster.address(),
+                "taking peer links on {}",
+                cluster.address()
+            );
+            background.push(tokio::spawn(cluster.run(listener, self.app.clone(), stop_rx.clone())));
         }
         if !self.config.ingest.is_empty() {
             background.push(tokio::spawn(crate::ingest::run(
@@ -259,6 +279,30 @@ async fn purge_sessions(app: App, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Binds the peer listener and joins the nodes sharing the database (see `cluster`).
+async fn join_peers(
+    peers: &crate::config::PeerSettings,
+    app: &App,
+) -> anyhow::Result<(TcpListener, Arc<crate::cluster::Cluster>)> {
+    let listener = TcpListener::bind(&peers.listen)
+        .await
+        .with_context(|| format!("binding {} for peer links (peer_listen is HOST:PORT)", peers.listen))?;
+    let bound = listener.local_addr().context("the peer listener's address")?;
+    let advertise = match &peers.advertise {
+        Some(address) => address.clone(),
+        None if bound.ip().is_unspecified() => anyhow::bail!(
+            "peer_listen {} binds every interface: set peer_advertise (HOOKD_PEER_ADVERTISE) to the HOST:PORT \
+             other nodes reach this one at",
+            peers.listen
+        ),
+        None => bound.to_string(),
+    };
+    let cluster = crate::cluster::Cluster::join(app.store.clone(), node_name(), advertise)
+        .await
+        .context("joining the other nodes (peer links)")?;
+    Ok((listener, cluster))
 }
 
 /// This process's name on the leases it takes: host, pid and a random suffix.

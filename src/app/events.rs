@@ -70,7 +70,7 @@ impl App {
                 schema,
                 key_check: options.key_check.as_ref(),
             };
-            match crate::store::publish_judged(&*self.store, &request, &mut known).await {
+            match crate::store::publish_judged(&*self.store, self.cluster.as_deref(), &request, &mut known).await {
                 Err(StoreError::CatalogMoved) if round < CATALOG_ROUNDS => round += 1,
                 other => break other,
             }
@@ -82,16 +82,46 @@ impl App {
             StoreError::KeyRevoked => AppError::AccessDenied,
             e => AppError::from(e),
         })?;
-        // Payloads leased at insert wait in the hand-off; the rest are claimed.
-        // (`handed` is a part of `webhooks`, in the same order.)
-        let mut handed = published.handed.iter().peekable();
-        let claimed = (published.webhooks.iter()).filter(|&w| handed.next_if(|&h| h == w).is_none());
-        self.wake.webhooks(claimed.copied());
-        self.wake.handed(published.handed.iter().copied());
+        self.wake_published(&published);
         if !published.replayed {
             self.metrics.events_published.inc();
             self.metrics.payloads_created.inc_by(published.payloads as u64);
         }
         Ok(published)
+    }
+
+    /// A publish another node forwarded here (see `cluster`), checked and judged there:
+    /// stored by this node's group commit, its payloads sent by this node's dispatcher.
+    pub async fn publish_forwarded(&self, job: &crate::cluster::wire::Job) -> Result<Published, StoreError> {
+        let topic = self.publish_topic(&job.topic).await.map_err(|e| match e {
+            AppError::Store(e) => e,
+            e => StoreError::BatchFailed(std::sync::Arc::new(sqlx::Error::Protocol(e.to_string()))),
+        })?;
+        let verdicts = job.verdicts();
+        let request = PublishRequest {
+            merchant: job.merchant,
+            topic: &topic,
+            body: &job.body,
+            idempotency_key: job.key.as_deref(),
+            now: job.now,
+            verdicts: &verdicts,
+            trace: job.trace(),
+            schema: job.schema(),
+            key_check: job.key_check.as_ref(),
+        };
+        let published = self.store.event_publish(&request).await?;
+        self.wake_published(&published);
+        crate::metrics::PEER_PUBLISHES_TAKEN.inc();
+        Ok(published)
+    }
+
+    /// Wakes this node's dispatcher for a publish's payloads: those leased at insert wait
+    /// in the hand-off, the rest are claimed. (`handed` is a part of `webhooks`, in the
+    /// same order.)
+    fn wake_published(&self, published: &Published) {
+        let mut handed = published.handed.iter().peekable();
+        let claimed = (published.webhooks.iter()).filter(|&w| handed.next_if(|&h| h == w).is_none());
+        self.wake.webhooks(claimed.copied());
+        self.wake.handed(published.handed.iter().copied());
     }
 }

@@ -87,6 +87,8 @@ pub struct App {
     filters: Arc<filters::LearnedFilters>,
     /// What `webhook.recover` may still queue again, per webhook (per node).
     recover_budget: Arc<recover_budget::RecoverBudget>,
+    /// The nodes publishes are forwarded to (None: this node stores every publish itself).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl App {
@@ -110,6 +112,7 @@ impl App {
             merchants: Arc::default(),
             filters: Arc::default(),
             recover_budget: Arc::default(),
+            cluster: None,
         })
     }
 }

@@ -212,6 +212,17 @@ pub struct Settings {
     /// nats://HOST:PORT/SUBJECT?stream=S&consumer=C (see README "Ingestion") [default: none]
     #[arg(long, env = "HOOKD_INGEST", hide_env_values = true)]
     pub ingest: Option<String>,
+
+    /// PostgreSQL, several nodes: take publishes forwarded by other nodes on this address
+    /// (HOST:PORT, a private network), and forward each publish to its merchant's owner node
+    /// (see README "Several nodes") [default: off, every node stores its own publishes]
+    #[arg(long, env = "HOOKD_PEER_LISTEN")]
+    pub peer_listen: Option<String>,
+
+    /// The HOST:PORT other nodes reach peer_listen at [default: peer_listen's address, which
+    /// must then not be 0.0.0.0 or ::]
+    #[arg(long, env = "HOOKD_PEER_ADVERTISE")]
+    pub peer_advertise: Option<String>,
 }
 
 impl Settings {
@@ -257,6 +268,8 @@ impl Settings {
             otlp_endpoint: self.otlp_endpoint.or(lower.otlp_endpoint),
             trace_sample: self.trace_sample.or(lower.trace_sample),
             ingest: self.ingest.or(lower.ingest),
+            peer_listen: self.peer_listen.or(lower.peer_listen),
+            peer_advertise: self.peer_advertise.or(lower.peer_advertise),
         }
     }
 }
@@ -290,6 +303,16 @@ pub struct Config {
     pub traces: Option<TraceSettings>,
     /// The brokers `serve` takes events in from (`HOOKD_INGEST`); empty: none.
     pub ingest: Vec<IngestSource>,
+    /// Peer links (`cluster`); None: this node stores every publish itself.
+    pub peers: Option<PeerSettings>,
+}
+
+/// Where a node takes peer links, and the address it gives the others for them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSettings {
+    pub listen: String,
+    /// None: the address `listen` binds (port 0 then means the port it got).
+    pub advertise: Option<String>,
 }
 
 /// The config file's settings (none without a file).
@@ -323,6 +346,11 @@ impl Config {
         let http_defaults = HttpLimits::default();
         let auth_defaults = AuthSettings::default();
         let portal = portal_settings(&s)?;
+        let peers = peer_settings(
+            s.peer_listen.clone(),
+            s.peer_advertise.clone(),
+            s.database_url.as_deref(),
+        )?;
         let config = Config {
             listen: s.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             metrics_listen: s.metrics_listen,
@@ -387,6 +415,7 @@ impl Config {
             },
             traces,
             ingest: ingest_sources(s.ingest.as_deref())?,
+            peers,
         };
         config.validate()?;
         Ok(config)
@@ -522,6 +551,38 @@ fn portal_settings(s: &Settings) -> anyhow::Result<PortalSettings> {
         public_url,
         frame_ancestors,
     })
+}
+
+/// Peer links are for nodes sharing PostgreSQL; an address is HOST:PORT.
+fn peer_settings(
+    listen: Option<String>,
+    advertise: Option<String>,
+    database_url: Option<&str>,
+) -> anyhow::Result<Option<PeerSettings>> {
+    let Some(listen) = listen else {
+        anyhow::ensure!(
+            advertise.is_none(),
+            "peer_advertise (HOOKD_PEER_ADVERTISE) needs peer_listen"
+        );
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        database_url.is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://")),
+        "peer_listen (HOOKD_PEER_LISTEN) is for nodes sharing a PostgreSQL database: one SQLite file serves one node"
+    );
+    for (name, address) in [
+        ("peer_listen (HOOKD_PEER_LISTEN)", Some(&listen)),
+        ("peer_advertise (HOOKD_PEER_ADVERTISE)", advertise.as_ref()),
+    ] {
+        let Some(address) = address else { continue };
+        let port = address.rsplit_once(':').map(|(host, port)| (host, port.parse::<u16>()));
+        anyhow::ensure!(
+            matches!(port, Some((host, Ok(_))) if !host.is_empty()),
+            "{name} is HOST:PORT, e.g. 10.0.0.5:7071 (got '{}')",
+            address.chars().take(100).collect::<String>()
+        );
+    }
+    Ok(Some(PeerSettings { listen, advertise }))
 }
 
 /// `ingest`'s comma list, each entry parsed (an error names the entry by its place, never

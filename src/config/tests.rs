@@ -461,3 +461,47 @@ fn ingest_sources_do_not_show_their_password_when_debug_printed() {
     let shown = format!("{config:?}");
     assert!(shown.contains("mq") && !shown.contains("hunter22"), "{shown}");
 }
+
+#[test]
+fn peer_links_need_postgresql_and_host_port_addresses() {
+    let pg = |s: &mut Settings| s.database_url = Some("postgres://u@db/hookd".into());
+    let c = Config::resolve(
+        with(|s| {
+            pg(s);
+            s.peer_listen = Some("10.0.0.5:7071".into());
+        }),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        c.peers,
+        Some(PeerSettings {
+            listen: "10.0.0.5:7071".into(),
+            advertise: None
+        })
+    );
+    assert_eq!(Config::resolve(with(pg), None).unwrap().peers, None, "off by default");
+
+    let sqlite = refused(with(|s| s.peer_listen = Some("127.0.0.1:7071".into()))).unwrap();
+    assert!(sqlite.contains("PostgreSQL"), "{sqlite}");
+    for (listen, advertise) in [
+        ("7071", None),
+        ("10.0.0.5:port", None),
+        (":7071", None),
+        ("10.0.0.5:7071", Some("x")),
+    ] {
+        let err = refused(with(|s| {
+            pg(s);
+            s.peer_listen = Some(listen.into());
+            s.peer_advertise = advertise.map(Into::into);
+        }))
+        .unwrap_or_else(|| panic!("{listen} / {advertise:?} taken"));
+        assert!(err.contains("HOST:PORT"), "{err}");
+    }
+    let alone = refused(with(|s| {
+        pg(s);
+        s.peer_advertise = Some("10.0.0.5:7071".into());
+    }))
+    .unwrap();
+    assert!(alone.contains("needs peer_listen"), "{alone}");
+}

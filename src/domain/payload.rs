@@ -42,8 +42,9 @@ impl DeliveryStatus {
     }
 }
 
-/// An event's body with the per-payload part left open.
-#[derive(Clone, Debug)]
+/// An event's body with the per-payload part left open (sent whole to the node that stores
+/// it when publishes are forwarded, see `cluster`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct BodyTemplate {
     /// Everything up to the message's own fields, e.g. `{"topic":…,"message":{"a":1`.
     head: String,

@@ -100,7 +100,7 @@ pub struct PublishRequest<'a> {
 /// `app::auth`): a publish made with it is stored only if the hash is still the user's, read
 /// inside the publish's transaction, so a rotated key or a removed user publishes nothing
 /// more, on any node, without a read of the user per publish.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KeyCheck {
     pub user: UserId,
     pub key_hash: String,

@@ -21,6 +21,7 @@ const ROUNDS: usize = 4;
 /// round only when a filter is new to it.
 pub async fn publish_judged(
     store: &dyn Store,
+    peers: Option<&crate::cluster::Cluster>,
     req: &PublishRequest<'_>,
     known: &mut Vec<Arc<str>>,
 ) -> StoreResult<Published> {
@@ -31,7 +32,11 @@ pub async fn publish_judged(
             verdicts: &verdicts,
             ..*req
         };
-        match store.event_publish(&judged).await {
+        let published = match peers {
+            Some(peers) => peers.publish(store, &judged).await,
+            None => store.event_publish(&judged).await,
+        };
+        match published {
             Err(StoreError::FiltersUnjudged(filters)) if round < ROUNDS => {
                 round += 1;
                 for f in &filters {

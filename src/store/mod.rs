@@ -106,6 +106,22 @@ pub trait Store: Send + Sync + 'static {
     /// (see `handoff`). Stores that do not lease at insert ignore it.
     fn accept_handoff(&self, _handoff: Arc<Handoff>) {}
 
+    // --- nodes taking forwarded publishes (see `cluster`; PostgreSQL only) ---
+    /// Records this node as live at `address`; every node seen within `fresh`, itself
+    /// included, ordered by name. A store of one server has none.
+    async fn peers_beat(&self, _node: &str, _address: &str, _fresh: Duration) -> StoreResult<Vec<Peer>> {
+        Ok(Vec::new())
+    }
+    /// Takes `node` out of the choice of owners.
+    async fn peers_leave(&self, _node: &str) -> StoreResult<()> {
+        Ok(())
+    }
+    /// The secret peer links prove, stored as `fresh` by the first node to ask; None: the
+    /// store has no peers.
+    async fn peer_secret(&self, _fresh: [u8; 32]) -> StoreResult<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
     // --- merchants and users ---
     /// The merchant with this code, created if missing.
     async fn merchant_ensure(&self, code: &MerchantCode) -> StoreResult<MerchantId>;
@@ -422,6 +438,15 @@ pub async fn connect(
     } else {
         Err(StoreError::UnsupportedUrl(crate::redact::database_url(database_url)))
     }
+}
+
+/// A node taking forwarded publishes, as the store last saw it (see `cluster`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The node's name (as on its leases).
+    pub node: String,
+    /// Where its peer listener takes links (HOST:PORT).
+    pub address: String,
 }
 
 /// One pool's figures for `/metrics`: connections in use (None: not meaningful for it) and

@@ -81,7 +81,7 @@ pub async fn try_publish_message(
     let body = BodyTemplate::new(topic.as_str(), "shop", message.as_object().unwrap(), now);
     let verdicts = Verdicts::default();
     let req = request(m, &topic, &body, &verdicts, key, now);
-    crate::store::publish_judged(store, &req, &mut Vec::new()).await
+    crate::store::publish_judged(store, None, &req, &mut Vec::new()).await
 }
 
 /// A publish of `body` as merchant `m` with these verdicts, unconfirmed against the catalog,

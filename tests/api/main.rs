@@ -53,6 +53,7 @@ mod multinode;
 mod observability;
 mod ops;
 mod overload;
+mod peers;
 mod persistence;
 mod pg_tls;
 mod portal;

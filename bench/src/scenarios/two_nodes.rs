@@ -29,6 +29,19 @@ const NODES: usize = 2;
 /// What each node's share of the deliveries must reach for both to count as working.
 const MIN_SHARE_PCT: f64 = 10.0;
 
+/// Each node's User-Agent, and peer links as a deployment of several nodes has them (each
+/// merchant's publishes gathered on its owner node); `HOOKD_BENCH_NO_PEERS=1` leaves them
+/// off, so every node stores its own publishes (for comparison).
+fn node_config(c: &mut hookd::config::Config, node: usize) {
+    c.app.delivery.client.user_agent = node_agent(node);
+    if std::env::var_os("HOOKD_BENCH_NO_PEERS").is_none() {
+        c.peers = Some(hookd::config::PeerSettings {
+            listen: "127.0.0.1:0".into(),
+            advertise: None,
+        });
+    }
+}
+
 pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     if ctx.backend() != Backend::Postgres {
         return Ok(ScenarioResult::skipped(
@@ -37,11 +50,8 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     }
     let amount = Amount::Events(throughput_events(ctx));
     let (concurrency, batch) = (CONNECTIONS, 1);
-    let setup = Setup::start(ctx, 1, None, |c| c.app.delivery.client.user_agent = node_agent(0)).await?;
-    let second = setup
-        .server
-        .join(|c| c.app.delivery.client.user_agent = node_agent(1))
-        .await?;
+    let setup = Setup::start(ctx, 1, None, |c| node_config(c, 0)).await?;
+    let second = setup.server.join(|c| node_config(c, 1)).await?;
     let admin2 = Rpc::new(&second.endpoint, &second.admin)?;
     // Each node pays for argon2 on a key's first Basic-auth call; not in the measurement.
     admin2.call("topic.list", json!([])).await?;

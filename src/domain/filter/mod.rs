@@ -176,6 +176,16 @@ impl Verdicts {
     }
 
     /// Adds `other`'s verdicts (a filter judged in both keeps this one's).
+    /// Each filter judged, with its verdict.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.0.iter().map(|(f, v)| (&**f, *v))
+    }
+
+    /// Verdicts judged elsewhere (a forwarded publish's, see `cluster`).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (Arc<str>, bool)>) -> Self {
+        Verdicts(pairs.into_iter().collect())
+    }
+
     pub fn extend(&mut self, other: Verdicts) {
         for (filter, verdict) in other.0 {
             if self.get(&filter).is_none() {

@@ -15,6 +15,7 @@ mod clock;
 mod deliveries;
 mod lifecycle;
 mod migrations;
+mod peers;
 mod pools;
 pub(crate) mod portal;
 mod publish;
@@ -31,6 +32,7 @@ mod tests;
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool};
@@ -38,7 +40,7 @@ use tokio::sync::watch;
 
 use super::{
     failing, ClaimedDelivery, DeliveryDetail, DeliveryFilter, DeliveryRecord, DeliverySearch, DeliveryUpdate,
-    DisabledAnnouncement, Failing, Handoff, MerchantSummary, PacedClaim, Pacing, PayloadRecord, PoolSettings,
+    DisabledAnnouncement, Failing, Handoff, MerchantSummary, PacedClaim, Pacing, PayloadRecord, Peer, PoolSettings,
     PublishRequest, Published, Recovered, Requeue, Scope, StatusTarget, Store, StoreResult, StoredSecrets, UserRecord,
     WriteHealth,
 };
@@ -125,6 +127,18 @@ impl Store for PostgresStore {
 
     fn accept_handoff(&self, handoff: Arc<Handoff>) {
         let _ = self.publisher.handoff.set(handoff);
+    }
+
+    async fn peers_beat(&self, node: &str, address: &str, fresh: Duration) -> StoreResult<Vec<Peer>> {
+        peers::beat(&self.pool, node, address, fresh).await
+    }
+
+    async fn peers_leave(&self, node: &str) -> StoreResult<()> {
+        peers::leave(&self.pool, node).await
+    }
+
+    async fn peer_secret(&self, fresh: [u8; 32]) -> StoreResult<Option<Vec<u8>>> {
+        peers::secret(&self.pool, fresh).await.map(Some)
     }
 
     async fn merchant_ensure(&self, code: &MerchantCode) -> StoreResult<MerchantId> {

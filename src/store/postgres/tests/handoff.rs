@@ -53,7 +53,7 @@ async fn a_publish_leases_plain_webhooks_payloads_to_its_node_up_to_their_room()
         let verdicts = Default::default();
         let mut req = request(m, &t, &body, &verdicts, None, before);
         req.trace = crate::domain::TraceParent::parse(traced);
-        crate::store::publish_judged(&store, &req, &mut Vec::new())
+        crate::store::publish_judged(&store, None, &req, &mut Vec::new())
             .await
             .unwrap()
     };
