@@ -41,6 +41,10 @@ const BEAT: Duration = Duration::from_secs(2);
 /// publishes for its merchants are stored by the others.
 const FRESH: Duration = Duration::from_secs(8);
 
+/// How long a stopping node goes on taking forwarded publishes after leaving the table:
+/// longer than a beat, so every other node has read that it left.
+const DRAIN: Duration = Duration::from_millis(2500);
+
 /// This node's view of the nodes that take forwarded publishes.
 pub struct Cluster {
     node: String,
@@ -74,10 +78,13 @@ impl Cluster {
         &self.address
     }
 
-    /// Serves peer links on `listener` and keeps this node's row fresh until `stop`; then
-    /// leaves, so the others stop choosing it at once.
+    /// Serves peer links on `listener` and keeps this node's row fresh until `stop`. Then
+    /// it leaves the table and goes on serving its links for `DRAIN`, while the others,
+    /// at their next beat, choose new owners for its merchants: a node stopping answers
+    /// every publish forwarded to it.
     pub async fn run(self: Arc<Self>, listener: TcpListener, app: App, stop: watch::Receiver<bool>) {
-        let serving = tokio::spawn(serve::run(listener, app, self.secret.clone(), stop.clone()));
+        let (links_stop, links_stopping) = watch::channel(false);
+        let serving = tokio::spawn(serve::run(listener, app, self.secret.clone(), links_stopping));
         let mut stopped = stop.clone();
         loop {
             tokio::select! {
@@ -91,6 +98,8 @@ impl Cluster {
         if let Err(e) = self.store.peers_leave(&self.node).await {
             tracing::warn!(error = %e, "taking this node out of the peers table failed");
         }
+        tokio::time::sleep(DRAIN).await;
+        let _ = links_stop.send(true);
         let _ = serving.await;
     }
 

@@ -25,6 +25,8 @@ fn node_env(database_url: &str) -> Vec<(&'static str, String)> {
         ("HOOKD_POLL_INTERVAL", "200ms".into()),
         ("HOOKD_DB_MAX_CONNECTIONS", "8".into()),
         ("HOOKD_PEER_LISTEN", "127.0.0.1:0".into()),
+        // A stopped node's leases run out soon (what it held is sent by the other).
+        ("HOOKD_LEASE", "6s".into()),
     ]
 }
 
@@ -48,26 +50,26 @@ async fn events_stored(conn: &mut sqlx::PgConnection) -> i64 {
         .expect("counting events")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_merchant_s_publishes_are_stored_by_its_owner_node_whichever_node_takes_them() {
-    let Some(db) = TestDatabase::create("peers").await else {
-        return;
-    };
+/// Two nodes with peer links on a fresh database, each having seen the other.
+struct Pair {
+    db: TestDatabase,
+    _dir: tempfile::TempDir,
+    admin_key: String,
+    shop_key: String,
+    receiver: TestReceiver,
+    a: Node,
+    b: Node,
+}
+
+async fn two_nodes(test: &str) -> Option<Pair> {
+    let db = TestDatabase::create(test).await?;
     let dir = tempfile::tempdir().unwrap();
     let admin_key = user_add(dir.path(), &db.url, "root", &["--admin"]).await;
     let shop_key = user_add(dir.path(), &db.url, "shop", &["--merchant", "shop1"]).await;
     let env = node_env(&db.url);
     let receiver = TestReceiver::start().await;
     let (a, b) = tokio::join!(Node::serve("A", dir.path(), &env), Node::serve("B", dir.path(), &env));
-    let mut conn = db.connect().await;
-
-    // Each node records where it takes links; they see each other within a beat or two.
-    let peers: Vec<(String, String)> = sqlx::query_as("SELECT node, address FROM peers ORDER BY node")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(peers.len(), 2, "both nodes recorded: {peers:?}");
-    // Each has read the other (within a beat, 2 s).
+    // Each node records where it takes links; each reads the other within a beat (2 s).
     let deadline = Instant::now() + Duration::from_secs(20);
     while a.logged("peer links: 2 nodes live").is_none() || b.logged("peer links: 2 nodes live").is_none() {
         assert!(
@@ -77,6 +79,37 @@ async fn a_merchant_s_publishes_are_stored_by_its_owner_node_whichever_node_take
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Some(Pair {
+        db,
+        _dir: dir,
+        admin_key,
+        shop_key,
+        receiver,
+        a,
+        b,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_merchant_s_publishes_are_stored_by_its_owner_node_whichever_node_takes_them() {
+    let Some(Pair {
+        db,
+        _dir,
+        admin_key,
+        shop_key,
+        receiver,
+        a,
+        b,
+    }) = two_nodes("peers").await
+    else {
+        return;
+    };
+    let mut conn = db.connect().await;
+    let peers: Vec<(String, String)> = sqlx::query_as("SELECT node, address FROM peers ORDER BY node")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(peers.len(), 2, "both nodes recorded: {peers:?}");
 
     let shop = a.rpc("shop", &shop_key);
     shop.call_ok(
@@ -258,6 +291,71 @@ async fn a_merchant_s_publishes_are_stored_by_its_owner_node_whichever_node_take
     assert!(
         late >= acked,
         "{late} of the {acked} publishes acknowledged after the kill arrived"
+    );
+    other.assert_no_panic();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_owner_stopping_answers_what_it_was_forwarded_and_the_other_node_takes_over() {
+    let Some(Pair {
+        db: _db,
+        _dir,
+        admin_key,
+        shop_key,
+        receiver,
+        a,
+        b,
+    }) = two_nodes("peers_stop").await
+    else {
+        return;
+    };
+    a.rpc("shop", &shop_key)
+        .call_ok(
+            "webhook.create",
+            json!([{"topics": TOPIC, "url": receiver.url("/all/")}]),
+        )
+        .await;
+    // Which node owns the merchant: the one that stores what the other forwards.
+    let (admin_a, admin_b) = (a.rpc("root", &admin_key), b.rpc("root", &admin_key));
+    admin_a.publish(0).await.unwrap();
+    admin_b.publish(1).await.unwrap();
+    let owner_is_a = counter(&a, "hookd_peer_publishes_taken_total").await > 0.0;
+    let (mut owner, other, admin_other) = if owner_is_a { (a, b, admin_b) } else { (b, a, admin_a) };
+
+    // Publishes go on through the other node while the owner stops (SIGTERM): none fails,
+    // whether the owner stored it (before and while it drains) or the other node did.
+    let publishing = tokio::spawn(async move {
+        let mut failed = Vec::new();
+        let started = Instant::now();
+        let mut seq = 2;
+        while started.elapsed() < Duration::from_secs(8) {
+            if let Err(e) = admin_other.publish(seq).await {
+                failed.push((seq, e));
+            }
+            seq += 1;
+        }
+        (seq - 2, failed)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await; // some publishes forwarded first
+    assert!(owner.terminate(Duration::from_secs(30)).await, "the owner did not stop");
+    let (published, failed) = publishing.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {published} publishes failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert!(owner.logged("peer links").is_some());
+    let all = receiver
+        .wait_for("/all/", published as usize + 2, Duration::from_secs(90))
+        .await;
+    let mut ids: Vec<i64> = all.iter().map(|r| r.increment_id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        ids,
+        (1..=published as i64 + 2).collect::<Vec<_>>(),
+        "every acknowledged publish arrives, ids gap-free"
     );
     other.assert_no_panic();
 }
