@@ -130,7 +130,8 @@ impl Link {
         let mut stream = TcpStream::connect(&self.address).await?;
         stream.set_nodelay(true)?;
         wire::dial_handshake(&mut stream, &self.secret).await?;
-        let (mut read, write) = stream.into_split();
+        let (read, write) = stream.into_split();
+        let mut read = tokio::io::BufReader::with_capacity(64 * 1024, read);
         let (frames, queued) = mpsc::channel::<(u64, Vec<u8>)>(QUEUE);
         let conn = Conn {
             frames,

@@ -78,6 +78,11 @@ impl Cluster {
         &self.address
     }
 
+    /// The nodes this one last saw live, itself included.
+    pub fn live_nodes(&self) -> usize {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Serves peer links on `listener` and keeps this node's row fresh until `stop`. Then
     /// it leaves the table and goes on serving its links for `DRAIN`, while the others,
     /// at their next beat, choose new owners for its merchants: a node stopping answers

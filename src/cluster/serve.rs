@@ -16,18 +16,28 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Forwarded publishes one link may have in the store at once; more wait to be read.
 const IN_FLIGHT: usize = 4096;
 
+/// Links open at once, at most (each node keeps one to each other node; the rest is room
+/// for restarts): a connection beyond is closed at once, before its handshake.
+const MAX_LINKS: usize = 256;
+
 /// Takes links on `listener` until `stop` turns true.
 pub async fn run(listener: TcpListener, app: App, secret: Arc<[u8]>, stop: watch::Receiver<bool>) {
     let mut stopping = stop.clone();
+    let links = Arc::new(Semaphore::new(MAX_LINKS));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, from)) => {
+                    let Ok(link) = links.clone().try_acquire_owned() else {
+                        tracing::warn!(%from, "peer link refused: {MAX_LINKS} links open");
+                        continue;
+                    };
                     let (app, secret, stop) = (app.clone(), secret.clone(), stop.clone());
                     tokio::spawn(async move {
                         if let Err(e) = serve_link(stream, app, &secret, stop).await {
                             tracing::warn!(%from, error = %e, "peer link closed");
                         }
+                        drop(link);
                     });
                 }
                 // Out of file descriptors, say: the next accept may work.
@@ -51,7 +61,9 @@ async fn serve_link(
     tokio::time::timeout(HANDSHAKE_TIMEOUT, wire::accept_handshake(&mut stream, secret))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no handshake in time"))??;
-    let (mut read, write) = stream.into_split();
+    let (read, write) = stream.into_split();
+    // Frames come in bursts (a forwarder writes all it has queued at once): one read each.
+    let mut read = tokio::io::BufReader::with_capacity(64 * 1024, read);
     let (frames, queued) = mpsc::channel(IN_FLIGHT);
     let writer = tokio::spawn(wire::write_frames(write, queued));
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
