@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::{App, AppError};
+use crate::cluster::wire::Answer;
 use crate::domain::filter::Verdicts;
 use crate::domain::BodyTemplate;
 use crate::domain::{KeyCheck, PublishRequest, Published};
@@ -92,11 +93,14 @@ impl App {
 
     /// A publish another node forwarded here (see `cluster`), checked and judged there:
     /// stored by this node's group commit, its payloads sent by this node's dispatcher.
-    pub async fn publish_forwarded(&self, job: &crate::cluster::wire::Job) -> Result<Published, StoreError> {
-        let topic = self.publish_topic(&job.topic).await.map_err(|e| match e {
-            AppError::Store(e) => e,
-            e => StoreError::BatchFailed(std::sync::Arc::new(sqlx::Error::Protocol(e.to_string()))),
-        })?;
+    /// The answer is what travels back to the forwarding node.
+    pub async fn publish_forwarded(&self, job: &crate::cluster::wire::Job) -> Answer {
+        let topic = match self.publish_topic(&job.topic).await {
+            Ok(topic) => topic,
+            Err(AppError::Store(e)) => return Answer::of(Err(e)),
+            // The forwarder found the topic in the catalog, which only grows: not expected.
+            Err(e) => return Answer::Failed(e.to_string()),
+        };
         let verdicts = job.verdicts();
         let request = PublishRequest {
             merchant: job.merchant,
@@ -109,10 +113,12 @@ impl App {
             schema: job.schema(),
             key_check: job.key_check.as_ref(),
         };
-        let published = self.store.event_publish(&request).await?;
-        self.wake_published(&published);
-        crate::metrics::PEER_PUBLISHES_TAKEN.inc();
-        Ok(published)
+        let published = self.store.event_publish(&request).await;
+        if let Ok(published) = &published {
+            self.wake_published(published);
+            crate::metrics::PEER_PUBLISHES_TAKEN.inc();
+        }
+        Answer::of(published)
     }
 
     /// Wakes this node's dispatcher for a publish's payloads: those leased at insert wait

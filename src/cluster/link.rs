@@ -131,7 +131,7 @@ impl Link {
         stream.set_nodelay(true)?;
         wire::dial_handshake(&mut stream, &self.secret).await?;
         let (read, write) = stream.into_split();
-        let mut read = tokio::io::BufReader::with_capacity(64 * 1024, read);
+        let mut replies = wire::FrameReader::new(read);
         let (frames, queued) = mpsc::channel::<(u64, Vec<u8>)>(QUEUE);
         let conn = Conn {
             frames,
@@ -141,9 +141,8 @@ impl Link {
         let (pending, alive) = (conn.pending.clone(), conn.alive.clone());
         tokio::spawn(write_queued(write, queued, pending.clone(), alive.clone()));
         tokio::spawn(async move {
-            let mut buf = Vec::new();
             loop {
-                match wire::read::<Reply>(&mut read, &mut buf).await {
+                match replies.next::<Reply>().await {
                     Ok(Some(reply)) => {
                         if let Some(tx) = lock(&pending).remove(&reply.id) {
                             let _ = tx.send(Some(reply.answer));

@@ -5,10 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 
-use super::wire::{self, Answer, Reply, Request};
+use super::wire::{self, Reply, Request};
 use crate::app::App;
 
 /// How long a dialer has to prove itself.
@@ -51,6 +54,9 @@ pub async fn run(listener: TcpListener, app: App, secret: Arc<[u8]>, stop: watch
     }
 }
 
+/// One link, served by one task: it reads the forwarded publishes, stores each through the
+/// group commit, and writes every answer ready at once in one write. (A task per publish
+/// and a writer task cost a wake-up per publish and per burst, on top of one node's.)
 async fn serve_link(
     mut stream: TcpStream,
     app: App,
@@ -61,37 +67,54 @@ async fn serve_link(
     tokio::time::timeout(HANDSHAKE_TIMEOUT, wire::accept_handshake(&mut stream, secret))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no handshake in time"))??;
-    let (read, write) = stream.into_split();
-    // Frames come in bursts (a forwarder writes all it has queued at once): one read each.
-    let mut read = tokio::io::BufReader::with_capacity(64 * 1024, read);
-    let (frames, queued) = mpsc::channel(IN_FLIGHT);
-    let writer = tokio::spawn(wire::write_frames(write, queued));
-    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut buf = Vec::new();
-    let ended = loop {
-        let next = tokio::select! {
-            next = wire::read::<Request>(&mut read, &mut buf) => next,
-            // A node stopping takes no more; what it took is answered below.
-            _ = stopped(&mut stop) => break Ok(()),
-        };
-        let request = match next {
-            Ok(Some(request)) => request,
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
-        };
-        let permit = in_flight.clone().acquire_owned().await.expect("never closed");
-        let (app, frames) = (app.clone(), frames.clone());
-        tokio::spawn(async move {
-            let answer = Answer::of(app.publish_forwarded(&request.job).await);
-            let _ = frames.send(wire::frame(&Reply { id: request.id, answer })).await;
-            drop(permit);
-        });
-    };
-    // Every publish taken is answered before the link closes.
-    let _ = in_flight.acquire_many(IN_FLIGHT as u32).await;
-    drop(frames);
-    let _ = writer.await;
-    ended
+    let (read, mut write) = stream.into_split();
+    let mut requests = wire::FrameReader::new(read);
+    let mut working = FuturesUnordered::new();
+    let mut answers = Vec::new();
+    let mut ended = Ok(());
+    let mut taking = true;
+    loop {
+        tokio::select! {
+            biased;
+            Some(reply) = working.next() => {
+                answers.clear();
+                wire::push_frame(&mut answers, &reply);
+                while let Some(Some(reply)) = working.next().now_or_never() {
+                    wire::push_frame(&mut answers, &reply);
+                }
+                // A failed write ends the link: the forwarder tells its callers that their
+                // publishes' outcome is unknown.
+                write.write_all(&answers).await?;
+            }
+            next = requests.next::<Request>(), if taking && working.len() < IN_FLIGHT => {
+                let mut next = next;
+                loop {
+                    match next {
+                        Ok(Some(request)) => working.push(answer(app.clone(), request)),
+                        Ok(None) => taking = false,
+                        // What was taken is still answered; then the link closes.
+                        Err(e) => (ended, taking) = (Err(e), false),
+                    }
+                    if !taking || working.len() >= IN_FLIGHT {
+                        break;
+                    }
+                    // The rest of the burst that came in the same read.
+                    next = requests.take::<Request>();
+                    if matches!(next, Ok(None)) {
+                        break;
+                    }
+                }
+            }
+            // A node stopping takes no more; what it took is answered first.
+            _ = stopped(&mut stop), if taking => taking = false,
+            else => return ended,
+        }
+    }
+}
+
+async fn answer(app: App, request: Request) -> Reply {
+    let answer = app.publish_forwarded(&request.job).await;
+    Reply { id: request.id, answer }
 }
 
 /// Returns once `stop` turns true (the guard `wait_for` gives is dropped here, not held

@@ -150,17 +150,57 @@ async fn frames_too_large_or_malformed_are_refused() {
     a.write_all(&((wire::MAX_FRAME + 1) as u32).to_be_bytes())
         .await
         .unwrap();
-    let got = wire::read::<Request>(&mut b, &mut Vec::new()).await;
+    let got = wire::FrameReader::new(&mut b).next::<Request>().await;
     assert!(matches!(got, Err(WireError::TooLarge(_))), "{got:?}");
 
     let (mut a, mut b) = tokio::io::duplex(64);
     a.write_all(&5u32.to_be_bytes()).await.unwrap();
     a.write_all(b"{nope").await.unwrap();
-    let got = wire::read::<Request>(&mut b, &mut Vec::new()).await;
+    let got = wire::FrameReader::new(&mut b).next::<Request>().await;
     assert!(matches!(got, Err(WireError::Malformed(_))), "{got:?}");
 
     // A clean end between frames is an end, not an error.
     let (a, mut b) = tokio::io::duplex(64);
     drop(a);
-    assert!(wire::read::<Request>(&mut b, &mut Vec::new()).await.unwrap().is_none());
+    assert!(wire::FrameReader::new(&mut b)
+        .next::<Request>()
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn frames_arriving_in_pieces_are_read_whole_in_order_even_when_a_read_is_abandoned() {
+    let (mut a, b) = tokio::io::duplex(64);
+    let mut bytes = Vec::new();
+    for id in 1..=3 {
+        wire::push_frame(&mut bytes, &Request { id, job: job() });
+    }
+    let cut = bytes.len() - 3;
+    tokio::spawn(async move {
+        for piece in bytes[..cut].chunks(50) {
+            a.write_all(piece).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        // The last frame never ends.
+        a.write_all(&bytes[cut..cut + 1]).await.unwrap();
+    });
+    let mut frames = wire::FrameReader::new(b);
+    let mut got = Vec::new();
+    let ended = loop {
+        // A `select!` that often gives up on the read (as a link's task does when an answer
+        // is ready first) must not lose the bytes it had read.
+        tokio::select! {
+            next = frames.next::<Request>() => match next {
+                Ok(Some(request)) => got.push(request.id),
+                other => break other.map(|r| r.map(|r| r.id)),
+            },
+            _ = tokio::time::sleep(std::time::Duration::from_millis(1)) => {}
+        }
+    };
+    assert_eq!(got, [1, 2]);
+    assert!(
+        matches!(&ended, Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "{ended:?}"
+    );
 }

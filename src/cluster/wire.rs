@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
+use bytes::{Buf, BytesMut};
 use hmac::{Hmac, Mac};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -19,6 +21,9 @@ use crate::time::Millis;
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 
 const NONCE: usize = 32;
+
+/// How much a frame reader asks the socket for at once.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// A publish one node hands another: everything `PublishRequest` holds, the message already
 /// checked against its schema and judged by the filters it may meet.
@@ -150,11 +155,18 @@ impl Answer {
 
 /// `value` as a frame, length first.
 pub fn frame(value: &impl Serialize) -> Vec<u8> {
-    let mut out = vec![0; 4];
-    serde_json::to_writer(&mut out, value).expect("wire values serialize");
-    let len = (out.len() - 4) as u32;
-    out[..4].copy_from_slice(&len.to_be_bytes());
+    let mut out = Vec::new();
+    push_frame(&mut out, value);
     out
+}
+
+/// Appends `value` to `out` as a frame.
+pub fn push_frame(out: &mut Vec<u8>, value: &impl Serialize) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    serde_json::to_writer(&mut *out, value).expect("wire values serialize");
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,24 +181,58 @@ pub enum WireError {
     Refused,
 }
 
-/// The next frame's value; None at a clean end of the stream (between frames).
-pub async fn read<T: for<'de> Deserialize<'de>>(
-    from: &mut (impl AsyncRead + Unpin),
-    buf: &mut Vec<u8>,
-) -> Result<Option<T>, WireError> {
-    let mut len = [0u8; 4];
-    match from.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
+/// Reads frames from a stream. Cancel-safe: bytes read stay here until their frame is
+/// whole, so `next` may lose a `select!` without losing anything.
+pub struct FrameReader<R> {
+    from: R,
+    buf: BytesMut,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(from: R) -> Self {
+        FrameReader {
+            from,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+        }
     }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(WireError::TooLarge(len));
+
+    /// The next frame's value; None at a clean end of the stream (between frames).
+    pub async fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
+        loop {
+            if let Some(value) = self.take()? {
+                return Ok(Some(value));
+            }
+            if self.buf.capacity() - self.buf.len() < READ_CHUNK / 16 {
+                self.buf.reserve(READ_CHUNK);
+            }
+            if self.from.read_buf(&mut self.buf).await? == 0 {
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                let cut = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the stream ended inside a frame");
+                return Err(cut.into());
+            }
+        }
     }
-    buf.resize(len, 0);
-    from.read_exact(buf).await?;
-    Ok(Some(serde_json::from_slice(buf)?))
+
+    /// The next frame's value if it was already read whole (no I/O): a burst of frames
+    /// comes in one read.
+    pub fn take<T: DeserializeOwned>(&mut self) -> Result<Option<T>, WireError> {
+        let Some(len) = self.buf.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_be_bytes(len.try_into().expect("sized")) as usize;
+        if len > MAX_FRAME {
+            return Err(WireError::TooLarge(len));
+        }
+        if self.buf.len() < 4 + len {
+            self.buf.reserve(4 + len - self.buf.len());
+            return Ok(None);
+        }
+        let value = serde_json::from_slice(&self.buf[4..4 + len]);
+        self.buf.advance(4 + len);
+        Ok(Some(value?))
+    }
 }
 
 fn proof(secret: &[u8], side: &[u8], theirs: &[u8; NONCE], ours: &[u8; NONCE]) -> Hmac<Sha256> {
@@ -234,22 +280,4 @@ pub async fn dial_handshake(
     proof(secret, b"listener", &ours, &theirs)
         .verify_slice(&answer)
         .map_err(|_| WireError::Refused)
-}
-
-/// Writes the frames queued on `frames` until it closes or a write fails, as few writes as
-/// the queue allows (everything queued goes in one).
-pub async fn write_frames(
-    mut to: impl AsyncWrite + Unpin,
-    mut frames: tokio::sync::mpsc::Receiver<Vec<u8>>,
-) -> std::io::Result<()> {
-    let mut batch = Vec::new();
-    let mut buf = Vec::new();
-    while frames.recv_many(&mut batch, 256).await > 0 {
-        buf.clear();
-        for f in batch.drain(..) {
-            buf.extend_from_slice(&f);
-        }
-        to.write_all(&buf).await?;
-    }
-    Ok(())
 }
