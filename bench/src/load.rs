@@ -92,6 +92,8 @@ pub struct Publisher {
     topic: &'static str,
     /// More fields of every message, as JSON object members (`"a":1,"b":2`); none when unset.
     fields: std::sync::OnceLock<String>,
+    /// Merchant codes the events name in turn (`merchant_code`); none when unset.
+    merchants: std::sync::OnceLock<Vec<String>>,
     /// Round trip of each HTTP request (one event, or one batch).
     pub rpc_latency: Histogram,
     next_seq: AtomicU64,
@@ -133,6 +135,7 @@ impl Publisher {
             next_rpc: AtomicU64::new(0),
             topic,
             fields: std::sync::OnceLock::new(),
+            merchants: std::sync::OnceLock::new(),
             rpc_latency: Histogram::default(),
             next_seq: AtomicU64::new(0),
             published: AtomicU64::new(0),
@@ -171,14 +174,29 @@ impl Publisher {
         let _ = self.fields.set(fields);
     }
 
+    /// Makes the events name these merchants in turn (needed once several exist); set
+    /// once, before publishing.
+    pub fn set_merchants(&self, codes: Vec<String>) {
+        let _ = self.merchants.set(codes);
+    }
+
     fn request(&self) -> String {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let more = match self.fields.get() {
             Some(f) => format!(",{f}"),
             None => String::new(),
         };
+        let options = match self.merchants.get() {
+            Some(codes) if !codes.is_empty() => {
+                // Mixed (Fibonacci hashing), not `seq % n`: the endpoints also take turns, and
+                // each node would otherwise see only every other merchant.
+                let pick = (seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % codes.len();
+                format!(r#",{{"merchant_code":"{}"}}"#, codes[pick])
+            }
+            _ => String::new(),
+        };
         format!(
-            r#"{{"jsonrpc":"2.0","id":{seq},"method":"call","params":[null,"event.publish",["{}",{{"seq":{seq},"t_us":{}{more}}}]]}}"#,
+            r#"{{"jsonrpc":"2.0","id":{seq},"method":"call","params":[null,"event.publish",["{}",{{"seq":{seq},"t_us":{}{more}}}{options}]]}}"#,
             self.topic,
             now_us()
         )

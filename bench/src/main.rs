@@ -208,12 +208,16 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         }
         None => None,
     };
-    // Two nodes are compared with one (`e2e`), so `e2e` runs first when both are chosen.
+    // Two nodes are compared with one (`e2e`, `e2e-merchants`), so the one-node scenario
+    // runs first when both are chosen.
     let position = |s: Scenario, chosen: &[Scenario]| chosen.iter().position(|c| *c == s);
-    if let (Some(one), Some(two)) = (position(Scenario::E2e, &chosen), position(Scenario::E2e2Nodes, &chosen)) {
-        if two < one {
-            let moved = chosen.remove(two);
-            chosen.insert(one, moved);
+    for two_nodes in [Scenario::E2e2Nodes, Scenario::E2e2NodesMerchants] {
+        let one_node = two_nodes.one_node().expect("a two-node scenario");
+        if let (Some(one), Some(two)) = (position(one_node, &chosen), position(two_nodes, &chosen)) {
+            if two < one {
+                let moved = chosen.remove(two);
+                chosen.insert(one, moved);
+            }
         }
     }
     let out = cli.out.clone().unwrap_or_else(|| {
@@ -281,8 +285,8 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
                 }
                 other => *other = json!({"backend": cli.backend.name()}),
             }
-            if scenario == Scenario::E2e2Nodes {
-                if let Some(one) = results.iter().find(|o: &&ScenarioResult| o.scenario == "e2e") {
+            if let Some(one_node) = scenario.one_node().map(Scenario::name) {
+                if let Some(one) = results.iter().find(|o: &&ScenarioResult| o.scenario == one_node) {
                     scenarios::compare_with_one_node(&mut r, one);
                 }
             }

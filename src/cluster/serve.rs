@@ -57,6 +57,8 @@ pub async fn run(listener: TcpListener, app: App, secret: Arc<[u8]>, stop: watch
 /// One link, served by one task: it reads the forwarded publishes, stores each through the
 /// group commit, and writes every answer ready at once in one write. (A task per publish
 /// and a writer task cost a wake-up per publish and per burst, on top of one node's.)
+/// While it writes it does not read, which is safe because the forwarder's reader task
+/// always reads: a write here waits only for the network, never for this side to read.
 async fn serve_link(
     mut stream: TcpStream,
     app: App,

@@ -17,6 +17,7 @@ mod ed25519;
 mod filtered;
 mod isolation;
 mod many_webhooks;
+mod merchants;
 mod retry_after;
 mod two_nodes;
 mod validated;
@@ -96,6 +97,12 @@ pub enum Scenario {
     /// e2e on two hookd nodes sharing one PostgreSQL database (postgres only)
     #[value(name = "e2e-2nodes")]
     E2e2Nodes,
+    /// e2e's throughput phase spread over 16 merchants, a webhook each, on one node
+    #[value(name = "e2e-merchants")]
+    E2eMerchants,
+    /// e2e-merchants on two nodes with peer links, each owning some merchants (postgres only)
+    #[value(name = "e2e-2nodes-merchants")]
+    E2e2NodesMerchants,
     /// Publish→receipt latency at a fixed 500 events/s
     Latency,
     /// One event to 100 webhooks
@@ -122,7 +129,7 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const EACH: [Scenario; 17] = [
+    pub const EACH: [Scenario; 19] = [
         Scenario::Publish,
         Scenario::PublishBatch,
         Scenario::PublishFiltered,
@@ -131,6 +138,8 @@ impl Scenario {
         Scenario::E2eBatch,
         Scenario::E2eEd25519,
         Scenario::E2e2Nodes,
+        Scenario::E2eMerchants,
+        Scenario::E2e2NodesMerchants,
         Scenario::Latency,
         Scenario::Fanout,
         Scenario::ManyWebhooks,
@@ -146,6 +155,15 @@ impl Scenario {
         self.to_possible_value()
             .map(|v| v.get_name().to_string())
             .unwrap_or_default()
+    }
+
+    /// For a two-node scenario, its one-node twin, beside which it is reported.
+    pub fn one_node(self) -> Option<Scenario> {
+        match self {
+            Scenario::E2e2Nodes => Some(Scenario::E2e),
+            Scenario::E2e2NodesMerchants => Some(Scenario::E2eMerchants),
+            _ => None,
+        }
     }
 
     /// The one-line description (the variant's doc comment, as `--help` shows it).
@@ -165,6 +183,8 @@ impl Scenario {
             Scenario::Fanout => closed(ctx, &name, 100, Amount::Events(ctx.size(1_500, 5)), 4, 1).await?,
             Scenario::Latency => return latency(ctx, &name).await,
             Scenario::E2e2Nodes => return two_nodes::run(ctx, &name).await,
+            Scenario::E2eMerchants => return merchants::run(ctx, &name, 1).await,
+            Scenario::E2e2NodesMerchants => return merchants::run(ctx, &name, 2).await,
             Scenario::ManyWebhooks => return many_webhooks::run(ctx, &name).await,
             Scenario::PublishFiltered => return filtered::run(ctx, &name).await,
             Scenario::PublishValidated => return validated::run(ctx, &name).await,

@@ -36,7 +36,7 @@ const MIN_FORWARDED_PCT: f64 = 40.0;
 /// Each node's User-Agent, and peer links as a deployment of several nodes has them (each
 /// merchant's publishes gathered on its owner node); `HOOKD_BENCH_NO_PEERS=1` leaves them
 /// off, so every node stores its own publishes (for comparison).
-fn node_config(c: &mut hookd::config::Config, node: usize) {
+pub(super) fn node_config(c: &mut hookd::config::Config, node: usize) {
     c.app.delivery.client.user_agent = node_agent(node);
     if std::env::var_os("HOOKD_BENCH_NO_PEERS").is_none() {
         c.peers = Some(hookd::config::PeerSettings {
@@ -50,7 +50,7 @@ fn node_config(c: &mut hookd::config::Config, node: usize) {
 /// before that, a node that has not seen the merchant's owner yet stores its publishes
 /// itself, and the owner then commits as a node sharing its webhooks for a while (see
 /// `store::postgres::sharing`), which is not the steady state to measure.
-async fn wait_for_peers(apps: &[&hookd::app::App]) -> anyhow::Result<bool> {
+pub(super) async fn wait_for_peers(apps: &[&hookd::app::App]) -> anyhow::Result<bool> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while apps
         .iter()
@@ -139,8 +139,8 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     Ok(r)
 }
 
-/// Adds the scale-out check once the one-node `e2e` figure of the same run is known: two
-/// nodes must deliver at least as fast as one.
+/// Adds the scale-out check once the one-node figure of the same run (`e2e`, or
+/// `e2e-merchants`) is known: two nodes must deliver at least as fast as one.
 pub fn compare_with_one_node(two: &mut ScenarioResult, one: &ScenarioResult) {
     if two.skipped.is_some() || !one.ok || one.deliveries_per_s <= 0.0 {
         return;
@@ -149,7 +149,7 @@ pub fn compare_with_one_node(two: &mut ScenarioResult, one: &ScenarioResult) {
     two.note("deliveries_per_s_one_node", one.deliveries_per_s);
     two.note("speedup_vs_one_node", ratio);
     two.checks.push(Check::at_least(
-        "deliveries/s, two nodes ÷ one node (e2e, same run)",
+        &format!("deliveries/s, two nodes ÷ one node ({}, same run)", one.scenario),
         ratio,
         1.0,
         "×",
