@@ -175,6 +175,15 @@ async fn write_queued(
     use tokio::io::AsyncWriteExt;
     let (mut batch, mut buf) = (Vec::new(), Vec::new());
     while queued.recv_many(&mut batch, 256).await > 0 {
+        // Publishes made ready with the first (their callers' requests came in the same
+        // read) queue theirs meanwhile: one write, and one wake-up of the owner, for all.
+        tokio::task::yield_now().await;
+        while batch.len() < 256 {
+            match queued.try_recv() {
+                Ok(frame) => batch.push(frame),
+                Err(_) => break,
+            }
+        }
         buf.clear();
         let ids: Vec<u64> = batch.iter().map(|(id, _)| *id).collect();
         for (_, frame) in batch.drain(..) {
