@@ -81,6 +81,8 @@ async fn serve_link(
             Some(reply) = working.next() => {
                 answers.clear();
                 wire::push_frame(&mut answers, &reply);
+                // The rest of its batch is being answered meanwhile: one write for all.
+                tokio::task::yield_now().await;
                 while let Some(Some(reply)) = working.next().now_or_never() {
                     wire::push_frame(&mut answers, &reply);
                 }
