@@ -92,7 +92,8 @@ pub struct Publisher {
     topic: &'static str,
     /// More fields of every message, as JSON object members (`"a":1,"b":2`); none when unset.
     fields: std::sync::OnceLock<String>,
-    /// Merchant codes the events name in turn (`merchant_code`); none when unset.
+    /// Merchant codes the events name (`merchant_code`), spread over them in a mixed order;
+    /// none when unset.
     merchants: std::sync::OnceLock<Vec<String>>,
     /// Round trip of each HTTP request (one event, or one batch).
     pub rpc_latency: Histogram,
@@ -174,7 +175,7 @@ impl Publisher {
         let _ = self.fields.set(fields);
     }
 
-    /// Makes the events name these merchants in turn (needed once several exist); set
+    /// Makes the events name these merchants, in a mixed order (needed once several exist); set
     /// once, before publishing.
     pub fn set_merchants(&self, codes: Vec<String>) {
         let _ = self.merchants.set(codes);

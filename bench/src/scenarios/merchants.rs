@@ -6,9 +6,9 @@
 //! both store and send: the scale-out a deployment with many merchants gets. The two-node
 //! figure is set beside the one-node one of the same run (`compare_with_one_node`).
 //!
-//! The publishes name their merchant (`merchant_code`, needed once several exist) and take
-//! the merchants in turn; each merchant's user makes its own webhook. No latency phase: `e2e`
-//! and `e2e-2nodes` measure that.
+//! The publishes name their merchant (`merchant_code`, needed once several exist), spread
+//! over the merchants in a mixed order; each merchant's user makes its own webhook. No
+//! latency phase: `e2e` and `e2e-2nodes` measure that.
 
 use serde_json::json;
 
@@ -94,7 +94,7 @@ pub async fn run(ctx: &Ctx, name: &str, nodes: usize) -> anyhow::Result<Scenario
     let series = watch.stop().await;
     let mut r = setup.result(run, &publisher, usage, run.events);
     r.params = json!({"nodes": nodes, "merchants": MERCHANTS, "webhooks": MERCHANTS, "events": run.events,
-        "concurrency": CONNECTIONS, "batch": 1, "requests": "taking the merchants, and the nodes, in turn"});
+        "concurrency": CONNECTIONS, "batch": 1, "requests": "spread over the merchants; taking the nodes in turn"});
     r.note("deliveries_per_s_steady_10_90", steady_rate(&series));
     if second.is_some() {
         let by_node = setup.receiver.by_node(nodes);
