@@ -2,8 +2,8 @@
 //! PostgreSQL database, each forwarding a merchant's publishes to the merchant's owner node.
 //! Whichever node a publish reaches, it is stored once, by the owner, with gap-free ids,
 //! filters judged and idempotency keys kept; a link that does not prove the cluster's secret
-//! or sends garbage is closed and stores nothing; and when the owner is killed the other
-//! node stores the publishes itself.
+//! or sends garbage is closed and stores nothing (what it forwarded before the garbage is
+//! answered first); and when the owner is killed the other node stores the publishes itself.
 //!
 //! Runs only when `HOOKD_TEST_POSTGRES_URL` is set; each run uses a fresh database.
 
@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use hookd::cluster::wire;
 
 use crate::process::*;
 use crate::receiver::TestReceiver;
@@ -233,7 +235,7 @@ async fn a_merchant_s_publishes_are_stored_by_its_owner_node_whichever_node_take
     s.write_all(&[b'x'; 64]).await.unwrap();
     closed(s).await;
     let mut s = TcpStream::connect(&owner_address).await.unwrap();
-    let refused = hookd::cluster::wire::dial_handshake(&mut s, b"a guessed secret").await;
+    let refused = wire::dial_handshake(&mut s, b"a guessed secret").await;
     assert!(refused.is_err(), "a wrong secret was taken");
     closed(s).await;
     let secret: Vec<u8> = sqlx::query_scalar("SELECT secret FROM peer_secret")
@@ -246,9 +248,7 @@ async fn a_merchant_s_publishes_are_stored_by_its_owner_node_whichever_node_take
         [&2u32.to_be_bytes()[..], b"{}"].concat(),
     ] {
         let mut s = TcpStream::connect(&owner_address).await.unwrap();
-        hookd::cluster::wire::dial_handshake(&mut s, &secret)
-            .await
-            .expect("the right secret");
+        wire::dial_handshake(&mut s, &secret).await.expect("the right secret");
         s.write_all(&garbage).await.unwrap();
         closed(s).await;
     }
@@ -257,12 +257,66 @@ async fn a_merchant_s_publishes_are_stored_by_its_owner_node_whichever_node_take
         before,
         "a hostile link stored something"
     );
+    // A forwarded publish, then garbage in the same write: what the owner took is answered
+    // before it closes the link.
+    let merchant: i64 = sqlx::query_scalar("SELECT id FROM merchants WHERE code = 'shop1'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let now = hookd::time::now_millis();
+    let message = json!({"seq": 2500});
+    let job = wire::Job {
+        merchant: hookd::domain::MerchantId(merchant),
+        topic: TOPIC.into(),
+        body: hookd::domain::BodyTemplate::new(TOPIC, "shop1", message.as_object().unwrap(), now),
+        key: None,
+        now,
+        verdicts: vec![(filter.into(), false)],
+        trace: None,
+        schema: None,
+        key_check: None,
+    };
+    let mut bytes = Vec::new();
+    wire::push_frame(&mut bytes, &wire::Request { id: 7, job });
+    bytes.extend_from_slice(&[&5u32.to_be_bytes()[..], b"{nope"].concat());
+    let mut s = TcpStream::connect(&owner_address).await.unwrap();
+    wire::dial_handshake(&mut s, &secret).await.expect("the right secret");
+    s.write_all(&bytes).await.unwrap();
+    let mut replies = wire::FrameReader::new(s);
+    let reply = tokio::time::timeout(Duration::from_secs(10), replies.next::<wire::Reply>())
+        .await
+        .expect("answered in time")
+        .expect("a well-formed reply")
+        .expect("a reply before the link closed");
+    assert_eq!(reply.id, 7);
+    assert!(
+        matches!(
+            reply.answer,
+            wire::Answer::Published {
+                payloads: 1,
+                replayed: false,
+                ..
+            }
+        ),
+        "{:?}",
+        reply.answer
+    );
+    let end = tokio::time::timeout(Duration::from_secs(10), replies.next::<wire::Reply>())
+        .await
+        .expect("the link closed in time");
+    assert!(matches!(end, Ok(None)), "after the garbage: {end:?}");
+    assert_eq!(
+        events_stored(&mut conn).await,
+        before + 1,
+        "the one good frame stored once"
+    );
+
     admin_a.publish(2000).await.expect("A still publishes");
     admin_b.publish(2001).await.expect("B still publishes");
 
     // Delivered before the kill (the owner holds their leases).
     receiver
-        .wait_for("/all/", EVENTS as usize + 3, Duration::from_secs(30))
+        .wait_for("/all/", EVENTS as usize + 4, Duration::from_secs(30))
         .await;
 
     // The owner killed: the other node stores its publishes itself, at once.
@@ -282,7 +336,7 @@ async fn a_merchant_s_publishes_are_stored_by_its_owner_node_whichever_node_take
     );
     let acked = (3000..3050).filter(|s| failed.iter().all(|(f, _)| f != s)).count();
     let after = receiver
-        .wait_for("/all/", EVENTS as usize + 3 + acked, Duration::from_secs(30))
+        .wait_for("/all/", EVENTS as usize + 4 + acked, Duration::from_secs(30))
         .await;
     let late = after
         .iter()
