@@ -13,13 +13,13 @@
 use serde_json::json;
 
 use super::e2e::{throughput_events, CONNECTIONS};
-use super::two_nodes::{node_config, wait_for_peers};
+use super::two_nodes::{forwarded_pct, join_second, node_config};
 use crate::harness::{steady_rate, Ctx, DeliveryWatch, Setup, TOPIC};
 use crate::load::{closed_loop, Amount, Publisher, Rpc};
 use crate::metrics::UsageMeter;
 use crate::receiver::secret_for;
 use crate::report::{Check, ScenarioResult};
-use crate::server::{Backend, BenchServer, Login};
+use crate::server::{Backend, Login};
 
 /// Merchants, each with one webhook (a receiver slot of its own).
 const MERCHANTS: usize = 16;
@@ -70,18 +70,15 @@ pub async fn run(ctx: &Ctx, name: &str, nodes: usize) -> anyhow::Result<Scenario
         }
     })
     .await?;
-    let second: Option<BenchServer> = match nodes {
-        1 => None,
-        _ => Some(setup.server.join(|c| node_config(c, 1)).await?),
-    };
     let mut rpcs = vec![setup.admin.clone()];
-    if let Some(second) = &second {
-        wait_for_peers(&[setup.server.app(), second.app()]).await?;
-        let admin2 = Rpc::new(&second.endpoint, &second.admin)?;
-        // Each node pays for argon2 on a key's first Basic-auth call; not in the measurement.
-        admin2.call("topic.list", json!([])).await?;
-        rpcs.push(admin2);
-    }
+    let second = match nodes {
+        1 => None,
+        _ => {
+            let (second, admin2, _) = join_second(&setup).await?;
+            rpcs.push(admin2);
+            Some(second)
+        }
+    };
     let codes = make_merchants(&setup).await?;
     let publisher = Publisher::spread(rpcs, TOPIC, ctx.bar(name, "published", amount.events()));
     publisher.set_merchants(codes);
@@ -108,8 +105,7 @@ pub async fn run(ctx: &Ctx, name: &str, nodes: usize) -> anyhow::Result<Scenario
             1.0,
             "%",
         ));
-        let forwarded = hookd::metrics::PEER_PUBLISHES_FORWARDED.get() - forwarded_before;
-        r.note("forwarded_pct", 100.0 * forwarded as f64 / run.events.max(1) as f64);
+        r.note("forwarded_pct", forwarded_pct(forwarded_before, run.events));
     }
     if let Some(second) = second {
         second.stop().await;

@@ -23,7 +23,7 @@ use crate::load::{closed_loop, Amount, Publisher, Rpc};
 use crate::metrics::UsageMeter;
 use crate::receiver::node_agent;
 use crate::report::{Check, ScenarioResult};
-use crate::server::Backend;
+use crate::server::{Backend, BenchServer};
 
 const NODES: usize = 2;
 /// Without peer links: what each node's share of the deliveries must reach for both to
@@ -50,7 +50,7 @@ pub(super) fn node_config(c: &mut hookd::config::Config, node: usize) {
 /// before that, a node that has not seen the merchant's owner yet stores its publishes
 /// itself, and the owner then commits as a node sharing its webhooks for a while (see
 /// `store::postgres::sharing`), which is not the steady state to measure.
-pub(super) async fn wait_for_peers(apps: &[&hookd::app::App]) -> anyhow::Result<bool> {
+async fn wait_for_peers(apps: &[&hookd::app::App]) -> anyhow::Result<bool> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while apps
         .iter()
@@ -65,6 +65,24 @@ pub(super) async fn wait_for_peers(apps: &[&hookd::app::App]) -> anyhow::Result<
     Ok(apps.iter().all(|app| app.cluster.is_some()))
 }
 
+/// A second node on `setup`'s database, started once both nodes have seen each other (with
+/// peer links), and a client for its admin; whether the nodes have peer links.
+pub(super) async fn join_second(setup: &Setup) -> anyhow::Result<(BenchServer, Rpc, bool)> {
+    let second = setup.server.join(|c| node_config(c, 1)).await?;
+    let peers = wait_for_peers(&[setup.server.app(), second.app()]).await?;
+    let admin2 = Rpc::new(&second.endpoint, &second.admin)?;
+    // Each node pays for argon2 on a key's first Basic-auth call; not in the measurement.
+    admin2.call("topic.list", json!([])).await?;
+    Ok((second, admin2, peers))
+}
+
+/// The publishes forwarded to their owner node since the counter read `before`, in % of
+/// `events`.
+pub(super) fn forwarded_pct(before: u64, events: u64) -> f64 {
+    let forwarded = hookd::metrics::PEER_PUBLISHES_FORWARDED.get() - before;
+    100.0 * forwarded as f64 / events.max(1) as f64
+}
+
 pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     if ctx.backend() != Backend::Postgres {
         return Ok(ScenarioResult::skipped(
@@ -74,11 +92,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     let amount = Amount::Events(throughput_events(ctx));
     let (concurrency, batch) = (CONNECTIONS, 1);
     let setup = Setup::start(ctx, 1, None, |c| node_config(c, 0)).await?;
-    let second = setup.server.join(|c| node_config(c, 1)).await?;
-    let peers = wait_for_peers(&[setup.server.app(), second.app()]).await?;
-    let admin2 = Rpc::new(&second.endpoint, &second.admin)?;
-    // Each node pays for argon2 on a key's first Basic-auth call; not in the measurement.
-    admin2.call("topic.list", json!([])).await?;
+    let (second, admin2, peers) = join_second(&setup).await?;
     setup.create_webhooks(0..1, TOPIC).await?;
     let publisher = Publisher::spread(
         vec![setup.admin.clone(), admin2.clone()],
@@ -115,8 +129,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     if peers {
         // The node that owns the bench merchant stores and sends everything; the other
         // forwards it the half of the publishes that reach it.
-        let forwarded = hookd::metrics::PEER_PUBLISHES_FORWARDED.get() - forwarded_before;
-        let pct = 100.0 * forwarded as f64 / run.events.max(1) as f64;
+        let pct = forwarded_pct(forwarded_before, run.events);
         r.note("forwarded_pct", pct);
         r.checks.push(Check::at_least(
             "publishes forwarded to the merchant's owner node",
