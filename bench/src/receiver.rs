@@ -268,7 +268,7 @@ impl Shared {
             return StatusCode::OK;
         };
         let n = s.requests.fetch_add(1, Ordering::Relaxed);
-        if n % SIGNATURE_SAMPLE == 0 || entry.unique.load(Ordering::Relaxed) == 0 {
+        if n.is_multiple_of(SIGNATURE_SAMPLE) || entry.unique.load(Ordering::Relaxed) == 0 {
             s.signatures_checked.fetch_add(1, Ordering::Relaxed);
             if !signatures_valid(headers, body, secret_for(slot).as_bytes()) {
                 s.signatures_bad.fetch_add(1, Ordering::Relaxed);
