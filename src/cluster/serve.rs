@@ -94,7 +94,7 @@ async fn serve_link(
                 let mut next = next;
                 loop {
                     match next {
-                        Ok(Some(request)) => working.push(answer(app.clone(), request)),
+                        Ok(Some(request)) => working.push(answer(&app, request)),
                         Ok(None) => taking = false,
                         // What was taken is still answered; then the link closes.
                         Err(e) => (ended, taking) = (Err(e), false),
@@ -116,7 +116,7 @@ async fn serve_link(
     }
 }
 
-async fn answer(app: App, request: Request) -> Reply {
+async fn answer(app: &App, request: Request) -> Reply {
     let answer = app.publish_forwarded(&request.job).await;
     Reply { id: request.id, answer }
 }
