@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Times one call of hookd's one-statement publish (`src/store/postgres/batch/unfiltered.rs`)
-# on its own, without the rest of hookd and without its noise (issue 28): the statement as
+# Times one call of hookd's one-round-trip publish (`src/store/postgres/batch/unfiltered.rs`:
+# a call of the function `hookd_publish`, migration 0023) on its own, without the rest of
+# hookd and without its noise (issue 28): the statement as
 # hookd sent it, captured by auto_explain in the server's log, replayed by pgbench on one
 # connection, prepared (generic plan), committing without waiting for the flush as a runner
 # sharing its webhooks does. Prints the client's latency per call and the server's execution
@@ -55,7 +56,7 @@ if [ -z "${STATEMENT:-}" ] || [ "$(q "$url" -c "SELECT count(*) FROM pg_database
     -u "platform:$pub" >/dev/null
   kill "$serve" && wait "$serve" 2>/dev/null || true
   q "$url" -c "ALTER DATABASE hookd_replay RESET ALL"
-  { tail -c +"$((from + 1))" "$log" | grep -m 1 -o 'Query Text: WITH j AS (.*' || true; } | cut -c 13- >"$work/captured.sql"
+  { tail -c +"$((from + 1))" "$log" | grep -m 1 -o 'Query Text: SELECT \* FROM hookd_publish(.*' || true; } | cut -c 13- >"$work/captured.sql"
   [ -s "$work/captured.sql" ] || { echo "no publish statement in $log" >&2; exit 1; }
   cp "$work/captured.sql" "${PGREPLAY_SAVE:-/tmp/hookd_publish_statement.sql}"
 fi

@@ -1,24 +1,26 @@
-//! The common case of a group commit in one statement: when no webhook the batch's events
-//! match has a filter, one statement checks the jobs (catalog versions, remembered keys),
-//! locks the matched webhooks, draws their increment ids, bumps them, inserts the events and
-//! their payloads, and queues the wake-up. The payload bodies are rendered there too, from
-//! each event's bytes before and after its increment id (`BodyTemplate::around_increment`).
+//! The common case of a group commit in one round trip: when no webhook the batch's events
+//! match has a filter, one call of the function `hookd_publish` (migration 0023) checks the
+//! jobs (catalog versions, remembered keys), locks the matched webhooks, draws their
+//! increment ids, bumps them, inserts the events and their payloads, and queues the wake-up.
+//! The payload bodies are rendered there too, from each event's bytes before and after its
+//! increment id (`BodyTemplate::around_increment`).
 //!
-//! So a batch holds its webhooks' row locks only for this statement and its COMMIT, with no
-//! round trip and no work in the node between the lock and the insert; two nodes publishing
-//! to one webhook wait that much less for each other (issue 28). The locks are taken inside
-//! `hookd_take_increments` (migration 0020), not by the statement itself: a statement that
-//! waited for a row lock re-checks the row once it is free, and PostgreSQL first sets up the
-//! plan of the whole waiting statement again (on two nodes, a third of the publish backends'
-//! CPU); inside the function, that is one small UPDATE.
+//! So a batch holds its webhooks' row locks only for this call and its COMMIT, with no round
+//! trip and no work in the node between the lock and the insert; two nodes publishing to one
+//! webhook wait that much less for each other (issue 28). The function runs the work as a few
+//! small statements, each with its own cached plan, and skips the checks a batch does not
+//! need: the one statement of twenty CTEs it replaces had its whole plan (about ninety
+//! nodes) set up and torn down on every call. Each webhook is locked by a small UPDATE of its
+//! own: a statement that waited for a row lock re-checks the row once it is free, after
+//! setting up its plan again, so the statement that waits is kept small.
 //!
 //! Otherwise nothing is written and `batch` goes the long way (`lock_webhooks`, `insert`):
 //! when a matched webhook has a filter (the jobs' verdicts decide in the node), and when a job
 //! is refused (its catalog version moved, its remembered key changed: the batch runs again
 //! without it). The lock order is `batch`'s: the unfiltered webhooks in ascending id. A
 //! matched webhook that changed while its lock waited (turned off, deleted, or given a filter)
-//! comes back from the lock without its row; the statement has then written, so it aborts
-//! itself (`hookd_publish_raced()`, migration 0019) and the batch runs again
+//! comes back from the lock without its row; the call then aborts itself, undoing what it
+//! wrote (`hookd_publish_raced()`, migration 0019), and the batch runs again
 //! (`BatchError::Raced`): its next snapshot sees the change.
 //!
 //! Since the statement is all-or-nothing by itself, it needs no transaction around it:
@@ -37,7 +39,7 @@ use sqlx::PgConnection;
 use super::{BatchError, Job};
 use crate::domain::{ClaimedDelivery, DeliveryId, EventId, WebhookId};
 use crate::store::handoff::Offer;
-use crate::store::postgres::clock::on_db_clock;
+use crate::store::postgres::clock::db_offset;
 use crate::store::postgres::wakeups;
 use crate::store::{Handoff, Published};
 
@@ -196,93 +198,28 @@ struct Row {
     versions: Option<Vec<i64>>,
 }
 
-/// The statement. Binds, one element per job: $1 merchant, $2 topic, $3 idempotency key,
-/// $4 published at (node clock), $5 whether to confirm $6 its catalog version, $7 trace
-/// context, $8 remembered caller and $9 its key hash, $10–$12 the topic's match keys, $13 the
-/// body before and $14 after the increment id; then $15 the node's clock, $16 the wake-up
-/// channel and $17 the longest wake-up payload; then the hand-off's offer (`handoff::Offer`):
-/// $18 the lease's owner (NULL: lease nothing), $19 its end (node clock), $20 the room of a
-/// webhook not in $21, and $21 webhooks with their own room $22; $23 whether its commit
-/// skips the WAL flush (`Commit::AloneUnflushed`: `synchronous_commit` off for this
-/// statement's transaction only).
+/// The statement: a call of `hookd_publish` (migration 0023), which does the work in a few
+/// small statements of its own. Binds, one element per job: $1 merchant, $2 topic, $3
+/// idempotency key, $4 published at (node clock), $5 whether to confirm $6 its catalog
+/// version, $7 trace context, $8 remembered caller and $9 its key hash, $10–$12 the topic's
+/// match keys, $13 the body before and $14 after the increment id; then $15 the node's clock
+/// (the function is given how far the database's clock is ahead of it, `db_offset`), $16 the
+/// wake-up channel and $17 the longest wake-up payload; then the hand-off's offer
+/// (`handoff::Offer`): $18 the lease's owner (NULL: lease nothing), $19 its end (node
+/// clock), $20 the room of a webhook not in $21, and $21 webhooks with their own room $22;
+/// $23 whether its commit skips the WAL flush (`Commit::AloneUnflushed`:
+/// `synchronous_commit` off for this statement's transaction only).
 ///
-/// `go` says whether to write at all: no job refused, no matched webhook filtered. `l` draws
-/// each matched webhook's increment ids (`counts`: one per job it matched) through
-/// `hookd_take_increments` (migration 0020), which locks and bumps the webhooks in ascending
-/// id and re-checks each on its current row: a lock wait inside the function re-checks only
-/// its small UPDATE, not this whole statement. `p` numbers each webhook's payloads after its
-/// last increment id, in job order, and marks those leased at insert (`hand`): a plain
-/// webhook's first ones, as many as its room. The event ids are
-/// drawn first (`j`, evaluated once). Only webhooks with a payload not leased at insert are
-/// named in the wake-up. Returns: whether it wrote, the event ids, the refused jobs (catalog,
-/// key), each payload's job, webhook, `hand` and increment id (by job, then webhook), the
-/// ids of the payloads leased at insert (in the same order), and the locked webhooks'
-/// versions; or, when a
-/// webhook changed while its lock waited, the error `RACED`.
+/// Returns (`Row`): whether it wrote (no job refused, no matched webhook filtered), the event
+/// ids, the refused jobs (catalog, key), each payload's job, webhook, `hand` (leased at
+/// insert) and increment id (by job, then webhook), the ids of the payloads leased at insert
+/// (in the same order), and the locked webhooks with their versions; or, when a webhook
+/// changed while its lock waited, the error `RACED`.
 const STATEMENT: &str = concat!(
-    "WITH j AS ( \
-       SELECT t.*, nextval('events_id_seq'::regclass) AS id \
-       FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOL[], $6::BIGINT[], \
-         $7::TEXT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[], \
-         $13::BYTEA[], $14::BYTEA[]) WITH ORDINALITY \
-         AS t(m, topic, key, at, confirm, version, trace, caller, key_hash, k0, k1, k2, \
-              before, after, n)), \
-     stale AS (SELECT array_agg(j.n ORDER BY j.n) AS ns FROM j \
-       LEFT JOIN topic_catalog c ON c.topic = j.topic \
-       WHERE j.confirm AND c.version IS DISTINCT FROM j.version), \
-     revoked AS (SELECT array_agg(j.n ORDER BY j.n) AS ns FROM j LEFT JOIN users u ON u.id = j.caller \
-       WHERE j.caller IS NOT NULL AND u.key_hash IS DISTINCT FROM j.key_hash), \
-     matched AS (SELECT DISTINCT wt.webhook_id AS w, j.n FROM j \
-       JOIN webhook_topics wt ON wt.merchant_id = j.m AND wt.pattern IN (j.k0, j.k1, j.k2)), \
-     hooks AS (SELECT wh.id, wh.filter IS NOT NULL AS filtered FROM webhooks wh \
-       WHERE wh.id IN (SELECT w FROM matched) AND wh.is_active), \
-     go AS (SELECT NOT EXISTS (SELECT 1 FROM hooks WHERE filtered) \
-       AND (SELECT ns FROM stale) IS NULL AND (SELECT ns FROM revoked) IS NULL AS ok), \
-     counts AS (SELECT matched.w, count(*) AS c FROM matched JOIN hooks ON hooks.id = matched.w \
-       WHERE (SELECT ok FROM go) GROUP BY matched.w), \
-     l AS (SELECT t.w AS id, t.base AS increment_id, t.m AS merchant_id, t.v AS version, t.plain \
-       FROM hookd_take_increments((SELECT array_agg(w ORDER BY w) FROM counts), \
-         (SELECT array_agg(c ORDER BY w) FROM counts)) t), \
-     room AS (SELECT * FROM UNNEST($21::BIGINT[], $22::BIGINT[]) AS r(w, r)), \
-     numbered AS (SELECT l.id AS w, l.merchant_id AS m, matched.n, l.increment_id, l.plain, \
-         row_number() OVER (PARTITION BY l.id ORDER BY matched.n) AS k \
-       FROM l JOIN matched ON matched.w = l.id), \
-     p AS (SELECT w, m, n, increment_id + k AS inc, \
-         $18::TEXT IS NOT NULL AND plain \
-           AND k <= coalesce((SELECT r FROM room WHERE room.w = numbered.w), $20) AS hand \
-       FROM numbered), \
-     counted AS (SELECT n, count(*) AS payloads FROM p GROUP BY n), \
-     ev AS ( \
-       INSERT INTO events (id, merchant_id, topic, idempotency_key, payloads, created_at, traceparent) \
-       OVERRIDING SYSTEM VALUE \
-       SELECT j.id, j.m, j.topic, j.key, coalesce(counted.payloads, 0), j.at, j.trace \
-       FROM j LEFT JOIN counted ON counted.n = j.n WHERE (SELECT ok FROM go)), \
-     made AS ( \
-       INSERT INTO deliveries (webhook_id, merchant_id, event_id, increment_id, topic, body, \
-         status, next_attempt_at, lease_owner, lease_until, created_at) \
-       SELECT p.w, p.m, j.id, p.inc, j.topic, j.before || convert_to(p.inc::TEXT, 'UTF8') || j.after, \
-         'pending', ",
-    on_db_clock!("j.at", "$15"),
-    ", CASE WHEN p.hand THEN $18 END, CASE WHEN p.hand THEN ",
-    on_db_clock!("$19", "$15"),
-    " END, j.at FROM p JOIN j ON j.n = p.n \
-       RETURNING id, webhook_id, increment_id, lease_owner IS NOT NULL AS hand), \
-     handed AS (SELECT made.id, p.n, p.w FROM made \
-       JOIN p ON p.w = made.webhook_id AND p.inc = made.increment_id WHERE made.hand), \
-     woken AS (SELECT string_agg(w::TEXT, ',' ORDER BY w) AS ids \
-       FROM (SELECT DISTINCT w FROM p WHERE NOT hand) unhanded) \
-     SELECT (SELECT ok FROM go) AS ok, (SELECT array_agg(id ORDER BY n) FROM j) AS ids, \
-       (SELECT ns FROM stale) AS stale, (SELECT ns FROM revoked) AS revoked, \
-       (SELECT array_agg(n ORDER BY n, w) FROM p) AS payload_jobs, \
-       (SELECT array_agg(w ORDER BY n, w) FROM p) AS payload_hooks, \
-       (SELECT array_agg(hand ORDER BY n, w) FROM p) AS payload_hand, \
-       (SELECT array_agg(inc ORDER BY n, w) FROM p) AS payload_incs, \
-       (SELECT array_agg(id ORDER BY n, w) FROM handed) AS handed, \
-       (SELECT array_agg(id ORDER BY id) FROM l) AS locked, \
-       (SELECT array_agg(version ORDER BY id) FROM l) AS versions, \
-       (SELECT hookd_publish_raced() \
-        WHERE (SELECT ok FROM go) AND (SELECT count(*) FROM l) < (SELECT count(*) FROM hooks)) AS raced, \
-       (SELECT count(pg_notify($16, CASE WHEN length(ids) > $17 THEN '' ELSE ids END)) \
-        FROM woken WHERE ids IS NOT NULL) > 0 AS woke, \
-       (SELECT set_config('synchronous_commit', 'off', true) WHERE $23) AS unflushed",
+    "SELECT * FROM hookd_publish($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], \
+       $5::BOOL[], $6::BIGINT[], $7::TEXT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], \
+       $12::TEXT[], $13::BYTEA[], $14::BYTEA[], ",
+    db_offset!("$15::BIGINT"),
+    ", $16::TEXT, $17::INT, $18::TEXT, $19::BIGINT, $20::BIGINT, $21::BIGINT[], $22::BIGINT[], \
+       $23::BOOL)",
 );
