@@ -8,11 +8,11 @@
 //! So a batch holds its webhooks' row locks only for this call and its COMMIT, with no round
 //! trip and no work in the node between the lock and the insert; two nodes publishing to one
 //! webhook wait that much less for each other (issue 28). The function runs the work as a few
-//! small statements, each with its own cached plan, and skips the checks a batch does not
-//! need: the one statement of twenty CTEs it replaces had its whole plan (about ninety
-//! nodes) set up and torn down on every call. Each webhook is locked by a small UPDATE of its
-//! own: a statement that waited for a row lock re-checks the row once it is free, after
-//! setting up its plan again, so the statement that waits is kept small.
+//! small statements with cached plans and a loop of its own, and skips the checks a batch
+//! does not need: the one statement of twenty CTEs it replaces had its whole plan (about
+//! ninety nodes) set up and torn down on every call. Each webhook is locked by a small
+//! UPDATE of its own: a statement that waited for a row lock re-checks the row once it is
+//! free, after setting up its plan again, so the statement that waits is kept small.
 //!
 //! Otherwise nothing is written and `batch` goes the long way (`lock_webhooks`, `insert`):
 //! when a matched webhook has a filter (the jobs' verdicts decide in the node), and when a job
@@ -212,7 +212,7 @@ struct Row {
 ///
 /// Returns (`Row`): whether it wrote (no job refused, no matched webhook filtered), the event
 /// ids, the refused jobs (catalog, key), each payload's job, webhook, `hand` (leased at
-/// insert) and increment id (by job, then webhook), the ids of the payloads leased at insert
+/// insert) and increment id (by webhook, then job), the ids of the payloads leased at insert
 /// (in the same order), and the locked webhooks with their versions; or, when a webhook
 /// changed while its lock waited, the error `RACED`.
 const STATEMENT: &str = concat!(
