@@ -429,10 +429,14 @@ pub async fn record(pool: &PgPool, updates: &[DeliveryUpdate], clear: &[i64]) ->
 /// The plan must look the batch's few payloads up by primary key. With the join alone, on a
 /// table as small as a new database's, PostgreSQL read the whole queue (`deliveries_queue`
 /// or `deliveries_head`, whose predicate the status condition matches) and hash-joined it,
-/// on every call: 1,194 buffers a call on two nodes under load. So each join also says
-/// `d.id = ANY($1)`, and the status is compared as an expression (`|| ''`) that no partial
-/// index's predicate matches. Planned with the batch's values or once for every call, the
-/// plan is then a primary-key lookup (`tests/plans.rs` explains both).
+/// on every call: 1,194 buffers a call on two nodes under load. So the status is compared as
+/// an expression (`|| ''`) that no partial index's predicate matches, and the attempt log's
+/// join also says `d.id = ANY($1)`. The outcome's UPDATE does not: it runs on the
+/// dispatcher's connections (`pools::hot_path`: one plan for every call, no sequential
+/// scans), where each outcome then finds its payload by primary key. With `d.id = ANY($1)`
+/// there too, that plan, which guesses ten rows a side, read the payloads first and compared
+/// each with every outcome: 69,000 comparisons and 46 ms for a batch of 263 (issue 28).
+/// `tests/plans.rs` checks both ways of planning.
 pub(super) const RECORD_SQL: &str = concat!(
     "WITH u AS ( \
        SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], \
@@ -454,7 +458,7 @@ pub(super) const RECORD_SQL: &str = concat!(
     on_db_clock!("u.next_attempt_at", "$13"),
     ", lease_owner = NULL, lease_until = NULL, \
        last_http_status = u.http_status, last_error = u.error, finished_at = u.finished_at \
-     FROM u WHERE d.id = u.id AND d.id = ANY($1::BIGINT[]) AND d.lease_owner = u.owner \
+     FROM u WHERE d.id = u.id AND d.lease_owner = u.owner \
        AND (d.status || '') IN ('pending', 'retrying') AND d.attempts = u.attempt_no - 1",
 );
 
