@@ -129,12 +129,11 @@ async fn the_outcome_write_finds_its_payloads_by_primary_key_while_the_table_is_
             );
         }
     }
-    // The plan made once for every call, as the hot path's connections make it (`pools::hot_path`;
-    // EXPLAIN with
-    // values plans with them, so the statement is prepared here), whatever the batch's size:
-    // each payload meets its own outcome by its id (merged, hashed or looked up), never by
-    // comparing every payload with every outcome (a join filter on the ids), which made a
-    // batch of 263 take 46 ms.
+    // The plan made once for every call, as the dispatcher's connections make it
+    // (`pools::hot_path`; EXPLAIN with values plans with them, so the statement is prepared
+    // here), whatever the batch's size: each payload meets its own outcome by its id (merged,
+    // hashed or looked up), never by comparing every payload with every outcome (a join
+    // filter on the ids), which made a batch of 263 take 46 ms.
     sqlx::raw_sql(&format!(
         "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; PREPARE record({RECORD_TYPES}) AS {}",
         crate::store::postgres::queue::RECORD_SQL
