@@ -135,21 +135,17 @@ async fn the_outcome_write_finds_its_payloads_by_primary_key_while_the_table_is_
     // hashed or looked up), never by comparing every payload with every outcome (a join
     // filter on the ids), which made a batch of 263 take 46 ms.
     sqlx::raw_sql(&format!(
-        "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; PREPARE record({RECORD_TYPES}) AS {}",
+        "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; PREPARE record({}) AS {}",
+        (1..=15)
+            .map(|n| record_param(n).sql_type())
+            .collect::<Vec<_>>()
+            .join(", "),
         crate::store::postgres::queue::RECORD_SQL
     ))
     .execute(&mut *conn)
     .await
     .unwrap();
-    let values: Vec<&str> = (1..=15)
-        .map(|n| match n {
-            1 => "'{5,6,7}'",
-            2 | 3 | 9 | 10 | 14 => "'{x,x,x}'",
-            13 => "0",
-            15 => "'{1}'",
-            _ => "'{0,0,0}'",
-        })
-        .collect();
+    let values: Vec<&str> = (1..=15).map(|n| record_param(n).literal()).collect();
     let generic = plan(
         &mut conn,
         &format!("EXECUTE record({})", values.join(", ")),
@@ -183,9 +179,51 @@ async fn queue_payloads(store: &crate::store::postgres::PostgresStore, hook: Web
     .unwrap();
 }
 
-/// The types of `queue::RECORD_SQL`'s parameters, in order.
-const RECORD_TYPES: &str = "BIGINT[], TEXT[], TEXT[], BIGINT[], BIGINT[], BIGINT[], BIGINT[], BIGINT[], \
-    TEXT[], TEXT[], BIGINT[], BIGINT[], BIGINT, TEXT[], BIGINT[]";
+/// What parameter `n` of `queue::RECORD_SQL` holds in these tests' batch of three outcomes.
+#[derive(Clone, Copy)]
+enum RecordParam {
+    /// The payloads' ids (5, 6, 7).
+    Ids,
+    /// A text per outcome.
+    Texts,
+    /// The node's clock.
+    Clock,
+    /// The webhooks whose `failing_since` the batch clears (one).
+    Cleared,
+    /// A number per outcome.
+    Numbers,
+}
+
+fn record_param(n: usize) -> RecordParam {
+    match n {
+        1 => RecordParam::Ids,
+        2 | 3 | 9 | 10 | 14 => RecordParam::Texts,
+        13 => RecordParam::Clock,
+        15 => RecordParam::Cleared,
+        _ => RecordParam::Numbers,
+    }
+}
+
+impl RecordParam {
+    fn sql_type(self) -> &'static str {
+        match self {
+            RecordParam::Texts => "TEXT[]",
+            RecordParam::Clock => "BIGINT",
+            RecordParam::Ids | RecordParam::Cleared | RecordParam::Numbers => "BIGINT[]",
+        }
+    }
+
+    /// The value as an SQL literal (for `EXECUTE`, which takes no bound parameters).
+    fn literal(self) -> &'static str {
+        match self {
+            RecordParam::Ids => "'{5,6,7}'",
+            RecordParam::Texts => "'{x,x,x}'",
+            RecordParam::Clock => "0",
+            RecordParam::Cleared => "'{1}'",
+            RecordParam::Numbers => "'{0,0,0}'",
+        }
+    }
+}
 
 /// Arguments for `queue::RECORD_SQL`: a batch of three outcomes.
 fn record_args() -> PgArguments {
@@ -193,12 +231,12 @@ fn record_args() -> PgArguments {
     let mut args = PgArguments::default();
     let (ids, numbers, texts) = (vec![5_i64, 6, 7], vec![now; 3], vec!["x"; 3]);
     for n in 1..=15 {
-        match n {
-            1 => sqlx::Arguments::add(&mut args, &ids).unwrap(),
-            2 | 3 | 9 | 10 | 14 => sqlx::Arguments::add(&mut args, &texts).unwrap(),
-            13 => sqlx::Arguments::add(&mut args, now).unwrap(),
-            15 => sqlx::Arguments::add(&mut args, vec![1_i64]).unwrap(),
-            _ => sqlx::Arguments::add(&mut args, &numbers).unwrap(),
+        match record_param(n) {
+            RecordParam::Ids => sqlx::Arguments::add(&mut args, &ids).unwrap(),
+            RecordParam::Texts => sqlx::Arguments::add(&mut args, &texts).unwrap(),
+            RecordParam::Clock => sqlx::Arguments::add(&mut args, now).unwrap(),
+            RecordParam::Cleared => sqlx::Arguments::add(&mut args, vec![1_i64]).unwrap(),
+            RecordParam::Numbers => sqlx::Arguments::add(&mut args, &numbers).unwrap(),
         }
     }
     args
