@@ -43,18 +43,20 @@ pub struct Ctx {
     pub external: Option<External>,
 }
 
-/// A `hookd serve` started elsewhere, and the bench's logins on it.
+/// A `hookd serve` started elsewhere (or several, sharing one database), and the bench's
+/// logins on it.
 #[derive(Clone)]
 pub struct External {
-    pub endpoint: String,
+    /// One JSON-RPC endpoint per node; the first one sets up.
+    pub endpoints: Vec<String>,
     pub admin: Login,
     pub merchant_user: Login,
 }
 
 impl External {
-    /// `base` (http://host:port) and the logins in HOOKD_BENCH_ADMIN and
+    /// `bases` (http://host:port, one per node) and the logins in HOOKD_BENCH_ADMIN and
     /// HOOKD_BENCH_MERCHANT, each `name:key`.
-    pub fn from_env(base: &str) -> anyhow::Result<Self> {
+    pub fn from_env(bases: &[String]) -> anyhow::Result<Self> {
         let login = |var: &str| -> anyhow::Result<Login> {
             let value = std::env::var(var).with_context(|| format!("--external needs {var}=name:key"))?;
             let (name, key) = value
@@ -66,7 +68,10 @@ impl External {
             })
         };
         Ok(Self {
-            endpoint: format!("{}/api/jsonrpc", base.trim_end_matches('/')),
+            endpoints: bases
+                .iter()
+                .map(|base| format!("{}/api/jsonrpc", base.trim_end_matches('/')))
+                .collect(),
             admin: login("HOOKD_BENCH_ADMIN")?,
             merchant_user: login("HOOKD_BENCH_MERCHANT")?,
         })
@@ -114,6 +119,8 @@ pub struct Setup {
     pub receiver: Arc<Receiver>,
     pub admin: Rpc,
     pub shop: Rpc,
+    /// The admin on every node the load goes to: this server, or each `--external` node.
+    pub nodes: Vec<Rpc>,
 }
 
 impl Setup {
@@ -126,9 +133,23 @@ impl Setup {
         let receiver = Arc::new(Receiver::start(slots, stall).await.context("starting the receiver")?);
         let server = match &ctx.external {
             None => BenchServer::start(&ctx.hookd, &ctx.databases, tweak).await?,
-            Some(e) => BenchServer::external(&ctx.hookd, e.endpoint.clone(), e.admin.clone(), e.merchant_user.clone()),
+            Some(e) => BenchServer::external(
+                &ctx.hookd,
+                e.endpoints[0].clone(),
+                e.admin.clone(),
+                e.merchant_user.clone(),
+            ),
         };
         let admin = Rpc::new(&server.endpoint, &server.admin)?;
+        let mut nodes = vec![admin.clone()];
+        for endpoint in ctx.external.iter().flat_map(|e| &e.endpoints[1..]) {
+            let node = Rpc::new(endpoint, &server.admin)?;
+            // Each node pays for argon2 on a key's first Basic-auth call.
+            node.call("topic.list", json!([]))
+                .await
+                .with_context(|| format!("first call as the admin on {endpoint}"))?;
+            nodes.push(node);
+        }
         let shop = Rpc::new(&server.endpoint, &server.merchant_user)?;
         // The first Basic-auth call of a key pays for argon2; hookd remembers it afterwards.
         admin
@@ -153,6 +174,7 @@ impl Setup {
             receiver,
             admin,
             shop,
+            nodes,
         })
     }
 
@@ -205,7 +227,7 @@ impl Setup {
     }
 
     pub fn publisher(&self, bar: ProgressBar) -> Arc<Publisher> {
-        Publisher::new(self.admin.clone(), TOPIC, bar)
+        Publisher::spread(self.nodes.clone(), TOPIC, bar)
     }
 
     /// Waits until `count(receiver)` reaches `target`; false if deliveries stopped coming.

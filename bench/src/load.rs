@@ -124,10 +124,6 @@ impl PublishRun {
 }
 
 impl Publisher {
-    pub fn new(rpc: Rpc, topic: &'static str, progress: ProgressBar) -> Arc<Self> {
-        Self::spread(vec![rpc], topic, progress)
-    }
-
     /// A publisher whose requests go to each of `rpcs` in turn.
     pub fn spread(rpcs: Vec<Rpc>, topic: &'static str, progress: ProgressBar) -> Arc<Self> {
         assert!(!rpcs.is_empty(), "a publisher needs an endpoint");

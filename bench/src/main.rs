@@ -85,13 +85,15 @@ struct Cli {
     /// Load a `hookd serve` started elsewhere at this base URL (e.g. http://127.0.0.1:8080)
     /// instead of hookd in-process; logins from HOOKD_BENCH_ADMIN and HOOKD_BENCH_MERCHANT
     /// (`name:key`). Only publish, publish-batch, e2e, e2e-batch and latency run this way;
-    /// see bench/external.sh
-    #[arg(long, value_name = "URL")]
-    external: Option<String>,
+    /// see bench/external.sh. Several URLs, comma-separated: nodes sharing one PostgreSQL
+    /// database, the requests going to each in turn (the first one sets up)
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    external: Vec<String>,
 
-    /// With --external: the pid of that hookd, whose CPU is reported as hookd's
-    #[arg(long, value_name = "PID", requires = "external")]
-    external_pid: Option<u32>,
+    /// With --external: the pid of that hookd (comma-separated, one per node), whose CPU is
+    /// reported as hookd's
+    #[arg(long, value_name = "PID", requires = "external", value_delimiter = ',')]
+    external_pid: Vec<u32>,
 
     /// With --external on PostgreSQL: that hookd's database, whose backends' CPU is reported
     #[arg(long, value_name = "NAME", requires = "external")]
@@ -193,20 +195,20 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
     if chosen.is_empty() {
         chosen = Scenario::EACH.to_vec();
     }
-    let external = match &cli.external {
-        Some(base) => {
+    let external = match cli.external.as_slice() {
+        [] => None,
+        bases => {
             chosen.retain(|s| EXTERNAL_SCENARIOS.contains(s));
             anyhow::ensure!(
                 !chosen.is_empty(),
                 "with --external only publish, publish-batch, e2e, e2e-batch and latency run"
             );
             let _ = metrics::EXTERNAL.set(metrics::ExternalTarget {
-                pid: cli.external_pid,
+                pids: cli.external_pid.clone(),
                 database: cli.external_database.clone(),
             });
-            Some(harness::External::from_env(base)?)
+            Some(harness::External::from_env(bases)?)
         }
-        None => None,
     };
     // Two nodes are compared with one (`e2e`, `e2e-merchants`), so the one-node scenario
     // runs first when both are chosen.

@@ -215,7 +215,8 @@ pub struct Usage {
 pub static EXTERNAL: OnceLock<ExternalTarget> = OnceLock::new();
 
 pub struct ExternalTarget {
-    pub pid: Option<u32>,
+    /// Its processes (two nodes: both; empty: hookd's CPU is not known).
+    pub pids: Vec<u32>,
     pub database: Option<String>,
 }
 
@@ -228,8 +229,14 @@ fn pid_cpu(pid: u32) -> Option<Duration> {
     Some(Duration::from_secs_f64(cpu / ticks))
 }
 
-fn external_pid() -> Option<u32> {
-    EXTERNAL.get().and_then(|e| e.pid)
+/// The CPU of the external hookd processes together (None without their pids, or when one
+/// cannot be read).
+fn external_cpu() -> Option<Duration> {
+    let pids = &EXTERNAL.get()?.pids;
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| pid_cpu(pid)).sum()
 }
 
 pub struct UsageMeter {
@@ -270,7 +277,7 @@ impl UsageMeter {
         }
         Self {
             started: Instant::now(),
-            external_cpu: external_pid().and_then(pid_cpu),
+            external_cpu: external_cpu(),
             cpu_total: process_cpu(),
             cpu_bench: bench_threads_cpu(),
             hwm_reset,
@@ -298,8 +305,8 @@ impl UsageMeter {
         };
         let mb = |kib: u64| kib as f64 / 1024.0;
         let hookd = match (EXTERNAL.get(), self.external_cpu) {
-            // hookd runs elsewhere: its process's CPU (unknown without its pid).
-            (Some(_), Some(start)) => external_pid().and_then(pid_cpu).map(|now| now.saturating_sub(start)),
+            // hookd runs elsewhere: its processes' CPU (unknown without their pids).
+            (Some(_), Some(start)) => external_cpu().map(|now| now.saturating_sub(start)),
             (Some(_), None) => None,
             (None, _) => bench.map(|b| total.saturating_sub(b)),
         };

@@ -43,7 +43,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<ScenarioResult> {
     r.params = json!({"webhooks": 1, "events": run.events, "concurrency": CONNECTIONS, "batch": 1,
         "latency_rate": RATE, "latency_events": latency_events(ctx)});
     r.note("deliveries_per_s_steady_10_90", steady_rate(&series));
-    latency_phase(ctx, &setup, name, vec![setup.admin.clone()], &mut r).await;
+    latency_phase(ctx, &setup, name, setup.nodes.clone(), &mut r).await;
     let postgres = ctx.backend() == Backend::Postgres;
     r.checks.push(Check::at_least(
         "deliveries/s, single-event publishes (32 connections), one webhook",
