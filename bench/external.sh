@@ -66,10 +66,13 @@ for n in "${!pids[@]}"; do
 done
 if [ "$nodes" -gt 1 ]; then
   # Both nodes in the peers table, then one beat (2 s) more, so that each has read the other.
+  seen=0
   for _ in $(seq 100); do
-    [ "$(psql "$HOOKD_DATABASE_URL" -qAtc "SELECT count(*) FROM peers")" = "$nodes" ] && break
+    seen=$(psql "$HOOKD_DATABASE_URL" -qAtc "SELECT count(*) FROM peers")
+    [ "$seen" = "$nodes" ] && break
     sleep 0.1
   done
+  [ "$seen" = "$nodes" ] || { echo "the nodes did not record themselves as peers within 10 s" >&2; exit 2; }
   sleep 2.5
 fi
 HOOKD_BENCH_ADMIN="bench-admin:$admin_key" HOOKD_BENCH_MERCHANT="bench-shop:$merchant_key" \
