@@ -143,19 +143,16 @@ impl Setup {
         let admin = Rpc::new(&server.endpoint, &server.admin)?;
         let mut nodes = vec![admin.clone()];
         for endpoint in ctx.external.iter().flat_map(|e| &e.endpoints[1..]) {
-            let node = Rpc::new(endpoint, &server.admin)?;
-            // Each node pays for argon2 on a key's first Basic-auth call.
-            node.call("topic.list", json!([]))
-                .await
-                .with_context(|| format!("first call as the admin on {endpoint}"))?;
-            nodes.push(node);
+            nodes.push(Rpc::new(endpoint, &server.admin)?);
         }
         let shop = Rpc::new(&server.endpoint, &server.merchant_user)?;
-        // The first Basic-auth call of a key pays for argon2; hookd remembers it afterwards.
-        admin
-            .call("topic.list", json!([]))
-            .await
-            .context("first call as the admin")?;
+        // The first Basic-auth call of a key pays for argon2, on each node; hookd remembers
+        // it afterwards.
+        for node in &nodes {
+            node.call("topic.list", json!([]))
+                .await
+                .with_context(|| format!("first call as the admin on {}", node.endpoint()))?;
+        }
         shop.call("topic.list", json!([]))
             .await
             .context("first call as the merchant user")?;

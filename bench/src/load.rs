@@ -45,6 +45,11 @@ impl Rpc {
         })
     }
 
+    /// The JSON-RPC endpoint this client calls.
+    pub fn endpoint(&self) -> &str {
+        &self.url
+    }
+
     /// POSTs a raw JSON-RPC body and returns the response body.
     pub async fn post(&self, body: String) -> anyhow::Result<bytes::Bytes> {
         let resp = self
